@@ -207,7 +207,8 @@ static bool is_null_scalar(const yaml_node_t *n) {
            !strcmp(v, "NULL");
 }
 
-static int64_t node_line(const yaml_node_t *n) { return (int64_t)n->start_mark.line + 1; }
+static _Thread_local bool g_no_lines; // parsing a command-line override: no line numbers
+static int64_t node_line(const yaml_node_t *n) { return g_no_lines ? 0 : (int64_t)n->start_mark.line + 1; }
 
 static allmrec_status load_file_into(struct config *cfg, const char *path, struct load_ctx *parent,
                                      const char *from_file, int64_t from_line);
@@ -330,7 +331,8 @@ static allmrec_status parse_text(struct config *cfg, const char *text, size_t le
     if (!yaml_parser_initialize(&parser)) return ALLMREC_ERR(ALLMREC_ERR_NOMEM, "libyaml: cannot initialize a parser");
     yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
     if (!yaml_parser_load(&parser, &doc)) {
-        allmrec_status s = ALLMREC_ERR_AT(ALLMREC_ERR_PARSE, ctx->file, (int64_t)parser.problem_mark.line + 1, NULL,
+        allmrec_status s = ALLMREC_ERR_AT(ALLMREC_ERR_PARSE, ctx->file,
+                                          g_no_lines ? 0 : (int64_t)parser.problem_mark.line + 1, NULL,
                                           "YAML syntax error: %s%s%s (column %d)",
                                           parser.problem ? parser.problem : "unknown problem",
                                           parser.context ? " " : "", parser.context ? parser.context : "",
@@ -436,7 +438,9 @@ allmrec_status config_apply_override(struct config *cfg, const char *assignment)
     ctx.file = CMDLINE_FILE;
     ctx.base_dir = ".";
     const char *val = eq + 1;
+    g_no_lines = true;
     allmrec_status s = parse_text(cfg, val, strlen(val), key, &ctx);
+    g_no_lines = false;
     if (s != ALLMREC_OK) {
         // make the message name the override
         struct allmrec_error e = *allmrec_error_last();
@@ -505,7 +509,7 @@ const char *config_suggest_key(const struct config_key *schema, int n, const cha
         if (cn >= 2 && cand[cn - 1] == '*') continue;
         int d = edit_distance(key, cand);
         // the right name in the wrong section ("trian.batch_size", "batch_size")
-        if (!strcmp(last_component(key), last_component(cand)) && d > 1) d = d < 3 ? d : 3;
+        if (!strcmp(last_component(key), last_component(cand)) && strlen(last_component(key)) >= 2 && d > 1) d = 1;
         if (d < best_d) { best_d = d; best = schema[i].key; }
     }
     int limit = (int)strlen(key) / 3;
@@ -556,7 +560,7 @@ allmrec_status config_validate(struct config *cfg, const struct config_key *sche
                 return ALLMREC_ERR_AT(ALLMREC_ERR_CONFIG, e->file, e->line, e->key,
                                       "unknown key (did you mean '%s'?)", sug);
             return ALLMREC_ERR_AT(ALLMREC_ERR_CONFIG, e->file, e->line, e->key,
-                                  "unknown key (not part of this command's config; see its --help-config)");
+                                  "unknown key (not part of this command's config; check the spelling and the section)");
         }
         const char *bad = NULL;
         if (!value_has_type(e, k->type, &bad)) {
