@@ -1,11 +1,52 @@
-// embedding.c: CPU reference for embedding_forward, embedding_backward.
-// PLACEHOLDER bodies: being implemented; each returns ALLMREC_ERR_UNSUPPORTED until then.
+// embedding.c: CPU reference for the embedding gather and its scatter-add
+// backward, with the vocab-parallel id_offset of ops.h.
+//   out (N, C) = table (V, C)[ids (N) - id_offset]; ids outside the slice
+//   [id_offset, id_offset + V) give a zero row, except with id_offset 0 (a
+//   whole table), where an out-of-range id is reported as ALLMREC_ERR_DATA
+//   naming the id and the row.
+//   dtable[ids[n] - id_offset] += dout[n]; rows outside the slice are skipped.
+//
+// defines: cpu_embedding_forward, cpu_embedding_backward
+#include <string.h>
+
 #include "cpu/cpu_ops.h"
 
-allmrec_status cpu_embedding_forward(struct op_ctx *ctx, struct tensor out, struct tensor ids, struct tensor table, int64_t id_offset) {
-    return ALLMREC_ERR(ALLMREC_ERR_UNSUPPORTED, "cpu_embedding_forward: not implemented yet");
+allmrec_status cpu_embedding_forward(struct op_ctx *ctx, struct tensor out, struct tensor ids,
+                                     struct tensor table, int64_t id_offset) {
+    (void)ctx;
+    int64_t N = tensor_numel(ids), V = table.shape[0], C = table.shape[1];
+    const int32_t *id = ids.data;
+    const float *tab = table.data;
+    float *o = out.data;
+    if (id_offset == 0) // a whole table: validate every id before writing anything
+        for (int64_t n = 0; n < N; n++)
+            if (id[n] < 0 || id[n] >= V)
+                return ALLMREC_ERR(ALLMREC_ERR_DATA,
+                                   "op_embedding_forward: id %d at row %lld is outside the table "
+                                   "of %lld rows (ids must be in [0, %lld); check the dataset's "
+                                   "item/token count against the model's vocabulary size)",
+                                   (int)id[n], (long long)n, (long long)V, (long long)V);
+    for (int64_t n = 0; n < N; n++) {
+        int64_t r = (int64_t)id[n] - id_offset;
+        if (r >= 0 && r < V) memcpy(o + n * C, tab + r * C, (size_t)C * sizeof(float));
+        else memset(o + n * C, 0, (size_t)C * sizeof(float));
+    }
+    return ALLMREC_OK;
 }
 
-allmrec_status cpu_embedding_backward(struct op_ctx *ctx, struct tensor dtable, struct tensor dout, struct tensor ids, int64_t id_offset) {
-    return ALLMREC_ERR(ALLMREC_ERR_UNSUPPORTED, "cpu_embedding_backward: not implemented yet");
+allmrec_status cpu_embedding_backward(struct op_ctx *ctx, struct tensor dtable, struct tensor dout,
+                                      struct tensor ids, int64_t id_offset) {
+    (void)ctx;
+    int64_t N = tensor_numel(ids), V = dtable.shape[0], C = dtable.shape[1];
+    const int32_t *id = ids.data;
+    const float *d = dout.data;
+    float *dt = dtable.data;
+    for (int64_t n = 0; n < N; n++) {
+        int64_t r = (int64_t)id[n] - id_offset;
+        if (r < 0 || r >= V) continue;
+        float *row = dt + r * C;
+        const float *g = d + n * C;
+        for (int64_t c = 0; c < C; c++) row[c] += g[c];
+    }
+    return ALLMREC_OK;
 }
