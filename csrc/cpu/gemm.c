@@ -1,27 +1,192 @@
-// gemm.c: CPU reference for matmul, linear_forward, linear_backward.
-// PLACEHOLDER bodies: being implemented; each returns ALLMREC_ERR_UNSUPPORTED until then.
+// gemm.c: CPU reference for matmul, linear_forward, linear_backward, and the
+// row-major fp32 GEMM under them (cpu_gemm_f32: OpenBLAS cblas_sgemm when
+// built with ALLMREC_HAVE_OPENBLAS, the blocked plain-C cpu_gemm_f32_plain
+// otherwise; tests check the two agree).
+#include <math.h>
+#include <string.h>
+
+#include "cpu/act_math.h"
 #include "cpu/cpu_ops.h"
+#include "cpu/gemm_plain.h"
 
-allmrec_status cpu_matmul(struct op_ctx *ctx, struct tensor c, struct tensor a, struct tensor b, bool trans_a, bool trans_b, float alpha, float beta) {
-    return ALLMREC_ERR(ALLMREC_ERR_UNSUPPORTED, "cpu_matmul: not implemented yet");
-}
+#ifdef ALLMREC_HAVE_OPENBLAS
+#include <cblas.h>
+#endif
 
-allmrec_status cpu_linear_forward(struct op_ctx *ctx, struct tensor out, struct tensor pre, struct tensor inp, struct tensor weight, struct tensor bias, struct act act) {
-    return ALLMREC_ERR(ALLMREC_ERR_UNSUPPORTED, "cpu_linear_forward: not implemented yet");
-}
+// ------------------------------------------------------------------ plain blocked GEMM
 
-allmrec_status cpu_linear_backward(struct op_ctx *ctx, struct tensor dinp, struct tensor dweight, struct tensor dbias, struct tensor dout, struct tensor inp, struct tensor weight) {
-    return ALLMREC_ERR(ALLMREC_ERR_UNSUPPORTED, "cpu_linear_backward: not implemented yet");
+// Tiles of op(A) (MB x KB) and op(B) (KB x NB) are packed into contiguous stack
+// buffers, so every transpose case runs the same unit-stride inner loop, and a
+// (MB x NB) accumulator tile is kept in fp32 until the epilogue.
+#define GEMM_MB 64
+#define GEMM_NB 64
+#define GEMM_KB 128
+
+void cpu_gemm_f32_plain(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                        const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
+                        float *C, int64_t ldc) {
+    float ap[GEMM_MB * GEMM_KB]; // op(A)[i0 + ii, p0 + pp] at ap[ii * KB + pp]
+    float bp[GEMM_KB * GEMM_NB]; // op(B)[p0 + pp, j0 + jj] at bp[pp * NB + jj]
+    float acc[GEMM_MB * GEMM_NB];
+    for (int64_t i0 = 0; i0 < M; i0 += GEMM_MB) {
+        int64_t mb = M - i0 < GEMM_MB ? M - i0 : GEMM_MB;
+        for (int64_t j0 = 0; j0 < N; j0 += GEMM_NB) {
+            int64_t nb = N - j0 < GEMM_NB ? N - j0 : GEMM_NB;
+            memset(acc, 0, sizeof acc);
+            for (int64_t p0 = 0; p0 < K; p0 += GEMM_KB) {
+                int64_t kb = K - p0 < GEMM_KB ? K - p0 : GEMM_KB;
+                // pack op(A) tile
+                if (!trans_a) {
+                    for (int64_t ii = 0; ii < mb; ii++)
+                        memcpy(ap + ii * GEMM_KB, A + (i0 + ii) * lda + p0, (size_t)kb * sizeof(float));
+                } else {
+                    for (int64_t pp = 0; pp < kb; pp++) {
+                        const float *arow = A + (p0 + pp) * lda + i0;
+                        for (int64_t ii = 0; ii < mb; ii++) ap[ii * GEMM_KB + pp] = arow[ii];
+                    }
+                }
+                // pack op(B) tile
+                if (!trans_b) {
+                    for (int64_t pp = 0; pp < kb; pp++)
+                        memcpy(bp + pp * GEMM_NB, B + (p0 + pp) * ldb + j0, (size_t)nb * sizeof(float));
+                } else {
+                    for (int64_t jj = 0; jj < nb; jj++) {
+                        const float *brow = B + (j0 + jj) * ldb + p0;
+                        for (int64_t pp = 0; pp < kb; pp++) bp[pp * GEMM_NB + jj] = brow[pp];
+                    }
+                }
+                for (int64_t ii = 0; ii < mb; ii++) {
+                    float *crow = acc + ii * GEMM_NB;
+                    const float *arow = ap + ii * GEMM_KB;
+                    for (int64_t pp = 0; pp < kb; pp++) {
+                        float a = arow[pp];
+                        const float *brow = bp + pp * GEMM_NB;
+                        for (int64_t jj = 0; jj < nb; jj++) crow[jj] += a * brow[jj];
+                    }
+                }
+            }
+            for (int64_t ii = 0; ii < mb; ii++) {
+                float *c = C + (i0 + ii) * ldc + j0;
+                const float *a = acc + ii * GEMM_NB;
+                if (beta == 0.0f)
+                    for (int64_t jj = 0; jj < nb; jj++) c[jj] = alpha * a[jj];
+                else
+                    for (int64_t jj = 0; jj < nb; jj++) c[jj] = alpha * a[jj] + beta * c[jj];
+            }
+        }
+    }
 }
 
 void cpu_gemm_f32(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
                   const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
                   int64_t ldc) {
-    for (int64_t i = 0; i < M; i++)
-        for (int64_t j = 0; j < N; j++) {
-            float acc = 0;
-            for (int64_t k = 0; k < K; k++)
-                acc += (trans_a ? A[k * lda + i] : A[i * lda + k]) * (trans_b ? B[j * ldb + k] : B[k * ldb + j]);
-            C[i * ldc + j] = alpha * acc + (beta == 0 ? 0 : beta * C[i * ldc + j]);
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0) { // op(A) @ op(B) is all zeros: C = beta * C
+        for (int64_t i = 0; i < M; i++)
+            for (int64_t j = 0; j < N; j++) C[i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[i * ldc + j];
+        return;
+    }
+#ifdef ALLMREC_HAVE_OPENBLAS
+    // BLAS insists on leading dimensions >= the stored row length even for a
+    // single row; a view with one row may carry any stride, so fix it up.
+    int64_t a_cols = trans_a ? M : K, b_cols = trans_b ? K : N;
+    int64_t rows_a = trans_a ? K : M, rows_b = trans_b ? N : K;
+    if (rows_a == 1 || lda < a_cols) lda = a_cols;
+    if (rows_b == 1 || ldb < b_cols) ldb = b_cols;
+    if (M == 1 || ldc < N) ldc = N;
+    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
+                (blasint)M, (blasint)N, (blasint)K, alpha, A, (blasint)lda, B, (blasint)ldb, beta, C,
+                (blasint)ldc);
+#else
+    cpu_gemm_f32_plain(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+#endif
+}
+
+// ------------------------------------------------------------------ matmul
+
+// batch count, rows, cols, row stride and batch stride of a 2-D/3-D operand;
+// a batch of 1 broadcasts (batch stride treated as 0)
+static void mm_geom(struct tensor t, int64_t *batch, int64_t *rows, int64_t *cols, int64_t *ld,
+                    int64_t *bstride) {
+    if (t.ndim == 2) {
+        *batch = 1;
+        *bstride = 0;
+    } else {
+        *batch = t.shape[0];
+        *bstride = t.shape[0] == 1 ? 0 : t.stride[0];
+    }
+    *rows = t.shape[t.ndim - 2];
+    *cols = t.shape[t.ndim - 1];
+    *ld = t.stride[t.ndim - 2];
+}
+
+allmrec_status cpu_matmul(struct op_ctx *ctx, struct tensor c, struct tensor a, struct tensor b,
+                          bool trans_a, bool trans_b, float alpha, float beta) {
+    (void)ctx;
+    int64_t ba, ra, ca, lda, sa, bb, rb, cb, ldb, sb, bc, rc, cc, ldc, sc;
+    mm_geom(a, &ba, &ra, &ca, &lda, &sa);
+    mm_geom(b, &bb, &rb, &cb, &ldb, &sb);
+    mm_geom(c, &bc, &rc, &cc, &ldc, &sc);
+    int64_t K = trans_a ? ra : ca;
+    const float *A = a.data, *B = b.data;
+    float *C = c.data;
+    for (int64_t i = 0; i < bc; i++)
+        cpu_gemm_f32(trans_a, trans_b, rc, cc, K, alpha, A + i * sa, lda, B + i * sb, ldb, beta,
+                     C + i * sc, ldc);
+    return ALLMREC_OK;
+}
+
+// ------------------------------------------------------------------ linear
+
+allmrec_status cpu_linear_forward(struct op_ctx *ctx, struct tensor out, struct tensor pre,
+                                  struct tensor inp, struct tensor weight, struct tensor bias,
+                                  struct act act) {
+    (void)ctx;
+    int64_t OC = weight.shape[0], C = weight.shape[1], N = tensor_rows(inp);
+    const float *bias_p = tensor_is_none(bias) ? NULL : bias.data;
+    float *out_p = out.data;
+    if (!tensor_is_none(pre)) {
+        float *pre_p = pre.data;
+        cpu_gemm_f32(false, true, N, OC, C, 1.0f, inp.data, C, weight.data, C, 0.0f, pre_p, OC);
+        if (bias_p) cpu_bias_act_rows(pre_p, pre_p, bias_p, N, OC, (struct act){ACT_NONE, 0});
+        if (pre_p != out_p || act.kind != ACT_NONE)
+            cpu_bias_act_rows(out_p, pre_p, NULL, N, OC, act);
+    } else {
+        cpu_gemm_f32(false, true, N, OC, C, 1.0f, inp.data, C, weight.data, C, 0.0f, out_p, OC);
+        if (bias_p || act.kind != ACT_NONE) cpu_bias_act_rows(out_p, out_p, bias_p, N, OC, act);
+    }
+    return ALLMREC_OK;
+}
+
+// dbias (OC) += column sums of dout (N, OC), accumulated in double per
+// column block so long batches do not lose precision
+static void colsum_accumulate(float *dbias, const float *dout, int64_t N, int64_t OC) {
+    enum { CB = 256 };
+    double acc[CB];
+    for (int64_t j0 = 0; j0 < OC; j0 += CB) {
+        int64_t nb = OC - j0 < CB ? OC - j0 : CB;
+        for (int64_t j = 0; j < nb; j++) acc[j] = 0;
+        for (int64_t n = 0; n < N; n++) {
+            const float *row = dout + n * OC + j0;
+            for (int64_t j = 0; j < nb; j++) acc[j] += row[j];
         }
+        for (int64_t j = 0; j < nb; j++) dbias[j0 + j] += (float)acc[j];
+    }
+}
+
+allmrec_status cpu_linear_backward(struct op_ctx *ctx, struct tensor dinp, struct tensor dweight,
+                                   struct tensor dbias, struct tensor dout, struct tensor inp,
+                                   struct tensor weight) {
+    (void)ctx;
+    int64_t N = tensor_rows(dout), OC = tensor_cols(dout);
+    if (!tensor_is_none(dinp)) { // dinp (N, C) += dout (N, OC) @ weight (OC, C)
+        int64_t C = weight.shape[1];
+        cpu_gemm_f32(false, false, N, C, OC, 1.0f, dout.data, OC, weight.data, C, 1.0f, dinp.data, C);
+    }
+    if (!tensor_is_none(dweight)) { // dweight (OC, C) += dout^T @ inp (N, C)
+        int64_t C = dweight.shape[1];
+        cpu_gemm_f32(true, false, OC, C, N, 1.0f, dout.data, OC, inp.data, C, 1.0f, dweight.data, C);
+    }
+    if (!tensor_is_none(dbias)) colsum_accumulate(dbias.data, dout.data, N, OC);
+    return ALLMREC_OK;
 }
