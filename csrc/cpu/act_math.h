@@ -25,10 +25,12 @@ static inline float cpu_sigmoidf(float x) {
 static inline float cpu_act_apply(enum act_kind kind, float alpha, float z) {
     switch (kind) {
     case ACT_RELU: return z > 0 ? z : 0.0f;
-    case ACT_GELU_ERF: return 0.5f * z * (1.0f + erff(z * CPU_ACT_INV_SQRT_2));
+    // 1 + erf(x) written as erfc(-x) and 1 + tanh(u) as 2 sigmoid(2u): no
+    // cancellation in the negative tail
+    case ACT_GELU_ERF: return 0.5f * z * erfcf(-z * CPU_ACT_INV_SQRT_2);
     case ACT_GELU_TANH: {
         float u = CPU_ACT_SQRT_2_OVER_PI * (z + CPU_ACT_GELU_C * z * z * z);
-        return 0.5f * z * (1.0f + tanhf(u));
+        return z * cpu_sigmoidf(2.0f * u);
     }
     case ACT_SIGMOID: return cpu_sigmoidf(z);
     case ACT_LEAKY_RELU: return z > 0 ? z : alpha * z;
@@ -42,19 +44,15 @@ static inline float cpu_act_grad(enum act_kind kind, float alpha, float z) {
     switch (kind) {
     case ACT_RELU: return z > 0 ? 1.0f : 0.0f;
     case ACT_GELU_ERF:
-        return 0.5f * (1.0f + erff(z * CPU_ACT_INV_SQRT_2)) +
-               z * CPU_ACT_INV_SQRT_2PI * expf(-0.5f * z * z);
+        return 0.5f * erfcf(-z * CPU_ACT_INV_SQRT_2) + z * CPU_ACT_INV_SQRT_2PI * expf(-0.5f * z * z);
     case ACT_GELU_TANH: {
+        // with s = sigmoid(2u): 0.5 (1 + tanh u) = s and 1 - tanh^2 u = 4 s (1 - s)
         float z2 = z * z;
         float u = CPU_ACT_SQRT_2_OVER_PI * (z + CPU_ACT_GELU_C * z2 * z);
-        float t = tanhf(u);
-        return 0.5f * (1.0f + t) +
-               0.5f * z * (1.0f - t * t) * CPU_ACT_SQRT_2_OVER_PI * (1.0f + 3.0f * CPU_ACT_GELU_C * z2);
+        float s = cpu_sigmoidf(2.0f * u), sm = cpu_sigmoidf(-2.0f * u);
+        return s + 2.0f * z * s * sm * CPU_ACT_SQRT_2_OVER_PI * (1.0f + 3.0f * CPU_ACT_GELU_C * z2);
     }
-    case ACT_SIGMOID: {
-        float s = cpu_sigmoidf(z);
-        return s * (1.0f - s);
-    }
+    case ACT_SIGMOID: return cpu_sigmoidf(z) * cpu_sigmoidf(-z); // s (1 - s) without cancellation
     case ACT_LEAKY_RELU: return z > 0 ? 1.0f : alpha;
     case ACT_NONE:
     default: return 1.0f;
