@@ -1,0 +1,472 @@
+// bpe.c: GPT-2 byte-level BPE (the OPT tokenizer): vocab.json + merges.txt,
+// the GPT-2 pre-tokenisation regex by hand, merge-rank BPE with a word cache,
+// fairseq id renumbering for OPT, decoding.
+#include <cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "allmrec/fs.h"
+#include "allmrec/text.h"
+#include "text/tok_internal.h"
+#include "text/unicode.h"
+
+// ---------------------------------------------------------------- byte <-> unicode
+
+uint32_t bpe_byte_to_unicode(int b) {
+    if ((b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255)) return (uint32_t)b;
+    int n = 0;
+    for (int x = 0; x < b; x++)
+        if (!((x >= 33 && x <= 126) || (x >= 161 && x <= 172) || (x >= 174 && x <= 255))) n++;
+    return 256u + (uint32_t)n;
+}
+
+static int unicode_to_byte_tab[324]; // code point (< 324) -> byte, -1 if none
+
+static void init_u2b(void) {
+    static int done = 0;
+    if (done) return;
+    for (int i = 0; i < 324; i++) unicode_to_byte_tab[i] = -1;
+    for (int b = 0; b < 256; b++) unicode_to_byte_tab[bpe_byte_to_unicode(b)] = b;
+    done = 1;
+}
+
+// "Ġthe" -> " the"; false if a char is outside the byte alphabet
+static bool u2b_string(const char *s, size_t n, char *out, size_t *out_n) {
+    size_t i = 0, o = 0;
+    while (i < n) {
+        uint32_t cp;
+        int k = utf8_decode((const unsigned char *)s + i, n - i, &cp);
+        if (cp >= 324 || unicode_to_byte_tab[cp] < 0) return false;
+        out[o++] = (char)unicode_to_byte_tab[cp];
+        i += (size_t)k;
+    }
+    *out_n = o;
+    return true;
+}
+
+// ---------------------------------------------------------------- merges table
+
+static uint64_t mix64(uint64_t x) {
+    x ^= x >> 33; x *= 0xff51afd7ed558ccdull; x ^= x >> 33; x *= 0xc4ceb9fe1a85ec53ull; x ^= x >> 33;
+    return x;
+}
+
+static void merge_put(struct tokenizer *t, int32_t l, int32_t r, int32_t rank, int32_t merged) {
+    uint64_t key = (uint64_t)(uint32_t)l << 32 | (uint32_t)r;
+    uint64_t m = (uint64_t)t->merges_cap - 1;
+    for (uint64_t i = mix64(key) & m;; i = (i + 1) & m) {
+        if (t->merges[i].key == UINT64_MAX) {
+            t->merges[i] = (struct bpe_merge_slot){key, rank, merged};
+            return;
+        }
+        if (t->merges[i].key == key) return; // first (highest-priority) rule wins
+    }
+}
+
+static inline const struct bpe_merge_slot *merge_get(const struct tokenizer *t, int32_t l, int32_t r) {
+    uint64_t key = (uint64_t)(uint32_t)l << 32 | (uint32_t)r;
+    uint64_t m = (uint64_t)t->merges_cap - 1;
+    for (uint64_t i = mix64(key) & m;; i = (i + 1) & m) {
+        if (t->merges[i].key == key) return &t->merges[i];
+        if (t->merges[i].key == UINT64_MAX) return NULL;
+    }
+}
+
+// ---------------------------------------------------------------- loading
+
+allmrec_status tokenizer_load_bpe(struct tokenizer **out, const char *vocab_json,
+                                  const char *merges_txt) {
+    *out = NULL;
+    init_u2b();
+    char *text = NULL;
+    ALLMREC_TRY(fs_read_all(vocab_json, &text, NULL));
+    cJSON *root = cJSON_Parse(text);
+    free(text);
+    if (!cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        return ALLMREC_ERR_AT(ALLMREC_ERR_PARSE, vocab_json, 0, NULL,
+                              "not a JSON object of token -> id (is this a GPT-2 vocab.json?)");
+    }
+    struct tokenizer *t = calloc(1, sizeof *t);
+    if (!t) { cJSON_Delete(root); return ALLMREC_ERR(ALLMREC_ERR_NOMEM, "tokenizer: out of memory"); }
+    t->kind = TOKENIZER_BPE;
+    t->sp = (struct tokenizer_specials){-1, -1, -1, -1, -1, -1, -1, false};
+    t->cache_limit = 1 << 18;
+    for (int b = 0; b < 256; b++) t->byte_id[b] = -1;
+    allmrec_status s = strmap_init(&t->vocab, cJSON_GetArraySize(root) + 16);
+    if (s == ALLMREC_OK) s = strmap_init(&t->cache, 1 << 14);
+    char raw[4096];
+    const cJSON *it;
+    cJSON_ArrayForEach(it, root) {
+        if (s != ALLMREC_OK) break;
+        if (!cJSON_IsNumber(it) || it->valuedouble < 0) {
+            s = ALLMREC_ERR_AT(ALLMREC_ERR_PARSE, vocab_json, 0, it->string, "id is not a non-negative number");
+            break;
+        }
+        int32_t id = (int32_t)it->valuedouble;
+        size_t tl = strlen(it->string), rn = 0;
+        s = tok_set_id_text(t, id, it->string, tl);
+        if (s != ALLMREC_OK) break;
+        if (tl < sizeof raw && u2b_string(it->string, tl, raw, &rn)) {
+            s = strmap_put(&t->vocab, raw, rn, id);
+            free(t->id_bytes[id]);
+            t->id_bytes[id] = malloc(rn + 1);
+            if (!t->id_bytes[id]) { s = ALLMREC_ERR(ALLMREC_ERR_NOMEM, "tokenizer: out of memory"); break; }
+            memcpy(t->id_bytes[id], raw, rn);
+            t->id_bytes[id][rn] = '\0';
+            t->id_len[id] = (uint32_t)rn;
+            if (rn == 1) t->byte_id[(unsigned char)raw[0]] = id;
+        } else {
+            // not in the byte alphabet ("<s>", "<|endoftext|>"): kept as text
+            t->id_bytes[id] = strdup(it->string);
+            t->id_len[id] = (uint32_t)tl;
+        }
+    }
+    cJSON_Delete(root);
+    for (int b = 0; b < 256 && s == ALLMREC_OK; b++)
+        if (t->byte_id[b] < 0)
+            s = ALLMREC_ERR_AT(ALLMREC_ERR_DATA, vocab_json, 0, NULL,
+                               "byte 0x%02x has no token: not a byte-level BPE vocabulary", b);
+    // merges
+    char *mt = NULL;
+    size_t mlen = 0;
+    if (s == ALLMREC_OK) s = fs_read_all(merges_txt, &mt, &mlen);
+    if (s == ALLMREC_OK) {
+        int64_t lines = 0;
+        for (size_t i = 0; i < mlen; i++) lines += mt[i] == '\n';
+        t->merges_cap = 1024;
+        while (t->merges_cap < 2 * (lines + 1)) t->merges_cap *= 2;
+        t->merges = malloc(sizeof *t->merges * (size_t)t->merges_cap);
+        if (!t->merges) s = ALLMREC_ERR(ALLMREC_ERR_NOMEM, "tokenizer: out of memory");
+        for (int64_t i = 0; s == ALLMREC_OK && i < t->merges_cap; i++) t->merges[i].key = UINT64_MAX;
+    }
+    size_t i = 0;
+    int64_t line_no = 0;
+    int32_t rank = 0;
+    while (s == ALLMREC_OK && i < mlen) {
+        size_t j = i;
+        while (j < mlen && mt[j] != '\n') j++;
+        line_no++;
+        size_t e = j;
+        if (e > i && mt[e - 1] == '\r') e--;
+        if (e == i || (line_no == 1 && e - i >= 8 && memcmp(mt + i, "#version", 8) == 0)) {
+            i = j + 1;
+            continue;
+        }
+        const char *sp = memchr(mt + i, ' ', e - i);
+        char lb[1024], rb[1024], mb[2048];
+        size_t ln = 0, rn = 0;
+        if (!sp || (size_t)(sp - (mt + i)) >= sizeof lb || (size_t)(e - (size_t)(sp - mt) - 1) >= sizeof rb ||
+            !u2b_string(mt + i, (size_t)(sp - (mt + i)), lb, &ln) ||
+            !u2b_string(sp + 1, e - (size_t)(sp - mt) - 1, rb, &rn)) {
+            s = ALLMREC_ERR_AT(ALLMREC_ERR_PARSE, merges_txt, line_no, NULL,
+                               "expected two byte-level tokens separated by one space");
+            break;
+        }
+        int32_t l = strmap_get(&t->vocab, lb, ln), r = strmap_get(&t->vocab, rb, rn);
+        memcpy(mb, lb, ln);
+        memcpy(mb + ln, rb, rn);
+        int32_t m = strmap_get(&t->vocab, mb, ln + rn);
+        if (l < 0 || r < 0 || m < 0) {
+            s = ALLMREC_ERR_AT(ALLMREC_ERR_DATA, merges_txt, line_no, NULL,
+                               "merge uses a token missing from vocab.json (do merges.txt and "
+                               "vocab.json come from the same model?)");
+            break;
+        }
+        merge_put(t, l, r, rank++, m);
+        i = j + 1;
+    }
+    free(mt);
+    if (s == ALLMREC_OK && strmap_get(&t->vocab, "<|endoftext|>", 13) >= 0) {
+        s = tokenizer_add_special(t, "<|endoftext|>", &t->sp.eos);
+        t->sp.bos = t->sp.eos;
+    }
+    if (s != ALLMREC_OK) {
+        tokenizer_free(t);
+        return s;
+    }
+    *out = t;
+    return ALLMREC_OK;
+}
+
+allmrec_status tokenizer_remap_fairseq(struct tokenizer *t, const char *dict_txt) {
+    if (t->kind != TOKENIZER_BPE)
+        return ALLMREC_ERR(ALLMREC_ERR_INVALID, "tokenizer_remap_fairseq: not a BPE tokenizer");
+    char *text = NULL;
+    size_t len = 0;
+    ALLMREC_TRY(fs_read_all(dict_txt, &text, &len));
+    int64_t old_n = t->n_ids;
+    int32_t *newid = malloc(sizeof(int32_t) * (size_t)(old_n > 0 ? old_n : 1));
+    if (!newid) { free(text); return ALLMREC_ERR(ALLMREC_ERR_NOMEM, "tokenizer: out of memory"); }
+    for (int64_t k = 0; k < old_n; k++) newid[k] = -1;
+    allmrec_status s = ALLMREC_OK;
+    size_t i = 0;
+    int64_t line = 0;
+    while (i < len) {
+        size_t j = i;
+        while (j < len && text[j] != '\n') j++;
+        char *endp = NULL;
+        long g = strtol(text + i, &endp, 10);
+        if (endp == text + i) { // "madeupword0000 0" etc.: beyond the GPT-2 vocabulary
+            if (line < old_n - 1) {
+                s = ALLMREC_ERR_AT(ALLMREC_ERR_PARSE, dict_txt, line + 1, NULL,
+                                   "expected '<gpt2 id> <count>'");
+            }
+            break;
+        }
+        if (g < 0 || g >= old_n || newid[g] >= 0) {
+            s = ALLMREC_ERR_AT(ALLMREC_ERR_DATA, dict_txt, line + 1, NULL,
+                               "GPT-2 id %ld is out of range or listed twice", g);
+            break;
+        }
+        newid[g] = (int32_t)(4 + line);
+        line++;
+        i = j + 1;
+    }
+    free(text);
+    for (int64_t k = 0; s == ALLMREC_OK && k < old_n; k++)
+        if (newid[k] < 0 && t->id_text[k] && !t->is_special[k])
+            s = ALLMREC_ERR_AT(ALLMREC_ERR_DATA, dict_txt, 0, NULL,
+                               "GPT-2 token id %lld ('%s') is not in the dictionary", (long long)k,
+                               t->id_text[k]);
+    if (s != ALLMREC_OK) { free(newid); return s; }
+    // rebuild id arrays
+    int64_t new_n = 4 + line;
+    char **txt = calloc((size_t)new_n, sizeof(char *));
+    char **byt = calloc((size_t)new_n, sizeof(char *));
+    uint32_t *ln = calloc((size_t)new_n, sizeof(uint32_t));
+    uint8_t *spc = calloc((size_t)new_n, 1);
+    if (!txt || !byt || !ln || !spc) {
+        free(txt); free(byt); free(ln); free(spc); free(newid);
+        return ALLMREC_ERR(ALLMREC_ERR_NOMEM, "tokenizer: out of memory");
+    }
+    for (int64_t k = 0; k < old_n; k++) {
+        if (newid[k] >= 0) {
+            txt[newid[k]] = t->id_text[k];
+            byt[newid[k]] = t->id_bytes[k];
+            ln[newid[k]] = t->id_len[k];
+        } else {
+            free(t->id_text[k]);
+            free(t->id_bytes[k]);
+        }
+    }
+    free(t->id_text); free(t->id_bytes); free(t->id_len); free(t->is_special);
+    t->id_text = txt; t->id_bytes = byt; t->id_len = ln; t->is_special = spc;
+    t->n_ids = new_n;
+    for (int64_t k = 0; k < t->vocab.n; k++) {
+        int32_t v = t->vocab.e[k].val;
+        t->vocab.e[k].val = v >= 0 && v < old_n ? newid[v] : -1;
+    }
+    for (int b = 0; b < 256; b++) t->byte_id[b] = newid[t->byte_id[b]];
+    for (int64_t k = 0; k < t->merges_cap; k++) {
+        struct bpe_merge_slot *m = &t->merges[k];
+        if (m->key == UINT64_MAX) continue;
+        m->merged = newid[m->merged];
+    }
+    // keys hold ids too: rebuild the table
+    struct bpe_merge_slot *old = t->merges;
+    t->merges = malloc(sizeof *old * (size_t)t->merges_cap);
+    if (!t->merges) { t->merges = old; free(newid); return ALLMREC_ERR(ALLMREC_ERR_NOMEM, "tokenizer: out of memory"); }
+    for (int64_t k = 0; k < t->merges_cap; k++) t->merges[k].key = UINT64_MAX;
+    for (int64_t k = 0; k < t->merges_cap; k++) {
+        if (old[k].key == UINT64_MAX) continue;
+        int32_t l = newid[(int32_t)(old[k].key >> 32)], r = newid[(int32_t)(old[k].key & 0xffffffffu)];
+        merge_put(t, l, r, old[k].rank, old[k].merged);
+    }
+    free(old);
+    free(newid);
+    // drop old added tokens (their ids changed) and the word cache
+    for (int k = 0; k < t->n_added; k++) free(t->added[k].text);
+    t->n_added = 0;
+    memset(t->added_first, 0, sizeof t->added_first);
+    strmap_free(&t->cache);
+    t->cache_n = 0;
+    ALLMREC_TRY(strmap_init(&t->cache, 1 << 14));
+    static const char *names[4] = {"<s>", "<pad>", "</s>", "<unk>"};
+    for (int k = 0; k < 4; k++) {
+        ALLMREC_TRY(tok_set_id_text(t, k, names[k], strlen(names[k])));
+        t->id_bytes[k] = strdup(names[k]);
+        t->id_len[k] = (uint32_t)strlen(names[k]);
+        ALLMREC_TRY(tokenizer_add_special(t, names[k], NULL));
+    }
+    t->sp.bos = 2;
+    t->sp.eos = 2;
+    t->sp.pad = 1;
+    t->sp.unk = 3;
+    t->sp.add_bos = true;
+    return ALLMREC_OK;
+}
+
+// ---------------------------------------------------------------- pre-tokenisation
+
+static inline int bpe_class_at(const unsigned char *s, size_t n, size_t i, int *len) {
+    uint32_t cp;
+    int k = utf8_decode(s + i, n - i, &cp);
+    *len = k;
+    if (cp < 0x80) {
+        if ((cp >= 'a' && cp <= 'z') || (cp >= 'A' && cp <= 'Z')) return UNI_BPE_LETTER;
+        if (cp >= '0' && cp <= '9') return UNI_BPE_NUMBER;
+        if (cp == ' ' || (cp >= 9 && cp <= 13)) return UNI_BPE_SPACE;
+        if (cp < 0x20 || cp == 0x7f) return uni_bpe_class(uni_lookup(cp));
+        return UNI_BPE_OTHER;
+    }
+    if (cp == 0xFFFFFFFFu) return UNI_BPE_OTHER; // stray byte
+    return uni_bpe_class(uni_lookup(cp));
+}
+
+// length in bytes of the next pre-token starting at i (the GPT-2 regex)
+static size_t bpe_next_pretoken(const unsigned char *s, size_t n, size_t i) {
+    // 's|'t|'re|'ve|'m|'ll|'d
+    if (s[i] == '\'' && i + 1 < n) {
+        unsigned char a = s[i + 1], b = i + 2 < n ? s[i + 2] : 0;
+        if (a == 's' || a == 't' || a == 'm' || a == 'd') return 2;
+        if ((a == 'r' && b == 'e') || (a == 'v' && b == 'e') || (a == 'l' && b == 'l')) return 3;
+    }
+    int k0;
+    int c0 = bpe_class_at(s, n, i, &k0);
+    size_t j = i;
+    int cls = c0;
+    if (s[i] == ' ' && i + 1 < n) { // optional leading space before L / N / other
+        int k1;
+        int c1 = bpe_class_at(s, n, i + 1, &k1);
+        if (c1 != UNI_BPE_SPACE) { cls = c1; j = i + 1; }
+    }
+    if (cls != UNI_BPE_SPACE) {
+        // ` ?\p{L}+`, ` ?\p{N}+`, ` ?[^\s\p{L}\p{N}]+`
+        while (j < n) {
+            int k;
+            int c = bpe_class_at(s, n, j, &k);
+            if (c != cls) break;
+            j += (size_t)k;
+        }
+        return j - i;
+    }
+    // whitespace run: `\s+(?!\S)` then `\s+`
+    size_t last = i; // start of the run's last char
+    j = i;
+    int nchars = 0;
+    while (j < n) {
+        int k;
+        int c = bpe_class_at(s, n, j, &k);
+        if (c != UNI_BPE_SPACE) break;
+        last = j;
+        j += (size_t)k;
+        nchars++;
+    }
+    if (j == n) return j - i;        // run reaches the end
+    if (nchars >= 2) return last - i; // leave the last space to join the next token
+    return j - i;                    // single whitespace char before non-space
+}
+
+// ---------------------------------------------------------------- BPE
+
+static allmrec_status bpe_word(struct tokenizer *t, const unsigned char *w, size_t n,
+                               struct token_ids *out) {
+    int32_t c = strmap_get(&t->cache, (const char *)w, n);
+    if (c >= 0) {
+        int32_t cnt = t->cache_ids[c];
+        for (int32_t k = 0; k < cnt; k++) ALLMREC_TRY(tok_ids_push(out, t->cache_ids[c + 1 + k]));
+        return ALLMREC_OK;
+    }
+    int32_t stackbuf[256];
+    int32_t *sym = n <= 256 ? stackbuf : malloc(sizeof(int32_t) * n);
+    if (!sym) return ALLMREC_ERR(ALLMREC_ERR_NOMEM, "tokenizer: out of memory");
+    size_t m = n;
+    for (size_t i = 0; i < n; i++) sym[i] = t->byte_id[w[i]];
+    while (m > 1) {
+        int32_t best_rank = INT32_MAX, best_merged = -1;
+        size_t best = 0;
+        for (size_t i = 0; i + 1 < m; i++) {
+            const struct bpe_merge_slot *ms = merge_get(t, sym[i], sym[i + 1]);
+            if (ms && ms->rank < best_rank) { best_rank = ms->rank; best = i; best_merged = ms->merged; }
+        }
+        if (best_merged < 0) break;
+        sym[best] = best_merged;
+        memmove(sym + best + 1, sym + best + 2, sizeof(int32_t) * (m - best - 2));
+        m--;
+    }
+    allmrec_status s = ALLMREC_OK;
+    for (size_t i = 0; i < m && s == ALLMREC_OK; i++) s = tok_ids_push(out, sym[i]);
+    // cache: [count, ids...]
+    if (s == ALLMREC_OK && t->cache.n < t->cache_limit && n <= 64) {
+        if (t->cache_n + (int64_t)m + 1 > t->cache_cap) {
+            int64_t nc = t->cache_cap ? t->cache_cap * 2 : 1 << 16;
+            while (nc < t->cache_n + (int64_t)m + 1) nc *= 2;
+            int32_t *nci = realloc(t->cache_ids, sizeof(int32_t) * (size_t)nc);
+            if (nci) { t->cache_ids = nci; t->cache_cap = nc; }
+        }
+        if (t->cache_n + (int64_t)m + 1 <= t->cache_cap && t->cache_n < INT32_MAX / 2) {
+            int32_t at = (int32_t)t->cache_n;
+            t->cache_ids[t->cache_n++] = (int32_t)m;
+            for (size_t i = 0; i < m; i++) t->cache_ids[t->cache_n++] = sym[i];
+            s = strmap_put(&t->cache, (const char *)w, n, at);
+        }
+    }
+    if (sym != stackbuf) free(sym);
+    return s;
+}
+
+allmrec_status bpe_encode_segment(struct tokenizer *t, const char *s, size_t n, struct token_ids *out) {
+    const unsigned char *u = (const unsigned char *)s;
+    size_t i = 0;
+    while (i < n) {
+        size_t k = bpe_next_pretoken(u, n, i);
+        if (k == 0) k = 1; // cannot happen; never loop forever
+        ALLMREC_TRY(bpe_word(t, u + i, k, out));
+        i += k;
+    }
+    return ALLMREC_OK;
+}
+
+// ---------------------------------------------------------------- decoding
+
+// length of the maximal prefix of s that starts a valid UTF-8 sequence (the
+// "maximal subpart" that one U+FFFD replaces), >= 1
+static size_t utf8_bad_prefix(const unsigned char *s, size_t n) {
+    unsigned c = s[0];
+    int need;
+    unsigned lo = 0x80, hi = 0xBF;
+    if (c >= 0xC2 && c <= 0xDF) need = 1;
+    else if (c >= 0xE0 && c <= 0xEF) { need = 2; if (c == 0xE0) lo = 0xA0; if (c == 0xED) hi = 0x9F; }
+    else if (c >= 0xF0 && c <= 0xF4) { need = 3; if (c == 0xF0) lo = 0x90; if (c == 0xF4) hi = 0x8F; }
+    else return 1;
+    size_t i = 1;
+    for (int k = 0; k < need && i < n; k++, i++) {
+        unsigned b = s[i];
+        if (k == 0 ? (b < lo || b > hi) : (b < 0x80 || b > 0xBF)) break;
+    }
+    return i;
+}
+
+allmrec_status bpe_decode(const struct tokenizer *t, const int32_t *ids, int64_t n, bool skip_special,
+                          char **text) {
+    size_t total = 1;
+    for (int64_t i = 0; i < n; i++) total += t->id_len[ids[i]];
+    unsigned char *raw = malloc(total);
+    char *o = malloc(total * 3 + 1);
+    if (!raw || !o) { free(raw); free(o); return ALLMREC_ERR(ALLMREC_ERR_NOMEM, "decode: out of memory"); }
+    size_t rn = 0;
+    for (int64_t i = 0; i < n; i++) {
+        if (skip_special && t->is_special[ids[i]]) continue;
+        memcpy(raw + rn, t->id_bytes[ids[i]], t->id_len[ids[i]]);
+        rn += t->id_len[ids[i]];
+    }
+    size_t i = 0, on = 0;
+    while (i < rn) {
+        uint32_t cp;
+        int k = utf8_decode(raw + i, rn - i, &cp);
+        if (cp != 0xFFFFFFFFu) {
+            memcpy(o + on, raw + i, (size_t)k);
+            on += (size_t)k;
+            i += (size_t)k;
+        } else {
+            on += (size_t)utf8_encode(0xFFFD, o + on);
+            i += utf8_bad_prefix(raw + i, rn - i);
+        }
+    }
+    o[on] = '\0';
+    free(raw);
+    *text = o;
+    return ALLMREC_OK;
+}
