@@ -16,7 +16,14 @@ static double loss_of(gradcheck_fn f, void *user, const double *x, double *out, 
 struct gradcheck_result gradcheck_run(gradcheck_fn f, void *user, double *x, int64_t n_in,
                                       int64_t n_out, const double *r, const float *analytic,
                                       double h) {
+    return gradcheck_run_subset(f, user, x, NULL, n_in, n_out, r, analytic, h);
+}
+
+struct gradcheck_result gradcheck_run_subset(gradcheck_fn f, void *user, double *x,
+                                             const int64_t *idx, int64_t n_idx, int64_t n_out,
+                                             const double *r, const float *analytic, double h) {
     struct gradcheck_result g = {0};
+    int64_t n_in = n_idx;
     double *out = malloc((size_t)(n_out > 0 ? n_out : 1) * sizeof *out);
     double *num = malloc((size_t)(n_in > 0 ? n_in : 1) * sizeof *num);
     if (!out || !num) {
@@ -25,22 +32,24 @@ struct gradcheck_result gradcheck_run(gradcheck_fn f, void *user, double *x, int
         g.max_rel = g.max_abs = g.rel_l2 = INFINITY;
         return g;
     }
-    for (int64_t i = 0; i < n_in; i++) {
+    for (int64_t t = 0; t < n_in; t++) {
+        int64_t i = idx ? idx[t] : t;
         double x0 = x[i];
         x[i] = x0 + h;
         double lp = loss_of(f, user, x, out, n_out, r);
         x[i] = x0 - h;
         double lm = loss_of(f, user, x, out, n_out, r);
         x[i] = x0;
-        num[i] = (lp - lm) / (2 * h);
-        if (fabs(num[i]) > g.max_numeric) g.max_numeric = fabs(num[i]);
+        num[t] = (lp - lm) / (2 * h);
+        if (fabs(num[t]) > g.max_numeric) g.max_numeric = fabs(num[t]);
     }
     double floor_ = 1e-2 * g.max_numeric;
     if (floor_ == 0) floor_ = 1e-30;
     double se = 0, sn = 0;
     g.worst = -1;
-    for (int64_t i = 0; i < n_in; i++) {
-        double a = analytic[i], n = num[i], d = fabs(a - n);
+    for (int64_t t = 0; t < n_in; t++) {
+        int64_t i = idx ? idx[t] : t;
+        double a = analytic[i], n = num[t], d = fabs(a - n);
         double rel = d / fmax(fabs(n), floor_);
         if (isnan(d)) d = rel = INFINITY; // a NaN analytic gradient is the worst case
         if (d > g.max_abs) g.max_abs = d;

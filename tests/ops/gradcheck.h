@@ -20,8 +20,8 @@
 // gradcheck_run perturbs x[i] in place (and restores it), so the callback must
 // read that same array (put its pointer in `user`).
 //
-// defines: gradcheck_fn, struct gradcheck_result, gradcheck_run, gradcheck_fill_r,
-//          gradcheck_to_double, gradcheck_to_float, gradcheck_str
+// defines: gradcheck_fn, struct gradcheck_result, gradcheck_run, gradcheck_run_subset,
+//          gradcheck_fill_r, gradcheck_to_double, gradcheck_to_float, gradcheck_str
 #ifndef ALLMREC_TESTS_GRADCHECK_H
 #define ALLMREC_TESTS_GRADCHECK_H
 
@@ -47,6 +47,12 @@ struct gradcheck_result {
 struct gradcheck_result gradcheck_run(gradcheck_fn f, void *user, double *x, int64_t n_in,
                                       int64_t n_out, const double *r, const float *analytic,
                                       double h);
+
+// the same on the coordinates idx[0..n_idx) of x only (large inputs);
+// worst is then a full index into x / analytic
+struct gradcheck_result gradcheck_run_subset(gradcheck_fn f, void *user, double *x,
+                                             const int64_t *idx, int64_t n_idx, int64_t n_out,
+                                             const double *r, const float *analytic, double h);
 
 // r[i] uniform in [-1, 1), deterministic in seed
 void gradcheck_fill_r(double *r, int64_t n, uint64_t seed);
