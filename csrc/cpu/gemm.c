@@ -20,7 +20,7 @@
 // (MB x NB) accumulator tile is kept in fp32 until the epilogue.
 #define GEMM_MB 64
 #define GEMM_NB 64
-#define GEMM_KB 128
+#define GEMM_KB 64
 
 void cpu_gemm_f32_plain(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
                         const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
@@ -45,23 +45,46 @@ void cpu_gemm_f32_plain(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_
                         for (int64_t ii = 0; ii < mb; ii++) ap[ii * GEMM_KB + pp] = arow[ii];
                     }
                 }
-                // pack op(B) tile
+                // pack op(B) tile, zero-padded to GEMM_NB columns so the inner
+                // loop has a fixed trip count (vectorised at -O2)
                 if (!trans_b) {
-                    for (int64_t pp = 0; pp < kb; pp++)
+                    for (int64_t pp = 0; pp < kb; pp++) {
                         memcpy(bp + pp * GEMM_NB, B + (p0 + pp) * ldb + j0, (size_t)nb * sizeof(float));
+                        for (int64_t jj = nb; jj < GEMM_NB; jj++) bp[pp * GEMM_NB + jj] = 0.0f;
+                    }
                 } else {
+                    for (int64_t pp = 0; pp < kb; pp++)
+                        for (int64_t jj = nb; jj < GEMM_NB; jj++) bp[pp * GEMM_NB + jj] = 0.0f;
                     for (int64_t jj = 0; jj < nb; jj++) {
                         const float *brow = B + (j0 + jj) * ldb + p0;
                         for (int64_t pp = 0; pp < kb; pp++) bp[pp * GEMM_NB + jj] = brow[pp];
                     }
                 }
-                for (int64_t ii = 0; ii < mb; ii++) {
+                // 4 rows at a time: each packed B row is loaded once for 4 rows of C
+                int64_t ii = 0;
+                for (; ii + 4 <= mb; ii += 4) {
+                    float *c0 = acc + ii * GEMM_NB, *c1 = c0 + GEMM_NB, *c2 = c1 + GEMM_NB, *c3 = c2 + GEMM_NB;
+                    const float *a0 = ap + ii * GEMM_KB;
+                    for (int64_t pp = 0; pp < kb; pp++) {
+                        float x0 = a0[pp], x1 = a0[GEMM_KB + pp], x2 = a0[2 * GEMM_KB + pp],
+                              x3 = a0[3 * GEMM_KB + pp];
+                        const float *brow = bp + pp * GEMM_NB;
+                        for (int jj = 0; jj < GEMM_NB; jj++) {
+                            float bv = brow[jj];
+                            c0[jj] += x0 * bv;
+                            c1[jj] += x1 * bv;
+                            c2[jj] += x2 * bv;
+                            c3[jj] += x3 * bv;
+                        }
+                    }
+                }
+                for (; ii < mb; ii++) {
                     float *crow = acc + ii * GEMM_NB;
                     const float *arow = ap + ii * GEMM_KB;
                     for (int64_t pp = 0; pp < kb; pp++) {
                         float a = arow[pp];
                         const float *brow = bp + pp * GEMM_NB;
-                        for (int64_t jj = 0; jj < nb; jj++) crow[jj] += a * brow[jj];
+                        for (int jj = 0; jj < GEMM_NB; jj++) crow[jj] += a * brow[jj];
                     }
                 }
             }
