@@ -353,6 +353,15 @@ allmrec_status h5_group_create(struct h5_file *f, const char *name) {
     return ALLMREC_OK;
 }
 
+allmrec_status h5_delete(struct h5_file *f, const char *name) {
+    ALLMREC_TRY(h5_check_open(f, true));
+    if (!name || !name[0] || !strcmp(name, "/"))
+        return ALLMREC_ERR_AT(ALLMREC_ERR_INVALID, f->path, 0, NULL, "cannot delete the root group");
+    if (!h5_exists(f, name)) return ALLMREC_OK;
+    HDF5_CHECK(f, name, H5Ldelete((hid_t)f->id, name, H5P_DEFAULT));
+    return ALLMREC_OK;
+}
+
 struct h5_list_ctx { int64_t n, cap; char **names; bool oom; };
 
 static herr_t h5_list_cb(hid_t g, const char *name, const H5L_info_t *info, void *data) {

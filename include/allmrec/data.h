@@ -94,6 +94,7 @@ struct dataset {
     char **categories;        // attributes, or NULL
     char **brands;            // or NULL
     char **user_ids;          // (n_users) original user ids, or NULL
+    int32_t *presplit_counts; // (n_users, 3) train/valid/test sizes of a pre-split source, or NULL
 
     // present after `allmrec data split` (has_splits)
     bool has_splits;

@@ -26,7 +26,7 @@
 //
 // defines: struct h5_file, H5_MAX_DIMS, h5_create_atomic, h5_edit_atomic,
 //          h5_commit, h5_abort, h5_open_read, h5_close, h5_flush, h5_exists,
-//          h5_group_create, h5_list, h5_write, h5_write_tensor, h5_shape,
+//          h5_group_create, h5_delete, h5_list, h5_write, h5_write_tensor, h5_shape,
 //          h5_read, h5_read_alloc, h5_read_rows, h5_read_tensor,
 //          h5_write_strings, h5_read_strings, h5_free_strings,
 //          h5_attr_exists, h5_attr_set_str, h5_attr_set_i64, h5_attr_set_f64,
@@ -77,6 +77,8 @@ allmrec_status h5_flush(struct h5_file *f);
 bool h5_exists(struct h5_file *f, const char *name);
 // create a group and any missing parents ("a/b/c"); ok if it exists
 allmrec_status h5_group_create(struct h5_file *f, const char *name);
+// unlink a group or dataset (and everything under it); ok if absent
+allmrec_status h5_delete(struct h5_file *f, const char *name);
 // names of the direct members of a group (malloc'ed; free with h5_free_strings)
 allmrec_status h5_list(struct h5_file *f, const char *group, int64_t *n, char ***names);
 

@@ -1,0 +1,326 @@
+// util.c: streaming line reader (plain or gzip), string map, bad-input
+// reporter and UTF-8 helpers for the data module.
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <zlib.h>
+
+#include "allmrec/fs.h"
+#include "data/data_internal.h"
+
+// ---------------------------------------------------------------- line reader
+
+#define LR_CHUNK (4u << 20)
+#define LR_MAX_LINE ((size_t)256 << 20)
+
+allmrec_status line_reader_open(struct line_reader *r, const char *path, bool show_progress,
+                                const char *label) {
+    memset(r, 0, sizeof *r);
+    snprintf(r->path, sizeof r->path, "%s", path);
+    if (!fs_exists(path))
+        return ALLMREC_ERR_AT(ALLMREC_ERR_IO, path, 0, NULL, "no such file (see data/README.md for where to get it)");
+    ALLMREC_TRY(fs_file_size(path, &r->file_size));
+    gzFile gz = gzopen(path, "rb");
+    if (!gz) return ALLMREC_ERR_AT(ALLMREC_ERR_IO, path, 0, NULL, "cannot open: %s", strerror(errno));
+    gzbuffer(gz, 1u << 18);
+    r->gz = gz;
+    r->cap = LR_CHUNK + 1;
+    r->buf = malloc(r->cap);
+    if (!r->buf) {
+        gzclose(gz);
+        r->gz = NULL;
+        return ALLMREC_ERR(ALLMREC_ERR_NOMEM, "out of memory opening %s", path);
+    }
+    r->crc = (uint32_t)crc32(0L, Z_NULL, 0);
+    r->show_progress = show_progress;
+    if (show_progress) {
+        char lab[48];
+        const char *base = strrchr(path, '/');
+        snprintf(lab, sizeof lab, "%s %s", label ? label : "reading", base ? base + 1 : path);
+        progress_start(&r->prog, lab, (double)r->file_size, "B");
+    }
+    r->next_progress = 16 << 20;
+    return ALLMREC_OK;
+}
+
+// read more bytes after buf[end]; grows the buffer when a line fills it
+static allmrec_status lr_fill(struct line_reader *r) {
+    if (r->beg > 0) {
+        memmove(r->buf, r->buf + r->beg, r->end - r->beg);
+        r->end -= r->beg;
+        r->beg = 0;
+    }
+    if (r->cap - 1 - r->end < LR_CHUNK / 2) {
+        if (r->cap > LR_MAX_LINE)
+            return ALLMREC_ERR_AT(ALLMREC_ERR_PARSE, r->path, r->line_no + 1, NULL,
+                                  "line longer than %zu MiB (not a line-oriented file?)", LR_MAX_LINE >> 20);
+        size_t ncap = r->cap * 2;
+        char *nb = realloc(r->buf, ncap);
+        if (!nb) return ALLMREC_ERR(ALLMREC_ERR_NOMEM, "out of memory reading %s", r->path);
+        r->buf = nb;
+        r->cap = ncap;
+    }
+    size_t want = r->cap - 1 - r->end;
+    if (want > (1u << 30)) want = 1u << 30;
+    int got = gzread((gzFile)r->gz, r->buf + r->end, (unsigned)want);
+    int err = Z_OK;
+    const char *msg = gzerror((gzFile)r->gz, &err);
+    if (got < 0 || (err != Z_OK && err != Z_STREAM_END)) {
+        return ALLMREC_ERR_AT(ALLMREC_ERR_IO, r->path, r->line_no + 1, NULL,
+                              "%s after %lld bytes of content: the file is truncated or corrupt; "
+                              "download it again",
+                              err == Z_BUF_ERROR ? "unexpected end of the gzip stream" : (msg ? msg : "read error"),
+                              (long long)r->content_bytes);
+    }
+    if (got == 0) {
+        r->eof = true;
+        return ALLMREC_OK;
+    }
+    r->crc = (uint32_t)crc32(r->crc, (const Bytef *)r->buf + r->end, (uInt)got);
+    r->end += (size_t)got;
+    r->content_bytes += got;
+    if (r->show_progress && r->content_bytes >= r->next_progress) {
+        r->next_progress = r->content_bytes + (16 << 20);
+        progress_update(&r->prog, (double)gzoffset((gzFile)r->gz));
+    }
+    return ALLMREC_OK;
+}
+
+allmrec_status line_reader_next(struct line_reader *r, char **line, size_t *len) {
+    *line = NULL;
+    *len = 0;
+    for (;;) {
+        char *s = r->buf + r->beg;
+        size_t avail = r->end - r->beg;
+        char *nl = avail ? memchr(s, '\n', avail) : NULL;
+        if (nl) {
+            size_t n = (size_t)(nl - s);
+            r->beg += n + 1;
+            if (n && s[n - 1] == '\r') n--;
+            s[n] = '\0';
+            r->line_no++;
+            *line = s;
+            *len = n;
+            return ALLMREC_OK;
+        }
+        if (r->eof) {
+            if (avail == 0) return ALLMREC_OK;
+            // last line without "\n"
+            size_t n = avail;
+            r->beg = r->end;
+            if (n && s[n - 1] == '\r') n--;
+            s[n] = '\0'; // buf has cap - 1 usable bytes, so s[avail] is in bounds
+            r->line_no++;
+            *line = s;
+            *len = n;
+            return ALLMREC_OK;
+        }
+        ALLMREC_TRY(lr_fill(r));
+    }
+}
+
+void line_reader_close(struct line_reader *r) {
+    if (r->gz) {
+        if (r->show_progress) {
+            progress_update(&r->prog, (double)r->file_size);
+            progress_finish(&r->prog);
+        }
+        gzclose((gzFile)r->gz);
+    }
+    free(r->buf);
+    r->gz = NULL;
+    r->buf = NULL;
+}
+
+// ---------------------------------------------------------------- string map
+
+static uint64_t str_hash(const char *s, size_t n) {
+    // FNV-1a 64 with a final mix
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < n; i++) {
+        h ^= (unsigned char)s[i];
+        h *= 1099511628211ULL;
+    }
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    return h;
+}
+
+void strmap_init(struct strmap *m) { memset(m, 0, sizeof *m); }
+
+void strmap_free(struct strmap *m) {
+    free(m->slots);
+    free(m->hashes);
+    free(m->pool);
+    free(m->key_off);
+    memset(m, 0, sizeof *m);
+}
+
+static bool strmap_grow(struct strmap *m) {
+    size_t ns = m->n_slots ? m->n_slots * 2 : 1024;
+    uint32_t *slots = calloc(ns, sizeof *slots);
+    uint64_t *hashes = malloc(ns * sizeof *hashes);
+    if (!slots || !hashes) { free(slots); free(hashes); return false; }
+    for (size_t k = 0; k < m->n_slots; k++) {
+        if (!m->slots[k]) continue;
+        size_t j = m->hashes[k] & (ns - 1);
+        while (slots[j]) j = (j + 1) & (ns - 1);
+        slots[j] = m->slots[k];
+        hashes[j] = m->hashes[k];
+    }
+    free(m->slots);
+    free(m->hashes);
+    m->slots = slots;
+    m->hashes = hashes;
+    m->n_slots = ns;
+    return true;
+}
+
+int64_t strmap_find(const struct strmap *m, const char *key, size_t len) {
+    if (!m->n_slots) return -1;
+    uint64_t h = str_hash(key, len);
+    size_t j = h & (m->n_slots - 1);
+    while (m->slots[j]) {
+        if (m->hashes[j] == h) {
+            int64_t idx = (int64_t)m->slots[j] - 1;
+            const char *k = m->pool + m->key_off[idx];
+            if (strncmp(k, key, len) == 0 && k[len] == '\0') return idx;
+        }
+        j = (j + 1) & (m->n_slots - 1);
+    }
+    return -1;
+}
+
+int64_t strmap_get_or_add(struct strmap *m, const char *key, size_t len, bool *added) {
+    if (added) *added = false;
+    if ((size_t)(m->n + 1) * 2 > m->n_slots && !strmap_grow(m)) return -1;
+    uint64_t h = str_hash(key, len);
+    size_t j = h & (m->n_slots - 1);
+    while (m->slots[j]) {
+        if (m->hashes[j] == h) {
+            int64_t idx = (int64_t)m->slots[j] - 1;
+            const char *k = m->pool + m->key_off[idx];
+            if (memcmp(k, key, len) == 0 && k[len] == '\0') return idx;
+        }
+        j = (j + 1) & (m->n_slots - 1);
+    }
+    if (m->pool_len + len + 1 > m->pool_cap) {
+        size_t nc = m->pool_cap ? m->pool_cap * 2 : (1u << 16);
+        while (nc < m->pool_len + len + 1) nc *= 2;
+        char *np = realloc(m->pool, nc);
+        if (!np) return -1;
+        m->pool = np;
+        m->pool_cap = nc;
+    }
+    if ((size_t)m->n == m->key_cap) {
+        size_t nc = m->key_cap ? m->key_cap * 2 : 1024;
+        size_t *nk = realloc(m->key_off, nc * sizeof *nk);
+        if (!nk) return -1;
+        m->key_off = nk;
+        m->key_cap = nc;
+    }
+    if (m->n >= (int64_t)UINT32_MAX - 1) return -1;
+    memcpy(m->pool + m->pool_len, key, len);
+    m->pool[m->pool_len + len] = '\0';
+    m->key_off[m->n] = m->pool_len;
+    m->pool_len += len + 1;
+    m->slots[j] = (uint32_t)(m->n + 1);
+    m->hashes[j] = h;
+    if (added) *added = true;
+    return m->n++;
+}
+
+// ---------------------------------------------------------------- issues
+
+void issues_init(struct issues *is, const char *path, int max_reported) {
+    memset(is, 0, sizeof *is);
+    is->path = path;
+    is->max_reported = max_reported;
+}
+
+void issues_note(struct issues *is, int kind, int64_t line_no, const char *fmt, ...) {
+    is->count++;
+    if (kind >= 0 && kind < 8) is->by_kind[kind]++;
+    if (is->count > is->max_reported) return;
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (line_no > 0) log_warn("%s:%lld: %s", is->path, (long long)line_no, msg);
+    else log_warn("%s: %s", is->path, msg);
+    if (is->count == is->max_reported) log_warn("%s: further problems are only counted", is->path);
+}
+
+void issues_summary(const struct issues *is, const char *what) {
+    if (is->count > 0)
+        log_warn("%s: %lld %s in total (skipped and counted)", is->path, (long long)is->count, what);
+}
+
+// ---------------------------------------------------------------- text helpers
+
+// length of the valid UTF-8 sequence at s (1..4), 0 if invalid
+static int utf8_seq(const unsigned char *s, size_t n) {
+    unsigned c = s[0];
+    if (c < 0x80) return 1;
+    if (c < 0xC2) return 0;
+    if (c < 0xE0) return (n >= 2 && (s[1] & 0xC0) == 0x80) ? 2 : 0;
+    if (c < 0xF0) {
+        if (n < 3 || (s[1] & 0xC0) != 0x80 || (s[2] & 0xC0) != 0x80) return 0;
+        if (c == 0xE0 && s[1] < 0xA0) return 0;
+        if (c == 0xED && s[1] >= 0xA0) return 0; // surrogates
+        return 3;
+    }
+    if (c < 0xF5) {
+        if (n < 4 || (s[1] & 0xC0) != 0x80 || (s[2] & 0xC0) != 0x80 || (s[3] & 0xC0) != 0x80) return 0;
+        if (c == 0xF0 && s[1] < 0x90) return 0;
+        if (c == 0xF4 && s[1] >= 0x90) return 0;
+        return 4;
+    }
+    return 0;
+}
+
+bool utf8_valid(const char *s, size_t n) {
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0;
+    while (i < n) {
+        if (p[i] < 0x80) { i++; continue; }
+        int k = utf8_seq(p + i, n - i);
+        if (!k) return false;
+        i += (size_t)k;
+    }
+    return true;
+}
+
+char *utf8_sanitize(const char *s, size_t n) {
+    char *out = malloc(3 * n + 1);
+    if (!out) return NULL;
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0, o = 0;
+    while (i < n) {
+        int k = p[i] < 0x80 ? 1 : utf8_seq(p + i, n - i);
+        if (k) {
+            memcpy(out + o, p + i, (size_t)k);
+            o += (size_t)k;
+            i += (size_t)k;
+        } else {
+            memcpy(out + o, "\xEF\xBF\xBD", 3);
+            o += 3;
+            i++;
+        }
+    }
+    out[o] = '\0';
+    return out;
+}
+
+char *str_dup_range(const char *s, size_t n) {
+    char *d = malloc(n + 1);
+    if (!d) return NULL;
+    memcpy(d, s, n);
+    d[n] = '\0';
+    return d;
+}
