@@ -123,6 +123,47 @@ static void test_first_step_is_sign_step(void) {
     CHECK_NEAR(r[1], -3.9, 1e-6);
 }
 
+// gradient clipping as torch.nn.utils.clip_grad_norm_ over two parameter
+// tensors: the global norm from op_sum_squares (accumulating over both), the
+// factor min(1, max_norm / (norm + 1e-6)) passed as grad_scale, several steps
+static void test_adam_with_global_norm_clipping(void) {
+    int64_t n1 = 301, n2 = 77;
+    float *p1 = frand(n1, -1, 1, 3001), *p2 = frand(n2, -1, 1, 3002);
+    float *m1 = calloc((size_t)n1, 4), *v1 = calloc((size_t)n1, 4), *m2 = calloc((size_t)n2, 4), *v2 = calloc((size_t)n2, 4);
+    double *r1 = malloc((size_t)n1 * 8), *r2 = malloc((size_t)n2 * 8);
+    double *rm1 = calloc((size_t)n1, 8), *rv1 = calloc((size_t)n1, 8), *rm2 = calloc((size_t)n2, 8), *rv2 = calloc((size_t)n2, 8);
+    for (int64_t i = 0; i < n1; i++) r1[i] = p1[i];
+    for (int64_t i = 0; i < n2; i++) r2[i] = p2[i];
+    struct adam_params hp = {1e-3f, 0.9f, 0.98f, 1e-8f, 0.01f, true};
+    const double max_norm = 1.0;
+    for (int step = 1; step <= 6; step++) {
+        float *g1 = frand(n1, -3, 3, 3100 + step), *g2 = frand(n2, -3, 3, 3200 + step);
+        if (step == 4) { for (int64_t i = 0; i < n1; i++) g1[i] *= 1e-3f; for (int64_t i = 0; i < n2; i++) g2[i] *= 1e-3f; }
+        float ss = 0;
+        CHECK_OK(op_sum_squares(ctx(), tensor_1d(&ss, F32, CPU, 1), tensor_1d(g1, F32, CPU, n1)));
+        CHECK_OK(op_sum_squares(ctx(), tensor_1d(&ss, F32, CPU, 1), tensor_1d(g2, F32, CPU, n2)));
+        float clip = fminf(1.0f, (float)(max_norm / (sqrt((double)ss) + 1e-6)));
+        // reference: the norm and the clip in double, then Adam on the clipped gradients
+        double ssd = 0;
+        for (int64_t i = 0; i < n1; i++) ssd += (double)g1[i] * g1[i];
+        for (int64_t i = 0; i < n2; i++) ssd += (double)g2[i] * g2[i];
+        double clipd = fmin(1.0, max_norm / (sqrt(ssd) + 1e-6));
+        CHECK_NEAR(clip, clipd, 1e-6 * clipd);
+        if (step == 4) CHECK(clip == 1.0f); // small gradients are not scaled up
+        CHECK_OK(op_adam_update(ctx(), tensor_1d(p1, F32, CPU, n1), tensor_1d(g1, F32, CPU, n1), tensor_1d(m1, F32, CPU, n1),
+                                tensor_1d(v1, F32, CPU, n1), tensor_none(), &hp, step, clip));
+        CHECK_OK(op_adam_update(ctx(), tensor_1d(p2, F32, CPU, n2), tensor_1d(g2, F32, CPU, n2), tensor_1d(m2, F32, CPU, n2),
+                                tensor_1d(v2, F32, CPU, n2), tensor_none(), &hp, step, clip));
+        adam_ref(r1, rm1, rv1, g1, n1, &hp, step, clipd);
+        adam_ref(r2, rm2, rv2, g2, n2, &hp, step, clipd);
+        CHECK(test_rel_error_d(p1, r1, (size_t)n1) <= 2e-6 && test_rel_error_d(p2, r2, (size_t)n2) <= 2e-6);
+        CHECK(test_rel_error_d(m1, rm1, (size_t)n1) <= 2e-6 && test_rel_error_d(v2, rv2, (size_t)n2) <= 2e-6);
+        free(g1); free(g2);
+    }
+    free(p1); free(p2); free(m1); free(v1); free(m2); free(v2);
+    free(r1); free(r2); free(rm1); free(rv1); free(rm2); free(rv2);
+}
+
 static void test_adam_errors(void) {
     float p[3] = {0}, g[3] = {0}, m[3] = {0}, v[3] = {0}, v2[2] = {0};
     uint16_t h[3];
@@ -141,4 +182,5 @@ static void test_adam_errors(void) {
 }
 
 TEST_MAIN(TEST_CASE(test_adam_vs_pytorch_formulas), TEST_CASE(test_first_step_is_sign_step),
+          TEST_CASE(test_adam_with_global_norm_clipping),
           TEST_CASE(test_adam_errors))
