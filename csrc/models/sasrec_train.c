@@ -1,0 +1,655 @@
+// sasrec_train.c: SASRec runs (train with validation, early stopping,
+// checkpoints and resume; test evaluation; CF export). See sasrec_train.h.
+#include "allmrec/sasrec_train.h"
+
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "allmrec/cf_export.h"
+#include "allmrec/fs.h"
+#include "allmrec/h5.h"
+#include "allmrec/log.h"
+#include "allmrec/philox.h"
+
+// ------------------------------------------------------------------ config
+
+static const struct config_key SCHEMA[] = {
+    {"model.name", CONFIG_STRING, "sasrec", false, "CF model (sasrec)"},
+    {"model.d", CONFIG_INT, "50", false, "hidden units"},
+    {"model.blocks", CONFIG_INT, "2", false, "self-attention blocks"},
+    {"model.heads", CONFIG_INT, "1", false, "attention heads"},
+    {"model.maxlen", CONFIG_INT, "50", false, "input window (most recent items)"},
+    {"model.dropout", CONFIG_DOUBLE, "0.5", false, "dropout rate (embedding, attention, FFN)"},
+    {"model.ln_eps", CONFIG_DOUBLE, "1e-8", false, "LayerNorm epsilon (release: 1e-8)"},
+    {"model.key_padding_mask", CONFIG_BOOL, "false", false,
+     "mask padded keys in attention (release: false, padded keys enter the softmax)"},
+    {"data.path", CONFIG_STRING, NULL, true, "prepared dataset (allmrec data prepare/synth + split)"},
+    {"data.train_scenario", CONFIG_STRING, "all", false, "users to train on: all | cold_users | fewshot_<K>"},
+    {"train.device", CONFIG_STRING, "cpu", false, "cpu | cuda"},
+    {"train.device_index", CONFIG_INT, "0", false, "CUDA device index"},
+    {"train.batch_size", CONFIG_INT, "128", false, "users per batch"},
+    {"train.lr", CONFIG_DOUBLE, "1e-3", false, "Adam learning rate"},
+    {"train.betas", CONFIG_DOUBLE_LIST, "[0.9, 0.98]", false, "Adam betas (release: 0.9, 0.98)"},
+    {"train.eps", CONFIG_DOUBLE, "1e-8", false, "Adam epsilon"},
+    {"train.l2_emb", CONFIG_DOUBLE, "0.0", false, "release's l2_emb * ||E|| term (0 = off)"},
+    {"train.epochs", CONFIG_INT, "200", false, "maximum epochs"},
+    {"train.seed", CONFIG_INT, "42", false, "seed of init, dropout, negatives and order"},
+    {"train.eval_every", CONFIG_INT, "20", false, "validate every N epochs (0 = never)"},
+    {"train.patience", CONFIG_INT, "3", false, "stop after N validations without improvement (0 = never)"},
+    {"train.early_metric", CONFIG_STRING, "ndcg@10", false, "validation metric for best.h5 / early stopping"},
+    {"train.restart", CONFIG_BOOL, "false", false, "ignore <out_dir>/last.h5 and start over"},
+    {"train.progress", CONFIG_BOOL, "true", false, "progress lines on stderr"},
+    {"eval.valid_scenario", CONFIG_STRING, "all", false, "validation candidate scenario"},
+    {"eval.valid_kind", CONFIG_STRING, "neg100", false, "validation candidate kind (release: 100 negatives)"},
+    {"eval.scenarios", CONFIG_STRING_LIST, "[all, cold_items, warm_items, cold_users]", false,
+     "test scenarios evaluated at the end"},
+    {"eval.kinds", CONFIG_STRING_LIST, "[neg19, neg100, full]", false, "test candidate kinds"},
+    {"eval.final", CONFIG_BOOL, "true", false, "evaluate best.h5 on the test split at the end"},
+    {"export.enabled", CONFIG_BOOL, "true", false, "write <out_dir>/cf_export.h5"},
+    {"out_dir", CONFIG_STRING, "runs/sasrec", false, "run folder (checkpoints, logs, metrics)"},
+    {"run.*", CONFIG_ANY, NULL, false, "free-form (experiment runner)"},
+    {"paper.*", CONFIG_ANY, NULL, false, "reference numbers (free-form)"},
+};
+
+const struct config_key *sasrec_config_schema(int *n) {
+    *n = (int)(sizeof SCHEMA / sizeof SCHEMA[0]);
+    return SCHEMA;
+}
+
+static allmrec_status get_str(const struct config *cfg, const char *key, char *dst, size_t cap) {
+    const char *s;
+    ALLMREC_TRY(config_get_string(cfg, key, &s));
+    if (strlen(s) >= cap) {
+        const struct config_entry *e = config_find(cfg, key);
+        return ALLMREC_ERR_AT(ALLMREC_ERR_CONFIG, e ? e->file : "", e ? e->line : 0, key,
+                              "value is longer than %zu characters", cap - 1);
+    }
+    snprintf(dst, cap, "%s", s);
+    return ALLMREC_OK;
+}
+
+static allmrec_status bad_key(const struct config *cfg, const char *key, const char *what) {
+    const struct config_entry *e = config_find(cfg, key);
+    return ALLMREC_ERR_AT(ALLMREC_ERR_CONFIG, e ? e->file : "", e ? e->line : 0, key, "%s", what);
+}
+
+static allmrec_status get_list(const struct config *cfg, const char *key, char (*dst)[32], int cap_each,
+                               int *n) {
+    const char **v;
+    int k;
+    ALLMREC_TRY(config_get_string_list(cfg, key, &v, &k));
+    if (k > SASREC_MAX_LIST) {
+        free(v);
+        return bad_key(cfg, key, "too many entries (at most 8)");
+    }
+    for (int i = 0; i < k; i++) snprintf(dst[i], (size_t)cap_each, "%s", v[i]);
+    *n = k;
+    free(v);
+    return ALLMREC_OK;
+}
+
+allmrec_status sasrec_run_options_from_config(const struct config *cfg_in, struct sasrec_run_options *o) {
+    memset(o, 0, sizeof *o);
+    int n_schema;
+    const struct config_key *schema = sasrec_config_schema(&n_schema);
+    struct config *cfg = (struct config *)cfg_in;
+    ALLMREC_TRY(config_validate(cfg, schema, n_schema));
+    int64_t i;
+    double x;
+    bool b;
+    const char *s;
+    ALLMREC_TRY(config_get_string(cfg, "model.name", &s));
+    if (strcmp(s, "sasrec")) return bad_key(cfg, "model.name", "this command trains 'sasrec' only");
+    sasrec_config_default(&o->model);
+    ALLMREC_TRY(config_get_int(cfg, "model.d", &i)); o->model.d = (int)i;
+    ALLMREC_TRY(config_get_int(cfg, "model.blocks", &i)); o->model.n_blocks = (int)i;
+    ALLMREC_TRY(config_get_int(cfg, "model.heads", &i)); o->model.n_heads = (int)i;
+    ALLMREC_TRY(config_get_int(cfg, "model.maxlen", &i)); o->model.maxlen = (int)i;
+    ALLMREC_TRY(config_get_double(cfg, "model.dropout", &x)); o->model.dropout = (float)x;
+    ALLMREC_TRY(config_get_double(cfg, "model.ln_eps", &x)); o->model.ln_eps = (float)x;
+    ALLMREC_TRY(config_get_bool(cfg, "model.key_padding_mask", &b)); o->model.key_padding_mask = b;
+    if (o->model.d < 1 || o->model.n_heads < 1 || o->model.d % o->model.n_heads)
+        return bad_key(cfg, "model.d", "model.d must be a positive multiple of model.heads");
+    if (o->model.n_blocks < 0 || o->model.n_blocks > SASREC_MAX_BLOCKS)
+        return bad_key(cfg, "model.blocks", "model.blocks must be in [0, 8]");
+    if (o->model.maxlen < 1) return bad_key(cfg, "model.maxlen", "model.maxlen must be >= 1");
+    if (!(o->model.dropout >= 0 && o->model.dropout < 1)) return bad_key(cfg, "model.dropout", "must be in [0, 1)");
+    ALLMREC_TRY(get_str(cfg, "data.path", o->data_path, sizeof o->data_path));
+    ALLMREC_TRY(get_str(cfg, "data.train_scenario", o->train_scenario, sizeof o->train_scenario));
+    ALLMREC_TRY(get_str(cfg, "out_dir", o->out_dir, sizeof o->out_dir));
+    ALLMREC_TRY(get_str(cfg, "train.device", o->device, sizeof o->device));
+    if (strcmp(o->device, "cpu") && strcmp(o->device, "cuda"))
+        return bad_key(cfg, "train.device", "must be 'cpu' or 'cuda'");
+    ALLMREC_TRY(config_get_int(cfg, "train.device_index", &i)); o->device_index = (int)i;
+    ALLMREC_TRY(config_get_int(cfg, "train.batch_size", &i)); o->batch_size = (int)i;
+    if (o->batch_size < 1) return bad_key(cfg, "train.batch_size", "must be >= 1");
+    ALLMREC_TRY(config_get_double(cfg, "train.lr", &x)); o->adam.lr = (float)x;
+    double *betas;
+    int nb;
+    ALLMREC_TRY(config_get_double_list(cfg, "train.betas", &betas, &nb));
+    if (nb != 2 || !(betas[0] >= 0 && betas[0] < 1 && betas[1] >= 0 && betas[1] < 1)) {
+        free(betas);
+        return bad_key(cfg, "train.betas", "must be two numbers in [0, 1), e.g. [0.9, 0.98]");
+    }
+    o->adam.beta1 = (float)betas[0];
+    o->adam.beta2 = (float)betas[1];
+    free(betas);
+    ALLMREC_TRY(config_get_double(cfg, "train.eps", &x)); o->adam.eps = (float)x;
+    o->adam.weight_decay = 0;
+    o->adam.decoupled = false;
+    ALLMREC_TRY(config_get_double(cfg, "train.l2_emb", &x)); o->l2_emb = (float)x;
+    ALLMREC_TRY(config_get_int(cfg, "train.epochs", &i)); o->epochs = (int)i;
+    ALLMREC_TRY(config_get_int(cfg, "train.seed", &i)); o->seed = (uint64_t)i;
+    ALLMREC_TRY(config_get_int(cfg, "train.eval_every", &i)); o->eval_every = (int)i;
+    ALLMREC_TRY(config_get_int(cfg, "train.patience", &i)); o->patience = (int)i;
+    ALLMREC_TRY(get_str(cfg, "train.early_metric", o->early_metric, sizeof o->early_metric));
+    {
+        struct eval_metrics probe;
+        memset(&probe, 0, sizeof probe);
+        if (!eval_metric_value(&probe, o->early_metric, &x))
+            return bad_key(cfg, "train.early_metric", "unknown metric (hit@1|5|10|20, ndcg@1|5|10|20, mrr)");
+    }
+    ALLMREC_TRY(config_get_bool(cfg, "train.restart", &o->restart));
+    ALLMREC_TRY(config_get_bool(cfg, "train.progress", &o->progress));
+    ALLMREC_TRY(get_str(cfg, "eval.valid_scenario", o->valid_scenario, sizeof o->valid_scenario));
+    ALLMREC_TRY(get_str(cfg, "eval.valid_kind", o->valid_kind, sizeof o->valid_kind));
+    ALLMREC_TRY(get_list(cfg, "eval.scenarios", o->scenarios, 32, &o->n_scenarios));
+    char kinds[SASREC_MAX_LIST][32];
+    ALLMREC_TRY(get_list(cfg, "eval.kinds", kinds, 32, &o->n_kinds));
+    for (int k = 0; k < o->n_kinds; k++) snprintf(o->kinds[k], sizeof o->kinds[k], "%s", kinds[k]);
+    ALLMREC_TRY(config_get_bool(cfg, "eval.final", &o->final_eval));
+    ALLMREC_TRY(config_get_bool(cfg, "export.enabled", &o->export_cf));
+    ALLMREC_TRY(config_to_yaml(cfg, &o->config_yaml));
+    return ALLMREC_OK;
+}
+
+void sasrec_run_options_free(struct sasrec_run_options *o) {
+    free(o->config_yaml);
+    o->config_yaml = NULL;
+}
+
+// ------------------------------------------------------------------ scorer adapter
+
+static allmrec_status fill_inputs(struct sasrec_scorer_ctx *sc, const struct dataset *ds, enum eval_input in,
+                                  const int32_t *users, int n) {
+    for (int r = 0; r < n; r++) {
+        if (users[r] < 0 || users[r] >= ds->n_users)
+            return ALLMREC_ERR(ALLMREC_ERR_DATA, "eval: user index %d outside 0..%lld", users[r],
+                               (long long)ds->n_users - 1);
+        sc->items[r] = eval_user_input(ds, users[r], in, &sc->lens[r]);
+    }
+    return ALLMREC_OK;
+}
+
+static allmrec_status scorer_cands(void *model, const struct dataset *ds, enum eval_input in, const int32_t *users,
+                                   int n, const int32_t *items, int64_t n_cands, float *scores) {
+    struct sasrec_scorer_ctx *sc = model;
+    ALLMREC_TRY(fill_inputs(sc, ds, in, users, n));
+    return sasrec_score_candidates(sc->model, n, sc->items, sc->lens, items, n_cands, scores);
+}
+
+static allmrec_status scorer_all(void *model, const struct dataset *ds, enum eval_input in, const int32_t *users,
+                                 int n, float *scores) {
+    struct sasrec_scorer_ctx *sc = model;
+    ALLMREC_TRY(fill_inputs(sc, ds, in, users, n));
+    return sasrec_score_all(sc->model, n, sc->items, sc->lens, scores);
+}
+
+allmrec_status sasrec_make_scorer(struct sasrec_model *m, struct sasrec_scorer_ctx *sc, struct eval_scorer *s) {
+    sc->model = m;
+    sc->items = malloc((size_t)m->B * sizeof(*sc->items));
+    sc->lens = malloc((size_t)m->B * sizeof(int64_t));
+    if (!sc->items || !sc->lens) return ALLMREC_ERR(ALLMREC_ERR_NOMEM, "sasrec scorer");
+    s->model = sc;
+    s->max_users = m->B;
+    s->score_candidates = scorer_cands;
+    s->score_all = scorer_all;
+    return ALLMREC_OK;
+}
+
+void sasrec_scorer_free(struct sasrec_scorer_ctx *sc) {
+    free(sc->items);
+    free(sc->lens);
+    sc->items = NULL;
+    sc->lens = NULL;
+}
+
+// ------------------------------------------------------------------ export
+
+static allmrec_status rep_fn(void *model, int n, const int32_t *const *items, const int64_t *lens, float *out) {
+    return sasrec_user_reps(model, n, items, lens, out);
+}
+
+allmrec_status sasrec_export_cf(struct sasrec_model *m, const struct dataset *ds, const char *path,
+                                const char *checkpoint, const char *config_yaml, bool progress) {
+    struct cf_export e;
+    memset(&e, 0, sizeof e);
+    int64_t ne = (m->cfg.n_items + 1) * m->cfg.d;
+    e.item_emb = malloc((size_t)ne * sizeof(float));
+    if (!e.item_emb) return ALLMREC_ERR(ALLMREC_ERR_NOMEM, "cf export: item embeddings");
+    allmrec_status s = sasrec_tensor_to_host(m->params.item_emb, e.item_emb);
+    if (!s) s = cf_export_compute(ds, rep_fn, m, m->B, m->cfg.d, progress, &e);
+    struct cf_export_info info = {
+        .model = "sasrec",
+        .checkpoint = checkpoint,
+        .config_yaml = config_yaml,
+        .x_u_definition = "SASRec final hidden state (after the last LayerNorm) at the last position of the "
+                          "left-padded input window (eval mode, no dropout)",
+        .maxlen = m->cfg.maxlen,
+    };
+    if (!s) s = cf_export_write(path, ds, &info, &e);
+    cf_export_free(&e);
+    return s;
+}
+
+// ------------------------------------------------------------------ training
+
+static volatile sig_atomic_t g_interrupted = 0;
+static void on_signal(int sig) { (void)sig; g_interrupted = 1; }
+
+struct neg_ctx {
+    uint64_t seed, counter;
+    uint32_t stream;
+    int32_t n_items;
+    const int32_t *excl;
+    int64_t n_excl;
+};
+static int32_t neg_draw(void *user, int t) {
+    (void)t;
+    struct neg_ctx *c = user;
+    return sample_negative(c->seed, c->stream, &c->counter, c->n_items, c->excl, c->n_excl);
+}
+
+#define STREAM_PERM 0x20000000u
+#define STREAM_NEG 0x40000000u
+
+static void epoch_permutation(uint64_t seed, int64_t epoch, const int32_t *users, int64_t n, int32_t *out) {
+    memcpy(out, users, (size_t)n * sizeof(int32_t));
+    uint32_t stream = STREAM_PERM + (uint32_t)epoch;
+    for (int64_t i = n - 1; i > 0; i--) {
+        int64_t j = philox_below(seed, stream, (uint64_t)i, (uint32_t)(i + 1));
+        int32_t t = out[i];
+        out[i] = out[j];
+        out[j] = t;
+    }
+}
+
+struct train_state {
+    double epoch, step_in_epoch, best, best_epoch, bad_evals, finished;
+};
+
+static allmrec_status save_last(struct sasrec_model *m, const char *path, const struct sasrec_run_options *o,
+                                const struct train_state *st) {
+    const char *keys[] = {"epoch", "step_in_epoch", "best_metric", "best_epoch", "bad_evals", "finished", "seed"};
+    double vals[] = {st->epoch, st->step_in_epoch, st->best, st->best_epoch, st->bad_evals, st->finished,
+                     (double)o->seed};
+    return sasrec_checkpoint_save(m, path, true, o->config_yaml, 7, keys, vals);
+}
+
+static allmrec_status load_state(const char *path, struct train_state *st) {
+    struct h5_file f;
+    ALLMREC_TRY(h5_open_read(&f, path));
+    allmrec_status s = ALLMREC_OK;
+    const char *keys[] = {"epoch", "step_in_epoch", "best_metric", "best_epoch", "bad_evals", "finished"};
+    double *dst[] = {&st->epoch, &st->step_in_epoch, &st->best, &st->best_epoch, &st->bad_evals, &st->finished};
+    for (int i = 0; i < 6 && !s; i++) s = h5_attr_get_f64(&f, "/", keys[i], dst[i]);
+    h5_close(&f);
+    if (s) allmrec_error_prefix("reading the training state of %s: ", path);
+    return s;
+}
+
+static void log_jsonl(const char *path, const char *line) {
+    FILE *f = fopen(path, "a");
+    if (!f) {
+        log_warn("cannot append to %s", path);
+        return;
+    }
+    fprintf(f, "%s\n", line);
+    fclose(f);
+}
+
+static allmrec_status validate(struct sasrec_model *m, const struct dataset *ds, const struct candidate_set *vc,
+                               struct eval_metrics *out, bool progress) {
+    struct sasrec_scorer_ctx sc;
+    struct eval_scorer s;
+    ALLMREC_TRY(sasrec_make_scorer(m, &sc, &s));
+    allmrec_status st = eval_candidate_set(&s, ds, vc, progress, out);
+    sasrec_scorer_free(&sc);
+    return st;
+}
+
+static allmrec_status eval_sets(struct sasrec_model *m, const struct dataset *ds, const struct sasrec_run_options *o,
+                                const char *split, struct eval_metrics *out, int n_max, int *n_out) {
+    struct sasrec_scorer_ctx sc;
+    struct eval_scorer s;
+    ALLMREC_TRY(sasrec_make_scorer(m, &sc, &s));
+    allmrec_status st = ALLMREC_OK;
+    int n = 0;
+    for (int i = 0; i < o->n_scenarios && !st; i++)
+        for (int k = 0; k < o->n_kinds && !st; k++) {
+            struct candidate_set c;
+            memset(&c, 0, sizeof c);
+            allmrec_status ls = dataset_candidates_load(ds, o->scenarios[i], split, o->kinds[k], &c);
+            if (ls != ALLMREC_OK) {
+                log_warn("skipping %s/%s/%s: %s", o->scenarios[i], split, o->kinds[k], allmrec_error_message());
+                allmrec_error_clear();
+                continue;
+            }
+            if (c.n_users == 0) {
+                log_warn("skipping %s/%s/%s: no users in this set", o->scenarios[i], split, o->kinds[k]);
+                candidate_set_free(&c);
+                continue;
+            }
+            if (n < n_max) {
+                st = eval_candidate_set(&s, ds, &c, o->progress, &out[n]);
+                if (!st) n++;
+            }
+            candidate_set_free(&c);
+        }
+    sasrec_scorer_free(&sc);
+    *n_out = n;
+    return st;
+}
+
+static allmrec_status write_metrics(const char *out_dir, const struct eval_metrics *mt, int n, const char *checkpoint) {
+    char path[1200];
+    char *js = eval_metrics_json(mt, n);
+    if (!js) return ALLMREC_ERR(ALLMREC_ERR_NOMEM, "metrics json");
+    size_t cap = strlen(js) + 2048;
+    char *doc = malloc(cap);
+    if (!doc) { free(js); return ALLMREC_ERR(ALLMREC_ERR_NOMEM, "metrics json"); }
+    snprintf(doc, cap, "{\"model\": \"sasrec\", \"checkpoint\": \"%s\", \"tie_rule\": \"strict kinds: ties count "
+             "against the target; release_* kinds: ties favour the target\", \"results\": %s}\n", checkpoint, js);
+    free(js);
+    allmrec_status s = fs_write_atomic(fs_join(path, sizeof path, out_dir, "metrics.json"), doc, strlen(doc));
+    free(doc);
+    if (s) return s;
+    char tmp[1300];
+    fs_tmp_path(fs_join(path, sizeof path, out_dir, "metrics.txt"), tmp, sizeof tmp);
+    FILE *f = fopen(tmp, "w");
+    if (!f) return ALLMREC_ERR(ALLMREC_ERR_IO, "cannot write %s", tmp);
+    eval_print_table(f, mt, n);
+    fclose(f);
+    return fs_commit(tmp, path);
+}
+
+static allmrec_status open_ctx(const struct sasrec_run_options *o, struct op_ctx *ctx) {
+    enum allmrec_device dev = strcmp(o->device, "cuda") ? ALLMREC_DEVICE_CPU : ALLMREC_DEVICE_CUDA;
+    return op_ctx_init(ctx, dev, o->device_index);
+}
+
+static allmrec_status load_dataset(const char *path, struct dataset *ds) {
+    dataset_init(ds);
+    allmrec_status s = dataset_load_hdf5(ds, path);
+    if (s) return allmrec_error_prefix("data.path: ");
+    if (!ds->has_splits)
+        return ALLMREC_ERR_AT(ALLMREC_ERR_DATA, path, 0, "data.path", "the dataset has no splits/candidate sets: "
+                              "run `allmrec data split --dataset %s` first", path);
+    return ALLMREC_OK;
+}
+
+allmrec_status sasrec_run_train(struct sasrec_run_options *o, struct eval_metrics *final_metrics, int n_max,
+                                int *n_out) {
+    if (n_out) *n_out = 0;
+    struct dataset ds;
+    allmrec_status s = load_dataset(o->data_path, &ds);
+    if (s) { dataset_free(&ds); return s; }
+    o->model.n_items = ds.n_items;
+    struct op_ctx ctx;
+    memset(&ctx, 0, sizeof ctx);
+    struct sasrec_model m;
+    memset(&m, 0, sizeof m);
+    int32_t *users = NULL, *perm = NULL;
+    int64_t n_users = 0;
+    struct history_sets hist = {0};
+    struct candidate_set vc;
+    memset(&vc, 0, sizeof vc);
+    char p_last[1200], p_best[1200], p_log[1200], p_cfg[1200], p_exp[1200];
+    fs_join(p_last, sizeof p_last, o->out_dir, "last.h5");
+    fs_join(p_best, sizeof p_best, o->out_dir, "best.h5");
+    fs_join(p_log, sizeof p_log, o->out_dir, "train_log.jsonl");
+    fs_join(p_cfg, sizeof p_cfg, o->out_dir, "config.yaml");
+    fs_join(p_exp, sizeof p_exp, o->out_dir, "cf_export.h5");
+    struct sigaction old_int, old_term, sa;
+    bool sig_installed = false;
+    int64_t steps_run = 0;
+    char line[1024];
+
+    if ((s = fs_mkdir_p(o->out_dir))) goto done;
+    if ((s = fs_write_atomic(p_cfg, o->config_yaml, strlen(o->config_yaml)))) goto done;
+    if ((s = open_ctx(o, &ctx))) goto done;
+    if ((s = sasrec_init(&m, &o->model, &ctx, o->batch_size))) goto done;
+    log_info("sasrec: %lld items, d %d, %d blocks, %d heads, maxlen %d: %lld parameters on %s",
+             (long long)ds.n_items, o->model.d, o->model.n_blocks, o->model.n_heads, o->model.maxlen,
+             (long long)sasrec_n_params(&m), o->device);
+    if (log_get_level() >= LOG_INFO) {
+        arena_print(&m.a_params, stderr);
+        arena_print(&m.a_acts, stderr);
+    }
+
+    // users with >= 2 train items (the release skips the others: no (input, next) pair)
+    {
+        int64_t n_all;
+        int32_t *all;
+        if ((s = dataset_train_users(&ds, o->train_scenario, &n_all, &all))) goto done;
+        users = malloc((size_t)(n_all ? n_all : 1) * sizeof(int32_t));
+        perm = malloc((size_t)(n_all ? n_all : 1) * sizeof(int32_t));
+        if (!users || !perm) { free(all); s = ALLMREC_ERR(ALLMREC_ERR_NOMEM, "user lists"); goto done; }
+        for (int64_t i = 0; i < n_all; i++)
+            if (dataset_user_split(&ds, all[i]).train_len >= 2) users[n_users++] = all[i];
+        free(all);
+        if (n_users == 0) {
+            s = ALLMREC_ERR_AT(ALLMREC_ERR_DATA, o->data_path, 0, "data.train_scenario",
+                               "no user of scenario '%s' has 2 or more train items", o->train_scenario);
+            goto done;
+        }
+    }
+    if ((s = dataset_history_sets(&ds, HISTORY_TRAIN, &hist))) goto done;
+
+    struct train_state st = {0, 0, -1, 0, 0, 0};
+    if (!o->restart && fs_exists(p_last)) {
+        struct sasrec_config fc;
+        if ((s = sasrec_checkpoint_read_config(p_last, &fc))) goto done;
+        if (fc.n_items != o->model.n_items || fc.d != o->model.d || fc.maxlen != o->model.maxlen ||
+            fc.n_blocks != o->model.n_blocks || fc.n_heads != o->model.n_heads) {
+            s = ALLMREC_ERR_AT(ALLMREC_ERR_CONFIG, p_last, 0, "out_dir",
+                               "this out_dir holds a run of another model shape (n_items %lld, d %d, maxlen %d, "
+                               "blocks %d); use a new out_dir or train.restart=true",
+                               (long long)fc.n_items, fc.d, fc.maxlen, fc.n_blocks);
+            goto done;
+        }
+        if ((s = sasrec_checkpoint_load(&m, p_last, true))) goto done;
+        if ((s = load_state(p_last, &st))) goto done;
+        log_info("resuming from %s: epoch %d, step %d of that epoch, Adam step %lld", p_last, (int)st.epoch,
+                 (int)st.step_in_epoch, (long long)m.adam_t);
+    } else {
+        if ((s = sasrec_init_weights(&m, o->seed))) goto done;
+    }
+
+    if (o->eval_every > 0 && (s = dataset_candidates_load(&ds, o->valid_scenario, "valid", o->valid_kind, &vc)))
+        goto done;
+
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    g_interrupted = 0;
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+    sig_installed = true;
+
+    const int B = o->batch_size;
+    const int64_t n_steps = (n_users + B - 1) / B;
+    double t_train0 = time_now();
+    int epochs_run = 0;
+    while (!st.finished && st.epoch < o->epochs) {
+        int64_t epoch = (int64_t)st.epoch;
+        epoch_permutation(o->seed, epoch, users, n_users, perm);
+        double t0 = time_now();
+        struct progress pr;
+        char label[48];
+        snprintf(label, sizeof label, "epoch %lld/%d", (long long)epoch + 1, o->epochs);
+        if (o->progress) progress_start(&pr, label, (double)n_steps, "steps");
+        int64_t step0 = (int64_t)st.step_in_epoch, done_steps = 0;
+        if ((s = op_fill(&ctx, m.acts.loss_acc, 0.0f))) goto done;
+        for (int64_t step = step0; step < n_steps; step++) {
+            struct sasrec_batch *b = &m.batch;
+            sasrec_batch_clear(b);
+            for (int r = 0; r < B; r++) {
+                int64_t slot = step * B + r;
+                if (slot >= n_users) break;
+                int32_t u = perm[slot];
+                struct user_split sp = dataset_user_split(&ds, u);
+                struct neg_ctx nc = {o->seed, (uint64_t)slot << 20, STREAM_NEG + (uint32_t)epoch,
+                                     (int32_t)ds.n_items, hist.items + hist.offsets[u],
+                                     hist.offsets[u + 1] - hist.offsets[u]};
+                sasrec_batch_fill_row(b, r, sp.train, sp.train_len, true, neg_draw, &nc);
+            }
+            sasrec_batch_finish(b);
+            if ((s = sasrec_train_step(&m, o->seed, &o->adam, o->l2_emb))) goto done;
+            steps_run++;
+            done_steps++;
+            if (o->progress) progress_update(&pr, (double)(step + 1));
+            if (g_interrupted || (o->stop_after_steps > 0 && steps_run >= o->stop_after_steps)) {
+                if (o->progress) progress_finish(&pr);
+                st.step_in_epoch = (double)(step + 1);
+                if (st.step_in_epoch >= n_steps) { st.epoch += 1; st.step_in_epoch = 0; }
+                if ((s = save_last(&m, p_last, o, &st))) goto done;
+                s = ALLMREC_ERR(ALLMREC_ERR_INTERRUPTED, "training stopped at epoch %d step %lld; state saved to "
+                                "%s: run the same command again to resume", (int)epoch + 1, (long long)step + 1, p_last);
+                goto done;
+            }
+        }
+        if (o->progress) progress_finish(&pr);
+        double loss;
+        if ((s = sasrec_read_loss(&m, &loss, true))) goto done;
+        loss = done_steps > 0 ? loss / (double)done_steps : 0.0;
+        if (!isfinite(loss)) {
+            s = ALLMREC_ERR(ALLMREC_ERR_NUMERIC, "training loss is %g at epoch %lld (lower train.lr?)", loss,
+                            (long long)epoch + 1);
+            goto done;
+        }
+        double dt = time_now() - t0;
+        int64_t ex = done_steps * B < n_users ? done_steps * B : n_users;
+        epochs_run++;
+        st.epoch += 1;
+        st.step_in_epoch = 0;
+        double per_epoch = (time_now() - t_train0) / epochs_run;
+        char eta[32], el[32];
+        format_duration(per_epoch * (o->epochs - st.epoch), eta, sizeof eta);
+        format_duration(dt, el, sizeof el);
+        log_info("epoch %d/%d  loss %.4f  %.0f examples/s  %s  ETA %s (max epochs)", (int)st.epoch, o->epochs, loss,
+                 ex / (dt > 0 ? dt : 1e-9), el, eta);
+        snprintf(line, sizeof line, "{\"event\": \"epoch\", \"epoch\": %d, \"loss\": %.6f, \"examples_per_s\": %.1f, "
+                 "\"seconds\": %.3f, \"adam_step\": %lld}", (int)st.epoch, loss, ex / (dt > 0 ? dt : 1e-9), dt,
+                 (long long)m.adam_t);
+        log_jsonl(p_log, line);
+
+        bool last_epoch = st.epoch >= o->epochs;
+        if (o->eval_every > 0 && (((int)st.epoch % o->eval_every) == 0 || last_epoch)) {
+            struct eval_metrics vm;
+            if ((s = validate(&m, &ds, &vc, &vm, false))) goto done;
+            double val = 0;
+            eval_metric_value(&vm, o->early_metric, &val);
+            bool better = val > st.best;
+            if (better) {
+                st.best = val;
+                st.best_epoch = st.epoch;
+                st.bad_evals = 0;
+                const char *keys[] = {"epoch", "valid_metric"};
+                double vals[] = {st.epoch, val};
+                if ((s = sasrec_checkpoint_save(&m, p_best, false, o->config_yaml, 2, keys, vals))) goto done;
+            } else {
+                st.bad_evals += 1;
+            }
+            log_info("valid %s/%s (%lld users): Hit@10 %.4f  NDCG@10 %.4f  Hit@1 %.4f  MRR %.4f%s  (best %s %.4f at "
+                     "epoch %d)", vc.scenario, vc.kind, (long long)vm.n_users, vm.hit[2], vm.ndcg[2], vm.hit[0],
+                     vm.mrr, better ? "  *" : "", o->early_metric, st.best, (int)st.best_epoch);
+            snprintf(line, sizeof line, "{\"event\": \"valid\", \"epoch\": %d, \"scenario\": \"%s\", \"kind\": \"%s\", "
+                     "\"n_users\": %lld, \"hit@1\": %.6f, \"hit@10\": %.6f, \"ndcg@10\": %.6f, \"mrr\": %.6f, "
+                     "\"best\": %s}", (int)st.epoch, vc.scenario, vc.kind, (long long)vm.n_users, vm.hit[0],
+                     vm.hit[2], vm.ndcg[2], vm.mrr, better ? "true" : "false");
+            log_jsonl(p_log, line);
+            if (o->patience > 0 && st.bad_evals >= o->patience) {
+                log_info("early stopping: %d validations without improvement of %s (best %.4f at epoch %d)",
+                         (int)st.bad_evals, o->early_metric, st.best, (int)st.best_epoch);
+                st.finished = 1;
+            }
+        }
+        if (last_epoch) st.finished = 1;
+        if ((s = save_last(&m, p_last, o, &st))) goto done;
+        if (g_interrupted) {
+            s = ALLMREC_ERR(ALLMREC_ERR_INTERRUPTED, "interrupted after epoch %d; state saved to %s: run the same "
+                            "command again to resume", (int)st.epoch, p_last);
+            goto done;
+        }
+    }
+    if (!fs_exists(p_best)) {
+        const char *keys[] = {"epoch"};
+        double vals[] = {st.epoch};
+        if ((s = sasrec_checkpoint_save(&m, p_best, false, o->config_yaml, 1, keys, vals))) goto done;
+    }
+    if (o->final_eval || o->export_cf) {
+        if ((s = sasrec_checkpoint_load(&m, p_best, false))) goto done;
+    }
+    if (o->final_eval) {
+        struct eval_metrics local[64];
+        struct eval_metrics *mt = final_metrics ? final_metrics : local;
+        int cap = final_metrics ? n_max : 64, n = 0;
+        if ((s = eval_sets(&m, &ds, o, "test", mt, cap, &n))) goto done;
+        printf("\nSASRec test metrics (%s, best.h5 from epoch %d; strict kinds rank ties against the target)\n",
+               ds.name, (int)st.best_epoch);
+        eval_print_table(stdout, mt, n);
+        fflush(stdout);
+        if ((s = write_metrics(o->out_dir, mt, n, p_best))) goto done;
+        if (n_out) *n_out = n;
+    }
+    if (o->export_cf) {
+        if ((s = sasrec_export_cf(&m, &ds, p_exp, p_best, o->config_yaml, o->progress))) goto done;
+        log_info("wrote %s", p_exp);
+    }
+
+done:
+    if (sig_installed) {
+        sigaction(SIGINT, &old_int, NULL);
+        sigaction(SIGTERM, &old_term, NULL);
+    }
+    candidate_set_free(&vc);
+    history_sets_free(&hist);
+    free(users);
+    free(perm);
+    sasrec_free(&m);
+    if (ctx.be) op_ctx_free(&ctx);
+    dataset_free(&ds);
+    return s;
+}
+
+allmrec_status sasrec_run_eval(const struct sasrec_run_options *o, const char *checkpoint, const char *split,
+                               struct eval_metrics *out, int n_max, int *n_out) {
+    *n_out = 0;
+    struct dataset ds;
+    allmrec_status s = load_dataset(o->data_path, &ds);
+    if (s) { dataset_free(&ds); return s; }
+    struct sasrec_config cfg;
+    if ((s = sasrec_checkpoint_read_config(checkpoint, &cfg))) { dataset_free(&ds); return s; }
+    if (cfg.n_items != ds.n_items) {
+        s = ALLMREC_ERR_AT(ALLMREC_ERR_SHAPE, checkpoint, 0, "n_items", "checkpoint has %lld items but the dataset "
+                           "%s has %lld: it was trained on another dataset", (long long)cfg.n_items, o->data_path,
+                           (long long)ds.n_items);
+        dataset_free(&ds);
+        return s;
+    }
+    struct op_ctx ctx;
+    struct sasrec_model m;
+    memset(&m, 0, sizeof m);
+    if ((s = open_ctx(o, &ctx))) { dataset_free(&ds); return s; }
+    s = sasrec_init(&m, &cfg, &ctx, o->batch_size);
+    if (!s) s = sasrec_checkpoint_load(&m, checkpoint, false);
+    if (!s) s = eval_sets(&m, &ds, o, split, out, n_max, n_out);
+    sasrec_free(&m);
+    op_ctx_free(&ctx);
+    dataset_free(&ds);
+    return s;
+}

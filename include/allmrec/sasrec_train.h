@@ -1,0 +1,99 @@
+// sasrec_train.h: training, evaluation and export of SASRec on a prepared
+// dataset (data.h), driven by a YAML config (config.h); what `allmrec train
+// sasrec`, `allmrec eval` and `allmrec quickstart` call.
+//
+// Training (one run = one out_dir):
+//   epoch e: the users with >= 2 train items (of data.train_scenario) in a
+//   Philox permutation keyed by (seed, e); batches of train.batch_size rows
+//   (the last one padded with empty rows); per row the release's layout
+//   (seq = train[:-1] right-aligned, pos = next item, one negative per target
+//   drawn uniformly outside the user's train items: Philox stream keyed by the
+//   epoch, counter block by the row's slot in the epoch). So an epoch's data
+//   are a pure function of (seed, epoch): resuming at any step is exact.
+//   Every train.eval_every epochs: Hit/NDCG on eval.valid_scenario/valid/
+//   eval.valid_kind; best.h5 is kept on improvement of train.early_metric;
+//   stop after train.patience evaluations without improvement (0 = never).
+//   last.h5 (params + Adam moments + step + epoch + early-stopping state) is
+//   written atomically after every epoch and on SIGINT/SIGTERM; re-running
+//   the same command resumes from it (train.restart=true starts over).
+//   Then best.h5 is evaluated on the test split for every eval.scenarios x
+//   eval.kinds set stored in the dataset (metrics.json, metrics.txt) and the
+//   CF export (cf_export.h) is written to <out_dir>/cf_export.h5.
+// Files in out_dir: config.yaml (resolved), train_log.jsonl (one JSON object
+// per epoch / evaluation), last.h5, best.h5, metrics.json, metrics.txt,
+// cf_export.h5.
+//
+// defines: sasrec_config_schema, struct sasrec_run_options, sasrec_run_options_from_config,
+//          sasrec_run_train, sasrec_run_eval, struct sasrec_scorer_ctx, sasrec_make_scorer,
+//          sasrec_export_cf
+#ifndef ALLMREC_SASREC_TRAIN_H
+#define ALLMREC_SASREC_TRAIN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "allmrec/config.h"
+#include "allmrec/data.h"
+#include "allmrec/eval.h"
+#include "allmrec/sasrec.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// the config schema of SASRec runs (keys, types, defaults, docs)
+const struct config_key *sasrec_config_schema(int *n);
+
+#define SASREC_MAX_LIST 8
+struct sasrec_run_options {
+    struct sasrec_config model;      // n_items is filled from the dataset
+    char data_path[1024];
+    char train_scenario[32];
+    char out_dir[1024];
+    char device[8];                  // cpu | cuda
+    int device_index;
+    int batch_size;
+    struct adam_params adam;
+    float l2_emb;
+    int epochs, eval_every, patience;
+    uint64_t seed;
+    char early_metric[16];
+    char valid_scenario[32], valid_kind[24];
+    int n_scenarios, n_kinds;
+    char scenarios[SASREC_MAX_LIST][32], kinds[SASREC_MAX_LIST][24];
+    bool final_eval, export_cf, restart, progress;
+    int64_t stop_after_steps;        // > 0: save and stop after that many steps (tests)
+    char *config_yaml;               // resolved config text (owned)
+};
+
+// Read and validate every key (errors name file, line, key).
+allmrec_status sasrec_run_options_from_config(const struct config *cfg, struct sasrec_run_options *o);
+void sasrec_run_options_free(struct sasrec_run_options *o);
+
+// Train as described above. *final_metrics (may be NULL) receives the test
+// metrics (up to n_max rows; *n_out rows written).
+allmrec_status sasrec_run_train(struct sasrec_run_options *o, struct eval_metrics *final_metrics, int n_max,
+                                int *n_out);
+
+// Evaluate a checkpoint on the test (or valid) split for every scenario x kind
+// stored in the dataset; missing sets are skipped with a note.
+allmrec_status sasrec_run_eval(const struct sasrec_run_options *o, const char *checkpoint, const char *split,
+                               struct eval_metrics *out, int n_max, int *n_out);
+
+// scorer adapter: SASRec over a dataset
+struct sasrec_scorer_ctx {
+    struct sasrec_model *model;
+    const int32_t **items;
+    int64_t *lens;
+};
+allmrec_status sasrec_make_scorer(struct sasrec_model *m, struct sasrec_scorer_ctx *sc, struct eval_scorer *s);
+void sasrec_scorer_free(struct sasrec_scorer_ctx *sc);
+
+// E and x_u of a trained model into a CF export file
+allmrec_status sasrec_export_cf(struct sasrec_model *m, const struct dataset *ds, const char *path,
+                                const char *checkpoint, const char *config_yaml, bool progress);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
