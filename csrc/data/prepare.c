@@ -565,7 +565,7 @@ static int split_csv(char *line, char sep, char **f, int maxf, const char **err)
 // Read an item table into ds (ids via `lookup`: numeric ids used directly when
 // map == NULL, else looked up in the string map with raw_to_new).
 static allmrec_status read_item_table(const struct prepare_options *o, const char *path, char sep, bool latin1,
-                                      struct dataset *ds, const struct strmap *map, const int64_t *raw_to_new,
+                                      bool genres_as_desc, struct dataset *ds, const struct strmap *map, const int64_t *raw_to_new,
                                       struct sources *src, int64_t *matched_out) {
     struct line_reader r;
     ALLMREC_TRY(line_reader_open(&r, path, o->progress, "items"));
@@ -637,6 +637,20 @@ static allmrec_status read_item_table(const struct prepare_options *o, const cha
             ds->has_text[item] |= ITEM_HAS_DESCRIPTION;
         }
         if (want_cats && ds->categories) set_text(&ds->categories[item], f[c.cats]);
+        if (genres_as_desc && c.desc < 0 && want_cats && f[c.cats][0]) {
+            // MovieLens in RecBole form: genres (space separated) are the description
+            char *g = malloc(2 * strlen(f[c.cats]) + 1);
+            if (!g) { st = ALLMREC_ERR(ALLMREC_ERR_NOMEM, "out of memory"); break; }
+            size_t k = 0;
+            for (const char *q = f[c.cats]; *q; q++) {
+                if (*q == ' ') { g[k++] = ','; g[k++] = ' '; }
+                else g[k++] = *q;
+            }
+            g[k] = '\0';
+            free(ds->descriptions[item]);
+            ds->descriptions[item] = g;
+            ds->has_text[item] |= ITEM_HAS_DESCRIPTION;
+        }
         if (want_brand && ds->brands) set_text(&ds->brands[item], f[c.brand]);
         if (want_orig && ds->item_ids) set_text(&ds->item_ids[item], f[c.orig]);
     }
@@ -830,7 +844,7 @@ static allmrec_status prepare_recbole(const struct prepare_options *o, struct da
         for (int64_t x = 0; x < b.items.n; x++) raw_to_new[x] = -1;
         for (int64_t x = 1; x <= ds->n_items; x++) raw_to_new[kept_raw[x]] = x;
         int64_t matched = 0;
-        st = read_item_table(o, o->meta, '\t', false, ds, &b.items, raw_to_new, src, &matched);
+        st = read_item_table(o, o->meta, '\t', false, true, ds, &b.items, raw_to_new, src, &matched);
         rep->meta_matched = matched;
     }
     free(kept_raw);
@@ -1013,7 +1027,7 @@ static allmrec_status finish_numeric(const struct prepare_options *o, struct seq
     if (o->meta) {
         int64_t off[1] = {item_offset};
         int64_t matched = 0;
-        ALLMREC_TRY(read_item_table(o, o->meta, guess_sep(o, o->meta), false, ds, NULL, item_offset ? off : NULL, src,
+        ALLMREC_TRY(read_item_table(o, o->meta, guess_sep(o, o->meta), false, false, ds, NULL, item_offset ? off : NULL, src,
                                     &matched));
         rep->meta_matched = matched;
         rep->meta_unmatched_items = ds->n_items - matched;
@@ -1309,7 +1323,7 @@ static allmrec_status prepare_csv(const struct prepare_options *o, struct datase
         for (int64_t x = 0; x < b.items.n; x++) raw_to_new[x] = -1;
         for (int64_t x = 1; x <= ds->n_items; x++) raw_to_new[kept_raw[x]] = x;
         int64_t matched = 0;
-        st = read_item_table(o, o->meta, guess_sep(o, o->meta), false, ds, &b.items, raw_to_new, src, &matched);
+        st = read_item_table(o, o->meta, guess_sep(o, o->meta), false, false, ds, &b.items, raw_to_new, src, &matched);
         rep->meta_matched = matched;
         rep->meta_unmatched_items = ds->n_items - matched;
     }
