@@ -1,5 +1,155 @@
-// cmd_experiment.c: placeholder until this command lands (owned by its module).
-#include "allmrec/status.h"
+// cmd_experiment.c: `allmrec experiment` (plans, sweeps, cached stages,
+// reports, Slurm) and `allmrec status`. The work is in csrc/runner/.
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "allmrec/runner.h"
 #include "cli/commands.h"
-int cmd_experiment(int argc, char **argv) { (void)argc; return cli_usage_error(argv[0], "", "this command is not built yet"); }
-int cmd_status(int argc, char **argv) { (void)argc; return cli_usage_error(argv[0], "", "this command is not built yet"); }
+
+static const char *EXPERIMENT_USAGE =
+    "usage: allmrec experiment <experiments/x.yaml> [key.sub=value ...] [options]\n"
+    "\n"
+    "Expands the experiment's plan (datasets x models x scenarios x variants x sweep x seeds),\n"
+    "runs every stage that is not cached yet (each stage is an allmrec command in its own process),\n"
+    "and writes report.md, report.csv, report.json and report.html to the experiment's out_dir.\n"
+    "Overrides change the experiment file: defaults.cf.train.num_epochs=2, seeds=[1,2], ...\n"
+    "\n"
+    "options:\n"
+    "  --dry-run            print the plan with cache hits; run nothing\n"
+    "  --report-only        write the report from what is complete; run nothing\n"
+    "  --stop-on-failure    stop at the first failed run (default: report it and go on)\n"
+    "  --run-stage RUN:STAGE  run one stage of one run (what Slurm jobs do)\n"
+    "  --slurm              write sbatch scripts (one per stage, chained with --dependency=afterok)\n"
+    "                       and submit them; options for it:\n"
+    "    --partition P  --account A  --time T  --gpus-per-run N  --cpus-per-task N  --mem M\n"
+    "    --no-submit          write the scripts and submit.sh only\n"
+    "\n"
+    "environment: ALLMREC_STAGE_EXE replaces the binary that runs stage commands (wrappers, tests).\n";
+
+static const char *STATUS_USAGE =
+    "usage: allmrec status <experiments/x.yaml> [key.sub=value ...]\n"
+    "\n"
+    "Shows where each run of the experiment stands: stages done (cache), running, queued in Slurm\n"
+    "(with the job's state), failed (with the reason and the log), pending or not available.\n";
+
+static int need_value(int i, int argc, char **argv) {
+    return i + 1 < argc ? 1 : cli_usage_error(argv[0], EXPERIMENT_USAGE, "%s needs a value", argv[i]) * 0;
+}
+
+int cmd_experiment(int argc, char **argv) {
+    const char *path = NULL;
+    char **ov = calloc((size_t)argc + 1, sizeof(char *));
+    int n_ov = 0;
+    bool dry = false, report_only = false, stop = false, slurm = false;
+    const char *run_stage = NULL;
+    struct slurm_options so = {0};
+    so.submit = true;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { printf("%s", EXPERIMENT_USAGE); free(ov); return 0; }
+        else if (!strcmp(a, "--dry-run")) dry = true;
+        else if (!strcmp(a, "--report-only")) report_only = true;
+        else if (!strcmp(a, "--stop-on-failure")) stop = true;
+        else if (!strcmp(a, "--slurm")) slurm = true;
+        else if (!strcmp(a, "--no-submit")) so.submit = false;
+        else if (!strcmp(a, "--run-stage") || !strcmp(a, "--partition") || !strcmp(a, "--account") ||
+                 !strcmp(a, "--time") || !strcmp(a, "--gpus-per-run") || !strcmp(a, "--cpus-per-task") ||
+                 !strcmp(a, "--mem")) {
+            if (!need_value(i, argc, argv)) { free(ov); return 2; }
+            const char *v = argv[++i];
+            if (!strcmp(a, "--run-stage")) run_stage = v;
+            else if (!strcmp(a, "--partition")) so.partition = v;
+            else if (!strcmp(a, "--account")) so.account = v;
+            else if (!strcmp(a, "--time")) so.time = v;
+            else if (!strcmp(a, "--mem")) so.mem = v;
+            else {
+                char *end;
+                long n = strtol(v, &end, 10);
+                if (*end || n < 0) { free(ov); return cli_usage_error(argv[0], EXPERIMENT_USAGE, "%s wants a count, got '%s'", a, v); }
+                if (!strcmp(a, "--gpus-per-run")) so.gpus_per_run = (int)n;
+                else so.cpus_per_task = (int)n;
+            }
+        } else if (a[0] == '-') {
+            free(ov);
+            return cli_usage_error(argv[0], EXPERIMENT_USAGE, "unknown option '%s'", a);
+        } else if (strchr(a, '=')) {
+            ov[n_ov++] = argv[i];
+        } else if (!path) {
+            path = a;
+        } else {
+            free(ov);
+            return cli_usage_error(argv[0], EXPERIMENT_USAGE, "one experiment file at a time ('%s' and '%s')", path, a);
+        }
+    }
+    if (!path) { free(ov); return cli_usage_error(argv[0], EXPERIMENT_USAGE, "which experiment? (experiments/*.yaml)"); }
+    struct experiment ex;
+    allmrec_status s = experiment_load(&ex, path, ov, n_ov);
+    free(ov);
+    if (s != ALLMREC_OK) return cli_report_error(argv[0], s);
+    // Slurm settings of the file, unless given on the command line
+    const char *v;
+    int64_t n;
+    if (!so.partition && config_get_string(&ex.cfg, "slurm.partition", &v) == ALLMREC_OK && v[0]) so.partition = v;
+    if (!so.account && config_get_string(&ex.cfg, "slurm.account", &v) == ALLMREC_OK && v[0]) so.account = v;
+    if (!so.time && config_get_string(&ex.cfg, "slurm.time", &v) == ALLMREC_OK && v[0]) so.time = v;
+    if (!so.mem && config_get_string(&ex.cfg, "slurm.mem", &v) == ALLMREC_OK && v[0]) so.mem = v;
+    if (!so.gpus_per_run && config_get_int(&ex.cfg, "slurm.gpus_per_run", &n) == ALLMREC_OK) so.gpus_per_run = (int)n;
+    if (!so.cpus_per_task && config_get_int(&ex.cfg, "slurm.cpus_per_task", &n) == ALLMREC_OK) so.cpus_per_task = (int)n;
+
+    int rc = 0;
+    if (run_stage) {
+        const char *colon = strrchr(run_stage, ':');
+        if (!colon) {
+            experiment_free(&ex);
+            return cli_usage_error(argv[0], EXPERIMENT_USAGE, "--run-stage wants RUN:STAGE, got '%s'", run_stage);
+        }
+        char run_id[256];
+        snprintf(run_id, sizeof run_id, "%.*s", (int)(colon - run_stage), run_stage);
+        s = experiment_run_stage(&ex, run_id, colon + 1, stdout);
+        rc = s == ALLMREC_OK ? 0 : cli_report_error(argv[0], s);
+    } else if (dry) {
+        experiment_print_plan(&ex, stdout);
+        if (slurm) {
+            printf("(--dry-run: no Slurm scripts written)\n");
+        }
+    } else if (slurm) {
+        s = slurm_write_and_submit(&ex, &so, stdout);
+        rc = s == ALLMREC_OK ? 0 : cli_report_error(argv[0], s);
+    } else {
+        if (!report_only) {
+            struct run_options opt = {0};
+            opt.keep_going = !stop;
+            opt.out = stdout;
+            s = experiment_execute(&ex, &opt);
+            if (s != ALLMREC_OK) rc = cli_report_error(argv[0], s);
+        }
+        if (s != ALLMREC_ERR_INTERRUPTED) {
+            allmrec_status rs = experiment_report(&ex, stdout);
+            if (rs != ALLMREC_OK) rc = cli_report_error(argv[0], rs);
+        }
+    }
+    experiment_free(&ex);
+    return rc;
+}
+
+int cmd_status(int argc, char **argv) {
+    const char *path = NULL;
+    char **ov = calloc((size_t)argc + 1, sizeof(char *));
+    int n_ov = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) { printf("%s", STATUS_USAGE); free(ov); return 0; }
+        if (argv[i][0] == '-') { free(ov); return cli_usage_error(argv[0], STATUS_USAGE, "unknown option '%s'", argv[i]); }
+        if (strchr(argv[i], '=')) ov[n_ov++] = argv[i];
+        else if (!path) path = argv[i];
+        else { free(ov); return cli_usage_error(argv[0], STATUS_USAGE, "one experiment file at a time"); }
+    }
+    if (!path) { free(ov); return cli_usage_error(argv[0], STATUS_USAGE, "which experiment? (experiments/*.yaml)"); }
+    struct experiment ex;
+    allmrec_status s = experiment_load(&ex, path, ov, n_ov);
+    free(ov);
+    if (s != ALLMREC_OK) return cli_report_error(argv[0], s);
+    experiment_print_status(&ex, stdout);
+    experiment_free(&ex);
+    return 0;
+}

@@ -191,6 +191,17 @@ allmrec_status config_copy(struct config *dst, const struct config *src) {
     return ALLMREC_OK;
 }
 
+allmrec_status config_merge_prefix(struct config *dst, const struct config *src, const char *prefix) {
+    size_t n = strlen(prefix);
+    for (int i = 0; i < src->n; i++) {
+        const struct config_entry *e = &src->entries[i];
+        if (strncmp(e->key, prefix, n) || e->key[n] != '.') continue;
+        ALLMREC_TRY(store(dst, e->key + n + 1, (const char *const *)e->items, e->n_items, e->is_list, e->quoted,
+                          e->file, e->line));
+    }
+    return ALLMREC_OK;
+}
+
 // ---------------------------------------------------------------- YAML -> entries
 
 struct load_ctx {

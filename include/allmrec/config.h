@@ -33,7 +33,7 @@
 //          config_get_string, config_get_int_list, config_get_double_list,
 //          config_get_string_list, config_get_int_or, config_get_double_or,
 //          config_get_bool_or, config_get_string_or, config_write_resolved,
-//          config_to_yaml, config_copy, config_free, config_type_name,
+//          config_to_yaml, config_copy, config_merge_prefix, config_free, config_type_name,
 //          config_suggest_key, config_parse_bool, config_parse_int,
 //          config_parse_double, config_schema_find
 #ifndef ALLMREC_CONFIG_H
@@ -109,6 +109,9 @@ const struct config_entry *config_find(const struct config *cfg, const char *key
 bool config_has(const struct config *cfg, const char *key);
 // Copy every entry of src (replacing dst's values of the same keys).
 allmrec_status config_copy(struct config *dst, const struct config *src);
+// Copy the entries of src below `prefix` ("defaults" -> "defaults.cf.lr" becomes
+// "cf.lr") into dst, keeping their file and line.
+allmrec_status config_merge_prefix(struct config *dst, const struct config *src, const char *prefix);
 
 // Check every key against the schema; remember the schema for defaults.
 allmrec_status config_validate(struct config *cfg, const struct config_key *schema, int n_schema);

@@ -1,0 +1,704 @@
+// plan.c: experiment files -> runs -> stages with cache keys and states.
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "allmrec/fs.h"
+#include "allmrec/runner.h"
+
+// ---------------------------------------------------------------- the experiment schema
+
+static const struct config_key EXPERIMENT_SCHEMA[] = {
+    {"experiment.name", CONFIG_STRING, NULL, true, "short name; results go to <out_dir>"},
+    {"experiment.title", CONFIG_STRING, "", false, "the paper's caption"},
+    {"experiment.paper_ref", CONFIG_STRING, "", false, "Table 1, Figure 4, ..."},
+    {"experiment.note", CONFIG_STRING, "", false, "what a reader should know"},
+    {"experiment.requires", CONFIG_STRING_LIST, "[]", false, "data and weights a user needs"},
+    {"experiment.metrics", CONFIG_STRING_LIST, "[hit1]", false,
+     "metrics shown (keys of metrics.json, dotted paths allowed, or train_minutes)"},
+    {"experiment.metric_labels", CONFIG_STRING_LIST, "[]", false, "display names of the metrics"},
+    {"experiment.out_dir", CONFIG_STRING, "results/{name}", false, "reports and per-run folders"},
+    {"experiment.cache_dir", CONFIG_STRING, "results/cache", false, "stage artifacts, shared by experiments"},
+    {"experiment.configs_dir", CONFIG_STRING, "../configs", false, "relative to the experiment file"},
+    {"experiment.seed_keys", CONFIG_STRING_LIST, "[cf.train.seed, stage1.train.seed, stage2.train.seed, baseline.train.seed]",
+     false, "run-config keys set to each seed (when seeds are given)"},
+    {"datasets", CONFIG_STRING_LIST, NULL, false, "dataset names (configs/datasets/<name>.yaml)"},
+    {"datasets.*", CONFIG_ANY, NULL, false, "or mappings {name, label, file, set}"},
+    {"models", CONFIG_STRING_LIST, "[sasrec]", false, "model names (the runner's model table)"},
+    {"models.*", CONFIG_ANY, NULL, false, "or mappings {name, label, set}"},
+    {"scenarios", CONFIG_STRING_LIST, "[default]", false, "scenario names"},
+    {"scenarios.*", CONFIG_ANY, NULL, false, "or mappings {name, label, set}"},
+    {"variants", CONFIG_STRING_LIST, "[]", false, "ablation variants"},
+    {"variants.*", CONFIG_ANY, NULL, false, "mappings {name, label, set}"},
+    {"seeds", CONFIG_INT_LIST, "[]", false, "one run per seed (results averaged); none: the commands' own seeds"},
+    {"sweep.*", CONFIG_ANY, NULL, false, "run-config key: [values] (a grid)"},
+    {"defaults.*", CONFIG_ANY, NULL, false, "run config shared by every run"},
+    {"table.rows", CONFIG_STRING_LIST, "[model]", false, "axes of the table's rows"},
+    {"table.columns", CONFIG_STRING_LIST, "[dataset]", false, "axes of the table's columns"},
+    {"table.digits", CONFIG_INT, "4", false, "decimals shown"},
+    {"paper.columns", CONFIG_STRING_LIST, "[]", false, "column ids of the paper values"},
+    {"paper.rows.*", CONFIG_ANY, NULL, false, "[{row: id, values: [...]}]"},
+    {"paper.note", CONFIG_STRING, "", false, "where the numbers come from"},
+    {"report.plots", CONFIG_STRING_LIST, "[curves, bars, heatmap]", false, "plots of the HTML report"},
+    {"report.bars.groups", CONFIG_STRING_LIST, "[dataset, scenario]", false, "axes of the bar groups"},
+    {"report.bars.bars", CONFIG_STRING_LIST, "[model]", false, "axes of the bars in a group"},
+    {"slurm.partition", CONFIG_STRING, "", false, "sbatch --partition"},
+    {"slurm.account", CONFIG_STRING, "", false, "sbatch --account"},
+    {"slurm.time", CONFIG_STRING, "", false, "sbatch --time"},
+    {"slurm.gpus_per_run", CONFIG_INT, "0", false, "GPUs of a multi-GPU stage (srun when > 1)"},
+    {"slurm.cpus_per_task", CONFIG_INT, "0", false, "sbatch --cpus-per-task"},
+    {"slurm.mem", CONFIG_STRING, "", false, "sbatch --mem"},
+};
+
+const struct config_key *experiment_schema(int *n) {
+    *n = (int)(sizeof EXPERIMENT_SCHEMA / sizeof EXPERIMENT_SCHEMA[0]);
+    return EXPERIMENT_SCHEMA;
+}
+
+// ---------------------------------------------------------------- hashing
+
+uint64_t runner_hash64(const char *s, size_t n, uint64_t seed) {
+    uint64_t h = 1469598103934665603ULL ^ seed;
+    for (size_t i = 0; i < n; i++) {
+        h ^= (unsigned char)s[i];
+        h *= 1099511628211ULL;
+    }
+    // final avalanche (splitmix64) so near-identical texts differ in every digit
+    h ^= h >> 30; h *= 0xbf58476d1ce4e5b9ULL;
+    h ^= h >> 27; h *= 0x94d049bb133111ebULL;
+    h ^= h >> 31;
+    return h;
+}
+
+// ---------------------------------------------------------------- axes
+
+struct axis_entry {
+    char id[128];
+    char label[128];
+    char file[RUNNER_PATH];   // dataset config file ("" if none)
+    char set_prefix[64];      // "datasets.2.set" (entries below it are the entry's settings) or ""
+};
+
+static void sanitize(char *dst, size_t cap, const char *src) {
+    size_t j = 0;
+    for (size_t i = 0; src[i] && j + 1 < cap; i++) {
+        char c = src[i];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+                  c == '-' || c == '_' || c == '=';
+        dst[j++] = ok ? c : '-';
+    }
+    dst[j] = '\0';
+}
+
+// Read an axis: a list of names ("datasets: [a, b]") or of mappings
+// ("datasets: [{name: a, label: A, set: {...}}]").
+static allmrec_status read_axis(const struct config *cfg, const char *axis, struct axis_entry **out, int *n_out) {
+    *out = NULL;
+    *n_out = 0;
+    const struct config_entry *list = config_find(cfg, axis);
+    int n = 0;
+    if (list) {
+        n = list->n_items;
+    } else {
+        char k[96];
+        for (;; n++) {
+            snprintf(k, sizeof k, "%s.%d.name", axis, n);
+            if (!config_has(cfg, k)) {
+                // a mapping entry without a name is an error, not the end
+                char pre[64];
+                snprintf(pre, sizeof pre, "%s.%d.", axis, n);
+                for (int i = 0; i < cfg->n; i++)
+                    if (!strncmp(cfg->entries[i].key, pre, strlen(pre)))
+                        return ALLMREC_ERR_AT(ALLMREC_ERR_CONFIG, cfg->entries[i].file, cfg->entries[i].line, k,
+                                              "each %s entry needs a name", axis);
+                break;
+            }
+        }
+    }
+    if (n == 0) return ALLMREC_OK;
+    struct axis_entry *v = calloc((size_t)n, sizeof *v);
+    if (!v) return ALLMREC_ERR(ALLMREC_ERR_NOMEM, "runner: out of memory");
+    for (int i = 0; i < n; i++) {
+        if (list) {
+            snprintf(v[i].id, sizeof v[i].id, "%s", list->items[i]);
+            continue;
+        }
+        char k[96];
+        const char *s = NULL;
+        snprintf(k, sizeof k, "%s.%d.name", axis, i);
+        config_get_string(cfg, k, &s);
+        snprintf(v[i].id, sizeof v[i].id, "%s", s);
+        snprintf(k, sizeof k, "%s.%d.label", axis, i);
+        if (config_get_string_or(cfg, k, "", &s) == ALLMREC_OK) snprintf(v[i].label, sizeof v[i].label, "%s", s);
+        snprintf(k, sizeof k, "%s.%d.file", axis, i);
+        if (config_get_string_or(cfg, k, "", &s) == ALLMREC_OK) snprintf(v[i].file, sizeof v[i].file, "%s", s);
+        snprintf(v[i].set_prefix, sizeof v[i].set_prefix, "%s.%d.set", axis, i);
+        // only name, label, file, set are known inside an entry
+        char pre[64];
+        snprintf(pre, sizeof pre, "%s.%d.", axis, i);
+        size_t pn = strlen(pre);
+        for (int j = 0; j < cfg->n; j++) {
+            const struct config_entry *e = &cfg->entries[j];
+            if (strncmp(e->key, pre, pn)) continue;
+            const char *rest = e->key + pn;
+            if (!strcmp(rest, "name") || !strcmp(rest, "label") || !strcmp(rest, "file") || !strncmp(rest, "set.", 4))
+                continue;
+            free(v);
+            return ALLMREC_ERR_AT(ALLMREC_ERR_CONFIG, e->file, e->line, e->key,
+                                  "unknown key in a %s entry (expected name, label, file or set)", axis);
+        }
+    }
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < i; j++)
+            if (!strcmp(v[i].id, v[j].id)) {
+                free(v);
+                return ALLMREC_ERR_AT(ALLMREC_ERR_CONFIG, list ? list->file : cfg->path, list ? list->line : 0, axis,
+                                      "'%s' appears twice", v[i].id);
+            }
+    *out = v;
+    *n_out = n;
+    return ALLMREC_OK;
+}
+
+// the built-in tables' "key=value" settings (YAML values: lists allowed)
+static allmrec_status apply_assignments(struct config *cfg, const char *const *set, int max) {
+    for (int i = 0; i < max && set[i]; i++) ALLMREC_TRY(config_apply_override(cfg, set[i]));
+    return ALLMREC_OK;
+}
+
+// ---------------------------------------------------------------- stage keys
+
+static int stage_index(const struct run *r, const char *name) {
+    for (int i = 0; i < r->n_stages; i++)
+        if (!strcmp(r->stages[i].def->name, name)) return i;
+    return -1;
+}
+
+// Resolve an upstream spec ("cf", "?stage1", "eval_data|data") to a stage index
+// of the run; -1 if absent (an error unless optional).
+static int resolve_upstream(const struct run *r, const char *spec, bool *optional) {
+    *optional = spec[0] == '?';
+    if (*optional) spec++;
+    char buf[64];
+    snprintf(buf, sizeof buf, "%s", spec);
+    char *save = NULL;
+    for (char *t = strtok_r(buf, "|", &save); t; t = strtok_r(NULL, "|", &save)) {
+        int i = stage_index(r, t);
+        if (i >= 0) return i;
+    }
+    return -1;
+}
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+struct tbuf { char *p; size_t n, cap; };
+static void tb_add(struct tbuf *b, const char *s) {
+    size_t k = strlen(s);
+    if (b->n + k + 1 > b->cap) {
+        size_t nc = b->cap ? b->cap * 2 : 1024;
+        while (b->n + k + 1 > nc) nc *= 2;
+        char *np = realloc(b->p, nc);
+        if (!np) return;
+        b->p = np;
+        b->cap = nc;
+    }
+    memcpy(b->p + b->n, s, k + 1);
+    b->n += k;
+}
+
+allmrec_status stage_key_compute(const struct experiment *ex, struct run *r, int si) {
+    struct run_stage *st = &r->stages[si];
+    const struct stage_def *d = st->def;
+    struct tbuf b = {0};
+    tb_add(&b, "stage ");
+    tb_add(&b, d->name);
+    tb_add(&b, "\n");
+    // the command line, with this stage's (not yet known) directory as {out}
+    snprintf(st->dir, sizeof st->dir, "{out}");
+    struct stage_cmd cmds[RUNNER_MAX_CMDS];
+    memset(cmds, 0, sizeof cmds);
+    int n_cmds = 0;
+    allmrec_status s = d->build(r, si, cmds, &n_cmds);
+    for (int c = 0; c < n_cmds; c++) {
+        tb_add(&b, "cmd");
+        for (int a = 0; a < cmds[c].argc; a++) {
+            tb_add(&b, " ");
+            tb_add(&b, cmds[c].argv[a]);
+        }
+        tb_add(&b, "\n");
+        if (!strcmp(cmds[c].argv[0], "@link")) {
+            // a linked file: its size and time stand in for its content
+            struct stat stt;
+            char meta[96];
+            if (stat(cmds[c].argv[1], &stt) == 0)
+                snprintf(meta, sizeof meta, "file %lld %lld\n", (long long)stt.st_size, (long long)stt.st_mtime);
+            else
+                snprintf(meta, sizeof meta, "file missing\n");
+            tb_add(&b, meta);
+        }
+        for (int a = 0; a < cmds[c].argc; a++) free(cmds[c].argv[a]);
+    }
+    if (s != ALLMREC_OK) { free(b.p); return s; }
+    for (int u = 0; u < 3 && d->upstream[u]; u++) {
+        bool opt;
+        int ui = resolve_upstream(r, d->upstream[u], &opt);
+        if (ui < 0) {
+            if (opt) continue;
+            free(b.p);
+            return ALLMREC_ERR_AT(ALLMREC_ERR_CONFIG, ex->path, 0, "models",
+                                  "run '%s': stage %s needs stage %s before it in the pipeline", r->id, d->name,
+                                  d->upstream[u]);
+        }
+        if (ui >= si) {
+            free(b.p);
+            return ALLMREC_ERR(ALLMREC_ERR_INTERNAL, "run '%s': stage %s reads %s which comes after it", r->id,
+                               d->name, r->stages[ui].def->name);
+        }
+        char line[128];
+        snprintf(line, sizeof line, "upstream %s %s\n", r->stages[ui].def->name, r->stages[ui].key);
+        tb_add(&b, line);
+    }
+    // the stage's section, sorted
+    size_t pn = strlen(d->section);
+    int n = 0;
+    char **lines = malloc(sizeof(char *) * (size_t)(r->cfg.n + 1));
+    if (!lines) { free(b.p); return ALLMREC_ERR(ALLMREC_ERR_NOMEM, "runner: out of memory"); }
+    for (int i = 0; i < r->cfg.n; i++) {
+        const struct config_entry *e = &r->cfg.entries[i];
+        if (strncmp(e->key, d->section, pn) || e->key[pn] != '.') continue;
+        struct tbuf l = {0};
+        tb_add(&l, e->key);
+        tb_add(&l, e->is_list ? "=[" : "=");
+        for (int j = 0; j < e->n_items; j++) {
+            if (j) tb_add(&l, "\x1f");
+            tb_add(&l, e->items[j]);
+        }
+        if (e->is_list) tb_add(&l, "]");
+        lines[n++] = l.p ? l.p : strdup("");
+    }
+    qsort(lines, (size_t)n, sizeof(char *), cmp_str);
+    for (int i = 0; i < n; i++) {
+        tb_add(&b, lines[i]);
+        tb_add(&b, "\n");
+        free(lines[i]);
+    }
+    free(lines);
+    if (!b.p) return ALLMREC_ERR(ALLMREC_ERR_NOMEM, "runner: out of memory");
+    uint64_t h = runner_hash64(b.p, b.n, 0);
+    snprintf(st->key, sizeof st->key, "%016llx", (unsigned long long)h);
+    snprintf(st->dir, sizeof st->dir, "%s/%s/%s", ex->cache_dir, d->name, st->key);
+    free(st->key_text);
+    st->key_text = b.p;
+    return ALLMREC_OK;
+}
+
+// ---------------------------------------------------------------- stage state from the files
+
+static void read_stage_state(struct run_stage *st) {
+    char p[RUNNER_PATH + 32];
+    st->seconds = 0;
+    st->message[0] = '\0';
+    if (!st->def->available) { st->state = STAGE_UNAVAILABLE; return; }
+    snprintf(p, sizeof p, "%s/done.json", st->dir);
+    char *text = NULL;
+    if (fs_exists(p) && fs_read_all(p, &text, NULL) == ALLMREC_OK) {
+        cJSON *j = cJSON_Parse(text);
+        free(text);
+        if (j) {
+            cJSON *sec = cJSON_GetObjectItemCaseSensitive(j, "seconds");
+            if (cJSON_IsNumber(sec)) st->seconds = sec->valuedouble;
+            cJSON_Delete(j);
+            st->state = STAGE_CACHED;
+            return;
+        }
+    }
+    // a lock held by a live process: someone is running it
+    snprintf(p, sizeof p, "%s/lock", st->dir);
+    int fd = open(p, O_RDWR);
+    if (fd >= 0) {
+        if (flock(fd, LOCK_EX | LOCK_NB) != 0) { close(fd); st->state = STAGE_RUNNING; return; }
+        flock(fd, LOCK_UN);
+        close(fd);
+    }
+    snprintf(p, sizeof p, "%s/failed.json", st->dir);
+    if (fs_exists(p) && fs_read_all(p, &text, NULL) == ALLMREC_OK) {
+        cJSON *j = cJSON_Parse(text);
+        free(text);
+        cJSON *m = j ? cJSON_GetObjectItemCaseSensitive(j, "message") : NULL;
+        snprintf(st->message, sizeof st->message, "%s", cJSON_IsString(m) ? m->valuestring : "failed");
+        cJSON_Delete(j);
+        st->state = STAGE_FAILED;
+        return;
+    }
+    snprintf(p, sizeof p, "%s/slurm_job", st->dir);
+    if (fs_exists(p)) { st->state = STAGE_SUBMITTED; return; }
+    st->state = STAGE_PENDING;
+}
+
+// ---------------------------------------------------------------- expansion
+
+static const char *axis_names[N_RUN_AXES] = {"dataset", "model", "scenario", "variant", "sweep", "seed"};
+
+static allmrec_status build_run(struct experiment *ex, struct run *r, const struct axis_entry *ds,
+                                const struct axis_entry *mo, const struct axis_entry *sc,
+                                const struct axis_entry *va, int n_sweep, char sweep_keys[][96],
+                                const char *const *sweep_vals, int64_t seed, bool have_scen, bool have_var,
+                                bool have_seeds) {
+    config_init(&r->cfg);
+    r->cfg.path = strdup(ex->path);
+    struct config *c = &r->cfg;
+    // 1. experiment defaults
+    ALLMREC_TRY(config_merge_prefix(c, &ex->cfg, "defaults"));
+    // 2. dataset: configs/datasets/<name>.yaml (or file:), then set:
+    char dfile[RUNNER_PATH * 2] = "";
+    if (ds->file[0]) {
+        if (ds->file[0] == '/') snprintf(dfile, sizeof dfile, "%s", ds->file);
+        else snprintf(dfile, sizeof dfile, "%s/%s", ex->dir, ds->file);
+    } else {
+        snprintf(dfile, sizeof dfile, "%s/datasets/%s.yaml", ex->configs_dir, ds->id);
+    }
+    char dlabel[128] = "";
+    if (fs_exists(dfile)) {
+        struct config dc;
+        ALLMREC_TRY(config_load(&dc, dfile, NULL, 0));
+        const struct config_entry *le = config_find(&dc, "label");
+        if (le && !le->is_list) snprintf(dlabel, sizeof dlabel, "%s", le->items[0]);
+        config_unset(&dc, "label");
+        allmrec_status s = config_copy(c, &dc);
+        config_free(&dc);
+        ALLMREC_TRY(s);
+    } else if (ds->file[0] || !ds->set_prefix[0]) {
+        return ALLMREC_ERR_AT(ALLMREC_ERR_CONFIG, ex->path, 0, "datasets",
+                              "dataset '%s': no config file %s (write one, or give the dataset a set: mapping)", ds->id,
+                              dfile);
+    }
+    if (ds->set_prefix[0]) ALLMREC_TRY(config_merge_prefix(c, &ex->cfg, ds->set_prefix));
+    // 3. model
+    const struct model_def *md = model_find(mo->id);
+    if (!md) {
+        int nm;
+        const struct model_def *mt = model_table(&nm);
+        char known[512] = "";
+        for (int i = 0; i < nm; i++) {
+            strncat(known, i ? ", " : "", sizeof known - strlen(known) - 1);
+            strncat(known, mt[i].name, sizeof known - strlen(known) - 1);
+        }
+        return ALLMREC_ERR_AT(ALLMREC_ERR_CONFIG, ex->path, 0, "models", "unknown model '%s' (known: %s)", mo->id,
+                              known);
+    }
+    ALLMREC_TRY(apply_assignments(c, md->set, 6));
+    if (mo->set_prefix[0]) ALLMREC_TRY(config_merge_prefix(c, &ex->cfg, mo->set_prefix));
+    // 4. scenario
+    const struct scenario_def *sd = scenario_find(sc->id);
+    if (!sd && !sc->set_prefix[0])
+        return ALLMREC_ERR_AT(ALLMREC_ERR_CONFIG, ex->path, 0, "scenarios",
+                              "unknown scenario '%s' (known: default, cold_item, warm_item, cold_user, few_shot_256, "
+                              "few_shot_128, cross_domain; or give it a set: mapping)", sc->id);
+    if (sd) ALLMREC_TRY(apply_assignments(c, sd->set, 8));
+    if (sc->set_prefix[0]) ALLMREC_TRY(config_merge_prefix(c, &ex->cfg, sc->set_prefix));
+    // 5. variant
+    if (va && va->set_prefix[0]) ALLMREC_TRY(config_merge_prefix(c, &ex->cfg, va->set_prefix));
+    // 6. sweep point
+    for (int k = 0; k < n_sweep; k++) ALLMREC_TRY(config_set(c, sweep_keys[k], sweep_vals[k]));
+    // 7. seed
+    const char **seed_keys = NULL;
+    int n_seed_keys = 0;
+    if (have_seeds) ALLMREC_TRY(config_get_string_list(&ex->cfg, "experiment.seed_keys", &seed_keys, &n_seed_keys));
+    char sv[32];
+    snprintf(sv, sizeof sv, "%lld", (long long)seed);
+    for (int k = 0; k < n_seed_keys; k++) {
+        allmrec_status s = config_set(c, seed_keys[k], sv);
+        if (s != ALLMREC_OK) { free(seed_keys); return s; }
+    }
+    free(seed_keys);
+
+    // identity
+    snprintf(r->axis_id[AXIS_DATASET], 128, "%s", ds->id);
+    snprintf(r->axis_label[AXIS_DATASET], 128, "%s", ds->label[0] ? ds->label : dlabel[0] ? dlabel : ds->id);
+    snprintf(r->axis_id[AXIS_MODEL], 128, "%s", mo->id);
+    snprintf(r->axis_label[AXIS_MODEL], 128, "%s", mo->label[0] ? mo->label : md->label);
+    snprintf(r->axis_id[AXIS_SCENARIO], 128, "%s", sc->id);
+    snprintf(r->axis_label[AXIS_SCENARIO], 128, "%s", sc->label[0] ? sc->label : sd ? sd->label : sc->id);
+    if (va) {
+        snprintf(r->axis_id[AXIS_VARIANT], 128, "%s", va->id);
+        snprintf(r->axis_label[AXIS_VARIANT], 128, "%s", va->label[0] ? va->label : va->id);
+    }
+    r->n_sweep = n_sweep;
+    char sid[128] = "", slab[128] = "";
+    for (int k = 0; k < n_sweep; k++) {
+        snprintf(r->sweep_key[k], sizeof r->sweep_key[k], "%s", sweep_keys[k]);
+        snprintf(r->sweep_val[k], sizeof r->sweep_val[k], "%s", sweep_vals[k]);
+        const char *short_k = strrchr(sweep_keys[k], '.');
+        short_k = short_k ? short_k + 1 : sweep_keys[k];
+        size_t l = strlen(sid);
+        snprintf(sid + l, sizeof sid - l, "%s%s=%s", k ? "," : "", sweep_keys[k], sweep_vals[k]);
+        l = strlen(slab);
+        snprintf(slab + l, sizeof slab - l, "%s%s=%s", k ? ", " : "", short_k, sweep_vals[k]);
+    }
+    snprintf(r->axis_id[AXIS_SWEEP], 128, "%s", sid);
+    snprintf(r->axis_label[AXIS_SWEEP], 128, "%s", slab);
+    if (have_seeds) {
+        snprintf(r->axis_id[AXIS_SEED], 128, "%lld", (long long)seed);
+        snprintf(r->axis_label[AXIS_SEED], 128, "seed %lld", (long long)seed);
+    }
+
+    char id[512], part[160];
+    snprintf(id, sizeof id, "%s__%s", ds->id, mo->id);
+    if (have_scen) { snprintf(part, sizeof part, "__%s", sc->id); strncat(id, part, sizeof id - strlen(id) - 1); }
+    if (have_var) { snprintf(part, sizeof part, "__%s", va->id); strncat(id, part, sizeof id - strlen(id) - 1); }
+    for (int k = 0; k < n_sweep; k++) {
+        const char *short_k = strrchr(sweep_keys[k], '.');
+        short_k = short_k ? short_k + 1 : sweep_keys[k];
+        snprintf(part, sizeof part, "%s%s%s", k ? "_" : "__", short_k, sweep_vals[k]);
+        strncat(id, part, sizeof id - strlen(id) - 1);
+    }
+    if (have_seeds) {
+        snprintf(part, sizeof part, "__s%lld", (long long)seed);
+        strncat(id, part, sizeof id - strlen(id) - 1);
+    }
+    sanitize(r->id, sizeof r->id, id);
+    snprintf(r->dir, sizeof r->dir, "%s/runs/%s", ex->out_dir, r->id);
+
+    ALLMREC_TRY(config_set(c, "run.id", r->id));
+    for (int a = 0; a < N_RUN_AXES; a++) {
+        char k[64];
+        snprintf(k, sizeof k, "run.%s", axis_names[a]);
+        if (r->axis_id[a][0]) ALLMREC_TRY(config_set(c, k, r->axis_id[a]));
+    }
+
+    // pipeline
+    r->n_stages = 0;
+    for (int i = 0; i < RUNNER_MAX_STAGES && md->stages[i]; i++) {
+        const struct stage_def *d = stage_find(md->stages[i]);
+        if (!d) return ALLMREC_ERR(ALLMREC_ERR_INTERNAL, "model %s names unknown stage %s", md->name, md->stages[i]);
+        // a cross-domain evaluation set adds its own data stage right after data
+        r->stages[r->n_stages++].def = d;
+        if (!strcmp(d->name, "data")) {
+            bool has_eval_data = false;
+            for (int e = 0; e < c->n; e++)
+                if (!strncmp(c->entries[e].key, "eval_data.", 10)) has_eval_data = true;
+            if (has_eval_data) r->stages[r->n_stages++].def = stage_find("eval_data");
+        }
+    }
+    // a CF-only pipeline with a second dataset evaluates the trained model on it
+    bool has_eval_data = stage_index(r, "eval_data") >= 0;
+    if (has_eval_data && r->n_stages < RUNNER_MAX_STAGES && !strcmp(r->stages[r->n_stages - 1].def->name, "cf"))
+        r->stages[r->n_stages++].def = stage_find("eval");
+    for (int i = 0; i < r->n_stages; i++) {
+        ALLMREC_TRY(stage_key_compute(ex, r, i));
+        read_stage_state(&r->stages[i]);
+    }
+    return ALLMREC_OK;
+}
+
+allmrec_status plan_expand(struct experiment *ex) {
+    struct axis_entry *ds = NULL, *mo = NULL, *sc = NULL, *va = NULL;
+    int nds = 0, nmo = 0, nsc = 0, nva = 0;
+    allmrec_status s = ALLMREC_OK;
+    static const struct axis_entry DEFAULT_MODEL = {"sasrec", "", "", ""};
+    static const struct axis_entry DEFAULT_SCEN = {"default", "", "", ""};
+    int64_t *seeds = NULL;
+    int nseeds = 0;
+    if ((s = read_axis(&ex->cfg, "datasets", &ds, &nds)) != ALLMREC_OK) goto done;
+    if (nds == 0) {
+        s = ALLMREC_ERR_AT(ALLMREC_ERR_CONFIG, ex->path, 0, "datasets", "no datasets: list at least one");
+        goto done;
+    }
+    if ((s = read_axis(&ex->cfg, "models", &mo, &nmo)) != ALLMREC_OK) goto done;
+    if ((s = read_axis(&ex->cfg, "scenarios", &sc, &nsc)) != ALLMREC_OK) goto done;
+    if ((s = read_axis(&ex->cfg, "variants", &va, &nva)) != ALLMREC_OK) goto done;
+    if ((s = config_get_int_list(&ex->cfg, "seeds", &seeds, &nseeds)) != ALLMREC_OK) goto done;
+    bool have_seeds = nseeds > 0;
+    if (!have_seeds) {
+        free(seeds);
+        seeds = calloc(1, sizeof(int64_t));
+        if (!seeds) { s = ALLMREC_ERR(ALLMREC_ERR_NOMEM, "oom"); goto done; }
+        nseeds = 1;
+    }
+
+    // sweep keys (a grid in order of appearance)
+    char sweep_keys[4][96];
+    const struct config_entry *sweep_e[4];
+    int n_sweep = 0;
+    for (int i = 0; i < ex->cfg.n; i++) {
+        const struct config_entry *e = &ex->cfg.entries[i];
+        if (strncmp(e->key, "sweep.", 6)) continue;
+        if (n_sweep == 4) {
+            s = ALLMREC_ERR_AT(ALLMREC_ERR_CONFIG, e->file, e->line, e->key, "at most 4 sweep keys");
+            goto done;
+        }
+        if (e->n_items == 0) {
+            s = ALLMREC_ERR_AT(ALLMREC_ERR_CONFIG, e->file, e->line, e->key, "a sweep needs at least one value");
+            goto done;
+        }
+        snprintf(sweep_keys[n_sweep], 96, "%s", e->key + 6);
+        sweep_e[n_sweep++] = e;
+    }
+    int n_points = 1;
+    for (int k = 0; k < n_sweep; k++) n_points *= sweep_e[k]->n_items;
+
+    bool have_scen = nsc > 0, have_var = nva > 0;
+    const struct axis_entry *mo_v = nmo ? mo : &DEFAULT_MODEL;
+    const struct axis_entry *sc_v = nsc ? sc : &DEFAULT_SCEN;
+    int nmo_e = nmo ? nmo : 1, nsc_e = nsc ? nsc : 1, nva_e = nva ? nva : 1;
+    long total = (long)nds * nmo_e * nsc_e * nva_e * n_points * nseeds;
+    if (total > 100000) {
+        s = ALLMREC_ERR_AT(ALLMREC_ERR_CONFIG, ex->path, 0, NULL, "the plan has %ld runs; that is too many", total);
+        goto done;
+    }
+    ex->runs = calloc((size_t)total, sizeof(struct run));
+    if (!ex->runs) { s = ALLMREC_ERR(ALLMREC_ERR_NOMEM, "runner: out of memory"); goto done; }
+    for (int a = 0; a < nds; a++)
+        for (int b = 0; b < nmo_e; b++)
+            for (int c = 0; c < nsc_e; c++)
+                for (int d = 0; d < nva_e; d++)
+                    for (int p = 0; p < n_points; p++)
+                        for (int e = 0; e < nseeds; e++) {
+                            const char *vals[4];
+                            int rem = p;
+                            for (int k = n_sweep - 1; k >= 0; k--) {
+                                vals[k] = sweep_e[k]->items[rem % sweep_e[k]->n_items];
+                                rem /= sweep_e[k]->n_items;
+                            }
+                            struct run *r = &ex->runs[ex->n_runs++];
+                            s = build_run(ex, r, &ds[a], &mo_v[b], &sc_v[c], nva ? &va[d] : NULL, n_sweep,
+                                          sweep_keys, vals, seeds[e], have_scen, have_var, have_seeds);
+                            if (s != ALLMREC_OK) {
+                                allmrec_error_prefix("run %s/%s: ", ds[a].id, mo_v[b].id);
+                                goto done;
+                            }
+                            for (int q = 0; q < ex->n_runs - 1; q++)
+                                if (!strcmp(ex->runs[q].id, r->id)) {
+                                    s = ALLMREC_ERR_AT(ALLMREC_ERR_CONFIG, ex->path, 0, NULL,
+                                                       "two runs are both named '%s'; give the axis entries distinct names",
+                                                       r->id);
+                                    goto done;
+                                }
+                        }
+done:
+    free(ds); free(mo); free(sc); free(va); free(seeds);
+    return s;
+}
+
+// ---------------------------------------------------------------- load / free
+
+static void path_resolve(char *out, size_t cap, const char *base_dir, const char *p) {
+    if (p[0] == '/' || !base_dir) snprintf(out, cap, "%s", p);
+    else snprintf(out, cap, "%s/%s", base_dir, p);
+}
+
+allmrec_status experiment_load(struct experiment *ex, const char *path, char *const *overrides, int n_overrides) {
+    memset(ex, 0, sizeof *ex);
+    snprintf(ex->path, sizeof ex->path, "%s", path);
+    snprintf(ex->dir, sizeof ex->dir, "%s", path);
+    char *slash = strrchr(ex->dir, '/');
+    if (slash) *slash = '\0';
+    else snprintf(ex->dir, sizeof ex->dir, ".");
+    ALLMREC_TRY(config_load(&ex->cfg, path, overrides, n_overrides));
+    int ns;
+    const struct config_key *schema = experiment_schema(&ns);
+    allmrec_status s = config_validate(&ex->cfg, schema, ns);
+    if (s != ALLMREC_OK) { config_free(&ex->cfg); return s; }
+    ex->overrides = calloc((size_t)(n_overrides + 1), sizeof(char *));
+    for (int i = 0; i < n_overrides; i++) ex->overrides[i] = strdup(overrides[i]);
+    ex->n_overrides = n_overrides;
+    config_get_string(&ex->cfg, "experiment.name", &ex->name);
+    const char *od, *cd, *cfd;
+    config_get_string(&ex->cfg, "experiment.out_dir", &od);
+    config_get_string(&ex->cfg, "experiment.cache_dir", &cd);
+    config_get_string(&ex->cfg, "experiment.configs_dir", &cfd);
+    // {name} in out_dir
+    char odx[RUNNER_PATH];
+    const char *ph = strstr(od, "{name}");
+    if (ph) snprintf(odx, sizeof odx, "%.*s%s%s", (int)(ph - od), od, ex->name, ph + 6);
+    else snprintf(odx, sizeof odx, "%s", od);
+    snprintf(ex->out_dir, sizeof ex->out_dir, "%s", odx);
+    snprintf(ex->cache_dir, sizeof ex->cache_dir, "%s", cd);
+    path_resolve(ex->configs_dir, sizeof ex->configs_dir, ex->dir, cfd);
+    // absolute paths: stage commands and Slurm jobs run elsewhere
+    char abs[PATH_MAX];
+    if (ex->out_dir[0] != '/' && getcwd(abs, sizeof abs)) {
+        char t[RUNNER_PATH];
+        snprintf(t, sizeof t, "%s/%s", abs, ex->out_dir);
+        snprintf(ex->out_dir, sizeof ex->out_dir, "%s", t);
+    }
+    if (ex->cache_dir[0] != '/' && getcwd(abs, sizeof abs)) {
+        char t[RUNNER_PATH];
+        snprintf(t, sizeof t, "%s/%s", abs, ex->cache_dir);
+        snprintf(ex->cache_dir, sizeof ex->cache_dir, "%s", t);
+    }
+    if (realpath(ex->path, abs)) snprintf(ex->path, sizeof ex->path, "%s", abs);
+    const char *env = getenv("ALLMREC_STAGE_EXE");
+    if (env && env[0]) snprintf(ex->exe, sizeof ex->exe, "%s", env);
+    else {
+        ssize_t n = readlink("/proc/self/exe", ex->exe, sizeof ex->exe - 1);
+        if (n < 0) n = 0;
+        ex->exe[n] = '\0';
+    }
+    s = plan_expand(ex);
+    if (s != ALLMREC_OK) experiment_free(ex); // leaves the error record as raised
+    return s;
+}
+
+void experiment_free(struct experiment *ex) {
+    for (int i = 0; i < ex->n_runs; i++) {
+        for (int j = 0; j < ex->runs[i].n_stages; j++) free(ex->runs[i].stages[j].key_text);
+        config_free(&ex->runs[i].cfg);
+    }
+    free(ex->runs);
+    for (int i = 0; i < ex->n_overrides; i++) free(ex->overrides[i]);
+    free(ex->overrides);
+    config_free(&ex->cfg);
+    memset(ex, 0, sizeof *ex);
+}
+
+// ---------------------------------------------------------------- printing
+
+void experiment_print_plan(const struct experiment *ex, FILE *f) {
+    int n_inst = 0, n_unique = 0, n_cached = 0, n_todo = 0, n_unavail = 0;
+    // unique keys
+    for (int i = 0; i < ex->n_runs; i++)
+        for (int j = 0; j < ex->runs[i].n_stages; j++) {
+            const struct run_stage *st = &ex->runs[i].stages[j];
+            n_inst++;
+            bool seen = false;
+            for (int a = 0; a <= i && !seen; a++)
+                for (int b = 0; b < ex->runs[a].n_stages; b++) {
+                    if (a == i && b >= j) break;
+                    if (!strcmp(ex->runs[a].stages[b].dir, st->dir)) { seen = true; break; }
+                }
+            if (seen) continue;
+            n_unique++;
+            if (st->state == STAGE_CACHED) n_cached++;
+            else if (st->state == STAGE_UNAVAILABLE) n_unavail++;
+            else n_todo++;
+        }
+    fprintf(f, "experiment %s: %d runs, %d stage instances, %d distinct stages: %d cached, %d to run, %d not "
+               "available in this build\n",
+            ex->name, ex->n_runs, n_inst, n_unique, n_cached, n_todo, n_unavail);
+    fprintf(f, "  results: %s\n  cache:   %s\n", ex->out_dir, ex->cache_dir);
+    for (int i = 0; i < ex->n_runs; i++) {
+        const struct run *r = &ex->runs[i];
+        fprintf(f, "run %s\n", r->id);
+        for (int j = 0; j < r->n_stages; j++) {
+            const struct run_stage *st = &r->stages[j];
+            int shared = 0;
+            for (int a = 0; a < ex->n_runs; a++)
+                for (int b = 0; b < ex->runs[a].n_stages; b++)
+                    if (a != i && !strcmp(ex->runs[a].stages[b].dir, st->dir)) shared++;
+            const char *what = st->state == STAGE_CACHED ? "cache hit" : stage_state_name(st->state);
+            fprintf(f, "  %-9s %s  %-11s", st->def->name, st->key, what);
+            if (shared) fprintf(f, "  (shared with %d other run%s)", shared, shared > 1 ? "s" : "");
+            if (st->state == STAGE_FAILED && st->message[0]) fprintf(f, "  last failure: %s", st->message);
+            fprintf(f, "\n");
+        }
+    }
+}

@@ -1,0 +1,291 @@
+// slurm.c: an experiment as Slurm jobs. One sbatch script per distinct
+// pending stage (runs that share a stage share its job), chained with
+// --dependency=afterok on the jobs of its upstream stages, plus one report
+// job after all of them (afterany). Each job runs
+//   allmrec experiment <file> [overrides] --run-stage <run>:<stage>
+// which is the same code path as a local run (locks, markers, logs), so a
+// local `allmrec experiment` and `allmrec status` see the jobs' results.
+// Multi-GPU stages get --ntasks/--gres and are launched with srun.
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "allmrec/fs.h"
+#include "allmrec/runner.h"
+
+// single-quote for bash
+static void shq(char *out, size_t cap, const char *s) {
+    size_t o = 0;
+    if (o + 1 < cap) out[o++] = '\'';
+    for (; *s && o + 5 < cap; s++) {
+        if (*s == '\'') { memcpy(out + o, "'\\''", 4); o += 4; }
+        else out[o++] = *s;
+    }
+    if (o + 1 < cap) out[o++] = '\'';
+    out[o] = '\0';
+}
+
+struct sjob {
+    int run, stage;
+    char script[RUNNER_PATH + 64];
+    char var[16];
+    char job_id[32];
+    int deps[8];
+    int n_deps;
+};
+
+static allmrec_status write_script(const struct experiment *ex, const struct slurm_options *so, const char *self,
+                                   const char *path, const char *job_name, const char *log_path, bool multi_gpu,
+                                   bool gpu_stage, const char *run_stage) {
+    FILE *f = NULL;
+    char tmp[RUNNER_PATH + 80];
+    fs_tmp_path(path, tmp, sizeof tmp);
+    f = fopen(tmp, "w");
+    if (!f) return ALLMREC_ERR_AT(ALLMREC_ERR_IO, tmp, 0, NULL, "cannot write: %s", strerror(errno));
+    fprintf(f, "#!/bin/bash\n# written by allmrec experiment --slurm for experiment %s\n", ex->name);
+    fprintf(f, "#SBATCH --job-name=%s\n#SBATCH --output=%s\n", job_name, log_path);
+    if (so->partition && so->partition[0]) fprintf(f, "#SBATCH --partition=%s\n", so->partition);
+    if (so->account && so->account[0]) fprintf(f, "#SBATCH --account=%s\n", so->account);
+    if (so->time && so->time[0]) fprintf(f, "#SBATCH --time=%s\n", so->time);
+    if (so->mem && so->mem[0]) fprintf(f, "#SBATCH --mem=%s\n", so->mem);
+    if (so->cpus_per_task > 0) fprintf(f, "#SBATCH --cpus-per-task=%d\n", so->cpus_per_task);
+    int g = so->gpus_per_run;
+    if (gpu_stage && g > 0) {
+        int tasks = multi_gpu ? g : 1;
+        fprintf(f, "#SBATCH --nodes=1\n#SBATCH --ntasks=%d\n#SBATCH --gres=gpu:%d\n", tasks, multi_gpu ? g : 1);
+    } else {
+        fprintf(f, "#SBATCH --ntasks=1\n");
+    }
+    fprintf(f, "set -euo pipefail\n");
+    char q[RUNNER_PATH * 2];
+    char cwd[RUNNER_PATH];
+    if (!getcwd(cwd, sizeof cwd)) snprintf(cwd, sizeof cwd, ".");
+    shq(q, sizeof q, cwd);
+    fprintf(f, "cd %s\n", q);
+    const char *stage_exe = getenv("ALLMREC_STAGE_EXE");
+    if (stage_exe && stage_exe[0]) {
+        shq(q, sizeof q, stage_exe);
+        fprintf(f, "export ALLMREC_STAGE_EXE=%s\n", q);
+    }
+    if (gpu_stage && multi_gpu && g > 1) fprintf(f, "export ALLMREC_SRUN_TASKS=%d   # the stage command runs under srun\n", g);
+    shq(q, sizeof q, self);
+    fprintf(f, "exec %s experiment", q);
+    shq(q, sizeof q, ex->path);
+    fprintf(f, " %s", q);
+    for (int i = 0; i < ex->n_overrides; i++) {
+        shq(q, sizeof q, ex->overrides[i]);
+        fprintf(f, " %s", q);
+    }
+    if (run_stage) {
+        shq(q, sizeof q, run_stage);
+        fprintf(f, " --run-stage %s\n", q);
+    } else {
+        fprintf(f, " --report-only\n");
+    }
+    if (fclose(f) != 0) return ALLMREC_ERR_AT(ALLMREC_ERR_IO, tmp, 0, NULL, "write failed");
+    chmod(tmp, 0755);
+    return fs_commit(tmp, path);
+}
+
+// run sbatch; job id into id
+static allmrec_status sbatch(const char *script, const char *deps, const char *dep_kind, char *id, size_t cap) {
+    int pfd[2];
+    if (pipe(pfd) != 0) return ALLMREC_ERR(ALLMREC_ERR_IO, "pipe: %s", strerror(errno));
+    char dep_arg[1024];
+    char *argv[8];
+    int n = 0;
+    argv[n++] = "sbatch";
+    argv[n++] = "--parsable";
+    if (deps && deps[0]) {
+        snprintf(dep_arg, sizeof dep_arg, "--dependency=%s:%s", dep_kind, deps);
+        argv[n++] = dep_arg;
+        argv[n++] = "--kill-on-invalid-dep=yes";
+    }
+    argv[n++] = (char *)script;
+    argv[n] = NULL;
+    pid_t pid = fork();
+    if (pid < 0) { close(pfd[0]); close(pfd[1]); return ALLMREC_ERR(ALLMREC_ERR_IO, "fork: %s", strerror(errno)); }
+    if (pid == 0) {
+        dup2(pfd[1], 1);
+        close(pfd[0]);
+        close(pfd[1]);
+        execvp("sbatch", argv);
+        fprintf(stderr, "cannot run sbatch: %s (is Slurm installed and in PATH?)\n", strerror(errno));
+        _exit(127);
+    }
+    close(pfd[1]);
+    char buf[256] = "";
+    size_t got = 0;
+    ssize_t r;
+    while ((r = read(pfd[0], buf + got, sizeof buf - 1 - got)) > 0) got += (size_t)r;
+    buf[got] = '\0';
+    close(pfd[0]);
+    int st = 0;
+    waitpid(pid, &st, 0);
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        return ALLMREC_ERR(ALLMREC_ERR_IO, "sbatch %s failed (exit %d)%s%s", script, WIFEXITED(st) ? WEXITSTATUS(st) : -1,
+                           buf[0] ? ": " : "", buf);
+    buf[strcspn(buf, ";\r\n")] = '\0';
+    if (!buf[0]) return ALLMREC_ERR(ALLMREC_ERR_IO, "sbatch %s printed no job id", script);
+    snprintf(id, cap, "%s", buf);
+    return ALLMREC_OK;
+}
+
+allmrec_status slurm_write_and_submit(struct experiment *ex, const struct slurm_options *so, FILE *out) {
+    char dir[RUNNER_PATH + 16];
+    snprintf(dir, sizeof dir, "%s/slurm", ex->out_dir);
+    ALLMREC_TRY(fs_mkdir_p(dir));
+    char self[RUNNER_PATH];
+    ssize_t sl = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (sl < 0) return ALLMREC_ERR(ALLMREC_ERR_IO, "cannot find the allmrec binary: %s", strerror(errno));
+    self[sl] = '\0';
+
+    // distinct pending stages in plan order; runs blocked by an unavailable stage are left out
+    int cap = 0;
+    for (int i = 0; i < ex->n_runs; i++) cap += ex->runs[i].n_stages;
+    struct sjob *jobs = calloc((size_t)(cap + 1), sizeof *jobs);
+    int *job_of = calloc((size_t)(cap + 1), sizeof(int)); // per (run, stage) flattened: job index or -1
+    if (!jobs || !job_of) { free(jobs); free(job_of); return ALLMREC_ERR(ALLMREC_ERR_NOMEM, "oom"); }
+    int n_jobs = 0, flat = 0, n_blocked = 0;
+    int *flat_base = calloc((size_t)ex->n_runs + 1, sizeof(int));
+    for (int i = 0; i < ex->n_runs; i++) {
+        flat_base[i] = flat;
+        struct run *r = &ex->runs[i];
+        bool blocked = false;
+        for (int j = 0; j < r->n_stages; j++, flat++) {
+            struct run_stage *st = &r->stages[j];
+            job_of[flat] = -1;
+            if (st->state == STAGE_UNAVAILABLE) { blocked = true; continue; }
+            if (blocked || st->state == STAGE_CACHED || st->state == STAGE_DONE) continue;
+            // shared with an earlier job?
+            int found = -1;
+            for (int k = 0; k < n_jobs && found < 0; k++)
+                if (!strcmp(ex->runs[jobs[k].run].stages[jobs[k].stage].dir, st->dir)) found = k;
+            if (found >= 0) { job_of[flat] = found; continue; }
+            struct sjob *jb = &jobs[n_jobs];
+            jb->run = i;
+            jb->stage = j;
+            snprintf(jb->var, sizeof jb->var, "j%d", n_jobs);
+            // upstream jobs of this run
+            for (int u = 0; u < j; u++) {
+                int uj = job_of[flat_base[i] + u];
+                bool have = false;
+                for (int q = 0; q < jb->n_deps; q++) have |= jb->deps[q] == uj;
+                if (uj >= 0 && !have && jb->n_deps < 8) jb->deps[jb->n_deps++] = uj;
+            }
+            job_of[flat] = n_jobs++;
+        }
+        if (blocked) n_blocked++;
+    }
+    allmrec_status s = ALLMREC_OK;
+    // scripts
+    for (int k = 0; k < n_jobs && s == ALLMREC_OK; k++) {
+        struct sjob *jb = &jobs[k];
+        struct run *r = &ex->runs[jb->run];
+        struct run_stage *st = &r->stages[jb->stage];
+        s = fs_mkdir_p(st->dir);
+        if (s != ALLMREC_OK) break;
+        snprintf(jb->script, sizeof jb->script, "%s/%03d_%s_%.8s.sbatch", dir, k, st->def->name, st->key);
+        char name[160], logp[RUNNER_PATH + 32], rs[400];
+        snprintf(name, sizeof name, "allmrec-%s-%s", ex->name, st->def->name);
+        snprintf(logp, sizeof logp, "%s/slurm-%%j.out", st->dir);
+        snprintf(rs, sizeof rs, "%s:%s", r->id, st->def->name);
+        bool gpu_stage = strcmp(st->def->name, "data") && strcmp(st->def->name, "eval_data");
+        s = write_script(ex, so, self, jb->script, name, logp, st->def->multi_gpu, gpu_stage, rs);
+    }
+    char report_script[RUNNER_PATH + 32];
+    snprintf(report_script, sizeof report_script, "%s/report.sbatch", dir);
+    if (s == ALLMREC_OK) {
+        char logp[RUNNER_PATH + 32], name[160];
+        snprintf(logp, sizeof logp, "%s/report-%%j.out", dir);
+        snprintf(name, sizeof name, "allmrec-%s-report", ex->name);
+        struct slurm_options so2 = *so;
+        so2.gpus_per_run = 0;
+        s = write_script(ex, &so2, self, report_script, name, logp, false, false, NULL);
+    }
+    // submit.sh (the same submission as a shell script)
+    if (s == ALLMREC_OK) {
+        struct { char *p; size_t n; } sh = {0};
+        FILE *f = open_memstream(&sh.p, &sh.n);
+        fprintf(f, "#!/bin/bash\n# submits experiment %s: %d stage jobs and a report job\nset -euo pipefail\n", ex->name,
+                n_jobs);
+        char all[4096] = "";
+        for (int k = 0; k < n_jobs; k++) {
+            struct sjob *jb = &jobs[k];
+            char deps[512] = "";
+            for (int q = 0; q < jb->n_deps; q++) {
+                size_t l = strlen(deps);
+                snprintf(deps + l, sizeof deps - l, "%s$%s", q ? ":" : "", jobs[jb->deps[q]].var);
+            }
+            if (deps[0])
+                fprintf(f, "%s=$(sbatch --parsable --dependency=afterok:%s --kill-on-invalid-dep=yes '%s')\n", jb->var,
+                        deps, jb->script);
+            else
+                fprintf(f, "%s=$(sbatch --parsable '%s')\n", jb->var, jb->script);
+            fprintf(f, "echo \"$%s\" > '%s/slurm_job'\n", jb->var, ex->runs[jb->run].stages[jb->stage].dir);
+            size_t l = strlen(all);
+            snprintf(all + l, sizeof all - l, "%s$%s", k ? ":" : "", jb->var);
+        }
+        if (n_jobs) fprintf(f, "sbatch --parsable --dependency=afterany:%s '%s'\n", all, report_script);
+        else fprintf(f, "sbatch --parsable '%s'\n", report_script);
+        fclose(f);
+        char p[RUNNER_PATH + 32];
+        snprintf(p, sizeof p, "%s/submit.sh", dir);
+        s = fs_write_atomic(p, sh.p, sh.n);
+        chmod(p, 0755);
+        free(sh.p);
+    }
+    fprintf(out, "slurm: %d stage jobs (%d runs; %d runs left out: a stage not available in this build), scripts in %s\n",
+            n_jobs, ex->n_runs, n_blocked, dir);
+    if (s == ALLMREC_OK && so->submit) {
+        char tsv[RUNNER_PATH + 32];
+        snprintf(tsv, sizeof tsv, "%s/jobs.tsv", dir);
+        FILE *jt = fopen(tsv, "w");
+        if (jt) fprintf(jt, "job_id\trun\tstage\tkey\tdependencies\tscript\n");
+        char all[4096] = "";
+        for (int k = 0; k < n_jobs && s == ALLMREC_OK; k++) {
+            struct sjob *jb = &jobs[k];
+            char deps[512] = "";
+            for (int q = 0; q < jb->n_deps; q++) {
+                size_t l = strlen(deps);
+                snprintf(deps + l, sizeof deps - l, "%s%s", q ? ":" : "", jobs[jb->deps[q]].job_id);
+            }
+            s = sbatch(jb->script, deps, "afterok", jb->job_id, sizeof jb->job_id);
+            if (s != ALLMREC_OK) break;
+            struct run_stage *st = &ex->runs[jb->run].stages[jb->stage];
+            char p[RUNNER_PATH + 32];
+            snprintf(p, sizeof p, "%s/slurm_job", st->dir);
+            fs_write_atomic(p, jb->job_id, strlen(jb->job_id));
+            fprintf(out, "  job %s  %-9s %s%s%s\n", jb->job_id, st->def->name, ex->runs[jb->run].id,
+                    deps[0] ? "  after " : "", deps);
+            if (jt) fprintf(jt, "%s\t%s\t%s\t%s\t%s\t%s\n", jb->job_id, ex->runs[jb->run].id, st->def->name, st->key, deps,
+                            jb->script);
+            size_t l = strlen(all);
+            snprintf(all + l, sizeof all - l, "%s%s", k ? ":" : "", jb->job_id);
+        }
+        if (s == ALLMREC_OK) {
+            char rid[32];
+            s = sbatch(report_script, all, "afterany", rid, sizeof rid);
+            if (s == ALLMREC_OK) {
+                fprintf(out, "  job %s  report    (after all)\n", rid);
+                if (jt) fprintf(jt, "%s\treport\treport\t-\t%s\t%s\n", rid, all, report_script);
+                char p[RUNNER_PATH + 32];
+                snprintf(p, sizeof p, "%s/report_job", dir);
+                fs_write_atomic(p, rid, strlen(rid));
+            }
+        }
+        if (jt) fclose(jt);
+        if (s == ALLMREC_OK)
+            fprintf(out, "submitted; follow with: allmrec status %s\n", ex->path);
+    } else if (s == ALLMREC_OK) {
+        fprintf(out, "not submitted (--no-submit); to submit: bash %s/submit.sh\n", dir);
+    }
+    free(jobs);
+    free(job_of);
+    free(flat_base);
+    return s;
+}

@@ -1,0 +1,284 @@
+// stages.c: THE stage table, model table and scenario table of the runner.
+// Everything the runner knows about which commands make up the A-LLMRec
+// pipeline lives here; the rest of csrc/runner is generic.
+//
+// Contract with the stage commands (see experiments/README.md):
+//   data      allmrec data synth --out <dir>/dataset.h5 [--<k> <v> for data.synth.*]
+//             allmrec data prepare --out <dir>/dataset.h5 [--<k> <v> for data.prepare.*]
+//               then allmrec data split --dataset <dir>/dataset.h5 [--<k> <v> for data.split.*]
+//             (data.source: file links data.path as <dir>/dataset.h5)
+//   cf        allmrec train <run.cf_model> --config <dir>/stage.yaml   (the cf.* section)
+//             -> metrics.json ({"results": [{scenario, split, kind, hit@1, ...}]}), train_log.jsonl
+//   eval      allmrec eval --config <dir>/stage.yaml  (cross-domain)   -> metrics.json
+//   stage1    allmrec train stage1 --config ...   (not built yet)
+//   stage2    allmrec train stage2 --config ...   (not built yet)
+//   llm_eval  allmrec eval llm --config ...       (not built yet)      -> metrics.json
+//   baseline  allmrec train <run.baseline_model> --config ...  (not built yet) -> metrics.json
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "allmrec/runner.h"
+
+static char *dupf(const char *fmt, const char *a, const char *b) {
+    char buf[RUNNER_PATH * 2];
+    snprintf(buf, sizeof buf, fmt, a ? a : "", b ? b : "");
+    return strdup(buf);
+}
+
+static allmrec_status push(struct stage_cmd *c, char *s) {
+    if (!s) return ALLMREC_ERR(ALLMREC_ERR_NOMEM, "runner: out of memory");
+    if (c->argc >= RUNNER_MAX_ARGS - 1) {
+        free(s);
+        return ALLMREC_ERR(ALLMREC_ERR_INVALID, "runner: too many command-line arguments for one stage command");
+    }
+    c->argv[c->argc++] = s;
+    c->argv[c->argc] = NULL;
+    return ALLMREC_OK;
+}
+
+// "--key value" for every run-config key below `section` (e.g. data.synth.users
+// -> --users 200); list values are joined with commas; booleans true -> "--key".
+static allmrec_status push_flags(struct stage_cmd *c, const struct config *cfg, const char *section) {
+    size_t n = strlen(section);
+    for (int i = 0; i < cfg->n; i++) {
+        const struct config_entry *e = &cfg->entries[i];
+        if (strncmp(e->key, section, n) || e->key[n] != '.') continue;
+        const char *k = e->key + n + 1;
+        char flag[160];
+        snprintf(flag, sizeof flag, "--%s", k);
+        for (char *p = flag + 2; *p; p++)
+            if (*p == '_' || *p == '.') *p = '-';
+        bool b;
+        if (!e->is_list && config_parse_bool(e->items[0], &b) && strcmp(e->items[0], "1") && strcmp(e->items[0], "0")) {
+            if (b) ALLMREC_TRY(push(c, strdup(flag)));
+            continue;
+        }
+        ALLMREC_TRY(push(c, strdup(flag)));
+        if (!e->is_list) { ALLMREC_TRY(push(c, strdup(e->items[0]))); continue; }
+        char val[1024] = "";
+        for (int j = 0; j < e->n_items; j++) {
+            if (j) strncat(val, ",", sizeof val - strlen(val) - 1);
+            strncat(val, e->items[j], sizeof val - strlen(val) - 1);
+        }
+        ALLMREC_TRY(push(c, strdup(val)));
+    }
+    return ALLMREC_OK;
+}
+
+static allmrec_status build_data_common(const struct run *r, int si, struct stage_cmd *cmds, int *n_cmds,
+                                        const char *sec) {
+    const char *dir = r->stages[si].dir;
+    char key[64];
+    snprintf(key, sizeof key, "%s.source", sec);
+    const char *source = "synth";
+    ALLMREC_TRY(config_get_string_or(&r->cfg, key, "synth", &source));
+    char out[RUNNER_PATH + 16];
+    snprintf(out, sizeof out, "%s/dataset.h5", dir);
+    char sub[64];
+    *n_cmds = 0;
+    if (!strcmp(source, "synth")) {
+        struct stage_cmd *c = &cmds[(*n_cmds)++];
+        ALLMREC_TRY(push(c, strdup("data")));
+        ALLMREC_TRY(push(c, strdup("synth")));
+        ALLMREC_TRY(push(c, strdup("--out")));
+        ALLMREC_TRY(push(c, strdup(out)));
+        snprintf(sub, sizeof sub, "%s.synth", sec);
+        return push_flags(c, &r->cfg, sub);
+    }
+    if (!strcmp(source, "prepare")) {
+        struct stage_cmd *c = &cmds[(*n_cmds)++];
+        ALLMREC_TRY(push(c, strdup("data")));
+        ALLMREC_TRY(push(c, strdup("prepare")));
+        snprintf(sub, sizeof sub, "%s.prepare", sec);
+        ALLMREC_TRY(push_flags(c, &r->cfg, sub));
+        ALLMREC_TRY(push(c, strdup("--out")));
+        ALLMREC_TRY(push(c, strdup(out)));
+        c = &cmds[(*n_cmds)++];
+        ALLMREC_TRY(push(c, strdup("data")));
+        ALLMREC_TRY(push(c, strdup("split")));
+        ALLMREC_TRY(push(c, strdup("--dataset")));
+        ALLMREC_TRY(push(c, strdup(out)));
+        snprintf(sub, sizeof sub, "%s.split", sec);
+        return push_flags(c, &r->cfg, sub);
+    }
+    if (!strcmp(source, "file")) {
+        // an already prepared dataset: link it into the artifact directory
+        snprintf(key, sizeof key, "%s.path", sec);
+        const struct config_entry *e = config_find(&r->cfg, key);
+        if (!e || e->is_list)
+            return ALLMREC_ERR_AT(ALLMREC_ERR_CONFIG, r->cfg.path, 0, key,
+                                  "%s.source is 'file' but %s.path (the prepared dataset) is not set", sec, sec);
+        struct stage_cmd *c = &cmds[(*n_cmds)++];
+        ALLMREC_TRY(push(c, strdup("@link")));
+        ALLMREC_TRY(push(c, strdup(e->items[0])));
+        ALLMREC_TRY(push(c, strdup(out)));
+        return ALLMREC_OK;
+    }
+    const struct config_entry *e = config_find(&r->cfg, key);
+    return ALLMREC_ERR_AT(ALLMREC_ERR_CONFIG, e ? e->file : r->cfg.path, e ? e->line : 0, key,
+                          "unknown data source '%s' (expected synth, prepare or file)", source);
+}
+
+static allmrec_status build_data(const struct run *r, int si, struct stage_cmd *cmds, int *n) {
+    return build_data_common(r, si, cmds, n, "data");
+}
+static allmrec_status build_eval_data(const struct run *r, int si, struct stage_cmd *cmds, int *n) {
+    return build_data_common(r, si, cmds, n, "eval_data");
+}
+
+// `allmrec <a> [<key b value>] --config <dir>/stage.yaml`
+static allmrec_status build_config_cmd(const struct run *r, int si, struct stage_cmd *cmds, int *n, const char *a,
+                                       const char *b_key, const char *b_lit) {
+    struct stage_cmd *c = &cmds[0];
+    *n = 1;
+    ALLMREC_TRY(push(c, strdup(a)));
+    if (b_key) {
+        const char *v = NULL;
+        if (config_get_string(&r->cfg, b_key, &v) != ALLMREC_OK)
+            return ALLMREC_ERR_AT(ALLMREC_ERR_CONFIG, r->cfg.path, 0, b_key,
+                                  "run '%s' needs %s (which model to train) for stage %s", r->id, b_key,
+                                  r->stages[si].def->name);
+        ALLMREC_TRY(push(c, strdup(v)));
+    } else if (b_lit) {
+        ALLMREC_TRY(push(c, strdup(b_lit)));
+    }
+    ALLMREC_TRY(push(c, strdup("--config")));
+    return push(c, dupf("%s/stage.yaml", r->stages[si].dir, NULL));
+}
+
+static allmrec_status build_cf(const struct run *r, int si, struct stage_cmd *c, int *n) {
+    return build_config_cmd(r, si, c, n, "train", "run.cf_model", NULL);
+}
+static allmrec_status build_eval(const struct run *r, int si, struct stage_cmd *c, int *n) {
+    return build_config_cmd(r, si, c, n, "eval", NULL, NULL);
+}
+static allmrec_status build_stage1(const struct run *r, int si, struct stage_cmd *c, int *n) {
+    return build_config_cmd(r, si, c, n, "train", NULL, "stage1");
+}
+static allmrec_status build_stage2(const struct run *r, int si, struct stage_cmd *c, int *n) {
+    return build_config_cmd(r, si, c, n, "train", NULL, "stage2");
+}
+static allmrec_status build_llm_eval(const struct run *r, int si, struct stage_cmd *c, int *n) {
+    return build_config_cmd(r, si, c, n, "eval", NULL, "llm");
+}
+static allmrec_status build_baseline(const struct run *r, int si, struct stage_cmd *c, int *n) {
+    return build_config_cmd(r, si, c, n, "train", "run.baseline_model", NULL);
+}
+
+// Upstream names: "cf" required; "?stage1" optional; "eval_data|data" the first present.
+// Injected keys match the commands' schemas (SASRec: out_dir, data.path; see
+// csrc/models/sasrec_train.c); each stage's own section is passed through as is.
+static const struct stage_def STAGES[] = {
+    {.name = "data", .section = "data", .available = true, .build = build_data,
+     .doc = "prepared HDF5 dataset with splits and candidate sets (data synth | prepare + split | a file)"},
+    {.name = "eval_data", .section = "eval_data", .available = true, .build = build_eval_data,
+     .doc = "a second dataset to evaluate on (cross-domain)"},
+    {.name = "cf", .section = "cf", .upstream = {"data"}, .available = true, .writes_config = true,
+     .result_file = "metrics.json", .build = build_cf,
+     .doc = "the CF recommender (train <run.cf_model>): best.h5, cf_export.h5, train_log.jsonl, metrics.json",
+     .inject = {{"data.path", "{data}/dataset.h5"}, {"out_dir", "{out}"}}},
+    {.name = "eval", .section = "eval", .upstream = {"cf", "eval_data|data"}, .available = true, .writes_config = true,
+     .result_file = "metrics.json", .result_required = true, .build = build_eval,
+     .doc = "Hit@k / NDCG@k of the trained CF model on another dataset's candidate sets (cross-domain)",
+     .inject = {{"data.path", "{eval_data|data}/dataset.h5"}, {"checkpoint", "{cf}/best.h5"}, {"out_dir", "{out}"}}},
+    {.name = "stage1", .section = "stage1", .upstream = {"cf", "data"}, .available = false, .writes_config = true,
+     .build = build_stage1, .doc = "Stage 1: SBERT fine-tuning and the item/text autoencoders",
+     .inject = {{"data.path", "{data}/dataset.h5"}, {"cf.export", "{cf}/cf_export.h5"}, {"out_dir", "{out}"}}},
+    {.name = "stage2", .section = "stage2", .upstream = {"?stage1", "cf", "data"}, .available = false,
+     .writes_config = true, .multi_gpu = true, .build = build_stage2,
+     .doc = "Stage 2: projections F_U, F_I into the frozen LLM",
+     .inject = {{"data.path", "{data}/dataset.h5"}, {"cf.export", "{cf}/cf_export.h5"},
+                {"stage1.checkpoint", "{?stage1}/checkpoint.h5"}, {"out_dir", "{out}"}}},
+    {.name = "llm_eval", .section = "llm_eval", .upstream = {"?stage2", "?stage1", "eval_data|data"},
+     .available = false, .writes_config = true, .multi_gpu = true, .result_file = "metrics.json",
+     .result_required = true, .build = build_llm_eval,
+     .doc = "LLM evaluation: generation (release) and candidate scoring (strict)",
+     .inject = {{"data.path", "{eval_data|data}/dataset.h5"}, {"stage1.checkpoint", "{?stage1}/checkpoint.h5"},
+                {"stage2.checkpoint", "{?stage2}/checkpoint.h5"}, {"out_dir", "{out}"}}},
+    {.name = "baseline", .section = "baseline", .upstream = {"data", "?eval_data"}, .available = false,
+     .writes_config = true, .multi_gpu = true, .result_file = "metrics.json", .result_required = true,
+     .build = build_baseline,
+     .doc = "a baseline trained and evaluated in one command (MoRec, CTRL, RECFORMER, TALLRec)",
+     .inject = {{"data.path", "{data}/dataset.h5"}, {"eval_data.path", "{?eval_data}/dataset.h5"},
+                {"out_dir", "{out}"}}},
+};
+#define N_STAGES (int)(sizeof STAGES / sizeof STAGES[0])
+
+const struct stage_def *stage_table(int *n) {
+    *n = N_STAGES;
+    return STAGES;
+}
+
+const struct stage_def *stage_find(const char *name) {
+    for (int i = 0; i < N_STAGES; i++)
+        if (!strcmp(STAGES[i].name, name)) return &STAGES[i];
+    return NULL;
+}
+
+static const struct model_def MODELS[] = {
+    // CF models evaluate on the test candidate sets at the end of training (metrics.json of cf)
+    {"sasrec", "SASRec", {"data", "cf"}, {"run.cf_model=sasrec"}},
+    {"ncf", "NCF", {"data", "cf"}, {"run.cf_model=ncf"}},
+    {"nextitnet", "NextItNet", {"data", "cf"}, {"run.cf_model=nextitnet"}},
+    {"gru4rec", "GRU4Rec", {"data", "cf"}, {"run.cf_model=gru4rec"}},
+    {"a-llmrec", "A-LLMRec", {"data", "cf", "stage1", "stage2", "llm_eval"},
+     {"run.cf_model=sasrec", "llm_eval.item_embedding=joint"}},
+    {"a-llmrec-sbert", "A-LLMRec (SBERT)", {"data", "cf", "stage1", "stage2", "llm_eval"},
+     {"run.cf_model=sasrec", "llm_eval.item_embedding=sbert"}},
+    {"mlp-llm", "MLP-LLM", {"data", "cf", "stage2", "llm_eval"}, {"run.cf_model=sasrec", "stage2.projector=mlp"}},
+    {"llm-only", "LLM-Only", {"data", "llm_eval"}, {"llm_eval.mode=llm_only"}},
+    {"tallrec", "TALLRec", {"data", "baseline"}, {"run.baseline_model=tallrec"}},
+    {"morec", "MoRec", {"data", "baseline"}, {"run.baseline_model=morec"}},
+    {"ctrl", "CTRL", {"data", "baseline"}, {"run.baseline_model=ctrl"}},
+    {"recformer", "RECFORMER", {"data", "baseline"}, {"run.baseline_model=recformer"}},
+};
+#define N_MODELS (int)(sizeof MODELS / sizeof MODELS[0])
+
+const struct model_def *model_table(int *n) {
+    *n = N_MODELS;
+    return MODELS;
+}
+
+const struct model_def *model_find(const char *name) {
+    for (int i = 0; i < N_MODELS; i++)
+        if (!strcmp(MODELS[i].name, name)) return &MODELS[i];
+    return NULL;
+}
+
+// Scenario names are the dataset's (data.h): all, cold_items, warm_items,
+// cold_users, fewshot_<K>. Item scenarios only choose which stored candidate
+// set a result is read from (run.eval_scenario), so they share every artifact
+// with the default scenario; user scenarios change training
+// (data.train_scenario) and so get their own CF and Stage-1/2 artifacts.
+#define TRAIN_ON(sc)                                                                                  \
+    "cf.data.train_scenario=" sc, "stage1.data.train_scenario=" sc, "stage2.data.train_scenario=" sc, \
+        "baseline.data.train_scenario=" sc
+static const struct scenario_def SCENARIOS[] = {
+    {"default", "All", {"run.eval_scenario=all"}},
+    {"cold_item", "Cold", {"run.eval_scenario=cold_items", "llm_eval.scenario=cold_items", "baseline.scenario=cold_items"}},
+    {"warm_item", "Warm", {"run.eval_scenario=warm_items", "llm_eval.scenario=warm_items", "baseline.scenario=warm_items"}},
+    {"cold_user", "Cold user",
+     {TRAIN_ON("cold_users"), "run.eval_scenario=cold_users", "llm_eval.scenario=cold_users",
+      "baseline.scenario=cold_users"}},
+    {"few_shot_256", "K=256",
+     {TRAIN_ON("fewshot_256"), "cf.eval.scenarios=[fewshot_256]", "run.eval_scenario=fewshot_256",
+      "llm_eval.scenario=fewshot_256"}},
+    {"few_shot_128", "K=128",
+     {TRAIN_ON("fewshot_128"), "cf.eval.scenarios=[fewshot_128]", "run.eval_scenario=fewshot_128",
+      "llm_eval.scenario=fewshot_128"}},
+    {"cross_domain", "Cross-domain", {"run.eval_scenario=all", "llm_eval.scenario=all"}},
+};
+#define N_SCENARIOS (int)(sizeof SCENARIOS / sizeof SCENARIOS[0])
+
+const struct scenario_def *scenario_find(const char *name) {
+    for (int i = 0; i < N_SCENARIOS; i++)
+        if (!strcmp(SCENARIOS[i].name, name)) return &SCENARIOS[i];
+    return NULL;
+}
+
+const char *stage_state_name(enum stage_state s) {
+    static const char *n[] = {"pending", "cached", "done", "running", "failed", "skipped", "unavailable",
+                              "submitted"};
+    return (unsigned)s < sizeof n / sizeof n[0] ? n[s] : "?";
+}

@@ -1,0 +1,141 @@
+// fake_stages.c: a stand-in for the `allmrec` stage commands, used by the
+// runner's tests through ALLMREC_STAGE_EXE. It keeps the same command-line
+// contract (data synth/prepare/split, train <model> --config, eval --config)
+// and writes the same artifacts (dataset.h5, checkpoint.h5, cf_export.h5,
+// train_log.jsonl, metrics.json as SASRec's) with made-up but deterministic content, so
+// the tests check the runner, not the models.
+//
+// Every invocation appends "<stage args...>" to $FAKE_LOG (to count
+// executions). $FAKE_SLEEP (seconds) makes `train` slow, so a test can kill
+// the experiment mid-stage. Config keys (in the stage config):
+//   train.lr (default 0.001), train.num_epochs (3), test.fail (false)
+// train writes metrics.json like `allmrec train sasrec`: {"results": [{scenario,
+// split: test, kind, hit@1, ndcg@10}]} with hit@1 = 0.3 + 10 lr (all),
+// 0.2 + 10 lr (cold_items), 0.4 + 10 lr (other scenarios), for kinds neg19, neg100.
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "allmrec/config.h"
+#include "allmrec/fs.h"
+
+static void log_call(int argc, char **argv) {
+    const char *p = getenv("FAKE_LOG");
+    if (!p) return;
+    FILE *f = fopen(p, "a");
+    if (!f) return;
+    for (int i = 1; i < argc; i++) fprintf(f, "%s%s", i > 1 ? " " : "", argv[i]);
+    fprintf(f, "\n");
+    fclose(f);
+}
+
+static const char *flag(int argc, char **argv, const char *name) {
+    for (int i = 1; i + 1 < argc; i++)
+        if (!strcmp(argv[i], name)) return argv[i + 1];
+    return NULL;
+}
+
+static int write_text(const char *path, const char *text) {
+    if (fs_write_atomic(path, text, strlen(text)) != ALLMREC_OK) {
+        fprintf(stderr, "fake: %s\n", allmrec_error_message());
+        return 1;
+    }
+    return 0;
+}
+
+static const struct config_key SCHEMA[] = {
+    {"data.path", CONFIG_STRING, NULL, true, "dataset"},
+    {"out_dir", CONFIG_STRING, NULL, true, "output"},
+    {"checkpoint", CONFIG_STRING, "", false, "checkpoint to evaluate"},
+    {"data.train_scenario", CONFIG_STRING, "all", false, "users to train on"},
+    {"eval.scenarios", CONFIG_STRING_LIST, "[all, cold_items, warm_items]", false, "test scenarios"},
+    {"run.*", CONFIG_ANY, NULL, false, "free-form"},
+    {"train.lr", CONFIG_DOUBLE, "0.001", false, "lr"},
+    {"train.num_epochs", CONFIG_INT, "3", false, "epochs"},
+    {"train.seed", CONFIG_INT, "1", false, "seed"},
+    {"test.fail", CONFIG_BOOL, "false", false, "fail on purpose"},
+    {"eval.k", CONFIG_INT, "10", false, "anything"},
+};
+
+int main(int argc, char **argv) {
+    log_call(argc, argv);
+    if (argc < 2) return 2;
+    if (!strcmp(argv[1], "data")) {
+        const char *out = flag(argc, argv, "--out");
+        if (argc > 2 && !strcmp(argv[2], "split")) out = flag(argc, argv, "--dataset");
+        if (!out) { fprintf(stderr, "fake data: no --out\n"); return 2; }
+        if (argc > 2 && !strcmp(argv[2], "split")) return fs_exists(out) ? 0 : 1;
+        char text[256];
+        const char *users = flag(argc, argv, "--users");
+        snprintf(text, sizeof text, "fake dataset users=%s\n", users ? users : "100");
+        return write_text(out, text);
+    }
+    const char *cfg_path = flag(argc, argv, "--config");
+    if (!cfg_path) { fprintf(stderr, "fake: no --config\n"); return 2; }
+    struct config c;
+    if (config_load(&c, cfg_path, NULL, 0) != ALLMREC_OK ||
+        config_validate(&c, SCHEMA, (int)(sizeof SCHEMA / sizeof SCHEMA[0])) != ALLMREC_OK) {
+        fprintf(stderr, "fake: %s\n", allmrec_error_message());
+        return 1;
+    }
+    const char *out, *data;
+    double lr;
+    int64_t epochs;
+    bool fail;
+    config_get_string(&c, "out_dir", &out);
+    config_get_string(&c, "data.path", &data);
+    config_get_double(&c, "train.lr", &lr);
+    config_get_int(&c, "train.num_epochs", &epochs);
+    config_get_bool(&c, "test.fail", &fail);
+    if (!fs_exists(data)) { fprintf(stderr, "fake: dataset %s missing\n", data); return 1; }
+    char p[2048], text[8192];
+    if (!strcmp(argv[1], "train")) {
+        const char *sl = getenv("FAKE_SLEEP");
+        fprintf(stderr, "fake train %s: epochs %lld\n", argc > 2 ? argv[2] : "?", (long long)epochs);
+        if (sl && atof(sl) > 0) usleep((useconds_t)(atof(sl) * 1e6));
+        if (fail) { fprintf(stderr, "fake train: failing on purpose (test.fail)\n"); return 3; }
+        size_t n = 0;
+        for (int64_t e = 1; e <= epochs; e++)
+            n += (size_t)snprintf(text + n, sizeof text - n, "{\"epoch\": %lld, \"loss\": %.6f, \"valid_hr10\": %.4f}\n",
+                                  (long long)e, 1.0 / (1.0 + e * lr * 100), 0.2 + 0.05 * e);
+        snprintf(p, sizeof p, "%s/train_log.jsonl", out);
+        if (write_text(p, text)) return 1;
+        snprintf(p, sizeof p, "%s/cf_export.h5", out);
+        if (write_text(p, "export\n")) return 1;
+        snprintf(text, sizeof text, "lr=%.17g\n", lr);
+        snprintf(p, sizeof p, "%s/best.h5", out);
+        if (write_text(p, text)) return 1;
+        const char **sc;
+        int nsc;
+        config_get_string_list(&c, "eval.scenarios", &sc, &nsc);
+        size_t m = (size_t)snprintf(text, sizeof text, "{\"model\": \"fake\", \"results\": [");
+        for (int i = 0; i < nsc; i++) {
+            double h = (!strcmp(sc[i], "all") ? 0.3 : !strcmp(sc[i], "cold_items") ? 0.2 : 0.4) + 10 * lr;
+            for (int k = 0; k < 2; k++)
+                m += (size_t)snprintf(text + m, sizeof text - m,
+                                      "%s{\"scenario\": \"%s\", \"split\": \"test\", \"kind\": \"%s\", "
+                                      "\"hit@1\": %.6f, \"ndcg@10\": 0.5}",
+                                      i + k ? ", " : "", sc[i], k ? "neg100" : "neg19", h - 0.1 * k);
+        }
+        free(sc);
+        snprintf(text + m, sizeof text - m, "]}\n");
+        snprintf(p, sizeof p, "%s/metrics.json", out);
+        return write_text(p, text);
+    }
+    if (!strcmp(argv[1], "eval")) {
+        const char *ck;
+        config_get_string(&c, "checkpoint", &ck);
+        char *t = NULL;
+        if (fs_read_all(ck, &t, NULL) != ALLMREC_OK) { fprintf(stderr, "fake eval: %s\n", allmrec_error_message()); return 1; }
+        double clr = 0;
+        sscanf(t, "lr=%lf", &clr);
+        free(t);
+        snprintf(text, sizeof text, "{\"hit1\": %.6f, \"ndcg10\": 0.5, \"valid\": {\"hr10\": 0.7}}\n", 0.1 + 10 * clr);
+        snprintf(p, sizeof p, "%s/metrics.json", out);
+        return write_text(p, text);
+    }
+    fprintf(stderr, "fake: unknown command %s\n", argv[1]);
+    return 2;
+}
