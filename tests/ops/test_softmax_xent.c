@@ -280,6 +280,40 @@ static void test_xent_backward_large_vocab_and_shards(void) {
     free(x); free(loss); free(lse); free(tg); free(d);
 }
 
+// V = 50,272 against central finite differences on a subset of the logits:
+// the targets and the peaks of each row (large gradients), then random
+// non-target entries alone (the softmax part, compared on its own scale)
+static void test_xent_backward_large_vocab_gradcheck(void) {
+    int64_t N = 3, V = OPT_VOCAB, n = N * V;
+    float *x = frand(n, -5, 5, 2700), *loss = malloc((size_t)N * 4), *lse = malloc((size_t)N * 4);
+    int32_t tg[3] = {12345, IGNORE, (int32_t)(V - 1)};
+    x[0 * V + 777] = 9.0f; x[2 * V + 50000] = 8.0f; // peaks: probabilities of a few percent
+    CHECK_OK(op_cross_entropy_forward(ctx(), tensor_1d(loss, F32, CPU, N), tensor_1d(lse, F32, CPU, N),
+                                      tensor_2d(x, F32, CPU, N, V), tensor_1d(tg, I32, CPU, N), IGNORE));
+    float sc[3] = {0.5f, 2.0f, -0.75f};
+    float *d = malloc((size_t)n * 4);
+    CHECK_OK(op_cross_entropy_backward(ctx(), tensor_2d(d, F32, CPU, N, V), tensor_1d(sc, F32, CPU, N),
+                                       tensor_2d(x, F32, CPU, N, V), tensor_1d(lse, F32, CPU, N),
+                                       tensor_1d(tg, I32, CPU, N), IGNORE, 0));
+    double *xd = malloc((size_t)n * 8), R[3] = {sc[0], sc[1], sc[2]};
+    gradcheck_to_double(xd, x, n);
+    struct xent_args A = {N, V, tg};
+    int64_t big[] = {0 * V + 12345, 0 * V + 777, 2 * V + V - 1, 2 * V + 50000, 1 * V + 5, 1 * V + 12345};
+    struct gradcheck_result g = gradcheck_run_subset(xent_ref, &A, xd, big, 6, N, R, d, 1e-4);
+    GRADCHECK_OK(g, 1e-4, "xent V=%d targets and peaks", OPT_VOCAB);
+    int64_t idx[120];
+    float *u = frand(120, 0, 1, 2701);
+    int64_t k = 0;
+    for (int64_t i = 0; i < 120; i++) {
+        int64_t r = (i % 2) ? 2 : 0, j = (int64_t)(u[i] * (float)(V - 1));
+        if (j == tg[r] || j == 777 || j == 50000) continue;
+        idx[k++] = r * V + j;
+    }
+    g = gradcheck_run_subset(xent_ref, &A, xd, idx, k, N, R, d, 1e-4);
+    GRADCHECK_OK(g, 1e-4, "xent V=%d softmax entries", OPT_VOCAB);
+    free(x); free(loss); free(lse); free(d); free(xd); free(u);
+}
+
 // ------------------------------------------------------------------ vocab-parallel 3-piece path
 
 static void three_piece(int K, int64_t N, int64_t V, const float *x, const int32_t *tg, float *loss,
@@ -355,4 +389,5 @@ static void test_xent_vocab_parallel_matches_fused(void) {
 TEST_MAIN(TEST_CASE(test_softmax_forward), TEST_CASE(test_softmax_backward),
           TEST_CASE(test_xent_forward_large_vocab), TEST_CASE(test_xent_bad_target),
           TEST_CASE(test_xent_backward_gradcheck), TEST_CASE(test_xent_backward_large_vocab_and_shards),
+          TEST_CASE(test_xent_backward_large_vocab_gradcheck),
           TEST_CASE(test_xent_vocab_parallel_matches_fused))
