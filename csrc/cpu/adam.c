@@ -15,6 +15,15 @@
 #include "allmrec/half.h"
 #include "cpu/cpu_ops.h"
 
+// OpenMP over independent rows / elements (each output written by one thread,
+// so results do not depend on the thread count); small work stays serial
+#ifdef ALLMREC_HAVE_OPENMP
+#define CPU_PRAGMA_(x) _Pragma(#x)
+#define CPU_PARALLEL_FOR(work) CPU_PRAGMA_(omp parallel for schedule(static) if ((work) >= 32768))
+#else
+#define CPU_PARALLEL_FOR(work)
+#endif
+
 static float load_grad(const void *g, int64_t i, enum allmrec_dtype dt) {
     if (dt == ALLMREC_DTYPE_F16) return f16_to_f32(((const uint16_t *)g)[i]);
     if (dt == ALLMREC_DTYPE_BF16) return bf16_to_f32(((const uint16_t *)g)[i]);
@@ -37,6 +46,7 @@ allmrec_status cpu_adam_update(struct op_ctx *ctx, struct tensor param, struct t
     float b1 = p->beta1, b2 = p->beta2, eps = p->eps, wd = p->weight_decay;
     float decay = p->decoupled && wd != 0.0f ? 1.0f - p->lr * wd : 1.0f;
     bool l2 = !p->decoupled && wd != 0.0f;
+    CPU_PARALLEL_FOR(n)
     for (int64_t i = 0; i < n; i++) {
         float g = load_grad(grad.data, i, grad.dtype) * grad_scale;
         float wi = w[i];

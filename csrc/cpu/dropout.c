@@ -12,6 +12,15 @@
 #include "allmrec/philox.h"
 #include "cpu/cpu_ops.h"
 
+// OpenMP over independent rows / elements (each output written by one thread,
+// so results do not depend on the thread count); small work stays serial
+#ifdef ALLMREC_HAVE_OPENMP
+#define CPU_PRAGMA_(x) _Pragma(#x)
+#define CPU_PARALLEL_FOR(work) CPU_PRAGMA_(omp parallel for schedule(static) if ((work) >= 32768))
+#else
+#define CPU_PARALLEL_FOR(work)
+#endif
+
 // keep flags of elements [i0, i0 + 4) from one Philox block (i0 % 4 == 0):
 // the same bits philox_keep(seed, stream, i, threshold) reads, 4x cheaper
 static void keep4(uint64_t seed, uint32_t stream, uint64_t i0, uint32_t threshold, int keep[4]) {
@@ -35,10 +44,13 @@ allmrec_status cpu_dropout_forward(struct op_ctx *ctx, struct tensor out, struct
     }
     uint32_t threshold = philox_dropout_threshold(p);
     float scale = 1.0f / (1.0f - p);
-    int keep[4] = {0, 0, 0, 0};
-    for (int64_t i = 0; i < n; i++) {
-        if ((i & 3) == 0) keep4(seed, stream, (uint64_t)i, threshold, keep);
-        o[i] = keep[i & 3] ? x[i] * scale : 0.0f;
+    int64_t nblocks = (n + 3) / 4;
+    CPU_PARALLEL_FOR(n)
+    for (int64_t b = 0; b < nblocks; b++) {
+        int keep[4];
+        keep4(seed, stream, (uint64_t)b * 4, threshold, keep);
+        int64_t end = b * 4 + 4 < n ? b * 4 + 4 : n;
+        for (int64_t i = b * 4; i < end; i++) o[i] = keep[i & 3] ? x[i] * scale : 0.0f;
     }
     return ALLMREC_OK;
 }
@@ -50,15 +62,20 @@ allmrec_status cpu_dropout_backward(struct op_ctx *ctx, struct tensor dinp, stru
     float *dx = dinp.data;
     const float *dy = dout.data;
     if (p == 0.0f) {
+        CPU_PARALLEL_FOR(n)
         for (int64_t i = 0; i < n; i++) dx[i] += dy[i];
         return ALLMREC_OK;
     }
     uint32_t threshold = philox_dropout_threshold(p);
     float scale = 1.0f / (1.0f - p);
-    int keep[4] = {0, 0, 0, 0};
-    for (int64_t i = 0; i < n; i++) {
-        if ((i & 3) == 0) keep4(seed, stream, (uint64_t)i, threshold, keep);
-        if (keep[i & 3]) dx[i] += dy[i] * scale;
+    int64_t nblocks = (n + 3) / 4;
+    CPU_PARALLEL_FOR(n)
+    for (int64_t b = 0; b < nblocks; b++) {
+        int keep[4];
+        keep4(seed, stream, (uint64_t)b * 4, threshold, keep);
+        int64_t end = b * 4 + 4 < n ? b * 4 + 4 : n;
+        for (int64_t i = b * 4; i < end; i++)
+            if (keep[i & 3]) dx[i] += dy[i] * scale;
     }
     return ALLMREC_OK;
 }

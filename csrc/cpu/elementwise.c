@@ -7,10 +7,20 @@
 // defines: cpu_copy, cpu_fill, cpu_scale, cpu_add, cpu_axpy, cpu_mul_rowmask,
 //          cpu_sum, cpu_sum_squares
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "allmrec/half.h"
 #include "cpu/cpu_ops.h"
+
+// OpenMP over independent rows / elements (each output written by one thread,
+// so results do not depend on the thread count); small work stays serial
+#ifdef ALLMREC_HAVE_OPENMP
+#define CPU_PRAGMA_(x) _Pragma(#x)
+#define CPU_PARALLEL_FOR(work) CPU_PRAGMA_(omp parallel for schedule(static) if ((work) >= 32768))
+#else
+#define CPU_PARALLEL_FOR(work)
+#endif
 
 // ------------------------------------------------------------------ copy
 
@@ -67,25 +77,25 @@ allmrec_status cpu_copy(struct op_ctx *ctx, struct tensor dst, struct tensor src
     size_t es = dtype_size(src.dtype);
     const char *sp = src.data;
     char *dp = dst.data;
-    for (int64_t i0 = 0; i0 < sh[0]; i0++)
-        for (int64_t i1 = 0; i1 < sh[1]; i1++)
-            for (int64_t i2 = 0; i2 < sh[2]; i2++) {
-                int64_t so = i0 * ss[0] + i1 * ss[1] + i2 * ss[2];
-                int64_t dof = i0 * ds[0] + i1 * ds[1] + i2 * ds[2];
-                if (same) {
-                    if (ss[3] == 1 && ds[3] == 1) {
-                        memmove(dp + dof * (int64_t)es, sp + so * (int64_t)es, (size_t)sh[3] * es);
-                    } else {
-                        for (int64_t i3 = 0; i3 < sh[3]; i3++)
-                            memcpy(dp + (dof + i3 * ds[3]) * (int64_t)es,
-                                   sp + (so + i3 * ss[3]) * (int64_t)es, es);
-                    }
-                } else {
-                    for (int64_t i3 = 0; i3 < sh[3]; i3++)
-                        store_float(dst.data, dof + i3 * ds[3], dst.dtype,
-                                    load_float(src.data, so + i3 * ss[3], src.dtype));
-                }
+    int64_t outer = sh[0] * sh[1] * sh[2];
+    CPU_PARALLEL_FOR(n)
+    for (int64_t o = 0; o < outer; o++) {
+        int64_t i2 = o % sh[2], i1 = (o / sh[2]) % sh[1], i0 = o / (sh[2] * sh[1]);
+        int64_t so = i0 * ss[0] + i1 * ss[1] + i2 * ss[2];
+        int64_t dof = i0 * ds[0] + i1 * ds[1] + i2 * ds[2];
+        if (same) {
+            if (ss[3] == 1 && ds[3] == 1) {
+                memmove(dp + dof * (int64_t)es, sp + so * (int64_t)es, (size_t)sh[3] * es);
+            } else {
+                for (int64_t i3 = 0; i3 < sh[3]; i3++)
+                    memcpy(dp + (dof + i3 * ds[3]) * (int64_t)es, sp + (so + i3 * ss[3]) * (int64_t)es, es);
             }
+        } else {
+            for (int64_t i3 = 0; i3 < sh[3]; i3++)
+                store_float(dst.data, dof + i3 * ds[3], dst.dtype,
+                            load_float(src.data, so + i3 * ss[3], src.dtype));
+        }
+    }
     return ALLMREC_OK;
 }
 
@@ -97,6 +107,7 @@ allmrec_status cpu_fill(struct op_ctx *ctx, struct tensor x, float value) {
     switch (x.dtype) {
     case ALLMREC_DTYPE_F32: {
         float *p = x.data;
+        CPU_PARALLEL_FOR(n)
         for (int64_t i = 0; i < n; i++) p[i] = value;
         break;
     }
@@ -136,6 +147,7 @@ allmrec_status cpu_scale(struct op_ctx *ctx, struct tensor x, float alpha) {
     (void)ctx;
     float *p = x.data;
     int64_t n = tensor_numel(x);
+    CPU_PARALLEL_FOR(n)
     for (int64_t i = 0; i < n; i++) p[i] *= alpha;
     return ALLMREC_OK;
 }
@@ -145,6 +157,7 @@ allmrec_status cpu_add(struct op_ctx *ctx, struct tensor out, struct tensor a, s
     float *o = out.data;
     const float *pa = a.data, *pb = b.data;
     int64_t n = tensor_numel(out);
+    CPU_PARALLEL_FOR(n)
     for (int64_t i = 0; i < n; i++) o[i] = pa[i] + pb[i];
     return ALLMREC_OK;
 }
@@ -154,6 +167,7 @@ allmrec_status cpu_axpy(struct op_ctx *ctx, struct tensor y, float alpha, struct
     float *py = y.data;
     const float *px = x.data;
     int64_t n = tensor_numel(y);
+    CPU_PARALLEL_FOR(n)
     for (int64_t i = 0; i < n; i++) py[i] += alpha * px[i];
     return ALLMREC_OK;
 }
@@ -170,23 +184,45 @@ allmrec_status cpu_mul_rowmask(struct op_ctx *ctx, struct tensor x, struct tenso
 
 // ------------------------------------------------------------------ reductions
 
+// sum of x[i] (squares: x[i]^2) in double over fixed chunks of 64 Ki elements,
+// the chunks in parallel and then added in order, so the result does not
+// depend on the thread count; Inf/NaN propagate
+#define SUM_CHUNK 65536
+static double sum_f32(const float *p, int64_t n, bool squares) {
+    int64_t nchunks = (n + SUM_CHUNK - 1) / SUM_CHUNK;
+    if (nchunks <= 1) {
+        double s = 0;
+        for (int64_t i = 0; i < n; i++) s += squares ? (double)p[i] * (double)p[i] : (double)p[i];
+        return s;
+    }
+    double *part = malloc((size_t)nchunks * sizeof *part);
+    if (!part) { // no scratch: one serial pass (the same value up to rounding order)
+        double s = 0;
+        for (int64_t i = 0; i < n; i++) s += squares ? (double)p[i] * (double)p[i] : (double)p[i];
+        return s;
+    }
+    CPU_PARALLEL_FOR(n)
+    for (int64_t c = 0; c < nchunks; c++) {
+        int64_t end = (c + 1) * SUM_CHUNK < n ? (c + 1) * SUM_CHUNK : n;
+        double s = 0;
+        for (int64_t i = c * SUM_CHUNK; i < end; i++) s += squares ? (double)p[i] * (double)p[i] : (double)p[i];
+        part[c] = s;
+    }
+    double s = 0;
+    for (int64_t c = 0; c < nchunks; c++) s += part[c];
+    free(part);
+    return s;
+}
+
 allmrec_status cpu_sum(struct op_ctx *ctx, struct tensor out, struct tensor x) {
     (void)ctx;
-    const float *p = x.data;
-    int64_t n = tensor_numel(x);
-    double s = 0;
-    for (int64_t i = 0; i < n; i++) s += p[i];
-    *(float *)out.data = (float)s;
+    *(float *)out.data = (float)sum_f32(x.data, tensor_numel(x), false);
     return ALLMREC_OK;
 }
 
 allmrec_status cpu_sum_squares(struct op_ctx *ctx, struct tensor out, struct tensor x) {
     (void)ctx;
-    const float *p = x.data;
-    int64_t n = tensor_numel(x);
-    double s = 0;
-    for (int64_t i = 0; i < n; i++) s += (double)p[i] * (double)p[i]; // Inf/NaN propagate
     float *o = out.data;
-    *o = (float)((double)*o + s);
+    *o = (float)((double)*o + sum_f32(x.data, tensor_numel(x), true));
     return ALLMREC_OK;
 }

@@ -13,6 +13,15 @@
 
 #include "cpu/cpu_ops.h"
 
+// OpenMP over independent rows / elements (each output written by one thread,
+// so results do not depend on the thread count); small work stays serial
+#ifdef ALLMREC_HAVE_OPENMP
+#define CPU_PRAGMA_(x) _Pragma(#x)
+#define CPU_PARALLEL_FOR(work) CPU_PRAGMA_(omp parallel for schedule(static) if ((work) >= 32768))
+#else
+#define CPU_PARALLEL_FOR(work)
+#endif
+
 allmrec_status cpu_embedding_forward(struct op_ctx *ctx, struct tensor out, struct tensor ids,
                                      struct tensor table, int64_t id_offset) {
     (void)ctx;
@@ -29,6 +38,7 @@ allmrec_status cpu_embedding_forward(struct op_ctx *ctx, struct tensor out, stru
                                    "the dataset's item/token count against the model's vocabulary "
                                    "size)",
                                    (int)id[n], (long long)n, (long long)V, (long long)V);
+    CPU_PARALLEL_FOR(N * C)
     for (int64_t n = 0; n < N; n++) {
         int64_t r = (int64_t)id[n] - id_offset;
         if (r >= 0 && r < V) memcpy(o + n * C, tab + r * C, (size_t)C * sizeof(float));

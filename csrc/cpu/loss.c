@@ -13,6 +13,15 @@
 
 #include "cpu/cpu_ops.h"
 
+// OpenMP over independent rows / elements (each output written by one thread,
+// so results do not depend on the thread count); small work stays serial
+#ifdef ALLMREC_HAVE_OPENMP
+#define CPU_PRAGMA_(x) _Pragma(#x)
+#define CPU_PARALLEL_FOR(work) CPU_PRAGMA_(omp parallel for schedule(static) if ((work) >= 32768))
+#else
+#define CPU_PARALLEL_FOR(work)
+#endif
+
 // ------------------------------------------------------------------ BCE with logits
 
 allmrec_status cpu_bce_logits_forward(struct op_ctx *ctx, struct tensor losses, struct tensor logits,
@@ -21,6 +30,7 @@ allmrec_status cpu_bce_logits_forward(struct op_ctx *ctx, struct tensor losses, 
     int64_t n = tensor_numel(logits);
     const float *x = logits.data, *y = targets.data;
     float *l = losses.data;
+    CPU_PARALLEL_FOR(n)
     for (int64_t i = 0; i < n; i++) {
         float xi = x[i];
         l[i] = fmaxf(xi, 0.0f) - xi * y[i] + log1pf(expf(-fabsf(xi)));
@@ -42,6 +52,7 @@ allmrec_status cpu_bce_logits_backward(struct op_ctx *ctx, struct tensor dlogits
     const float *x = logits.data, *y = targets.data;
     const float *w = tensor_is_none(weights) ? NULL : weights.data;
     float *d = dlogits.data;
+    CPU_PARALLEL_FOR(n)
     for (int64_t i = 0; i < n; i++) {
         float g = (sigmoidf_stable(x[i]) - y[i]) * scale;
         if (w) g *= w[i];
@@ -75,6 +86,7 @@ allmrec_status cpu_mse_backward(struct op_ctx *ctx, struct tensor da, struct ten
     float *ga = tensor_is_none(da) ? NULL : da.data;
     float *gb = tensor_is_none(db) ? NULL : db.data;
     float k = 2.0f * scale / (float)n;
+    CPU_PARALLEL_FOR(n)
     for (int64_t i = 0; i < n; i++) {
         float g = (pa[i] - pb[i]) * k;
         if (ga) ga[i] += g;
@@ -91,6 +103,7 @@ allmrec_status cpu_rowdot_forward(struct op_ctx *ctx, struct tensor out, struct 
     int64_t N = tensor_rows(a), C = tensor_cols(a);
     const float *pa = a.data, *pb = b.data;
     float *o = out.data;
+    CPU_PARALLEL_FOR(N * C)
     for (int64_t r = 0; r < N; r++) {
         double s = 0;
         for (int64_t c = 0; c < C; c++) s += (double)pa[r * C + c] * (double)pb[r * C + c];
@@ -106,6 +119,7 @@ allmrec_status cpu_rowdot_backward(struct op_ctx *ctx, struct tensor da, struct 
     const float *pa = a.data, *pb = b.data, *g = dout.data;
     float *ga = tensor_is_none(da) ? NULL : da.data;
     float *gb = tensor_is_none(db) ? NULL : db.data;
+    CPU_PARALLEL_FOR(N * C)
     for (int64_t r = 0; r < N; r++) {
         float gr = g[r];
         for (int64_t c = 0; c < C; c++) {
@@ -132,6 +146,7 @@ allmrec_status cpu_masked_mean_forward(struct op_ctx *ctx, struct tensor out, st
     const float *px = x.data;
     const uint8_t *pm = mask.data;
     float *o = out.data;
+    CPU_PARALLEL_FOR(B * T * C)
     for (int64_t b = 0; b < B; b++) {
         double inv = 1.0 / mask_count(pm + b * T, T);
         for (int64_t c = 0; c < C; c++) {
@@ -151,6 +166,7 @@ allmrec_status cpu_masked_mean_backward(struct op_ctx *ctx, struct tensor dx, st
     const float *g = dout.data;
     const uint8_t *pm = mask.data;
     float *d = dx.data;
+    CPU_PARALLEL_FOR(B * T * C)
     for (int64_t b = 0; b < B; b++) {
         float inv = (float)(1.0 / mask_count(pm + b * T, T));
         for (int64_t t = 0; t < T; t++) {

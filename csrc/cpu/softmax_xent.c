@@ -19,6 +19,15 @@
 
 #include "cpu/cpu_ops.h"
 
+// OpenMP over independent rows / elements (each output written by one thread,
+// so results do not depend on the thread count); small work stays serial
+#ifdef ALLMREC_HAVE_OPENMP
+#define CPU_PRAGMA_(x) _Pragma(#x)
+#define CPU_PARALLEL_FOR(work) CPU_PRAGMA_(omp parallel for schedule(static) if ((work) >= 32768))
+#else
+#define CPU_PARALLEL_FOR(work)
+#endif
+
 static float row_max_of(const float *x, int64_t C) {
     float m = -INFINITY;
     for (int64_t j = 0; j < C; j++) m = x[j] > m ? x[j] : m;
@@ -40,6 +49,7 @@ allmrec_status cpu_softmax_forward(struct op_ctx *ctx, struct tensor out, struct
     int64_t N = tensor_rows(inp), C = tensor_cols(inp);
     const float *x = inp.data;
     float *o = out.data;
+    CPU_PARALLEL_FOR(N * C)
     for (int64_t r = 0; r < N; r++) {
         const float *xr = x + r * C;
         float *orow = o + r * C;
@@ -62,6 +72,7 @@ allmrec_status cpu_softmax_backward(struct op_ctx *ctx, struct tensor dinp, stru
     int64_t N = tensor_rows(out), C = tensor_cols(out);
     const float *y = out.data, *dy = dout.data;
     float *dx = dinp.data;
+    CPU_PARALLEL_FOR(N * C)
     for (int64_t r = 0; r < N; r++) {
         const float *yr = y + r * C, *dyr = dy + r * C;
         float *dxr = dx + r * C;
@@ -90,6 +101,7 @@ allmrec_status cpu_cross_entropy_forward(struct op_ctx *ctx, struct tensor losse
                                "op_cross_entropy_forward: target %d at row %lld is outside the "
                                "vocabulary of %lld logits (and is not ignore_index %d)",
                                (int)tg[r], (long long)r, (long long)V, (int)ignore_index);
+    CPU_PARALLEL_FOR(N * V)
     for (int64_t r = 0; r < N; r++) {
         const float *xr = x + r * V;
         float m = row_max_of(xr, V);
@@ -115,6 +127,7 @@ allmrec_status cpu_cross_entropy_backward(struct op_ctx *ctx, struct tensor dlog
                                "op_cross_entropy_backward: target %d at row %lld is negative "
                                "(and is not ignore_index %d)",
                                (int)tg[r], (long long)r, (int)ignore_index);
+    CPU_PARALLEL_FOR(N * V)
     for (int64_t r = 0; r < N; r++) {
         float *dr = d + r * V;
         const float *xr = x + r * V;
@@ -137,6 +150,7 @@ allmrec_status cpu_row_max(struct op_ctx *ctx, struct tensor rowmax, struct tens
     int64_t N = tensor_rows(x), C = tensor_cols(x);
     const float *px = x.data;
     float *m = rowmax.data;
+    CPU_PARALLEL_FOR(N * C)
     for (int64_t r = 0; r < N; r++) m[r] = row_max_of(px + r * C, C);
     return ALLMREC_OK;
 }
@@ -149,6 +163,7 @@ allmrec_status cpu_xent_partial(struct op_ctx *ctx, struct tensor sumexp, struct
     const float *x = logits.data, *m = rowmax.data;
     const int32_t *tg = targets.data;
     float *se = sumexp.data, *tl = target_logit.data;
+    CPU_PARALLEL_FOR(N * V)
     for (int64_t r = 0; r < N; r++) {
         const float *xr = x + r * V;
         se[r] = (float)sum_exp(xr, V, m[r]);
