@@ -5,6 +5,10 @@
 #include <math.h>
 #include <stdlib.h>
 
+#ifdef ALLMREC_HAVE_OPENMP
+#include <omp.h>
+#endif
+
 #include "allmrec/half.h"
 #include "allmrec/ops.h"
 #include "testing.h"
@@ -262,7 +266,32 @@ static void test_sum_and_sum_squares(void) {
     CHECK_STATUS(op_sum(ctx(), tensor_1d(two, F32, CPU, 2), tensor_1d(y, F32, CPU, 9)), ALLMREC_ERR_SHAPE);
 }
 
+// the OpenMP paths give bit-identical results for any thread count (sums are
+// over fixed chunks added in order; every other op writes each output once)
+static void test_thread_count_independent(void) {
+#ifndef ALLMREC_HAVE_OPENMP
+    TEST_SKIP("built without OpenMP: nothing runs in parallel");
+#else
+    int64_t n = 1000003;
+    float *x = frand(n, 90), *y1 = malloc((size_t)n * 4), *y3 = malloc((size_t)n * 4);
+    float s1 = 0.5f, s3 = 0.5f, t1 = 0, t3 = 0;
+    int saved = omp_get_max_threads();
+    omp_set_num_threads(1);
+    CHECK_OK(op_sum_squares(ctx(), tensor_1d(&s1, F32, CPU, 1), tensor_1d(x, F32, CPU, n)));
+    CHECK_OK(op_sum(ctx(), tensor_1d(&t1, F32, CPU, 1), tensor_1d(x, F32, CPU, n)));
+    CHECK_OK(op_dropout_forward(ctx(), tensor_1d(y1, F32, CPU, n), tensor_1d(x, F32, CPU, n), 0.1f, 5, 6));
+    omp_set_num_threads(3);
+    CHECK_OK(op_sum_squares(ctx(), tensor_1d(&s3, F32, CPU, 1), tensor_1d(x, F32, CPU, n)));
+    CHECK_OK(op_sum(ctx(), tensor_1d(&t3, F32, CPU, 1), tensor_1d(x, F32, CPU, n)));
+    CHECK_OK(op_dropout_forward(ctx(), tensor_1d(y3, F32, CPU, n), tensor_1d(x, F32, CPU, n), 0.1f, 5, 6));
+    omp_set_num_threads(saved);
+    CHECK(memcmp(&s1, &s3, 4) == 0 && memcmp(&t1, &t3, 4) == 0);
+    CHECK(memcmp(y1, y3, (size_t)n * 4) == 0);
+    free(x); free(y1); free(y3);
+#endif
+}
+
 TEST_MAIN(TEST_CASE(test_copy_contiguous_f32), TEST_CASE(test_copy_strided_4d),
           TEST_CASE(test_copy_convert_half), TEST_CASE(test_copy_ints), TEST_CASE(test_fill),
           TEST_CASE(test_scale_add_axpy), TEST_CASE(test_mul_rowmask),
-          TEST_CASE(test_sum_and_sum_squares))
+          TEST_CASE(test_sum_and_sum_squares), TEST_CASE(test_thread_count_independent))
