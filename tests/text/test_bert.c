@@ -1,0 +1,240 @@
+// test_bert.c: the BERT-family encoder.
+// - all-MiniLM-L6-v2 (installed PyPI package) sentence embeddings vs
+//   sentence-transformers' on 512 real item texts: cosine >= 0.9999 each;
+// - backward vs central finite differences of a scalar loss on a tiny config
+//   (BERT with token types and normalisation; DistilBERT shape without);
+// - save -> load round trip; config errors.
+#include <cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "allmrec/bert.h"
+#include "allmrec/fs.h"
+#include "allmrec/half.h"
+#include "allmrec/io.h"
+#include "allmrec/log.h"
+#include "allmrec/text.h"
+#include "testing.h"
+#include "text_test_util.h"
+
+static void test_minilm_embeddings_match_sentence_transformers(void) {
+    const char *dir = text_minilm_dir();
+    if (!dir) TEST_SKIP(MINILM_SKIP_MSG);
+    struct op_ctx ctx;
+    CHECK_OK(op_ctx_init(&ctx, ALLMREC_DEVICE_CPU, 0));
+    struct bert_config cfg;
+    CHECK_OK(bert_config_from_dir(&cfg, dir));
+    CHECK(cfg.hidden == 384 && cfg.n_layers == 6 && cfg.n_heads == 12 && cfg.intermediate == 1536);
+    CHECK(cfg.max_seq_length == 256 && cfg.normalize && cfg.type_vocab_size == 2);
+    struct tokenizer *tok = NULL;
+    CHECK_OK(tokenizer_load_dir(&tok, dir));
+    struct bert_model m;
+    CHECK_OK(bert_model_init(&m, &cfg, &ctx, ALLMREC_DTYPE_F32, false, 32, 256));
+    CHECK_OK(bert_model_load(&m, dir));
+    CHECK_EQ_INT(bert_param_count(&m), 22713216 - 384 * 384 - 384); // minus the unused pooler
+
+    char *data = NULL;
+    size_t len = 0;
+    CHECK_OK(fs_read_all(text_fixture_path("minilm_texts.jsonl"), &data, &len));
+    int n = 0;
+    char **texts = malloc(sizeof(char *) * 1024);
+    for (char *line = data; line && *line;) {
+        char *nl = strchr(line, '\n');
+        if (nl) *nl = '\0';
+        cJSON *j = cJSON_Parse(line);
+        CHECK(cJSON_IsString(j) && n < 1024);
+        texts[n++] = strdup(j->valuestring);
+        cJSON_Delete(j);
+        line = nl ? nl + 1 : NULL;
+    }
+    free(data);
+    CHECK(n >= 500);
+    uint16_t *ref16 = NULL;
+    size_t rlen = 0;
+    CHECK_OK(fs_read_all(text_fixture_path("minilm_embeddings.f16"), (char **)&ref16, &rlen));
+    CHECK_EQ_INT(rlen, (size_t)n * 384 * 2);
+    float *emb = malloc(sizeof(float) * (size_t)n * 384);
+    double t0 = time_now();
+    CHECK_OK(bert_encode_texts(&m, tok, n, (const char *const *)texts, 32, emb, NULL));
+    double dt = time_now() - t0;
+    double min_cos = 1, sum_cos = 0;
+    int worst = 0;
+    for (int i = 0; i < n; i++) {
+        double d = 0, a = 0, b = 0;
+        for (int j = 0; j < 384; j++) {
+            double r = f16_to_f32(ref16[i * 384 + j]), x = emb[i * 384 + j];
+            d += r * x; a += x * x; b += r * r;
+        }
+        double cs = d / sqrt(a * b);
+        sum_cos += cs;
+        if (cs < min_cos) { min_cos = cs; worst = i; }
+    }
+    fprintf(stderr, "  %d texts in %.1f s: cosine min %.7f (text %d), mean %.7f\n", n, dt, min_cos, worst,
+            sum_cos / n);
+    CHECK(min_cos >= 0.9999);
+    for (int i = 0; i < n; i++) free(texts[i]);
+    free(texts);
+    free(emb);
+    free(ref16);
+    bert_model_free(&m);
+    tokenizer_free(tok);
+    op_ctx_free(&ctx);
+}
+
+static struct bert_config tiny_config(enum bert_arch arch, bool normalize) {
+    struct bert_config c = {0};
+    c.arch = arch;
+    c.vocab_size = 40;
+    c.hidden = 16;
+    c.n_layers = 2;
+    c.n_heads = 4;
+    c.intermediate = 24;
+    c.max_positions = 12;
+    c.type_vocab_size = arch == BERT_ARCH_BERT ? 2 : 0;
+    c.ln_eps = 1e-12f;
+    c.act = ACT_GELU_ERF;
+    c.max_seq_length = 12;
+    c.normalize = normalize;
+    return c;
+}
+
+// loss = sum R * out (double)
+static double fd_loss(struct bert_model *m, const int32_t *ids, const uint8_t *mask, int B, int T,
+                      const float *R) {
+    struct tensor out;
+    if (bert_forward(m, ids, mask, B, T, false, 0, &out) != ALLMREC_OK) return NAN;
+    double L = 0;
+    const float *o = out.data;
+    for (int64_t i = 0; i < B * m->cfg.hidden; i++) L += (double)R[i] * o[i];
+    return L;
+}
+
+static void check_backward(enum bert_arch arch, bool normalize) {
+    struct op_ctx ctx;
+    CHECK_OK(op_ctx_init(&ctx, ALLMREC_DEVICE_CPU, 0));
+    struct bert_config cfg = tiny_config(arch, normalize);
+    struct bert_model m;
+    CHECK_OK(bert_model_init(&m, &cfg, &ctx, ALLMREC_DTYPE_F32, true, 3, 6));
+    CHECK_OK(bert_model_init_random(&m, 7));
+    // larger weights than BERT's 0.02 so every path carries signal
+    for (int i = 0; i < m.n_params; i++) {
+        float *p = m.params[i].data;
+        int64_t n = tensor_numel(m.params[i]);
+        uint64_t s = 1000 + (uint64_t)i;
+        float *u = malloc(sizeof(float) * (size_t)n);
+        test_fill_uniform(u, (size_t)n, -0.5f, 0.5f, s);
+        for (int64_t k = 0; k < n; k++) p[k] = m.params[i].ndim == 2 ? u[k] : p[k] + 0.3f * u[k];
+        free(u);
+    }
+    const int B = 3, T = 6;
+    int32_t ids[18] = {1, 5, 9, 13, 2, 0, 1, 7, 7, 30, 39, 2, 1, 22, 2, 0, 0, 0};
+    uint8_t mask[18] = {1, 1, 1, 1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0};
+    float R[3 * 16];
+    test_fill_uniform(R, 48, -1, 1, 99);
+    struct tensor out;
+    CHECK_OK(bert_zero_grad(&m));
+    CHECK_OK(bert_forward(&m, ids, mask, B, T, true, 0, &out)); // dropout rates are 0 in tiny_config
+    float dout[48];
+    memcpy(dout, R, sizeof dout);
+    CHECK_OK(bert_backward(&m, tensor_2d(dout, ALLMREC_DTYPE_F32, ALLMREC_DEVICE_CPU, B, 16)));
+    int checked = 0;
+    double worst = 0;
+    for (int i = 0; i < m.n_params; i++) {
+        float *p = m.params[i].data, *g = m.grads[i].data;
+        int64_t n = tensor_numel(m.params[i]), C = m.params[i].ndim == 2 ? m.params[i].shape[1] : 1;
+        for (int s = 0; s < 5; s++) {
+            int64_t k = (int64_t)((s * 7919 + i * 104729) % n);
+            if (i == 0) k = (int64_t)ids[(s * 5) % 18] * C + s % C;  // a used vocabulary row
+            if (i == 1) k = (int64_t)(s % T) * C + (s * 3) % C;       // a used position
+            if (i == 2 && arch == BERT_ARCH_BERT) k = (s * 5) % C;    // token type 0
+            float save = p[k];
+            double h = 1e-2;
+            p[k] = save + (float)h;
+            double lp = fd_loss(&m, ids, mask, B, T, R);
+            p[k] = save - (float)h;
+            double lm = fd_loss(&m, ids, mask, B, T, R);
+            p[k] = save;
+            double num = (lp - lm) / (2 * h), ana = g[k];
+            double err = fabs(num - ana) / (fabs(num) + fabs(ana) + 1e-3);
+            if (err > worst) worst = err;
+            if (err > 2e-2)
+                fprintf(stderr, "  param %s[%lld]: analytic %.6g numeric %.6g\n", m.param_names[i],
+                        (long long)k, ana, num);
+            CHECK(err <= 2e-2);
+            checked++;
+        }
+    }
+    fprintf(stderr, "  %s%s: %d gradient entries, worst relative error %.2e\n",
+            arch == BERT_ARCH_BERT ? "bert" : "distilbert", normalize ? "+normalize" : "", checked, worst);
+    bert_model_free(&m);
+    op_ctx_free(&ctx);
+}
+
+static void test_backward_finite_differences_bert(void) { check_backward(BERT_ARCH_BERT, true); }
+static void test_backward_finite_differences_distilbert(void) { check_backward(BERT_ARCH_DISTILBERT, false); }
+
+static void test_save_load_roundtrip(void) {
+    struct op_ctx ctx;
+    CHECK_OK(op_ctx_init(&ctx, ALLMREC_DEVICE_CPU, 0));
+    struct bert_config cfg = tiny_config(BERT_ARCH_DISTILBERT, false);
+    struct bert_model a, b;
+    CHECK_OK(bert_model_init(&a, &cfg, &ctx, ALLMREC_DTYPE_F32, false, 2, 4));
+    CHECK_OK(bert_model_init(&b, &cfg, &ctx, ALLMREC_DTYPE_F32, false, 2, 4));
+    CHECK_OK(bert_model_init_random(&a, 3));
+    char path[1024];
+    snprintf(path, sizeof path, "%s/tiny_distilbert.safetensors", test_tmpdir());
+    CHECK_OK(bert_model_save(&a, path));
+    struct safetensors st;
+    CHECK_OK(safetensors_open(&st, path));
+    CHECK(safetensors_find(&st, "transformer.layer.1.attention.k_lin.weight") != NULL);
+    CHECK(safetensors_find(&st, "transformer.layer.0.output_layer_norm.bias") != NULL);
+    safetensors_close(&st);
+    CHECK_OK(bert_model_load(&b, path));
+    int32_t ids[8] = {1, 4, 6, 2, 1, 9, 2, 0};
+    uint8_t mask[8] = {1, 1, 1, 1, 1, 1, 1, 0};
+    struct tensor oa, ob;
+    CHECK_OK(bert_forward(&a, ids, mask, 2, 4, false, 0, &oa));
+    float keep[32];
+    memcpy(keep, oa.data, sizeof keep);
+    CHECK_OK(bert_forward(&b, ids, mask, 2, 4, false, 0, &ob));
+    CHECK(memcmp(keep, ob.data, sizeof keep) == 0);
+    // padding does not change a row's embedding
+    int32_t ids2[4] = {1, 9, 2, 0};
+    uint8_t mask2[4] = {1, 1, 1, 1};
+    CHECK_OK(bert_forward(&b, ids2, mask2, 1, 3, false, 0, &ob));
+    CHECK(test_max_abs_diff(keep + 16, ob.data, 16) < 1e-5);
+    // a checkpoint of the wrong width: a clear shape error naming the tensor
+    struct bert_config wide = cfg;
+    wide.hidden = 32;
+    struct bert_model w;
+    CHECK_OK(bert_model_init(&w, &wide, &ctx, ALLMREC_DTYPE_F32, false, 1, 4));
+    CHECK_STATUS(bert_model_load(&w, path), ALLMREC_ERR_SHAPE);
+    CHECK_STR_CONTAINS(allmrec_error_message(), "embeddings.word_embeddings.weight");
+    bert_model_free(&w);
+    bert_model_free(&a);
+    bert_model_free(&b);
+    op_ctx_free(&ctx);
+}
+
+static void test_config_errors(void) {
+    char dir[1024], p[1100];
+    snprintf(dir, sizeof dir, "%s/gpt_model", test_tmpdir());
+    CHECK_OK(fs_mkdir_p(dir));
+    snprintf(p, sizeof p, "%s/config.json", dir);
+    const char *txt = "{\"model_type\": \"gpt2\", \"n_embd\": 768}";
+    CHECK_OK(fs_write_atomic(p, txt, strlen(txt)));
+    struct bert_config c;
+    CHECK_STATUS(bert_config_from_dir(&c, dir), ALLMREC_ERR_CONFIG);
+    CHECK_STR_CONTAINS(allmrec_error_message(), "model_type");
+    const char *txt2 = "{\"model_type\": \"bert\", \"vocab_size\": 10, \"hidden_size\": 30, "
+                       "\"num_hidden_layers\": 1, \"num_attention_heads\": 4, \"intermediate_size\": 8}";
+    CHECK_OK(fs_write_atomic(p, txt2, strlen(txt2)));
+    CHECK_STATUS(bert_config_from_dir(&c, dir), ALLMREC_ERR_CONFIG);
+    CHECK_STR_CONTAINS(allmrec_error_message(), "multiple");
+}
+
+TEST_MAIN(TEST_CASE(test_backward_finite_differences_bert), TEST_CASE(test_backward_finite_differences_distilbert),
+          TEST_CASE(test_save_load_roundtrip), TEST_CASE(test_config_errors),
+          TEST_CASE(test_minilm_embeddings_match_sentence_transformers))
