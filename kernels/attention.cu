@@ -1,0 +1,625 @@
+// attention.cu: hand-written fused attention, flash style: online softmax over
+// key tiles, no (T, T) matrix in device memory, causal (KV-cache aware:
+// query i sees key j iff j <= i + Tk - Tq) and key-padding masks, dropout on
+// the probabilities with the Philox mask of ops.h
+// (index ((b*NH + h)*Tq + i)*Tk + j), any head dim, any q/k/v strides.
+//
+// Kernels (ctx->kernel_version 0 picks the best that applies, 1 forces the
+// scalar reference kernels):
+//   attn_fwd_mma     F16/BF16, head dim <= 128 (padded to 32/64/96/128):
+//                    tensor cores through mma.sync.m16n8k16 (sm_80+), 4 warps
+//                    x 16 query rows, 64-key tiles in shared memory, scores
+//                    and the output accumulator in registers (FlashAttention-2
+//                    register layout: the score accumulator is re-used as the
+//                    A operand of P @ V).
+//   attn_fwd_scalar  any dtype/head dim, fp32 CUDA cores, 16x16 tiles.
+//   attn_bwd_dkdv / attn_bwd_dq
+//                    backward, fp32 CUDA cores: one pass per key tile for dK,
+//                    dV and one per query tile for dQ (scores recomputed; no
+//                    atomics, deterministic). D_i = dO_i . O_i in-kernel.
+// Both accumulate into dq, dk, dv (+=) as ops.h requires.
+//
+// defines: cuda_attention_forward, cuda_attention_backward
+#include <math.h>
+#include <string.h>
+
+#include <type_traits>
+
+#include "allmrec/philox.h"
+#include "cuda_common.cuh"
+#include "cuda_ops.h"
+
+struct attn_args {
+    const void *q, *k, *v;
+    int64_t q_sb, q_st, q_sh, k_sb, k_st, k_sh, v_sb, v_st, v_sh;
+    void *out; // (B, Tq, NH, HD) contiguous
+    float *lse; // (B, NH, Tq) or NULL
+    const uint8_t *mask; // (B, Tk) or NULL
+    // backward only
+    const void *dout; // contiguous like out
+    void *dq, *dk, *dv;
+    int64_t dq_sb, dq_st, dq_sh, dk_sb, dk_st, dk_sh, dv_sb, dv_st, dv_sh;
+    int B, NH, Tq, Tk, HD;
+    float scale;
+    int causal;
+    int dropout;
+    uint32_t drop_thr;
+    float drop_scale;
+    uint64_t seed;
+    uint32_t stream;
+};
+
+__device__ __forceinline__ bool attn_visible(const attn_args &a, int b, int i, int j) {
+    if (j >= a.Tk) return false;
+    if (a.causal && j > i + (a.Tk - a.Tq)) return false;
+    if (a.mask && !a.mask[(int64_t)b * a.Tk + j]) return false;
+    return true;
+}
+
+__device__ __forceinline__ bool attn_keep(const attn_args &a, int b, int h, int i, int j) {
+    uint64_t idx = (((uint64_t)b * a.NH + h) * a.Tq + i) * a.Tk + j;
+    return (philox_u32(a.seed, a.stream, idx) >> 8) >= a.drop_thr;
+}
+
+// ================================================================== tensor-core forward
+__device__ __forceinline__ void mma16816(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1, __half) {
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                 "{%0,%1,%2,%3};\n"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+__device__ __forceinline__ void mma16816(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1, __nv_bfloat16) {
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                 "{%0,%1,%2,%3};\n"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+__device__ __forceinline__ uint32_t pack2(float lo, float hi, __half) {
+    __half2 h = __floats2half2_rn(lo, hi);
+    return *reinterpret_cast<uint32_t *>(&h);
+}
+__device__ __forceinline__ uint32_t pack2(float lo, float hi, __nv_bfloat16) {
+    __nv_bfloat162 h = __floats2bfloat162_rn(lo, hi);
+    return *reinterpret_cast<uint32_t *>(&h);
+}
+__device__ __forceinline__ uint32_t pack_raw(uint16_t lo, uint16_t hi) { return (uint32_t)lo | ((uint32_t)hi << 16); }
+
+#define MMA_BR 64
+#define MMA_BC 64
+
+// rows [r0, r0 + 64) of a (B, T, NH, HD) view at (b, h) into smem (64, D) with
+// row stride LD; zeros beyond T and HD.
+template <typename T, int D>
+__device__ __forceinline__ void mma_load_tile(T *dst, const T *src, int64_t st, int r0, int T_len, int HD, bool vec) {
+    constexpr int LD = D + 8;
+    if (vec) {
+        constexpr int CH = D / 8;
+        for (int idx = threadIdx.x; idx < MMA_BC * CH; idx += blockDim.x) {
+            int r = idx / CH, d = (idx - r * CH) * 8;
+            uint4 val = make_uint4(0, 0, 0, 0);
+            if (r0 + r < T_len && d < HD) val = *reinterpret_cast<const uint4 *>(src + (int64_t)(r0 + r) * st + d);
+            *reinterpret_cast<uint4 *>(dst + r * LD + d) = val;
+        }
+    } else {
+        for (int idx = threadIdx.x; idx < MMA_BC * D; idx += blockDim.x) {
+            int r = idx / D, d = idx - r * D;
+            T val = from_f<T>(0.0f);
+            if (r0 + r < T_len && d < HD) val = src[(int64_t)(r0 + r) * st + d];
+            dst[r * LD + d] = val;
+        }
+    }
+}
+
+template <typename T, int D>
+__global__ void __launch_bounds__(128) attn_fwd_mma(attn_args a, int vec) {
+    constexpr int LD = D + 8;
+    constexpr float LOG2E = 1.4426950408889634f;
+    __shared__ __align__(16) T Ks[MMA_BC * LD];
+    __shared__ __align__(16) T Vs[MMA_BC * LD];
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, tig = lane & 3;
+    const int b = blockIdx.z, h = blockIdx.y, q0 = blockIdx.x * MMA_BR;
+    const T *qp = (const T *)a.q + (int64_t)b * a.q_sb + (int64_t)h * a.q_sh;
+    const T *kp = (const T *)a.k + (int64_t)b * a.k_sb + (int64_t)h * a.k_sh;
+    const T *vp = (const T *)a.v + (int64_t)b * a.v_sb + (int64_t)h * a.v_sh;
+
+    // Q tile -> registers (A fragments), staged through Ks
+    mma_load_tile<T, D>(Ks, qp, a.q_st, q0, a.Tq, a.HD, vec);
+    __syncthreads();
+    uint32_t qf[D / 16][4];
+    {
+        const int r = warp * 16 + g;
+#pragma unroll
+        for (int kk = 0; kk < D / 16; kk++) {
+            qf[kk][0] = *reinterpret_cast<const uint32_t *>(&Ks[r * LD + kk * 16 + tig * 2]);
+            qf[kk][1] = *reinterpret_cast<const uint32_t *>(&Ks[(r + 8) * LD + kk * 16 + tig * 2]);
+            qf[kk][2] = *reinterpret_cast<const uint32_t *>(&Ks[r * LD + kk * 16 + 8 + tig * 2]);
+            qf[kk][3] = *reinterpret_cast<const uint32_t *>(&Ks[(r + 8) * LD + kk * 16 + 8 + tig * 2]);
+        }
+    }
+    __syncthreads();
+
+    float o[D / 8][4];
+#pragma unroll
+    for (int nd = 0; nd < D / 8; nd++) o[nd][0] = o[nd][1] = o[nd][2] = o[nd][3] = 0.0f;
+    float m_r[2] = {-INFINITY, -INFINITY}, l_r[2] = {0.0f, 0.0f};
+    const float sl2 = a.scale * LOG2E;
+    const int qrow[2] = {q0 + warp * 16 + g, q0 + warp * 16 + g + 8};
+    int kend = a.Tk;
+    if (a.causal) kend = min(a.Tk, q0 + MMA_BR + (a.Tk - a.Tq));
+
+    for (int k0 = 0; k0 < kend; k0 += MMA_BC) {
+        mma_load_tile<T, D>(Ks, kp, a.k_st, k0, a.Tk, a.HD, vec);
+        mma_load_tile<T, D>(Vs, vp, a.v_st, k0, a.Tk, a.HD, vec);
+        __syncthreads();
+
+        float s[MMA_BC / 8][4];
+#pragma unroll
+        for (int nt = 0; nt < MMA_BC / 8; nt++) s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.0f;
+#pragma unroll
+        for (int kk = 0; kk < D / 16; kk++) {
+#pragma unroll
+            for (int nt = 0; nt < MMA_BC / 8; nt++) {
+                const T *kr = &Ks[(nt * 8 + g) * LD + kk * 16 + tig * 2];
+                uint32_t b0 = *reinterpret_cast<const uint32_t *>(kr);
+                uint32_t b1 = *reinterpret_cast<const uint32_t *>(kr + 8);
+                mma16816(s[nt], qf[kk], b0, b1, T());
+            }
+        }
+        // scale (log2 domain) and mask
+        float mx[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+        for (int nt = 0; nt < MMA_BC / 8; nt++) {
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                int r = e >> 1, kj = k0 + nt * 8 + tig * 2 + (e & 1);
+                bool vis = attn_visible(a, b, qrow[r], kj);
+                float v = vis ? s[nt][e] * sl2 : -INFINITY;
+                s[nt][e] = v;
+                mx[r] = fmaxf(mx[r], v);
+            }
+        }
+        float alpha[2], muse[2];
+#pragma unroll
+        for (int r = 0; r < 2; r++) {
+            mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
+            mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
+            float mn = fmaxf(m_r[r], mx[r]);
+            alpha[r] = (mn == -INFINITY) ? 1.0f : exp2f(m_r[r] - mn);
+            muse[r] = (mn == -INFINITY) ? 0.0f : mn;
+            m_r[r] = mn;
+        }
+        float ls[2] = {0.0f, 0.0f};
+#pragma unroll
+        for (int nt = 0; nt < MMA_BC / 8; nt++) {
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                int r = e >> 1;
+                float p = exp2f(s[nt][e] - muse[r]);
+                ls[r] += p;
+                if (a.dropout) {
+                    int kj = k0 + nt * 8 + tig * 2 + (e & 1);
+                    bool keep = qrow[r] < a.Tq && kj < a.Tk && attn_keep(a, b, h, qrow[r], kj);
+                    p = keep ? p * a.drop_scale : 0.0f;
+                }
+                s[nt][e] = p;
+            }
+        }
+#pragma unroll
+        for (int r = 0; r < 2; r++) l_r[r] = l_r[r] * alpha[r] + ls[r];
+#pragma unroll
+        for (int nd = 0; nd < D / 8; nd++) {
+            o[nd][0] *= alpha[0]; o[nd][1] *= alpha[0];
+            o[nd][2] *= alpha[1]; o[nd][3] *= alpha[1];
+        }
+        // O += P @ V
+#pragma unroll
+        for (int kc = 0; kc < MMA_BC / 16; kc++) {
+            uint32_t pa[4];
+            pa[0] = pack2(s[2 * kc][0], s[2 * kc][1], T());
+            pa[1] = pack2(s[2 * kc][2], s[2 * kc][3], T());
+            pa[2] = pack2(s[2 * kc + 1][0], s[2 * kc + 1][1], T());
+            pa[3] = pack2(s[2 * kc + 1][2], s[2 * kc + 1][3], T());
+            const uint16_t *vs = reinterpret_cast<const uint16_t *>(Vs);
+            const int kr0 = kc * 16 + tig * 2;
+#pragma unroll
+            for (int nd = 0; nd < D / 8; nd++) {
+                const int col = nd * 8 + g;
+                uint32_t b0 = pack_raw(vs[kr0 * LD + col], vs[(kr0 + 1) * LD + col]);
+                uint32_t b1 = pack_raw(vs[(kr0 + 8) * LD + col], vs[(kr0 + 9) * LD + col]);
+                mma16816(o[nd], pa, b0, b1, T());
+            }
+        }
+        __syncthreads();
+    }
+
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        l_r[r] += __shfl_xor_sync(0xffffffffu, l_r[r], 1);
+        l_r[r] += __shfl_xor_sync(0xffffffffu, l_r[r], 2);
+    }
+    T *op = (T *)a.out;
+#pragma unroll
+    for (int nd = 0; nd < D / 8; nd++) {
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            int r = e >> 1, d = nd * 8 + tig * 2 + (e & 1);
+            int qi = qrow[r];
+            if (qi < a.Tq && d < a.HD) {
+                float val = l_r[r] > 0.0f ? o[nd][e] / l_r[r] : 0.0f;
+                op[(((int64_t)b * a.Tq + qi) * a.NH + h) * a.HD + d] = from_f<T>(val);
+            }
+        }
+    }
+    if (a.lse && tig == 0) {
+#pragma unroll
+        for (int r = 0; r < 2; r++) {
+            int qi = qrow[r];
+            if (qi < a.Tq)
+                a.lse[((int64_t)b * a.NH + h) * a.Tq + qi] =
+                    l_r[r] > 0.0f ? (m_r[r] + log2f(l_r[r])) * 0.6931471805599453f : -INFINITY;
+        }
+    }
+}
+
+// ================================================================== scalar kernels
+#define SC_BR 16
+#define SC_BC 16
+#define SC_THREADS 128
+
+// rows [r0, r0 + 16) of a strided (T, HD) slice into smem (16, HD) fp32 with row stride HD + 1
+template <typename T>
+__device__ __forceinline__ void sc_load(float *dst, const T *src, int64_t st, int r0, int T_len, int HD) {
+    const int LDS = HD + 1;
+    for (int idx = threadIdx.x; idx < SC_BR * HD; idx += blockDim.x) {
+        int r = idx / HD, d = idx - r * HD;
+        dst[r * LDS + d] = (r0 + r < T_len) ? to_f<T>(src[(int64_t)(r0 + r) * st + d]) : 0.0f;
+    }
+}
+
+template <typename T>
+__global__ void __launch_bounds__(SC_THREADS) attn_fwd_scalar(attn_args a) {
+    extern __shared__ float sm[];
+    const int HD = a.HD, LDS = HD + 1;
+    float *Qs = sm, *Ks = Qs + SC_BR * LDS, *Vs = Ks + SC_BC * LDS, *Os = Vs + SC_BC * LDS;
+    float *S = Os + SC_BR * LDS, *m_s = S + SC_BR * SC_BC, *l_s = m_s + SC_BR, *al_s = l_s + SC_BR;
+    const int b = blockIdx.z, h = blockIdx.y, q0 = blockIdx.x * SC_BR;
+    const T *qp = (const T *)a.q + (int64_t)b * a.q_sb + (int64_t)h * a.q_sh;
+    const T *kp = (const T *)a.k + (int64_t)b * a.k_sb + (int64_t)h * a.k_sh;
+    const T *vp = (const T *)a.v + (int64_t)b * a.v_sb + (int64_t)h * a.v_sh;
+    sc_load<T>(Qs, qp, a.q_st, q0, a.Tq, HD);
+    for (int idx = threadIdx.x; idx < SC_BR * LDS; idx += blockDim.x) Os[idx] = 0.0f;
+    if (threadIdx.x < SC_BR) { m_s[threadIdx.x] = -INFINITY; l_s[threadIdx.x] = 0.0f; }
+    int kend = a.Tk;
+    if (a.causal) kend = min(a.Tk, q0 + SC_BR + (a.Tk - a.Tq));
+    for (int k0 = 0; k0 < kend; k0 += SC_BC) {
+        __syncthreads();
+        sc_load<T>(Ks, kp, a.k_st, k0, a.Tk, HD);
+        sc_load<T>(Vs, vp, a.v_st, k0, a.Tk, HD);
+        __syncthreads();
+        for (int idx = threadIdx.x; idx < SC_BR * SC_BC; idx += blockDim.x) {
+            int i = idx / SC_BC, j = idx - i * SC_BC, qi = q0 + i, kj = k0 + j;
+            float s = -INFINITY;
+            if (qi < a.Tq && attn_visible(a, b, qi, kj)) {
+                float acc = 0.0f;
+                for (int d = 0; d < HD; d++) acc += Qs[i * LDS + d] * Ks[j * LDS + d];
+                s = acc * a.scale;
+            }
+            S[idx] = s;
+        }
+        __syncthreads();
+        if (threadIdx.x < SC_BR) {
+            int i = threadIdx.x, qi = q0 + i;
+            float mx = -INFINITY;
+            for (int j = 0; j < SC_BC; j++) mx = fmaxf(mx, S[i * SC_BC + j]);
+            float mo = m_s[i], mn = fmaxf(mo, mx);
+            float alpha = (mn == -INFINITY) ? 1.0f : expf(mo - mn);
+            float muse = (mn == -INFINITY) ? 0.0f : mn;
+            float rs = 0.0f;
+            for (int j = 0; j < SC_BC; j++) {
+                float p = expf(S[i * SC_BC + j] - muse);
+                rs += p;
+                if (a.dropout) {
+                    int kj = k0 + j;
+                    bool keep = qi < a.Tq && kj < a.Tk && attn_keep(a, b, h, qi, kj);
+                    p = keep ? p * a.drop_scale : 0.0f;
+                }
+                S[i * SC_BC + j] = p;
+            }
+            m_s[i] = mn;
+            l_s[i] = l_s[i] * alpha + rs;
+            al_s[i] = alpha;
+        }
+        __syncthreads();
+        for (int idx = threadIdx.x; idx < SC_BR * HD; idx += blockDim.x) {
+            int i = idx / HD, d = idx - i * HD;
+            float acc = Os[i * LDS + d] * al_s[i];
+            for (int j = 0; j < SC_BC; j++) acc += S[i * SC_BC + j] * Vs[j * LDS + d];
+            Os[i * LDS + d] = acc;
+        }
+    }
+    __syncthreads();
+    T *op = (T *)a.out;
+    for (int idx = threadIdx.x; idx < SC_BR * HD; idx += blockDim.x) {
+        int i = idx / HD, d = idx - i * HD, qi = q0 + i;
+        if (qi < a.Tq) {
+            float l = l_s[i];
+            op[(((int64_t)b * a.Tq + qi) * a.NH + h) * HD + d] = from_f<T>(l > 0.0f ? Os[i * LDS + d] / l : 0.0f);
+        }
+    }
+    if (a.lse && threadIdx.x < SC_BR) {
+        int i = threadIdx.x, qi = q0 + i;
+        if (qi < a.Tq) a.lse[((int64_t)b * a.NH + h) * a.Tq + qi] = l_s[i] > 0.0f ? m_s[i] + logf(l_s[i]) : -INFINITY;
+    }
+}
+
+// ------------------------------------------------------------------ backward
+// query rows [q0, q0 + 16): Q, dO into smem, lse and D_i = dO_i . O_i
+template <typename T>
+__device__ void bwd_load_queries(const attn_args &a, int b, int h, int q0, float *Qs, float *dOs, float *lse_s,
+                                 float *Di_s) {
+    const int HD = a.HD;
+    const T *qp = (const T *)a.q + (int64_t)b * a.q_sb + (int64_t)h * a.q_sh;
+    const T *dop = (const T *)a.dout + ((int64_t)b * a.Tq * a.NH + h) * HD;
+    const T *op = (const T *)a.out + ((int64_t)b * a.Tq * a.NH + h) * HD;
+    sc_load<T>(Qs, qp, a.q_st, q0, a.Tq, HD);
+    sc_load<T>(dOs, dop, (int64_t)a.NH * HD, q0, a.Tq, HD);
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, nw = blockDim.x >> 5;
+    for (int i = warp; i < SC_BR; i += nw) {
+        int qi = q0 + i;
+        float acc = 0.0f;
+        if (qi < a.Tq) {
+            const T *orow = op + (int64_t)qi * a.NH * HD, *dorow = dop + (int64_t)qi * a.NH * HD;
+            for (int d = lane; d < HD; d += 32) acc += to_f<T>(orow[d]) * to_f<T>(dorow[d]);
+        }
+        acc = warp_sum(acc);
+        if (lane == 0) {
+            Di_s[i] = acc;
+            lse_s[i] = qi < a.Tq ? a.lse[((int64_t)b * a.NH + h) * a.Tq + qi] : -INFINITY;
+        }
+    }
+}
+
+// P (dropped, for dV) and dS for the 16x16 tile; needs Qs, dOs, Ks, Vs, lse_s, Di_s
+__device__ __forceinline__ void bwd_tile_scores(const attn_args &a, int b, int h, int q0, int k0, const float *Qs,
+                                                const float *dOs, const float *Ks, const float *Vs,
+                                                const float *lse_s, const float *Di_s, float *P, float *dS) {
+    const int HD = a.HD, LDS = HD + 1;
+    for (int idx = threadIdx.x; idx < SC_BR * SC_BC; idx += blockDim.x) {
+        int i = idx / SC_BC, j = idx - i * SC_BC, qi = q0 + i, kj = k0 + j;
+        float pd = 0.0f, ds = 0.0f;
+        float L = lse_s[i];
+        if (qi < a.Tq && L != -INFINITY && attn_visible(a, b, qi, kj)) {
+            float s = 0.0f, dp = 0.0f;
+            for (int d = 0; d < HD; d++) {
+                s += Qs[i * LDS + d] * Ks[j * LDS + d];
+                dp += dOs[i * LDS + d] * Vs[j * LDS + d];
+            }
+            float p = expf(s * a.scale - L);
+            pd = p;
+            if (a.dropout) {
+                bool keep = attn_keep(a, b, h, qi, kj);
+                pd = keep ? p * a.drop_scale : 0.0f;
+                dp = keep ? dp * a.drop_scale : 0.0f;
+            }
+            ds = p * (dp - Di_s[i]);
+        }
+        P[idx] = pd;
+        dS[idx] = ds;
+    }
+}
+
+template <typename T>
+__device__ __forceinline__ void acc_store(T *dst, int64_t st, const float *src, int r0, int T_len, int HD) {
+    const int LDS = HD + 1;
+    for (int idx = threadIdx.x; idx < SC_BR * HD; idx += blockDim.x) {
+        int r = idx / HD, d = idx - r * HD;
+        if (r0 + r < T_len) {
+            T *p = dst + (int64_t)(r0 + r) * st + d;
+            *p = from_f<T>(to_f<T>(*p) + src[r * LDS + d]);
+        }
+    }
+}
+
+template <typename T>
+__global__ void __launch_bounds__(SC_THREADS) attn_bwd_dkdv(attn_args a) {
+    extern __shared__ float sm[];
+    const int HD = a.HD, LDS = HD + 1;
+    float *Ks = sm, *Vs = Ks + SC_BC * LDS, *dKs = Vs + SC_BC * LDS, *dVs = dKs + SC_BC * LDS;
+    float *Qs = dVs + SC_BC * LDS, *dOs = Qs + SC_BR * LDS, *P = dOs + SC_BR * LDS, *dS = P + SC_BR * SC_BC;
+    float *lse_s = dS + SC_BR * SC_BC, *Di_s = lse_s + SC_BR;
+    const int b = blockIdx.z, h = blockIdx.y, k0 = blockIdx.x * SC_BC;
+    const T *kp = (const T *)a.k + (int64_t)b * a.k_sb + (int64_t)h * a.k_sh;
+    const T *vp = (const T *)a.v + (int64_t)b * a.v_sb + (int64_t)h * a.v_sh;
+    sc_load<T>(Ks, kp, a.k_st, k0, a.Tk, HD);
+    sc_load<T>(Vs, vp, a.v_st, k0, a.Tk, HD);
+    for (int idx = threadIdx.x; idx < SC_BC * LDS; idx += blockDim.x) { dKs[idx] = 0.0f; dVs[idx] = 0.0f; }
+    int qstart = 0;
+    if (a.causal) qstart = max(0, k0 - (a.Tk - a.Tq));
+    for (int q0 = qstart; q0 < a.Tq; q0 += SC_BR) {
+        __syncthreads();
+        bwd_load_queries<T>(a, b, h, q0, Qs, dOs, lse_s, Di_s);
+        __syncthreads();
+        bwd_tile_scores(a, b, h, q0, k0, Qs, dOs, Ks, Vs, lse_s, Di_s, P, dS);
+        __syncthreads();
+        for (int idx = threadIdx.x; idx < SC_BC * HD; idx += blockDim.x) {
+            int j = idx / HD, d = idx - j * HD;
+            float dv = 0.0f, dk = 0.0f;
+            for (int i = 0; i < SC_BR; i++) {
+                dv += P[i * SC_BC + j] * dOs[i * LDS + d];
+                dk += dS[i * SC_BC + j] * Qs[i * LDS + d];
+            }
+            dVs[j * LDS + d] += dv;
+            dKs[j * LDS + d] += dk * a.scale;
+        }
+    }
+    __syncthreads();
+    if (a.dk) acc_store<T>((T *)a.dk + (int64_t)b * a.dk_sb + (int64_t)h * a.dk_sh, a.dk_st, dKs, k0, a.Tk, HD);
+    if (a.dv) acc_store<T>((T *)a.dv + (int64_t)b * a.dv_sb + (int64_t)h * a.dv_sh, a.dv_st, dVs, k0, a.Tk, HD);
+}
+
+template <typename T>
+__global__ void __launch_bounds__(SC_THREADS) attn_bwd_dq(attn_args a) {
+    extern __shared__ float sm[];
+    const int HD = a.HD, LDS = HD + 1;
+    float *Qs = sm, *dOs = Qs + SC_BR * LDS, *dQs = dOs + SC_BR * LDS, *Ks = dQs + SC_BR * LDS;
+    float *Vs = Ks + SC_BC * LDS, *P = Vs + SC_BC * LDS, *dS = P + SC_BR * SC_BC;
+    float *lse_s = dS + SC_BR * SC_BC, *Di_s = lse_s + SC_BR;
+    const int b = blockIdx.z, h = blockIdx.y, q0 = blockIdx.x * SC_BR;
+    const T *kp = (const T *)a.k + (int64_t)b * a.k_sb + (int64_t)h * a.k_sh;
+    const T *vp = (const T *)a.v + (int64_t)b * a.v_sb + (int64_t)h * a.v_sh;
+    bwd_load_queries<T>(a, b, h, q0, Qs, dOs, lse_s, Di_s);
+    for (int idx = threadIdx.x; idx < SC_BR * LDS; idx += blockDim.x) dQs[idx] = 0.0f;
+    int kend = a.Tk;
+    if (a.causal) kend = min(a.Tk, q0 + SC_BR + (a.Tk - a.Tq));
+    for (int k0 = 0; k0 < kend; k0 += SC_BC) {
+        __syncthreads();
+        sc_load<T>(Ks, kp, a.k_st, k0, a.Tk, HD);
+        sc_load<T>(Vs, vp, a.v_st, k0, a.Tk, HD);
+        __syncthreads();
+        bwd_tile_scores(a, b, h, q0, k0, Qs, dOs, Ks, Vs, lse_s, Di_s, P, dS);
+        __syncthreads();
+        for (int idx = threadIdx.x; idx < SC_BR * HD; idx += blockDim.x) {
+            int i = idx / HD, d = idx - i * HD;
+            float acc = 0.0f;
+            for (int j = 0; j < SC_BC; j++) acc += dS[i * SC_BC + j] * Ks[j * LDS + d];
+            dQs[i * LDS + d] += acc * a.scale;
+        }
+    }
+    __syncthreads();
+    acc_store<T>((T *)a.dq + (int64_t)b * a.dq_sb + (int64_t)h * a.dq_sh, a.dq_st, dQs, q0, a.Tq, HD);
+}
+
+// ================================================================== host side
+static void qkv_strides(struct tensor t, int64_t *sb, int64_t *st, int64_t *sh) {
+    *sb = t.stride[0];
+    *st = t.stride[1];
+    *sh = t.stride[2];
+}
+
+static void fill_args(attn_args *a, struct tensor q, struct tensor k, struct tensor v, struct tensor key_mask,
+                      const struct attention_params *p) {
+    memset(a, 0, sizeof *a);
+    a->q = q.data; a->k = k.data; a->v = v.data;
+    qkv_strides(q, &a->q_sb, &a->q_st, &a->q_sh);
+    qkv_strides(k, &a->k_sb, &a->k_st, &a->k_sh);
+    qkv_strides(v, &a->v_sb, &a->v_st, &a->v_sh);
+    a->mask = (const uint8_t *)key_mask.data;
+    a->B = (int)q.shape[0]; a->Tq = (int)q.shape[1]; a->NH = (int)q.shape[2]; a->HD = (int)q.shape[3];
+    a->Tk = (int)k.shape[1];
+    a->scale = p->scale;
+    a->causal = p->causal ? 1 : 0;
+    a->dropout = p->dropout_p > 0.0f ? 1 : 0;
+    a->drop_thr = a->dropout ? philox_dropout_threshold(p->dropout_p) : 0u;
+    a->drop_scale = a->dropout ? 1.0f / (1.0f - p->dropout_p) : 1.0f;
+    a->seed = p->seed;
+    a->stream = p->stream;
+}
+
+static bool aligned16(const void *p) { return ((uintptr_t)p & 15) == 0; }
+
+template <typename K>
+static allmrec_status set_smem(struct op_ctx *ctx, K kernel, size_t bytes, const char *what) {
+    struct cuda_impl *im = cuda_impl_of(ctx);
+    if (bytes > im->max_smem_optin)
+        return ALLMREC_ERR(ALLMREC_ERR_UNSUPPORTED, "%s: head dim needs %zu bytes of shared memory, the device "
+                           "allows %zu per block", what, bytes, im->max_smem_optin);
+    if (bytes > 48 * 1024)
+        CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes));
+    return ALLMREC_OK;
+}
+
+template <typename T>
+static allmrec_status fwd_launch(struct op_ctx *ctx, const attn_args &a) {
+    cudaStream_t st = cuda_stream_of(ctx);
+    bool lowp = sizeof(T) == 2;
+    if (ctx->kernel_version == 0 && lowp && a.HD <= 128) {
+        int vec = (a.HD % 8 == 0) && a.q_st % 8 == 0 && a.q_sb % 8 == 0 && a.q_sh % 8 == 0 && a.k_st % 8 == 0 &&
+                  a.k_sb % 8 == 0 && a.k_sh % 8 == 0 && a.v_st % 8 == 0 && a.v_sb % 8 == 0 && a.v_sh % 8 == 0 &&
+                  aligned16(a.q) && aligned16(a.k) && aligned16(a.v);
+        dim3 grid((unsigned)((a.Tq + MMA_BR - 1) / MMA_BR), (unsigned)a.NH, (unsigned)a.B);
+        // (TL keeps float instantiations of this template from instantiating mma kernels)
+        typedef typename std::conditional<sizeof(T) == 2, T, __half>::type TL;
+        if (a.HD <= 32) attn_fwd_mma<TL, 32><<<grid, 128, 0, st>>>(a, vec);
+        else if (a.HD <= 64) attn_fwd_mma<TL, 64><<<grid, 128, 0, st>>>(a, vec);
+        else if (a.HD <= 96) attn_fwd_mma<TL, 96><<<grid, 128, 0, st>>>(a, vec);
+        else attn_fwd_mma<TL, 128><<<grid, 128, 0, st>>>(a, vec);
+        CUDA_LAUNCH_CHECK(ctx, "attention_forward (mma)");
+        return ALLMREC_OK;
+    }
+    const int LDS = a.HD + 1;
+    size_t smem = (size_t)(4 * SC_BR * LDS + SC_BR * SC_BC + 3 * SC_BR) * sizeof(float);
+    ALLMREC_TRY(set_smem(ctx, attn_fwd_scalar<T>, smem, "attention_forward"));
+    dim3 grid((unsigned)((a.Tq + SC_BR - 1) / SC_BR), (unsigned)a.NH, (unsigned)a.B);
+    attn_fwd_scalar<T><<<grid, SC_THREADS, smem, st>>>(a);
+    CUDA_LAUNCH_CHECK(ctx, "attention_forward (scalar)");
+    return ALLMREC_OK;
+}
+
+extern "C" allmrec_status cuda_attention_forward(struct op_ctx *ctx, struct tensor out, struct tensor lse,
+                                                 struct tensor q, struct tensor k, struct tensor v,
+                                                 struct tensor key_mask, const struct attention_params *p) {
+    CUDA_SAME_DTYPE("op_attention_forward", out, q);
+    if (ctx->attention == ATTENTION_CUDNN) {
+        char why[256];
+        if (!cuda_attention_cudnn_available(ctx, q, k, key_mask, p, why, sizeof why))
+            return ALLMREC_ERR(ALLMREC_ERR_UNSUPPORTED, "attention: cudnn cannot run this call (%s); "
+                               "use attention: hand", why);
+        return cuda_attention_cudnn_forward(ctx, out, lse, q, k, v, key_mask, p);
+    }
+    if (q.shape[0] == 0 || q.shape[1] == 0 || q.shape[2] == 0) return ALLMREC_OK;
+    attn_args a;
+    fill_args(&a, q, k, v, key_mask, p);
+    a.out = out.data;
+    a.lse = (float *)lse.data;
+    DISPATCH_FLOAT(q.dtype, T, return fwd_launch<T>(ctx, a));
+    return ALLMREC_OK;
+}
+
+extern "C" allmrec_status cuda_attention_backward(struct op_ctx *ctx, struct tensor dq, struct tensor dk,
+                                                  struct tensor dv, struct tensor dout, struct tensor q,
+                                                  struct tensor k, struct tensor v, struct tensor out,
+                                                  struct tensor lse, struct tensor key_mask,
+                                                  const struct attention_params *p) {
+    CUDA_SAME_DTYPE("op_attention_backward", dout, q);
+    CUDA_SAME_DTYPE("op_attention_backward", out, q);
+    CUDA_SAME_DTYPE("op_attention_backward", dq, q);
+    CUDA_SAME_DTYPE("op_attention_backward", dk, q);
+    CUDA_SAME_DTYPE("op_attention_backward", dv, q);
+    if (ctx->attention == ATTENTION_CUDNN) {
+        char why[256];
+        if (!cuda_attention_cudnn_available(ctx, q, k, key_mask, p, why, sizeof why))
+            return ALLMREC_ERR(ALLMREC_ERR_UNSUPPORTED, "attention: cudnn cannot run this call (%s); "
+                               "use attention: hand", why);
+        return cuda_attention_cudnn_backward(ctx, dq, dk, dv, dout, q, k, v, out, lse, key_mask, p);
+    }
+    if (q.shape[0] == 0 || q.shape[1] == 0 || q.shape[2] == 0 || k.shape[1] == 0) return ALLMREC_OK;
+    attn_args a;
+    fill_args(&a, q, k, v, key_mask, p);
+    a.out = out.data;
+    a.lse = (float *)lse.data;
+    a.dout = dout.data;
+    a.dq = dq.data; a.dk = dk.data; a.dv = dv.data;
+    if (a.dq) qkv_strides(dq, &a.dq_sb, &a.dq_st, &a.dq_sh);
+    if (a.dk) qkv_strides(dk, &a.dk_sb, &a.dk_st, &a.dk_sh);
+    if (a.dv) qkv_strides(dv, &a.dv_sb, &a.dv_st, &a.dv_sh);
+    cudaStream_t st = cuda_stream_of(ctx);
+    const int LDS = a.HD + 1;
+    DISPATCH_FLOAT(q.dtype, T, {
+        if (a.dk || a.dv) {
+            size_t smem = (size_t)(6 * SC_BR * LDS + 2 * SC_BR * SC_BC + 2 * SC_BR) * sizeof(float);
+            ALLMREC_TRY(set_smem(ctx, attn_bwd_dkdv<T>, smem, "attention_backward (dk, dv)"));
+            dim3 grid((unsigned)((a.Tk + SC_BC - 1) / SC_BC), (unsigned)a.NH, (unsigned)a.B);
+            attn_bwd_dkdv<T><<<grid, SC_THREADS, smem, st>>>(a);
+            CUDA_LAUNCH_CHECK(ctx, "attention_backward (dk, dv)");
+        }
+        if (a.dq) {
+            size_t smem = (size_t)(5 * SC_BR * LDS + 2 * SC_BR * SC_BC + 2 * SC_BR) * sizeof(float);
+            ALLMREC_TRY(set_smem(ctx, attn_bwd_dq<T>, smem, "attention_backward (dq)"));
+            dim3 grid((unsigned)((a.Tq + SC_BR - 1) / SC_BR), (unsigned)a.NH, (unsigned)a.B);
+            attn_bwd_dq<T><<<grid, SC_THREADS, smem, st>>>(a);
+            CUDA_LAUNCH_CHECK(ctx, "attention_backward (dq)");
+        }
+    });
+    return ALLMREC_OK;
+}

@@ -1,0 +1,56 @@
+// embedding.cu: embedding gather and scatter-add backward with the
+// vocab-parallel id_offset of ops.h.
+//   forward:  out (N, C) = table (V, C)[ids (N) - id_offset], zero rows for ids
+//             outside [id_offset, id_offset + V) (the CPU reference reports an
+//             out-of-range id as ALLMREC_ERR_DATA when id_offset is 0; the
+//             device writes a zero row instead, as it cannot fail mid-kernel)
+//   backward: dtable[ids[n] - id_offset] += dout[n] with atomic adds (fp32, or
+//             the storage type's native atomics on sm_80+), rows outside skipped
+//
+// defines: cuda_embedding_forward, cuda_embedding_backward
+#include "cuda_common.cuh"
+#include "cuda_ops.h"
+
+template <typename T>
+__global__ void embedding_forward_kernel(T *out, const int32_t *ids, const T *table, int64_t N, int64_t V,
+                                         int64_t C, int64_t id_offset) {
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < N * C; i += (int64_t)gridDim.x * blockDim.x) {
+        int64_t n = i / C, c = i - n * C;
+        int64_t r = (int64_t)ids[n] - id_offset;
+        out[i] = (r >= 0 && r < V) ? table[r * C + c] : from_f<T>(0.0f);
+    }
+}
+
+__device__ __forceinline__ void atomic_add_t(float *p, float v) { atomicAdd(p, v); }
+__device__ __forceinline__ void atomic_add_t(__half *p, float v) { atomicAdd(p, __float2half_rn(v)); }
+__device__ __forceinline__ void atomic_add_t(__nv_bfloat16 *p, float v) { atomicAdd(p, __float2bfloat16_rn(v)); }
+
+template <typename T>
+__global__ void embedding_backward_kernel(T *dtable, const void *dout, int gdt, const int32_t *ids, int64_t N,
+                                          int64_t V, int64_t C, int64_t id_offset) {
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < N * C; i += (int64_t)gridDim.x * blockDim.x) {
+        int64_t n = i / C, c = i - n * C;
+        int64_t r = (int64_t)ids[n] - id_offset;
+        if (r >= 0 && r < V) atomic_add_t(dtable + r * C + c, ld_any(dout, gdt, i));
+    }
+}
+
+extern "C" allmrec_status cuda_embedding_forward(struct op_ctx *ctx, struct tensor out, struct tensor ids,
+                                                 struct tensor table, int64_t id_offset) {
+    int64_t N = tensor_numel(ids), V = table.shape[0], C = table.shape[1];
+    if (N * C == 0) return ALLMREC_OK;
+    DISPATCH_FLOAT(table.dtype, T, embedding_forward_kernel<T><<<cuda_grid_1d(N * C, 256), 256, 0, cuda_stream_of(ctx)>>>(
+        (T *)out.data, (const int32_t *)ids.data, (const T *)table.data, N, V, C, id_offset));
+    CUDA_LAUNCH_CHECK(ctx, "embedding_forward");
+    return ALLMREC_OK;
+}
+
+extern "C" allmrec_status cuda_embedding_backward(struct op_ctx *ctx, struct tensor dtable, struct tensor dout,
+                                                  struct tensor ids, int64_t id_offset) {
+    int64_t N = tensor_numel(ids), V = dtable.shape[0], C = dtable.shape[1];
+    if (N * C == 0) return ALLMREC_OK;
+    DISPATCH_FLOAT(dtable.dtype, T, embedding_backward_kernel<T><<<cuda_grid_1d(N * C, 256), 256, 0, cuda_stream_of(ctx)>>>(
+        (T *)dtable.data, dout.data, (int)dout.dtype, (const int32_t *)ids.data, N, V, C, id_offset));
+    CUDA_LAUNCH_CHECK(ctx, "embedding_backward");
+    return ALLMREC_OK;
+}
