@@ -678,7 +678,9 @@ static allmrec_status prepare_inputs(struct opt_model *m, struct opt_workspace *
             if (id < 0 || id >= V)
                 return ALLMREC_ERR(ALLMREC_ERR_INVALID, "opt: token id %d at (%lld, %lld) outside the "
                                    "vocabulary of %lld", id, (long long)b, (long long)t, (long long)V);
-            w->h_ids[i] = id;
+            // tensor parallel: ids shifted by V so that no rank's id_offset is 0
+            // (ops.h: offset 0 means one whole table, where an id outside it is an error)
+            w->h_ids[i] = m->tp_size > 1 ? id + (int32_t)V : id;
         }
     }
     int64_t K = past + T;
@@ -896,7 +898,8 @@ static allmrec_status forward_impl(struct opt_model *m, struct opt_workspace *w,
     struct tensor x0 = v2(w->xs[0], N, C);
     struct tensor emb = proj ? v2(w->emb, N, Wd) : x0;
     struct tensor ids = v1(w->ids, N);
-    ALLMREC_TRY(op_embedding_forward(ctx, emb, ids, m->wte, m->vocab_start));
+    int64_t id_offset = m->tp_size > 1 ? c->vocab_size + m->vocab_start : 0;
+    ALLMREC_TRY(op_embedding_forward(ctx, emb, ids, m->wte, id_offset));
     ALLMREC_TRY(tp_sum(m, emb));
     if (in->n_inject > 0) {
         ALLMREC_TRY(op_mul_rowmask(ctx, emb, v1(w->keep, N)));
