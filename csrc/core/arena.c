@@ -5,12 +5,15 @@
 
 #include "allmrec/device.h"
 
+// rounds up to ARENA_ALIGN; wraps to a value < x near SIZE_MAX (callers check)
 static size_t align_up(size_t x) { return (x + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1); }
 
 allmrec_status arena_init(struct arena *a, const char *name, enum allmrec_device dev, size_t bytes) {
     memset(a, 0, sizeof *a);
     snprintf(a->name, sizeof a->name, "%s", name);
     a->device = dev;
+    if (align_up(bytes) < bytes)
+        return ALLMREC_ERR(ALLMREC_ERR_NOMEM, "arena '%s': %zu bytes is too large", name, bytes);
     allmrec_status s = device_malloc(dev, align_up(bytes), (void **)&a->base);
     if (s != ALLMREC_OK) return allmrec_error_prefix("arena '%s': ", name);
     a->size = align_up(bytes);
@@ -51,7 +54,7 @@ allmrec_status arena_alloc(struct arena *a, size_t bytes, void **out) {
     size_t need = align_up(bytes);
     if (a->base == NULL)
         return ALLMREC_ERR(ALLMREC_ERR_INVALID, "arena '%s' used before arena_init", a->name);
-    if (need > a->size - a->used) {
+    if (need < bytes || need > a->size - a->used) { // need < bytes: the rounding wrapped
         *out = NULL;
         return ALLMREC_ERR(ALLMREC_ERR_NOMEM,
                            "arena '%s' is full: asked for %zu bytes with %zu of %zu free "
@@ -70,7 +73,8 @@ allmrec_status arena_alloc_tensor(struct arena *a, struct tensor *out, enum allm
     for (int d = 0; d < ndim; d++) {
         if (shape[d] < 0)
             return ALLMREC_ERR(ALLMREC_ERR_SHAPE, "arena '%s': negative axis %d", a->name, d);
-        bytes *= (size_t)shape[d];
+        if (__builtin_mul_overflow(bytes, (size_t)shape[d], &bytes))
+            return ALLMREC_ERR(ALLMREC_ERR_NOMEM, "arena '%s': tensor size overflows", a->name);
     }
     void *p;
     ALLMREC_TRY(arena_alloc(a, bytes, &p));

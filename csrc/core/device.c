@@ -2,6 +2,7 @@
 // API, so this file calls it directly when built with CUDA.
 #include "allmrec/device.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,8 +67,11 @@ allmrec_status device_malloc(enum allmrec_device dev, size_t bytes, void **out) 
     *out = NULL;
     if (bytes == 0) bytes = 1;
     if (dev == ALLMREC_DEVICE_CPU) {
-        size_t rounded = (bytes + 63) & ~(size_t)63;
-        void *p = aligned_alloc(64, rounded);
+        // ARENA_ALIGN (256) so host arena tensors keep arena.h's alignment promise
+        if (bytes > SIZE_MAX - 256)
+            return ALLMREC_ERR(ALLMREC_ERR_NOMEM, "host allocation of %zu bytes is too large", bytes);
+        size_t rounded = (bytes + 255) & ~(size_t)255;
+        void *p = aligned_alloc(256, rounded);
         if (!p)
             return ALLMREC_ERR(ALLMREC_ERR_NOMEM, "host allocation of %.1f MiB failed",
                                bytes / 1048576.0);

@@ -1,11 +1,9 @@
 // embedding.c: CPU reference for the embedding gather and its scatter-add
 // backward, with the vocab-parallel id_offset of ops.h.
 //   out (N, C) = table (V, C)[ids (N) - id_offset]; ids outside the slice
-//   [id_offset, id_offset + V) give a zero row, except with id_offset 0 (a
-//   whole table), where an out-of-range id is reported as ALLMREC_ERR_DATA
-//   naming the id and the row (as ops.h specifies; note that rank 0 of a
-//   vocab-parallel embedding also has id_offset 0 and is then held to the
-//   whole-table rule on the CPU).
+//   [id_offset, id_offset + V) give a zero row (vocab-parallel ranks, rank 0
+//   included); a negative id is reported as ALLMREC_ERR_DATA naming the id and
+//   the row, before anything is written.
 //   dtable[ids[n] - id_offset] += dout[n]; rows outside the slice are skipped.
 //
 // defines: cpu_embedding_forward, cpu_embedding_backward
@@ -29,15 +27,12 @@ allmrec_status cpu_embedding_forward(struct op_ctx *ctx, struct tensor out, stru
     const int32_t *id = ids.data;
     const float *tab = table.data;
     float *o = out.data;
-    if (id_offset == 0) // a whole table: validate every id before writing anything
-        for (int64_t n = 0; n < N; n++)
-            if (id[n] < 0 || id[n] >= V)
-                return ALLMREC_ERR(ALLMREC_ERR_DATA,
-                                   "op_embedding_forward: id %d at row %lld is outside the table "
-                                   "of %lld rows (with id_offset 0 ids must be in [0, %lld); check "
-                                   "the dataset's item/token count against the model's vocabulary "
-                                   "size)",
-                                   (int)id[n], (long long)n, (long long)V, (long long)V);
+    for (int64_t n = 0; n < N; n++) // validate every id before writing anything
+        if (id[n] < 0)
+            return ALLMREC_ERR(ALLMREC_ERR_DATA,
+                               "op_embedding_forward: id %d at row %lld is negative (table of %lld "
+                               "rows; check the dataset's item/token ids)",
+                               (int)id[n], (long long)n, (long long)V);
     CPU_PARALLEL_FOR(N * C)
     for (int64_t n = 0; n < N; n++) {
         int64_t r = (int64_t)id[n] - id_offset;

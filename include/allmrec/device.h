@@ -23,7 +23,7 @@ bool allmrec_cuda_compiled(void);
 int allmrec_cuda_device_count(void);
 allmrec_status allmrec_cuda_set_device(int index);
 
-// host memory is 64-byte aligned; device memory via cudaMalloc
+// host memory is 256-byte aligned; device memory via cudaMalloc
 allmrec_status device_malloc(enum allmrec_device dev, size_t bytes, void **out);
 void device_free(enum allmrec_device dev, void *p);
 // copy between any two places (host<->device, device<->device, host<->host)

@@ -257,8 +257,9 @@ allmrec_status op_masked_mean_backward(struct op_ctx *ctx, struct tensor dx, str
 // ------------------------------------------------------------------ embeddings
 // out (N, C) = table[ids[n] - id_offset] for table (V, C); ids outside
 // [id_offset, id_offset + V) give a zero row (vocab-parallel embedding: each
-// rank holds a slice; a single table uses id_offset 0, where an out-of-range
-// id is the caller's bug: the CPU backend reports it as ALLMREC_ERR_DATA).
+// rank holds a slice, rank 0 included; a single table uses id_offset 0).
+// A negative id is always the caller's bug: ALLMREC_ERR_DATA on the CPU.
+// Whole-table callers validate ids against the table size when they load data.
 allmrec_status op_embedding_forward(struct op_ctx *ctx, struct tensor out, struct tensor ids,
                                     struct tensor table, int64_t id_offset);
 // dtable[ids[n] - id_offset] += dout[n] (rows outside the slice are skipped)
