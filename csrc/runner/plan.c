@@ -84,6 +84,7 @@ struct axis_entry {
     char id[128];
     char label[128];
     char file[RUNNER_PATH];   // dataset config file ("" if none)
+    char base[128];           // models: the model-table entry it builds on ("" = id)
     char set_prefix[64];      // "datasets.2.set" (entries below it are the entry's settings) or ""
 };
 
@@ -140,6 +141,8 @@ static allmrec_status read_axis(const struct config *cfg, const char *axis, stru
         if (config_get_string_or(cfg, k, "", &s) == ALLMREC_OK) snprintf(v[i].label, sizeof v[i].label, "%s", s);
         snprintf(k, sizeof k, "%s.%d.file", axis, i);
         if (config_get_string_or(cfg, k, "", &s) == ALLMREC_OK) snprintf(v[i].file, sizeof v[i].file, "%s", s);
+        snprintf(k, sizeof k, "%s.%d.model", axis, i);
+        if (config_get_string_or(cfg, k, "", &s) == ALLMREC_OK) snprintf(v[i].base, sizeof v[i].base, "%s", s);
         snprintf(v[i].set_prefix, sizeof v[i].set_prefix, "%s.%d.set", axis, i);
         // only name, label, file, set are known inside an entry
         char pre[64];
@@ -149,11 +152,13 @@ static allmrec_status read_axis(const struct config *cfg, const char *axis, stru
             const struct config_entry *e = &cfg->entries[j];
             if (strncmp(e->key, pre, pn)) continue;
             const char *rest = e->key + pn;
-            if (!strcmp(rest, "name") || !strcmp(rest, "label") || !strcmp(rest, "file") || !strncmp(rest, "set.", 4))
-                continue;
+            if (!strcmp(rest, "name") || !strcmp(rest, "label") || !strncmp(rest, "set.", 4)) continue;
+            if (!strcmp(rest, "file") && !strcmp(axis, "datasets")) continue;
+            if (!strcmp(rest, "model") && !strcmp(axis, "models")) continue;
             free(v);
             return ALLMREC_ERR_AT(ALLMREC_ERR_CONFIG, e->file, e->line, e->key,
-                                  "unknown key in a %s entry (expected name, label, file or set)", axis);
+                                  "unknown key in a %s entry (expected name, label, set%s)", axis,
+                                  !strcmp(axis, "datasets") ? " or file" : !strcmp(axis, "models") ? " or model" : "");
         }
     }
     for (int i = 0; i < n; i++)
@@ -382,7 +387,8 @@ static allmrec_status build_run(struct experiment *ex, struct run *r, const stru
     }
     if (ds->set_prefix[0]) ALLMREC_TRY(config_merge_prefix(c, &ex->cfg, ds->set_prefix));
     // 3. model
-    const struct model_def *md = model_find(mo->id);
+    const char *model_name = mo->base[0] ? mo->base : mo->id;
+    const struct model_def *md = model_find(model_name);
     if (!md) {
         int nm;
         const struct model_def *mt = model_table(&nm);
@@ -391,7 +397,8 @@ static allmrec_status build_run(struct experiment *ex, struct run *r, const stru
             strncat(known, i ? ", " : "", sizeof known - strlen(known) - 1);
             strncat(known, mt[i].name, sizeof known - strlen(known) - 1);
         }
-        return ALLMREC_ERR_AT(ALLMREC_ERR_CONFIG, ex->path, 0, "models", "unknown model '%s' (known: %s)", mo->id,
+        return ALLMREC_ERR_AT(ALLMREC_ERR_CONFIG, ex->path, 0, "models",
+                              "unknown model '%s' (known: %s; a new name needs model: <one of them>)", model_name,
                               known);
     }
     ALLMREC_TRY(apply_assignments(c, md->set, 6));
@@ -424,7 +431,7 @@ static allmrec_status build_run(struct experiment *ex, struct run *r, const stru
     snprintf(r->axis_id[AXIS_DATASET], 128, "%s", ds->id);
     snprintf(r->axis_label[AXIS_DATASET], 128, "%s", ds->label[0] ? ds->label : dlabel[0] ? dlabel : ds->id);
     snprintf(r->axis_id[AXIS_MODEL], 128, "%s", mo->id);
-    snprintf(r->axis_label[AXIS_MODEL], 128, "%s", mo->label[0] ? mo->label : md->label);
+    snprintf(r->axis_label[AXIS_MODEL], 128, "%s", mo->label[0] ? mo->label : mo->base[0] ? mo->id : md->label);
     snprintf(r->axis_id[AXIS_SCENARIO], 128, "%s", sc->id);
     snprintf(r->axis_label[AXIS_SCENARIO], 128, "%s", sc->label[0] ? sc->label : sd ? sd->label : sc->id);
     if (va) {

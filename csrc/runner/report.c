@@ -106,6 +106,12 @@ static const cJSON *find_metric(const cJSON *j, const char *norm, int depth) {
 
 double report_run_metric(const struct report *rep, int run, const char *metric) {
     const struct run *r = &rep->ex->runs[run];
+    // "config:<key>": a value of the run's resolved config (e.g. Table 11's hyperparameters)
+    if (!strncmp(metric, "config:", 7)) {
+        const struct config_entry *e = config_find(&r->cfg, metric + 7);
+        double v;
+        return e && !e->is_list && config_parse_double(e->items[0], &v) ? v : NAN;
+    }
     if (!report_run_done(r)) return NAN;
     if (!strcmp(metric, "train_minutes") || !strcmp(metric, "total_minutes")) {
         bool all = !strcmp(metric, "total_minutes");
@@ -408,6 +414,7 @@ static const char *run_state(const struct run *r, char *why, size_t cap) {
 
 static void fmt_num(char *buf, size_t cap, double v, int digits) {
     if (isnan(v)) snprintf(buf, cap, "–");
+    else if (v == floor(v) && fabs(v) >= 1 && fabs(v) < 1e12) snprintf(buf, cap, "%.0f", v); // counts, dims
     else snprintf(buf, cap, "%.*f", digits, v);
 }
 
@@ -419,8 +426,13 @@ static void fmt_cell_md(char *buf, size_t cap, const struct report_cell *c, int 
         size_t l = strlen(o);
         snprintf(o + l, sizeof o - l, " ± %.*f", digits, c->std);
     }
-    if (!isnan(c->paper) && !isnan(c->ours))
-        snprintf(buf, cap, "%s / %s (%+.*f)", p, o, digits, c->ours - c->paper);
+    if (!isnan(c->paper) && !isnan(c->ours)) {
+        char d[32];
+        double diff = c->ours - c->paper;
+        if (diff == floor(diff) && c->paper == floor(c->paper) && fabs(c->paper) >= 1) snprintf(d, sizeof d, "%+.0f", diff);
+        else snprintf(d, sizeof d, "%+.*f", digits, diff);
+        snprintf(buf, cap, "%s / %s (%s)", p, o, d);
+    }
     else
         snprintf(buf, cap, "%s / %s", p, o);
 }
