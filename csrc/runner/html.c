@@ -131,19 +131,25 @@ static void bar_charts(struct strbuf *b, const struct report *rep) {
 
 // ---------------------------------------------------------------- sweeps
 
+static bool same_group(const struct run *a, const struct run *b) {
+    static const int axes[4] = {AXIS_DATASET, AXIS_MODEL, AXIS_SCENARIO, AXIS_VARIANT};
+    for (int k = 0; k < 4; k++)
+        if (strcmp(a->axis_id[axes[k]], b->axis_id[axes[k]])) return false;
+    return true;
+}
+
 static void sweep_plots(struct strbuf *b, const struct report *rep) {
     const struct experiment *ex = rep->ex;
     if (ex->n_runs == 0 || ex->runs[0].n_sweep == 0) return;
     int ns = ex->runs[0].n_sweep;
     const char *metric = rep->metric_names[0];
-    // one plot per dataset x model (at most 6)
+    // one plot per dataset x model x scenario x variant (at most 8); seeds are averaged
     int shown = 0;
-    for (int i = 0; i < ex->n_runs && shown < 6; i++) {
+    for (int i = 0; i < ex->n_runs && shown < 8; i++) {
         const struct run *r0 = &ex->runs[i];
         bool first = true;
         for (int j = 0; j < i; j++)
-            if (!strcmp(ex->runs[j].axis_id[AXIS_DATASET], r0->axis_id[AXIS_DATASET]) &&
-                !strcmp(ex->runs[j].axis_id[AXIS_MODEL], r0->axis_id[AXIS_MODEL]))
+            if (same_group(&ex->runs[j], r0))
                 first = false;
         if (!first) continue;
         shown++;
@@ -152,9 +158,7 @@ static void sweep_plots(struct strbuf *b, const struct report *rep) {
         int nx = 0, ny = 0;
         for (int j = 0; j < ex->n_runs; j++) {
             const struct run *r = &ex->runs[j];
-            if (strcmp(r->axis_id[AXIS_DATASET], r0->axis_id[AXIS_DATASET]) ||
-                strcmp(r->axis_id[AXIS_MODEL], r0->axis_id[AXIS_MODEL]))
-                continue;
+            if (!same_group(r, r0)) continue;
             bool seen = false;
             for (int k = 0; k < nx; k++) seen |= !strcmp(xv[k], r->sweep_val[0]);
             if (!seen && nx < 32) xv[nx++] = r->sweep_val[0];
@@ -170,9 +174,7 @@ static void sweep_plots(struct strbuf *b, const struct report *rep) {
         if (!val || !cnt) { free(val); free(cnt); return; }
         for (int j = 0; j < ex->n_runs; j++) {
             const struct run *r = &ex->runs[j];
-            if (strcmp(r->axis_id[AXIS_DATASET], r0->axis_id[AXIS_DATASET]) ||
-                strcmp(r->axis_id[AXIS_MODEL], r0->axis_id[AXIS_MODEL]))
-                continue;
+            if (!same_group(r, r0)) continue;
             int xi = 0, yi = 0;
             for (int k = 0; k < nx; k++) if (!strcmp(xv[k], r->sweep_val[0])) xi = k;
             if (ns >= 2) for (int k = 0; k < ny; k++) if (!strcmp(yv[k], r->sweep_val[1])) yi = k;
@@ -181,8 +183,10 @@ static void sweep_plots(struct strbuf *b, const struct report *rep) {
         }
         for (int k = 0; k < nx * ny; k++) val[k] = cnt[k] ? val[k] / cnt[k] : NAN;
         char title[256];
-        snprintf(title, sizeof title, "%s on %s / %s", rep->metric_labels[0], r0->axis_label[AXIS_DATASET],
-                 r0->axis_label[AXIS_MODEL]);
+        snprintf(title, sizeof title, "%s on %s / %s%s%s%s%s", rep->metric_labels[0], r0->axis_label[AXIS_DATASET],
+                 r0->axis_label[AXIS_MODEL], r0->axis_id[AXIS_SCENARIO][0] && strcmp(r0->axis_id[AXIS_SCENARIO], "default") ? " / " : "",
+                 r0->axis_id[AXIS_SCENARIO][0] && strcmp(r0->axis_id[AXIS_SCENARIO], "default") ? r0->axis_label[AXIS_SCENARIO] : "",
+                 r0->axis_id[AXIS_VARIANT][0] ? " / " : "", r0->axis_label[AXIS_VARIANT]);
         char *svg = NULL;
         { allmrec_status s_ = svg_heatmap(&svg, NULL, title, r0->sweep_key[0], ns >= 2 ? r0->sweep_key[1] : "", xv, nx, yv, ny,
                                   val); append_svg(b, s_, svg); }
@@ -217,8 +221,10 @@ static void read_curves(const char *path, const char *name, struct curve **cv, i
         cJSON_ArrayForEach(it, j) {
             if (!cJSON_IsNumber(it) || !it->string) continue;
             const char *k = it->string;
-            if (!strcmp(k, "epoch") || !strcmp(k, "step") || strstr(k, "time") || strstr(k, "seconds") ||
-                strstr(k, "elapsed") || !strcmp(k, "lr") || strstr(k, "per_sec") || strstr(k, "tokens"))
+            // bookkeeping fields are not curves
+            if (!strcmp(k, "epoch") || strstr(k, "step") || strstr(k, "time") || strstr(k, "seconds") ||
+                strstr(k, "elapsed") || !strcmp(k, "lr") || strstr(k, "per_s") || strstr(k, "tokens") ||
+                !strncmp(k, "n_", 2) || !strcmp(k, "best"))
                 continue;
             int c = -1;
             for (int q = 0; q < *n_cv; q++)

@@ -232,11 +232,18 @@ allmrec_status stage_key_compute(const struct experiment *ex, struct run *r, int
     memset(cmds, 0, sizeof cmds);
     int n_cmds = 0;
     allmrec_status s = d->build(r, si, cmds, &n_cmds);
+    size_t cl = strlen(ex->cache_dir);
     for (int c = 0; c < n_cmds; c++) {
         tb_add(&b, "cmd");
         for (int a = 0; a < cmds[c].argc; a++) {
             tb_add(&b, " ");
-            tb_add(&b, cmds[c].argv[a]);
+            // upstream artifact paths: relative to the cache (the key must not depend on where it is)
+            const char *arg = cmds[c].argv[a];
+            if (cl && !strncmp(arg, ex->cache_dir, cl) && arg[cl] == '/') {
+                tb_add(&b, "{cache}");
+                arg += cl;
+            }
+            tb_add(&b, arg);
         }
         tb_add(&b, "\n");
         if (!strcmp(cmds[c].argv[0], "@link")) {

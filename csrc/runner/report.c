@@ -130,7 +130,7 @@ double report_run_metric(const struct report *rep, int run, const char *metric) 
     // {"results": [{scenario, split, kind, hit@1, ...}, ...]}: the entry of this run's
     // evaluation scenario (run.eval_scenario, default all), candidate kind
     // (run.eval_kind, default neg19) and the test split
-    const cJSON *results = cJSON_GetObjectItemCaseSensitive(m, "results");
+    const cJSON *results = cJSON_IsArray(m) ? m : cJSON_GetObjectItemCaseSensitive(m, "results");
     if (cJSON_IsArray(results)) {
         const char *want_sc = "all", *want_kind = "neg19";
         config_get_string_or(&r->cfg, "run.eval_scenario", "all", &want_sc);

@@ -9,7 +9,8 @@
 //             (data.source: file links data.path as <dir>/dataset.h5)
 //   cf        allmrec train <run.cf_model> --config <dir>/stage.yaml   (the cf.* section)
 //             -> metrics.json ({"results": [{scenario, split, kind, hit@1, ...}]}), train_log.jsonl
-//   eval      allmrec eval --config <dir>/stage.yaml  (cross-domain)   -> metrics.json
+//   eval      allmrec eval --config <dir>/stage.yaml --checkpoint <cf>/best.h5 --json <dir>/metrics.json
+//             (the cf section on the eval_data dataset: cross-domain)
 //   stage1    allmrec train stage1 --config ...   (not built yet)
 //   stage2    allmrec train stage2 --config ...   (not built yet)
 //   llm_eval  allmrec eval llm --config ...       (not built yet)      -> metrics.json
@@ -150,8 +151,17 @@ static allmrec_status build_config_cmd(const struct run *r, int si, struct stage
 static allmrec_status build_cf(const struct run *r, int si, struct stage_cmd *c, int *n) {
     return build_config_cmd(r, si, c, n, "train", "run.cf_model", NULL);
 }
+// `allmrec eval --config <dir>/stage.yaml --checkpoint <cf>/best.h5 --json <dir>/metrics.json`
 static allmrec_status build_eval(const struct run *r, int si, struct stage_cmd *c, int *n) {
-    return build_config_cmd(r, si, c, n, "eval", NULL, NULL);
+    ALLMREC_TRY(build_config_cmd(r, si, c, n, "eval", NULL, NULL));
+    const char *cf_dir = NULL;
+    for (int i = 0; i < si; i++)
+        if (!strcmp(r->stages[i].def->name, "cf")) cf_dir = r->stages[i].dir;
+    if (!cf_dir) return ALLMREC_ERR(ALLMREC_ERR_INTERNAL, "run %s: eval without a cf stage", r->id);
+    ALLMREC_TRY(push(&c[0], strdup("--checkpoint")));
+    ALLMREC_TRY(push(&c[0], dupf("%s/best.h5", cf_dir, NULL)));
+    ALLMREC_TRY(push(&c[0], strdup("--json")));
+    return push(&c[0], dupf("%s/metrics.json", r->stages[si].dir, NULL));
 }
 static allmrec_status build_stage1(const struct run *r, int si, struct stage_cmd *c, int *n) {
     return build_config_cmd(r, si, c, n, "train", NULL, "stage1");
@@ -178,10 +188,11 @@ static const struct stage_def STAGES[] = {
      .result_file = "metrics.json", .build = build_cf,
      .doc = "the CF recommender (train <run.cf_model>): best.h5, cf_export.h5, train_log.jsonl, metrics.json",
      .inject = {{"data.path", "{data}/dataset.h5"}, {"out_dir", "{out}"}}},
-    {.name = "eval", .section = "eval", .upstream = {"cf", "eval_data|data"}, .available = true, .writes_config = true,
+    // the CF model's own config (section cf) evaluated on another dataset
+    {.name = "eval", .section = "cf", .upstream = {"cf", "eval_data|data"}, .available = true, .writes_config = true,
      .result_file = "metrics.json", .result_required = true, .build = build_eval,
      .doc = "Hit@k / NDCG@k of the trained CF model on another dataset's candidate sets (cross-domain)",
-     .inject = {{"data.path", "{eval_data|data}/dataset.h5"}, {"checkpoint", "{cf}/best.h5"}, {"out_dir", "{out}"}}},
+     .inject = {{"data.path", "{eval_data|data}/dataset.h5"}, {"out_dir", "{out}"}}},
     {.name = "stage1", .section = "stage1", .upstream = {"cf", "data"}, .available = false, .writes_config = true,
      .build = build_stage1, .doc = "Stage 1: SBERT fine-tuning and the item/text autoencoders",
      .inject = {{"data.path", "{data}/dataset.h5"}, {"cf.export", "{cf}/cf_export.h5"}, {"out_dir", "{out}"}}},
