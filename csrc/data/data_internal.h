@@ -34,7 +34,10 @@ struct line_reader {
     int64_t line_no;        // 1-based number of the line last returned
     int64_t file_size;      // bytes on disk
     int64_t content_bytes;  // decompressed bytes read so far
-    uint32_t crc;           // CRC-32 of the (decompressed) content
+    uint32_t crc;           // CRC-32 of the (decompressed) content (gzip: from the trailer, verified by zlib)
+    bool gzip;
+    struct lr_async *async; // gzip: inflating thread (NULL: read in the caller's thread)
+    int64_t gz_offset;      // compressed bytes consumed (progress)
     bool show_progress;
     struct progress prog;
     int64_t next_progress;

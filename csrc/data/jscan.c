@@ -2,6 +2,7 @@
 // top-level fields without building a tree) and a Python-literal parser for
 // the Amazon 2014 metadata (single-quoted dict literals) into cJSON trees.
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -69,6 +70,16 @@ static int js_string(struct js *s, char *out, size_t cap, size_t *olen) {
     size_t o = 0;
     for (;;) {
         const unsigned char *q = p;
+        // 8 bytes at a time while none is '"', '\\', a control or a non-ASCII byte
+        while (end - q >= 8) {
+            uint64_t x;
+            memcpy(&x, q, 8);
+            const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+            uint64_t xq = x ^ (ones * '"'), xb = x ^ (ones * '\\');
+            uint64_t special = ((xq - ones) & ~xq) | ((xb - ones) & ~xb) | ((x - ones * 0x20) & ~x) | x;
+            if (special & highs) break;
+            q += 8;
+        }
         while (q < end && js_class[*q] == 0) q++;
         if (out) {
             if (o + (size_t)(q - p) + 8 > cap) { s->err = "string too long"; return -1; }
@@ -229,7 +240,9 @@ int jscan_object(const char *str, size_t n, struct jfield *fields, int n_fields,
     struct js s = {(const unsigned char *)str, (const unsigned char *)str + n, NULL, 0};
     for (int k = 0; k < n_fields; k++) { fields[k].type = 0; fields[k].val = NULL; fields[k].len = 0; }
     size_t used = 0;
-    char key[64];
+    size_t flen[16];
+    if (n_fields > 16) { *errmsg = "too many fields requested"; return -1; }
+    for (int k = 0; k < n_fields; k++) flen[k] = strlen(fields[k].key);
     js_ws(&s);
     if (s.p >= s.end || *s.p != '{') { *errmsg = "not a JSON object"; return -1; }
     s.p++;
@@ -245,12 +258,12 @@ int jscan_object(const char *str, size_t n, struct jfield *fields, int n_fields,
         int want = -1;
         if (js_string(&s, NULL, 0, NULL)) { *errmsg = s.err; return -1; }
         klen = (size_t)(s.p - kstart - 1);
-        if (klen < sizeof key) {
-            memcpy(key, kstart, klen);
-            key[klen] = '\0';
-            for (int k = 0; k < n_fields; k++)
-                if (!strcmp(key, fields[k].key)) { want = k; break; }
-        }
+        for (int k = 0; k < n_fields; k++)
+            if (klen == flen[k] && kstart[0] == (unsigned char)fields[k].key[0] &&
+                !memcmp(kstart, fields[k].key, klen)) {
+                want = k;
+                break;
+            }
         js_ws(&s);
         if (s.p >= s.end || *s.p != ':') { *errmsg = "expected ':' after a key"; return -1; }
         s.p++;
@@ -286,6 +299,17 @@ int jscan_object(const char *str, size_t n, struct jfield *fields, int n_fields,
                 for (; q < s.p; q++) {
                     if (*q < '0' || *q > '9') { simple = false; break; }
                     v = v * 10 + (*q - '0');
+                }
+                if (!simple && *q == '.' && s.p - b < 18) { // "d.ddd" without exponent
+                    const unsigned char *r = q + 1;
+                    double frac = 0, scale = 1;
+                    bool ok = true;
+                    for (; r < s.p; r++) {
+                        if (*r < '0' || *r > '9') { ok = false; break; }
+                        frac = frac * 10 + (*r - '0');
+                        scale *= 10;
+                    }
+                    if (ok) { v += frac / scale; simple = true; }
                 }
                 if (simple) f->num = neg ? -v : v;
                 else {

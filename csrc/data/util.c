@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <pthread.h>
 #include <zlib.h>
 
 #include "allmrec/fs.h"
@@ -15,6 +16,135 @@
 
 #define LR_CHUNK (4u << 20)
 #define LR_MAX_LINE ((size_t)256 << 20)
+
+// Gzip files are inflated by a producer thread into a ring of chunks while
+// the caller parses (inflate is most of the work; this overlaps the two).
+#define LR_NCH 3
+struct lr_async {
+    pthread_t th;
+    pthread_mutex_t mu;
+    pthread_cond_t cv_data, cv_space;
+    char *chunk[LR_NCH];
+    size_t len[LR_NCH];
+    int64_t off[LR_NCH];     // compressed offset after the chunk (progress)
+    int head, tail, count;
+    size_t pos;              // consumed bytes of chunk[head]
+    bool done, stop;
+    int err;
+    char msg[256];
+    gzFile gz;
+};
+
+static void *lr_producer(void *arg) {
+    struct lr_async *a = arg;
+    for (;;) {
+        pthread_mutex_lock(&a->mu);
+        while (a->count == LR_NCH && !a->stop) pthread_cond_wait(&a->cv_space, &a->mu);
+        if (a->stop) { pthread_mutex_unlock(&a->mu); break; }
+        int slot = a->tail;
+        pthread_mutex_unlock(&a->mu);
+        int got = gzread(a->gz, a->chunk[slot], LR_CHUNK);
+        int err = Z_OK;
+        const char *msg = gzerror(a->gz, &err);
+        int64_t off = (int64_t)gzoffset(a->gz);
+        pthread_mutex_lock(&a->mu);
+        if (got < 0 || (err != Z_OK && err != Z_STREAM_END)) {
+            a->err = err == Z_OK ? Z_ERRNO : err;
+            snprintf(a->msg, sizeof a->msg, "%s", msg ? msg : "read error");
+            a->done = true;
+        } else if (got == 0) {
+            a->done = true;
+        } else {
+            a->len[slot] = (size_t)got;
+            a->off[slot] = off;
+            a->tail = (slot + 1) % LR_NCH;
+            a->count++;
+        }
+        bool fin = a->done;
+        pthread_cond_signal(&a->cv_data);
+        pthread_mutex_unlock(&a->mu);
+        if (fin) break;
+    }
+    return NULL;
+}
+
+static bool lr_async_start(struct line_reader *r) {
+    struct lr_async *a = calloc(1, sizeof *a);
+    if (!a) return false;
+    for (int k = 0; k < LR_NCH; k++) {
+        a->chunk[k] = malloc(LR_CHUNK);
+        if (!a->chunk[k]) {
+            for (int j = 0; j < k; j++) free(a->chunk[j]);
+            free(a);
+            return false;
+        }
+    }
+    a->gz = (gzFile)r->gz;
+    pthread_mutex_init(&a->mu, NULL);
+    pthread_cond_init(&a->cv_data, NULL);
+    pthread_cond_init(&a->cv_space, NULL);
+    if (pthread_create(&a->th, NULL, lr_producer, a) != 0) {
+        for (int k = 0; k < LR_NCH; k++) free(a->chunk[k]);
+        free(a);
+        return false; // fall back to reading in the caller's thread
+    }
+    r->async = a;
+    return true;
+}
+
+static void lr_async_stop(struct line_reader *r) {
+    struct lr_async *a = r->async;
+    if (!a) return;
+    pthread_mutex_lock(&a->mu);
+    a->stop = true;
+    pthread_cond_signal(&a->cv_space);
+    pthread_mutex_unlock(&a->mu);
+    pthread_join(a->th, NULL);
+    pthread_mutex_destroy(&a->mu);
+    pthread_cond_destroy(&a->cv_data);
+    pthread_cond_destroy(&a->cv_space);
+    for (int k = 0; k < LR_NCH; k++) free(a->chunk[k]);
+    free(a);
+    r->async = NULL;
+}
+
+// up to `want` content bytes into dst: *got = 0 at the end; -1 with err/msg on error
+static int lr_read(struct line_reader *r, char *dst, size_t want, int *err, const char **msg) {
+    *err = Z_OK;
+    *msg = NULL;
+    struct lr_async *a = r->async;
+    if (!a) {
+        int got = gzread((gzFile)r->gz, dst, (unsigned)want);
+        *msg = gzerror((gzFile)r->gz, err);
+        if (got < 0 || (*err != Z_OK && *err != Z_STREAM_END)) return -1;
+        r->gz_offset = (int64_t)gzoffset((gzFile)r->gz);
+        return got;
+    }
+    pthread_mutex_lock(&a->mu);
+    while (a->count == 0 && !a->done) pthread_cond_wait(&a->cv_data, &a->mu);
+    if (a->count == 0) {
+        int e = a->err;
+        pthread_mutex_unlock(&a->mu);
+        if (e) { *err = e; *msg = a->msg; return -1; }
+        return 0;
+    }
+    int slot = a->head;
+    pthread_mutex_unlock(&a->mu);
+    size_t n = a->len[slot] - a->pos;
+    if (n > want) n = want;
+    memcpy(dst, a->chunk[slot] + a->pos, n);
+    a->pos += n;
+    r->gz_offset = a->off[slot];
+    if (a->pos == a->len[slot]) {
+        pthread_mutex_lock(&a->mu);
+        a->pos = 0;
+        a->head = (slot + 1) % LR_NCH;
+        a->count--;
+        pthread_cond_signal(&a->cv_space);
+        pthread_mutex_unlock(&a->mu);
+    }
+    return (int)n;
+}
 
 allmrec_status line_reader_open(struct line_reader *r, const char *path, bool show_progress,
                                 const char *label) {
@@ -35,6 +165,19 @@ allmrec_status line_reader_open(struct line_reader *r, const char *path, bool sh
         return ALLMREC_ERR(ALLMREC_ERR_NOMEM, "out of memory opening %s", path);
     }
     r->crc = (uint32_t)crc32(0L, Z_NULL, 0);
+    // gzip: the trailer holds the CRC-32 of the content, which zlib verifies
+    // while inflating; take it from there instead of computing it again.
+    FILE *raw = fopen(path, "rb");
+    if (raw) {
+        unsigned char head[2], tail[8];
+        if (fread(head, 1, 2, raw) == 2 && head[0] == 0x1f && head[1] == 0x8b && r->file_size >= 18 &&
+            fseek(raw, -8, SEEK_END) == 0 && fread(tail, 1, 8, raw) == 8) {
+            r->gzip = true;
+            r->crc = (uint32_t)tail[0] | (uint32_t)tail[1] << 8 | (uint32_t)tail[2] << 16 | (uint32_t)tail[3] << 24;
+        }
+        fclose(raw);
+    }
+    if (r->gzip) lr_async_start(r);
     r->show_progress = show_progress;
     if (show_progress) {
         char lab[48];
@@ -65,10 +208,10 @@ static allmrec_status lr_fill(struct line_reader *r) {
     }
     size_t want = r->cap - 1 - r->end;
     if (want > (1u << 30)) want = 1u << 30;
-    int got = gzread((gzFile)r->gz, r->buf + r->end, (unsigned)want);
     int err = Z_OK;
-    const char *msg = gzerror((gzFile)r->gz, &err);
-    if (got < 0 || (err != Z_OK && err != Z_STREAM_END)) {
+    const char *msg = NULL;
+    int got = lr_read(r, r->buf + r->end, want, &err, &msg);
+    if (got < 0) {
         return ALLMREC_ERR_AT(ALLMREC_ERR_IO, r->path, r->line_no + 1, NULL,
                               "%s after %lld bytes of content: the file is truncated or corrupt; "
                               "download it again",
@@ -79,12 +222,12 @@ static allmrec_status lr_fill(struct line_reader *r) {
         r->eof = true;
         return ALLMREC_OK;
     }
-    r->crc = (uint32_t)crc32(r->crc, (const Bytef *)r->buf + r->end, (uInt)got);
+    if (!r->gzip) r->crc = (uint32_t)crc32(r->crc, (const Bytef *)r->buf + r->end, (uInt)got);
     r->end += (size_t)got;
     r->content_bytes += got;
     if (r->show_progress && r->content_bytes >= r->next_progress) {
         r->next_progress = r->content_bytes + (16 << 20);
-        progress_update(&r->prog, (double)gzoffset((gzFile)r->gz));
+        progress_update(&r->prog, (double)r->gz_offset);
     }
     return ALLMREC_OK;
 }
@@ -123,6 +266,7 @@ allmrec_status line_reader_next(struct line_reader *r, char **line, size_t *len)
 }
 
 void line_reader_close(struct line_reader *r) {
+    lr_async_stop(r);
     if (r->gz) {
         if (r->show_progress) {
             progress_update(&r->prog, (double)r->file_size);
@@ -138,13 +282,21 @@ void line_reader_close(struct line_reader *r) {
 // ---------------------------------------------------------------- string map
 
 static uint64_t str_hash(const char *s, size_t n) {
-    // FNV-1a 64 with a final mix
-    uint64_t h = 1469598103934665603ULL;
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 1099511628211ULL;
+    // 8 bytes at a time, multiply-xorshift mixing (ids are short ASCII strings)
+    uint64_t h = 0x9E3779B97F4A7C15ULL ^ (uint64_t)n;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, s + i, 8);
+        h = (h ^ w) * 0xff51afd7ed558ccdULL;
+        h ^= h >> 32;
     }
-    h ^= h >> 33;
+    if (i < n) {
+        uint64_t w = 0;
+        memcpy(&w, s + i, n - i);
+        h = (h ^ w) * 0xc4ceb9fe1a85ec53ULL;
+        h ^= h >> 32;
+    }
     h *= 0xff51afd7ed558ccdULL;
     h ^= h >> 33;
     return h;
