@@ -11,6 +11,7 @@
 #include "allmrec/opt.h"
 #include "models/opt_internal.h"
 #include "allmrec/device.h"
+#include "allmrec/fs.h"
 #include "opt_test_util.h"
 #include "testing.h"
 
@@ -284,6 +285,67 @@ static void test_post_ln_score(void) { check_score("post_ln"); }
 static void test_pre_ln_cache(void) { check_cache_consistency("pre_ln"); }
 static void test_post_ln_cache(void) { check_cache_consistency("post_ln"); }
 
+
+// a sharded checkpoint with "decoder." names (no "model." prefix, as some Hub
+// OPT checkpoints) and f16 storage loads and gives the same logits (within
+// f16 rounding of the weights)
+static void test_sharded_f16_checkpoint(void) {
+    struct safetensors st;
+    char path[1200], dir[1200];
+    snprintf(path, sizeof path, "%s/model.safetensors", opt_fixture_dir("pre_ln"));
+    CHECK_OK(safetensors_open(&st, path));
+    int n = st.n_tensors;
+    const char **names = calloc((size_t)n, sizeof *names);
+    struct tensor *ts = calloc((size_t)n, sizeof *ts);
+    for (int i = 0; i < n; i++) {
+        const struct safetensors_entry *e = &st.tensors[i];
+        CHECK(strncmp(e->name, "model.", 6) == 0);
+        names[i] = e->name + 6;
+        int64_t numel = 1;
+        for (int d = 0; d < e->ndim; d++) numel *= e->shape[d];
+        ts[i] = tensor_make(malloc((size_t)numel * 2), ALLMREC_DTYPE_F16, ALLMREC_DEVICE_CPU, e->ndim, e->shape);
+        CHECK_OK(safetensors_load(&st, e->name, ts[i]));
+    }
+    snprintf(dir, sizeof dir, "%s/opt_sharded", test_tmpdir());
+    CHECK_OK(fs_mkdir_p(dir));
+    CHECK_OK(safetensors_write_sharded(dir, n, names, ts, 64 * 1024));
+    char *cfg = NULL;
+    size_t len = 0;
+    snprintf(path, sizeof path, "%s/config.json", opt_fixture_dir("pre_ln"));
+    CHECK_OK(fs_read_all(path, &cfg, &len));
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    CHECK_OK(fs_write_atomic(path, cfg, len));
+    free(cfg);
+    for (int i = 0; i < n; i++) free(ts[i].data);
+    free(ts);
+    free(names);
+    safetensors_close(&st);
+
+    struct golden g;
+    if (!golden_open(&g, "pre_ln")) { golden_free(&g); CHECK(0); }
+    struct opt_model m2;
+    struct opt_options o = {ALLMREC_DTYPE_F32, 0, NULL};
+    CHECK_OK(opt_model_load(&m2, &g.ctx, dir, &o));
+    struct opt_workspace w1, w2;
+    struct opt_workspace_options wo = {.max_batch = g.B, .max_seq = g.T};
+    CHECK_OK(opt_workspace_init(&w1, &g.m, &wo));
+    CHECK_OK(opt_workspace_init(&w2, &m2, &wo));
+    struct opt_input in = golden_input(&g);
+    size_t nl = (size_t)(g.B * g.T * g.V);
+    float *a = calloc(nl, sizeof(float)), *b = calloc(nl, sizeof(float));
+    CHECK_OK(opt_logits_host(&g.m, &w1, &in, a));
+    CHECK_OK(opt_logits_host(&m2, &w2, &in, b));
+    double err = test_rel_error(b, a, nl);
+    fprintf(stderr, "  sharded f16 checkpoint: logits rel error %.3g vs the f32 one\n", err);
+    CHECK(err > 0 && err < 1e-2);
+    free(a);
+    free(b);
+    opt_workspace_free(&w1);
+    opt_workspace_free(&w2);
+    opt_model_free(&m2);
+    golden_free(&g);
+}
+
 static void test_errors(void) {
     struct op_ctx ctx;
     CHECK_OK(op_ctx_init(&ctx, ALLMREC_DEVICE_CPU, 0));
@@ -340,4 +402,4 @@ TEST_MAIN(TEST_CASE(test_pre_ln_logits), TEST_CASE(test_post_ln_logits), TEST_CA
           TEST_CASE(test_post_ln_loss_grad_recompute), TEST_CASE(test_pre_ln_generate_ids),
           TEST_CASE(test_post_ln_generate_ids), TEST_CASE(test_pre_ln_generate_embeds),
           TEST_CASE(test_post_ln_generate_embeds), TEST_CASE(test_pre_ln_score), TEST_CASE(test_post_ln_score),
-          TEST_CASE(test_pre_ln_cache), TEST_CASE(test_post_ln_cache), TEST_CASE(test_errors))
+          TEST_CASE(test_pre_ln_cache), TEST_CASE(test_post_ln_cache), TEST_CASE(test_errors), TEST_CASE(test_sharded_f16_checkpoint))
