@@ -26,7 +26,8 @@ fixtures.safetensors with:
   log-likelihoods of each candidate after the prompt.
 
 Run (torch 2.5.1, transformers 4.46.3, safetensors; CPU is enough):
-  python3 tests/golden/opt/make_opt_fixtures.py tests/fixtures/opt
+  python3 tests/golden/opt/make_opt_fixtures.py tests/fixtures/opt ../shared/data/tokenizer_gpt2_opt
+(the second argument adds e2e_vocab/, see e2e() below).
 """
 import os
 import sys
@@ -156,5 +157,95 @@ def main():
             os.remove(p)
 
 
+
+# ---------------------------------------------------------------------------
+# End to end with the real GPT-2/OPT vocabulary: an A-LLMRec prompt (text with
+# [UserRep]/[HistoryEmb]/[CandidateEmb]) tokenized by Hugging Face's GPT-2 BPE,
+# renumbered into OPT's fairseq ids, with the 4 added tokens at 50265..50268
+# as A-LLMRec's resize (vocabulary 50269), through a tiny OPT stored in f16.
+#   python3 tests/golden/opt/make_opt_fixtures.py tests/fixtures/opt ../shared/data/tokenizer_gpt2_opt
+def e2e(out_dir, tok_dir):
+    from transformers import GPT2TokenizerFast
+    tok = GPT2TokenizerFast(vocab_file=os.path.join(tok_dir, "vocab.json"),
+                            merges_file=os.path.join(tok_dir, "merges.txt"))
+    tok.add_special_tokens({"pad_token": "[PAD]"})
+    tok.add_special_tokens({"additional_special_tokens": ["[UserRep]", "[HistoryEmb]", "[CandidateEmb]"]})
+    line = {}
+    with open(os.path.join(tok_dir, "fairseq_gpt2_dict.txt")) as f:
+        for i, l in enumerate(f):
+            w = l.split()[0]
+            if w.isdigit():
+                line[int(w)] = i
+    def opt_id(g):
+        return 50265 + (g - 50257) if g >= 50257 else 4 + line[g]
+    text = ('[UserRep] is a user representation.This user has watched "The Matrix"[HistoryEmb],'
+            '"Alien (1979)"[HistoryEmb] in the previous. Recommend one next movie for this user to watch '
+            'next from the following movie title set, "Heat"[CandidateEmb],"Up"[CandidateEmb],'
+            '"Jaws 2"[CandidateEmb]. The recommendation is ')
+    target = '"Heat"'
+    g = tok(text, add_special_tokens=False)["input_ids"]
+    gt = tok(target, add_special_tokens=False)["input_ids"]
+    # O_u before OPT's BOS: position 0 is the user representation, then </s>, then the prompt
+    # (the [UserRep] token itself stays in the text, as the release's prompt has it)
+    ids = [0, 2] + [opt_id(x) for x in g]
+    tgt = [opt_id(x) for x in gt] + [2]
+    seq = ids + tgt
+    T = len(seq)
+    V = 50269
+    torch.manual_seed(5)
+    cfg = OPTConfig(vocab_size=V, hidden_size=16, num_hidden_layers=2, ffn_dim=32, num_attention_heads=2,
+                    max_position_embeddings=T + 16, word_embed_proj_dim=16, dropout=0.0,
+                    attention_dropout=0.0, pad_token_id=1, bos_token_id=2, eos_token_id=2)
+    cfg._attn_implementation = "eager"
+    m = OPTForCausalLM(cfg).eval()
+    with torch.no_grad():
+        for name, p in m.named_parameters():
+            if "layer_norm" in name and name.endswith("weight"):
+                p.copy_(1.0 + 0.2 * torch.randn_like(p))
+            elif name.endswith("bias"):
+                p.copy_(0.1 * torch.randn_like(p))
+            else:
+                p.copy_(0.5 * torch.randn_like(p) / max(1.0, (p.shape[-1] / 16) ** 0.5))
+    m = m.half().float()  # the weights as stored (f16), computed in f32
+    d = os.path.join(out_dir, "e2e_vocab")
+    os.makedirs(d, exist_ok=True)
+    m.half().save_pretrained(d, safe_serialization=True)
+    m.float()
+    p = os.path.join(d, "generation_config.json")
+    if os.path.exists(p):
+        os.remove(p)
+    hist = [i for i, x in enumerate(ids) if x == 50267]
+    cand = [i for i, x in enumerate(ids) if x == 50268]
+    inject_pos = [0] + hist + cand
+    gen = torch.Generator().manual_seed(9)
+    inject = 0.5 * torch.randn(len(inject_pos), 16, generator=gen)
+    x = m.get_input_embeddings()(torch.tensor([seq])).detach().clone()
+    x[0, inject_pos] = inject
+    x.requires_grad_(True)
+    labels = torch.full((1, T), -100, dtype=torch.long)
+    labels[0, len(ids):] = torch.tensor(tgt)
+    o = m(inputs_embeds=x, labels=labels)
+    o.loss.backward()
+    targets = torch.full((1, T), -100, dtype=torch.long)
+    targets[0, :-1] = labels[0, 1:]
+    with torch.no_grad():
+        xe = x.detach()[:, : len(ids)]
+        go = m.generate(inputs_embeds=xe, attention_mask=torch.ones(1, len(ids), dtype=torch.long),
+                        max_new_tokens=8, do_sample=False, repetition_penalty=1.5, eos_token_id=2, pad_token_id=1)
+    f = {
+        "text": torch.tensor(list(text.encode()), dtype=torch.uint8),
+        "target_text": torch.tensor(list(target.encode()), dtype=torch.uint8),
+        "ids": torch.tensor([seq], dtype=torch.int32), "prompt_len": torch.tensor([len(ids)], dtype=torch.int32),
+        "inject_pos": torch.tensor(inject_pos, dtype=torch.int32), "inject": inject.float(),
+        "targets": targets.int(), "loss": o.loss.detach().reshape(1).float(),
+        "grad_inject": x.grad[0, inject_pos].float(),
+        "last_logits": o.logits[0, -1].detach().float(), "gen_out": go.int(),
+    }
+    save_file({k: v.contiguous() for k, v in f.items()}, os.path.join(d, "fixtures.safetensors"))
+    print("e2e", len(ids), "prompt tokens; loss", o.loss.item(), "gen", go.tolist())
+
+
 if __name__ == "__main__":
     main()
+    if len(sys.argv) > 2:
+        e2e(OUT, sys.argv[2])
