@@ -154,6 +154,7 @@ static void log_tail(const char *path, char *out, size_t cap, int n_lines) {
 // ---------------------------------------------------------------- running one command
 
 static volatile sig_atomic_t g_interrupted;
+static FILE *g_progress_out; // where heartbeats of long stages go (the experiment's output)
 static void on_signal(int sig) { g_interrupted = sig; }
 
 static int run_command(const struct experiment *ex, const struct run *r, int si, const struct stage_cmd *c,
@@ -212,10 +213,30 @@ static int run_command(const struct experiment *ex, const struct run *r, int si,
         _exit(127);
     }
     close(fd);
+    // wait; on long stages print a heartbeat with the log's last line every 30 s
     int status = 0;
-    while (waitpid(pid, &status, 0) < 0) {
-        if (errno != EINTR) { snprintf(why, why_cap, "waitpid: %s", strerror(errno)); return 1; }
-        if (g_interrupted) kill(pid, g_interrupted);
+    double t0 = time_now(), next_beat = t0 + 30;
+    for (;;) {
+        pid_t w = waitpid(pid, &status, WNOHANG);
+        if (w == pid) break;
+        if (w < 0 && errno != EINTR) { snprintf(why, why_cap, "waitpid: %s", strerror(errno)); return 1; }
+        if (g_interrupted) {
+            kill(pid, g_interrupted);
+            while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+            break;
+        }
+        double now = time_now();
+        if (now >= next_beat && g_progress_out) {
+            char tail[160], dur[32];
+            log_tail(log_path, tail, sizeof tail, 1);
+            // progress lines redraw with '\r': keep the last segment
+            char *cr = strrchr(tail, '\r');
+            fprintf(g_progress_out, "    ... %s %s running for %s: %s\n", d->name, r->id,
+                    format_duration(now - t0, dur, sizeof dur), cr ? cr + 1 : tail);
+            fflush(g_progress_out);
+            next_beat = now + 30;
+        }
+        usleep(100000);
     }
     if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return 0;
     char tail[512];
@@ -316,6 +337,7 @@ static allmrec_status execute_stage(struct experiment *ex, struct run *r, int si
 
     char log_path[RUNNER_PATH + 16];
     snprintf(log_path, sizeof log_path, "%s/log.txt", st->dir);
+    g_progress_out = out;
     fprintf(out, "%s %-9s %s  key %s: running", progress, d->name, r->id, st->key);
     for (int c = 0; c < n_cmds; c++) fprintf(out, "%s allmrec %s %s ...", c ? ";" : "", cmds[c].argv[0],
                                              cmds[c].argc > 1 ? cmds[c].argv[1] : "");

@@ -303,6 +303,38 @@ static void training_curves(struct strbuf *b, const struct report *rep) {
     free(cv);
 }
 
+// ---------------------------------------------------------------- generated text
+
+// The first lines of generations.jsonl of each run's evaluation stage (the
+// LLM's answers; Figure 4 is such text): up to 6 runs, 5 lines each.
+static void generation_samples(struct strbuf *b, const struct experiment *ex) {
+    int shown = 0;
+    for (int i = 0; i < ex->n_runs && shown < 6; i++) {
+        const struct run *r = &ex->runs[i];
+        const struct run_stage *st = NULL;
+        for (int j = r->n_stages - 1; j >= 0 && !st; j--)
+            if (r->stages[j].def->result_file) st = &r->stages[j];
+        if (!st || (st->state != STAGE_DONE && st->state != STAGE_CACHED)) continue;
+        char p[RUNNER_PATH + 32];
+        snprintf(p, sizeof p, "%s/generations.jsonl", st->dir);
+        char *text = NULL;
+        if (fs_read_all(p, &text, NULL) != ALLMREC_OK) continue;
+        if (shown++ == 0) sb_printf(b, "<h2>Generated text (first lines of generations.jsonl)</h2>\n");
+        sb_printf(b, "<p><code>");
+        html_escape_into(b, r->id);
+        sb_printf(b, "</code></p>\n<pre style=\"white-space:pre-wrap;font-size:12px;background:#f8f8f8;padding:8px\">");
+        char *save = NULL;
+        int n = 0;
+        for (char *line = strtok_r(text, "\n", &save); line && n < 5; line = strtok_r(NULL, "\n", &save), n++) {
+            if (strlen(line) > 600) strcpy(line + 597, "...");
+            html_escape_into(b, line);
+            sb_printf(b, "\n");
+        }
+        sb_printf(b, "</pre>\n");
+        free(text);
+    }
+}
+
 // ---------------------------------------------------------------- the page
 
 static void fmt(char *buf, size_t cap, double v, int digits) {
@@ -398,6 +430,8 @@ allmrec_status report_write_html_file(const struct report *rep, const char *path
         sb_printf(&b, "<h2>Training curves</h2>\n");
         training_curves(&b, rep);
     }
+
+    generation_samples(&b, ex);
 
     // runs
     sb_printf(&b, "<h2>Runs</h2>\n<table>\n<tr><th class=\"l\">run</th><th class=\"l\">state</th>");

@@ -4,9 +4,9 @@
 // slurm_stop.sh). A small experiment (synthetic data, a tiny CF model, two
 // sweep values; stages chained by --dependency=afterok) is submitted through
 // the real `allmrec` binary, waited for, and its report checked. The stage
-// commands are the fake ones (tests/runner/fake_stages.c) unless
-// ALLMREC_SLURM_REAL=1 and `allmrec train sasrec` is built, in which case the
-// real data and SASRec commands run inside the jobs.
+// commands are the fake ones (tests/runner/fake_stages.c) in one case and,
+// when `allmrec train sasrec` is built, the real `data synth` and `train
+// sasrec` in a second (ALLMREC_SLURM_FAKE_ONLY=1 skips that one).
 // Also (no Slurm needed): --no-submit writes the scripts and submit.sh.
 #include <stdarg.h>
 #include <stdio.h>
@@ -20,7 +20,6 @@
 #include "allmrec/fs.h"
 #include "testing.h"
 
-static char g_root[1024];
 
 static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int sh(const char *fmt, ...) {
@@ -145,6 +144,11 @@ static void slurm_body(const char *dir, bool real) {
     // status while queued or running mentions the jobs
     rc = sh("cd '%s' && . '%s/slurm/env.sh' && '%s' status '%s' > '%s/status1.txt' 2>&1", dir, dir, bin(), exp, dir);
     CHECK(rc == 0);
+    char *st1 = read_text("%s/status1.txt", dir);
+    // queued/running stages show their job and its state; finished ones their time
+    CHECK_MSG(st1 && (strstr(st1, ":slurm ") || strstr(st1, ":done(")), "status: %s", st1 ? st1 : "");
+    fprintf(stderr, "%s", st1);
+    free(st1);
     CHECK_MSG(wait_jobs(dir, real ? 240 : 90), "Slurm jobs did not finish in time");
     // every stage ran in a job: its log is slurm-<job>.out in the stage folder
     rc = sh("ls '%s'/results/cache/cf/*/slurm-*.out > /dev/null 2>&1", dir);
@@ -176,7 +180,7 @@ static void run_slurm_case(bool real) {
     const char *src = getenv("ALLMREC_SOURCE");
     if (!src) TEST_SKIP("ALLMREC_SOURCE not set");
     if (real) {
-        if (!getenv("ALLMREC_SLURM_REAL")) TEST_SKIP("set ALLMREC_SLURM_REAL=1 to run the real data/SASRec commands in Slurm jobs");
+        if (getenv("ALLMREC_SLURM_FAKE_ONLY")) TEST_SKIP("ALLMREC_SLURM_FAKE_ONLY is set");
         if (sh("'%s' train sasrec 2>&1 | grep -q 'config FILE is required'", bin()) != 0)
             TEST_SKIP("`allmrec train sasrec` is not built yet");
     }
