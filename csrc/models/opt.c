@@ -1152,3 +1152,24 @@ allmrec_status opt_backward(struct opt_model *m, struct opt_workspace *w,
     }
     return ALLMREC_OK;
 }
+
+// ------------------------------------------------------------------ loss scaling
+
+void opt_loss_scaler_init(struct opt_loss_scaler *s, float init, int64_t interval) {
+    s->scale = init > 0 ? init : 65536.0f;
+    s->interval = interval > 0 ? interval : 2000;
+    s->good_steps = 0;
+}
+
+bool opt_loss_scaler_update(struct opt_loss_scaler *s, bool overflow) {
+    if (overflow) {
+        s->scale = s->scale > 2.0f ? s->scale * 0.5f : 1.0f;
+        s->good_steps = 0;
+        return false;
+    }
+    if (++s->good_steps >= s->interval && s->scale < 16777216.0f) {
+        s->scale *= 2.0f;
+        s->good_steps = 0;
+    }
+    return true;
+}

@@ -41,7 +41,8 @@
 //          opt_model_init_random, opt_model_free, opt_model_param_count,
 //          struct opt_workspace_options, struct opt_workspace, opt_workspace_init,
 //          opt_workspace_free, struct opt_input, OPT_IGNORE, opt_forward,
-//          opt_logits_host, opt_loss_forward, opt_backward,
+//          opt_logits_host, opt_loss_forward, opt_backward, struct opt_loss_scaler,
+//          opt_loss_scaler_init, opt_loss_scaler_update,
 //          enum opt_penalty_scope, struct opt_gen_params, opt_gen_params_default,
 //          opt_generate, opt_score_candidates, opt_cache_reset
 #ifndef ALLMREC_OPT_H
@@ -216,6 +217,17 @@ allmrec_status opt_loss_forward(struct opt_model *m, struct opt_workspace *w,
 allmrec_status opt_backward(struct opt_model *m, struct opt_workspace *w,
                             const struct opt_input *in, struct tensor d_inject, float loss_scale,
                             bool *overflow);
+
+// Dynamic loss scaling for fp16 backward (as torch.cuda.amp.GradScaler):
+// start at `init` (65536), halve on overflow (the step is skipped), double
+// after `interval` (2000) steps without one. f32/bf16 can keep scale 1.
+struct opt_loss_scaler {
+    float scale;
+    int64_t good_steps, interval;
+};
+void opt_loss_scaler_init(struct opt_loss_scaler *s, float init, int64_t interval);
+// returns true when the step's gradients are usable (no overflow)
+bool opt_loss_scaler_update(struct opt_loss_scaler *s, bool overflow);
 
 // Greedy generation.
 enum opt_penalty_scope {

@@ -346,6 +346,33 @@ static void test_sharded_f16_checkpoint(void) {
     golden_free(&g);
 }
 
+// overflow detection: a huge loss scale makes the f32 gradient infinite;
+// opt_backward reports it and leaves d_inject untouched; the scaler halves
+static void test_overflow_and_scaler(void) {
+    struct golden g;
+    if (!golden_open(&g, "pre_ln")) { golden_free(&g); CHECK(0); }
+    struct opt_workspace w;
+    struct opt_workspace_options wo = {.max_batch = g.B, .max_seq = g.T, .train = true};
+    CHECK_OK(opt_workspace_init(&w, &g.m, &wo));
+    struct opt_input in = golden_input(&g);
+    float loss;
+    CHECK_OK(opt_loss_forward(&g.m, &w, &in, &loss, NULL));
+    float *d = calloc((size_t)(g.K * g.Wd), sizeof(float));
+    bool ovf = false;
+    CHECK_OK(opt_backward(&g.m, &w, &in, tensor_2d(d, ALLMREC_DTYPE_F32, ALLMREC_DEVICE_CPU, g.K, g.Wd), 1e38f, &ovf));
+    CHECK(ovf);
+    for (int64_t i = 0; i < g.K * g.Wd; i++) CHECK(d[i] == 0.0f);
+    struct opt_loss_scaler s;
+    opt_loss_scaler_init(&s, 1024.0f, 3);
+    CHECK(!opt_loss_scaler_update(&s, true));
+    CHECK_NEAR(s.scale, 512.0, 0);
+    for (int i = 0; i < 3; i++) CHECK(opt_loss_scaler_update(&s, false));
+    CHECK_NEAR(s.scale, 1024.0, 0);
+    free(d);
+    opt_workspace_free(&w);
+    golden_free(&g);
+}
+
 static void test_errors(void) {
     struct op_ctx ctx;
     CHECK_OK(op_ctx_init(&ctx, ALLMREC_DEVICE_CPU, 0));
@@ -402,4 +429,5 @@ TEST_MAIN(TEST_CASE(test_pre_ln_logits), TEST_CASE(test_post_ln_logits), TEST_CA
           TEST_CASE(test_post_ln_loss_grad_recompute), TEST_CASE(test_pre_ln_generate_ids),
           TEST_CASE(test_post_ln_generate_ids), TEST_CASE(test_pre_ln_generate_embeds),
           TEST_CASE(test_post_ln_generate_embeds), TEST_CASE(test_pre_ln_score), TEST_CASE(test_post_ln_score),
-          TEST_CASE(test_pre_ln_cache), TEST_CASE(test_post_ln_cache), TEST_CASE(test_errors), TEST_CASE(test_sharded_f16_checkpoint))
+          TEST_CASE(test_pre_ln_cache), TEST_CASE(test_post_ln_cache), TEST_CASE(test_errors), TEST_CASE(test_sharded_f16_checkpoint),
+          TEST_CASE(test_overflow_and_scaler))
