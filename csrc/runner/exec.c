@@ -289,7 +289,7 @@ static void set_state_everywhere(struct experiment *ex, const char *dir, enum st
 static allmrec_status execute_stage(struct experiment *ex, struct run *r, int si, FILE *out, const char *progress) {
     struct run_stage *st = &r->stages[si];
     const struct stage_def *d = st->def;
-    if (!d->available) {
+    if (!stage_available(d)) {
         char m[160];
         snprintf(m, sizeof m, "stage %s is not available in this build", d->name);
         set_state_everywhere(ex, st->dir, STAGE_UNAVAILABLE, 0, m);

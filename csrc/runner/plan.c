@@ -318,7 +318,7 @@ static void read_stage_state(struct run_stage *st) {
     char p[RUNNER_PATH + 32];
     st->seconds = 0;
     st->message[0] = '\0';
-    if (!st->def->available) { st->state = STAGE_UNAVAILABLE; return; }
+    if (!stage_available(st->def)) { st->state = STAGE_UNAVAILABLE; return; }
     snprintf(p, sizeof p, "%s/done.json", st->dir);
     char *text = NULL;
     if (fs_exists(p) && fs_read_all(p, &text, NULL) == ALLMREC_OK) {

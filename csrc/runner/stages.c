@@ -221,6 +221,16 @@ const struct stage_def *stage_table(int *n) {
     return STAGES;
 }
 
+bool stage_available(const struct stage_def *def) {
+    if (def->available) return true;
+    const char *env = getenv("ALLMREC_RUNNER_ENABLE_STAGES");
+    if (!env) return false;
+    size_t n = strlen(def->name);
+    for (const char *p = env; (p = strstr(p, def->name)); p += n)
+        if ((p == env || p[-1] == ',') && (p[n] == ',' || p[n] == '\0')) return true;
+    return false;
+}
+
 const struct stage_def *stage_find(const char *name) {
     for (int i = 0; i < N_STAGES; i++)
         if (!strcmp(STAGES[i].name, name)) return &STAGES[i];

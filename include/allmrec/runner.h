@@ -23,7 +23,7 @@
 //
 // defines: struct stage_def, struct model_def, struct scenario_def, enum stage_state,
 //          struct run_stage, struct run, struct experiment, struct run_options,
-//          stage_table, stage_find, model_find, scenario_find,
+//          stage_table, stage_available, stage_find, model_find, scenario_find,
 //          experiment_load, experiment_free, experiment_schema, plan_expand,
 //          stage_key_compute, experiment_print_plan, experiment_execute,
 //          experiment_run_stage, experiment_collect, experiment_report,
@@ -90,6 +90,9 @@ struct scenario_def {
 };
 
 const struct stage_def *stage_table(int *n);
+// def->available, or named in ALLMREC_RUNNER_ENABLE_STAGES (comma-separated: wire a new
+// stage command through the runner before flipping its flag; the tests use it)
+bool stage_available(const struct stage_def *def);
 const struct stage_def *stage_find(const char *name);
 const struct model_def *model_find(const char *name);
 const struct model_def *model_table(int *n);

@@ -57,6 +57,16 @@ static const struct config_key SCHEMA[] = {
     {"train.seed", CONFIG_INT, "1", false, "seed"},
     {"test.fail", CONFIG_BOOL, "false", false, "fail on purpose"},
     {"eval.k", CONFIG_INT, "10", false, "anything"},
+    // Stage 1 / Stage 2 / LLM evaluation (the contract in experiments/README.md)
+    {"alpha", CONFIG_DOUBLE, "0.5", false, "stage 1"},
+    {"beta", CONFIG_DOUBLE, "0.5", false, "stage 1"},
+    {"scenario", CONFIG_STRING, "all", false, "llm_eval"},
+    {"item_embedding", CONFIG_STRING, "joint", false, "llm_eval"},
+    {"use_user_rep", CONFIG_BOOL, "true", false, "stage 2"},
+    {"cf.export", CONFIG_STRING, "", false, "stage 1/2 input"},
+    {"stage1.checkpoint", CONFIG_STRING, "", false, "stage 2 input"},
+    {"stage2.checkpoint", CONFIG_STRING, "", false, "llm_eval input"},
+    {"prompt.*", CONFIG_ANY, NULL, false, "prompt words"},
 };
 
 int main(int argc, char **argv) {
@@ -91,6 +101,37 @@ int main(int argc, char **argv) {
     config_get_bool(&c, "test.fail", &fail);
     if (!fs_exists(data)) { fprintf(stderr, "fake: dataset %s missing\n", data); return 1; }
     char p[2048], text[8192];
+    // the alignment stages: check the inputs the runner injected, write a checkpoint
+    if (!strcmp(argv[1], "train") && argc > 2 && (!strcmp(argv[2], "stage1") || !strcmp(argv[2], "stage2"))) {
+        const char *in = NULL;
+        config_get_string(&c, !strcmp(argv[2], "stage1") ? "cf.export" : "stage1.checkpoint", &in);
+        if (!in[0] || !fs_exists(in)) { fprintf(stderr, "fake %s: input '%s' missing\n", argv[2], in); return 1; }
+        double alpha = 0;
+        char *t = NULL;
+        if (!strcmp(argv[2], "stage1")) config_get_double(&c, "alpha", &alpha);
+        else if (fs_read_all(in, &t, NULL) == ALLMREC_OK) { sscanf(t, "alpha=%lf", &alpha); free(t); }
+        snprintf(text, sizeof text, "{\"epoch\": 1, \"loss\": %.4f}\n{\"epoch\": 2, \"loss\": %.4f}\n", 1.0, 0.5 + lr);
+        snprintf(p, sizeof p, "%s/train_log.jsonl", out);
+        if (write_text(p, text)) return 1;
+        snprintf(text, sizeof text, "alpha=%.17g lr=%.17g\n", alpha, lr);
+        snprintf(p, sizeof p, "%s/checkpoint.h5", out);
+        return write_text(p, text);
+    }
+    if (!strcmp(argv[1], "eval") && argc > 2 && !strcmp(argv[2], "llm")) {
+        const char *in = NULL;
+        config_get_string(&c, "stage2.checkpoint", &in);
+        char *t = NULL;
+        double alpha = 0, s2lr = 0;
+        if (fs_read_all(in, &t, NULL) != ALLMREC_OK) { fprintf(stderr, "fake eval llm: %s\n", allmrec_error_message()); return 1; }
+        sscanf(t, "alpha=%lf lr=%lf", &alpha, &s2lr);
+        free(t);
+        // hit@1 = 0.5 + alpha / 10 + 100 * stage-2 lr
+        snprintf(text, sizeof text, "{\"hit@1\": %.6f, \"inference_sec_per_batch\": 1.5}\n", 0.5 + alpha / 10 + 100 * s2lr);
+        snprintf(p, sizeof p, "%s/metrics.json", out);
+        if (write_text(p, text)) return 1;
+        snprintf(p, sizeof p, "%s/generations.jsonl", out);
+        return write_text(p, "{\"user\": 1, \"answer\": \"\\\"Item <7>\\\"\"}\n");
+    }
     if (!strcmp(argv[1], "train")) {
         const char *sl = getenv("FAKE_SLEEP");
         fprintf(stderr, "fake train %s: epochs %lld\n", argc > 2 ? argv[2] : "?", (long long)epochs);

@@ -427,6 +427,80 @@ static void test_resume_after_kill(void) {
     experiment_free(&ex);
 }
 
+
+// The whole A-LLMRec pipeline with fake Stage-1/2/LLM commands (enabled with
+// ALLMREC_RUNNER_ENABLE_STAGES): a Stage-2-only change re-runs Stage 2 and the
+// evaluation only; a Stage-1 change re-runs Stage 1 and after; multi-GPU
+// stages go through srun when ALLMREC_SRUN_TASKS > 1 (a fake srun here).
+static void test_full_pipeline_reuse_and_srun(void) {
+    setup();
+    if (!getenv("ALLMREC_FAKE_STAGES")) TEST_SKIP("ALLMREC_FAKE_STAGES not set (run through ctest)");
+    char bindir[1200], srun[1300], path[4096];
+    snprintf(bindir, sizeof bindir, "%s/fakebin", g_dir);
+    fs_mkdir_p(bindir);
+    snprintf(srun, sizeof srun, "%s/srun", bindir);
+    FILE *f = fopen(srun, "w");
+    // log the call, drop srun's options, run the command
+    fprintf(f, "#!/bin/sh\necho \"srun $*\" >> \"$FAKE_LOG\"\nwhile [ \"${1#--}\" != \"$1\" ]; do shift; done\nexec \"$@\"\n");
+    fclose(f);
+    chmod(srun, 0755);
+    const char *old_path = getenv("PATH");
+    snprintf(path, sizeof path, "%s:%s", bindir, old_path ? old_path : "/usr/bin:/bin");
+    char *saved_path = strdup(old_path ? old_path : "");
+    setenv("PATH", path, 1);
+    setenv("ALLMREC_RUNNER_ENABLE_STAGES", "stage1,stage2,llm_eval", 1);
+    setenv("ALLMREC_SRUN_TASKS", "2", 1);
+    const char *p = write_file("full.yaml", experiment_text("full",
+        "models: [a-llmrec]\nvariants:\n  - {name: base}\n  - {name: s2, set: {stage2.train.lr: 0.0005}}\n"
+        "table: {rows: [variant], columns: [dataset]}\n"));
+    unlink(tmp("fake.log"));
+    char cache_ov[1300];
+    snprintf(cache_ov, sizeof cache_ov, "experiment.cache_dir=%s/cache_full", g_dir); // a fresh cache
+    char *ov0[] = {cache_ov};
+    struct experiment ex;
+    allmrec_status s = experiment_load(&ex, p, ov0, 1);
+    if (s == ALLMREC_OK) {
+        struct run_options opt = {.keep_going = true, .out = quiet()};
+        s = experiment_execute(&ex, &opt);
+        fclose(opt.out);
+        if (s == ALLMREC_OK) s = experiment_report(&ex, NULL);
+        experiment_free(&ex);
+    }
+    CHECK_OK(s);
+    // 2 datasets: data 2, cf 2, stage1 2 (shared by both variants), stage2 4, llm_eval 4
+    CHECK_EQ_INT(count_lines(tmp("fake.log"), "data synth"), 2);
+    CHECK_EQ_INT(count_lines(tmp("fake.log"), "train sasrec"), 2);
+    CHECK_EQ_INT(count_lines(tmp("fake.log"), "train stage1"), 2);
+    CHECK_EQ_INT(count_lines(tmp("fake.log"), "train stage2"), 4);
+    CHECK_EQ_INT(count_lines(tmp("fake.log"), "eval llm"), 4);
+    CHECK_EQ_INT(count_lines(tmp("fake.log"), "srun --ntasks=2"), 8); // stage2 and llm_eval only
+    char q[1200];
+    snprintf(q, sizeof q, "%s/out/full/report.md", g_dir);
+    char *md = NULL;
+    CHECK_OK(fs_read_all(q, &md, NULL));
+    // hit@1 = 0.5 + alpha/10 + 100 * stage-2 lr (the fake's default lr: 0.001)
+    CHECK_STR_CONTAINS(md, "| base | – / 0.6500 | – / 0.6500 |");
+    CHECK_STR_CONTAINS(md, "| s2 | – / 0.6000 | – / 0.6000 |");
+    free(md);
+    // a Stage-1 change: stage1, stage2, llm_eval again; data and cf cached
+    unlink(tmp("fake.log"));
+    char *ov[] = {cache_ov, "defaults.stage1.alpha=0.2"};
+    CHECK_OK(experiment_load(&ex, p, ov, 2));
+    struct run_options opt = {.keep_going = true, .out = quiet()};
+    s = experiment_execute(&ex, &opt);
+    fclose(opt.out);
+    experiment_free(&ex);
+    CHECK_OK(s);
+    CHECK_EQ_INT(count_lines(tmp("fake.log"), "data synth"), 0);
+    CHECK_EQ_INT(count_lines(tmp("fake.log"), "train sasrec"), 0);
+    CHECK_EQ_INT(count_lines(tmp("fake.log"), "train stage1"), 2);
+    CHECK_EQ_INT(count_lines(tmp("fake.log"), "train stage2"), 4);
+    setenv("PATH", saved_path, 1);
+    free(saved_path);
+    unsetenv("ALLMREC_RUNNER_ENABLE_STAGES");
+    unsetenv("ALLMREC_SRUN_TASKS");
+}
+
 static void test_svg_pieces(void) {
     double x[3] = {1, 2, 3}, y[3] = {0.5, 0.25, NAN};
     struct svg_series s = {"loss", x, y, 3};
@@ -453,4 +527,4 @@ static void test_svg_pieces(void) {
 
 TEST_MAIN(TEST_CASE(test_plan_expansion), TEST_CASE(test_plan_errors), TEST_CASE(test_cache_keys),
           TEST_CASE(test_execute_cache_and_report), TEST_CASE(test_failure_is_per_run),
-          TEST_CASE(test_resume_after_kill), TEST_CASE(test_svg_pieces))
+          TEST_CASE(test_resume_after_kill), TEST_CASE(test_full_pipeline_reuse_and_srun), TEST_CASE(test_svg_pieces))
