@@ -1,4 +1,73 @@
-// cmd_train.c: placeholder until this command lands (owned by its module).
-#include "allmrec/status.h"
+// cmd_train.c: `allmrec train <model> --config FILE [key=value ...]`.
+// SASRec is built here (csrc/models/sasrec*.c); the other CF models (ncf,
+// gru4rec, nextitnet) report that they are not built yet.
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "allmrec/config.h"
+#include "allmrec/sasrec_train.h"
 #include "cli/commands.h"
-int cmd_train(int argc, char **argv) { (void)argc; return cli_usage_error(argv[0], "", "this command is not built yet"); }
+
+static const char *USAGE =
+    "usage: allmrec train <model> --config FILE [key=value ...] [--out DIR] [--restart] [--device cpu|cuda]\n"
+    "  <model>        sasrec (ncf, gru4rec, nextitnet: not built yet)\n"
+    "  --config FILE  YAML config (configs/sasrec/*.yaml; `base:` inheritance)\n"
+    "  key=value      override any config key, e.g. train.epochs=50 train.device=cuda\n"
+    "  --out DIR      same as out_dir=DIR\n"
+    "  --restart      ignore <out_dir>/last.h5 (default: resume from it)\n"
+    "  --device D     same as train.device=D\n"
+    "Writes <out_dir>/{config.yaml, train_log.jsonl, last.h5, best.h5, metrics.json, metrics.txt,\n"
+    "cf_export.h5}. Interrupt with Ctrl-C: the state is saved; re-run the same command to resume.\n";
+
+int cmd_train(int argc, char **argv) {
+    const char *cmd = "train";
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        fputs(USAGE, argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    const char *model = argv[1];
+    if (strcmp(model, "sasrec")) {
+        if (!strcmp(model, "ncf") || !strcmp(model, "gru4rec") || !strcmp(model, "nextitnet"))
+            return cli_usage_error(cmd, USAGE, "model '%s' is not built yet (only sasrec)", model);
+        return cli_usage_error(cmd, USAGE, "unknown model '%s'", model);
+    }
+    const char *config_path = NULL;
+    char **ov = calloc((size_t)argc + 4, sizeof(char *));
+    char extra[3][1100];
+    int n_ov = 0, n_extra = 0;
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--config") && i + 1 < argc) config_path = argv[++i];
+        else if (!strcmp(a, "--out") && i + 1 < argc) {
+            snprintf(extra[n_extra], sizeof extra[0], "out_dir=%s", argv[++i]);
+            ov[n_ov++] = extra[n_extra++];
+        } else if (!strcmp(a, "--device") && i + 1 < argc) {
+            snprintf(extra[n_extra], sizeof extra[0], "train.device=%s", argv[++i]);
+            ov[n_ov++] = extra[n_extra++];
+        } else if (!strcmp(a, "--restart")) {
+            snprintf(extra[n_extra], sizeof extra[0], "train.restart=true");
+            ov[n_ov++] = extra[n_extra++];
+        } else if (strchr(a, '=') && a[0] != '-') ov[n_ov++] = argv[i];
+        else {
+            free(ov);
+            return cli_usage_error(cmd, USAGE, "unexpected argument '%s'", a);
+        }
+    }
+    if (!config_path) {
+        free(ov);
+        return cli_usage_error(cmd, USAGE, "--config FILE is required (e.g. configs/sasrec/beauty.yaml)");
+    }
+    struct config cfg;
+    config_init(&cfg);
+    allmrec_status s = config_load(&cfg, config_path, ov, n_ov);
+    free(ov);
+    struct sasrec_run_options o;
+    memset(&o, 0, sizeof o);
+    if (!s) s = sasrec_run_options_from_config(&cfg, &o);
+    if (!s) s = sasrec_run_train(&o, NULL, 0, NULL);
+    sasrec_run_options_free(&o);
+    config_free(&cfg);
+    if (s) return cli_report_error(cmd, s);
+    return 0;
+}

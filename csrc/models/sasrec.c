@@ -27,6 +27,7 @@ void sasrec_config_default(struct sasrec_config *c) {
     c->dropout = 0.5f;
     c->ln_eps = 1e-8f;
     c->key_padding_mask = false;
+    c->attention_impl = SASREC_ATTN_AUTO;
 }
 
 uint64_t sasrec_step_seed(uint64_t seed, int64_t step) {
@@ -162,6 +163,29 @@ static struct tensor heads_view(struct tensor t, int64_t B, int64_t T, int64_t N
 
 // ------------------------------------------------------------------ init / free
 
+static allmrec_status zero(struct op_ctx *ctx, struct tensor t) { return op_fill(ctx, t, 0.0f); }
+
+#define SASREC_MASKED (-1e30f) // additive mask: exp() of it underflows to exactly 0
+
+// GEMM attention's additive mask (B, NH, T, T): causal, plus padded keys when
+// key_padding_mask (from the staged batch's mask)
+static allmrec_status upload_attention_mask(struct sasrec_model *m) {
+    const int64_t B = m->B, T = m->cfg.maxlen, NH = m->cfg.n_heads;
+    float *h = malloc((size_t)(B * NH * T * T) * sizeof(float));
+    if (!h) return ALLMREC_ERR(ALLMREC_ERR_NOMEM, "sasrec: attention mask");
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t hh = 0; hh < NH; hh++)
+            for (int64_t i = 0; i < T; i++)
+                for (int64_t j = 0; j < T; j++) {
+                    bool masked = j > i || (m->cfg.key_padding_mask && !m->batch.mask[b * T + j]);
+                    h[((b * NH + hh) * T + i) * T + j] = masked ? SASREC_MASKED : 0.0f;
+                }
+    allmrec_status s = device_memcpy(m->acts.att_mask.data, m->ctx->device, h, ALLMREC_DEVICE_CPU,
+                                     (size_t)(B * NH * T * T) * sizeof(float));
+    free(h);
+    return s;
+}
+
 allmrec_status sasrec_init(struct sasrec_model *m, const struct sasrec_config *cfg,
                            struct op_ctx *ctx, int B) {
     memset(m, 0, sizeof *m);
@@ -183,11 +207,15 @@ allmrec_status sasrec_init(struct sasrec_model *m, const struct sasrec_config *c
     const int64_t T = cfg->maxlen, d = cfg->d, NH = cfg->n_heads, BT = (int64_t)B * T;
     const int L = cfg->n_blocks;
     size_t f = sizeof(float);
-    size_t per_block = (size_t)(10 * BT * d + 2 * BT * d /*kv*/ + 4 * BT + NH * BT) * f + 16 * ARENA_ALIGN;
+    m->gemm_attention = cfg->attention_impl == SASREC_ATTN_GEMM ||
+                        (cfg->attention_impl == SASREC_ATTN_AUTO && ctx->device == ALLMREC_DEVICE_CPU &&
+                         cfg->maxlen >= 128);
+    const int64_t TT = m->gemm_attention ? NH * BT * T : 0; // (B, NH, T, T)
+    size_t per_block = (size_t)(10 * BT * d + 2 * BT * d /*kv*/ + 4 * BT + NH * BT + TT) * f + 16 * ARENA_ALIGN;
     size_t bytes = (size_t)L * per_block +
                    (size_t)(3 * BT * d + 2 * BT + 2 * BT * d + 4 * BT + 2) * f + // x0 tmp h, lnf, pn, logits, losses, loss
                    (size_t)(10 * BT * d + 3 * BT * d + 2 * BT * d + 2 * BT + (int64_t)B * d) * f + // grads, xu
-                   (size_t)(3 * BT) * f + (size_t)BT * (3 * 4 + 2 * 4 + 1) + 64 * ARENA_ALIGN;
+                   (size_t)(3 * BT) * f + (size_t)BT * (3 * 4 + 2 * 4 + 1) + (size_t)(3 * TT) * f + 64 * ARENA_ALIGN;
     if ((s = arena_init(&m->a_acts, "sasrec.acts", ctx->device, bytes)) != ALLMREC_OK) {
         sasrec_free(m);
         return s;
@@ -218,6 +246,12 @@ allmrec_status sasrec_init(struct sasrec_model *m, const struct sasrec_config *c
         ALLOC(k->h1_pre, B, T, d);
         ALLOC(k->h1, B, T, d);
         ALLOC(k->x_out, B, T, d);
+        if (m->gemm_attention) ALLOC(k->probs, B, NH, T, T);
+    }
+    if (m->gemm_attention) {
+        ALLOC(A->att_s, B, NH, T, T);
+        ALLOC(A->att_pd, B, NH, T, T);
+        ALLOC(A->att_mask, B, NH, T, T);
     }
     ALLOC(A->h, B, T, d);
     ALLOC(A->lnf_mean, BT);
@@ -273,6 +307,7 @@ allmrec_status sasrec_init(struct sasrec_model *m, const struct sasrec_config *c
     for (int64_t i = 0; i < BT; i++) pid[i] = (int32_t)(i % T);
     s = device_memcpy(m->posids.data, ctx->device, pid, ALLMREC_DEVICE_CPU, (size_t)BT * 4);
     free(pid);
+    if (s == ALLMREC_OK && m->gemm_attention) s = upload_attention_mask(m);
     if (s == ALLMREC_OK) s = op_fill(ctx, rows_of(m->targets, 0, 1, BT), 1.0f);
     if (s == ALLMREC_OK) s = op_fill(ctx, rows_of(m->targets, 1, 1, BT), 0.0f);
     if (s != ALLMREC_OK) { sasrec_free(m); return s; }
@@ -382,6 +417,7 @@ void sasrec_batch_finish(struct sasrec_batch *b) {
 }
 
 allmrec_status sasrec_upload(struct sasrec_model *m) {
+    if (m->gemm_attention && m->cfg.key_padding_mask) ALLMREC_TRY(upload_attention_mask(m));
     return device_memcpy(m->stage_dev, m->ctx->device, m->stage_host, ALLMREC_DEVICE_CPU, m->stage_bytes);
 }
 
@@ -396,6 +432,79 @@ static struct attention_params attn_params(const struct sasrec_model *m, int l, 
     p.seed = seed;
     p.stream = sasrec_stream_attn(l);
     return p;
+}
+
+// (B, T, n) view of head h of a (B, T, row) buffer: columns [col0 + h*HD, +HD)
+static struct tensor head_cols(struct tensor t, int64_t B, int64_t T, int64_t HD, int64_t row, int64_t col0) {
+    int64_t shape[3] = {B, T, HD}, stride[3] = {T * row, row, 1};
+    return tensor_view(t, col0, 3, shape, stride);
+}
+// (B, T, T) view of head h of a (B, NH, T, T) buffer
+static struct tensor head_tt(struct tensor t, int64_t B, int64_t NH, int64_t T, int64_t h) {
+    int64_t shape[3] = {B, T, T}, stride[3] = {NH * T * T, T, 1};
+    return tensor_view(t, h * T * T, 3, shape, stride);
+}
+static struct tensor flat_tt(struct tensor t) { return tensor_2d(t.data, t.dtype, t.device, tensor_numel(t) / t.shape[3], t.shape[3]); }
+
+static allmrec_status gemm_attention_forward(struct sasrec_model *m, struct sasrec_block_acts *k,
+                                             const struct attention_params *ap) {
+    struct op_ctx *ctx = m->ctx;
+    struct sasrec_acts *A = &m->acts;
+    const int64_t B = m->B, T = m->cfg.maxlen, d = m->cfg.d, NH = m->cfg.n_heads, HD = d / NH;
+    for (int64_t h = 0; h < NH; h++)
+        ALLMREC_TRY(op_matmul(ctx, head_tt(A->att_s, B, NH, T, h), head_cols(k->q, B, T, HD, d, h * HD),
+                              head_cols(k->kv, B, T, HD, 2 * d, h * HD), false, true, ap->scale, 0.0f));
+    ALLMREC_TRY(op_add(ctx, A->att_s, A->att_s, A->att_mask));
+    ALLMREC_TRY(op_softmax_forward(ctx, flat_tt(k->probs), flat_tt(A->att_s)));
+    struct tensor pd = k->probs;
+    if (ap->dropout_p > 0) {
+        ALLMREC_TRY(op_dropout_forward(ctx, A->att_pd, k->probs, ap->dropout_p, ap->seed, ap->stream));
+        pd = A->att_pd;
+    }
+    for (int64_t h = 0; h < NH; h++)
+        ALLMREC_TRY(op_matmul(ctx, head_cols(k->att, B, T, HD, d, h * HD), head_tt(pd, B, NH, T, h),
+                              head_cols(k->kv, B, T, HD, 2 * d, d + h * HD), false, false, 1.0f, 0.0f));
+    return ALLMREC_OK;
+}
+
+// dq (B,T,d), dkv (B,T,2d) += from datt (acts.datt)
+static allmrec_status gemm_attention_backward(struct sasrec_model *m, struct sasrec_block_acts *k, struct tensor dq,
+                                              struct tensor dkv, const struct attention_params *ap) {
+    struct op_ctx *ctx = m->ctx;
+    struct sasrec_acts *A = &m->acts;
+    const int64_t B = m->B, T = m->cfg.maxlen, d = m->cfg.d, NH = m->cfg.n_heads, HD = d / NH;
+    const bool drop = ap->dropout_p > 0;
+    struct tensor pd = k->probs, dpd = A->att_s, dp, ds;
+    if (drop) {
+        pd = A->att_pd;
+        ALLMREC_TRY(op_dropout_forward(ctx, pd, k->probs, ap->dropout_p, ap->seed, ap->stream));
+    }
+    for (int64_t h = 0; h < NH; h++) {
+        struct tensor datt = head_cols(A->datt, B, T, HD, d, h * HD);
+        ALLMREC_TRY(op_matmul(ctx, head_tt(dpd, B, NH, T, h), datt, head_cols(k->kv, B, T, HD, 2 * d, d + h * HD),
+                              false, true, 1.0f, 0.0f));                        // dPD = dout V^T
+        ALLMREC_TRY(op_matmul(ctx, head_cols(dkv, B, T, HD, 2 * d, d + h * HD), head_tt(pd, B, NH, T, h), datt,
+                              true, false, 1.0f, 1.0f));                        // dV += PD^T dout
+    }
+    if (drop) {
+        ALLMREC_TRY(zero(ctx, A->att_pd));
+        ALLMREC_TRY(op_dropout_backward(ctx, A->att_pd, dpd, ap->dropout_p, ap->seed, ap->stream));
+        dp = A->att_pd;
+        ds = A->att_s;
+    } else {
+        dp = A->att_s;
+        ds = A->att_pd;
+    }
+    ALLMREC_TRY(zero(ctx, ds));
+    ALLMREC_TRY(op_softmax_backward(ctx, flat_tt(ds), flat_tt(dp), flat_tt(k->probs)));
+    for (int64_t h = 0; h < NH; h++) {
+        struct tensor dsh = head_tt(ds, B, NH, T, h);
+        ALLMREC_TRY(op_matmul(ctx, head_cols(dq, B, T, HD, d, h * HD), dsh, head_cols(k->kv, B, T, HD, 2 * d, h * HD),
+                              false, false, ap->scale, 1.0f));                  // dQ += scale dS K
+        ALLMREC_TRY(op_matmul(ctx, head_cols(dkv, B, T, HD, 2 * d, h * HD), dsh, head_cols(k->q, B, T, HD, d, h * HD),
+                              true, false, ap->scale, 1.0f));                   // dK += scale dS^T Q
+    }
+    return ALLMREC_OK;
 }
 
 static struct tensor block_input(struct sasrec_model *m, int l) {
@@ -432,10 +541,12 @@ allmrec_status sasrec_forward(struct sasrec_model *m, bool train, uint64_t step_
                                          w->attn_ln_b, c->ln_eps));
         ALLMREC_TRY(op_linear_forward(ctx, k->q, tensor_none(), k->q_ln, wq, bq, none));
         ALLMREC_TRY(op_linear_forward(ctx, k->kv, tensor_none(), x, wkv, bkv, none));
-        ALLMREC_TRY(op_attention_forward(ctx, heads_view(k->att, B, T, NH, HD, d, 0), k->lse,
-                                         heads_view(k->q, B, T, NH, HD, d, 0),
-                                         heads_view(k->kv, B, T, NH, HD, 2 * d, 0),
-                                         heads_view(k->kv, B, T, NH, HD, 2 * d, d), key_mask, &ap));
+        if (m->gemm_attention) ALLMREC_TRY(gemm_attention_forward(m, k, &ap));
+        else
+            ALLMREC_TRY(op_attention_forward(ctx, heads_view(k->att, B, T, NH, HD, d, 0), k->lse,
+                                             heads_view(k->q, B, T, NH, HD, d, 0),
+                                             heads_view(k->kv, B, T, NH, HD, 2 * d, 0),
+                                             heads_view(k->kv, B, T, NH, HD, 2 * d, d), key_mask, &ap));
         ALLMREC_TRY(op_linear_forward(ctx, k->x1, tensor_none(), k->att, w->out_proj_w, w->out_proj_b, none));
         ALLMREC_TRY(op_add(ctx, k->x1, k->x1, k->q_ln));
         ALLMREC_TRY(op_layernorm_forward(ctx, k->f, k->ln2_mean, k->ln2_rstd, k->x1, w->ffn_ln_w,
@@ -480,7 +591,6 @@ allmrec_status sasrec_read_loss(struct sasrec_model *m, double *loss, bool reset
 
 // ------------------------------------------------------------------ backward
 
-static allmrec_status zero(struct op_ctx *ctx, struct tensor t) { return op_fill(ctx, t, 0.0f); }
 
 allmrec_status sasrec_backward(struct sasrec_model *m, uint64_t step_seed, float l2_emb) {
     struct op_ctx *ctx = m->ctx;
@@ -551,7 +661,8 @@ allmrec_status sasrec_backward(struct sasrec_model *m, uint64_t step_seed, float
         ALLMREC_TRY(op_linear_backward(ctx, A->datt, g->out_proj_w, g->out_proj_b, A->dx1, k->att, w->out_proj_w));
         // att = MHA core(q, k, v)
         ALLMREC_TRY(zero(ctx, A->dqkv));
-        ALLMREC_TRY(op_attention_backward(ctx, heads_view(dq, B, T, NH, HD, d, 0),
+        if (m->gemm_attention) ALLMREC_TRY(gemm_attention_backward(m, k, dq, dkv, &ap));
+        else ALLMREC_TRY(op_attention_backward(ctx, heads_view(dq, B, T, NH, HD, d, 0),
                                           heads_view(dkv, B, T, NH, HD, 2 * d, 0),
                                           heads_view(dkv, B, T, NH, HD, 2 * d, d),
                                           heads_view(A->datt, B, T, NH, HD, d, 0),

@@ -26,6 +26,8 @@ static const struct config_key SCHEMA[] = {
     {"model.ln_eps", CONFIG_DOUBLE, "1e-8", false, "LayerNorm epsilon (release: 1e-8)"},
     {"model.key_padding_mask", CONFIG_BOOL, "false", false,
      "mask padded keys in attention (release: false, padded keys enter the softmax)"},
+    {"model.attention", CONFIG_STRING, "auto", false,
+     "attention core: auto (gemm on cpu, fused on cuda) | fused (op_attention) | gemm (matmul + softmax)"},
     {"data.path", CONFIG_STRING, NULL, true, "prepared dataset (allmrec data prepare/synth + split)"},
     {"data.train_scenario", CONFIG_STRING, "all", false, "users to train on: all | cold_users | fewshot_<K>"},
     {"train.device", CONFIG_STRING, "cpu", false, "cpu | cuda"},
@@ -40,6 +42,9 @@ static const struct config_key SCHEMA[] = {
     {"train.eval_every", CONFIG_INT, "20", false, "validate every N epochs (0 = never)"},
     {"train.patience", CONFIG_INT, "3", false, "stop after N validations without improvement (0 = never)"},
     {"train.early_metric", CONFIG_STRING, "ndcg@10", false, "validation metric for best.h5 / early stopping"},
+    {"train.max_minutes", CONFIG_DOUBLE, "0", false,
+     "time budget: after the epoch that passes it, validate, stop and evaluate best.h5 (0 = none; "
+     "re-running resumes training)"},
     {"train.restart", CONFIG_BOOL, "false", false, "ignore <out_dir>/last.h5 and start over"},
     {"train.progress", CONFIG_BOOL, "true", false, "progress lines on stderr"},
     {"eval.valid_scenario", CONFIG_STRING, "all", false, "validation candidate scenario"},
@@ -111,6 +116,11 @@ allmrec_status sasrec_run_options_from_config(const struct config *cfg_in, struc
     ALLMREC_TRY(config_get_double(cfg, "model.dropout", &x)); o->model.dropout = (float)x;
     ALLMREC_TRY(config_get_double(cfg, "model.ln_eps", &x)); o->model.ln_eps = (float)x;
     ALLMREC_TRY(config_get_bool(cfg, "model.key_padding_mask", &b)); o->model.key_padding_mask = b;
+    ALLMREC_TRY(config_get_string(cfg, "model.attention", &s));
+    if (!strcmp(s, "auto")) o->model.attention_impl = SASREC_ATTN_AUTO;
+    else if (!strcmp(s, "fused")) o->model.attention_impl = SASREC_ATTN_FUSED;
+    else if (!strcmp(s, "gemm")) o->model.attention_impl = SASREC_ATTN_GEMM;
+    else return bad_key(cfg, "model.attention", "must be auto, fused or gemm");
     if (o->model.d < 1 || o->model.n_heads < 1 || o->model.d % o->model.n_heads)
         return bad_key(cfg, "model.d", "model.d must be a positive multiple of model.heads");
     if (o->model.n_blocks < 0 || o->model.n_blocks > SASREC_MAX_BLOCKS)
@@ -152,6 +162,7 @@ allmrec_status sasrec_run_options_from_config(const struct config *cfg_in, struc
         if (!eval_metric_value(&probe, o->early_metric, &x))
             return bad_key(cfg, "train.early_metric", "unknown metric (hit@1|5|10|20, ndcg@1|5|10|20, mrr)");
     }
+    ALLMREC_TRY(config_get_double(cfg, "train.max_minutes", &o->max_minutes));
     ALLMREC_TRY(config_get_bool(cfg, "train.restart", &o->restart));
     ALLMREC_TRY(config_get_bool(cfg, "train.progress", &o->progress));
     ALLMREC_TRY(get_str(cfg, "eval.valid_scenario", o->valid_scenario, sizeof o->valid_scenario));
@@ -170,6 +181,35 @@ void sasrec_run_options_free(struct sasrec_run_options *o) {
     free(o->config_yaml);
     o->config_yaml = NULL;
 }
+
+// The quickstart config; configs/quickstart.yaml holds the same text (test_sasrec_train checks).
+static const char *QUICKSTART_YAML =
+    "# quickstart: synthetic data -> SASRec -> evaluation on the CPU (allmrec quickstart)\n"
+    "model:\n"
+    "  name: sasrec\n"
+    "  d: 32\n"
+    "  blocks: 2\n"
+    "  heads: 1\n"
+    "  maxlen: 20\n"
+    "  dropout: 0.2\n"
+    "data:\n"
+    "  path: quickstart_run/synth.h5\n"
+    "train:\n"
+    "  device: cpu\n"
+    "  batch_size: 128\n"
+    "  lr: 1.0e-3\n"
+    "  betas: [0.9, 0.98]\n"
+    "  epochs: 40\n"
+    "  eval_every: 5\n"
+    "  patience: 3\n"
+    "  seed: 42\n"
+    "eval:\n"
+    "  valid_kind: neg100\n"
+    "  scenarios: [all, cold_items, warm_items, cold_users]\n"
+    "  kinds: [neg19, neg100, full]\n"
+    "out_dir: quickstart_run\n";
+
+const char *sasrec_quickstart_yaml(void) { return QUICKSTART_YAML; }
 
 // ------------------------------------------------------------------ scorer adapter
 
@@ -548,7 +588,8 @@ allmrec_status sasrec_run_train(struct sasrec_run_options *o, struct eval_metric
         log_jsonl(p_log, line);
 
         bool last_epoch = st.epoch >= o->epochs;
-        if (o->eval_every > 0 && (((int)st.epoch % o->eval_every) == 0 || last_epoch)) {
+        bool out_of_time = o->max_minutes > 0 && time_now() - t_train0 > o->max_minutes * 60.0;
+        if (o->eval_every > 0 && (((int)st.epoch % o->eval_every) == 0 || last_epoch || out_of_time)) {
             struct eval_metrics vm;
             if ((s = validate(&m, &ds, &vc, &vm, false))) goto done;
             double val = 0;
@@ -580,6 +621,14 @@ allmrec_status sasrec_run_train(struct sasrec_run_options *o, struct eval_metric
         }
         if (last_epoch) st.finished = 1;
         if ((s = save_last(&m, p_last, o, &st))) goto done;
+        if (out_of_time && !st.finished) {
+            log_info("time budget of %.1f min reached after epoch %d: stopping (re-run to resume training)",
+                     o->max_minutes, (int)st.epoch);
+            snprintf(line, sizeof line, "{\"event\": \"time_budget\", \"epoch\": %d, \"max_minutes\": %.2f}",
+                     (int)st.epoch, o->max_minutes);
+            log_jsonl(p_log, line);
+            break;
+        }
         if (g_interrupted) {
             s = ALLMREC_ERR(ALLMREC_ERR_INTERRUPTED, "interrupted after epoch %d; state saved to %s: run the same "
                             "command again to resume", (int)st.epoch, p_last);
@@ -634,6 +683,7 @@ allmrec_status sasrec_run_eval(const struct sasrec_run_options *o, const char *c
     if (s) { dataset_free(&ds); return s; }
     struct sasrec_config cfg;
     if ((s = sasrec_checkpoint_read_config(checkpoint, &cfg))) { dataset_free(&ds); return s; }
+    cfg.attention_impl = o->model.attention_impl;
     if (cfg.n_items != ds.n_items) {
         s = ALLMREC_ERR_AT(ALLMREC_ERR_SHAPE, checkpoint, 0, "n_items", "checkpoint has %lld items but the dataset "
                            "%s has %lld: it was trained on another dataset", (long long)cfg.n_items, o->data_path,

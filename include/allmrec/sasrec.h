@@ -85,7 +85,17 @@ struct sasrec_config {
     float dropout;         // 0.5: embedding, attention probabilities, both FFN dropouts
     float ln_eps;          // 1e-8
     bool key_padding_mask; // false (release): padded keys enter the softmax
+    int attention_impl;    // SASREC_ATTN_AUTO / _FUSED / _GEMM (see below)
 };
+// How the attention core runs. FUSED: op_attention_forward/backward (no (T, T)
+// matrix; the CUDA backend's hand-written kernel). GEMM: scores = Q K^T with
+// op_matmul (OpenBLAS on the CPU), an additive causal (and key-padding) mask,
+// op_softmax, op_dropout on the (B, NH, T, T) probabilities (flat index
+// ((b*NH + h)*T + i)*T + j: the same Philox masks as the fused op), P V with
+// op_matmul; it keeps P (B, NH, T, T) per block. AUTO: GEMM on the CPU for
+// maxlen >= 128 (faster there: ~25% at T = 200), FUSED otherwise and on CUDA.
+// Both give the same numbers (tested).
+enum { SASREC_ATTN_AUTO = 0, SASREC_ATTN_FUSED = 1, SASREC_ATTN_GEMM = 2 };
 void sasrec_config_default(struct sasrec_config *c); // the paper's settings, n_items = 0
 
 struct sasrec_block_weights {
@@ -113,6 +123,7 @@ struct sasrec_block_acts {
     struct tensor f, ln2_mean, ln2_rstd;    // F = LN2(x1)
     struct tensor h1_pre, h1;               // conv1 pre-activation; dropout(relu(.))
     struct tensor x_out;                    // block output (B,T,d)
+    struct tensor probs;                    // GEMM attention: softmax probabilities (B,NH,T,T)
 };
 struct sasrec_acts {
     struct tensor x0;                 // embedding output (B,T,d)
@@ -127,6 +138,8 @@ struct sasrec_acts {
     struct tensor dx, dx_in, df, dx1, dq_ln, datt, dqkv, dh1, dpre, dpn_emb, dlogits, dh;
     // scores for evaluation: (B, max_cands) and gathered candidate rows (B, max_cands, d)
     struct tensor xu;                 // (B, 1, d) contiguous user representations
+    // GEMM attention scratch (B, NH, T, T): scores / gradients, dropped probabilities, additive mask
+    struct tensor att_s, att_pd, att_mask;
 };
 
 // Host-side batch (filled by the trainer or the evaluator, uploaded in one copy).
@@ -144,6 +157,7 @@ struct sasrec_model {
     struct sasrec_config cfg;
     struct op_ctx *ctx;   // not owned
     int B;                // batch rows the activations are sized for
+    bool gemm_attention;  // resolved cfg.attention_impl
     int n_tensors;
     char names[SASREC_MAX_TENSORS][64];
     struct tensor_spec specs[SASREC_MAX_TENSORS];

@@ -23,7 +23,7 @@
 // per epoch / evaluation), last.h5, best.h5, metrics.json, metrics.txt,
 // cf_export.h5.
 //
-// defines: sasrec_config_schema, struct sasrec_run_options, sasrec_run_options_from_config,
+// defines: sasrec_config_schema, sasrec_quickstart_yaml, struct sasrec_run_options, sasrec_run_options_from_config,
 //          sasrec_run_train, sasrec_run_eval, struct sasrec_scorer_ctx, sasrec_make_scorer,
 //          sasrec_export_cf
 #ifndef ALLMREC_SASREC_TRAIN_H
@@ -43,6 +43,8 @@ extern "C" {
 
 // the config schema of SASRec runs (keys, types, defaults, docs)
 const struct config_key *sasrec_config_schema(int *n);
+// the embedded quickstart config (the text of configs/quickstart.yaml)
+const char *sasrec_quickstart_yaml(void);
 
 #define SASREC_MAX_LIST 8
 struct sasrec_run_options {
@@ -56,6 +58,7 @@ struct sasrec_run_options {
     struct adam_params adam;
     float l2_emb;
     int epochs, eval_every, patience;
+    double max_minutes;              // 0 = no time budget
     uint64_t seed;
     char early_metric[16];
     char valid_scenario[32], valid_kind[24];

@@ -155,7 +155,7 @@ static int64_t numel(const struct tensor_spec *s) {
     return n;
 }
 
-static void run_case(float dropout, bool key_mask, int n_heads, double *max_rel_out) {
+static void run_case(float dropout, bool key_mask, int n_heads, int impl, double *max_rel_out) {
     struct op_ctx ctx;
     CHECK_OK(op_ctx_init(&ctx, ALLMREC_DEVICE_CPU, 0));
     struct sasrec_config c;
@@ -167,6 +167,7 @@ static void run_case(float dropout, bool key_mask, int n_heads, double *max_rel_
     c.maxlen = 5;
     c.dropout = dropout;
     c.key_padding_mask = key_mask;
+    c.attention_impl = impl;
     const int B = 3, T = c.maxlen;
     struct sasrec_model m;
     CHECK_OK(sasrec_init(&m, &c, &ctx, B));
@@ -231,8 +232,9 @@ static void run_case(float dropout, bool key_mask, int n_heads, double *max_rel_
     double rr = 1.0;
     struct gradcheck_result gr = gradcheck_run(ref_loss, &r, r.x, total, 1, &rr, g, 1e-6);
     char buf[256];
-    fprintf(stderr, "  dropout %.2f key_mask %d heads %d: loss %.7f (double %.7f), %lld params: %s\n", dropout,
-            key_mask, n_heads, loss32, loss64, (long long)total, gradcheck_str(&gr, buf, sizeof buf));
+    fprintf(stderr, "  %s attention, dropout %.2f key_mask %d heads %d: loss %.7f (double %.7f), %lld params: %s\n",
+            m.gemm_attention ? "gemm" : "fused", dropout, key_mask, n_heads, loss32, loss64, (long long)total,
+            gradcheck_str(&gr, buf, sizeof buf));
     // per-tensor report of the worst element
     CHECK_MSG(gr.max_rel <= 5e-4 && gr.rel_l2 <= 1e-5, "gradient: %s (tensor of element %lld)",
               gradcheck_str(&gr, buf, sizeof buf), (long long)gr.worst);
@@ -261,17 +263,21 @@ static void run_case(float dropout, bool key_mask, int n_heads, double *max_rel_
     op_ctx_free(&ctx);
 }
 
+// each case with both attention cores (fused op and matmul + softmax)
 static void test_grad_release_dropout(void) {
     double mr;
-    run_case(0.3f, false, 1, &mr);
+    run_case(0.3f, false, 1, SASREC_ATTN_FUSED, &mr);
+    run_case(0.3f, false, 1, SASREC_ATTN_GEMM, &mr);
 }
 static void test_grad_no_dropout_two_heads(void) {
     double mr;
-    run_case(0.0f, false, 2, &mr);
+    run_case(0.0f, false, 2, SASREC_ATTN_FUSED, &mr);
+    run_case(0.0f, false, 2, SASREC_ATTN_GEMM, &mr);
 }
 static void test_grad_key_padding_mask(void) {
     double mr;
-    run_case(0.5f, true, 2, &mr);
+    run_case(0.5f, true, 2, SASREC_ATTN_FUSED, &mr);
+    run_case(0.5f, true, 2, SASREC_ATTN_GEMM, &mr);
 }
 
 // the weight tensors, their names and shapes, and the init rules
