@@ -62,6 +62,7 @@ def ceilings():
 
 def attention():
     shapes = [("B4_H32_T512_D128_causal_f16", 4, 32, 512, 128, True),
+              ("B4_H32_T512_D128_f16", 4, 32, 512, 128, False),
               ("B128_H1_T200_D50_causal_f16", 128, 1, 200, 50, True),
               ("B32_H12_T128_D64_f16", 32, 12, 128, 64, False)]
     for name, B, H, T, D, causal in shapes:
