@@ -1,9 +1,11 @@
 // cmd_data.c: `allmrec data prepare | split | stats | synth`.
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "allmrec/data.h"
+#include "allmrec/h5.h"
 #include "allmrec/log.h"
 #include "allmrec/status.h"
 #include "cli/commands.h"
@@ -51,6 +53,8 @@ static const char *USAGE_SPLIT =
     "  --maxlen N             input window of the release's LLM candidates (default 50)\n"
     "  --no-release           skip the release_* candidate kinds\n"
     "  --no-full              skip the full-ranking kind\n"
+    "  --pair SOURCE.h5       cross-domain: models trained on SOURCE are tested on this dataset\n"
+    "                         (adds scenario cross_domain; e.g. Movies_and_TV -> Video_Games)\n"
     "Stores /splits and /candidates/<scenario>/<valid|test>/<kind> in the file (atomically).\n";
 
 static const char *USAGE_STATS = "usage: allmrec data stats --dataset PATH.h5 [--json]\n";
@@ -212,6 +216,7 @@ static int data_split(int argc, char **argv) {
         NEED_VAL(&a, USAGE_SPLIT, cmd);
         int64_t x;
         if (!strcmp(a.key, "--dataset")) path = v;
+        else if (!strcmp(a.key, "--pair")) o.pair_source = v;
         else if (!strcmp(a.key, "--seed")) {
             if (!parse_int(v, &x)) return cli_usage_error(cmd, USAGE_SPLIT, "--seed needs an integer");
             o.seed = (uint64_t)x;
@@ -328,7 +333,16 @@ static int data_synth(int argc, char **argv) {
     return 0;
 }
 
+// Ctrl-C / kill during a write: remove the temporary file, exit 130/143
+static void data_on_signal(int sig) {
+    h5_unlink_pending();
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
 int cmd_data(int argc, char **argv) {
+    signal(SIGINT, data_on_signal);
+    signal(SIGTERM, data_on_signal);
     if (argc < 2 || is_help(argv[1])) {
         if (argc < 2) return cli_usage_error("data", USAGE_DATA, "which one?");
         fputs(USAGE_DATA, stdout);

@@ -73,7 +73,7 @@ static bool eligible(const struct split_ctx *c, const char *scen, int64_t u, boo
     int64_t len = c->ds->offsets[u + 1] - c->ds->offsets[u];
     if (len < 3) return false;
     int32_t t = target_of(c->ds, u, test);
-    if (!strcmp(scen, "all")) return true;
+    if (!strcmp(scen, "all") || !strcmp(scen, "cross_domain")) return true;
     if (!strcmp(scen, "cold_items")) return c->group[t] == ITEM_GROUP_COLD;
     if (!strcmp(scen, "warm_items")) return c->group[t] == ITEM_GROUP_WARM;
     if (!strcmp(scen, "cold_users")) return len == 3;
@@ -339,6 +339,21 @@ allmrec_status dataset_split_hdf5(const char *path, const struct split_options *
     S(h5_write(&f, "splits/cold_users", ALLMREC_DTYPE_I32, 1, sh1, cold, true));
     const char *scen[4] = {"all", "cold_items", "warm_items", "cold_users"};
     for (int k = 0; k < 4; k++) S(do_scenario(&c, scen[k], NULL));
+    if (o->pair_source) {
+        // cross-domain: a model trained on pair_source is evaluated on this dataset
+        struct dataset src;
+        st = dataset_load_hdf5(&src, o->pair_source);
+        if (st != ALLMREC_OK) {
+            allmrec_error_prefix("cross-domain source: ");
+            goto fail;
+        }
+        st = h5_attr_set_str(&f, "splits", "cross_domain_source", o->pair_source);
+        if (st == ALLMREC_OK) st = h5_attr_set_str(&f, "splits", "cross_domain_source_name", src.name);
+        if (st == ALLMREC_OK) st = h5_attr_set_i64(&f, "splits", "cross_domain_source_items", src.n_items);
+        dataset_free(&src);
+        if (st != ALLMREC_OK) goto fail;
+        S(do_scenario(&c, "cross_domain", NULL));
+    }
     for (int k = 0; k < o->n_fewshot; k++) {
         int64_t K = o->fewshot[k];
         int64_t np = 0;

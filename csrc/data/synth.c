@@ -7,7 +7,7 @@
 // generated from the category vocabulary. Users: a latent taste (a mix of one
 // or two category centres + noise); each next item is, with probability
 // seq_dep, the next volume of the series just consumed, otherwise the best of
-// 32 popularity-sampled candidates under taste + Gumbel noise (a softmax
+// 24 popularity-sampled candidates under taste + Gumbel noise (a softmax
 // choice). A fraction cold_user_frac of users has exactly 3 interactions;
 // every item occurs at least once (tail items are the cold items). All draws
 // come from Philox streams keyed by the seed.
@@ -230,14 +230,19 @@ allmrec_status dataset_synth(const struct synth_options *o, struct dataset *ds) 
                     next = series_next[seq[L - 1]];
                 } else {
                     double best = -1e300;
-                    for (int cand = 0; cand < 32; cand++) {
-                        double x = unif(seed, ST_STEP, ctr++) * cum[ni];
+                    for (int cand = 0; cand < 24; cand++) {
+                        // one Philox block per candidate: word 0 picks by popularity, word 1 is the Gumbel noise
+                        uint64_t blk = ctr++;
+                        uint32_t cw[4], key[2] = {(uint32_t)seed, (uint32_t)(seed >> 32)};
+                        uint32_t cc[4] = {(uint32_t)blk, (uint32_t)(blk >> 32), ST_STEP + 1000u, 0u};
+                        philox4x32_10(cc, key, cw);
+                        double x = ((double)cw[0] + 0.5) * (1.0 / 4294967296.0) * cum[ni];
                         int64_t lo = 1, hi = ni; // first i with cum[i] >= x
                         while (lo < hi) { int64_t mid = (lo + hi) / 2; if (cum[mid] >= x) hi = mid; else lo = mid + 1; }
                         if (in_hist[lo]) continue;
                         double s = 0;
                         for (int k = 0; k < d; k++) s += taste[k] * lat[lo * d + k];
-                        s = s / sqrt((double)d) - log(-log(unif(seed, ST_STEP, ctr++))); // Gumbel
+                        s = s / sqrt((double)d) - log(-log(((double)cw[1] + 0.5) * (1.0 / 4294967296.0))); // Gumbel
                         if (s > best) { best = s; next = (int32_t)lo; }
                     }
                     if (!next) continue; // all 32 candidates already seen: draw again

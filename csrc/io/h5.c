@@ -150,6 +150,30 @@ static hid_t h5_str_type(void) {
 
 // ---------------------------------------------------------------- files
 
+// temporary files of uncommitted atomic writes (for h5_unlink_pending)
+#define H5_MAX_PENDING 16
+static char g_pending[H5_MAX_PENDING][1100];
+static volatile int g_pending_used[H5_MAX_PENDING];
+
+static void h5_pending_add(const char *tmp) {
+    for (int k = 0; k < H5_MAX_PENDING; k++)
+        if (!g_pending_used[k]) {
+            snprintf(g_pending[k], sizeof g_pending[k], "%s", tmp);
+            g_pending_used[k] = 1;
+            return;
+        }
+}
+
+static void h5_pending_remove(const char *tmp) {
+    for (int k = 0; k < H5_MAX_PENDING; k++)
+        if (g_pending_used[k] && !strcmp(g_pending[k], tmp)) g_pending_used[k] = 0;
+}
+
+void h5_unlink_pending(void) {
+    for (int k = 0; k < H5_MAX_PENDING; k++)
+        if (g_pending_used[k]) unlink(g_pending[k]);
+}
+
 static void h5_reset(struct h5_file *f) {
     f->id = -1;
     f->writable = false;
@@ -174,9 +198,11 @@ allmrec_status h5_create_atomic(struct h5_file *f, const char *path) {
     fs_tmp_path(path, f->tmp, sizeof f->tmp);
     hid_t fapl = h5_fapl();
     if (fapl < 0) H5_FAIL(f, NULL, "H5Pcreate(H5P_FILE_ACCESS)");
+    h5_pending_add(f->tmp); // before the file exists: a signal during H5Fcreate must remove it too
     hid_t id = H5Fcreate(f->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
     H5Pclose(fapl);
     if (id < 0) {
+        h5_pending_remove(f->tmp);
         char reason[400];
         h5_reason(reason, sizeof reason);
         return ALLMREC_ERR_AT(ALLMREC_ERR_IO, path, 0, NULL,
@@ -227,7 +253,9 @@ allmrec_status h5_edit_atomic(struct h5_file *f, const char *path) {
         H5Eclear2(H5E_DEFAULT);
         return ALLMREC_ERR_AT(ALLMREC_ERR_IO, path, 0, NULL, "not an HDF5 file (truncated or wrong file?)");
     }
-    ALLMREC_TRY(h5_copy_file(path, f->tmp));
+    h5_pending_add(f->tmp);
+    allmrec_status cst = h5_copy_file(path, f->tmp);
+    if (cst != ALLMREC_OK) { h5_pending_remove(f->tmp); return cst; }
     hid_t fapl = h5_fapl();
     hid_t id = fapl < 0 ? -1 : H5Fopen(f->tmp, H5F_ACC_RDWR, fapl);
     if (fapl >= 0) H5Pclose(fapl);
@@ -235,6 +263,7 @@ allmrec_status h5_edit_atomic(struct h5_file *f, const char *path) {
         char reason[400];
         h5_reason(reason, sizeof reason);
         unlink(f->tmp);
+        h5_pending_remove(f->tmp);
         return ALLMREC_ERR_AT(ALLMREC_ERR_HDF5, path, 0, NULL, "cannot open a copy for writing%s", reason);
     }
     f->id = id;
@@ -250,12 +279,14 @@ allmrec_status h5_commit(struct h5_file *f) {
     if (H5Fclose(id) < 0) {
         char reason[400];
         h5_reason(reason, sizeof reason);
-        if (f->atomic) unlink(f->tmp);
+        if (f->atomic) { unlink(f->tmp); h5_pending_remove(f->tmp); }
         return ALLMREC_ERR_AT(ALLMREC_ERR_HDF5, f->path, 0, NULL, "closing the file failed%s", reason);
     }
     if (f->atomic) {
         f->atomic = false;
-        return fs_commit(f->tmp, f->path);
+        allmrec_status st = fs_commit(f->tmp, f->path);
+        h5_pending_remove(f->tmp);
+        return st;
     }
     return ALLMREC_OK;
 }
@@ -266,7 +297,7 @@ void h5_abort(struct h5_file *f) {
         H5Fclose((hid_t)f->id);
         H5Eclear2(H5E_DEFAULT);
     }
-    if (f->atomic) unlink(f->tmp);
+    if (f->atomic) { unlink(f->tmp); h5_pending_remove(f->tmp); }
     h5_reset(f);
 }
 

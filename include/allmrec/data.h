@@ -17,7 +17,7 @@
 //
 // Candidate sets (drawn once per dataset by `allmrec data split`, stored in the
 // file, shared by every model): for a scenario ("all", "cold_items",
-// "warm_items", "cold_users", "fewshot_<K>"), a split ("valid", "test") and a
+// "warm_items", "cold_users", "fewshot_<K>", "cross_domain"), a split ("valid", "test") and a
 // kind:
 //   strict:  "neg19"  target + 19 distinct negatives outside the user's whole
 //                     history (the paper's Hit@1 protocol)
@@ -185,6 +185,8 @@ struct split_options {
     int maxlen;               // input window for release_llm20 (50)
     bool release;             // also draw the release_* kinds (default true)
     bool full;                // store the "full" kind (default true)
+    const char *pair_source;  // cross-domain: the prepared dataset a model is trained on (NULL: none);
+                              // adds scenario "cross_domain" (every user of THIS dataset with a test item)
 };
 void split_options_default(struct split_options *o);
 // Compute item groups, cold users, few-shot users and every candidate set, and

@@ -3,6 +3,8 @@
 // prepare (and its errors: exit codes, messages naming the file, no output
 // file left behind), --help on each subcommand. Skips when the command is not
 // built beside the test binary.
+#include <fcntl.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -85,6 +87,17 @@ static void test_synth_split_stats(void) {
     CHECK_EQ_INT(n, 50);
     free(u);
     dataset_free(&ds);
+    // cross-domain pairing: trained on synth.h5, tested on synth2.h5
+    snprintf(args, sizeof args, "data split --dataset %s --pair %s --fewshot 0", out2, out);
+    CHECK_EQ_INT(run(args, buf, sizeof buf), 0);
+    CHECK_OK(dataset_load_hdf5(&ds, out2));
+    CHECK_OK(dataset_candidates_load(&ds, "cross_domain", "test", "neg19", &c));
+    CHECK(c.n_users > 0);
+    candidate_set_free(&c);
+    dataset_free(&ds);
+    snprintf(args, sizeof args, "data split --dataset %s --pair /nonexistent.h5", out2);
+    CHECK_EQ_INT(run(args, buf, sizeof buf), 1);
+    CHECK_STR_CONTAINS(buf, "cross-domain source");
     snprintf(args, sizeof args, "data stats --dataset %s", out2);
     CHECK_EQ_INT(run(args, buf, sizeof buf), 0);
     CHECK_STR_CONTAINS(buf, "1,000");
@@ -142,4 +155,40 @@ static void test_prepare_and_errors(void) {
     }
 }
 
-TEST_MAIN(TEST_CASE(test_synth_split_stats), TEST_CASE(test_prepare_and_errors))
+// Ctrl-C while the output is being written: neither the file nor its temporary remains
+static void test_interrupt_leaves_nothing(void) {
+    if (!cli()) TEST_SKIP("the allmrec command is not built beside this test (build target allmrec_cli)");
+    const char *out = tpath("interrupted.h5");
+    unlink(out);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int fd = open("/dev/null", O_WRONLY);
+        dup2(fd, 2);
+        execl(cli(), "allmrec", "data", "synth", "--out", out, "--users", "20000", "--items", "2000", (char *)NULL);
+        _exit(127);
+    }
+    CHECK(pid > 0);
+    char tmp[1200];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%d", out, (int)pid);
+    bool seen = false;
+    for (int k = 0; k < 60000 && !seen; k++) {
+        if (fs_exists(tmp)) seen = true;
+        else {
+            int st;
+            if (waitpid(pid, &st, WNOHANG) == pid) break;
+            usleep(1000);
+        }
+    }
+    if (!seen) {
+        waitpid(pid, NULL, 0);
+        TEST_SKIP("the run finished before its temporary file was seen; nothing to interrupt");
+    }
+    kill(pid, SIGINT);
+    int st;
+    waitpid(pid, &st, 0);
+    CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGINT);
+    CHECK(!fs_exists(tmp));
+    CHECK(!fs_exists(out));
+}
+
+TEST_MAIN(TEST_CASE(test_synth_split_stats), TEST_CASE(test_prepare_and_errors), TEST_CASE(test_interrupt_leaves_nothing))
