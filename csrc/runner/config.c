@@ -824,8 +824,14 @@ static void emit_level(struct sbuf *b, const struct config *c, const int *idx, i
         put_scalar(b, comp, false);
         sb_puts(b, ":");
         if (!dot) {
+            const struct config_entry *e = &c->entries[idx[i]];
             sb_puts(b, " ");
-            put_value(b, &c->entries[idx[i]]);
+            put_value(b, e);
+            if (c->annotate && e->line > 0 && e->file && e->file[0] != '<') {
+                char src[600];
+                snprintf(src, sizeof src, "  # %s:%lld", e->file, (long long)e->line);
+                sb_puts(b, src);
+            }
             sb_puts(b, "\n");
             done[i] = true;
             continue;
@@ -846,6 +852,7 @@ allmrec_status config_to_yaml(const struct config *cfg, char **text) {
     *text = NULL;
     struct config full;
     config_init(&full);
+    full.annotate = cfg->annotate;
     allmrec_status s = config_copy(&full, cfg);
     // schema defaults for keys left unset, so the written file is complete
     for (int j = 0; s == ALLMREC_OK && cfg->schema && j < cfg->n_schema; j++) {

@@ -72,7 +72,7 @@ static allmrec_status expand_template(const struct run *r, int si, const char *t
 }
 
 // The stage's section of the run config (prefix stripped) plus injected paths.
-static allmrec_status stage_config(const struct run *r, int si, struct config *out) {
+allmrec_status stage_config_build(const struct run *r, int si, struct config *out) {
     config_init(out);
     const struct stage_def *d = r->stages[si].def;
     ALLMREC_TRY(config_merge_prefix(out, &r->cfg, d->section));
@@ -318,8 +318,9 @@ static allmrec_status execute_stage(struct experiment *ex, struct run *r, int si
     if (!getenv("SLURM_JOB_ID")) unlink(p);
     // the stage's resolved config and the text of its key
     struct config sc;
-    allmrec_status s = stage_config(r, si, &sc);
+    allmrec_status s = stage_config_build(r, si, &sc);
     if (s == ALLMREC_OK && d->writes_config) {
+        sc.annotate = true; // where each value came from, as comments
         snprintf(p, sizeof p, "%s/stage.yaml", st->dir);
         s = config_write_resolved(&sc, p);
     }

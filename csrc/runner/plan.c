@@ -510,6 +510,39 @@ static allmrec_status build_run(struct experiment *ex, struct run *r, const stru
         ALLMREC_TRY(stage_key_compute(ex, r, i));
         read_stage_state(&r->stages[i]);
     }
+    // check each stage config against its command's schema now, not hours into a run
+    // (only when the stages run this binary: ALLMREC_STAGE_EXE may be another program)
+    const char *other_exe = getenv("ALLMREC_STAGE_EXE");
+    for (int i = 0; i < r->n_stages && !(other_exe && other_exe[0]); i++) {
+        const struct stage_def *d = r->stages[i].def;
+        int n_schema = 0;
+        const struct config_key *schema = d->schema ? d->schema(r, &n_schema) : NULL;
+        if (!schema) continue;
+        struct config sc;
+        allmrec_status s = stage_config_build(r, i, &sc);
+        if (s == ALLMREC_OK) s = config_validate(&sc, schema, n_schema);
+        config_free(&sc);
+        if (s != ALLMREC_OK) {
+            struct allmrec_error e = *allmrec_error_last();
+            char full[256];
+            if (e.key[0]) snprintf(full, sizeof full, "%s.%s", d->section, e.key);
+            else full[0] = '\0';
+            // a did-you-mean names the stage-local key: give it the section too
+            char msg[1024];
+            snprintf(msg, sizeof msg, "%s", e.message);
+            char *q = strstr(msg, "did you mean '");
+            char fixed[1200];
+            if (q) {
+                q += strlen("did you mean '");
+                snprintf(fixed, sizeof fixed, "%.*s%s.%s", (int)(q - msg), msg, d->section, q);
+            } else {
+                snprintf(fixed, sizeof fixed, "%s", msg);
+            }
+            return ALLMREC_ERR_AT(e.status, e.path, e.line_no, full[0] ? full : NULL,
+                                  "%s (stage %s of run %s is checked against `allmrec %s`'s schema)", fixed, d->name,
+                                  r->id, !strcmp(d->name, "eval") ? "eval" : "train");
+        }
+    }
     return ALLMREC_OK;
 }
 

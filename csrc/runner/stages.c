@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "allmrec/runner.h"
+#include "allmrec/sasrec_train.h"
 
 static char *dupf(const char *fmt, const char *a, const char *b) {
     char buf[RUNNER_PATH * 2];
@@ -176,6 +177,13 @@ static allmrec_status build_baseline(const struct run *r, int si, struct stage_c
     return build_config_cmd(r, si, c, n, "train", "run.baseline_model", NULL);
 }
 
+// The CF command's schema (SASRec's; the other CF models are not built yet)
+static const struct config_key *schema_cf(const struct run *r, int *n) {
+    const char *m = NULL;
+    if (config_get_string(&r->cfg, "run.cf_model", &m) != ALLMREC_OK || strcmp(m, "sasrec")) return NULL;
+    return sasrec_config_schema(n);
+}
+
 // Upstream names: "cf" required; "?stage1" optional; "eval_data|data" the first present.
 // Injected keys match the commands' schemas (SASRec: out_dir, data.path; see
 // csrc/models/sasrec_train.c); each stage's own section is passed through as is.
@@ -187,12 +195,12 @@ static const struct stage_def STAGES[] = {
     {.name = "cf", .section = "cf", .upstream = {"data"}, .available = true, .writes_config = true,
      .result_file = "metrics.json", .build = build_cf,
      .doc = "the CF recommender (train <run.cf_model>): best.h5, cf_export.h5, train_log.jsonl, metrics.json",
-     .inject = {{"data.path", "{data}/dataset.h5"}, {"out_dir", "{out}"}}},
+     .inject = {{"data.path", "{data}/dataset.h5"}, {"out_dir", "{out}"}}, .schema = schema_cf},
     // the CF model's own config (section cf) evaluated on another dataset
     {.name = "eval", .section = "cf", .upstream = {"cf", "eval_data|data"}, .available = true, .writes_config = true,
      .result_file = "metrics.json", .result_required = true, .build = build_eval,
      .doc = "Hit@k / NDCG@k of the trained CF model on another dataset's candidate sets (cross-domain)",
-     .inject = {{"data.path", "{eval_data|data}/dataset.h5"}, {"out_dir", "{out}"}}},
+     .inject = {{"data.path", "{eval_data|data}/dataset.h5"}, {"out_dir", "{out}"}}, .schema = schema_cf},
     {.name = "stage1", .section = "stage1", .upstream = {"cf", "data"}, .available = false, .writes_config = true,
      .build = build_stage1, .doc = "Stage 1: SBERT fine-tuning and the item/text autoencoders",
      .inject = {{"data.path", "{data}/dataset.h5"}, {"cf.export", "{cf}/cf_export.h5"}, {"out_dir", "{out}"}}},

@@ -89,6 +89,7 @@ struct config {
     char *path;                    // the top-level file ("" for strings)
     const struct config_key *schema; // set by config_validate (for defaults)
     int n_schema;
+    bool annotate;                 // config_to_yaml: "# file:line" after values from files
 };
 
 void config_init(struct config *cfg);

@@ -25,7 +25,7 @@
 //          struct run_stage, struct run, struct experiment, struct run_options,
 //          stage_table, stage_available, stage_find, model_find, scenario_find,
 //          experiment_load, experiment_free, experiment_schema, plan_expand,
-//          stage_key_compute, experiment_print_plan, experiment_execute,
+//          stage_key_compute, stage_config_build, experiment_print_plan, experiment_execute,
 //          experiment_run_stage, experiment_collect, experiment_report,
 //          report_write_markdown, report_write_csv, report_write_json, report_write_html,
 //          slurm_write_and_submit, experiment_print_status, stage_state_name,
@@ -74,6 +74,10 @@ struct stage_def {
     allmrec_status (*build)(const struct run *r, int stage_index, struct stage_cmd *cmds, int *n_cmds);
     // keys added to the stage config: {key, template}; templates: {out}, {<stage>}, {key:<run-config key>}
     const char *inject[6][2];
+    // the command's config schema for this run (NULL: not known to the runner); when
+    // known, every stage config is validated while the plan is built, so a typo in an
+    // experiment is an error naming the experiment file's line before anything runs
+    const struct config_key *(*schema)(const struct run *r, int *n);
 };
 
 struct model_def {
@@ -161,6 +165,8 @@ void experiment_free(struct experiment *ex);
 allmrec_status plan_expand(struct experiment *ex);
 // key of stage i of run r (upstream keys must be computed first)
 allmrec_status stage_key_compute(const struct experiment *ex, struct run *r, int i);
+// The config file a stage gets: its section (prefix removed) plus injected paths.
+allmrec_status stage_config_build(const struct run *r, int stage_index, struct config *out);
 // 64-bit FNV-1a of a string (the cache-key hash)
 uint64_t runner_hash64(const char *s, size_t n, uint64_t seed);
 

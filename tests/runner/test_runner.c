@@ -174,6 +174,18 @@ static void test_plan_errors(void) {
     p = write_file("bad5.yaml", experiment_text("bad5", "variants:\n  - {name: a, sett: {cf.x: 1}}\n"));
     CHECK_STATUS(experiment_load(&ex, p, NULL, 0), ALLMREC_ERR_CONFIG);
     CHECK_STR_CONTAINS(allmrec_error_message(), "key 'variants.0.sett.cf.x': unknown key in a variants entry");
+    // stage configs are checked against the command's schema (SASRec's) while the plan is
+    // built: the error names the experiment file's line and the run-config key
+    char *saved = getenv("ALLMREC_STAGE_EXE") ? strdup(getenv("ALLMREC_STAGE_EXE")) : NULL;
+    unsetenv("ALLMREC_STAGE_EXE");
+    p = write_file("bad6.yaml", "experiment: {name: bad6}\n"
+                                "datasets: [{name: d, set: {data.source: synth}}]\n"
+                                "defaults:\n  cf:\n    train:\n      lrr: 0.1\n");
+    allmrec_status s6 = experiment_load(&ex, p, NULL, 0);
+    if (saved) { setenv("ALLMREC_STAGE_EXE", saved, 1); free(saved); }
+    CHECK_STATUS(s6, ALLMREC_ERR_CONFIG);
+    CHECK_STR_CONTAINS(allmrec_error_message(), "bad6.yaml:6: key 'cf.train.lrr': ");
+    CHECK_STR_CONTAINS(allmrec_error_message(), "unknown key (did you mean 'cf.train.lr'?)");
     // overrides of the experiment itself are checked the same way
     p = write_file("ok.yaml", experiment_text("ok", ""));
     char *ov[] = {"seeds=[1, x]"};
