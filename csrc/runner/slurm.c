@@ -36,7 +36,29 @@ struct sjob {
     char job_id[32];
     int deps[8];
     int n_deps;
+    bool queued;     // submitted by an earlier --slurm and still in the queue: reused, not resubmitted
 };
+
+// the job id in <dir>/slurm_job if that job is still pending or running
+static bool queued_job(const char *dir, char *id, size_t cap) {
+    char p[RUNNER_PATH + 32];
+    snprintf(p, sizeof p, "%s/slurm_job", dir);
+    char *text = NULL;
+    if (fs_read_all(p, &text, NULL) != ALLMREC_OK) return false;
+    snprintf(id, cap, "%s", text);
+    free(text);
+    id[strcspn(id, "\r\n ")] = '\0';
+    for (const char *c = id; *c; c++)
+        if (*c < '0' || *c > '9') return false;
+    char cmd[128], state[64] = "";
+    snprintf(cmd, sizeof cmd, "squeue -h -j %s -o %%T 2>/dev/null", id);
+    FILE *f = popen(cmd, "r");
+    if (!f) return false;
+    if (!fgets(state, sizeof state, f)) state[0] = '\0';
+    pclose(f);
+    return !strncmp(state, "PENDING", 7) || !strncmp(state, "RUNNING", 7) || !strncmp(state, "CONFIGURING", 11) ||
+           !strncmp(state, "REQUEUED", 8);
+}
 
 static allmrec_status write_script(const struct experiment *ex, const struct slurm_options *so, const char *self,
                                    const char *path, const char *job_name, const char *log_path, bool multi_gpu,
@@ -177,6 +199,7 @@ allmrec_status slurm_write_and_submit(struct experiment *ex, const struct slurm_
                 for (int q = 0; q < jb->n_deps; q++) have |= jb->deps[q] == uj;
                 if (uj >= 0 && !have && jb->n_deps < 8) jb->deps[jb->n_deps++] = uj;
             }
+            if (st->state == STAGE_SUBMITTED) jb->queued = queued_job(st->dir, jb->job_id, sizeof jb->job_id);
             job_of[flat] = n_jobs++;
         }
         if (blocked) n_blocked++;
@@ -185,6 +208,7 @@ allmrec_status slurm_write_and_submit(struct experiment *ex, const struct slurm_
     // scripts
     for (int k = 0; k < n_jobs && s == ALLMREC_OK; k++) {
         struct sjob *jb = &jobs[k];
+        if (jb->queued) continue;
         struct run *r = &ex->runs[jb->run];
         struct run_stage *st = &r->stages[jb->stage];
         s = fs_mkdir_p(st->dir);
@@ -216,6 +240,12 @@ allmrec_status slurm_write_and_submit(struct experiment *ex, const struct slurm_
         char all[4096] = "";
         for (int k = 0; k < n_jobs; k++) {
             struct sjob *jb = &jobs[k];
+            if (jb->queued) {
+                fprintf(f, "%s=%s   # already in the queue\n", jb->var, jb->job_id);
+                size_t l = strlen(all);
+                snprintf(all + l, sizeof all - l, "%s$%s", k ? ":" : "", jb->var);
+                continue;
+            }
             char deps[512] = "";
             for (int q = 0; q < jb->n_deps; q++) {
                 size_t l = strlen(deps);
@@ -253,6 +283,13 @@ allmrec_status slurm_write_and_submit(struct experiment *ex, const struct slurm_
             for (int q = 0; q < jb->n_deps; q++) {
                 size_t l = strlen(deps);
                 snprintf(deps + l, sizeof deps - l, "%s%s", q ? ":" : "", jobs[jb->deps[q]].job_id);
+            }
+            if (jb->queued) {
+                fprintf(out, "  job %s  %-9s %s  (already queued)\n", jb->job_id,
+                        ex->runs[jb->run].stages[jb->stage].def->name, ex->runs[jb->run].id);
+                size_t l = strlen(all);
+                snprintf(all + l, sizeof all - l, "%s%s", k ? ":" : "", jb->job_id);
+                continue;
             }
             s = sbatch(jb->script, deps, "afterok", jb->job_id, sizeof jb->job_id);
             if (s != ALLMREC_OK) break;

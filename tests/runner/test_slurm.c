@@ -141,8 +141,16 @@ static void slurm_body(const char *dir, bool real) {
     }
     CHECK_EQ_INT(n_cf, 2);
     free(tsv);
+    // submitting again while the jobs are queued reuses them (no duplicate jobs)
+    rc = sh("cd '%s' && . '%s/slurm/env.sh' && %s '%s' experiment '%s' --slurm > '%s/submit2.txt' 2>&1", dir, dir,
+            env, bin(), exp, dir);
+    char *out2 = read_text("%s/submit2.txt", dir);
+    CHECK_MSG(rc == 0 && out2 && strstr(out2, "(already queued)"), "second --slurm: %s", out2 ? out2 : "");
+    fprintf(stderr, "%s", out2);
+    free(out2);
     // status while queued or running mentions the jobs
-    rc = sh("cd '%s' && . '%s/slurm/env.sh' && '%s' status '%s' > '%s/status1.txt' 2>&1", dir, dir, bin(), exp, dir);
+    rc = sh("cd '%s' && . '%s/slurm/env.sh' && %s '%s' status '%s' > '%s/status1.txt' 2>&1", dir, dir, env, bin(), exp,
+            dir);
     CHECK(rc == 0);
     char *st1 = read_text("%s/status1.txt", dir);
     // queued/running stages show their job and its state; finished ones their time
@@ -163,7 +171,8 @@ static void slurm_body(const char *dir, bool real) {
         CHECK_STR_CONTAINS(md, "– / 0.3500 |");
     }
     free(md);
-    rc = sh("cd '%s' && . '%s/slurm/env.sh' && '%s' status '%s' > '%s/status2.txt' 2>&1", dir, dir, bin(), exp, dir);
+    rc = sh("cd '%s' && . '%s/slurm/env.sh' && %s '%s' status '%s' > '%s/status2.txt' 2>&1", dir, dir, env, bin(), exp,
+            dir);
     char *st = read_text("%s/status2.txt", dir);
     CHECK_STR_CONTAINS(st, "2 runs: 2 complete, 0 running or queued, 0 failed");
     free(st);
