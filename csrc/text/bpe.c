@@ -94,8 +94,8 @@ allmrec_status tokenizer_load_bpe(struct tokenizer **out, const char *vocab_json
     t->sp = (struct tokenizer_specials){-1, -1, -1, -1, -1, -1, -1, false};
     t->cache_limit = 1 << 18;
     for (int b = 0; b < 256; b++) t->byte_id[b] = -1;
-    allmrec_status s = strmap_init(&t->vocab, cJSON_GetArraySize(root) + 16);
-    if (s == ALLMREC_OK) s = strmap_init(&t->cache, 1 << 14);
+    allmrec_status s = tok_strmap_init(&t->vocab, cJSON_GetArraySize(root) + 16);
+    if (s == ALLMREC_OK) s = tok_strmap_init(&t->cache, 1 << 14);
     char raw[4096];
     const cJSON *it;
     cJSON_ArrayForEach(it, root) {
@@ -109,7 +109,7 @@ allmrec_status tokenizer_load_bpe(struct tokenizer **out, const char *vocab_json
         s = tok_set_id_text(t, id, it->string, tl);
         if (s != ALLMREC_OK) break;
         if (tl < sizeof raw && u2b_string(it->string, tl, raw, &rn)) {
-            s = strmap_put(&t->vocab, raw, rn, id);
+            s = tok_strmap_put(&t->vocab, raw, rn, id);
             free(t->id_bytes[id]);
             t->id_bytes[id] = malloc(rn + 1);
             if (!t->id_bytes[id]) { s = ALLMREC_ERR(ALLMREC_ERR_NOMEM, "tokenizer: out of memory"); break; }
@@ -164,10 +164,10 @@ allmrec_status tokenizer_load_bpe(struct tokenizer **out, const char *vocab_json
                                "expected two byte-level tokens separated by one space");
             break;
         }
-        int32_t l = strmap_get(&t->vocab, lb, ln), r = strmap_get(&t->vocab, rb, rn);
+        int32_t l = tok_strmap_get(&t->vocab, lb, ln), r = tok_strmap_get(&t->vocab, rb, rn);
         memcpy(mb, lb, ln);
         memcpy(mb + ln, rb, rn);
-        int32_t m = strmap_get(&t->vocab, mb, ln + rn);
+        int32_t m = tok_strmap_get(&t->vocab, mb, ln + rn);
         if (l < 0 || r < 0 || m < 0) {
             s = ALLMREC_ERR_AT(ALLMREC_ERR_DATA, merges_txt, line_no, NULL,
                                "merge uses a token missing from vocab.json (do merges.txt and "
@@ -178,7 +178,7 @@ allmrec_status tokenizer_load_bpe(struct tokenizer **out, const char *vocab_json
         i = j + 1;
     }
     free(mt);
-    if (s == ALLMREC_OK && strmap_get(&t->vocab, "<|endoftext|>", 13) >= 0) {
+    if (s == ALLMREC_OK && tok_strmap_get(&t->vocab, "<|endoftext|>", 13) >= 0) {
         s = tokenizer_add_special(t, "<|endoftext|>", &t->sp.eos);
         t->sp.bos = t->sp.eos;
     }
@@ -280,9 +280,9 @@ allmrec_status tokenizer_remap_fairseq(struct tokenizer *t, const char *dict_txt
     for (int k = 0; k < t->n_added; k++) free(t->added[k].text);
     t->n_added = 0;
     memset(t->added_first, 0, sizeof t->added_first);
-    strmap_free(&t->cache);
+    tok_strmap_free(&t->cache);
     t->cache_n = 0;
-    ALLMREC_TRY(strmap_init(&t->cache, 1 << 14));
+    ALLMREC_TRY(tok_strmap_init(&t->cache, 1 << 14));
     static const char *names[4] = {"<s>", "<pad>", "</s>", "<unk>"};
     for (int k = 0; k < 4; k++) {
         ALLMREC_TRY(tok_set_id_text(t, k, names[k], strlen(names[k])));
@@ -363,7 +363,7 @@ static size_t bpe_next_pretoken(const unsigned char *s, size_t n, size_t i) {
 
 static allmrec_status bpe_word(struct tokenizer *t, const unsigned char *w, size_t n,
                                struct token_ids *out) {
-    int32_t c = strmap_get(&t->cache, (const char *)w, n);
+    int32_t c = tok_strmap_get(&t->cache, (const char *)w, n);
     if (c >= 0) {
         int32_t cnt = t->cache_ids[c];
         for (int32_t k = 0; k < cnt; k++) ALLMREC_TRY(tok_ids_push(out, t->cache_ids[c + 1 + k]));
@@ -400,7 +400,7 @@ static allmrec_status bpe_word(struct tokenizer *t, const unsigned char *w, size
             int32_t at = (int32_t)t->cache_n;
             t->cache_ids[t->cache_n++] = (int32_t)m;
             for (size_t i = 0; i < m; i++) t->cache_ids[t->cache_n++] = sym[i];
-            s = strmap_put(&t->cache, (const char *)w, n, at);
+            s = tok_strmap_put(&t->cache, (const char *)w, n, at);
         }
     }
     if (sym != stackbuf) free(sym);

@@ -1,7 +1,7 @@
 // tok_internal.h (private to csrc/text): the tokenizer object and a byte-string
 // hash map shared by the WordPiece and BPE implementations.
 //
-// defines: struct strmap, strmap_init, strmap_free, strmap_get, strmap_put,
+// defines: struct tok_strmap, tok_strmap_init, tok_strmap_free, tok_strmap_get, tok_strmap_put,
 //          struct tokenizer (fields), wordpiece_encode_segment, bpe_encode_segment,
 //          tok_ids_push, bpe_byte_to_unicode
 #ifndef ALLMREC_TEXT_TOK_INTERNAL_H
@@ -14,24 +14,24 @@
 #include "allmrec/status.h"
 #include "allmrec/text.h"
 
-struct strmap_entry {
+struct tok_strmap_entry {
     char *key;
     uint32_t len;
     int32_t val;
     uint64_t hash;
 };
-struct strmap {
-    struct strmap_entry *e;
+struct tok_strmap {
+    struct tok_strmap_entry *e;
     int64_t n, cap;   // entries
     int64_t *slot;    // index into e, -1 empty
     int64_t nslots;   // power of two
 };
-allmrec_status strmap_init(struct strmap *m, int64_t expected);
-void strmap_free(struct strmap *m);
+allmrec_status tok_strmap_init(struct tok_strmap *m, int64_t expected);
+void tok_strmap_free(struct tok_strmap *m);
 // -1 if absent
-int32_t strmap_get(const struct strmap *m, const char *key, size_t len);
+int32_t tok_strmap_get(const struct tok_strmap *m, const char *key, size_t len);
 // insert or overwrite
-allmrec_status strmap_put(struct strmap *m, const char *key, size_t len, int32_t val);
+allmrec_status tok_strmap_put(struct tok_strmap *m, const char *key, size_t len, int32_t val);
 
 struct added_token {
     char *text;
@@ -47,7 +47,7 @@ struct bpe_merge_slot {
 
 struct tokenizer {
     enum tokenizer_kind kind;
-    struct strmap vocab;   // token bytes -> id (WordPiece: "##x" form; BPE: raw bytes)
+    struct tok_strmap vocab;   // token bytes -> id (WordPiece: "##x" form; BPE: raw bytes)
     char **id_text;        // id -> token text as in the vocab file (BPE: byte-to-unicode form)
     char **id_bytes;       // BPE: id -> raw bytes (NUL-terminated; id_len gives length)
     uint32_t *id_len;
@@ -64,7 +64,7 @@ struct tokenizer {
     int32_t byte_id[256];  // id of the single-byte token
     struct bpe_merge_slot *merges;
     int64_t merges_cap;    // power of two
-    struct strmap cache;   // word bytes -> offset into cache_ids (high bits) ...
+    struct tok_strmap cache;   // word bytes -> offset into cache_ids (high bits) ...
     int32_t *cache_ids;
     int64_t cache_n, cache_cap;
     int64_t cache_limit;   // stop caching past this many words

@@ -18,7 +18,7 @@ static uint64_t hash_bytes(const char *s, size_t n) {
     return h ^ (h >> 29);
 }
 
-allmrec_status strmap_init(struct strmap *m, int64_t expected) {
+allmrec_status tok_strmap_init(struct tok_strmap *m, int64_t expected) {
     memset(m, 0, sizeof *m);
     int64_t ns = 64;
     while (ns < expected * 2) ns *= 2;
@@ -35,7 +35,7 @@ allmrec_status strmap_init(struct strmap *m, int64_t expected) {
     return ALLMREC_OK;
 }
 
-void strmap_free(struct strmap *m) {
+void tok_strmap_free(struct tok_strmap *m) {
     if (!m) return;
     for (int64_t i = 0; i < m->n; i++) free(m->e[i].key);
     free(m->e);
@@ -43,33 +43,33 @@ void strmap_free(struct strmap *m) {
     memset(m, 0, sizeof *m);
 }
 
-int32_t strmap_get(const struct strmap *m, const char *key, size_t len) {
+int32_t tok_strmap_get(const struct tok_strmap *m, const char *key, size_t len) {
     if (!m->slot) return -1;
     uint64_t h = hash_bytes(key, len);
     int64_t mask = m->nslots - 1;
     for (int64_t i = (int64_t)(h & (uint64_t)mask);; i = (i + 1) & mask) {
         int64_t k = m->slot[i];
         if (k < 0) return -1;
-        const struct strmap_entry *e = &m->e[k];
+        const struct tok_strmap_entry *e = &m->e[k];
         if (e->hash == h && e->len == len && memcmp(e->key, key, len) == 0) return e->val;
     }
 }
 
-static void strmap_reinsert(struct strmap *m, int64_t k) {
+static void tok_strmap_reinsert(struct tok_strmap *m, int64_t k) {
     int64_t mask = m->nslots - 1;
     int64_t i = (int64_t)(m->e[k].hash & (uint64_t)mask);
     while (m->slot[i] >= 0) i = (i + 1) & mask;
     m->slot[i] = k;
 }
 
-allmrec_status strmap_put(struct strmap *m, const char *key, size_t len, int32_t val) {
+allmrec_status tok_strmap_put(struct tok_strmap *m, const char *key, size_t len, int32_t val) {
     uint64_t h = hash_bytes(key, len);
     int64_t mask = m->nslots - 1;
     int64_t i = (int64_t)(h & (uint64_t)mask);
     for (;; i = (i + 1) & mask) {
         int64_t k = m->slot[i];
         if (k < 0) break;
-        struct strmap_entry *e = &m->e[k];
+        struct tok_strmap_entry *e = &m->e[k];
         if (e->hash == h && e->len == len && memcmp(e->key, key, len) == 0) {
             e->val = val;
             return ALLMREC_OK;
@@ -77,7 +77,7 @@ allmrec_status strmap_put(struct strmap *m, const char *key, size_t len, int32_t
     }
     if (m->n == m->cap) {
         int64_t nc = m->cap * 2;
-        struct strmap_entry *ne = realloc(m->e, sizeof *ne * (size_t)nc);
+        struct tok_strmap_entry *ne = realloc(m->e, sizeof *ne * (size_t)nc);
         if (!ne) return ALLMREC_ERR(ALLMREC_ERR_NOMEM, "tokenizer: out of memory");
         m->e = ne;
         m->cap = nc;
@@ -87,7 +87,7 @@ allmrec_status strmap_put(struct strmap *m, const char *key, size_t len, int32_t
     memcpy(kc, key, len);
     kc[len] = '\0';
     int64_t k = m->n++;
-    m->e[k] = (struct strmap_entry){kc, (uint32_t)len, val, h};
+    m->e[k] = (struct tok_strmap_entry){kc, (uint32_t)len, val, h};
     if (m->n * 2 > m->nslots) {
         int64_t ns = m->nslots * 2;
         int64_t *nsl = malloc(sizeof(int64_t) * (size_t)ns);
@@ -96,7 +96,7 @@ allmrec_status strmap_put(struct strmap *m, const char *key, size_t len, int32_t
         m->slot = nsl;
         m->nslots = ns;
         for (int64_t j = 0; j < ns; j++) m->slot[j] = -1;
-        for (int64_t j = 0; j < m->n; j++) strmap_reinsert(m, j);
+        for (int64_t j = 0; j < m->n; j++) tok_strmap_reinsert(m, j);
     } else {
         m->slot[i] = k;
     }
@@ -161,8 +161,8 @@ allmrec_status tok_set_id_text(struct tokenizer *t, int32_t id, const char *text
 
 void tokenizer_free(struct tokenizer *t) {
     if (!t) return;
-    strmap_free(&t->vocab);
-    strmap_free(&t->cache);
+    tok_strmap_free(&t->vocab);
+    tok_strmap_free(&t->cache);
     for (int64_t i = 0; i < t->n_ids; i++) {
         free(t->id_text[i]);
         free(t->id_bytes[i]);
@@ -181,7 +181,7 @@ void tokenizer_free(struct tokenizer *t) {
 int32_t tokenizer_token_id(const struct tokenizer *t, const char *token) {
     for (int i = 0; i < t->n_added; i++)
         if (strcmp(t->added[i].text, token) == 0) return t->added[i].id;
-    if (t->kind == TOKENIZER_WORDPIECE) return strmap_get(&t->vocab, token, strlen(token));
+    if (t->kind == TOKENIZER_WORDPIECE) return tok_strmap_get(&t->vocab, token, strlen(token));
     for (int64_t i = 0; i < t->n_ids; i++) // BPE: vocab is keyed by raw bytes; search texts
         if (t->id_text[i] && strcmp(t->id_text[i], token) == 0) return (int32_t)i;
     return -1;

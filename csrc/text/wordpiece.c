@@ -19,7 +19,7 @@ allmrec_status tokenizer_load_wordpiece(struct tokenizer **out, const char *voca
     t->kind = TOKENIZER_WORDPIECE;
     t->max_chars_per_word = 100;
     t->sp = (struct tokenizer_specials){-1, -1, -1, -1, -1, -1, -1, false};
-    allmrec_status s = strmap_init(&t->vocab, 40000);
+    allmrec_status s = tok_strmap_init(&t->vocab, 40000);
     int32_t id = 0;
     size_t i = 0;
     while (s == ALLMREC_OK && i < len) {
@@ -29,8 +29,8 @@ allmrec_status tokenizer_load_wordpiece(struct tokenizer **out, const char *voca
         if (e > i && text[e - 1] == '\r') e--;
         // HF keeps the line as the token (trailing whitespace stripped)
         while (e > i && (text[e - 1] == ' ' || text[e - 1] == '\t')) e--;
-        if (strmap_get(&t->vocab, text + i, e - i) < 0) // first occurrence wins
-            s = strmap_put(&t->vocab, text + i, e - i, id);
+        if (tok_strmap_get(&t->vocab, text + i, e - i) < 0) // first occurrence wins
+            s = tok_strmap_put(&t->vocab, text + i, e - i, id);
         if (s == ALLMREC_OK) s = tok_set_id_text(t, id, text + i, e - i);
         if (e - i > t->max_token_bytes) t->max_token_bytes = e - i;
         id++;
@@ -42,7 +42,7 @@ allmrec_status tokenizer_load_wordpiece(struct tokenizer **out, const char *voca
     static const char *names[] = {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"};
     int32_t *slots[] = {&t->sp.pad, &t->sp.unk, &t->sp.cls, &t->sp.sep, &t->sp.mask};
     for (int k = 0; k < 5 && s == ALLMREC_OK; k++)
-        if (strmap_get(&t->vocab, names[k], strlen(names[k])) >= 0)
+        if (tok_strmap_get(&t->vocab, names[k], strlen(names[k])) >= 0)
             s = tokenizer_add_special(t, names[k], slots[k]);
     if (s == ALLMREC_OK && t->sp.unk < 0)
         s = ALLMREC_ERR_AT(ALLMREC_ERR_DATA, vocab_txt, 0, "[UNK]",
@@ -142,7 +142,7 @@ static allmrec_status wordpiece_word(struct tokenizer *t, const char *w, size_t 
         }
         while (end > start) {
             memcpy(buf + pre, w + start, end - start);
-            found = strmap_get(&t->vocab, buf, pre + end - start);
+            found = tok_strmap_get(&t->vocab, buf, pre + end - start);
             if (found >= 0) break;
             end--; // previous char boundary
             while (end > start && ((unsigned char)w[end] & 0xC0) == 0x80) end--;
