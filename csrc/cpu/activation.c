@@ -1,22 +1,66 @@
 // activation.c: CPU reference for act_forward, act_backward (ReLU, GELU erf
 // and tanh forms, sigmoid, LeakyReLU, identity; each with an optional fused
 // bias add). The scalar functions are in act_math.h, shared with gemm.c.
+//
+// Speed: the activation kind is switched on once per row, so each row runs a
+// loop specialised to one kind (vectorised for the cheap ones). Threads
+// (OpenMP): rows are split over threads, each output written by one thread;
+// the bias gradient is summed in double per fixed chunk of ACT_CHUNK rows and
+// the chunks are added in order, so no result depends on the thread count.
+#include <stdlib.h>
+
 #include "cpu/act_math.h"
 #include "cpu/cpu_ops.h"
 
+#ifdef ALLMREC_HAVE_OPENMP
+#define CPU_PRAGMA_(x) _Pragma(#x)
+#define CPU_PARALLEL_FOR(work) CPU_PRAGMA_(omp parallel for schedule(static) if ((work) >= 32768))
+#define CPU_SIMD CPU_PRAGMA_(omp simd)
+#else
+#define CPU_PARALLEL_FOR(work)
+#define CPU_SIMD
+#endif
+
+#ifdef __GNUC__
+#define ACT_INLINE static inline __attribute__((always_inline))
+#else
+#define ACT_INLINE static inline
+#endif
+
+enum { ACT_CHUNK = 256 }; // rows per bias-gradient partial sum
+enum { ACT_COLS = 256 };  // columns per backward pass over a row
+
+// y[c] = act(x[c] + bias[c]) for one row (bias may be NULL); inlined with a
+// constant kind, so the switch in cpu_act_apply folds away
+ACT_INLINE void act_row(enum act_kind kind, float alpha, float *y, const float *x, const float *bias,
+                        int64_t C) {
+    if (bias) {
+        CPU_SIMD
+        for (int64_t c = 0; c < C; c++) y[c] = cpu_act_apply(kind, alpha, x[c] + bias[c]);
+    } else {
+        CPU_SIMD
+        for (int64_t c = 0; c < C; c++) y[c] = cpu_act_apply(kind, alpha, x[c]);
+    }
+}
+
+// one row of act_row for a runtime kind
+static void act_row_any(enum act_kind kind, float alpha, float *y, const float *x, const float *bias,
+                        int64_t C) {
+    switch (kind) {
+    case ACT_RELU: act_row(ACT_RELU, alpha, y, x, bias, C); break;
+    case ACT_GELU_ERF: act_row(ACT_GELU_ERF, alpha, y, x, bias, C); break;
+    case ACT_GELU_TANH: act_row(ACT_GELU_TANH, alpha, y, x, bias, C); break;
+    case ACT_SIGMOID: act_row(ACT_SIGMOID, alpha, y, x, bias, C); break;
+    case ACT_LEAKY_RELU: act_row(ACT_LEAKY_RELU, alpha, y, x, bias, C); break;
+    case ACT_NONE:
+    default: act_row(ACT_NONE, alpha, y, x, bias, C); break;
+    }
+}
+
 void cpu_bias_act_rows(float *out, const float *inp, const float *bias, int64_t N, int64_t C,
                        struct act act) {
-    enum act_kind kind = act.kind;
-    float alpha = act.alpha;
-    for (int64_t n = 0; n < N; n++) {
-        const float *x = inp + n * C;
-        float *y = out + n * C;
-        if (bias) {
-            for (int64_t c = 0; c < C; c++) y[c] = cpu_act_apply(kind, alpha, x[c] + bias[c]);
-        } else {
-            for (int64_t c = 0; c < C; c++) y[c] = cpu_act_apply(kind, alpha, x[c]);
-        }
-    }
+    CPU_PARALLEL_FOR(N * C)
+    for (int64_t n = 0; n < N; n++) act_row_any(act.kind, act.alpha, out + n * C, inp + n * C, bias, C);
 }
 
 allmrec_status cpu_act_forward(struct op_ctx *ctx, struct tensor out, struct tensor inp,
@@ -25,6 +69,37 @@ allmrec_status cpu_act_forward(struct op_ctx *ctx, struct tensor out, struct ten
     cpu_bias_act_rows(out.data, inp.data, tensor_is_none(bias) ? NULL : bias.data, tensor_rows(inp),
                       tensor_cols(inp), act);
     return ALLMREC_OK;
+}
+
+// g[c] = dout[c] * act'(x[c] + bias[c]) for one row piece (bias may be NULL)
+ACT_INLINE void act_grad_row(enum act_kind kind, float alpha, float *restrict g, const float *dy,
+                             const float *x, const float *bias, int64_t C) {
+    if (bias) {
+        CPU_SIMD
+        for (int64_t c = 0; c < C; c++) {
+            float d = cpu_act_grad(kind, alpha, x[c] + bias[c]);
+            g[c] = dy[c] * d;
+        }
+    } else {
+        CPU_SIMD
+        for (int64_t c = 0; c < C; c++) {
+            float d = cpu_act_grad(kind, alpha, x[c]);
+            g[c] = dy[c] * d;
+        }
+    }
+}
+
+static void act_grad_row_any(enum act_kind kind, float alpha, float *g, const float *dy,
+                             const float *x, const float *bias, int64_t C) {
+    switch (kind) {
+    case ACT_RELU: act_grad_row(ACT_RELU, alpha, g, dy, x, bias, C); break;
+    case ACT_GELU_ERF: act_grad_row(ACT_GELU_ERF, alpha, g, dy, x, bias, C); break;
+    case ACT_GELU_TANH: act_grad_row(ACT_GELU_TANH, alpha, g, dy, x, bias, C); break;
+    case ACT_SIGMOID: act_grad_row(ACT_SIGMOID, alpha, g, dy, x, bias, C); break;
+    case ACT_LEAKY_RELU: act_grad_row(ACT_LEAKY_RELU, alpha, g, dy, x, bias, C); break;
+    case ACT_NONE:
+    default: act_grad_row(ACT_NONE, alpha, g, dy, x, bias, C); break;
+    }
 }
 
 allmrec_status cpu_act_backward(struct op_ctx *ctx, struct tensor dinp, struct tensor dbias,
@@ -36,24 +111,47 @@ allmrec_status cpu_act_backward(struct op_ctx *ctx, struct tensor dinp, struct t
     const float *b = tensor_is_none(bias) ? NULL : bias.data;
     float *dx = tensor_is_none(dinp) ? NULL : dinp.data;
     float *db = tensor_is_none(dbias) ? NULL : dbias.data;
-    // column blocks so the bias gradient is accumulated in double over rows
-    enum { CB = 256 };
-    double acc[CB];
-    for (int64_t c0 = 0; c0 < C; c0 += CB) {
-        int64_t nb = C - c0 < CB ? C - c0 : CB;
-        for (int64_t j = 0; j < nb; j++) acc[j] = 0;
-        for (int64_t n = 0; n < N; n++) {
-            const float *xr = x + n * C + c0, *dyr = dy + n * C + c0;
-            float *dxr = dx ? dx + n * C + c0 : NULL;
-            for (int64_t j = 0; j < nb; j++) {
-                float z = b ? xr[j] + b[c0 + j] : xr[j];
-                float g = dyr[j] * cpu_act_grad(act.kind, act.alpha, z);
-                if (dxr) dxr[j] += g;
-                acc[j] += g;
-            }
-        }
-        if (db)
-            for (int64_t j = 0; j < nb; j++) db[c0 + j] += (float)acc[j];
+    int64_t nchunks = (N + ACT_CHUNK - 1) / ACT_CHUNK;
+    // per-chunk bias-gradient partials in double: on the stack when small
+    enum { STACK_DOUBLES = 4096 };
+    double stack_part[STACK_DOUBLES];
+    double *part = stack_part;
+    if (db && nchunks * C > STACK_DOUBLES) {
+        part = malloc((size_t)(nchunks * C) * sizeof *part);
+        if (!part)
+            return ALLMREC_ERR(ALLMREC_ERR_NOMEM, "act_backward: no memory for %lld partial sums",
+                               (long long)(nchunks * C));
     }
+    CPU_PARALLEL_FOR(N * C)
+    for (int64_t k = 0; k < nchunks; k++) {
+        int64_t n1 = (k + 1) * ACT_CHUNK < N ? (k + 1) * ACT_CHUNK : N;
+        double *acc = db ? part + k * C : NULL;
+        if (acc)
+            for (int64_t c = 0; c < C; c++) acc[c] = 0;
+        for (int64_t n = k * ACT_CHUNK; n < n1; n++)
+            for (int64_t c0 = 0; c0 < C; c0 += ACT_COLS) { // g of ACT_COLS columns at a time
+                int64_t nc = C - c0 < ACT_COLS ? C - c0 : ACT_COLS;
+                float g[ACT_COLS];
+                act_grad_row_any(act.kind, act.alpha, g, dy + n * C + c0, x + n * C + c0,
+                                 b ? b + c0 : NULL, nc);
+                if (dx) {
+                    float *dxr = dx + n * C + c0;
+                    CPU_SIMD
+                    for (int64_t c = 0; c < nc; c++) dxr[c] += g[c];
+                }
+                if (acc) {
+                    double *accr = acc + c0;
+                    CPU_SIMD
+                    for (int64_t c = 0; c < nc; c++) accr[c] += g[c];
+                }
+            }
+    }
+    if (db) // the chunks in order
+        for (int64_t c = 0; c < C; c++) {
+            double s = 0;
+            for (int64_t k = 0; k < nchunks; k++) s += part[k * C + c];
+            db[c] += (float)s;
+        }
+    if (part != stack_part) free(part);
     return ALLMREC_OK;
 }

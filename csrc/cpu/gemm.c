@@ -3,6 +3,7 @@
 // built with ALLMREC_HAVE_OPENBLAS, the blocked plain-C cpu_gemm_f32_plain
 // otherwise; tests check the two agree).
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cpu/act_math.h"
@@ -11,6 +12,17 @@
 
 #ifdef ALLMREC_HAVE_OPENBLAS
 #include <cblas.h>
+#endif
+
+// OpenMP for the plain GEMM (row tiles) and the bias-gradient column sums
+// (OpenBLAS threads on its own; the bias/activation epilogue in activation.c)
+#ifdef ALLMREC_HAVE_OPENMP
+#define CPU_PRAGMA_(x) _Pragma(#x)
+#define CPU_PARALLEL_FOR(work) CPU_PRAGMA_(omp parallel for schedule(static) if ((work) >= 32768))
+#define CPU_SIMD CPU_PRAGMA_(omp simd)
+#else
+#define CPU_PARALLEL_FOR(work)
+#define CPU_SIMD
 #endif
 
 // ------------------------------------------------------------------ plain blocked GEMM
@@ -25,10 +37,15 @@
 void cpu_gemm_f32_plain(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
                         const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
                         float *C, int64_t ldc) {
-    float ap[GEMM_MB * GEMM_KB]; // op(A)[i0 + ii, p0 + pp] at ap[ii * KB + pp]
-    float bp[GEMM_KB * GEMM_NB]; // op(B)[p0 + pp, j0 + jj] at bp[pp * NB + jj]
-    float acc[GEMM_MB * GEMM_NB];
-    for (int64_t i0 = 0; i0 < M; i0 += GEMM_MB) {
+    // row tiles of C in parallel: each C element is written by one thread,
+    // summed over k in the same order whatever the thread count
+    int64_t mtiles = (M + GEMM_MB - 1) / GEMM_MB;
+    CPU_PARALLEL_FOR(M * N * K)
+    for (int64_t it = 0; it < mtiles; it++) {
+        float ap[GEMM_MB * GEMM_KB]; // op(A)[i0 + ii, p0 + pp] at ap[ii * KB + pp]
+        float bp[GEMM_KB * GEMM_NB]; // op(B)[p0 + pp, j0 + jj] at bp[pp * NB + jj]
+        float acc[GEMM_MB * GEMM_NB];
+        int64_t i0 = it * GEMM_MB;
         int64_t mb = M - i0 < GEMM_MB ? M - i0 : GEMM_MB;
         for (int64_t j0 = 0; j0 < N; j0 += GEMM_NB) {
             int64_t nb = N - j0 < GEMM_NB ? N - j0 : GEMM_NB;
@@ -181,20 +198,40 @@ allmrec_status cpu_linear_forward(struct op_ctx *ctx, struct tensor out, struct 
     return ALLMREC_OK;
 }
 
-// dbias (OC) += column sums of dout (N, OC), accumulated in double per
-// column block so long batches do not lose precision
-static void colsum_accumulate(float *dbias, const float *dout, int64_t N, int64_t OC) {
-    enum { CB = 256 };
-    double acc[CB];
-    for (int64_t j0 = 0; j0 < OC; j0 += CB) {
-        int64_t nb = OC - j0 < CB ? OC - j0 : CB;
-        for (int64_t j = 0; j < nb; j++) acc[j] = 0;
-        for (int64_t n = 0; n < N; n++) {
-            const float *row = dout + n * OC + j0;
-            for (int64_t j = 0; j < nb; j++) acc[j] += row[j];
-        }
-        for (int64_t j = 0; j < nb; j++) dbias[j0 + j] += (float)acc[j];
+// dbias (OC) += column sums of dout (N, OC) in double: partial sums per fixed
+// chunk of COLSUM_CHUNK rows (in parallel), then the chunks added in order,
+// so the result does not depend on the thread count
+enum { COLSUM_CHUNK = 256 };
+
+static allmrec_status colsum_accumulate(float *dbias, const float *dout, int64_t N, int64_t OC) {
+    int64_t nchunks = (N + COLSUM_CHUNK - 1) / COLSUM_CHUNK;
+    enum { STACK_DOUBLES = 4096 }; // partials on the stack when small
+    double stack_part[STACK_DOUBLES];
+    double *part = stack_part;
+    if (nchunks * OC > STACK_DOUBLES) {
+        part = malloc((size_t)(nchunks * OC) * sizeof *part);
+        if (!part)
+            return ALLMREC_ERR(ALLMREC_ERR_NOMEM, "linear_backward: no memory for %lld bias partial sums",
+                               (long long)(nchunks * OC));
     }
+    CPU_PARALLEL_FOR(N * OC)
+    for (int64_t k = 0; k < nchunks; k++) {
+        int64_t n1 = (k + 1) * COLSUM_CHUNK < N ? (k + 1) * COLSUM_CHUNK : N;
+        double *acc = part + k * OC;
+        for (int64_t j = 0; j < OC; j++) acc[j] = 0;
+        for (int64_t n = k * COLSUM_CHUNK; n < n1; n++) {
+            const float *row = dout + n * OC;
+            CPU_SIMD
+            for (int64_t j = 0; j < OC; j++) acc[j] += row[j];
+        }
+    }
+    for (int64_t j = 0; j < OC; j++) {
+        double s = 0;
+        for (int64_t k = 0; k < nchunks; k++) s += part[k * OC + j];
+        dbias[j] += (float)s;
+    }
+    if (part != stack_part) free(part);
+    return ALLMREC_OK;
 }
 
 allmrec_status cpu_linear_backward(struct op_ctx *ctx, struct tensor dinp, struct tensor dweight,
@@ -210,6 +247,6 @@ allmrec_status cpu_linear_backward(struct op_ctx *ctx, struct tensor dinp, struc
         int64_t C = dweight.shape[1];
         cpu_gemm_f32(true, false, OC, C, N, 1.0f, dout.data, OC, inp.data, C, 1.0f, dweight.data, C);
     }
-    if (!tensor_is_none(dbias)) colsum_accumulate(dbias.data, dout.data, N, OC);
+    if (!tensor_is_none(dbias)) ALLMREC_TRY(colsum_accumulate(dbias.data, dout.data, N, OC));
     return ALLMREC_OK;
 }

@@ -1,11 +1,60 @@
 // layernorm.c: CPU reference for layernorm_forward, layernorm_backward.
 // Row statistics are computed in double (two-pass mean, then biased variance),
 // so any eps works, including SASRec's 1e-8 on rows of near-constant values.
-// The backward accumulates the parameter gradients in double over rows.
+// Row sums run as four interleaved double accumulators (c mod 4) added in a
+// fixed order, which breaks the add latency chain without depending on the
+// vector width. The backward accumulates the parameter gradients in double.
+//
+// Threads (OpenMP): rows are independent and split over threads. dweight and
+// dbias are summed per fixed chunk of LN_CHUNK rows (partials in double), and
+// the chunks are then added in order, so no result depends on the thread count.
 #include <math.h>
 #include <stdlib.h>
 
 #include "cpu/cpu_ops.h"
+
+#ifdef ALLMREC_HAVE_OPENMP
+#define CPU_PRAGMA_(x) _Pragma(#x)
+#define CPU_PARALLEL_FOR(work) CPU_PRAGMA_(omp parallel for schedule(static) if ((work) >= 32768))
+#define CPU_SIMD CPU_PRAGMA_(omp simd)
+#else
+#define CPU_PARALLEL_FOR(work)
+#define CPU_SIMD
+#endif
+
+enum { LN_CHUNK = 256 }; // rows per dweight/dbias partial sum
+
+// sum of x[c] in double, four interleaved accumulators
+static inline double ln_sum(const float *x, int64_t C) {
+    double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    int64_t c = 0;
+    for (; c + 4 <= C; c += 4) {
+        s0 += x[c];
+        s1 += x[c + 1];
+        s2 += x[c + 2];
+        s3 += x[c + 3];
+    }
+    for (; c < C; c++) s0 += x[c];
+    return (s0 + s1) + (s2 + s3);
+}
+
+// sum of (x[c] - m)^2 in double, four interleaved accumulators
+static inline double ln_sum_sq_dev(const float *x, double m, int64_t C) {
+    double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    int64_t c = 0;
+    for (; c + 4 <= C; c += 4) {
+        double d0 = x[c] - m, d1 = x[c + 1] - m, d2 = x[c + 2] - m, d3 = x[c + 3] - m;
+        s0 += d0 * d0;
+        s1 += d1 * d1;
+        s2 += d2 * d2;
+        s3 += d3 * d3;
+    }
+    for (; c < C; c++) {
+        double d = x[c] - m;
+        s0 += d * d;
+    }
+    return (s0 + s1) + (s2 + s3);
+}
 
 allmrec_status cpu_layernorm_forward(struct op_ctx *ctx, struct tensor out, struct tensor mean,
                                      struct tensor rstd, struct tensor inp, struct tensor weight,
@@ -17,29 +66,53 @@ allmrec_status cpu_layernorm_forward(struct op_ctx *ctx, struct tensor out, stru
     float *y = out.data;
     float *mean_p = tensor_is_none(mean) ? NULL : mean.data;
     float *rstd_p = tensor_is_none(rstd) ? NULL : rstd.data;
+    CPU_PARALLEL_FOR(N * C)
     for (int64_t n = 0; n < N; n++) {
         const float *xr = x + n * C;
         float *yr = y + n * C;
-        double m = 0;
-        for (int64_t c = 0; c < C; c++) m += xr[c];
-        m /= (double)C;
-        double var = 0;
-        for (int64_t c = 0; c < C; c++) {
-            double d = xr[c] - m;
-            var += d * d;
-        }
-        var /= (double)C;
+        double m = ln_sum(xr, C) / (double)C;
+        double var = ln_sum_sq_dev(xr, m, C) / (double)C;
         double rs = 1.0 / sqrt(var + (double)eps);
         // the backward sees the float statistics; use exactly those here too
         float mf = (float)m, rf = (float)rs;
-        for (int64_t c = 0; c < C; c++) {
-            float v = (xr[c] - mf) * rf * w[c];
-            yr[c] = b ? v + b[c] : v;
+        if (b) {
+            CPU_SIMD
+            for (int64_t c = 0; c < C; c++) yr[c] = (xr[c] - mf) * rf * w[c] + b[c];
+        } else {
+            CPU_SIMD
+            for (int64_t c = 0; c < C; c++) yr[c] = (xr[c] - mf) * rf * w[c];
         }
         if (mean_p) mean_p[n] = mf;
         if (rstd_p) rstd_p[n] = rf;
     }
     return ALLMREC_OK;
+}
+
+// dinp row += rstd * (dnorm - mean(dnorm) - norm * mean(dnorm * norm)), dnorm = dout * w
+static inline void ln_backward_row(float *dxr, const float *xr, const float *dyr, const float *w,
+                                   float m, float rs, int64_t C) {
+    double a0 = 0, a1 = 0, b0 = 0, b1 = 0; // sum dnorm, sum dnorm * norm (even / odd c)
+    int64_t c = 0;
+    for (; c + 2 <= C; c += 2) {
+        double n0 = (double)(xr[c] - m) * rs, n1 = (double)(xr[c + 1] - m) * rs;
+        double d0 = (double)dyr[c] * w[c], d1 = (double)dyr[c + 1] * w[c + 1];
+        a0 += d0;
+        a1 += d1;
+        b0 += d0 * n0;
+        b1 += d1 * n1;
+    }
+    for (; c < C; c++) {
+        double n0 = (double)(xr[c] - m) * rs, d0 = (double)dyr[c] * w[c];
+        a0 += d0;
+        b0 += d0 * n0;
+    }
+    double s1 = (a0 + a1) / (double)C, s2 = (b0 + b1) / (double)C;
+    CPU_SIMD
+    for (c = 0; c < C; c++) {
+        double norm = (double)(xr[c] - m) * rs;
+        double dn = (double)dyr[c] * w[c];
+        dxr[c] += (float)(rs * (dn - s1 - norm * s2));
+    }
 }
 
 allmrec_status cpu_layernorm_backward(struct op_ctx *ctx, struct tensor dinp, struct tensor dweight,
@@ -52,52 +125,49 @@ allmrec_status cpu_layernorm_backward(struct op_ctx *ctx, struct tensor dinp, st
     float *dx = tensor_is_none(dinp) ? NULL : dinp.data;
     float *dw = tensor_is_none(dweight) ? NULL : dweight.data;
     float *db = tensor_is_none(dbias) ? NULL : dbias.data;
-    // double accumulators for dweight/dbias: on the stack for C <= 1024
-    enum { STACK_C = 1024 };
-    double stack_acc[2 * STACK_C];
-    double *acc = stack_acc;
-    if ((dw || db) && C > STACK_C) {
-        acc = calloc((size_t)(2 * C), sizeof *acc);
-        if (!acc)
-            return ALLMREC_ERR(ALLMREC_ERR_NOMEM, "layernorm_backward: no memory for %lld accumulators",
-                               (long long)(2 * C));
-    } else {
-        for (int64_t c = 0; c < 2 * C && c < 2 * STACK_C; c++) acc[c] = 0;
+    bool want_p = dw || db;
+    int64_t nchunks = (N + LN_CHUNK - 1) / LN_CHUNK;
+    // per-chunk (dweight, dbias) partials in double: on the stack when small
+    enum { STACK_DOUBLES = 4096 };
+    double stack_part[STACK_DOUBLES];
+    double *part = stack_part;
+    if (want_p && nchunks * 2 * C > STACK_DOUBLES) {
+        part = malloc((size_t)(nchunks * 2 * C) * sizeof *part);
+        if (!part)
+            return ALLMREC_ERR(ALLMREC_ERR_NOMEM, "layernorm_backward: no memory for %lld partial sums",
+                               (long long)(nchunks * 2 * C));
     }
-    double *dw_acc = acc, *db_acc = (dw || db) ? acc + C : NULL;
-    for (int64_t n = 0; n < N; n++) {
-        const float *xr = x + n * C, *dyr = dy + n * C;
-        float m = mean_p[n], rs = rstd_p[n];
-        if (dx) {
-            // dinp = rstd * (dnorm - mean(dnorm) - norm * mean(dnorm * norm)), dnorm = dout * w
-            double s1 = 0, s2 = 0;
-            for (int64_t c = 0; c < C; c++) {
-                double norm = (double)(xr[c] - m) * rs;
-                double dn = (double)dyr[c] * w[c];
-                s1 += dn;
-                s2 += dn * norm;
-            }
-            s1 /= (double)C;
-            s2 /= (double)C;
-            float *dxr = dx + n * C;
-            for (int64_t c = 0; c < C; c++) {
-                double norm = (double)(xr[c] - m) * rs;
-                double dn = (double)dyr[c] * w[c];
-                dxr[c] += (float)(rs * (dn - s1 - norm * s2));
-            }
-        }
-        if (dw || db) {
-            for (int64_t c = 0; c < C; c++) {
-                double norm = (double)(xr[c] - m) * rs;
-                dw_acc[c] += norm * dyr[c];
-                db_acc[c] += dyr[c];
+    CPU_PARALLEL_FOR(N * C)
+    for (int64_t k = 0; k < nchunks; k++) {
+        int64_t n1 = (k + 1) * LN_CHUNK < N ? (k + 1) * LN_CHUNK : N;
+        double *dw_acc = want_p ? part + k * 2 * C : NULL, *db_acc = want_p ? dw_acc + C : NULL;
+        if (want_p)
+            for (int64_t c = 0; c < 2 * C; c++) dw_acc[c] = 0;
+        for (int64_t n = k * LN_CHUNK; n < n1; n++) {
+            const float *xr = x + n * C, *dyr = dy + n * C;
+            float m = mean_p[n], rs = rstd_p[n];
+            if (dx) ln_backward_row(dx + n * C, xr, dyr, w, m, rs, C);
+            if (want_p) {
+                CPU_SIMD
+                for (int64_t c = 0; c < C; c++) {
+                    double norm = (double)(xr[c] - m) * rs;
+                    dw_acc[c] += norm * dyr[c];
+                    db_acc[c] += dyr[c];
+                }
             }
         }
     }
-    if (dw)
-        for (int64_t c = 0; c < C; c++) dw[c] += (float)dw_acc[c];
-    if (db)
-        for (int64_t c = 0; c < C; c++) db[c] += (float)db_acc[c];
-    if (acc != stack_acc) free(acc);
+    if (want_p) { // the chunks in order
+        for (int64_t c = 0; c < C; c++) {
+            double sw = 0, sb = 0;
+            for (int64_t k = 0; k < nchunks; k++) {
+                sw += part[k * 2 * C + c];
+                sb += part[k * 2 * C + C + c];
+            }
+            if (dw) dw[c] += (float)sw;
+            if (db) db[c] += (float)sb;
+        }
+    }
+    if (part != stack_part) free(part);
     return ALLMREC_OK;
 }
