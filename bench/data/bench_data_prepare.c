@@ -88,29 +88,39 @@ static int generate(const char *dir, double mb, int64_t *raw_bytes) {
     if (!g) { perror(rev); return 1; }
     char *line = malloc(1 << 16);
     char text[8192], summary[512], name[64];
-    int64_t written = 0, k = 0;
+    int64_t written = 0;
     uint64_t ctr = 0;
-    while (written < target) {
-        int64_t u = skewed(seed, 1, (uint64_t)k, n_users), it = skewed(seed, 2, (uint64_t)k, n_items);
-        double overall = 1 + (double)philox_below(seed, 3, (uint64_t)k, 5);
-        if (philox_below(seed, 4, (uint64_t)k, 3)) overall = 5; // mostly 5 stars
-        long t = 1262304000L + (long)philox_below(seed, 5, (uint64_t)k, 280000000u);
-        int nw = 8 + (int)philox_below(seed, 6, (uint64_t)k, 140);
+    // like the real dumps, the reviews are grouped by product (asin); the
+    // review -> item draw is the same skewed draw, then stably sorted by item
+    int64_t n_rev = (int64_t)((double)target / 750.0) + 1;
+    int64_t *ord = malloc((size_t)n_rev * sizeof *ord), *cnt = calloc((size_t)n_items + 1, sizeof *cnt);
+    for (int64_t k = 0; k < n_rev; k++) cnt[skewed(seed, 2, (uint64_t)k, n_items) + 1]++;
+    for (int64_t i = 0; i < n_items; i++) cnt[i + 1] += cnt[i];
+    for (int64_t k = 0; k < n_rev; k++) ord[cnt[skewed(seed, 2, (uint64_t)k, n_items)]++] = k;
+    free(cnt);
+    int64_t k = 0;
+    for (int64_t r = 0; r < n_rev && written < target; r++, k++) {
+        int64_t kk = ord[r];
+        int64_t u = skewed(seed, 1, (uint64_t)kk, n_users), it = skewed(seed, 2, (uint64_t)kk, n_items);
+        double overall = 1 + (double)philox_below(seed, 3, (uint64_t)kk, 5);
+        if (philox_below(seed, 4, (uint64_t)kk, 3)) overall = 5; // mostly 5 stars
+        long t = 1262304000L + (long)philox_below(seed, 5, (uint64_t)kk, 280000000u);
+        int nw = 8 + (int)philox_below(seed, 6, (uint64_t)kk, 140);
         put_words(text, seed, 7, &ctr, nw);
-        put_words(summary, seed, 7, &ctr, 1 + (int)philox_below(seed, 6, (uint64_t)k + (1ULL << 40), 6));
+        put_words(summary, seed, 7, &ctr, 1 + (int)philox_below(seed, 6, (uint64_t)kk + (1ULL << 40), 6));
         snprintf(name, sizeof name, "Reviewer %lld", (long long)u);
         int n = snprintf(line, 1 << 16,
                          "{\"overall\": %.1f, \"verified\": %s, \"reviewTime\": \"%02d %d, %d\", \"reviewerID\": "
                          "\"A%013lld\", \"asin\": \"B%09lld\", %s\"reviewerName\": \"%s\", \"reviewText\": \"%s\", "
                          "\"summary\": \"%s\", \"unixReviewTime\": %ld%s}\n",
-                         overall, (k & 3) ? "true" : "false", (int)(1 + k % 12), (int)(1 + k % 28),
-                         (int)(2010 + (k % 9)), (long long)u, (long long)it,
-                         (k % 5 == 0) ? "\"style\": {\"Color:\": \" Multicolor\", \"Size:\": \" One Size\"}, " : "",
-                         name, text, summary, t, (k % 7 == 0) ? ", \"vote\": \"3\", \"image\": [\"https://images-na.ssl-images-amazon.com/images/I/x.jpg\"]" : "");
+                         overall, (kk & 3) ? "true" : "false", (int)(1 + kk % 12), (int)(1 + kk % 28),
+                         (int)(2010 + (kk % 9)), (long long)u, (long long)it,
+                         (kk % 5 == 0) ? "\"style\": {\"Color:\": \" Multicolor\", \"Size:\": \" One Size\"}, " : "",
+                         name, text, summary, t, (kk % 7 == 0) ? ", \"vote\": \"3\", \"image\": [\"https://images-na.ssl-images-amazon.com/images/I/x.jpg\"]" : "");
         if (gzwrite(g, line, (unsigned)n) != n) { fprintf(stderr, "write error\n"); return 1; }
         written += n;
-        k++;
     }
+    free(ord);
     gzclose(g);
     // metadata: as in the 2018 dumps, more products than reviewed ones, long
     // lines (also_buy / also_view lists, features, descriptions, image URLs)
@@ -252,7 +262,7 @@ int main(int argc, char **argv) {
     fs_file_size(meta, &meta_size);
     char *a1[] = {cli, "data", "prepare", "--format", "amazon2018", "--reviews", rev, "--meta", meta, "--out", out,
                   "--no-progress", NULL};
-    struct run_result ours, ref = {0, 0, 0};
+    struct run_result ours, ref = {0, 0, 0, 0};
     fprintf(stderr, "running allmrec data prepare ...\n");
     if (run(a1, NULL, &ours) || ours.status != 0) { fprintf(stderr, "allmrec data prepare failed\n"); return 1; }
     struct dataset ds;

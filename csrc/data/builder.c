@@ -15,6 +15,7 @@
 
 void builder_init(struct inter_builder *b) {
     memset(b, 0, sizeof *b);
+    b->last_u = b->last_i = -1;
     strmap_init(&b->users);
     strmap_init(&b->items);
 }
@@ -48,8 +49,16 @@ allmrec_status builder_add(struct inter_builder *b, const char *user, size_t ule
             return ALLMREC_ERR(ALLMREC_ERR_NOMEM, "out of memory after %lld interactions", (long long)b->n);
         b->cap = nc;
     }
-    int64_t ui = strmap_get_or_add(&b->users, user, ulen, NULL);
-    int64_t ii = strmap_get_or_add(&b->items, item, ilen, NULL);
+    // the dumps are grouped by product: remember the last item (and user)
+    int64_t ui, ii;
+    if (b->last_u >= 0 && b->last_ulen == ulen && !memcmp(strmap_key(&b->users, b->last_u), user, ulen)) ui = b->last_u;
+    else ui = strmap_get_or_add(&b->users, user, ulen, NULL);
+    if (b->last_i >= 0 && b->last_ilen == ilen && !memcmp(strmap_key(&b->items, b->last_i), item, ilen)) ii = b->last_i;
+    else ii = strmap_get_or_add(&b->items, item, ilen, NULL);
+    b->last_u = ui;
+    b->last_ulen = ulen;
+    b->last_i = ii;
+    b->last_ilen = ilen;
     if (ui < 0 || ii < 0) return ALLMREC_ERR(ALLMREC_ERR_NOMEM, "out of memory for user/item ids");
     b->u[b->n] = (uint32_t)ui;
     b->i[b->n] = (uint32_t)ii;

@@ -51,8 +51,7 @@ void line_reader_close(struct line_reader *r);
 
 // ---------------------------------------------------------------- string map
 struct strmap {
-    uint32_t *slots;        // index + 1, 0 = empty
-    uint64_t *hashes;       // per slot
+    uint64_t *slots;        // (hash >> 32) << 32 | (index + 1); 0 = empty (one cache line per probe)
     size_t n_slots;
     int64_t n;              // number of keys (indices 0..n-1 in insertion order)
     char *pool;             // keys, NUL-terminated
@@ -94,6 +93,8 @@ struct inter_builder {
     float *r;
     uint8_t *low;           // rating below min_rating
     bool has_time, has_rating;
+    int64_t last_u, last_i;  // one-entry lookup caches (-1: none)
+    size_t last_ulen, last_ilen;
 };
 void builder_init(struct inter_builder *b);
 void builder_free(struct inter_builder *b);

@@ -306,7 +306,6 @@ void strmap_init(struct strmap *m) { memset(m, 0, sizeof *m); }
 
 void strmap_free(struct strmap *m) {
     free(m->slots);
-    free(m->hashes);
     free(m->pool);
     free(m->key_off);
     memset(m, 0, sizeof *m);
@@ -314,20 +313,21 @@ void strmap_free(struct strmap *m) {
 
 static bool strmap_grow(struct strmap *m) {
     size_t ns = m->n_slots ? m->n_slots * 2 : 1024;
-    uint32_t *slots = calloc(ns, sizeof *slots);
-    uint64_t *hashes = malloc(ns * sizeof *hashes);
-    if (!slots || !hashes) { free(slots); free(hashes); return false; }
+    uint64_t *slots = calloc(ns, sizeof *slots);
+    if (!slots) return false;
     for (size_t k = 0; k < m->n_slots; k++) {
-        if (!m->slots[k]) continue;
-        size_t j = m->hashes[k] & (ns - 1);
+        uint64_t v = m->slots[k];
+        if (!v) continue;
+        // re-hash from the key (only the high 32 bits of the hash are stored)
+        int64_t idx = (int64_t)(v & 0xffffffffu) - 1;
+        const char *key = m->pool + m->key_off[idx];
+        uint64_t h = str_hash(key, strlen(key));
+        size_t j = h & (ns - 1);
         while (slots[j]) j = (j + 1) & (ns - 1);
-        slots[j] = m->slots[k];
-        hashes[j] = m->hashes[k];
+        slots[j] = v;
     }
     free(m->slots);
-    free(m->hashes);
     m->slots = slots;
-    m->hashes = hashes;
     m->n_slots = ns;
     return true;
 }
@@ -335,12 +335,14 @@ static bool strmap_grow(struct strmap *m) {
 int64_t strmap_find(const struct strmap *m, const char *key, size_t len) {
     if (!m->n_slots) return -1;
     uint64_t h = str_hash(key, len);
+    uint64_t tag = h & 0xffffffff00000000ULL;
     size_t j = h & (m->n_slots - 1);
-    while (m->slots[j]) {
-        if (m->hashes[j] == h) {
-            int64_t idx = (int64_t)m->slots[j] - 1;
+    uint64_t v;
+    while ((v = m->slots[j]) != 0) {
+        if ((v & 0xffffffff00000000ULL) == tag) {
+            int64_t idx = (int64_t)(v & 0xffffffffu) - 1;
             const char *k = m->pool + m->key_off[idx];
-            if (strncmp(k, key, len) == 0 && k[len] == '\0') return idx;
+            if (memcmp(k, key, len) == 0 && k[len] == '\0') return idx;
         }
         j = (j + 1) & (m->n_slots - 1);
     }
@@ -351,10 +353,12 @@ int64_t strmap_get_or_add(struct strmap *m, const char *key, size_t len, bool *a
     if (added) *added = false;
     if ((size_t)(m->n + 1) * 2 > m->n_slots && !strmap_grow(m)) return -1;
     uint64_t h = str_hash(key, len);
+    uint64_t tag = h & 0xffffffff00000000ULL;
     size_t j = h & (m->n_slots - 1);
-    while (m->slots[j]) {
-        if (m->hashes[j] == h) {
-            int64_t idx = (int64_t)m->slots[j] - 1;
+    uint64_t v;
+    while ((v = m->slots[j]) != 0) {
+        if ((v & 0xffffffff00000000ULL) == tag) {
+            int64_t idx = (int64_t)(v & 0xffffffffu) - 1;
             const char *k = m->pool + m->key_off[idx];
             if (memcmp(k, key, len) == 0 && k[len] == '\0') return idx;
         }
@@ -380,8 +384,7 @@ int64_t strmap_get_or_add(struct strmap *m, const char *key, size_t len, bool *a
     m->pool[m->pool_len + len] = '\0';
     m->key_off[m->n] = m->pool_len;
     m->pool_len += len + 1;
-    m->slots[j] = (uint32_t)(m->n + 1);
-    m->hashes[j] = h;
+    m->slots[j] = tag | (uint64_t)(m->n + 1);
     if (added) *added = true;
     return m->n++;
 }

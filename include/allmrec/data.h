@@ -45,8 +45,9 @@
 //          struct candidate_set, dataset_candidates_load, candidate_set_free,
 //          dataset_train_users, struct split_options, split_options_default,
 //          dataset_split_hdf5, enum rating_filter, enum data_format,
-//          struct prepare_options, prepare_options_default, data_format_from_name,
-//          dataset_prepare, struct synth_options, synth_options_default,
+//          struct prepare_options, prepare_options_default, prepare_options_preset,
+//          data_format_from_name, data_format_name, struct prepare_report,
+//          dataset_prepare, dataset_prepare_to_file, struct synth_options, synth_options_default,
 //          dataset_synth, struct dataset_stats, dataset_compute_stats,
 //          dataset_print_stats, dataset_stats_json, dataset_validate
 #ifndef ALLMREC_DATA_H
