@@ -10,8 +10,9 @@
 //   --epoch-steps N: time N steps of the Movies shape and scale to the 2,325
 //     steps of an epoch (0 = run the whole epoch)
 //   --attention auto|fused|gemm: the attention core (sasrec.h; auto = gemm on cpu, fused on cuda)
-//   --gpu-summary: print `SUMMARY|sasrec step b128 t200|<ours ms>|<pytorch ms>|<ratio>`
-//     (and the epoch line) for bench/gpu_check.sh; the PyTorch figures come from
+//   --gpu-summary: print bench/gpu_check.sh's SUMMARY|<group>/<shape>/<impl>|<value>|<unit>|<note>
+//     lines (ours and the PyTorch figure for the step and the epoch) and
+//     `SUMMARY_SASREC|sasrec step b128 t200|<ours ms>|<pytorch ms>|<ratio>`; the PyTorch figures come from
 //     --pytorch-ms / --pytorch-epoch-s (bench/sasrec/pytorch_sasrec_step.py) or
 //     default to ../shared/anchors (8.445 ms, 20.92 s, H100, 2026-11-27).
 #include <math.h>
@@ -118,7 +119,7 @@ int main(int argc, char **argv) {
         if (strcmp(device, "all") && strcmp(device, name)) continue;
         if (dv == 1 && allmrec_cuda_device_count() < 1) {
             printf("cuda: skipped (no CUDA device; built %s CUDA)\n", allmrec_cuda_compiled() ? "with" : "without");
-            if (summary) printf("SUMMARY|sasrec step b128 t200|n/a|%.3f|n/a (no device)\n", pt_ms);
+            if (summary) printf("SUMMARY|sasrec_step/B128_T200_D50_items3416/ours|-1|ms|no CUDA device\n");
             continue;
         }
         struct op_ctx ctx;
@@ -149,8 +150,16 @@ int main(int argc, char **argv) {
                    "%.2f s/epoch (%s), %.0f examples/s\n", name, ems, (long long)n_steps, epoch_s,
                    epoch_steps <= 0 ? "measured over the whole epoch" : "median step scaled", 128e3 / ems);
             if (summary && dv == 1) {
-                printf("SUMMARY|sasrec step b128 t200|%.3f|%.3f|%.1fx\n", ms, pt_ms, pt_ms / ms);
-                printf("SUMMARY|sasrec movies epoch (s)|%.2f|%.2f|%.1fx\n", epoch_s, pt_epoch, pt_epoch / epoch_s);
+                // bench/gpu_check.sh contract: SUMMARY|<group>/<shape>/<impl>|<value>|<unit>|<note>
+                printf("SUMMARY|sasrec_step/B128_T200_D50_items3416/ours|%.4g|ms|%.1fx faster than PyTorch (%.3f ms)\n",
+                       ms, pt_ms / ms, pt_ms);
+                printf("SUMMARY|sasrec_step/B128_T200_D50_items3416/torch_anchor|%.4g|ms|PyTorch, --pytorch-ms or "
+                       "../shared/anchors\n", pt_ms);
+                printf("SUMMARY|sasrec_epoch/movies_U297498_I59944_T50/ours|%.4g|s|%.1fx faster than PyTorch (%.2f s)\n",
+                       epoch_s, pt_epoch / epoch_s, pt_epoch);
+                printf("SUMMARY|sasrec_epoch/movies_U297498_I59944_T50/torch_anchor|%.4g|s|PyTorch\n", pt_epoch);
+                // the lead's short form: ours | pytorch | ratio
+                printf("SUMMARY_SASREC|sasrec step b128 t200|%.3f|%.3f|%.1f\n", ms, pt_ms, pt_ms / ms);
             }
         }
         op_ctx_free(&ctx);
