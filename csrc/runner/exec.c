@@ -191,7 +191,7 @@ static int run_command(const struct experiment *ex, const struct run *r, int si,
     argv[n] = NULL;
 
     int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
-    if (fd < 0) { snprintf(why, why_cap, "cannot open %s: %s", log_path, strerror(errno)); return 1; }
+    if (fd < 0) { snprintf(why, why_cap, "cannot open %.600s: %s", log_path, strerror(errno)); return 1; }
     dprintf(fd, "$");
     for (int a = 0; a < n; a++) dprintf(fd, " %s", argv[a]);
     dprintf(fd, "\n");
@@ -453,8 +453,8 @@ allmrec_status experiment_execute(struct experiment *ex, const struct run_option
             fprintf(out, "run %s FAILED: %s\n", r->id, reason);
             fflush(out);
             if (strlen(failed_list) < sizeof failed_list - 300) {
-                strcat(failed_list, failed_list[0] ? ", " : "");
-                strncat(failed_list, r->id, 250);
+                size_t l = strlen(failed_list);
+                snprintf(failed_list + l, sizeof failed_list - l, "%s%.200s", l ? ", " : "", r->id);
             }
             if (!opt->keep_going) break;
         }

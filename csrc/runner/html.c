@@ -182,7 +182,7 @@ static void sweep_plots(struct strbuf *b, const struct report *rep) {
             if (isfinite(v)) { val[yi * nx + xi] += v; cnt[yi * nx + xi]++; }
         }
         for (int k = 0; k < nx * ny; k++) val[k] = cnt[k] ? val[k] / cnt[k] : NAN;
-        char title[256];
+        char title[1024];
         snprintf(title, sizeof title, "%s on %s / %s%s%s%s%s", rep->metric_labels[0], r0->axis_label[AXIS_DATASET],
                  r0->axis_label[AXIS_MODEL], r0->axis_id[AXIS_SCENARIO][0] && strcmp(r0->axis_id[AXIS_SCENARIO], "default") ? " / " : "",
                  r0->axis_id[AXIS_SCENARIO][0] && strcmp(r0->axis_id[AXIS_SCENARIO], "default") ? r0->axis_label[AXIS_SCENARIO] : "",
@@ -198,7 +198,7 @@ static void sweep_plots(struct strbuf *b, const struct report *rep) {
 // ---------------------------------------------------------------- training curves
 
 struct curve {
-    char name[128];
+    char name[400];
     char field[64];
     double x[512], y[512];
     int n;
@@ -263,7 +263,7 @@ static void training_curves(struct strbuf *b, const struct report *rep) {
             for (int k = 0; k < n_seen; k++) dup |= !strcmp(seen[k], st->dir);
             if (dup || n_seen >= 64) continue;
             snprintf(seen[n_seen++], RUNNER_PATH, "%s", st->dir);
-            char p[RUNNER_PATH + 32], name[128];
+            char p[RUNNER_PATH + 32], name[400];
             snprintf(p, sizeof p, "%s/train_log.jsonl", st->dir);
             if (!fs_exists(p)) continue;
             snprintf(name, sizeof name, "%s %s%s%s", st->def->name, r->axis_id[AXIS_DATASET],

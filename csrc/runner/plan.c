@@ -305,8 +305,13 @@ allmrec_status stage_key_compute(const struct experiment *ex, struct run *r, int
     free(lines);
     if (!b.p) return ALLMREC_ERR(ALLMREC_ERR_NOMEM, "runner: out of memory");
     uint64_t h = runner_hash64(b.p, b.n, 0);
-    snprintf(st->key, sizeof st->key, "%016llx", (unsigned long long)h);
-    snprintf(st->dir, sizeof st->dir, "%s/%s/%s", ex->cache_dir, d->name, st->key);
+    char key[17];
+    snprintf(key, sizeof key, "%016llx", (unsigned long long)h);
+    memcpy(st->key, key, sizeof key);
+    if ((size_t)snprintf(st->dir, sizeof st->dir, "%s/%s/%s", ex->cache_dir, d->name, key) >= sizeof st->dir) {
+        free(b.p);
+        return ALLMREC_ERR_AT(ALLMREC_ERR_CONFIG, ex->path, 0, "experiment.cache_dir", "cache_dir path is too long");
+    }
     free(st->key_text);
     st->key_text = b.p;
     return ALLMREC_OK;
@@ -479,7 +484,8 @@ static allmrec_status build_run(struct experiment *ex, struct run *r, const stru
         strncat(id, part, sizeof id - strlen(id) - 1);
     }
     sanitize(r->id, sizeof r->id, id);
-    snprintf(r->dir, sizeof r->dir, "%s/runs/%s", ex->out_dir, r->id);
+    if ((size_t)snprintf(r->dir, sizeof r->dir, "%s/runs/%s", ex->out_dir, r->id) >= sizeof r->dir)
+        return ALLMREC_ERR_AT(ALLMREC_ERR_CONFIG, ex->path, 0, "experiment.out_dir", "out_dir path is too long");
 
     ALLMREC_TRY(config_set(c, "run.id", r->id));
     for (int a = 0; a < N_RUN_AXES; a++) {
@@ -550,8 +556,8 @@ allmrec_status plan_expand(struct experiment *ex) {
     struct axis_entry *ds = NULL, *mo = NULL, *sc = NULL, *va = NULL;
     int nds = 0, nmo = 0, nsc = 0, nva = 0;
     allmrec_status s = ALLMREC_OK;
-    static const struct axis_entry DEFAULT_MODEL = {"sasrec", "", "", ""};
-    static const struct axis_entry DEFAULT_SCEN = {"default", "", "", ""};
+    static const struct axis_entry DEFAULT_MODEL = {.id = "sasrec"};
+    static const struct axis_entry DEFAULT_SCEN = {.id = "default"};
     int64_t *seeds = NULL;
     int nseeds = 0;
     if ((s = read_axis(&ex->cfg, "datasets", &ds, &nds)) != ALLMREC_OK) goto done;
@@ -637,9 +643,20 @@ done:
 
 // ---------------------------------------------------------------- load / free
 
-static void path_resolve(char *out, size_t cap, const char *base_dir, const char *p) {
-    if (p[0] == '/' || !base_dir) snprintf(out, cap, "%s", p);
-    else snprintf(out, cap, "%s/%s", base_dir, p);
+static bool path_resolve(char *out, size_t cap, const char *base_dir, const char *p) {
+    int w = (p[0] == '/' || !base_dir) ? snprintf(out, cap, "%s", p) : snprintf(out, cap, "%s/%s", base_dir, p);
+    return w >= 0 && (size_t)w < cap;
+}
+
+// dir relative to the current directory -> absolute (stage commands and Slurm jobs run elsewhere)
+static bool make_absolute(char *dir, size_t cap) {
+    if (dir[0] == '/') return true;
+    char cwd[RUNNER_PATH], t[RUNNER_PATH * 2];
+    if (!getcwd(cwd, sizeof cwd)) return false;
+    snprintf(t, sizeof t, "%s/%s", cwd, dir);
+    if (strlen(t) >= cap) return false;
+    memcpy(dir, t, strlen(t) + 1);
+    return true;
 }
 
 allmrec_status experiment_load(struct experiment *ex, const char *path, char *const *overrides, int n_overrides) {
@@ -669,20 +686,13 @@ allmrec_status experiment_load(struct experiment *ex, const char *path, char *co
     else snprintf(odx, sizeof odx, "%s", od);
     snprintf(ex->out_dir, sizeof ex->out_dir, "%s", odx);
     snprintf(ex->cache_dir, sizeof ex->cache_dir, "%s", cd);
-    path_resolve(ex->configs_dir, sizeof ex->configs_dir, ex->dir, cfd);
-    // absolute paths: stage commands and Slurm jobs run elsewhere
+    if (!path_resolve(ex->configs_dir, sizeof ex->configs_dir, ex->dir, cfd) ||
+        !make_absolute(ex->out_dir, sizeof ex->out_dir) || !make_absolute(ex->cache_dir, sizeof ex->cache_dir)) {
+        config_free(&ex->cfg);
+        return ALLMREC_ERR_AT(ALLMREC_ERR_CONFIG, path, 0, "experiment", "out_dir, cache_dir or configs_dir: path too long");
+    }
     char abs[PATH_MAX];
-    if (ex->out_dir[0] != '/' && getcwd(abs, sizeof abs)) {
-        char t[RUNNER_PATH];
-        snprintf(t, sizeof t, "%s/%s", abs, ex->out_dir);
-        snprintf(ex->out_dir, sizeof ex->out_dir, "%s", t);
-    }
-    if (ex->cache_dir[0] != '/' && getcwd(abs, sizeof abs)) {
-        char t[RUNNER_PATH];
-        snprintf(t, sizeof t, "%s/%s", abs, ex->cache_dir);
-        snprintf(ex->cache_dir, sizeof ex->cache_dir, "%s", t);
-    }
-    if (realpath(ex->path, abs)) snprintf(ex->path, sizeof ex->path, "%s", abs);
+    if (realpath(ex->path, abs) && strlen(abs) < sizeof ex->path) memcpy(ex->path, abs, strlen(abs) + 1);
     const char *env = getenv("ALLMREC_STAGE_EXE");
     if (env && env[0]) snprintf(ex->exe, sizeof ex->exe, "%s", env);
     else {

@@ -67,6 +67,7 @@ static const struct config_key SCHEMA[] = {
     {"stage1.checkpoint", CONFIG_STRING, "", false, "stage 2 input"},
     {"stage2.checkpoint", CONFIG_STRING, "", false, "llm_eval input"},
     {"prompt.*", CONFIG_ANY, NULL, false, "prompt words"},
+    {"model.*", CONFIG_ANY, NULL, false, "model sizes"},
 };
 
 int main(int argc, char **argv) {
