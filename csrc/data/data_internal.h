@@ -28,8 +28,10 @@
 struct line_reader {
     void *gz;               // gzFile
     char path[1024];
-    char *buf;
-    size_t cap, beg, end;   // valid bytes buf[beg, end)
+    char *buf;              // current view: `own`, or a chunk of the inflating thread
+    char *own;              // the reader's own buffer (cap bytes)
+    int held;               // ring slot `buf` points into (-1: buf == own)
+    size_t cap, beg, end;   // valid bytes buf[beg, end); cap is own's size
     bool eof;
     int64_t line_no;        // 1-based number of the line last returned
     int64_t file_size;      // bytes on disk

@@ -20,6 +20,7 @@
 // Gzip files are inflated by a producer thread into a ring of chunks while
 // the caller parses (inflate is most of the work; this overlaps the two).
 #define LR_NCH 3
+#define LR_PREFIX ((size_t)1 << 20) // room before a chunk for the partial line carried over
 struct lr_async {
     pthread_t th;
     pthread_mutex_t mu;
@@ -28,7 +29,6 @@ struct lr_async {
     size_t len[LR_NCH];
     int64_t off[LR_NCH];     // compressed offset after the chunk (progress)
     int head, tail, count;
-    size_t pos;              // consumed bytes of chunk[head]
     bool done, stop;
     int err;
     char msg[256];
@@ -43,7 +43,7 @@ static void *lr_producer(void *arg) {
         if (a->stop) { pthread_mutex_unlock(&a->mu); break; }
         int slot = a->tail;
         pthread_mutex_unlock(&a->mu);
-        int got = gzread(a->gz, a->chunk[slot], LR_CHUNK);
+        int got = gzread(a->gz, a->chunk[slot] + LR_PREFIX, LR_CHUNK);
         int err = Z_OK;
         const char *msg = gzerror(a->gz, &err);
         int64_t off = (int64_t)gzoffset(a->gz);
@@ -72,7 +72,7 @@ static bool lr_async_start(struct line_reader *r) {
     struct lr_async *a = calloc(1, sizeof *a);
     if (!a) return false;
     for (int k = 0; k < LR_NCH; k++) {
-        a->chunk[k] = malloc(LR_CHUNK);
+        a->chunk[k] = malloc(LR_PREFIX + LR_CHUNK + 1);
         if (!a->chunk[k]) {
             for (int j = 0; j < k; j++) free(a->chunk[j]);
             free(a);
@@ -108,42 +108,101 @@ static void lr_async_stop(struct line_reader *r) {
     r->async = NULL;
 }
 
-// up to `want` content bytes into dst: *got = 0 at the end; -1 with err/msg on error
+// up to `want` content bytes into dst (caller's thread): *got = 0 at the end; -1 on error
 static int lr_read(struct line_reader *r, char *dst, size_t want, int *err, const char **msg) {
     *err = Z_OK;
     *msg = NULL;
+    int got = gzread((gzFile)r->gz, dst, (unsigned)want);
+    *msg = gzerror((gzFile)r->gz, err);
+    if (got < 0 || (*err != Z_OK && *err != Z_STREAM_END)) return -1;
+    r->gz_offset = (int64_t)gzoffset((gzFile)r->gz);
+    return got;
+}
+
+// release the ring slot the view points into (the producer may refill it)
+static void lr_release_held(struct line_reader *r) {
     struct lr_async *a = r->async;
-    if (!a) {
-        int got = gzread((gzFile)r->gz, dst, (unsigned)want);
-        *msg = gzerror((gzFile)r->gz, err);
-        if (got < 0 || (*err != Z_OK && *err != Z_STREAM_END)) return -1;
-        r->gz_offset = (int64_t)gzoffset((gzFile)r->gz);
-        return got;
-    }
+    if (r->held < 0) return;
     pthread_mutex_lock(&a->mu);
-    while (a->count == 0 && !a->done) pthread_cond_wait(&a->cv_data, &a->mu);
-    if (a->count == 0) {
-        int e = a->err;
-        pthread_mutex_unlock(&a->mu);
-        if (e) { *err = e; *msg = a->msg; return -1; }
-        return 0;
-    }
-    int slot = a->head;
+    a->head = (a->head + 1) % LR_NCH;
+    a->count--;
+    pthread_cond_signal(&a->cv_space);
     pthread_mutex_unlock(&a->mu);
-    size_t n = a->len[slot] - a->pos;
-    if (n > want) n = want;
-    memcpy(dst, a->chunk[slot] + a->pos, n);
-    a->pos += n;
-    r->gz_offset = a->off[slot];
-    if (a->pos == a->len[slot]) {
+    r->held = -1;
+}
+
+static void lr_count(struct line_reader *r, const char *data, size_t n);
+
+// Async: take the next inflated chunk without copying it; the partial line
+// left in the current view is copied just before the chunk's data.
+static allmrec_status lr_fill_async(struct line_reader *r) {
+    struct lr_async *a = r->async;
+    size_t tail = r->end - r->beg;
+    pthread_mutex_lock(&a->mu);
+    int need = r->held >= 0 ? 2 : 1; // the held slot is the head of the filled queue
+    while (a->count < need && !a->done) pthread_cond_wait(&a->cv_data, &a->mu);
+    bool have = a->count >= need;
+    int nxt = (a->head + need - 1) % LR_NCH;
+    int e = a->err;
+    pthread_mutex_unlock(&a->mu);
+    if (!have) {
+        if (e)
+            return ALLMREC_ERR_AT(ALLMREC_ERR_IO, r->path, r->line_no + 1, NULL,
+                                  "%s after %lld bytes of content: the file is truncated or corrupt; download it again",
+                                  e == Z_BUF_ERROR ? "unexpected end of the gzip stream" : a->msg,
+                                  (long long)r->content_bytes);
+        r->eof = true;
+        return ALLMREC_OK;
+    }
+    char *data = a->chunk[nxt] + LR_PREFIX;
+    size_t n = a->len[nxt];
+    r->gz_offset = a->off[nxt];
+    if (tail <= LR_PREFIX) {
+        memcpy(data - tail, r->buf + r->beg, tail);
+        lr_release_held(r);
+        r->held = nxt;
+        r->buf = a->chunk[nxt];
+        r->beg = LR_PREFIX - tail;
+        r->end = LR_PREFIX + n;
+    } else {
+        // a very long line: gather it in the reader's own buffer
+        if (tail + n + 1 > r->cap) {
+            if (tail + n + 1 > LR_MAX_LINE)
+                return ALLMREC_ERR_AT(ALLMREC_ERR_PARSE, r->path, r->line_no + 1, NULL,
+                                      "line longer than %zu MiB (not a line-oriented file?)", LR_MAX_LINE >> 20);
+            size_t ncap = 2 * (tail + n + 1);
+            char *nb = malloc(ncap);
+            if (!nb) return ALLMREC_ERR(ALLMREC_ERR_NOMEM, "out of memory reading %s", r->path);
+            memcpy(nb, r->buf + r->beg, tail);
+            free(r->own);
+            r->own = nb;
+            r->cap = ncap;
+        } else {
+            memmove(r->own, r->buf + r->beg, tail);
+        }
+        memcpy(r->own + tail, data, n);
+        lr_release_held(r);
+        // release nxt too: its bytes are copied (it is now the head)
         pthread_mutex_lock(&a->mu);
-        a->pos = 0;
-        a->head = (slot + 1) % LR_NCH;
+        a->head = (a->head + 1) % LR_NCH;
         a->count--;
         pthread_cond_signal(&a->cv_space);
         pthread_mutex_unlock(&a->mu);
+        r->buf = r->own;
+        r->beg = 0;
+        r->end = tail + n;
     }
-    return (int)n;
+    lr_count(r, r->buf + r->end - n, n);
+    return ALLMREC_OK;
+}
+
+static void lr_count(struct line_reader *r, const char *data, size_t n) {
+    if (!r->gzip) r->crc = (uint32_t)crc32(r->crc, (const Bytef *)data, (uInt)n);
+    r->content_bytes += (int64_t)n;
+    if (r->show_progress && r->content_bytes >= r->next_progress) {
+        r->next_progress = r->content_bytes + (16 << 20);
+        progress_update(&r->prog, (double)r->gz_offset);
+    }
 }
 
 allmrec_status line_reader_open(struct line_reader *r, const char *path, bool show_progress,
@@ -158,7 +217,8 @@ allmrec_status line_reader_open(struct line_reader *r, const char *path, bool sh
     gzbuffer(gz, 1u << 18);
     r->gz = gz;
     r->cap = LR_CHUNK + 1;
-    r->buf = malloc(r->cap);
+    r->own = r->buf = malloc(r->cap);
+    r->held = -1;
     if (!r->buf) {
         gzclose(gz);
         r->gz = NULL;
@@ -191,6 +251,7 @@ allmrec_status line_reader_open(struct line_reader *r, const char *path, bool sh
 
 // read more bytes after buf[end]; grows the buffer when a line fills it
 static allmrec_status lr_fill(struct line_reader *r) {
+    if (r->async) return lr_fill_async(r);
     if (r->beg > 0) {
         memmove(r->buf, r->buf + r->beg, r->end - r->beg);
         r->end -= r->beg;
@@ -201,9 +262,9 @@ static allmrec_status lr_fill(struct line_reader *r) {
             return ALLMREC_ERR_AT(ALLMREC_ERR_PARSE, r->path, r->line_no + 1, NULL,
                                   "line longer than %zu MiB (not a line-oriented file?)", LR_MAX_LINE >> 20);
         size_t ncap = r->cap * 2;
-        char *nb = realloc(r->buf, ncap);
+        char *nb = realloc(r->own, ncap);
         if (!nb) return ALLMREC_ERR(ALLMREC_ERR_NOMEM, "out of memory reading %s", r->path);
-        r->buf = nb;
+        r->own = r->buf = nb;
         r->cap = ncap;
     }
     size_t want = r->cap - 1 - r->end;
@@ -222,13 +283,8 @@ static allmrec_status lr_fill(struct line_reader *r) {
         r->eof = true;
         return ALLMREC_OK;
     }
-    if (!r->gzip) r->crc = (uint32_t)crc32(r->crc, (const Bytef *)r->buf + r->end, (uInt)got);
+    lr_count(r, r->buf + r->end, (size_t)got);
     r->end += (size_t)got;
-    r->content_bytes += got;
-    if (r->show_progress && r->content_bytes >= r->next_progress) {
-        r->next_progress = r->content_bytes + (16 << 20);
-        progress_update(&r->prog, (double)r->gz_offset);
-    }
     return ALLMREC_OK;
 }
 
@@ -266,6 +322,7 @@ allmrec_status line_reader_next(struct line_reader *r, char **line, size_t *len)
 }
 
 void line_reader_close(struct line_reader *r) {
+    r->held = -1;
     lr_async_stop(r);
     if (r->gz) {
         if (r->show_progress) {
@@ -274,9 +331,9 @@ void line_reader_close(struct line_reader *r) {
         }
         gzclose((gzFile)r->gz);
     }
-    free(r->buf);
+    free(r->own);
     r->gz = NULL;
-    r->buf = NULL;
+    r->buf = r->own = NULL;
 }
 
 // ---------------------------------------------------------------- string map
