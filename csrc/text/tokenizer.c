@@ -415,6 +415,17 @@ allmrec_status tokenizer_load_dir(struct tokenizer **out, const char *dir) {
         } else if (fs_exists(fs_join(p1, sizeof p1, dir, "vocab.json")) &&
                    fs_exists(fs_join(p2, sizeof p2, dir, "merges.txt"))) {
             s = tokenizer_load_bpe(&t, p1, p2);
+            // the directory's files say which tokens are special (OPT does not make
+            // "<|endoftext|>" special; GPT-2's special_tokens_map.json does)
+            if (s == ALLMREC_OK) {
+                for (int k = 0; k < t->n_added; k++) {
+                    t->is_special[t->added[k].id] = 0;
+                    free(t->added[k].text);
+                }
+                t->n_added = 0;
+                memset(t->added_first, 0, sizeof t->added_first);
+                t->sp.bos = t->sp.eos = -1;
+            }
         } else {
             s = ALLMREC_ERR_AT(ALLMREC_ERR_IO, dir, 0, NULL,
                                "no tokenizer files: expected vocab.txt (WordPiece) or vocab.json + "
@@ -459,6 +470,27 @@ allmrec_status tokenizer_load_dir(struct tokenizer **out, const char *dir) {
                 }
             }
             if (s == ALLMREC_OK) s = tokenizer_add_special(t, it->string, NULL);
+            if (s != ALLMREC_OK) break;
+        }
+    }
+    // tokenizer_config.json "added_tokens_decoder": {"<id>": {"content": ...}, ...}
+    if (s == ALLMREC_OK && cfg) {
+        const cJSON *atd = cJSON_GetObjectItemCaseSensitive(cfg, "added_tokens_decoder");
+        const cJSON *it;
+        cJSON_ArrayForEach(it, atd) {
+            const char *c = special_text(it);
+            char *endp = NULL;
+            long want = strtol(it->string, &endp, 10);
+            if (!c || endp == it->string || want < 0) continue;
+            if (tokenizer_token_id(t, c) < 0) {
+                s = tok_set_id_text(t, (int32_t)want, c, strlen(c));
+                if (s == ALLMREC_OK && t->kind == TOKENIZER_BPE) {
+                    free(t->id_bytes[want]);
+                    t->id_bytes[want] = strdup(c);
+                    t->id_len[want] = (uint32_t)strlen(c);
+                }
+            }
+            if (s == ALLMREC_OK) s = tokenizer_add_special(t, c, NULL);
             if (s != ALLMREC_OK) break;
         }
     }

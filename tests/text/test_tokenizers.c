@@ -304,6 +304,78 @@ static void test_load_minilm_dir(void) {
     tokenizer_free(t);
 }
 
+// An OPT-style model directory (vocab.json with fairseq-ordered ids, merges.txt,
+// special_tokens_map.json, tokenizer_config.json with add_bos_token) as the
+// OPT loader will meet it: built here from the fairseq dict, then loaded with
+// tokenizer_load_dir; ids must equal the remapped tokenizer's on every golden string.
+static void test_opt_model_dir(void) {
+    struct tokenizer *ref = load_opt();
+    if (!ref) TEST_SKIP("../shared tokenizer files not found");
+    char dir[1024], p[1200];
+    snprintf(dir, sizeof dir, "%s/opt_tok", test_tmpdir());
+    CHECK_OK(fs_mkdir_p(dir));
+    cJSON *v = cJSON_CreateObject();
+    for (int32_t id = 0; id < 50261; id++) {
+        const char *tx = tokenizer_token_text(ref, id);
+        CHECK(tx != NULL);
+        cJSON_AddNumberToObject(v, tx, id);
+    }
+    char *vt = cJSON_PrintUnformatted(v);
+    cJSON_Delete(v);
+    snprintf(p, sizeof p, "%s/vocab.json", dir);
+    CHECK_OK(fs_write_atomic(p, vt, strlen(vt)));
+    free(vt);
+    char *mt = NULL;
+    size_t ml = 0;
+    CHECK_OK(fs_read_all(text_shared("data/tokenizer_gpt2_opt/merges.txt"), &mt, &ml));
+    snprintf(p, sizeof p, "%s/merges.txt", dir);
+    CHECK_OK(fs_write_atomic(p, mt, ml));
+    free(mt);
+    const char *stm = "{\"bos_token\": \"</s>\", \"eos_token\": \"</s>\", \"unk_token\": \"</s>\", "
+                      "\"pad_token\": \"<pad>\"}";
+    snprintf(p, sizeof p, "%s/special_tokens_map.json", dir);
+    CHECK_OK(fs_write_atomic(p, stm, strlen(stm)));
+    const char *tc = "{\"add_bos_token\": true, \"tokenizer_class\": \"GPT2Tokenizer\", \"added_tokens_decoder\": "
+                     "{\"0\": {\"content\": \"<s>\"}, \"1\": {\"content\": \"<pad>\", \"special\": true}, "
+                     "\"2\": {\"content\": \"</s>\", \"special\": true}, \"3\": {\"content\": \"<unk>\"}}}";
+    snprintf(p, sizeof p, "%s/tokenizer_config.json", dir);
+    CHECK_OK(fs_write_atomic(p, tc, strlen(tc)));
+    struct tokenizer *t = NULL;
+    CHECK_OK(tokenizer_load_dir(&t, dir));
+    const struct tokenizer_specials *sp = tokenizer_get_specials(t);
+    CHECK(sp->bos == 2 && sp->eos == 2 && sp->pad == 1 && sp->add_bos);
+    const char *extra[] = {"[PAD]", "[UserRep]", "[HistoryEmb]", "[CandidateEmb]"};
+    for (int i = 0; i < 4; i++) CHECK_OK(tokenizer_add_special(t, extra[i], NULL));
+    char *data = NULL;
+    CHECK_OK(fs_read_all(text_fixture_path("tokens_golden.jsonl"), &data, NULL));
+    int n = 0, bad = 0;
+    for (char *line = data; line && *line;) {
+        char *nl = strchr(line, '\n');
+        if (nl) *nl = '\0';
+        cJSON *o = cJSON_Parse(line);
+        const char *text = cJSON_GetObjectItem(o, "text")->valuestring;
+        struct token_ids a = {0}, b = {0};
+        if (cJSON_GetObjectItem(o, "hex")) { // NUL inside: covered by the golden test
+            cJSON_Delete(o);
+            line = nl ? nl + 1 : NULL;
+            continue;
+        }
+        CHECK_OK(tokenizer_encode_with_specials(t, text, strlen(text), 0, &a));
+        if (!ids_equal(&a, cJSON_GetObjectItem(o, "opt")) && bad++ < 3)
+            print_mismatch("opt dir", text, &a, cJSON_GetObjectItem(o, "opt"));
+        token_ids_free(&a);
+        token_ids_free(&b);
+        cJSON_Delete(o);
+        n++;
+        line = nl ? nl + 1 : NULL;
+    }
+    free(data);
+    fprintf(stderr, "  OPT model directory: %d strings, %d mismatches\n", n, bad);
+    CHECK_EQ_INT(bad, 0);
+    tokenizer_free(t);
+    tokenizer_free(ref);
+}
+
 static void test_bad_files(void) {
     struct tokenizer *t = NULL;
     CHECK_STATUS(tokenizer_load_wordpiece(&t, "/nonexistent/vocab.txt"), ALLMREC_ERR_IO);
@@ -317,4 +389,4 @@ static void test_bad_files(void) {
 
 TEST_MAIN(TEST_CASE(test_golden_fixture_both_tokenizers), TEST_CASE(test_published_bert_vectors),
           TEST_CASE(test_published_gpt2_and_opt_vectors), TEST_CASE(test_batch_padding_truncation),
-          TEST_CASE(test_load_minilm_dir), TEST_CASE(test_bad_files))
+          TEST_CASE(test_load_minilm_dir), TEST_CASE(test_opt_model_dir), TEST_CASE(test_bad_files))
