@@ -9,6 +9,8 @@
 #include <math.h>
 
 #include "allmrec/comm.h"
+#include "allmrec/fs.h"
+#include "allmrec/philox.h"
 #include "allmrec/opt.h"
 #include "opt_test_util.h"
 #include "testing.h"
@@ -180,8 +182,119 @@ static void check_tp(const char *name) {
     free(tp.grad);
 }
 
-static void test_tp_pre_ln(void) { check_tp("pre_ln"); }
-static void test_tp_post_ln(void) { check_tp("post_ln"); }
+static void test_tp_pre_ln(void) {
+    if (4 % comm_size(g_comm)) TEST_SKIP("the golden models have 4 heads; %d ranks", comm_size(g_comm));
+    check_tp("pre_ln");
+}
+static void test_tp_post_ln(void) {
+    if (4 % comm_size(g_comm)) TEST_SKIP("the golden models have 4 heads; %d ranks", comm_size(g_comm));
+    check_tp("post_ln");
+}
+
+// An 8-head model written by each rank from the same Philox stream (so TP
+// degree 8 can be tested): TP = size against TP = 1 on logits, loss and the
+// gradient of injected vectors.
+static void write_random_model(const char *dir, int64_t V, int64_t C, int64_t F, int64_t L, int64_t NH) {
+    char path[1200];
+    CHECK_OK(fs_mkdir_p(dir));
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    char cfg[1024];
+    int n = snprintf(cfg, sizeof cfg,
+                     "{\"model_type\": \"opt\", \"vocab_size\": %lld, \"hidden_size\": %lld, "
+                     "\"num_hidden_layers\": %lld, \"num_attention_heads\": %lld, \"ffn_dim\": %lld, "
+                     "\"max_position_embeddings\": 32, \"word_embed_proj_dim\": %lld, "
+                     "\"do_layer_norm_before\": true, \"activation_function\": \"relu\"}",
+                     (long long)V, (long long)C, (long long)L, (long long)NH, (long long)F, (long long)C);
+    CHECK_OK(fs_write_atomic(path, cfg, (size_t)n));
+    const char *names[64];
+    struct tensor ts[64];
+    char nbuf[64][96];
+    int k = 0;
+#define ADD(nm, r, c) do { snprintf(nbuf[k], 96, "%s", nm); names[k] = nbuf[k];                       \
+        int64_t shp_[2] = {(r), (c)}; int nd_ = (c) > 0 ? 2 : 1; if (nd_ == 1) shp_[0] = (r);        \
+        ts[k] = tensor_make(malloc((size_t)((r) * ((c) > 0 ? (c) : 1)) * 4), ALLMREC_DTYPE_F32,       \
+                            ALLMREC_DEVICE_CPU, nd_, shp_);                                           \
+        float *d_ = ts[k].data; int64_t n_ = tensor_numel(ts[k]);                                    \
+        for (int64_t i_ = 0; i_ < n_; i_++) d_[i_] = 0.3f * philox_normal(77, (uint32_t)k, (uint64_t)i_); \
+        if (strstr(nm, "layer_norm.weight")) for (int64_t i_ = 0; i_ < n_; i_++) d_[i_] += 1.0f;     \
+        k++; } while (0)
+    ADD("model.decoder.embed_tokens.weight", V, C);
+    ADD("model.decoder.embed_positions.weight", 34, C);
+    ADD("model.decoder.final_layer_norm.weight", C, 0);
+    ADD("model.decoder.final_layer_norm.bias", C, 0);
+    for (int64_t l = 0; l < L; l++) {
+        char b[96];
+        const char *sq[4] = {"q_proj", "k_proj", "v_proj", "out_proj"};
+        for (int j = 0; j < 4; j++) {
+            snprintf(b, sizeof b, "model.decoder.layers.%lld.self_attn.%s.weight", (long long)l, sq[j]);
+            ADD(b, C, C);
+            snprintf(b, sizeof b, "model.decoder.layers.%lld.self_attn.%s.bias", (long long)l, sq[j]);
+            ADD(b, C, 0);
+        }
+        snprintf(b, sizeof b, "model.decoder.layers.%lld.fc1.weight", (long long)l); ADD(b, F, C);
+        snprintf(b, sizeof b, "model.decoder.layers.%lld.fc1.bias", (long long)l); ADD(b, F, 0);
+        snprintf(b, sizeof b, "model.decoder.layers.%lld.fc2.weight", (long long)l); ADD(b, C, F);
+        snprintf(b, sizeof b, "model.decoder.layers.%lld.fc2.bias", (long long)l); ADD(b, C, 0);
+        snprintf(b, sizeof b, "model.decoder.layers.%lld.self_attn_layer_norm.weight", (long long)l); ADD(b, C, 0);
+        snprintf(b, sizeof b, "model.decoder.layers.%lld.self_attn_layer_norm.bias", (long long)l); ADD(b, C, 0);
+        snprintf(b, sizeof b, "model.decoder.layers.%lld.final_layer_norm.weight", (long long)l); ADD(b, C, 0);
+        snprintf(b, sizeof b, "model.decoder.layers.%lld.final_layer_norm.bias", (long long)l); ADD(b, C, 0);
+    }
+#undef ADD
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    CHECK_OK(safetensors_write(path, k, names, ts, NULL));
+    for (int i = 0; i < k; i++) free(ts[i].data);
+}
+
+static void run_random(const char *dir, allmrec_comm_t comm, float *logits, float *loss, float *grad) {
+    struct op_ctx ctx;
+    CHECK_OK(op_ctx_init(&ctx, ALLMREC_DEVICE_CPU, 0));
+    struct opt_model m;
+    struct opt_options o = {ALLMREC_DTYPE_F32, 0, comm};
+    CHECK_OK(opt_model_load(&m, &ctx, dir, &o));
+    int64_t B = 2, T = 6, C = m.cfg.hidden_size;
+    int32_t ids[12] = {5, 9, 40, 41, 3, 77, 1, 1, 12, 13, 14, 89}, tg[12], pos[2] = {2, 9};
+    uint8_t mask[12] = {1, 1, 1, 1, 1, 1, 0, 0, 1, 1, 1, 1};
+    for (int i = 0; i < 12; i++) tg[i] = (i % T) < T - 1 && mask[i] ? ids[i + 1] : OPT_IGNORE;
+    float inj[2 * 64];
+    for (int i = 0; i < 2 * C; i++) inj[i] = 0.5f * philox_normal(5, 0, (uint64_t)i);
+    struct opt_input in = {.B = B, .T = T, .ids = ids, .mask = mask, .targets = tg, .n_inject = 2,
+                           .inject_pos = pos, .inject = tensor_2d(inj, ALLMREC_DTYPE_F32, ALLMREC_DEVICE_CPU, 2, C)};
+    struct opt_workspace w;
+    struct opt_workspace_options wo = {.max_batch = B, .max_seq = T, .train = true};
+    CHECK_OK(opt_workspace_init(&w, &m, &wo));
+    CHECK_OK(opt_logits_host(&m, &w, &in, logits));
+    CHECK_OK(opt_loss_forward(&m, &w, &in, loss, NULL));
+    CHECK_OK(opt_backward(&m, &w, &in, tensor_2d(grad, ALLMREC_DTYPE_F32, ALLMREC_DEVICE_CPU, 2, C), 1.0f, NULL));
+    opt_workspace_free(&w);
+    opt_model_free(&m);
+    op_ctx_free(&ctx);
+}
+
+static void test_tp_eight_heads(void) {
+    int64_t V = 90, C = 64, F = 128, L = 2, NH = 8;
+    char dir[1100];
+    snprintf(dir, sizeof dir, "%s/opt8h", test_tmpdir());
+    write_random_model(dir, V, C, F, L, NH);
+    size_t nl = 2 * 6 * (size_t)V;
+    float *l1 = calloc(nl, sizeof(float)), *lp = calloc(nl, sizeof(float));
+    float g1[2 * 64] = {0}, gp[2 * 64] = {0}, loss1 = 0, lossp = 0;
+    run_random(dir, NULL, l1, &loss1, g1);
+    run_random(dir, g_comm, lp, &lossp, gp);
+    for (int i = 6; i < 8; i++) { // padded positions of row 1 are not compared
+        memset(l1 + i * V, 0, (size_t)V * sizeof(float));
+        memset(lp + i * V, 0, (size_t)V * sizeof(float));
+    }
+    double el = test_rel_error(lp, l1, nl), eg = test_rel_error(gp, g1, 2 * (size_t)C);
+    if (comm_rank(g_comm) == 0)
+        fprintf(stderr, "  8 heads, TP=%d vs TP=1: logits %.3g, loss %.8f vs %.8f, grad %.3g\n",
+                comm_size(g_comm), el, lossp, loss1, eg);
+    CHECK(el < 1e-5);
+    CHECK(fabs(lossp - loss1) <= 1e-6 * fabs(loss1));
+    CHECK(eg < 1e-5);
+    free(l1);
+    free(lp);
+}
 
 static void test_tp_degree_must_divide_heads(void) {
     struct op_ctx ctx;
@@ -214,7 +327,7 @@ int main(int argc, char **argv) {
         return 1;
     }
     static const struct test_case cases[] = {TEST_CASE(test_comm_collectives), TEST_CASE(test_tp_pre_ln),
-                                             TEST_CASE(test_tp_post_ln),
+                                             TEST_CASE(test_tp_post_ln), TEST_CASE(test_tp_eight_heads),
                                              TEST_CASE(test_tp_degree_must_divide_heads)};
     // only rank 0 reports; every rank runs every case (collectives need all)
     if (comm_rank(g_comm) != 0) {
