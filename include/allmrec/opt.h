@@ -184,6 +184,8 @@ void opt_workspace_free(struct opt_workspace *w);
 void opt_cache_reset(struct opt_workspace *w);
 
 // One batch. Host arrays, except `inject` (device, the model's dtype).
+// Tensor parallel: every rank passes the same batch and the same `inject`
+// (the alignment nets run replicated); results come back identical on all.
 struct opt_input {
     int64_t B, T;
     const int32_t *ids;        // (B, T) token ids (any valid id at injected positions)
@@ -231,8 +233,9 @@ bool opt_loss_scaler_update(struct opt_loss_scaler *s, bool overflow);
 
 // Greedy generation.
 enum opt_penalty_scope {
-    OPT_PENALTY_PROMPT_AND_GENERATED = 0, // HF generate(input_ids=...): every id of the rows
-                                          // (prompt ids, pad ids included) and generated ids
+    OPT_PENALTY_PROMPT_AND_GENERATED = 0, // HF generate(input_ids=...): every id in in->ids
+                                          // (pad ids of left padding and the ids at injected
+                                          // positions included) and generated ids
     OPT_PENALTY_GENERATED_ONLY = 1,       // HF generate(inputs_embeds=...): generated ids only
                                           // (A-LLMRec's release)
 };
