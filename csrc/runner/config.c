@@ -684,6 +684,19 @@ allmrec_status config_get_double_list(const struct config *cfg, const char *key,
     GET_LIST(cfg, key, double, config_parse_double, "a list of numbers", out, n);
 }
 
+allmrec_status config_get_bool_list(const struct config *cfg, const char *key, bool **out, int *n) {
+    GET_LIST(cfg, key, bool, config_parse_bool, "a list of booleans", out, n);
+}
+
+void config_print_schema(FILE *f, const struct config_key *schema, int n) {
+    for (int i = 0; i < n; i++) {
+        const struct config_key *k = &schema[i];
+        fprintf(f, "  %-28s %-22s %s%s%s\n", k->key, config_type_name(k->type), k->required ? "(required) " : "",
+                k->def ? "default " : "", k->def ? k->def : "");
+        if (k->doc && k->doc[0]) fprintf(f, "  %-28s %s\n", "", k->doc);
+    }
+}
+
 allmrec_status config_get_string_list(const struct config *cfg, const char *key, const char ***out, int *n) {
     *out = NULL;
     *n = 0;

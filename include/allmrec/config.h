@@ -31,10 +31,10 @@
 //          config_set, config_set_list, config_unset, config_find, config_has,
 //          config_validate, config_get_int, config_get_double, config_get_bool,
 //          config_get_string, config_get_int_list, config_get_double_list,
-//          config_get_string_list, config_get_int_or, config_get_double_or,
+//          config_get_string_list, config_get_bool_list, config_get_int_or, config_get_double_or,
 //          config_get_bool_or, config_get_string_or, config_write_resolved,
 //          config_to_yaml, config_copy, config_merge_prefix, config_free, config_type_name,
-//          config_suggest_key, config_parse_bool, config_parse_int,
+//          config_suggest_key, config_print_schema, config_parse_bool, config_parse_int,
 //          config_parse_double, config_schema_find
 #ifndef ALLMREC_CONFIG_H
 #define ALLMREC_CONFIG_H
@@ -42,6 +42,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "allmrec/status.h"
 
@@ -128,6 +129,7 @@ allmrec_status config_get_string(const struct config *cfg, const char *key, cons
 // *out is malloc'ed (free it); *n its length
 allmrec_status config_get_int_list(const struct config *cfg, const char *key, int64_t **out, int *n);
 allmrec_status config_get_double_list(const struct config *cfg, const char *key, double **out, int *n);
+allmrec_status config_get_bool_list(const struct config *cfg, const char *key, bool **out, int *n);
 // *out is a malloc'ed array of pointers into cfg (free the array only)
 allmrec_status config_get_string_list(const struct config *cfg, const char *key, const char ***out, int *n);
 
@@ -145,6 +147,8 @@ allmrec_status config_write_resolved(const struct config *cfg, const char *path)
 void config_free(struct config *cfg);
 
 const char *config_type_name(enum config_type t);
+// The schema as a table for --help: key, type, default, doc (one line each).
+void config_print_schema(FILE *f, const struct config_key *schema, int n);
 bool config_parse_bool(const char *s, bool *out);
 bool config_parse_int(const char *s, int64_t *out);
 bool config_parse_double(const char *s, double *out);

@@ -201,6 +201,37 @@ static void test_parsers_and_suggest(void) {
     CHECK(config_suggest_key(SCHEMA, N_SCHEMA, "completely.different") == NULL);
 }
 
+static void test_bool_list_and_schema_print(void) {
+    static const struct config_key S[] = {
+        {"flags", CONFIG_BOOL_LIST, "[true, off]", false, "flags"},
+        {"name", CONFIG_STRING, NULL, true, "the name"},
+    };
+    struct config c;
+    config_init(&c);
+    CHECK_OK(config_load_string(&c, "name: x\n", "<s>", "."));
+    CHECK_OK(config_validate(&c, S, 2));
+    bool *b;
+    int n;
+    CHECK_OK(config_get_bool_list(&c, "flags", &b, &n));
+    CHECK_EQ_INT(n, 2);
+    CHECK(b[0] && !b[1]);
+    free(b);
+    CHECK_OK(config_apply_override(&c, "flags=[yes, maybe]"));
+    CHECK_STATUS(config_get_bool_list(&c, "flags", &b, &n), ALLMREC_ERR_CONFIG);
+    CHECK_STR_CONTAINS(allmrec_error_message(), "expected a list of booleans, got 'maybe' (item 2)");
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    config_print_schema(f, S, 2);
+    fclose(f);
+    CHECK_STR_CONTAINS(buf, "flags");
+    CHECK_STR_CONTAINS(buf, "a list of booleans");
+    CHECK_STR_CONTAINS(buf, "default [true, off]");
+    CHECK_STR_CONTAINS(buf, "(required)");
+    free(buf);
+    config_free(&c);
+}
+
 static void test_set_and_unset(void) {
     struct config c;
     config_init(&c);
@@ -217,4 +248,5 @@ static void test_set_and_unset(void) {
 }
 
 TEST_MAIN(TEST_CASE(test_base_inheritance_and_overrides), TEST_CASE(test_resolved_round_trip),
-          TEST_CASE(test_errors), TEST_CASE(test_parsers_and_suggest), TEST_CASE(test_set_and_unset))
+          TEST_CASE(test_errors), TEST_CASE(test_parsers_and_suggest), TEST_CASE(test_set_and_unset),
+          TEST_CASE(test_bool_list_and_schema_print))
