@@ -20,6 +20,8 @@ static const char *EXPERIMENT_USAGE =
     "  --report-only        write the report from what is complete; run nothing\n"
     "  --stop-on-failure    stop at the first failed run (default: report it and go on)\n"
     "  --run-stage RUN:STAGE  run one stage of one run (what Slurm jobs do)\n"
+    "  --list               the models, scenarios and stages the runner knows (no file needed)\n"
+    "  --schema             the keys of an experiment file\n"
     "  --slurm              write sbatch scripts (one per stage, chained with --dependency=afterok)\n"
     "                       and submit them; options for it:\n"
     "    --partition P  --account A  --time T  --gpus-per-run N  --cpus-per-task N  --mem M\n"
@@ -37,7 +39,43 @@ static int need_value(int i, int argc, char **argv) {
     return i + 1 < argc ? 1 : cli_usage_error(argv[0], EXPERIMENT_USAGE, "%s needs a value", argv[i]) * 0;
 }
 
+static void print_tables(void) {
+    int n;
+    const struct model_def *m = model_table(&n);
+    printf("models (name: label: pipeline):\n");
+    for (int i = 0; i < n; i++) {
+        printf("  %-15s %-18s", m[i].name, m[i].label);
+        for (int j = 0; j < RUNNER_MAX_STAGES && m[i].stages[j]; j++) printf("%s%s", j ? " -> " : "", m[i].stages[j]);
+        for (int j = 0; j < 6 && m[i].set[j]; j++) printf("%s%s", j ? ", " : "   [", m[i].set[j]);
+        printf("%s\n", m[i].set[0] ? "]" : "");
+    }
+    static const char *scen[] = {"default", "cold_item", "warm_item", "cold_user", "few_shot_256", "few_shot_128",
+                                 "cross_domain"};
+    printf("scenarios:\n");
+    for (int i = 0; i < 7; i++) {
+        const struct scenario_def *sd = scenario_find(scen[i]);
+        printf("  %-15s %-14s", sd->name, sd->label);
+        for (int j = 0; j < 8 && sd->set[j]; j++) printf("%s%s", j ? ", " : "", sd->set[j]);
+        printf("\n");
+    }
+    const struct stage_def *st = stage_table(&n);
+    printf("stages (section: availability: what it makes):\n");
+    for (int i = 0; i < n; i++)
+        printf("  %-10s %-9s %-13s %s\n", st[i].name, st[i].section, stage_available(&st[i]) ? "built" : "not built yet",
+               st[i].doc);
+}
+
 int cmd_experiment(int argc, char **argv) {
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--list")) { print_tables(); return 0; }
+        if (!strcmp(argv[i], "--schema")) {
+            int n;
+            const struct config_key *sc = experiment_schema(&n);
+            printf("keys of an experiment file (experiments/README.md):\n");
+            config_print_schema(stdout, sc, n);
+            return 0;
+        }
+    }
     const char *path = NULL;
     char **ov = calloc((size_t)argc + 1, sizeof(char *));
     int n_ov = 0;
