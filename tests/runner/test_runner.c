@@ -15,6 +15,7 @@
 
 #include "allmrec/fs.h"
 #include "allmrec/runner.h"
+#include "runner/report_internal.h"
 #include "testing.h"
 
 static char g_dir[1024];
@@ -513,6 +514,52 @@ static void test_full_pipeline_reuse_and_srun(void) {
     unsetenv("ALLMREC_SRUN_TASKS");
 }
 
+// Every shipped experiment expands, passes the stage-config checks (SASRec's
+// schema), and every paper value it records falls into a cell the plan fills
+// (a typo in a paper row or column id would leave it orphaned).
+static void test_shipped_experiments(void) {
+    setup();
+    const char *src = getenv("ALLMREC_SOURCE");
+    if (!src) TEST_SKIP("ALLMREC_SOURCE not set");
+    static const struct { const char *file; int runs, paper_values; } EXP[] = {
+        {"table1", 44, 44}, {"table2", 42, 42}, {"table3", 21, 21}, {"table4", 30, 30}, {"table5", 6, 6},
+        {"table6", 15, 15}, {"table7", 16, 16}, {"table8", 3, 9}, {"table9", 16, 16}, {"table11", 4, 24},
+        {"table12", 5, 5}, {"figure1", 12, 12}, {"figure4", 2, 0}, {"quickstart", 6, 0},
+    };
+    char *saved = getenv("ALLMREC_STAGE_EXE") ? strdup(getenv("ALLMREC_STAGE_EXE")) : NULL;
+    unsetenv("ALLMREC_STAGE_EXE");
+    char cwd[1024];
+    if (!getcwd(cwd, sizeof cwd)) cwd[0] = '\0';
+    if (chdir(g_dir) != 0) { test_fail(__FILE__, __LINE__, "chdir"); }
+    for (size_t i = 0; i < sizeof EXP / sizeof EXP[0]; i++) {
+        char p[1200];
+        snprintf(p, sizeof p, "%s/experiments/%s.yaml", src, EXP[i].file);
+        struct experiment ex;
+        allmrec_status s = experiment_load(&ex, p, NULL, 0);
+        if (s != ALLMREC_OK) { test_fail(__FILE__, __LINE__, "%s: %s", EXP[i].file, allmrec_error_message()); break; }
+        if (ex.n_runs != EXP[i].runs) test_fail(__FILE__, __LINE__, "%s: %d runs, expected %d", EXP[i].file, ex.n_runs, EXP[i].runs);
+        struct report rep;
+        s = report_build(&rep, &ex);
+        if (s != ALLMREC_OK) test_fail(__FILE__, __LINE__, "%s: report: %s", EXP[i].file, allmrec_error_message());
+        int n_paper = 0;
+        for (int r = 0; s == ALLMREC_OK && r < rep.n_rows; r++)
+            for (int c = 0; c < rep.n_cols; c++) {
+                const struct report_cell *cell = &rep.cells[r * rep.n_cols + c];
+                if (isnan(cell->paper)) continue;
+                n_paper++;
+                if (cell->n_runs == 0)
+                    test_fail(__FILE__, __LINE__, "%s: paper value at row '%s', column '%s' matches no run", EXP[i].file,
+                              rep.rows[r].id, rep.cols[c].id);
+            }
+        if (s == ALLMREC_OK && n_paper != EXP[i].paper_values)
+            test_fail(__FILE__, __LINE__, "%s: %d paper values, expected %d", EXP[i].file, n_paper, EXP[i].paper_values);
+        report_free(&rep);
+        experiment_free(&ex);
+    }
+    if (cwd[0] && chdir(cwd) != 0) {}
+    if (saved) { setenv("ALLMREC_STAGE_EXE", saved, 1); free(saved); }
+}
+
 static void test_svg_pieces(void) {
     double x[3] = {1, 2, 3}, y[3] = {0.5, 0.25, NAN};
     struct svg_series s = {"loss", x, y, 3};
@@ -539,4 +586,5 @@ static void test_svg_pieces(void) {
 
 TEST_MAIN(TEST_CASE(test_plan_expansion), TEST_CASE(test_plan_errors), TEST_CASE(test_cache_keys),
           TEST_CASE(test_execute_cache_and_report), TEST_CASE(test_failure_is_per_run),
-          TEST_CASE(test_resume_after_kill), TEST_CASE(test_full_pipeline_reuse_and_srun), TEST_CASE(test_svg_pieces))
+          TEST_CASE(test_resume_after_kill), TEST_CASE(test_full_pipeline_reuse_and_srun), TEST_CASE(test_shipped_experiments),
+          TEST_CASE(test_svg_pieces))
