@@ -212,7 +212,7 @@ static void ramp(double t, char *out, size_t cap) {
 allmrec_status svg_heatmap(char **buf, size_t *len, const char *title, const char *xlabel, const char *ylabel,
                            const char *const *xs, int nx, const char *const *ys, int ny, const double *values) {
     struct strbuf b = {0};
-    const double L = 90, T = 40, cw = 78, ch = 40;
+    const double L = 90, T = 56, cw = 78, ch = 40;
     double W = cw * nx, H = ch * ny, Wt = L + W + 30, Ht = T + H + 56;
     double lo = INFINITY, hi = -INFINITY;
     for (int i = 0; i < nx * ny; i++)
@@ -238,7 +238,7 @@ allmrec_status svg_heatmap(char **buf, size_t *len, const char *title, const cha
     for (int xi = 0; xi < nx; xi++) text(&b, L + xi * cw + cw / 2, T + H + 16, "middle", 11, NULL, xs[xi]);
     for (int yi = 0; yi < ny; yi++) text(&b, L - 8, T + yi * ch + ch / 2 + 4, "end", 11, NULL, ys[yi]);
     if (xlabel) text(&b, L + W / 2, T + H + 38, "middle", 12, NULL, xlabel);
-    if (ylabel) text(&b, 8, T - 10, "start", 12, NULL, ylabel);
+    if (ylabel) text(&b, 8, T - 8, "start", 12, NULL, ylabel);
     sb_printf(&b, "</svg>\n");
     return finish(&b, buf, len);
 }
