@@ -137,8 +137,8 @@ static void test_rating_filter(void) {
 // item text: title + first description element, the release's fallbacks
 static void test_meta_2018_fallbacks(void) {
     char buf[8192] = "";
-    const char *items[6] = {"B1", "B2", "B3", "B4", "B5", "B6"};
-    for (int k = 0; k < 6; k++) {
+    const char *items[7] = {"B1", "B2", "B3", "B4", "B5", "B6", "B7"};
+    for (int k = 0; k < 7; k++) {
         review(buf, sizeof buf, "u1", items[k], 5, 10 + k);
         review(buf, sizeof buf, "u2", items[k], 4, 20 + k);
     }
@@ -149,7 +149,9 @@ static void test_meta_2018_fallbacks(void) {
         "{\"title\": \"\", \"description\": [\"has empty title\"], \"asin\": \"B5\"}\n"
         "{\"title\": \"Old\", \"description\": [\"old\"], \"asin\": \"B6\"}\n"
         "{\"title\": \"New\", \"description\": [\"new\"], \"asin\": \"B6\"}\n"
-        "{\"title\": \"Not reviewed\", \"description\": [\"x\"], \"asin\": \"ZZZ\"}\n";
+        "{\"title\": \"Not reviewed\", \"description\": [\"x\"], \"asin\": \"ZZZ\"}\n"
+        "{\"title\": \"Bad \xff byte\", \"description\": [\"ok\"], \"asin\": \"B4\"}\n"
+        "{\"title\": \"broken\", \"asin\": \"B4\"\n";
     const char *rp = write_gz("Luxury_Beauty.json.gz", buf, strlen(buf));
     const char *mp = write_text("meta_Luxury_Beauty.json", meta); // plain, as the release reads it
     struct prepare_options o;
@@ -157,7 +159,7 @@ static void test_meta_2018_fallbacks(void) {
     struct dataset ds;
     struct prepare_report rep;
     CHECK_OK(dataset_prepare(&o, &ds, &rep));
-    CHECK_EQ_INT(ds.n_items, 6);
+    CHECK_EQ_INT(ds.n_items, 7);
     CHECK(strcmp(dataset_item_title(&ds, 1), "Empty Desc Cream") == 0);
     CHECK(strcmp(dataset_item_description(&ds, 1), "Empty description") == 0);
     CHECK(strcmp(ds.categories[1], "Beauty > Skin") == 0);
@@ -168,9 +170,11 @@ static void test_meta_2018_fallbacks(void) {
     // no description key -> neither is set (one try block, description first)
     CHECK(strcmp(dataset_item_title(&ds, 3), "No Title") == 0);
     CHECK(strcmp(dataset_item_description(&ds, 3), "No Description") == 0);
-    // absent from the metadata
-    CHECK(strcmp(dataset_item_title(&ds, 4), "No Title") == 0);
-    CHECK(strcmp(dataset_item_description(&ds, 4), "No Description") == 0);
+    // invalid UTF-8 in the metadata: replaced by U+FFFD and counted; a malformed line is skipped
+    CHECK(strcmp(dataset_item_title(&ds, 4), "Bad \xef\xbf\xbd byte") == 0);
+    CHECK(strcmp(dataset_item_description(&ds, 4), "ok") == 0);
+    CHECK_EQ_INT(rep.bad_utf8, 1);
+    CHECK_EQ_INT(rep.meta_bad, 1);
     // empty title is kept as "" (the release), counted with a warning
     CHECK(strcmp(dataset_item_title(&ds, 5), "") == 0);
     CHECK(ds.has_text[5] & ITEM_HAS_TITLE);
@@ -178,7 +182,10 @@ static void test_meta_2018_fallbacks(void) {
     CHECK(strcmp(dataset_item_title(&ds, 6), "New") == 0);
     char text[256];
     CHECK(strcmp(dataset_item_text(&ds, 1, text, sizeof text), "Empty Desc Cream, Empty description") == 0);
-    CHECK_EQ_INT(rep.meta_matched, 5);
+    // absent from the metadata
+    CHECK(strcmp(dataset_item_title(&ds, 7), "No Title") == 0);
+    CHECK(strcmp(dataset_item_description(&ds, 7), "No Description") == 0);
+    CHECK_EQ_INT(rep.meta_matched, 6);
     CHECK_EQ_INT(rep.meta_unmatched_items, 1);
     dataset_free(&ds);
 }
