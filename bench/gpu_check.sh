@@ -207,6 +207,7 @@ fi
         END {
             s1="B4_H32_T512_D128_causal_f16"; s2="B128_H1_T200_D50_causal_f16";
             show("attn fwd " s1 " hand/torch", ratio("attn_fwd/" s1 "/hand", "attn_fwd/" s1 "/torch"), 0.7, ">=");
+            show("attn fwd " s1 " hand_v2/torch", ratio("attn_fwd/" s1 "/hand_v2", "attn_fwd/" s1 "/torch"), 0.7, ">=");
             show("attn fwd " s2 " hand/torch", ratio("attn_fwd/" s2 "/hand", "attn_fwd/" s2 "/torch"), 1.0, ">");
             s3="B4_H32_T512_D128_f16";
             show("attn fwd " s3 " hand/torch", ratio("attn_fwd/" s3 "/hand", "attn_fwd/" s3 "/torch"), 0.7, ">=");

@@ -4,14 +4,19 @@
 // the probabilities with the Philox mask of ops.h
 // (index ((b*NH + h)*Tq + i)*Tk + j), any head dim, any q/k/v strides.
 //
-// Kernels (ctx->kernel_version 0 picks the best that applies, 1 forces the
-// scalar reference kernels):
+// Kernels (ctx->kernel_version 0 picks the default that applies, 1 forces the
+// scalar reference kernels, 2 the experimental ldmatrix + cp.async forward):
 //   attn_fwd_mma     F16/BF16, head dim <= 128 (padded to 32/64/96/128):
 //                    tensor cores through mma.sync.m16n8k16 (sm_80+), 4 warps
 //                    x 16 query rows, 64-key tiles in shared memory, scores
 //                    and the output accumulator in registers (FlashAttention-2
 //                    register layout: the score accumulator is re-used as the
 //                    A operand of P @ V).
+//   attn_fwd_mma<FAST> (kernel_version 2; 16-byte aligned rows, HD % 8 == 0):
+//                    the same kernel with fragments through ldmatrix(.trans)
+//                    and K/V tiles double-buffered with cp.async. Not yet
+//                    measured on a GPU, hence opt-in; the parity test and
+//                    bench_attention run it beside version 0.
 //   attn_fwd_scalar  any dtype/head dim, fp32 CUDA cores, 16x16 tiles.
 //   attn_bwd_dkdv / attn_bwd_dq
 //                    backward, fp32 CUDA cores: one pass per key tile for dK,
@@ -111,12 +116,50 @@ __device__ __forceinline__ void mma_load_tile(T *dst, const T *src, int64_t st, 
     }
 }
 
+
+// ---- kernel_version 2 helpers: ldmatrix fragment loads and cp.async tile copies (sm_80+)
+__device__ __forceinline__ uint32_t smem_u32(const void *p) { return (uint32_t)__cvta_generic_to_shared(p); }
+__device__ __forceinline__ void ldsm_x4(uint32_t &r0, uint32_t &r1, uint32_t &r2, uint32_t &r3, uint32_t addr) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3)
+                 : "r"(addr));
+}
+__device__ __forceinline__ void ldsm_x4_t(uint32_t &r0, uint32_t &r1, uint32_t &r2, uint32_t &r3, uint32_t addr) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3)
+                 : "r"(addr));
+}
+// 16 bytes global -> shared; src_bytes 0 writes zeros
+__device__ __forceinline__ void cp_async16(uint32_t saddr, const void *g, int src_bytes) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(saddr), "l"(g), "r"(src_bytes));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N> __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
+
+// rows [r0, r0 + 64) of a (T, HD) slice (16-byte rows) into smem (64, D), asynchronously
 template <typename T, int D>
+__device__ __forceinline__ void mma_async_tile(T *dst, const T *src, int64_t st, int r0, int T_len, int HD) {
+    constexpr int LD = D + 8, CH = D / 8;
+    for (int idx = threadIdx.x; idx < MMA_BC * CH; idx += blockDim.x) {
+        int r = idx / CH, d = (idx - r * CH) * 8;
+        bool ok = r0 + r < T_len && d < HD;
+        const T *g = ok ? src + (int64_t)(r0 + r) * st + d : src;
+        cp_async16(smem_u32(dst + r * LD + d), g, ok ? 16 : 0);
+    }
+}
+
+// FAST (kernel_version 2, 16-byte rows only): fragments through ldmatrix and
+// K/V tiles double-buffered with cp.async (dynamic shared memory, 4 tiles);
+// otherwise (kernel_version 0) plain loads into one K and one V tile.
+template <typename T, int D, bool FAST>
 __global__ void __launch_bounds__(128) attn_fwd_mma(attn_args a, int vec) {
     constexpr int LD = D + 8;
     constexpr float LOG2E = 1.4426950408889634f;
-    __shared__ __align__(16) T Ks[MMA_BC * LD];
-    __shared__ __align__(16) T Vs[MMA_BC * LD];
+    __shared__ __align__(16) T Ks0[FAST ? 8 : MMA_BC * LD];
+    __shared__ __align__(16) T Vs0[FAST ? 8 : MMA_BC * LD];
+    extern __shared__ uint4 mma_dyn_smem[];
+    T *Ks = FAST ? reinterpret_cast<T *>(mma_dyn_smem) : Ks0; // FAST: K[2], V[2] tiles
+    T *Vs = FAST ? Ks + 2 * MMA_BC * LD : Vs0;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, tig = lane & 3;
     const int b = blockIdx.z, h = blockIdx.y, q0 = blockIdx.x * MMA_BR;
     const T *qp = (const T *)a.q + (int64_t)b * a.q_sb + (int64_t)h * a.q_sh;
@@ -127,7 +170,13 @@ __global__ void __launch_bounds__(128) attn_fwd_mma(attn_args a, int vec) {
     mma_load_tile<T, D>(Ks, qp, a.q_st, q0, a.Tq, a.HD, vec);
     __syncthreads();
     uint32_t qf[D / 16][4];
-    {
+    if constexpr (FAST) {
+        // matrices: rows 0-7 / 8-15 x cols 0-7 / 8-15 of the warp's 16 x 16 block
+        const int r = warp * 16 + (lane & 7) + ((lane >> 3) & 1) * 8, c = (lane >> 4) * 8;
+#pragma unroll
+        for (int kk = 0; kk < D / 16; kk++)
+            ldsm_x4(qf[kk][0], qf[kk][1], qf[kk][2], qf[kk][3], smem_u32(&Ks[r * LD + kk * 16 + c]));
+    } else {
         const int r = warp * 16 + g;
 #pragma unroll
         for (int kk = 0; kk < D / 16; kk++) {
@@ -148,9 +197,28 @@ __global__ void __launch_bounds__(128) attn_fwd_mma(attn_args a, int vec) {
     int kend = a.Tk;
     if (a.causal) kend = min(a.Tk, q0 + MMA_BR + (a.Tk - a.Tq));
 
-    for (int k0 = 0; k0 < kend; k0 += MMA_BC) {
-        mma_load_tile<T, D>(Ks, kp, a.k_st, k0, a.Tk, a.HD, vec);
-        mma_load_tile<T, D>(Vs, vp, a.v_st, k0, a.Tk, a.HD, vec);
+    if constexpr (FAST) {
+        if (kend > 0) {
+            mma_async_tile<T, D>(Ks, kp, a.k_st, 0, a.Tk, a.HD);
+            mma_async_tile<T, D>(Vs, vp, a.v_st, 0, a.Tk, a.HD);
+        }
+        cp_async_commit();
+    }
+    for (int k0 = 0, it = 0; k0 < kend; k0 += MMA_BC, it++) {
+        const T *Kt = Ks, *Vt = Vs;
+        if constexpr (FAST) {
+            Kt = Ks + (it & 1) * MMA_BC * LD;
+            Vt = Vs + (it & 1) * MMA_BC * LD;
+            if (k0 + MMA_BC < kend) { // prefetch the next tile into the other buffer
+                mma_async_tile<T, D>(Ks + ((it + 1) & 1) * MMA_BC * LD, kp, a.k_st, k0 + MMA_BC, a.Tk, a.HD);
+                mma_async_tile<T, D>(Vs + ((it + 1) & 1) * MMA_BC * LD, vp, a.v_st, k0 + MMA_BC, a.Tk, a.HD);
+            }
+            cp_async_commit();
+            cp_async_wait<1>(); // all but the newest group: this tile has landed
+        } else {
+            mma_load_tile<T, D>(Ks, kp, a.k_st, k0, a.Tk, a.HD, vec);
+            mma_load_tile<T, D>(Vs, vp, a.v_st, k0, a.Tk, a.HD, vec);
+        }
         __syncthreads();
 
         float s[MMA_BC / 8][4];
@@ -158,12 +226,24 @@ __global__ void __launch_bounds__(128) attn_fwd_mma(attn_args a, int vec) {
         for (int nt = 0; nt < MMA_BC / 8; nt++) s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.0f;
 #pragma unroll
         for (int kk = 0; kk < D / 16; kk++) {
+            if constexpr (FAST) {
+                // matrices: (key block nt, d lo), (nt, d hi), (nt + 1, d lo), (nt + 1, d hi)
+                const int kr = (lane >> 4) * 8 + (lane & 7), kc = kk * 16 + ((lane >> 3) & 1) * 8;
 #pragma unroll
-            for (int nt = 0; nt < MMA_BC / 8; nt++) {
-                const T *kr = &Ks[(nt * 8 + g) * LD + kk * 16 + tig * 2];
-                uint32_t b0 = *reinterpret_cast<const uint32_t *>(kr);
-                uint32_t b1 = *reinterpret_cast<const uint32_t *>(kr + 8);
-                mma16816(s[nt], qf[kk], b0, b1, T());
+                for (int nt = 0; nt < MMA_BC / 8; nt += 2) {
+                    uint32_t b0, b1, b2, b3;
+                    ldsm_x4(b0, b1, b2, b3, smem_u32(&Kt[(nt * 8 + kr) * LD + kc]));
+                    mma16816(s[nt], qf[kk], b0, b1, T());
+                    mma16816(s[nt + 1], qf[kk], b2, b3, T());
+                }
+            } else {
+#pragma unroll
+                for (int nt = 0; nt < MMA_BC / 8; nt++) {
+                    const T *kr = &Kt[(nt * 8 + g) * LD + kk * 16 + tig * 2];
+                    uint32_t b0 = *reinterpret_cast<const uint32_t *>(kr);
+                    uint32_t b1 = *reinterpret_cast<const uint32_t *>(kr + 8);
+                    mma16816(s[nt], qf[kk], b0, b1, T());
+                }
             }
         }
         // scale (log2 domain) and mask
@@ -220,14 +300,26 @@ __global__ void __launch_bounds__(128) attn_fwd_mma(attn_args a, int vec) {
             pa[1] = pack2(s[2 * kc][2], s[2 * kc][3], T());
             pa[2] = pack2(s[2 * kc + 1][0], s[2 * kc + 1][1], T());
             pa[3] = pack2(s[2 * kc + 1][2], s[2 * kc + 1][3], T());
-            const uint16_t *vs = reinterpret_cast<const uint16_t *>(Vs);
-            const int kr0 = kc * 16 + tig * 2;
+            if constexpr (FAST) {
+                // transposed matrices: (keys lo, d block nd), (keys hi, nd), (keys lo, nd + 1), (keys hi, nd + 1)
+                const int vr = kc * 16 + ((lane >> 3) & 1) * 8 + (lane & 7), vc = (lane >> 4) * 8;
 #pragma unroll
-            for (int nd = 0; nd < D / 8; nd++) {
-                const int col = nd * 8 + g;
-                uint32_t b0 = pack_raw(vs[kr0 * LD + col], vs[(kr0 + 1) * LD + col]);
-                uint32_t b1 = pack_raw(vs[(kr0 + 8) * LD + col], vs[(kr0 + 9) * LD + col]);
-                mma16816(o[nd], pa, b0, b1, T());
+                for (int nd = 0; nd < D / 8; nd += 2) {
+                    uint32_t b0, b1, b2, b3;
+                    ldsm_x4_t(b0, b1, b2, b3, smem_u32(&Vt[vr * LD + nd * 8 + vc]));
+                    mma16816(o[nd], pa, b0, b1, T());
+                    mma16816(o[nd + 1], pa, b2, b3, T());
+                }
+            } else {
+                const uint16_t *vs = reinterpret_cast<const uint16_t *>(Vt);
+                const int kr0 = kc * 16 + tig * 2;
+#pragma unroll
+                for (int nd = 0; nd < D / 8; nd++) {
+                    const int col = nd * 8 + g;
+                    uint32_t b0 = pack_raw(vs[kr0 * LD + col], vs[(kr0 + 1) * LD + col]);
+                    uint32_t b1 = pack_raw(vs[(kr0 + 8) * LD + col], vs[(kr0 + 9) * LD + col]);
+                    mma16816(o[nd], pa, b0, b1, T());
+                }
             }
         }
         __syncthreads();
@@ -533,17 +625,36 @@ template <typename T>
 static allmrec_status fwd_launch(struct op_ctx *ctx, const attn_args &a) {
     cudaStream_t st = cuda_stream_of(ctx);
     bool lowp = sizeof(T) == 2;
-    if (ctx->kernel_version == 0 && lowp && a.HD <= 128) {
+    if ((ctx->kernel_version == 0 || ctx->kernel_version == 2) && lowp && a.HD <= 128) {
         int vec = (a.HD % 8 == 0) && a.q_st % 8 == 0 && a.q_sb % 8 == 0 && a.q_sh % 8 == 0 && a.k_st % 8 == 0 &&
                   a.k_sb % 8 == 0 && a.k_sh % 8 == 0 && a.v_st % 8 == 0 && a.v_sb % 8 == 0 && a.v_sh % 8 == 0 &&
                   aligned16(a.q) && aligned16(a.k) && aligned16(a.v);
         dim3 grid((unsigned)((a.Tq + MMA_BR - 1) / MMA_BR), (unsigned)a.NH, (unsigned)a.B);
         // (TL keeps float instantiations of this template from instantiating mma kernels)
         typedef typename std::conditional<sizeof(T) == 2, T, __half>::type TL;
-        if (a.HD <= 32) attn_fwd_mma<TL, 32><<<grid, 128, 0, st>>>(a, vec);
-        else if (a.HD <= 64) attn_fwd_mma<TL, 64><<<grid, 128, 0, st>>>(a, vec);
-        else if (a.HD <= 96) attn_fwd_mma<TL, 96><<<grid, 128, 0, st>>>(a, vec);
-        else attn_fwd_mma<TL, 128><<<grid, 128, 0, st>>>(a, vec);
+        if (ctx->kernel_version == 2 && vec) {
+            int D = a.HD <= 32 ? 32 : a.HD <= 64 ? 64 : a.HD <= 96 ? 96 : 128;
+            size_t smem = (size_t)4 * MMA_BC * (D + 8) * sizeof(TL);
+            if (D == 32) {
+                ALLMREC_TRY(set_smem(ctx, attn_fwd_mma<TL, 32, true>, smem, "attention_forward (mma v2)"));
+                attn_fwd_mma<TL, 32, true><<<grid, 128, smem, st>>>(a, vec);
+            } else if (D == 64) {
+                ALLMREC_TRY(set_smem(ctx, attn_fwd_mma<TL, 64, true>, smem, "attention_forward (mma v2)"));
+                attn_fwd_mma<TL, 64, true><<<grid, 128, smem, st>>>(a, vec);
+            } else if (D == 96) {
+                ALLMREC_TRY(set_smem(ctx, attn_fwd_mma<TL, 96, true>, smem, "attention_forward (mma v2)"));
+                attn_fwd_mma<TL, 96, true><<<grid, 128, smem, st>>>(a, vec);
+            } else {
+                ALLMREC_TRY(set_smem(ctx, attn_fwd_mma<TL, 128, true>, smem, "attention_forward (mma v2)"));
+                attn_fwd_mma<TL, 128, true><<<grid, 128, smem, st>>>(a, vec);
+            }
+            CUDA_LAUNCH_CHECK(ctx, "attention_forward (mma v2)");
+            return ALLMREC_OK;
+        }
+        if (a.HD <= 32) attn_fwd_mma<TL, 32, false><<<grid, 128, 0, st>>>(a, vec);
+        else if (a.HD <= 64) attn_fwd_mma<TL, 64, false><<<grid, 128, 0, st>>>(a, vec);
+        else if (a.HD <= 96) attn_fwd_mma<TL, 96, false><<<grid, 128, 0, st>>>(a, vec);
+        else attn_fwd_mma<TL, 128, false><<<grid, 128, 0, st>>>(a, vec);
         CUDA_LAUNCH_CHECK(ctx, "attention_forward (mma)");
         return ALLMREC_OK;
     }

@@ -14,9 +14,10 @@
 // The CPU reference runs on the same rounded inputs, and intermediate
 // tensors the GPU keeps in low precision (forward outputs a backward reads)
 // are rounded on the CPU side too, so both compute the same function.
-// Cases run with kernel_version 0 (best) and, where a case has alternatives
-// (attention), 1 (scalar); attention cases also run the cuDNN path where the
-// build and device support it.
+// Cases run with kernel_version 0 (default) and, where a case has
+// alternatives (attention), 1 (scalar) and 2 (experimental ldmatrix/cp.async
+// forward); attention cases also run the cuDNN path where the build and
+// device support it.
 //
 // Without a CUDA device every GPU case skips with a message; the CPU-vs-CPU
 // self-test still runs every F32 case through the harness (catches broken
@@ -902,6 +903,8 @@ static void parity_for_dtype(enum allmrec_dtype dt, bool cudnn) {
             if (c->versions) {
                 gpu.kernel_version = 1;
                 run_case(&cpu, &gpu, c, "v1", &rs);
+                gpu.kernel_version = 2;
+                run_case(&cpu, &gpu, c, "v2", &rs);
                 gpu.kernel_version = 0;
             }
         }
