@@ -115,7 +115,8 @@ static void bar_charts(struct strbuf *b, const struct report *rep) {
                 for (int k = 0; k < n_g; k++) gl[k] = glab[k];
                 for (int k = 0; k < n_b; k++) bl[k] = blab[k];
                 char title[160];
-                snprintf(title, sizeof title, "%s: ours (bars) and the paper (ticks)", rep->metric_labels[m]);
+                if (any_ref) snprintf(title, sizeof title, "%s: ours (bars) and the paper (ticks)", rep->metric_labels[m]);
+                else snprintf(title, sizeof title, "%s", rep->metric_labels[m]);
                 char *svg = NULL;
                 { allmrec_status s_ = svg_bar_chart(&svg, NULL, title, gl, n_g, bl, n_b, val, any_ref ? ref : NULL,
                                             rep->metric_labels[m]); append_svg(b, s_, svg); }
