@@ -116,8 +116,8 @@ BUILD_OK=0
 if [ $CONFIG_OK -eq 1 ]; then
     # the gpu-labelled tests and every bench_* target the project defines
     TARGETS="allmrec"
-    GPU_TESTS=$(grep -rhoE "allmrec_test\(NAME +[A-Za-z0-9_]+[^)]*LABELS[^)]*gpu" "$ROOT"/tests/*/CMakeLists.txt 2>/dev/null \
-                | sed -E 's/allmrec_test\(NAME +([A-Za-z0-9_]+).*/\1/' | sort -u)
+    # (allmrec_test names the executable after the test)
+    GPU_TESTS=$(cd "$BUILD" && ctest -L gpu -N 2>/dev/null | sed -nE 's/^ *Test +#[0-9]+: +([A-Za-z0-9_]+).*/\1/p' | sort -u)
     BENCHES=$(cmake --build "$BUILD" --target help 2>/dev/null | grep -oE "\bbench_[A-Za-z0-9_]+" | sort -u)
     TARGETS="$TARGETS $GPU_TESTS $BENCHES"
     log "targets: $TARGETS"

@@ -859,6 +859,9 @@ done:
 }
 
 static void init_seed(void) {
+    static bool done;
+    if (done) return;
+    done = true;
     const char *e = getenv("ALLMREC_TEST_SEED");
     g_seed = e ? strtoull(e, NULL, 10) : (uint64_t)time(NULL);
     fprintf(stderr, "  parity seed %llu (ALLMREC_TEST_SEED=%llu reproduces)\n", (unsigned long long)g_seed,
@@ -881,6 +884,7 @@ static void parity_for_dtype(enum allmrec_dtype dt, bool cudnn) {
         TEST_SKIP("built without CUDA: no GPU parity to test (the CPU self-test covers the harness)");
     if (allmrec_cuda_device_count() == 0)
         TEST_SKIP("no CUDA device on this machine: GPU parity runs on a GPU machine via bench/gpu_check.sh");
+    init_seed();
     if (!g_ncases) build_cases();
     struct op_ctx cpu, gpu;
     CHECK_OK(op_ctx_init(&cpu, ALLMREC_DEVICE_CPU, 0));
@@ -930,6 +934,7 @@ static void test_parity_cudnn_bf16(void) { parity_for_dtype(ALLMREC_DTYPE_BF16, 
 // accepted by the dispatcher and the harness is exact on identical backends
 // (runs without a GPU, so CI checks the table).
 static void test_harness_cpu_selftest(void) {
+    init_seed();
     if (!g_ncases) build_cases();
     struct op_ctx cpu, cpu2;
     CHECK_OK(op_ctx_init(&cpu, ALLMREC_DEVICE_CPU, 0));
