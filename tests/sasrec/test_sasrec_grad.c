@@ -318,12 +318,15 @@ static void test_init_and_names(void) {
     op_ctx_free(&ctx);
 }
 
-// a CUDA step equals the CPU step (skips without a device)
+// a CUDA step equals the CPU step (skips without a device; with
+// ALLMREC_SASREC_PARITY_SELFTEST=1 it compares two CPU models, to check the test itself)
 static void test_cuda_step_matches_cpu(void) {
-    if (allmrec_cuda_device_count() < 1) TEST_SKIP("no CUDA device (built %s CUDA)", allmrec_cuda_compiled() ? "with" : "without");
+    bool self = getenv("ALLMREC_SASREC_PARITY_SELFTEST") != NULL;
+    if (!self && allmrec_cuda_device_count() < 1)
+        TEST_SKIP("no CUDA device (built %s CUDA)", allmrec_cuda_compiled() ? "with" : "without");
     struct op_ctx cpu, gpu;
     CHECK_OK(op_ctx_init(&cpu, ALLMREC_DEVICE_CPU, 0));
-    CHECK_OK(op_ctx_init(&gpu, ALLMREC_DEVICE_CUDA, 0));
+    CHECK_OK(op_ctx_init(&gpu, self ? ALLMREC_DEVICE_CPU : ALLMREC_DEVICE_CUDA, 0));
     struct sasrec_config c;
     sasrec_config_default(&c);
     c.n_items = 500;
@@ -355,11 +358,21 @@ static void test_cuda_step_matches_cpu(void) {
         float *hg = malloc((size_t)n * 4), *hp = malloc((size_t)n * 4);
         CHECK_OK(sasrec_tensor_to_host(*tb, hg));
         CHECK_OK(sasrec_tensor_to_host(*pb, hp));
-        double eg = test_rel_error(hg, ta->data, (size_t)n), ep = test_max_abs_diff(hp, pa->data, (size_t)n);
+        const float *ga = ta->data, *pa_h = pa->data;
+        double eg = test_rel_error(hg, ga, (size_t)n), gmax = 0, worst = 0;
+        for (int64_t j = 0; j < n; j++) gmax = fmax(gmax, fabs(ga[j]));
+        // Adam's first step moves each weight by ~lr * sign(g): compare tightly where the
+        // gradient is clearly non-zero; elsewhere a sign flip of a ~0 gradient moves it by <= 2 lr
+        for (int64_t j = 0; j < n; j++) {
+            double e = fabs(hp[j] - pa_h[j]);
+            double tol = fabs(ga[j]) > 1e-3 * gmax ? 1e-5 : 2.1e-3;
+            if (e > tol) worst = fmax(worst, e);
+        }
         free(hg);
         free(hp);
-        CHECK_MSG(eg <= 1e-4, "%s: gradient rel error %.3g (cuda vs cpu)", a.names[i], eg);
-        CHECK_MSG(ep <= 1e-5, "%s: parameter after the step differs by %.3g", a.names[i], ep);
+        // 1e-3: room for TF32/reordered sums in cuBLAS; a wrong kernel is off by O(1)
+        CHECK_MSG(eg <= 1e-3, "%s: gradient rel error %.3g (cuda vs cpu)", a.names[i], eg);
+        CHECK_MSG(worst == 0, "%s: parameter after the step differs by %.3g", a.names[i], worst);
     }
     double la, lb;
     CHECK_OK(sasrec_read_loss(&a, &la, false));
