@@ -16,6 +16,8 @@
 //   last.h5 (params + Adam moments + step + epoch + early-stopping state) is
 //   written atomically after every epoch and on SIGINT/SIGTERM; re-running
 //   the same command resumes from it (train.restart=true starts over).
+//   train.max_minutes > 0: after the epoch that passes the budget, validate and
+//   stop (not "finished": re-running resumes training), then evaluate as below.
 //   Then best.h5 is evaluated on the test split for every eval.scenarios x
 //   eval.kinds set stored in the dataset (metrics.json, metrics.txt) and the
 //   CF export (cf_export.h) is written to <out_dir>/cf_export.h5.
@@ -24,6 +26,7 @@
 // cf_export.h5.
 //
 // defines: sasrec_config_schema, sasrec_quickstart_yaml, struct sasrec_run_options, sasrec_run_options_from_config,
+//          sasrec_run_options_free, sasrec_scorer_free,
 //          sasrec_run_train, sasrec_run_eval, struct sasrec_scorer_ctx, sasrec_make_scorer,
 //          sasrec_export_cf
 #ifndef ALLMREC_SASREC_TRAIN_H
