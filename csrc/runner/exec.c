@@ -468,8 +468,16 @@ allmrec_status experiment_execute(struct experiment *ex, const struct run_option
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
     char dur[32];
-    fprintf(out, "experiment %s: %d of %d runs completed, %d failed, in %s\n", ex->name, ex->n_runs - n_failed,
-            ex->n_runs, n_failed, format_duration(time_now() - t_start, dur, sizeof dur));
+    int n_complete = 0;
+    for (int i = 0; i < ex->n_runs; i++) {
+        bool all = ex->runs[i].n_stages > 0;
+        for (int j = 0; j < ex->runs[i].n_stages; j++)
+            all &= ex->runs[i].stages[j].state == STAGE_CACHED || ex->runs[i].stages[j].state == STAGE_DONE;
+        n_complete += all;
+    }
+    fprintf(out, "experiment %s: %d of %d runs complete, %d failed%s, in %s\n", ex->name, n_complete, ex->n_runs,
+            n_failed, result == ALLMREC_ERR_INTERRUPTED ? ", interrupted" : "",
+            format_duration(time_now() - t_start, dur, sizeof dur));
     fflush(out);
     if (result == ALLMREC_ERR_INTERRUPTED)
         return ALLMREC_ERR(ALLMREC_ERR_INTERRUPTED,

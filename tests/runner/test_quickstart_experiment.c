@@ -53,7 +53,7 @@ static void test_quickstart_end_to_end(void) {
     char *out = slurp(g_dir, "run1.txt");
     CHECK_MSG(rc == 0, "allmrec experiment quickstart failed (%d): %s", rc, out ? out : "");
     CHECK_STR_CONTAINS(out, "6 runs, 3 stages to run");
-    CHECK_STR_CONTAINS(out, "6 of 6 runs completed, 0 failed");
+    CHECK_STR_CONTAINS(out, "6 of 6 runs complete, 0 failed");
     free(out);
     char res[1200];
     snprintf(res, sizeof res, "%s/results/quickstart", g_dir);
