@@ -4,6 +4,7 @@
 // gzip, CRLF, missing final newline) and the string map.
 #include <unistd.h>
 
+#include "allmrec/philox.h"
 #include "data/data_internal.h"
 #include "data_test_util.h"
 
@@ -198,6 +199,59 @@ static void test_utf8(void) {
     free(s);
 }
 
-TEST_MAIN(TEST_CASE(test_jscan_fields), TEST_CASE(test_jscan_malformed), TEST_CASE(test_pyliteral),
+// random mutations of real-format lines (byte flips, inserted quotes /
+// backslashes / high bytes, truncations): the scanners must return an error
+// or a result, never crash or read out of bounds (run under ASan in CI)
+static void test_fuzz_mutations(void) {
+    const char *seeds[3] = {
+        "{\"overall\": 5.0, \"verified\": true, \"reviewerID\": \"A2SUAM1J3GNN3B\", \"asin\": \"0000013714\", "
+        "\"style\": {\"Size:\": \" 1\"}, \"reviewText\": \"caf\u00e9 \\\"x\\\" \xc3\xa9\", \"vote\": \"3\", "
+        "\"image\": [\"a\", \"b\"], \"unixReviewTime\": 1252800000}",
+        "{'asin': '0000031852', 'title': \"Tom's Kit\", 'price': 3.17, 'related': {'also_bought': ['B0', 'B1']}, "
+        "'categories': [['A', 'B']], 'description': u'caf\\xe9 \\u2014', 'n': -12L, 'f': True, 'z': None}",
+        "{\"description\": [\"d1\", \"d2\"], \"title\": \"T\", \"category\": [], \"asin\": \"B1\", \"details\": {}}"};
+    char buf[1024], scratch[4096];
+    int64_t ok = 0, bad = 0;
+    for (int k = 0; k < 30000; k++) {
+        const char *sd = seeds[k % 3];
+        size_t n = strlen(sd);
+        memcpy(buf, sd, n);
+        int muts = 1 + (int)(philox_u32(77, 0, (uint64_t)k) % 4);
+        for (int m = 0; m < muts; m++) {
+            uint32_t r = philox_u32(77, 1, (uint64_t)k * 8 + (uint64_t)m);
+            size_t pos = r % (n ? n : 1);
+            const char pick[8] = {'"', '\\', '\'', '{', '}', ',', (char)0xff, (char)0xc3};
+            switch ((r >> 16) % 4) {
+            case 0: buf[pos] = pick[(r >> 20) % 8]; break;
+            case 1: buf[pos] = (char)(r >> 8); break;
+            case 2: n = pos; break; // truncate
+            default:
+                if (n + 1 < sizeof buf) {
+                    memmove(buf + pos + 1, buf + pos, n - pos);
+                    buf[pos] = pick[(r >> 20) % 8];
+                    n++;
+                }
+            }
+        }
+        struct jfield f[4] = {{"reviewerID", 0, 0, 0, 0}, {"asin", 0, 0, 0, 0}, {"overall", 0, 0, 0, 0},
+                              {"description", 0, 0, 0, 0}};
+        const char *err = NULL;
+        int rc = jscan_object(buf, n, f, 4, scratch, sizeof scratch, &err);
+        CHECK(rc == 0 || rc == -1 || rc == -2);
+        if (rc == 0) {
+            ok++;
+            for (int j = 0; j < 4; j++) CHECK(f[j].type >= 0 && f[j].type <= 3);
+        } else {
+            bad++;
+            CHECK(err != NULL);
+        }
+        cJSON *o = pyliteral_parse(buf, n, &err);
+        if (o) cJSON_Delete(o);
+        else CHECK(err != NULL);
+    }
+    CHECK(ok > 0 && bad > 0);
+}
+
+TEST_MAIN(TEST_CASE(test_fuzz_mutations), TEST_CASE(test_jscan_fields), TEST_CASE(test_jscan_malformed), TEST_CASE(test_pyliteral),
           TEST_CASE(test_line_reader), TEST_CASE(test_line_reader_long_lines_and_truncation), TEST_CASE(test_strmap),
           TEST_CASE(test_utf8))
