@@ -171,6 +171,7 @@ allmrec_status opt_score_candidates(struct opt_model *m, struct opt_workspace *w
         for (int64_t l = 0; l < m->cfg.n_layers && s == ALLMREC_OK; l++) {
             struct tensor *caches[2] = {&w->kcache[l], &w->vcache[l]};
             for (int k = 0; k < 2 && s == ALLMREC_OK; k++) {
+                // row c's first T keys are one contiguous block: a plain device copy each
                 int64_t shp[3] = {T, NHl, HD}, str[3] = {Cl, HD, 1};
                 struct tensor src = tensor_view(*caches[k], 0, 3, shp, str);
                 for (int64_t c = 1; c < n_cand && s == ALLMREC_OK; c++)
