@@ -262,16 +262,16 @@ ATTN_CLONES static void attn_forward_rows(const struct attn_fwd_args *a, int64_t
         float inv = (float)(1.0 / sum);
         uint64_t base = (uint64_t)(((b * NH + h) * Tq + i) * Tk);
         if (dropout) attn_keep_row(keep, words, p->seed, p->stream, threshold, base, jend);
-        int64_t m = 0; // the nonzero probabilities (after dropout), j ascending
-        for (int64_t j = 0; j < jend; j++) {
-            if (s[j] == 0.0f) continue;
+        // the nonzero probabilities (after dropout) and their V rows, j
+        // ascending; compacted without branches (dropout makes them random)
+        const float *vj = attn_row(a->v, b, 0, h);
+        int64_t m = 0, vstride = a->v.stride[1];
+        for (int64_t j = 0; j < jend; j++, vj += vstride) {
             float pj = s[j] * inv;
-            if (dropout) {
-                if (!keep[j]) continue;
-                pj *= inv_keep;
-            }
+            if (dropout) pj = keep[j] ? pj * inv_keep : 0.0f;
             pv[m] = pj;
-            vrow[m++] = attn_row(a->v, b, j, h);
+            vrow[m] = vj;
+            m += pj != 0.0f;
         }
         attn_acc_rows(o, HD, m, pv, 1, vrow); // out_i = sum_j p_ij v_j
     }
