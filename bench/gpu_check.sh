@@ -194,6 +194,7 @@ fi
     echo "---- benchmarks (group/shape | impl | value | note)"
     sort -t'|' -k2,2 "$OUT/summary_lines.txt" | awk -F'|' '{
         key=$2; n=split(key, parts, "/"); impl=parts[n]; grp=substr(key, 1, length(key)-length(impl)-1);
+        if (n < 2) { impl = "-"; grp = key }
         if (grp != last) { printf "  %s\n", grp; last = grp }
         printf "      %-12s %10s %-8s %s\n", impl, $3, $4, substr($5, 1, 70) }'
     echo "---- targets"
