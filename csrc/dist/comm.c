@@ -278,6 +278,31 @@ static allmrec_status allreduce(allmrec_comm_t c, struct tensor x, bool is_max) 
 }
 
 allmrec_status comm_allreduce_sum(allmrec_comm_t c, struct tensor x) { return allreduce(c, x, false); }
+
+allmrec_status comm_allreduce_mean(allmrec_comm_t c, struct tensor x) {
+    const char *op = "comm_allreduce_mean";
+    if (!c || c->kind == COMM_SINGLE || c->size == 1) return ALLMREC_OK;
+    ALLMREC_TRY(check_arg(c, op, "x", x));
+    int64_t n = tensor_numel(x);
+#ifdef ALLMREC_COMM_NCCL
+    if (c->kind == COMM_NCCL) {
+        ncclDataType_t dt;
+        ALLMREC_TRY(nccl_dtype(x.dtype, &dt));
+        NCCL_TRY(ncclAllReduce(x.data, x.data, (size_t)n, dt, ncclAvg, c->nccl, c->stream));
+        return ALLMREC_OK;
+    }
+#endif
+    if (x.dtype != ALLMREC_DTYPE_F32 && x.dtype != ALLMREC_DTYPE_F64)
+        return ALLMREC_ERR(ALLMREC_ERR_DTYPE, "%s: f32 or f64 tensors on CPU ranks, got %s", op,
+                           dtype_name(x.dtype));
+    ALLMREC_TRY(allreduce(c, x, false));
+    double inv = 1.0 / c->size;
+    if (x.dtype == ALLMREC_DTYPE_F32)
+        for (int64_t i = 0; i < n; i++) ((float *)x.data)[i] = (float)(((float *)x.data)[i] * inv);
+    else
+        for (int64_t i = 0; i < n; i++) ((double *)x.data)[i] *= inv;
+    return ALLMREC_OK;
+}
 allmrec_status comm_allreduce_max(allmrec_comm_t c, struct tensor x) { return allreduce(c, x, true); }
 
 allmrec_status comm_allgather(allmrec_comm_t c, struct tensor dst, struct tensor src) {

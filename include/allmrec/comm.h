@@ -20,7 +20,7 @@
 //
 // defines: allmrec_comm_t, enum comm_kind, comm_init_single, comm_init_mpi,
 //          comm_init_nccl, comm_free, comm_kind, comm_kind_name, comm_rank,
-//          comm_size, comm_local_rank, comm_allreduce_sum, comm_allreduce_max,
+//          comm_size, comm_local_rank, comm_allreduce_sum, comm_allreduce_max, comm_allreduce_mean,
 //          comm_allgather, comm_broadcast, comm_barrier, comm_mpi_available,
 //          comm_nccl_available, struct tp_range, tp_split
 #ifndef ALLMREC_COMM_H
@@ -64,6 +64,9 @@ bool comm_nccl_available(void);
 // x = sum (resp. max) of x over all ranks, in place. NULL comm = no-op.
 allmrec_status comm_allreduce_sum(allmrec_comm_t c, struct tensor x);
 allmrec_status comm_allreduce_max(allmrec_comm_t c, struct tensor x);
+// x = mean of x over all ranks (data-parallel gradient averaging); float dtypes
+// (MPI: F32/F64; NCCL: ncclAvg)
+allmrec_status comm_allreduce_mean(allmrec_comm_t c, struct tensor x);
 // dst (size * numel(src)) = the src of rank 0, then rank 1, ... (same dtype,
 // same device, both contiguous)
 allmrec_status comm_allgather(allmrec_comm_t c, struct tensor dst, struct tensor src);

@@ -30,6 +30,10 @@ static void test_comm_collectives(void) {
     CHECK_OK(comm_allreduce_max(g_comm, tensor_1d(y, ALLMREC_DTYPE_F32, ALLMREC_DEVICE_CPU, 2)));
     CHECK_NEAR(y[0], p - 1, 0);
     CHECK_NEAR(y[1], 0, 0);
+    double mv[2] = {(double)r, 2.0};
+    CHECK_OK(comm_allreduce_mean(g_comm, tensor_1d(mv, ALLMREC_DTYPE_F64, ALLMREC_DEVICE_CPU, 2)));
+    CHECK_NEAR(mv[0], (p - 1) / 2.0, 1e-12);
+    CHECK_NEAR(mv[1], 2.0, 1e-12);
     int32_t mine[2] = {r, 10 * r}, all[16];
     CHECK_OK(comm_allgather(g_comm, tensor_1d(all, ALLMREC_DTYPE_I32, ALLMREC_DEVICE_CPU, 2 * p),
                             tensor_1d(mine, ALLMREC_DTYPE_I32, ALLMREC_DEVICE_CPU, 2)));
