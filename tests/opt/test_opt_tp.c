@@ -1,11 +1,12 @@
 // test_opt_tp.c: tensor parallelism on MPI CPU ranks (run under
-// `mpirun -np 2` and `-np 4`). First the communicator itself (all-reduce sum
-// and max, all-gather, broadcast, tp_split), then for both golden models the
+// `mpirun -np 2`, `-np 4` and `-np 8`). First the communicator itself
+// (all-reduce sum, max and mean, all-gather, broadcast, tp_split), then for both golden models the
 // tensor-parallel decoder (column-parallel QKV/FC1, row-parallel out/FC2,
 // vocab-parallel embedding, LM head and cross-entropy; vocabulary 122 splits
 // unevenly over 4 ranks) against the same model at TP = 1 in the same
 // process: logits, loss, gradients w.r.t. injected vectors, generation and
-// candidate scores, within fp32 rounding.
+// candidate scores, within fp32 rounding; and an 8-head checkpoint written
+// by the test for TP degree 8.
 #include <math.h>
 
 #include "allmrec/comm.h"
