@@ -112,12 +112,20 @@ ATTN_INLINE void attn_keep_row(uint8_t *restrict keep, uint32_t *restrict words,
     for (int64_t j = 0; j < n; j++) keep[j] = (w[j] >> 8) >= threshold;
 }
 
-// number of keys query i may see under the causal rule (all Tk otherwise)
-static inline int64_t attn_key_end(bool causal, int64_t i, int64_t Tq, int64_t Tk) {
-    if (!causal) return Tk;
-    int64_t end = i + (Tk - Tq) + 1;
+// number of keys query i may see: all up to kend (the end of the unmasked
+// keys), and under the causal rule only j <= i + Tk - Tq
+static inline int64_t attn_key_end(bool causal, int64_t i, int64_t Tq, int64_t Tk, int64_t kend) {
+    int64_t end = causal ? i + (Tk - Tq) + 1 : Tk;
     if (end < 0) end = 0;
-    return end < Tk ? end : Tk;
+    return end < kend ? end : kend;
+}
+
+// 1 + the last unmasked key of a (Tk) key mask row (Tk without a mask), so
+// trailing padding (BERT batches) costs nothing
+static inline int64_t attn_mask_end(const uint8_t *mask, int64_t Tk) {
+    if (!mask) return Tk;
+    while (Tk > 0 && !mask[Tk - 1]) Tk--;
+    return Tk;
 }
 
 // ------------------------------------------------------------------ scratch
@@ -228,15 +236,16 @@ ATTN_CLONES static void attn_forward_rows(const struct attn_fwd_args *a, int64_t
     uint8_t *keep = (uint8_t *)(pv + ld);
     uint32_t *words = (uint32_t *)(pv + 2 * ld);
     const float **vrow = (const float **)(pv + 3 * ld + 8);
-    attn_pack_t(kt, ld, a->k, b, h, attn_key_end(p->causal, i1 - 1, Tq, Tk), HD);
+    const uint8_t *mask = a->mask ? a->mask + b * Tk : NULL;
+    int64_t kend = attn_mask_end(mask, Tk);
+    attn_pack_t(kt, ld, a->k, b, h, attn_key_end(p->causal, i1 - 1, Tq, Tk, kend), HD);
     bool dropout = p->dropout_p > 0;
     uint32_t threshold = philox_dropout_threshold(p->dropout_p);
     float inv_keep = dropout ? 1.0f / (1.0f - p->dropout_p) : 1.0f;
-    const uint8_t *mask = a->mask ? a->mask + b * Tk : NULL;
     for (int64_t i = i0; i < i1; i++) {
         const float *qi = attn_row(a->q, b, i, h);
         float *o = (float *)a->out.data + ((b * Tq + i) * NH + h) * HD;
-        int64_t jend = attn_key_end(p->causal, i, Tq, Tk);
+        int64_t jend = attn_key_end(p->causal, i, Tq, Tk, kend);
         attn_dots(s, qi, kt, ld, jend, HD);
         float mx = -INFINITY;
         for (int64_t j = 0; j < jend; j++) {
@@ -347,7 +356,9 @@ ATTN_CLONES static void attn_backward_tile(const struct attn_bwd_args *a, int64_
     uint32_t *words = (uint32_t *)(dq_acc + attn_ld(HD) + ld);
     const float **krow = (const float **)(dq_acc + attn_ld(HD) + 2 * ld + 8);
     const float **qrow = krow + Tk, **dorow = qrow + ATTN_BWD_ROWS;
-    int64_t nk = attn_key_end(p->causal, Tq - 1, Tq, Tk); // keys any query of the tile sees
+    const uint8_t *mask = a->mask ? a->mask + b * Tk : NULL;
+    int64_t kend = attn_mask_end(mask, Tk);
+    int64_t nk = attn_key_end(p->causal, Tq - 1, Tq, Tk, kend); // keys any query of the tile sees
     attn_pack_t(kt, ld, a->k, b, h, nk, HD);
     attn_pack_t(vt, ld, a->v, b, h, nk, HD);
     for (int64_t j = 0; j < nk; j++) krow[j] = attn_row(a->k, b, j, h);
@@ -357,7 +368,6 @@ ATTN_CLONES static void attn_backward_tile(const struct attn_bwd_args *a, int64_
     uint32_t threshold = philox_dropout_threshold(p->dropout_p);
     float inv_keep = dropout ? 1.0f / (1.0f - p->dropout_p) : 1.0f;
     float scale = p->scale;
-    const uint8_t *mask = a->mask ? a->mask + b * Tk : NULL;
     for (int64_t i0 = 0; i0 < Tq; i0 += ATTN_BWD_ROWS) {
         int64_t nr = Tq - i0 < ATTN_BWD_ROWS ? Tq - i0 : ATTN_BWD_ROWS;
         // dS and P*c of the block's rows; rows with no visible key are all 0
@@ -368,7 +378,7 @@ ATTN_CLONES static void attn_backward_tile(const struct attn_bwd_args *a, int64_
             const float *doi = (const float *)a->dout.data + ((b * Tq + i) * NH + h) * HD;
             qrow[r] = qi;
             dorow[r] = doi;
-            int64_t jend = attn_key_end(p->causal, i, Tq, Tk);
+            int64_t jend = attn_key_end(p->causal, i, Tq, Tk, kend);
             float L = a->lse[(b * NH + h) * Tq + i];
             if (L == -INFINITY) { // no visible key: no gradient
                 memset(dsr, 0, (size_t)jend * sizeof(float));
@@ -397,7 +407,7 @@ ATTN_CLONES static void attn_backward_tile(const struct attn_bwd_args *a, int64_
         // dq_i += sum_j dS_ij k_j
         if (want_q)
             for (int64_t r = 0; r < nr; r++) {
-                int64_t i = i0 + r, jend = attn_key_end(p->causal, i, Tq, Tk);
+                int64_t i = i0 + r, jend = attn_key_end(p->causal, i, Tq, Tk, kend);
                 memset(dq_acc, 0, (size_t)HD * sizeof *dq_acc);
                 attn_acc_rows(dq_acc, HD, jend, ds + r * ld, 1, krow);
                 float *dqi = attn_row(a->dq, b, i, h);
@@ -406,7 +416,7 @@ ATTN_CLONES static void attn_backward_tile(const struct attn_bwd_args *a, int64_
             }
         // dk_j += sum_i dS_ij q_i, dv_j += sum_i P_ij c_ij dout_i over the rows
         // of the block that see key j (under the causal rule, i >= j - (Tk - Tq))
-        int64_t jmax = attn_key_end(p->causal, i0 + nr - 1, Tq, Tk);
+        int64_t jmax = attn_key_end(p->causal, i0 + nr - 1, Tq, Tk, kend);
         for (int64_t j = 0; j < jmax; j++) {
             int64_t r0 = p->causal ? j - (Tk - Tq) - i0 : 0;
             if (r0 < 0) r0 = 0;
