@@ -16,6 +16,10 @@
 //
 // usage: bench_cpu_ops [--threads 1,2] [--samples N] [--only NAME]
 //   --only: run only the shapes whose name contains NAME (e.g. sasrec50)
+// On a machine shared with other busy processes, run the multi-thread lines
+// with OMP_WAIT_POLICY=passive: spinning OpenMP threads that get descheduled
+// stall every parallel region by a scheduler tick (4 ms), which swamps
+// sub-millisecond ops; on a dedicated machine the default policy is fine.
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -254,6 +258,7 @@ static void bench_linear(const char *shape, const char *name, int64_t N, int64_t
 // ------------------------------------------------------------------ main
 
 static void set_threads(int n) {
+    (void)n;
 #ifdef ALLMREC_HAVE_OPENMP
     omp_set_num_threads(n);
 #endif
@@ -283,6 +288,8 @@ int main(int argc, char **argv) {
 #ifndef ALLMREC_HAVE_OPENMP
     fprintf(stderr, "bench_cpu_ops: built without OpenMP; every thread count runs on one thread\n");
 #endif
+    const char *wait = getenv("OMP_WAIT_POLICY");
+    printf("# bench_cpu_ops: OMP_WAIT_POLICY=%s, %d samples per line\n", wait ? wait : "(default)", g_samples);
     struct act relu = {ACT_RELU, 0}, gelu = {ACT_GELU_ERF, 0}, none = {ACT_NONE, 0};
     char list[128];
     snprintf(list, sizeof list, "%s", thread_list);

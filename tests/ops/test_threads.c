@@ -32,7 +32,9 @@ static bool same_bits(const float *a, const float *b, int64_t n) {
 
 // Each check runs its ops twice: run r = 0 with 1 thread, r = 1 with 3
 // threads (threads_for_run sets it), then compares the outputs bit for bit.
+#ifdef ALLMREC_HAVE_OPENMP
 static int saved_threads = 1;
+#endif
 static void threads_for_run(int r) {
 #ifdef ALLMREC_HAVE_OPENMP
     if (r == 0) saved_threads = omp_get_max_threads();
