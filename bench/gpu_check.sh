@@ -214,6 +214,7 @@ fi
             show("attn fwd " s3 " hand/torch", ratio("attn_fwd/" s3 "/hand", "attn_fwd/" s3 "/torch"), 0.7, ">=");
             show("attn fwd " s3 " cudnn/torch", ratio("attn_fwd/" s3 "/cudnn", "attn_fwd/" s3 "/torch"), 0.7, ">=");
             show("attn bwd " s1 " hand/torch", ratio("attn_bwd/" s1 "/hand", "attn_bwd/" s1 "/torch"), 0.7, ">=");
+            show("attn bwd " s1 " hand_v2/torch", ratio("attn_bwd/" s1 "/hand_v2", "attn_bwd/" s1 "/torch"), 0.7, ">=");
             show("attn bwd " s2 " hand/torch", ratio("attn_bwd/" s2 "/hand", "attn_bwd/" s2 "/torch"), 1.0, ">");
             cp = "ceiling/copy_d2d_1GiB/cuda";
             show("layernorm fwd N16384_C4096 / copy ceiling", ratio("layernorm_fwd/N16384_C4096_f16/hand", cp), 0.7, ">=");

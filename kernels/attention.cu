@@ -18,8 +18,10 @@
 //                    measured on a GPU, hence opt-in; the parity test and
 //                    bench_attention run it beside version 0.
 //   attn_fwd_scalar  any dtype/head dim, fp32 CUDA cores, 16x16 tiles.
+//   attn_bwd_mma_dkdv / attn_bwd_mma_dq (kernel_version 2, F16/BF16, 16-byte rows):
+//                    tensor-core backward, same two-pass structure as below.
 //   attn_bwd_dkdv / attn_bwd_dq
-//                    backward, fp32 CUDA cores: one pass per key tile for dK,
+//                    backward, fp32 CUDA cores (versions 0 and 1): one pass per key tile for dK,
 //                    dV and one per query tile for dQ (scores recomputed; no
 //                    atomics, deterministic). D_i = dO_i . O_i in-kernel.
 // Both accumulate into dq, dk, dv (+=) as ops.h requires.
@@ -582,6 +584,212 @@ __global__ void __launch_bounds__(SC_THREADS) attn_bwd_dq(attn_args a) {
     acc_store<T>((T *)a.dq + (int64_t)b * a.dq_sb + (int64_t)h * a.dq_sh, a.dq_st, dQs, q0, a.Tq, HD);
 }
 
+// ------------------------------------------------------------------ tensor-core backward (kernel_version 2)
+// FlashAttention-2's backward split into two passes without atomics:
+//   attn_bwd_mma_dq:   per 64-query tile: S = Q K^T, dP = dO V^T, dS = P (dP - D),
+//                      dQ += scale dS K                       (over the key tiles)
+//   attn_bwd_mma_dkdv: per 64-key tile: S^T = K Q^T, dP^T = V dO^T,
+//                      dV += P~^T dO, dK += scale dS^T Q       (over the query tiles)
+// fragments through ldmatrix (as attn_fwd_mma<FAST>), tiles loaded synchronously,
+// D_i = dO_i . O_i and lse kept per tile in shared memory. 16-byte rows only.
+
+// D and lse (log2 domain) of rows [r0, r0 + 64) into Dsm, Lsm
+template <typename T>
+__device__ __forceinline__ void mma_bwd_row_stats(const attn_args &a, int b, int h, int r0, float *Dsm, float *Lsm) {
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const T *dop = (const T *)a.dout + ((int64_t)b * a.Tq * a.NH + h) * a.HD;
+    const T *op = (const T *)a.out + ((int64_t)b * a.Tq * a.NH + h) * a.HD;
+    for (int i = warp; i < 64; i += 4) {
+        int qi = r0 + i;
+        float acc = 0.0f;
+        if (qi < a.Tq)
+            for (int d = lane; d < a.HD; d += 32)
+                acc += to_f<T>(op[(int64_t)qi * a.NH * a.HD + d]) * to_f<T>(dop[(int64_t)qi * a.NH * a.HD + d]);
+        acc = warp_sum(acc);
+        if (lane == 0) {
+            Dsm[i] = acc;
+            float L = qi < a.Tq ? a.lse[((int64_t)b * a.NH + h) * a.Tq + qi] : -INFINITY;
+            Lsm[i] = L * 1.4426950408889634f; // -inf stays -inf
+        }
+    }
+}
+
+// c[8][4] (16 x 64 per warp) = A (16 x D, rows of `As` from row0) @ B^T where B is 64 rows of Bs
+template <typename T, int D>
+__device__ __forceinline__ void mma_rows_x_rowsT(float c[8][4], const T *As, int row0, const T *Bs) {
+    constexpr int LD = D + 8;
+    const int lane = threadIdx.x & 31;
+#pragma unroll
+    for (int nt = 0; nt < 8; nt++) c[nt][0] = c[nt][1] = c[nt][2] = c[nt][3] = 0.0f;
+    const int ar = row0 + (lane & 7) + ((lane >> 3) & 1) * 8, ac = (lane >> 4) * 8;
+    const int br = (lane >> 4) * 8 + (lane & 7), bc = ((lane >> 3) & 1) * 8;
+#pragma unroll
+    for (int kk = 0; kk < D / 16; kk++) {
+        uint32_t af[4];
+        ldsm_x4(af[0], af[1], af[2], af[3], smem_u32(&As[ar * LD + kk * 16 + ac]));
+#pragma unroll
+        for (int nt = 0; nt < 8; nt += 2) {
+            uint32_t b0, b1, b2, b3;
+            ldsm_x4(b0, b1, b2, b3, smem_u32(&Bs[(nt * 8 + br) * LD + kk * 16 + bc]));
+            mma16816(c[nt], af, b0, b1, T());
+            mma16816(c[nt + 1], af, b2, b3, T());
+        }
+    }
+}
+
+// acc[D/8][4] (16 x D per warp) += P (16 x 64, accumulator layout in p[8][4]) @ Bs (64 rows x D)
+template <typename T, int D>
+__device__ __forceinline__ void mma_p_x_rows(float acc[D / 8][4], const float p[8][4], const T *Bs) {
+    constexpr int LD = D + 8;
+    const int lane = threadIdx.x & 31;
+#pragma unroll
+    for (int kc = 0; kc < 4; kc++) {
+        uint32_t pa[4];
+        pa[0] = pack2(p[2 * kc][0], p[2 * kc][1], T());
+        pa[1] = pack2(p[2 * kc][2], p[2 * kc][3], T());
+        pa[2] = pack2(p[2 * kc + 1][0], p[2 * kc + 1][1], T());
+        pa[3] = pack2(p[2 * kc + 1][2], p[2 * kc + 1][3], T());
+        const int vr = kc * 16 + ((lane >> 3) & 1) * 8 + (lane & 7), vc = (lane >> 4) * 8;
+#pragma unroll
+        for (int nd = 0; nd < D / 8; nd += 2) {
+            uint32_t b0, b1, b2, b3;
+            ldsm_x4_t(b0, b1, b2, b3, smem_u32(&Bs[vr * LD + nd * 8 + vc]));
+            mma16816(acc[nd], pa, b0, b1, T());
+            mma16816(acc[nd + 1], pa, b2, b3, T());
+        }
+    }
+}
+
+// dst (rows [r0, r0+64) of a strided (T, HD) slice) += scale * acc (warp's 16 rows)
+template <typename T, int D>
+__device__ __forceinline__ void mma_acc_store(T *dst, int64_t st, int r0, int T_len, int HD, const float acc[D / 8][4],
+                                              float scale) {
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, tig = lane & 3;
+#pragma unroll
+    for (int nd = 0; nd < D / 8; nd++) {
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            int row = r0 + warp * 16 + g + (e >> 1) * 8, d = nd * 8 + tig * 2 + (e & 1);
+            if (row < T_len && d < HD) {
+                T *p = dst + (int64_t)row * st + d;
+                *p = from_f<T>(to_f<T>(*p) + scale * acc[nd][e]);
+            }
+        }
+    }
+}
+
+template <typename T, int D>
+__global__ void __launch_bounds__(128) attn_bwd_mma_dq(attn_args a) {
+    constexpr int LD = D + 8;
+    constexpr float LOG2E = 1.4426950408889634f;
+    extern __shared__ uint4 mma_dyn_smem[];
+    T *Qs = reinterpret_cast<T *>(mma_dyn_smem), *dOs = Qs + 64 * LD, *Ks = dOs + 64 * LD, *Vs = Ks + 64 * LD;
+    float *Dsm = reinterpret_cast<float *>(Vs + 64 * LD), *Lsm = Dsm + 64;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, tig = lane & 3;
+    const int b = blockIdx.z, h = blockIdx.y, q0 = blockIdx.x * 64;
+    const T *qp = (const T *)a.q + (int64_t)b * a.q_sb + (int64_t)h * a.q_sh;
+    const T *kp = (const T *)a.k + (int64_t)b * a.k_sb + (int64_t)h * a.k_sh;
+    const T *vp = (const T *)a.v + (int64_t)b * a.v_sb + (int64_t)h * a.v_sh;
+    const T *dop = (const T *)a.dout + ((int64_t)b * a.Tq * a.NH + h) * a.HD;
+    mma_load_tile<T, D>(Qs, qp, a.q_st, q0, a.Tq, a.HD, true);
+    mma_load_tile<T, D>(dOs, dop, (int64_t)a.NH * a.HD, q0, a.Tq, a.HD, true);
+    mma_bwd_row_stats<T>(a, b, h, q0, Dsm, Lsm);
+    float dq[D / 8][4];
+#pragma unroll
+    for (int nd = 0; nd < D / 8; nd++) dq[nd][0] = dq[nd][1] = dq[nd][2] = dq[nd][3] = 0.0f;
+    const float sl2 = a.scale * LOG2E;
+    const int rl[2] = {warp * 16 + g, warp * 16 + g + 8}; // local rows
+    int kend = a.Tk;
+    if (a.causal) kend = min(a.Tk, q0 + 64 + (a.Tk - a.Tq));
+    for (int k0 = 0; k0 < kend; k0 += 64) {
+        __syncthreads();
+        mma_load_tile<T, D>(Ks, kp, a.k_st, k0, a.Tk, a.HD, true);
+        mma_load_tile<T, D>(Vs, vp, a.v_st, k0, a.Tk, a.HD, true);
+        __syncthreads();
+        float s[8][4], dp[8][4];
+        mma_rows_x_rowsT<T, D>(s, Qs, warp * 16, Ks);
+        mma_rows_x_rowsT<T, D>(dp, dOs, warp * 16, Vs);
+#pragma unroll
+        for (int nt = 0; nt < 8; nt++) {
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                int r = e >> 1, qi = q0 + rl[r], kj = k0 + nt * 8 + tig * 2 + (e & 1);
+                float L = Lsm[rl[r]], ds = 0.0f;
+                if (qi < a.Tq && L != -INFINITY && attn_visible(a, b, qi, kj)) {
+                    float p = exp2f(s[nt][e] * sl2 - L), dpv = dp[nt][e];
+                    if (a.dropout) dpv = attn_keep(a, b, h, qi, kj) ? dpv * a.drop_scale : 0.0f;
+                    ds = p * (dpv - Dsm[rl[r]]);
+                }
+                s[nt][e] = ds;
+            }
+        }
+        mma_p_x_rows<T, D>(dq, s, Ks);
+    }
+    mma_acc_store<T, D>((T *)a.dq + (int64_t)b * a.dq_sb + (int64_t)h * a.dq_sh, a.dq_st, q0, a.Tq, a.HD, dq, a.scale);
+}
+
+template <typename T, int D>
+__global__ void __launch_bounds__(128) attn_bwd_mma_dkdv(attn_args a) {
+    constexpr int LD = D + 8;
+    constexpr float LOG2E = 1.4426950408889634f;
+    extern __shared__ uint4 mma_dyn_smem[];
+    T *Ks = reinterpret_cast<T *>(mma_dyn_smem), *Vs = Ks + 64 * LD, *Qs = Vs + 64 * LD, *dOs = Qs + 64 * LD;
+    float *Dsm = reinterpret_cast<float *>(dOs + 64 * LD), *Lsm = Dsm + 64;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, tig = lane & 3;
+    const int b = blockIdx.z, h = blockIdx.y, k0 = blockIdx.x * 64;
+    const T *qp = (const T *)a.q + (int64_t)b * a.q_sb + (int64_t)h * a.q_sh;
+    const T *kp = (const T *)a.k + (int64_t)b * a.k_sb + (int64_t)h * a.k_sh;
+    const T *vp = (const T *)a.v + (int64_t)b * a.v_sb + (int64_t)h * a.v_sh;
+    const T *dop = (const T *)a.dout + ((int64_t)b * a.Tq * a.NH + h) * a.HD;
+    mma_load_tile<T, D>(Ks, kp, a.k_st, k0, a.Tk, a.HD, true);
+    mma_load_tile<T, D>(Vs, vp, a.v_st, k0, a.Tk, a.HD, true);
+    float dk[D / 8][4], dv[D / 8][4];
+#pragma unroll
+    for (int nd = 0; nd < D / 8; nd++) {
+        dk[nd][0] = dk[nd][1] = dk[nd][2] = dk[nd][3] = 0.0f;
+        dv[nd][0] = dv[nd][1] = dv[nd][2] = dv[nd][3] = 0.0f;
+    }
+    const float sl2 = a.scale * LOG2E;
+    const int kl[2] = {warp * 16 + g, warp * 16 + g + 8}; // local key rows
+    int qstart = 0;
+    if (a.causal) qstart = max(0, k0 - (a.Tk - a.Tq));
+    qstart = (qstart / 64) * 64;
+    for (int q0 = qstart; q0 < a.Tq; q0 += 64) {
+        __syncthreads();
+        mma_load_tile<T, D>(Qs, qp, a.q_st, q0, a.Tq, a.HD, true);
+        mma_load_tile<T, D>(dOs, dop, (int64_t)a.NH * a.HD, q0, a.Tq, a.HD, true);
+        mma_bwd_row_stats<T>(a, b, h, q0, Dsm, Lsm);
+        __syncthreads();
+        float st[8][4], dpt[8][4];
+        mma_rows_x_rowsT<T, D>(st, Ks, warp * 16, Qs);   // S^T: rows keys, cols queries
+        mma_rows_x_rowsT<T, D>(dpt, Vs, warp * 16, dOs); // dP^T
+#pragma unroll
+        for (int nt = 0; nt < 8; nt++) {
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                int r = e >> 1, kj = k0 + kl[r], il = nt * 8 + tig * 2 + (e & 1), qi = q0 + il;
+                float L = Lsm[il], pd = 0.0f, ds = 0.0f;
+                if (qi < a.Tq && L != -INFINITY && attn_visible(a, b, qi, kj)) {
+                    float p = exp2f(st[nt][e] * sl2 - L), dpv = dpt[nt][e];
+                    pd = p;
+                    if (a.dropout) {
+                        bool keep = attn_keep(a, b, h, qi, kj);
+                        pd = keep ? p * a.drop_scale : 0.0f;
+                        dpv = keep ? dpv * a.drop_scale : 0.0f;
+                    }
+                    ds = p * (dpv - Dsm[il]);
+                }
+                st[nt][e] = pd;
+                dpt[nt][e] = ds;
+            }
+        }
+        mma_p_x_rows<T, D>(dv, st, dOs);
+        mma_p_x_rows<T, D>(dk, dpt, Qs);
+    }
+    if (a.dk) mma_acc_store<T, D>((T *)a.dk + (int64_t)b * a.dk_sb + (int64_t)h * a.dk_sh, a.dk_st, k0, a.Tk, a.HD, dk, a.scale);
+    if (a.dv) mma_acc_store<T, D>((T *)a.dv + (int64_t)b * a.dv_sb + (int64_t)h * a.dv_sh, a.dv_st, k0, a.Tk, a.HD, dv, 1.0f);
+}
+
 // ================================================================== host side
 static void qkv_strides(struct tensor t, int64_t *sb, int64_t *st, int64_t *sh) {
     *sb = t.stride[0];
@@ -667,6 +875,33 @@ static allmrec_status fwd_launch(struct op_ctx *ctx, const attn_args &a) {
     return ALLMREC_OK;
 }
 
+template <typename T, int D>
+static allmrec_status bwd_mma_launch_d(struct op_ctx *ctx, const attn_args &a) {
+    cudaStream_t st = cuda_stream_of(ctx);
+    size_t smem = (size_t)4 * 64 * (D + 8) * sizeof(T) + 128 * sizeof(float);
+    if (a.dk || a.dv) {
+        ALLMREC_TRY(set_smem(ctx, attn_bwd_mma_dkdv<T, D>, smem, "attention_backward (mma dk, dv)"));
+        dim3 grid((unsigned)((a.Tk + 63) / 64), (unsigned)a.NH, (unsigned)a.B);
+        attn_bwd_mma_dkdv<T, D><<<grid, 128, smem, st>>>(a);
+        CUDA_LAUNCH_CHECK(ctx, "attention_backward (mma dk, dv)");
+    }
+    if (a.dq) {
+        ALLMREC_TRY(set_smem(ctx, attn_bwd_mma_dq<T, D>, smem, "attention_backward (mma dq)"));
+        dim3 grid((unsigned)((a.Tq + 63) / 64), (unsigned)a.NH, (unsigned)a.B);
+        attn_bwd_mma_dq<T, D><<<grid, 128, smem, st>>>(a);
+        CUDA_LAUNCH_CHECK(ctx, "attention_backward (mma dq)");
+    }
+    return ALLMREC_OK;
+}
+
+template <typename T>
+static allmrec_status bwd_mma_launch(struct op_ctx *ctx, const attn_args &a) {
+    if (a.HD <= 32) return bwd_mma_launch_d<T, 32>(ctx, a);
+    if (a.HD <= 64) return bwd_mma_launch_d<T, 64>(ctx, a);
+    if (a.HD <= 96) return bwd_mma_launch_d<T, 96>(ctx, a);
+    return bwd_mma_launch_d<T, 128>(ctx, a);
+}
+
 extern "C" allmrec_status cuda_attention_forward(struct op_ctx *ctx, struct tensor out, struct tensor lse,
                                                  struct tensor q, struct tensor k, struct tensor v,
                                                  struct tensor key_mask, const struct attention_params *p) {
@@ -715,6 +950,13 @@ extern "C" allmrec_status cuda_attention_backward(struct op_ctx *ctx, struct ten
     if (a.dk) qkv_strides(dk, &a.dk_sb, &a.dk_st, &a.dk_sh);
     if (a.dv) qkv_strides(dv, &a.dv_sb, &a.dv_st, &a.dv_sh);
     cudaStream_t st = cuda_stream_of(ctx);
+    if (ctx->kernel_version == 2 && q.dtype != ALLMREC_DTYPE_F32 && a.HD <= 128 && a.HD % 8 == 0 &&
+        a.q_st % 8 == 0 && a.q_sb % 8 == 0 && a.q_sh % 8 == 0 && a.k_st % 8 == 0 && a.k_sb % 8 == 0 &&
+        a.k_sh % 8 == 0 && a.v_st % 8 == 0 && a.v_sb % 8 == 0 && a.v_sh % 8 == 0 && aligned16(a.q) &&
+        aligned16(a.k) && aligned16(a.v) && aligned16(a.dout)) {
+        if (q.dtype == ALLMREC_DTYPE_F16) return bwd_mma_launch<__half>(ctx, a);
+        return bwd_mma_launch<__nv_bfloat16>(ctx, a);
+    }
     const int LDS = a.HD + 1;
     DISPATCH_FLOAT(q.dtype, T, {
         if (a.dk || a.dv) {
