@@ -94,6 +94,18 @@ allmrec_status bert_config_from_dir(struct bert_config *c, const char *dir) {
         c->normalize = strstr(text, "sentence_transformers.models.Normalize") != NULL;
         free(text);
     }
+    if (fs_exists(fs_join(p, sizeof p, dir, "1_Pooling/config.json"))) {
+        struct hf_config pc;
+        ALLMREC_TRY(hf_config_load(&pc, p));
+        bool mean = hf_config_bool(&pc, "pooling_mode_mean_tokens", true);
+        bool other = hf_config_bool(&pc, "pooling_mode_cls_token", false) ||
+                     hf_config_bool(&pc, "pooling_mode_max_tokens", false) ||
+                     hf_config_bool(&pc, "pooling_mode_mean_sqrt_len_tokens", false);
+        hf_config_free(&pc);
+        if (!mean || other)
+            return ALLMREC_ERR_AT(ALLMREC_ERR_UNSUPPORTED, p, 0, "pooling_mode_mean_tokens",
+                                  "only mean pooling is supported (sentence-transformers' default)");
+    }
     if (c->max_seq_length <= 0 || c->max_seq_length > c->max_positions) c->max_seq_length = c->max_positions;
     return ALLMREC_OK;
 }
