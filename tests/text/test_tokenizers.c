@@ -376,6 +376,36 @@ static void test_opt_model_dir(void) {
     tokenizer_free(ref);
 }
 
+// random bytes (invalid UTF-8, NULs, long runs) never crash either tokenizer;
+// BPE round-trips the exact bytes where they are valid UTF-8
+static void test_random_bytes_robust(void) {
+    struct tokenizer *bert = load_bert(), *gpt2 = load_gpt2();
+    if (!bert || !gpt2) { tokenizer_free(bert); tokenizer_free(gpt2); TEST_SKIP("../shared tokenizer files not found"); }
+    char buf[3000];
+    uint64_t x = 88172645463325252ull;
+    for (int it = 0; it < 300; it++) {
+        size_t n = (size_t)(it * 37 % 2900) + 1;
+        for (size_t i = 0; i < n; i++) {
+            x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+            int mode = it % 3; // 0: any byte, 1: ASCII letters and spaces, 2: high bytes
+            buf[i] = mode == 0 ? (char)(x & 0xff) : mode == 1 ? (char)(" aaab'\nZ"[x % 8]) : (char)(0x80 | (x & 0x7f));
+        }
+        struct token_ids a = {0}, b = {0};
+        CHECK_OK(tokenizer_encode(bert, buf, n, &a));
+        CHECK_OK(tokenizer_encode(gpt2, buf, n, &b));
+        char *dec = NULL;
+        CHECK_OK(tokenizer_decode(gpt2, b.ids, b.n, false, &dec));
+        if (it % 3 == 1) CHECK(strlen(dec) == n && memcmp(dec, buf, n) == 0);
+        free(dec);
+        CHECK_OK(tokenizer_decode(bert, a.ids, a.n, false, &dec));
+        free(dec);
+        token_ids_free(&a);
+        token_ids_free(&b);
+    }
+    tokenizer_free(bert);
+    tokenizer_free(gpt2);
+}
+
 static void test_bad_files(void) {
     struct tokenizer *t = NULL;
     CHECK_STATUS(tokenizer_load_wordpiece(&t, "/nonexistent/vocab.txt"), ALLMREC_ERR_IO);
@@ -389,4 +419,4 @@ static void test_bad_files(void) {
 
 TEST_MAIN(TEST_CASE(test_golden_fixture_both_tokenizers), TEST_CASE(test_published_bert_vectors),
           TEST_CASE(test_published_gpt2_and_opt_vectors), TEST_CASE(test_batch_padding_truncation),
-          TEST_CASE(test_load_minilm_dir), TEST_CASE(test_opt_model_dir), TEST_CASE(test_bad_files))
+          TEST_CASE(test_load_minilm_dir), TEST_CASE(test_opt_model_dir), TEST_CASE(test_random_bytes_robust), TEST_CASE(test_bad_files))
