@@ -36,7 +36,10 @@ def main():
     mask = mask.to(dev)
     dout = (torch.rand(B, 768, generator=g) - 0.5).to(dev)
     amp = dev.type == "cuda" and not a.no_amp
-    scaler = torch.cuda.amp.GradScaler(enabled=amp)
+    try:
+        scaler = torch.amp.GradScaler("cuda", enabled=amp)
+    except (AttributeError, TypeError):  # torch < 2.3
+        scaler = torch.cuda.amp.GradScaler(enabled=amp)
     times = []
     for it in range(a.warmup + a.steps):
         if dev.type == "cuda":
