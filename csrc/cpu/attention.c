@@ -47,8 +47,9 @@
 
 // The tile kernels are also compiled for AVX2 (8-wide) and picked at load time
 // on CPUs that have it. No FMA: a vector of any width computes exactly what
-// the scalar loop does, so every machine gets the same bits.
-#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
+// the scalar loop does, so every machine gets the same bits (define
+// ALLMREC_NO_TARGET_CLONES to build the baseline only).
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__) && !defined(ALLMREC_NO_TARGET_CLONES)
 #define ATTN_CLONES __attribute__((target_clones("avx2", "default")))
 #else
 #define ATTN_CLONES
