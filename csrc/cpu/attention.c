@@ -14,7 +14,12 @@
 //   dq_i += scale sum_j dS_ij k_j,  dk_j += scale dS_ij q_i,  dv_j += P_ij c_ij dout_i
 // with dk and dv of the tile accumulated in scratch and added to the
 // gradient buffers once at the end of the tile, so dk, dv and dq may alias
-// each other (k = v = x).
+// each other (k = v = x). dS and P*c are kept for a block of query rows, so
+// dq, dk and dv accumulate four rows per pass over the head dim (summed in
+// the same key / row order as one row at a time). Dropout keep flags come a
+// whole row at a time from a vectorised Philox loop (bit-identical to
+// philox_keep); keys after the last unmasked one (trailing padding) are
+// skipped.
 //
 // Threads (OpenMP): the forward runs (b, h, query block) items in parallel,
 // the backward (b, h) tiles; every output element is written by exactly one
@@ -29,7 +34,6 @@
 #include "cpu/cpu_ops.h"
 
 #ifdef ALLMREC_HAVE_OPENMP
-#include <omp.h>
 #define CPU_PRAGMA_(x) _Pragma(#x)
 // a parallel region when the work is worth it; an `omp for` inside shares it out
 #define CPU_PARALLEL(work) CPU_PRAGMA_(omp parallel if ((work) >= 32768))
