@@ -50,6 +50,30 @@ extern "C" void cuda_cudnn_cache_free(struct op_ctx *ctx) { (void)ctx; }
 
 typedef cudnnBackendDescriptor_t bdesc;
 
+// The SDPA node's enum values (cudnn_graph_v9.h of cuDNN 9.19), spelled as
+// numbers so this file also compiles against an older cuDNN 9 whose headers
+// lack them; such a library rejects the descriptor at run time and the path
+// reports itself unavailable.
+#define SDPA_FWD_DESCRIPTOR ((cudnnBackendDescriptorType_t)41)
+#define SDPA_BWD_DESCRIPTOR ((cudnnBackendDescriptorType_t)43)
+#define SDPA_ATTR(v) ((cudnnBackendAttributeName_t)(v))
+#define A_FWD_Q SDPA_ATTR(2800)
+#define A_FWD_K SDPA_ATTR(2801)
+#define A_FWD_V SDPA_ATTR(2802)
+#define A_FWD_O SDPA_ATTR(2803)
+#define A_FWD_STATS SDPA_ATTR(2804)
+#define A_FWD_SCALE SDPA_ATTR(2805)
+#define A_BWD_Q SDPA_ATTR(2851)
+#define A_BWD_K SDPA_ATTR(2852)
+#define A_BWD_V SDPA_ATTR(2853)
+#define A_BWD_O SDPA_ATTR(2854)
+#define A_BWD_STATS SDPA_ATTR(2855)
+#define A_BWD_SCALE SDPA_ATTR(2856)
+#define A_BWD_DQ SDPA_ATTR(2859)
+#define A_BWD_DK SDPA_ATTR(2860)
+#define A_BWD_DV SDPA_ATTR(2861)
+#define A_BWD_DO SDPA_ATTR(2862)
+
 // tensor uids in the graphs
 enum { UID_Q = 1, UID_K, UID_V, UID_O, UID_STATS, UID_SCALE, UID_DO, UID_DQ, UID_DK, UID_DV };
 
@@ -140,15 +164,15 @@ static allmrec_status build_plan(struct op_ctx *ctx, const struct sdpa_key &key,
     if (key.has_stats && (st = make_tensor(&tstats, UID_STATS, CUDNN_DATA_FLOAT, sd, ss, false))) goto fail;
     if ((st = make_tensor(&tscale, UID_SCALE, CUDNN_DATA_FLOAT, one, one, true))) goto fail;
     if (!key.bwd) {
-        BK(cudnnBackendCreateDescriptor(CUDNN_BACKEND_OPERATION_SDPA_FWD_DESCRIPTOR, &op));
-        BK(cudnnBackendSetAttribute(op, CUDNN_ATTR_OPERATION_SDPA_FWD_QDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &tq));
-        BK(cudnnBackendSetAttribute(op, CUDNN_ATTR_OPERATION_SDPA_FWD_KDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &tk));
-        BK(cudnnBackendSetAttribute(op, CUDNN_ATTR_OPERATION_SDPA_FWD_VDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &tv));
-        BK(cudnnBackendSetAttribute(op, CUDNN_ATTR_OPERATION_SDPA_FWD_ODESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &to));
+        BK(cudnnBackendCreateDescriptor(SDPA_FWD_DESCRIPTOR, &op));
+        BK(cudnnBackendSetAttribute(op, A_FWD_Q, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &tq));
+        BK(cudnnBackendSetAttribute(op, A_FWD_K, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &tk));
+        BK(cudnnBackendSetAttribute(op, A_FWD_V, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &tv));
+        BK(cudnnBackendSetAttribute(op, A_FWD_O, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &to));
         if (tstats)
-            BK(cudnnBackendSetAttribute(op, CUDNN_ATTR_OPERATION_SDPA_FWD_STATSDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1,
+            BK(cudnnBackendSetAttribute(op, A_FWD_STATS, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1,
                                         &tstats));
-        BK(cudnnBackendSetAttribute(op, CUDNN_ATTR_OPERATION_SDPA_FWD_SCALEDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1,
+        BK(cudnnBackendSetAttribute(op, A_FWD_SCALE, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1,
                                     &tscale));
     } else {
         int64_t cs[3] = {key.Tk * key.NH * key.HD, key.NH * key.HD, key.HD}; // contiguous scratch dk, dv
@@ -158,19 +182,19 @@ static allmrec_status build_plan(struct op_ctx *ctx, const struct sdpa_key &key,
         qkv_dims(key, key.Tk, cs, d4, s4);
         if ((st = make_tensor(&tdk, UID_DK, dt, d4, s4, false))) goto fail;
         if ((st = make_tensor(&tdv, UID_DV, dt, d4, s4, false))) goto fail;
-        BK(cudnnBackendCreateDescriptor(CUDNN_BACKEND_OPERATION_SDPA_BWD_DESCRIPTOR, &op));
-        BK(cudnnBackendSetAttribute(op, CUDNN_ATTR_OPERATION_SDPA_BWD_QDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &tq));
-        BK(cudnnBackendSetAttribute(op, CUDNN_ATTR_OPERATION_SDPA_BWD_KDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &tk));
-        BK(cudnnBackendSetAttribute(op, CUDNN_ATTR_OPERATION_SDPA_BWD_VDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &tv));
-        BK(cudnnBackendSetAttribute(op, CUDNN_ATTR_OPERATION_SDPA_BWD_ODESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &to));
-        BK(cudnnBackendSetAttribute(op, CUDNN_ATTR_OPERATION_SDPA_BWD_STATSDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1,
+        BK(cudnnBackendCreateDescriptor(SDPA_BWD_DESCRIPTOR, &op));
+        BK(cudnnBackendSetAttribute(op, A_BWD_Q, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &tq));
+        BK(cudnnBackendSetAttribute(op, A_BWD_K, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &tk));
+        BK(cudnnBackendSetAttribute(op, A_BWD_V, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &tv));
+        BK(cudnnBackendSetAttribute(op, A_BWD_O, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &to));
+        BK(cudnnBackendSetAttribute(op, A_BWD_STATS, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1,
                                     &tstats));
-        BK(cudnnBackendSetAttribute(op, CUDNN_ATTR_OPERATION_SDPA_BWD_SCALEDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1,
+        BK(cudnnBackendSetAttribute(op, A_BWD_SCALE, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1,
                                     &tscale));
-        BK(cudnnBackendSetAttribute(op, CUDNN_ATTR_OPERATION_SDPA_BWD_DODDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &tdo));
-        BK(cudnnBackendSetAttribute(op, CUDNN_ATTR_OPERATION_SDPA_BWD_DQDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &tdq));
-        BK(cudnnBackendSetAttribute(op, CUDNN_ATTR_OPERATION_SDPA_BWD_DKDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &tdk));
-        BK(cudnnBackendSetAttribute(op, CUDNN_ATTR_OPERATION_SDPA_BWD_DVDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &tdv));
+        BK(cudnnBackendSetAttribute(op, A_BWD_DO, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &tdo));
+        BK(cudnnBackendSetAttribute(op, A_BWD_DQ, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &tdq));
+        BK(cudnnBackendSetAttribute(op, A_BWD_DK, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &tdk));
+        BK(cudnnBackendSetAttribute(op, A_BWD_DV, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &tdv));
     }
     BK(cudnnBackendFinalize(op));
     BK(cudnnBackendCreateDescriptor(CUDNN_BACKEND_OPERATIONGRAPH_DESCRIPTOR, &graph));
@@ -294,7 +318,7 @@ extern "C" bool cuda_attention_cudnn_available(struct op_ctx *ctx, struct tensor
                                                char *why, size_t why_cap) {
     struct cuda_impl *im = cuda_impl_of(ctx);
     const char *reason = NULL;
-    if (!im || !im->cudnn) reason = "no cuDNN handle";
+    if (!im || !im->cudnn) reason = im && im->cudnn_error[0] ? im->cudnn_error : "no cuDNN handle";
     else if (q.dtype != ALLMREC_DTYPE_F16 && q.dtype != ALLMREC_DTYPE_BF16) reason = "cuDNN SDPA needs f16 or bf16";
     else if (q.shape[3] % 8 != 0 || q.shape[3] > 128) reason = "cuDNN SDPA needs a head dim that is a multiple of 8, <= 128";
     else if (p->dropout_p > 0) reason = "dropout (Philox mask) is only in the hand-written kernels";

@@ -60,8 +60,18 @@ static allmrec_status cuda_ctx_init_inner(struct op_ctx *ctx, struct cuda_impl *
     CUBLAS_CHECK(cublasSetWorkspace(im->blas, im->workspace, im->workspace_bytes));
     CUDA_CHECK(cudaMalloc((void **)&im->scratch, CUDA_SCRATCH_FLOATS * sizeof(float)));
 #ifdef ALLMREC_HAVE_CUDNN
-    CUDNN_CHECK(cudnnCreate(&im->cudnn));
-    CUDNN_CHECK(cudnnSetStream(im->cudnn, im->stream));
+    // cuDNN serves only `attention: cudnn`: a library that fails to load or
+    // initialise must not take the whole backend down with it
+    cudnnStatus_t cs = cudnnCreate(&im->cudnn);
+    if (cs == CUDNN_STATUS_SUCCESS) cs = cudnnSetStream(im->cudnn, im->stream);
+    if (cs != CUDNN_STATUS_SUCCESS) {
+        snprintf(im->cudnn_error, sizeof im->cudnn_error, "cuDNN could not be initialised (%s; cuDNN %zu, built "
+                 "against %d)", cudnnGetErrorString(cs), cudnnGetVersion(), (int)CUDNN_VERSION);
+        if (im->cudnn) cudnnDestroy(im->cudnn);
+        im->cudnn = NULL;
+    }
+#else
+    snprintf(im->cudnn_error, sizeof im->cudnn_error, "allmrec was built without cuDNN");
 #endif
     ctx->stream = (void *)im->stream;
     return ALLMREC_OK;

@@ -87,8 +87,9 @@ struct cuda_impl {
     int cc_major, cc_minor;
     size_t max_smem_optin;
 #ifdef ALLMREC_HAVE_CUDNN
-    cudnnHandle_t cudnn;
+    cudnnHandle_t cudnn; // NULL if cudnnCreate failed (then only the cuDNN path is unavailable)
 #endif
+    char cudnn_error[256]; // why there is no cuDNN handle
     void *cudnn_cache; // attention_cudnn.cu: built SDPA plans keyed by shape
 };
 
