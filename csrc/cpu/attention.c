@@ -32,6 +32,7 @@
 
 #include "allmrec/philox.h"
 #include "cpu/cpu_ops.h"
+#include "cpu/philox_blocks.h"
 
 #ifdef ALLMREC_HAVE_OPENMP
 #define CPU_PRAGMA_(x) _Pragma(#x)
@@ -85,34 +86,13 @@ ATTN_INLINE void attn_axpy(float *restrict y, float a, const float *restrict x, 
 }
 
 // keep[j] = philox_keep(seed, stream, base + j, threshold) for j < n: the
-// Philox blocks covering the row are drawn into words (n + 8 entries) by a
-// loop over blocks the compiler vectorises, then compared
+// Philox blocks covering the row are drawn into words (n + 8 entries) by
+// philox_blocks_words (a loop over blocks the compiler vectorises), then compared
 ATTN_INLINE void attn_keep_row(uint8_t *restrict keep, uint32_t *restrict words, uint64_t seed,
                                uint32_t stream, uint32_t threshold, uint64_t base, int64_t n) {
     uint64_t first = base >> 2;
     int64_t nblocks = (int64_t)(((base + (uint64_t)n + 3) >> 2) - first);
-    CPU_SIMD
-    for (int64_t k = 0; k < nblocks; k++) {
-        // philox4x32_10 (philox.h) on ctr = {block lo, block hi, stream, 0},
-        // key = seed, written out on scalars so the loop over blocks vectorises
-        uint64_t block = first + (uint64_t)k;
-        uint32_t c0 = (uint32_t)block, c1 = (uint32_t)(block >> 32), c2 = stream, c3 = 0u;
-        uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
-        for (int r = 0; r < 10; r++) {
-            uint64_t p0 = (uint64_t)PHILOX_M0 * c0, p1 = (uint64_t)PHILOX_M1 * c2;
-            uint32_t n0 = (uint32_t)(p1 >> 32) ^ c1 ^ k0, n2 = (uint32_t)(p0 >> 32) ^ c3 ^ k1;
-            c1 = (uint32_t)p1;
-            c3 = (uint32_t)p0;
-            c0 = n0;
-            c2 = n2;
-            k0 += PHILOX_W0;
-            k1 += PHILOX_W1;
-        }
-        words[4 * k] = c0;
-        words[4 * k + 1] = c1;
-        words[4 * k + 2] = c2;
-        words[4 * k + 3] = c3;
-    }
+    philox_blocks_words(words, seed, stream, first, nblocks);
     const uint32_t *w = words + (base & 3);
     for (int64_t j = 0; j < n; j++) keep[j] = (w[j] >> 8) >= threshold;
 }

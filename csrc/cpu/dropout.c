@@ -11,6 +11,7 @@
 
 #include "allmrec/philox.h"
 #include "cpu/cpu_ops.h"
+#include "cpu/philox_blocks.h"
 
 // OpenMP over independent rows / elements (each output written by one thread,
 // so results do not depend on the thread count); small work stays serial
@@ -21,15 +22,28 @@
 #define CPU_PARALLEL_FOR(work)
 #endif
 
-// keep flags of elements [i0, i0 + 4) from one Philox block (i0 % 4 == 0):
-// the same bits philox_keep(seed, stream, i, threshold) reads, 4x cheaper
-static void keep4(uint64_t seed, uint32_t stream, uint64_t i0, uint32_t threshold, int keep[4]) {
-    uint64_t block = i0 >> 2;
-    uint32_t ctr[4] = {(uint32_t)block, (uint32_t)(block >> 32), stream, 0u};
-    uint32_t key[2] = {(uint32_t)seed, (uint32_t)(seed >> 32)};
-    uint32_t r[4];
-    philox4x32_10(ctr, key, r);
-    for (int j = 0; j < 4; j++) keep[j] = (r[j] >> 8) >= threshold;
+// Elements are processed in chunks of DROPOUT_CHUNK (a multiple of 4, so a
+// chunk starts on a Philox block): the chunk's blocks are drawn at once by the
+// vectorised philox_blocks_words, then applied. Chunks are independent, so
+// OpenMP may split them without changing any bit. The chunk kernels are also
+// built for AVX2 and picked at load time (no FMA: same bits everywhere).
+enum { DROPOUT_CHUNK = 1024 };
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__) && !defined(ALLMREC_NO_TARGET_CLONES)
+#define DROPOUT_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define DROPOUT_CLONES
+#endif
+
+DROPOUT_CLONES
+static void dropout_chunk(float *o, float *dx, const float *x, int64_t i0, int64_t len,
+                          uint64_t seed, uint32_t stream, uint32_t threshold, float scale) {
+    uint32_t words[DROPOUT_CHUNK];
+    philox_blocks_words(words, seed, stream, (uint64_t)i0 >> 2, (len + 3) / 4);
+    if (o) // forward: o = x * keep * scale
+        for (int64_t j = 0; j < len; j++) o[i0 + j] = (words[j] >> 8) >= threshold ? x[i0 + j] * scale : 0.0f;
+    else // backward: dx += dy * keep * scale
+        for (int64_t j = 0; j < len; j++)
+            if ((words[j] >> 8) >= threshold) dx[i0 + j] += x[i0 + j] * scale;
 }
 
 allmrec_status cpu_dropout_forward(struct op_ctx *ctx, struct tensor out, struct tensor inp, float p,
@@ -44,13 +58,11 @@ allmrec_status cpu_dropout_forward(struct op_ctx *ctx, struct tensor out, struct
     }
     uint32_t threshold = philox_dropout_threshold(p);
     float scale = 1.0f / (1.0f - p);
-    int64_t nblocks = (n + 3) / 4;
+    int64_t nchunks = (n + DROPOUT_CHUNK - 1) / DROPOUT_CHUNK;
     CPU_PARALLEL_FOR(n)
-    for (int64_t b = 0; b < nblocks; b++) {
-        int keep[4];
-        keep4(seed, stream, (uint64_t)b * 4, threshold, keep);
-        int64_t end = b * 4 + 4 < n ? b * 4 + 4 : n;
-        for (int64_t i = b * 4; i < end; i++) o[i] = keep[i & 3] ? x[i] * scale : 0.0f;
+    for (int64_t c = 0; c < nchunks; c++) {
+        int64_t i0 = c * DROPOUT_CHUNK, len = n - i0 < DROPOUT_CHUNK ? n - i0 : DROPOUT_CHUNK;
+        dropout_chunk(o, NULL, x, i0, len, seed, stream, threshold, scale);
     }
     return ALLMREC_OK;
 }
@@ -68,14 +80,11 @@ allmrec_status cpu_dropout_backward(struct op_ctx *ctx, struct tensor dinp, stru
     }
     uint32_t threshold = philox_dropout_threshold(p);
     float scale = 1.0f / (1.0f - p);
-    int64_t nblocks = (n + 3) / 4;
+    int64_t nchunks = (n + DROPOUT_CHUNK - 1) / DROPOUT_CHUNK;
     CPU_PARALLEL_FOR(n)
-    for (int64_t b = 0; b < nblocks; b++) {
-        int keep[4];
-        keep4(seed, stream, (uint64_t)b * 4, threshold, keep);
-        int64_t end = b * 4 + 4 < n ? b * 4 + 4 : n;
-        for (int64_t i = b * 4; i < end; i++)
-            if (keep[i & 3]) dx[i] += dy[i] * scale;
+    for (int64_t c = 0; c < nchunks; c++) {
+        int64_t i0 = c * DROPOUT_CHUNK, len = n - i0 < DROPOUT_CHUNK ? n - i0 : DROPOUT_CHUNK;
+        dropout_chunk(NULL, dx, dy, i0, len, seed, stream, threshold, scale);
     }
     return ALLMREC_OK;
 }
