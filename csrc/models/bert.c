@@ -189,6 +189,11 @@ static int hf_names(const struct bert_model *m, int idx, const char *prefix, cha
     return parts;
 }
 
+int bert_param_hf_names(const struct bert_model *m, int i, char names[3][256]) {
+    if (i < 0 || i >= m->n_params) return 0;
+    return hf_names(m, i, "", names);
+}
+
 int64_t bert_param_count(const struct bert_model *m) {
     int64_t n = 0;
     for (int i = 0; i < m->n_params; i++) n += tensor_numel(m->params[i]);

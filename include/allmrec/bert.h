@@ -26,7 +26,8 @@
 // defines: enum bert_arch, struct bert_config, bert_config_from_dir, bert_config_print,
 //          struct bert_model, bert_model_init, bert_model_free, bert_model_load,
 //          bert_model_init_random, bert_model_save, bert_forward, bert_backward,
-//          bert_zero_grad, bert_adam_step, bert_encode_texts, bert_param_count
+//          bert_zero_grad, bert_adam_step, bert_encode_texts, bert_param_count,
+//          bert_param_hf_names
 #ifndef ALLMREC_BERT_H
 #define ALLMREC_BERT_H
 
@@ -110,6 +111,9 @@ allmrec_status bert_model_init(struct bert_model *m, const struct bert_config *c
 void bert_model_free(struct bert_model *m);
 // number of scalar parameters
 int64_t bert_param_count(const struct bert_model *m);
+// The Hugging Face name(s) of parameter i (3 for the fused QKV weight/bias:
+// rows [0, C), [C, 2C), [2C, 3C) are query, key, value); returns the count.
+int bert_param_hf_names(const struct bert_model *m, int i, char names[3][256]);
 
 // Weights from a safetensors checkpoint (file, directory or sharded index)
 // with HF names. Every tensor is shape-checked against the config.

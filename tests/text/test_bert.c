@@ -175,6 +175,69 @@ static void check_backward(enum bert_arch arch, bool normalize) {
 static void test_backward_finite_differences_bert(void) { check_backward(BERT_ARCH_BERT, true); }
 static void test_backward_finite_differences_distilbert(void) { check_backward(BERT_ARCH_DISTILBERT, false); }
 
+// DistilBERT (the paper's SBERT family) against transformers' DistilBertModel:
+// pooled output and EVERY weight gradient of sum(pooled * dout)
+// (tests/golden/text/make_distilbert_fixture.py).
+static void test_distilbert_matches_transformers(void) {
+    const char *dir = text_fixture_path("distilbert_tiny");
+    char gp[4200];
+    snprintf(gp, sizeof gp, "%s/golden.safetensors", dir);
+    struct op_ctx ctx;
+    CHECK_OK(op_ctx_init(&ctx, ALLMREC_DEVICE_CPU, 0));
+    struct bert_config cfg;
+    CHECK_OK(bert_config_from_dir(&cfg, dir));
+    CHECK(cfg.arch == BERT_ARCH_DISTILBERT && cfg.type_vocab_size == 0 && cfg.hidden == 32);
+    struct bert_model m;
+    CHECK_OK(bert_model_init(&m, &cfg, &ctx, ALLMREC_DTYPE_F32, true, 4, 10));
+    CHECK_OK(bert_model_load(&m, dir));
+    struct safetensors g;
+    CHECK_OK(safetensors_open(&g, gp));
+    int32_t ids[40];
+    uint8_t mask[40];
+    float dout[128], pooled[128];
+    CHECK_OK(safetensors_load(&g, "ids", tensor_2d(ids, ALLMREC_DTYPE_I32, ALLMREC_DEVICE_CPU, 4, 10)));
+    CHECK_OK(safetensors_load(&g, "mask", tensor_2d(mask, ALLMREC_DTYPE_U8, ALLMREC_DEVICE_CPU, 4, 10)));
+    CHECK_OK(safetensors_load(&g, "dout", tensor_2d(dout, ALLMREC_DTYPE_F32, ALLMREC_DEVICE_CPU, 4, 32)));
+    CHECK_OK(safetensors_load(&g, "pooled", tensor_2d(pooled, ALLMREC_DTYPE_F32, ALLMREC_DEVICE_CPU, 4, 32)));
+    struct tensor out;
+    CHECK_OK(bert_zero_grad(&m));
+    CHECK_OK(bert_forward(&m, ids, mask, 4, 10, false, 0, &out));
+    double ef = test_rel_error(out.data, pooled, 128);
+    CHECK_OK(bert_backward(&m, tensor_2d(dout, ALLMREC_DTYPE_F32, ALLMREC_DEVICE_CPU, 4, 32)));
+    double worst = 0;
+    int n_checked = 0;
+    for (int i = 0; i < m.n_params; i++) {
+        char nm[3][256];
+        int parts = bert_param_hf_names(&m, i, nm);
+        struct tensor gt = m.grads[i];
+        int64_t per = tensor_numel(gt) / parts;
+        for (int j = 0; j < parts; j++) {
+            char key[300 + 256 * 3];
+            snprintf(key, sizeof key, "grad.%s", nm[j]);
+            const struct safetensors_entry *e = safetensors_find(&g, key);
+            CHECK_MSG(e != NULL, "no golden gradient %s", key);
+            CHECK_EQ_INT(e->nbytes, (size_t)per * 4);
+            // ||a - b|| / max(||b||, 1e-3): the key bias gradient is exactly 0 in theory
+            // (softmax shift invariance), so both sides are rounding noise there
+            const float *a = (const float *)gt.data + j * per, *b = e->data;
+            double dd = 0, bb = 0;
+            for (int64_t k = 0; k < per; k++) {
+                dd += ((double)a[k] - b[k]) * ((double)a[k] - b[k]);
+                bb += (double)b[k] * b[k];
+            }
+            double r = sqrt(dd) / fmax(sqrt(bb), 1e-3);
+            if (r > worst) worst = r;
+            CHECK_MSG(r < 1e-5, "gradient %s: relative error %.3g", key, r); // measured <= 4.8e-7
+            n_checked++;
+        }
+    }
+    fprintf(stderr, "  pooled rel error %.2e; %d gradients, worst rel error %.2e\n", ef, n_checked, worst);
+    CHECK(ef < 1e-5);
+    safetensors_close(&g);
+    bert_model_free(&m);
+    op_ctx_free(&ctx);
+}
+
 static void test_save_load_roundtrip(void) {
     struct op_ctx ctx;
     CHECK_OK(op_ctx_init(&ctx, ALLMREC_DEVICE_CPU, 0));
@@ -236,5 +299,5 @@ static void test_config_errors(void) {
 }
 
 TEST_MAIN(TEST_CASE(test_backward_finite_differences_bert), TEST_CASE(test_backward_finite_differences_distilbert),
-          TEST_CASE(test_save_load_roundtrip), TEST_CASE(test_config_errors),
+          TEST_CASE(test_distilbert_matches_transformers), TEST_CASE(test_save_load_roundtrip), TEST_CASE(test_config_errors),
           TEST_CASE(test_minilm_embeddings_match_sentence_transformers))
