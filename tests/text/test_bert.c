@@ -150,7 +150,7 @@ static void check_backward(enum bert_arch arch, bool normalize) {
             if (i == 1) k = (int64_t)(s % T) * C + (s * 3) % C;       // a used position
             if (i == 2 && arch == BERT_ARCH_BERT) k = (s * 5) % C;    // token type 0
             float save = p[k];
-            double h = 1e-2;
+            double h = getenv("BERT_FD_H") ? atof(getenv("BERT_FD_H")) : 1e-2;
             p[k] = save + (float)h;
             double lp = fd_loss(&m, ids, mask, B, T, R);
             p[k] = save - (float)h;
@@ -159,9 +159,13 @@ static void check_backward(enum bert_arch arch, bool normalize) {
             double num = (lp - lm) / (2 * h), ana = g[k];
             double err = fabs(num - ana) / (fabs(num) + fabs(ana) + 1e-3);
             if (err > worst) worst = err;
-            if (err > 2e-2)
+            if (err > 5e-3 || getenv("BERT_FD_VERBOSE"))
                 fprintf(stderr, "  param %s[%lld]: analytic %.6g numeric %.6g\n", m.param_names[i],
                         (long long)k, ana, num);
+            // fp32 central differences: L ~ 5 carries ~1e-6 rounding noise, so an entry
+            // with |g| ~ 1e-2 is only good to ~1e-2 relative at h = 1e-2 (truncation
+            // ~3e-4, noise ~5e-5); the tight check of every gradient is
+            // test_distilbert_matches_transformers (<= 1e-5 vs PyTorch).
             CHECK(err <= 2e-2);
             checked++;
         }
