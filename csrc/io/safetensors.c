@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -424,10 +425,29 @@ static int64_t load_as_int(const void *src, enum allmrec_dtype dt, size_t i) {
     }
 }
 
-// convert n elements; returns false when an integer does not fit
+static bool convert_elems_aligned(void *dst, enum allmrec_dtype ddt, const void *src,
+                                  enum allmrec_dtype sdt, size_t n);
+
+// convert n elements; returns false when an integer does not fit. The format
+// does not promise aligned tensor data: a misaligned source goes through an
+// aligned copy.
 static bool convert_elems(void *dst, enum allmrec_dtype ddt, const void *src,
                           enum allmrec_dtype sdt, size_t n) {
-    if (ddt == sdt) { memcpy(dst, src, n * dtype_size(sdt)); return true; }
+    size_t es = dtype_size(sdt);
+    if (ddt == sdt) { memcpy(dst, src, n * es); return true; }
+    if ((uintptr_t)src % es == 0) return convert_elems_aligned(dst, ddt, src, sdt, n);
+    enum { CHUNK = 4096 };
+    _Alignas(8) unsigned char tmp[CHUNK * 8];
+    for (size_t i = 0; i < n; i += CHUNK) {
+        size_t k = n - i < CHUNK ? n - i : CHUNK;
+        memcpy(tmp, (const char *)src + i * es, k * es);
+        if (!convert_elems_aligned((char *)dst + i * dtype_size(ddt), ddt, tmp, sdt, k)) return false;
+    }
+    return true;
+}
+
+static bool convert_elems_aligned(void *dst, enum allmrec_dtype ddt, const void *src,
+                                  enum allmrec_dtype sdt, size_t n) {
     if (dtype_is_float(ddt)) {
         if (sdt == ALLMREC_DTYPE_F16 && ddt == ALLMREC_DTYPE_F32) {
             convert_f16_to_f32(dst, src, n);
