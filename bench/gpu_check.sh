@@ -147,6 +147,14 @@ fi
 : > "$OUT/summary_lines.txt"
 # keep ~150 s for the PyTorch phase
 [ -n "$PY" ] && DEADLINE=$(( BUDGET - 150 ))
+# model benches compare with HF/PyTorch figures measured here first (same card, same run)
+declare -A BENCH_ARGS
+if [ -n "$PY" ] && [ $BUILD_OK -eq 1 ]; then
+    run_phase pytorch_opt 150 bash -c "\"$PY\" \"$ROOT/bench/opt/pytorch_opt.py\" > \"$OUT/pytorch_opt.json\""
+    [ -s "$OUT/pytorch_opt.json" ] && BENCH_ARGS[bench_opt]="--pytorch $OUT/pytorch_opt.json"
+    run_phase pytorch_sasrec 90 "$PY" "$ROOT/bench/sasrec/pytorch_sasrec_step.py" --device cuda
+    grep -h '^SUMMARY|' "$OUT/pytorch_sasrec.log" >> "$OUT/summary_lines.txt" 2>/dev/null
+fi
 if [ $BUILD_OK -eq 1 ]; then
     # kernel benches first (the targets above depend on them), then the others
     for exe in $(find "$BUILD" -type f -name 'bench_*' -perm -u+x 2>/dev/null | awk '{print (index($0, "/bench/kernels/") ? 0 : 1) " " $0}' | sort | cut -d' ' -f2-); do
@@ -155,13 +163,16 @@ if [ $BUILD_OK -eq 1 ]; then
             log "$name: does not mention --gpu-summary; not run (see the contract at the top)"
             continue
         fi
-        run_phase "$name" 120 "$exe" --gpu-summary
+        run_phase "$name" 120 "$exe" --gpu-summary ${BENCH_ARGS[$name]:-}
         grep -h '^SUMMARY|' "$OUT/$name.log" >> "$OUT/summary_lines.txt"
         if ! grep -q '^SUMMARY|' "$OUT/$name.log"; then
             log "$name printed no SUMMARY lines (does it accept --gpu-summary?)"
         fi
     done
 fi
+
+# the text stack's own GPU check (BERT fine-tuning step f16/bf16/f32 beside PyTorch AMP)
+[ $BUILD_OK -eq 1 ] && run_phase text 120 bash "$ROOT/bench/text/gpu_text_check.sh" "$BUILD"
 
 # ------------------------------------------------------------------ 6. PyTorch on the same shapes
 DEADLINE=$BUDGET
