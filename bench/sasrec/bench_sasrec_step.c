@@ -9,7 +9,7 @@
 //                          [--gpu-summary] [--pytorch-ms X] [--pytorch-epoch-s Y]
 //   --epoch-steps N: time N steps of the Movies shape and scale to the 2,325
 //     steps of an epoch (0 = run the whole epoch)
-//   --attention auto|fused|gemm: the attention core (sasrec.h; auto = gemm on cpu, fused on cuda)
+//   --attention auto|fused|gemm: the attention core (sasrec.h; auto = fused)
 //   --gpu-summary: print bench/gpu_check.sh's SUMMARY|<group>/<shape>/<impl>|<value>|<unit>|<note>
 //     lines (ours and the PyTorch figure for the step and the epoch) and
 //     `SUMMARY_SASREC|sasrec step b128 t200|<ours ms>|<pytorch ms>|<ratio>`; the PyTorch figures come from

@@ -207,9 +207,7 @@ allmrec_status sasrec_init(struct sasrec_model *m, const struct sasrec_config *c
     const int64_t T = cfg->maxlen, d = cfg->d, NH = cfg->n_heads, BT = (int64_t)B * T;
     const int L = cfg->n_blocks;
     size_t f = sizeof(float);
-    m->gemm_attention = cfg->attention_impl == SASREC_ATTN_GEMM ||
-                        (cfg->attention_impl == SASREC_ATTN_AUTO && ctx->device == ALLMREC_DEVICE_CPU &&
-                         cfg->maxlen >= 128);
+    m->gemm_attention = cfg->attention_impl == SASREC_ATTN_GEMM; // AUTO = FUSED (faster on both backends)
     const int64_t TT = m->gemm_attention ? NH * BT * T : 0; // (B, NH, T, T)
     size_t per_block = (size_t)(10 * BT * d + 2 * BT * d /*kv*/ + 4 * BT + NH * BT + TT) * f + 16 * ARENA_ALIGN;
     size_t bytes = (size_t)L * per_block +

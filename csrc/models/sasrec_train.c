@@ -27,7 +27,7 @@ static const struct config_key SCHEMA[] = {
     {"model.key_padding_mask", CONFIG_BOOL, "false", false,
      "mask padded keys in attention (release: false, padded keys enter the softmax)"},
     {"model.attention", CONFIG_STRING, "auto", false,
-     "attention core: auto (gemm on cpu, fused on cuda) | fused (op_attention) | gemm (matmul + softmax)"},
+     "attention core: auto (= fused) | fused (op_attention) | gemm (matmul + softmax, keeps (T, T))"},
     {"data.path", CONFIG_STRING, NULL, true, "prepared dataset (allmrec data prepare/synth + split)"},
     {"data.train_scenario", CONFIG_STRING, "all", false, "users to train on: all | cold_users | fewshot_<K>"},
     {"train.device", CONFIG_STRING, "cpu", false, "cpu | cuda"},
