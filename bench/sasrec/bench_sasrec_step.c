@@ -10,7 +10,7 @@
 //   --epoch-steps N: time N steps of the Movies shape and scale to the 2,325
 //     steps of an epoch (0 = run the whole epoch)
 //   --attention auto|fused|gemm: the attention core (sasrec.h; auto = fused)
-//   --gpu-summary: print bench/gpu_check.sh's SUMMARY|<group>/<shape>/<impl>|<value>|<unit>|<note>
+//   --gpu-summary: (implies --device cuda unless given) print bench/gpu_check.sh's SUMMARY|<group>/<shape>/<impl>|<value>|<unit>|<note>
 //     lines (ours and the PyTorch figure for the step and the epoch) and
 //     `SUMMARY_SASREC|sasrec step b128 t200|<ours ms>|<pytorch ms>|<ratio>`; the PyTorch figures come from
 //     --pytorch-ms / --pytorch-epoch-s (bench/sasrec/pytorch_sasrec_step.py) or
@@ -89,7 +89,7 @@ static allmrec_status time_steps(struct op_ctx *ctx, const struct shape *s, int 
 }
 
 int main(int argc, char **argv) {
-    const char *device = "all";
+    const char *device = NULL;
     int steps = 20, epoch_steps = 50;
     bool summary = false;
     double pt_ms = 8.445, pt_epoch = 20.92;
@@ -110,6 +110,7 @@ int main(int argc, char **argv) {
             return 2;
         }
     }
+    if (!device) device = summary ? "cuda" : "all"; // the GPU check times the GPU only
     if (steps < 1) steps = 1;
     const struct shape ml1m = {"ml-1m step", 6040, 3416, 200, 165};
     const struct shape movies = {"movies epoch", 297498, 59944, 50, 11.46};
