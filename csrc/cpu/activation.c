@@ -11,15 +11,7 @@
 
 #include "cpu/act_math.h"
 #include "cpu/cpu_ops.h"
-
-#ifdef ALLMREC_HAVE_OPENMP
-#define CPU_PRAGMA_(x) _Pragma(#x)
-#define CPU_PARALLEL_FOR(work) CPU_PRAGMA_(omp parallel for schedule(static) if ((work) >= 32768))
-#define CPU_SIMD CPU_PRAGMA_(omp simd)
-#else
-#define CPU_PARALLEL_FOR(work)
-#define CPU_SIMD
-#endif
+#include "cpu/cpu_parallel.h"
 
 #ifdef __GNUC__
 #define ACT_INLINE static inline __attribute__((always_inline))

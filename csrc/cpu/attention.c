@@ -32,33 +32,9 @@
 
 #include "allmrec/philox.h"
 #include "cpu/cpu_ops.h"
+#include "cpu/cpu_parallel.h"
 #include "cpu/philox_blocks.h"
 
-#ifdef ALLMREC_HAVE_OPENMP
-#define CPU_PRAGMA_(x) _Pragma(#x)
-// a parallel region when the work is worth it; an `omp for` inside shares it out
-#define CPU_PARALLEL(work) CPU_PRAGMA_(omp parallel if ((work) >= 32768))
-#define CPU_FOR CPU_PRAGMA_(omp for schedule(static))
-// elementwise loops with no reduction: vectorised whatever the cost model
-// says, with results identical to the scalar loop
-#define CPU_SIMD CPU_PRAGMA_(omp simd)
-#define CPU_ATOMIC_WRITE CPU_PRAGMA_(omp atomic write)
-#else
-#define CPU_PARALLEL(work)
-#define CPU_FOR
-#define CPU_SIMD
-#define CPU_ATOMIC_WRITE
-#endif
-
-// The tile kernels are also compiled for AVX2 (8-wide) and picked at load time
-// on CPUs that have it. No FMA: a vector of any width computes exactly what
-// the scalar loop does, so every machine gets the same bits (define
-// ALLMREC_NO_TARGET_CLONES to build the baseline only).
-#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__) && !defined(ALLMREC_NO_TARGET_CLONES)
-#define ATTN_CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define ATTN_CLONES
-#endif
 // the inner loops are inlined into each clone (so they get its vector width)
 #ifdef __GNUC__
 #define ATTN_INLINE static inline __attribute__((always_inline))
@@ -213,7 +189,7 @@ static size_t attn_fwd_scratch(int64_t Tk, int64_t HD) {
 }
 
 // query rows [i0, i1) of head (b, h)
-ATTN_CLONES static void attn_forward_rows(const struct attn_fwd_args *a, int64_t b, int64_t h,
+CPU_CLONES static void attn_forward_rows(const struct attn_fwd_args *a, int64_t b, int64_t h,
                                           int64_t i0, int64_t i1, float *scratch) {
     int64_t Tq = a->Tq, Tk = a->Tk, NH = a->NH, HD = a->HD, ld = attn_ld(Tk);
     const struct attention_params *p = a->p;
@@ -330,7 +306,7 @@ static size_t attn_bwd_scratch(int64_t Tk, int64_t HD) {
 // transposes), then dq of each row (sum over keys, in key order) and the
 // block's share of dk and dv (sums over the block's rows, in row order; only
 // rows that see the key) accumulate four rows at a time.
-ATTN_CLONES static void attn_backward_tile(const struct attn_bwd_args *a, int64_t b, int64_t h,
+CPU_CLONES static void attn_backward_tile(const struct attn_bwd_args *a, int64_t b, int64_t h,
                                            float *scratch) {
     int64_t Tq = a->Tq, Tk = a->Tk, NH = a->NH, HD = a->HD, ld = attn_ld(Tk);
     const struct attention_params *p = a->p;

@@ -11,16 +11,8 @@
 
 #include "allmrec/philox.h"
 #include "cpu/cpu_ops.h"
+#include "cpu/cpu_parallel.h"
 #include "cpu/philox_blocks.h"
-
-// OpenMP over independent rows / elements (each output written by one thread,
-// so results do not depend on the thread count); small work stays serial
-#ifdef ALLMREC_HAVE_OPENMP
-#define CPU_PRAGMA_(x) _Pragma(#x)
-#define CPU_PARALLEL_FOR(work) CPU_PRAGMA_(omp parallel for schedule(static) if ((work) >= 32768))
-#else
-#define CPU_PARALLEL_FOR(work)
-#endif
 
 // Elements are processed in chunks of DROPOUT_CHUNK (a multiple of 4, so a
 // chunk starts on a Philox block): the chunk's blocks are drawn at once by the
@@ -28,13 +20,8 @@
 // OpenMP may split them without changing any bit. The chunk kernels are also
 // built for AVX2 and picked at load time (no FMA: same bits everywhere).
 enum { DROPOUT_CHUNK = 1024 };
-#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__) && !defined(ALLMREC_NO_TARGET_CLONES)
-#define DROPOUT_CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define DROPOUT_CLONES
-#endif
 
-DROPOUT_CLONES
+CPU_CLONES
 static void dropout_chunk(float *o, float *dx, const float *x, int64_t i0, int64_t len,
                           uint64_t seed, uint32_t stream, uint32_t threshold, float scale) {
     uint32_t words[DROPOUT_CHUNK];

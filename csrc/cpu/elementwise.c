@@ -12,15 +12,7 @@
 
 #include "allmrec/half.h"
 #include "cpu/cpu_ops.h"
-
-// OpenMP over independent rows / elements (each output written by one thread,
-// so results do not depend on the thread count); small work stays serial
-#ifdef ALLMREC_HAVE_OPENMP
-#define CPU_PRAGMA_(x) _Pragma(#x)
-#define CPU_PARALLEL_FOR(work) CPU_PRAGMA_(omp parallel for schedule(static) if ((work) >= 32768))
-#else
-#define CPU_PARALLEL_FOR(work)
-#endif
+#include "cpu/cpu_parallel.h"
 
 // ------------------------------------------------------------------ copy
 

@@ -10,15 +10,7 @@
 #include <string.h>
 
 #include "cpu/cpu_ops.h"
-
-// OpenMP over independent rows / elements (each output written by one thread,
-// so results do not depend on the thread count); small work stays serial
-#ifdef ALLMREC_HAVE_OPENMP
-#define CPU_PRAGMA_(x) _Pragma(#x)
-#define CPU_PARALLEL_FOR(work) CPU_PRAGMA_(omp parallel for schedule(static) if ((work) >= 32768))
-#else
-#define CPU_PARALLEL_FOR(work)
-#endif
+#include "cpu/cpu_parallel.h"
 
 allmrec_status cpu_embedding_forward(struct op_ctx *ctx, struct tensor out, struct tensor ids,
                                      struct tensor table, int64_t id_offset) {

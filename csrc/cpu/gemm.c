@@ -8,6 +8,7 @@
 
 #include "cpu/act_math.h"
 #include "cpu/cpu_ops.h"
+#include "cpu/cpu_parallel.h"
 #include "cpu/gemm_plain.h"
 
 #ifdef ALLMREC_HAVE_OPENBLAS
@@ -16,14 +17,6 @@
 
 // OpenMP for the plain GEMM (row tiles) and the bias-gradient column sums
 // (OpenBLAS threads on its own; the bias/activation epilogue in activation.c)
-#ifdef ALLMREC_HAVE_OPENMP
-#define CPU_PRAGMA_(x) _Pragma(#x)
-#define CPU_PARALLEL_FOR(work) CPU_PRAGMA_(omp parallel for schedule(static) if ((work) >= 32768))
-#define CPU_SIMD CPU_PRAGMA_(omp simd)
-#else
-#define CPU_PARALLEL_FOR(work)
-#define CPU_SIMD
-#endif
 
 // ------------------------------------------------------------------ plain blocked GEMM
 

@@ -12,15 +12,7 @@
 #include <stdlib.h>
 
 #include "cpu/cpu_ops.h"
-
-#ifdef ALLMREC_HAVE_OPENMP
-#define CPU_PRAGMA_(x) _Pragma(#x)
-#define CPU_PARALLEL_FOR(work) CPU_PRAGMA_(omp parallel for schedule(static) if ((work) >= 32768))
-#define CPU_SIMD CPU_PRAGMA_(omp simd)
-#else
-#define CPU_PARALLEL_FOR(work)
-#define CPU_SIMD
-#endif
+#include "cpu/cpu_parallel.h"
 
 enum { LN_CHUNK = 256 }; // rows per dweight/dbias partial sum
 
