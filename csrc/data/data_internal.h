@@ -1,6 +1,6 @@
 // data_internal.h: shared pieces of the data module (not a public API):
-// a streaming line reader over plain or gzip files (zlib gzread, CRC-32 of
-// the content, progress), a string -> index hash map, a bad-input reporter
+// a streaming line reader over plain or gzip files (gzip: a thread inflates
+// raw deflate data while the caller parses and checks the CRC-32; progress), a string -> index hash map, a bad-input reporter
 // (first few in full, then a count), the interaction builder that applies the
 // release's filters and numbering, a JSON-lines field scanner, and the Python
 // literal parser for the 2014 Amazon metadata.
@@ -36,7 +36,7 @@ struct line_reader {
     int64_t line_no;        // 1-based number of the line last returned
     int64_t file_size;      // bytes on disk
     int64_t content_bytes;  // decompressed bytes read so far
-    uint32_t crc;           // CRC-32 of the (decompressed) content (gzip: from the trailer, verified by zlib)
+    uint32_t crc;           // CRC-32 of the (decompressed) content (gzip: from the trailer, verified at the end)
     bool gzip;
     struct lr_async *async; // gzip: inflating thread (NULL: read in the caller's thread)
     int64_t gz_offset;      // compressed bytes consumed (progress)

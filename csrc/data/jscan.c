@@ -256,7 +256,11 @@ int jscan_object(const char *str, size_t n, struct jfield *fields, int n_fields,
                  size_t scratch_cap, const char **errmsg) {
     js_init_class();
     struct js s = {(const unsigned char *)str, (const unsigned char *)str + n, NULL, 0};
-    for (int k = 0; k < n_fields; k++) { fields[k].type = 0; fields[k].val = NULL; fields[k].len = 0; }
+    size_t key_len[16];
+    for (int k = 0; k < n_fields; k++) {
+        fields[k].type = 0; fields[k].val = NULL; fields[k].len = 0;
+        if (k < 16) key_len[k] = strlen(fields[k].key);
+    }
     size_t used = 0;
 
     js_ws(&s);
@@ -275,9 +279,9 @@ int jscan_object(const char *str, size_t n, struct jfield *fields, int n_fields,
         if (js_string(&s, NULL, 0, NULL)) { *errmsg = s.err; return -1; }
         klen = (size_t)(s.p - kstart - 1);
         for (int k = 0; k < n_fields; k++)
-            // strncmp first: it stops at the key's NUL, so key[klen] is in bounds after it
-            if (kstart[0] == (unsigned char)fields[k].key[0] && !strncmp(fields[k].key, (const char *)kstart, klen) &&
-                fields[k].key[klen] == '\0') {
+            if (k < 16 ? (klen == key_len[k] && kstart[0] == (unsigned char)fields[k].key[0] &&
+                          !memcmp(fields[k].key, kstart, klen))
+                       : (!strncmp(fields[k].key, (const char *)kstart, klen) && fields[k].key[klen] == '\0')) {
                 want = k;
                 break;
             }

@@ -33,7 +33,136 @@ struct lr_async {
     int err;
     char msg[256];
     gzFile gz;
+    // the producer inflates raw deflate data itself (gzip framing parsed here) so that the
+    // CRC-32 of the content is computed by the consumer, which has time to spare
+    FILE *in;
+    z_stream zs;
+    bool zs_init;
+    unsigned char *ibuf;      // compressed input [ipos, ilen)
+    size_t ipos, ilen;
+    bool in_eof;
+    int64_t consumed;         // compressed bytes consumed (progress)
+    uint32_t want_crc;        // combined CRC-32 of the members' trailers (producer; read after done)
+    uint64_t member_len;
+    int64_t total_len;
+    uint32_t got_crc;         // consumer: CRC-32 of the content handed out
 };
+
+#define LR_IBUF ((size_t)1 << 20)
+
+// make at least `need` compressed bytes available at ibuf[ipos]; false at end of file
+static bool lr_in_need(struct lr_async *a, size_t need) {
+    if (a->ilen - a->ipos >= need) return true;
+    if (a->in_eof || need > LR_IBUF) return false; // (a gzip header field over 1 MiB: treated as corrupt)
+    memmove(a->ibuf, a->ibuf + a->ipos, a->ilen - a->ipos);
+    a->ilen -= a->ipos;
+    a->ipos = 0;
+    while (a->ilen < need && !a->in_eof) {
+        size_t got = fread(a->ibuf + a->ilen, 1, LR_IBUF - a->ilen, a->in);
+        if (got == 0) a->in_eof = true;
+        a->ilen += got;
+    }
+    return a->ilen - a->ipos >= need;
+}
+
+// skip a gzip member header at ibuf[ipos]: 1 ok, 0 no member (end or trailing bytes), -1 truncated/bad
+static int lr_gz_header(struct lr_async *a) {
+    if (!lr_in_need(a, 2)) return 0;
+    const unsigned char *h = a->ibuf + a->ipos;
+    if (h[0] != 0x1f || h[1] != 0x8b) return 0; // not another member: ignored, as gzread does
+    if (!lr_in_need(a, 10)) return -1;
+    h = a->ibuf + a->ipos;
+    if (h[2] != 8) return -2;
+    unsigned flags = h[3];
+    if (flags & 0xe0) return -2;
+    size_t k = 10;
+    if (flags & 4) {
+        if (!lr_in_need(a, k + 2)) return -1;
+        size_t xlen = (size_t)a->ibuf[a->ipos + k] | (size_t)a->ibuf[a->ipos + k + 1] << 8;
+        k += 2 + xlen;
+        if (!lr_in_need(a, k)) return -1;
+    }
+    for (unsigned bit = 8; bit <= 16; bit <<= 1) {
+        if (!(flags & bit)) continue;
+        for (;;) { // zero-terminated name or comment
+            if (!lr_in_need(a, k + 1)) return -1;
+            if (a->ibuf[a->ipos + k++] == 0) break;
+        }
+    }
+    if (flags & 2) k += 2;
+    if (!lr_in_need(a, k)) return -1;
+    a->ipos += k;
+    a->consumed += (int64_t)k;
+    a->member_len = 0;
+    return 1;
+}
+
+// inflate up to cap content bytes into dst: >= 0 bytes (0: end of the data), -1 error (a->err/msg set)
+static long lr_inflate(struct lr_async *a, char *dst, size_t cap) {
+    size_t out = 0;
+    while (out < cap) {
+        if (!a->zs_init) {
+            int h = lr_gz_header(a);
+            if (h == 0) break;
+            if (h < 0) {
+                a->err = h == -1 ? Z_BUF_ERROR : Z_DATA_ERROR;
+                snprintf(a->msg, sizeof a->msg, "%s", h == -1 ? "unexpected end of the gzip stream" : "bad gzip header");
+                return -1;
+            }
+            memset(&a->zs, 0, sizeof a->zs);
+            if (inflateInit2(&a->zs, -15) != Z_OK) {
+                a->err = Z_MEM_ERROR;
+                snprintf(a->msg, sizeof a->msg, "out of memory");
+                return -1;
+            }
+            a->zs_init = true;
+        }
+        if (a->ipos == a->ilen && !lr_in_need(a, 1)) {
+            a->err = Z_BUF_ERROR;
+            snprintf(a->msg, sizeof a->msg, "unexpected end of the gzip stream");
+            return -1;
+        }
+        size_t avail = a->ilen - a->ipos;
+        a->zs.next_in = a->ibuf + a->ipos;
+        a->zs.avail_in = (uInt)avail;
+        a->zs.next_out = (Bytef *)dst + out;
+        a->zs.avail_out = (uInt)(cap - out);
+        int rc = inflate(&a->zs, Z_NO_FLUSH);
+        size_t used = avail - a->zs.avail_in, made = (cap - out) - a->zs.avail_out;
+        a->ipos += used;
+        a->consumed += (int64_t)used;
+        out += made;
+        a->member_len += made;
+        if (rc == Z_STREAM_END) {
+            inflateEnd(&a->zs);
+            a->zs_init = false;
+            if (!lr_in_need(a, 8)) {
+                a->err = Z_BUF_ERROR;
+                snprintf(a->msg, sizeof a->msg, "unexpected end of the gzip stream");
+                return -1;
+            }
+            const unsigned char *t = a->ibuf + a->ipos;
+            uint32_t crc = (uint32_t)t[0] | (uint32_t)t[1] << 8 | (uint32_t)t[2] << 16 | (uint32_t)t[3] << 24;
+            uint32_t isz = (uint32_t)t[4] | (uint32_t)t[5] << 8 | (uint32_t)t[6] << 16 | (uint32_t)t[7] << 24;
+            a->ipos += 8;
+            a->consumed += 8;
+            if (isz != (uint32_t)a->member_len) {
+                a->err = Z_DATA_ERROR;
+                snprintf(a->msg, sizeof a->msg, "incorrect length check");
+                return -1;
+            }
+            a->want_crc = a->total_len ? (uint32_t)crc32_combine(a->want_crc, crc, (z_off_t)a->member_len) : crc;
+            a->total_len += (int64_t)a->member_len;
+            continue;
+        }
+        if (rc != Z_OK && !(rc == Z_BUF_ERROR && (made || used))) {
+            a->err = rc == Z_MEM_ERROR ? Z_MEM_ERROR : Z_DATA_ERROR;
+            snprintf(a->msg, sizeof a->msg, "%s", a->zs.msg ? a->zs.msg : "corrupt deflate data");
+            return -1;
+        }
+    }
+    return (long)out;
+}
 
 static void *lr_producer(void *arg) {
     struct lr_async *a = arg;
@@ -43,14 +172,16 @@ static void *lr_producer(void *arg) {
         if (a->stop) { pthread_mutex_unlock(&a->mu); break; }
         int slot = a->tail;
         pthread_mutex_unlock(&a->mu);
-        int got = gzread(a->gz, a->chunk[slot] + LR_PREFIX, LR_CHUNK);
-        int err = Z_OK;
-        const char *msg = gzerror(a->gz, &err);
-        int64_t off = (int64_t)gzoffset(a->gz);
+        long got = lr_inflate(a, a->chunk[slot] + LR_PREFIX, LR_CHUNK);
+        if (got >= 0 && ferror(a->in)) {
+            got = -1;
+            a->err = Z_ERRNO;
+            snprintf(a->msg, sizeof a->msg, "read error");
+        }
+        int64_t off = a->consumed;
         pthread_mutex_lock(&a->mu);
-        if (got < 0 || (err != Z_OK && err != Z_STREAM_END)) {
-            a->err = err == Z_OK ? Z_ERRNO : err;
-            snprintf(a->msg, sizeof a->msg, "%s", msg ? msg : "read error");
+        if (got < 0) {
+            if (!a->err) a->err = Z_ERRNO;
             a->done = true;
         } else if (got == 0) {
             a->done = true;
@@ -80,10 +211,22 @@ static bool lr_async_start(struct line_reader *r) {
         }
     }
     a->gz = (gzFile)r->gz;
+    a->in = fopen(r->path, "rb");
+    a->ibuf = malloc(LR_IBUF);
+    a->got_crc = (uint32_t)crc32(0L, Z_NULL, 0);
+    if (!a->in || !a->ibuf) {
+        if (a->in) fclose(a->in);
+        free(a->ibuf);
+        for (int k = 0; k < LR_NCH; k++) free(a->chunk[k]);
+        free(a);
+        return false; // gzread in the caller's thread
+    }
     pthread_mutex_init(&a->mu, NULL);
     pthread_cond_init(&a->cv_data, NULL);
     pthread_cond_init(&a->cv_space, NULL);
     if (pthread_create(&a->th, NULL, lr_producer, a) != 0) {
+        fclose(a->in);
+        free(a->ibuf);
         for (int k = 0; k < LR_NCH; k++) free(a->chunk[k]);
         free(a);
         return false; // fall back to reading in the caller's thread
@@ -104,6 +247,9 @@ static void lr_async_stop(struct line_reader *r) {
     pthread_cond_destroy(&a->cv_data);
     pthread_cond_destroy(&a->cv_space);
     for (int k = 0; k < LR_NCH; k++) free(a->chunk[k]);
+    if (a->zs_init) inflateEnd(&a->zs);
+    fclose(a->in);
+    free(a->ibuf);
     free(a);
     r->async = NULL;
 }
@@ -150,6 +296,11 @@ static allmrec_status lr_fill_async(struct line_reader *r) {
             return ALLMREC_ERR_AT(ALLMREC_ERR_IO, r->path, r->line_no + 1, NULL,
                                   "%s after %lld bytes of content: the file is truncated or corrupt; download it again",
                                   e == Z_BUF_ERROR ? "unexpected end of the gzip stream" : a->msg,
+                                  (long long)r->content_bytes);
+        if (a->total_len != r->content_bytes || a->got_crc != a->want_crc)
+            return ALLMREC_ERR_AT(ALLMREC_ERR_IO, r->path, r->line_no + 1, NULL,
+                                  "incorrect data check (CRC-32) after %lld bytes of content: the file is corrupt; "
+                                  "download it again",
                                   (long long)r->content_bytes);
         r->eof = true;
         return ALLMREC_OK;
@@ -198,6 +349,7 @@ static allmrec_status lr_fill_async(struct line_reader *r) {
 
 static void lr_count(struct line_reader *r, const char *data, size_t n) {
     if (!r->gzip) r->crc = (uint32_t)crc32(r->crc, (const Bytef *)data, (uInt)n);
+    else if (r->async) r->async->got_crc = (uint32_t)crc32(r->async->got_crc, (const Bytef *)data, (uInt)n);
     r->content_bytes += (int64_t)n;
     if (r->show_progress && r->content_bytes >= r->next_progress) {
         r->next_progress = r->content_bytes + (16 << 20);
@@ -359,6 +511,20 @@ static uint64_t str_hash(const char *s, size_t n) {
     return h;
 }
 
+// key equality for a stored NUL-terminated key k and a probe of len bytes:
+// ids of 8..16 bytes (reviewerID, asin) compare with two overlapping 8-byte loads
+static inline bool strmap_key_eq(const char *k, const char *key, size_t len) {
+    if (len >= 8 && len <= 16) {
+        uint64_t a0, a1, b0, b1;
+        memcpy(&a0, k, 8);
+        memcpy(&b0, key, 8);
+        memcpy(&a1, k + len - 8, 8);
+        memcpy(&b1, key + len - 8, 8);
+        return ((a0 ^ b0) | (a1 ^ b1)) == 0 && k[len] == '\0';
+    }
+    return memcmp(k, key, len) == 0 && k[len] == '\0';
+}
+
 void strmap_init(struct strmap *m) { memset(m, 0, sizeof *m); }
 
 void strmap_free(struct strmap *m) {
@@ -399,7 +565,7 @@ int64_t strmap_find(const struct strmap *m, const char *key, size_t len) {
         if ((v & 0xffffffff00000000ULL) == tag) {
             int64_t idx = (int64_t)(v & 0xffffffffu) - 1;
             const char *k = m->pool + m->key_off[idx];
-            if (memcmp(k, key, len) == 0 && k[len] == '\0') return idx;
+            if (strmap_key_eq(k, key, len)) return idx;
         }
         j = (j + 1) & (m->n_slots - 1);
     }
@@ -417,13 +583,14 @@ int64_t strmap_get_or_add(struct strmap *m, const char *key, size_t len, bool *a
         if ((v & 0xffffffff00000000ULL) == tag) {
             int64_t idx = (int64_t)(v & 0xffffffffu) - 1;
             const char *k = m->pool + m->key_off[idx];
-            if (memcmp(k, key, len) == 0 && k[len] == '\0') return idx;
+            if (strmap_key_eq(k, key, len)) return idx;
         }
         j = (j + 1) & (m->n_slots - 1);
     }
-    if (m->pool_len + len + 1 > m->pool_cap) {
+    // 16 spare bytes after the last key: strmap_key_eq reads whole words of a stored key
+    if (m->pool_len + len + 1 + 16 > m->pool_cap) {
         size_t nc = m->pool_cap ? m->pool_cap * 2 : (1u << 16);
-        while (nc < m->pool_len + len + 1) nc *= 2;
+        while (nc < m->pool_len + len + 1 + 16) nc *= 2;
         char *np = realloc(m->pool, nc);
         if (!np) return -1;
         m->pool = np;
