@@ -778,6 +778,37 @@ static allmrec_status prepare_movielens(const struct prepare_options *o, bool ml
     return st;
 }
 
+// The shared end of the row-table ingesters (RecBole, CSV/TSV): build the
+// dataset from the rows (filters, numbering, time order), then join the item
+// table o->meta (if given) onto the kept items. `no_time_note` is the order
+// note when the rows had no timestamps; `meta_sep` / `meta_flag` are passed
+// to read_item_table. Frees the builder. *matched = items found in meta.
+static allmrec_status finish_rows_with_items(struct inter_builder *b, allmrec_status st,
+                                             const struct prepare_options *o, struct dataset *ds,
+                                             struct prepare_report *rep, struct sources *src,
+                                             const char *no_time_note, char meta_sep, bool meta_flag,
+                                             int64_t *matched) {
+    int64_t *kept_raw = NULL, *raw_to_new = NULL;
+    *matched = 0;
+    if (st == ALLMREC_OK) st = builder_finish(b, o, o->dedup, ds, &kept_raw, rep);
+    if (st == ALLMREC_OK) {
+        snprintf(ds->order_note, sizeof ds->order_note, "%s",
+                 b->has_time ? "per-user stable sort by timestamp (ties keep file order)" : no_time_note);
+        raw_to_new = malloc(((size_t)b->items.n + 1) * sizeof *raw_to_new);
+        if (!raw_to_new) st = ALLMREC_ERR(ALLMREC_ERR_NOMEM, "out of memory");
+    }
+    if (st == ALLMREC_OK && o->meta) {
+        for (int64_t x = 0; x < b->items.n; x++) raw_to_new[x] = -1;
+        for (int64_t x = 1; x <= ds->n_items; x++) raw_to_new[kept_raw[x]] = x;
+        st = read_item_table(o, o->meta, meta_sep, false, meta_flag, ds, &b->items, raw_to_new, src, matched);
+        rep->meta_matched = *matched;
+    }
+    free(kept_raw);
+    free(raw_to_new);
+    builder_free(b);
+    return st;
+}
+
 // ---------------------------------------------------------------- RecBole atomic files
 
 static allmrec_status prepare_recbole(const struct prepare_options *o, struct dataset *ds, struct prepare_report *rep,
@@ -831,26 +862,9 @@ static allmrec_status prepare_recbole(const struct prepare_options *o, struct da
     sources_add_reader(src, &r);
     line_reader_close(&r);
     issues_summary(&is, "bad rows");
-    int64_t *kept_raw = NULL, *raw_to_new = NULL;
-    if (st == ALLMREC_OK) st = builder_finish(&b, o, o->dedup, ds, &kept_raw, rep);
-    if (st == ALLMREC_OK) {
-        snprintf(ds->order_note, sizeof ds->order_note, "%s",
-                 b.has_time ? "per-user stable sort by timestamp (ties keep file order)"
-                            : "file order (the source has no timestamps)");
-        raw_to_new = malloc(((size_t)b.items.n + 1) * sizeof *raw_to_new);
-        if (!raw_to_new) st = ALLMREC_ERR(ALLMREC_ERR_NOMEM, "out of memory");
-    }
-    if (st == ALLMREC_OK && o->meta) {
-        for (int64_t x = 0; x < b.items.n; x++) raw_to_new[x] = -1;
-        for (int64_t x = 1; x <= ds->n_items; x++) raw_to_new[kept_raw[x]] = x;
-        int64_t matched = 0;
-        st = read_item_table(o, o->meta, '\t', false, true, ds, &b.items, raw_to_new, src, &matched);
-        rep->meta_matched = matched;
-    }
-    free(kept_raw);
-    free(raw_to_new);
-    builder_free(&b);
-    return st;
+    int64_t matched;
+    return finish_rows_with_items(&b, st, o, ds, rep, src, "file order (the source has no timestamps)", '\t',
+                                  true, &matched);
 }
 
 // ---------------------------------------------------------------- numeric-id sequence files (P5, pre-split)
@@ -1310,26 +1324,10 @@ static allmrec_status prepare_csv(const struct prepare_options *o, struct datase
     sources_add_reader(src, &r);
     line_reader_close(&r);
     issues_summary(&is, "bad rows");
-    int64_t *kept_raw = NULL, *raw_to_new = NULL;
-    if (st == ALLMREC_OK) st = builder_finish(&b, o, o->dedup, ds, &kept_raw, rep);
-    if (st == ALLMREC_OK) {
-        snprintf(ds->order_note, sizeof ds->order_note, "%s",
-                 b.has_time ? "per-user stable sort by timestamp (ties keep file order)"
-                            : "file order (no timestamp column)");
-        raw_to_new = malloc(((size_t)b.items.n + 1) * sizeof *raw_to_new);
-        if (!raw_to_new) st = ALLMREC_ERR(ALLMREC_ERR_NOMEM, "out of memory");
-    }
-    if (st == ALLMREC_OK && o->meta) {
-        for (int64_t x = 0; x < b.items.n; x++) raw_to_new[x] = -1;
-        for (int64_t x = 1; x <= ds->n_items; x++) raw_to_new[kept_raw[x]] = x;
-        int64_t matched = 0;
-        st = read_item_table(o, o->meta, guess_sep(o, o->meta), false, false, ds, &b.items, raw_to_new, src, &matched);
-        rep->meta_matched = matched;
-        rep->meta_unmatched_items = ds->n_items - matched;
-    }
-    free(kept_raw);
-    free(raw_to_new);
-    builder_free(&b);
+    int64_t matched;
+    st = finish_rows_with_items(&b, st, o, ds, rep, src, "file order (no timestamp column)",
+                                o->meta ? guess_sep(o, o->meta) : ',', false, &matched);
+    if (st == ALLMREC_OK && o->meta) rep->meta_unmatched_items = ds->n_items - matched;
     return st;
 }
 
