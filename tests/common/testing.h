@@ -25,6 +25,8 @@ struct test_case { const char *name; test_fn fn; };
 
 extern int test_failed_flag;  // set by CHECK in the running case
 extern int test_skipped_flag; // set by TEST_SKIP
+// exit code of a binary whose every selected case skipped (ctest SKIP_RETURN_CODE)
+#define TEST_SKIP_EXIT 77
 
 void test_fail(const char *file, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 int test_run_all(const struct test_case *cases, int n, int argc, char **argv);
