@@ -215,6 +215,8 @@ fi
         echo "  failing case lines: $nf"
         grep -h 'PARITY|.*FAIL' "$OUT/ctest_gpu.log" | sed -E 's/^ *[0-9]+: //' | head -12 | cut -c1-150 | sed 's/^/    /'
         grep -hE "^[0-9]+/[0-9]+ Test +#[0-9]+:" "$OUT/ctest_gpu.log" | sed -E 's/ +[0-9.]+ sec$//; s/^/  /'
+        echo "  failed checks (first 12):"
+        grep -hE "^([0-9]+: )? *(FAIL [^ ]+:[0-9]+:|\[ FAIL \])" "$OUT/ctest_gpu.log" | head -12 | cut -c1-170 | sed 's/^/    /'
         grep -hE "tests passed|tests failed" "$OUT/ctest_gpu.log" | sed 's/^/  ctest: /'
     else
         echo "  not run"
@@ -263,6 +265,7 @@ cat "$OUT/table.txt"
 # ALLMREC_GPU_PACK_LOGS=1 (for the device tool, which brings back at most 8 files):
 # every log in one archive beside table.txt
 if [ "${ALLMREC_GPU_PACK_LOGS:-0}" = 1 ]; then
-    ( cd "$OUT" && tar czf logs.tar.gz --exclude=logs.tar.gz --exclude=table.txt . && \
-      find . -maxdepth 1 -type f ! -name logs.tar.gz ! -name table.txt -delete )
+    tmp=$(mktemp /tmp/gpu-check-logs.XXXXXX)
+    ( cd "$OUT" && tar czf "$tmp" --exclude=table.txt . && \
+      find . -maxdepth 1 -type f ! -name table.txt -delete && mv "$tmp" logs.tar.gz )
 fi

@@ -2,8 +2,8 @@
 // statistics (two-pass mean then biased variance, as the CPU reference).
 // Forward reads each row from device memory once: the row is kept in shared
 // memory between the passes (when it fits), with 16-byte loads when the row
-// length and pointers allow. Parameter gradients use the deterministic
-// column reduction of colreduce.cuh.
+// length and pointers allow (backward too). Parameter gradients use the
+// deterministic column reduction of colreduce.cuh.
 //   forward:  out (N, C) = (inp - mean) * rstd * weight (C) + bias (C); mean, rstd (N) F32
 //   backward: dinp += rstd * (dn - mean(dn) - norm * mean(dn * norm)), dn = dout * weight
 //             dweight += sum_rows dout * norm; dbias += sum_rows dout
@@ -120,7 +120,7 @@ extern "C" allmrec_status cuda_layernorm_forward(struct op_ctx *ctx, struct tens
 }
 
 // ------------------------------------------------------------------ backward
-template <typename T>
+template <typename T, int V>
 __global__ void __launch_bounds__(LN_WARPS * 32)
     ln_backward_dinp_kernel(T *dinp, const T *dout, const T *inp, const T *weight, const float *mean,
                             const float *rstd, int64_t N, int C) {
@@ -130,19 +130,36 @@ __global__ void __launch_bounds__(LN_WARPS * 32)
     const T *x = inp + row * C, *dy = dout + row * C;
     float m = mean[row], rs = rstd[row];
     float s1 = 0.0f, s2 = 0.0f;
-    for (int i = lane; i < C; i += 32) {
-        float norm = (to_f<T>(x[i]) - m) * rs;
-        float dn = to_f<T>(dy[i]) * to_f<T>(weight[i]);
-        s1 += dn;
-        s2 += dn * norm;
+    for (int i = lane * V; i < C; i += 32 * V) {
+        lnpack<T, V> px, pd, pw;
+        ln_load<T, V>(px, x + i);
+        ln_load<T, V>(pd, dy + i);
+        ln_load<T, V>(pw, weight + i);
+#pragma unroll
+        for (int j = 0; j < V; j++) {
+            float norm = (to_f<T>(px.v[j]) - m) * rs;
+            float dn = to_f<T>(pd.v[j]) * to_f<T>(pw.v[j]);
+            s1 += dn;
+            s2 += dn * norm;
+        }
     }
     s1 = warp_sum(s1) / (float)C;
     s2 = warp_sum(s2) / (float)C;
     T *dx = dinp + row * C;
-    for (int i = lane; i < C; i += 32) {
-        float norm = (to_f<T>(x[i]) - m) * rs;
-        float dn = to_f<T>(dy[i]) * to_f<T>(weight[i]);
-        dx[i] = from_f<T>(to_f<T>(dx[i]) + rs * (dn - s1 - norm * s2));
+    // second pass: the row was just read by this lane, so these loads hit L1/L2
+    for (int i = lane * V; i < C; i += 32 * V) {
+        lnpack<T, V> px, pd, pw, po;
+        ln_load<T, V>(px, x + i);
+        ln_load<T, V>(pd, dy + i);
+        ln_load<T, V>(pw, weight + i);
+        ln_load<T, V>(po, dx + i);
+#pragma unroll
+        for (int j = 0; j < V; j++) {
+            float norm = (to_f<T>(px.v[j]) - m) * rs;
+            float dn = to_f<T>(pd.v[j]) * to_f<T>(pw.v[j]);
+            po.v[j] = from_f<T>(to_f<T>(po.v[j]) + rs * (dn - s1 - norm * s2));
+        }
+        ln_store<T, V>(dx + i, po);
     }
 }
 
@@ -175,11 +192,19 @@ extern "C" allmrec_status cuda_layernorm_backward(struct op_ctx *ctx, struct ten
             ALLMREC_TRY(colreduce_launch(ctx, f, N, C, "layernorm_backward (dweight, dbias)"));
         }
         if (!tensor_is_none(dinp)) {
-            ln_backward_dinp_kernel<T><<<(unsigned)((N + LN_WARPS - 1) / LN_WARPS), LN_WARPS * 32, 0,
-                                         cuda_stream_of(ctx)>>>((T *)dinp.data, (const T *)dout.data,
-                                                                (const T *)inp.data, (const T *)weight.data,
-                                                                (const float *)mean.data, (const float *)rstd.data,
-                                                                N, (int)C);
+            unsigned grid = (unsigned)((N + LN_WARPS - 1) / LN_WARPS);
+            const int V16 = 16 / sizeof(T);
+            bool vec = C % V16 == 0 && aligned16(dinp.data) && aligned16(dout.data) && aligned16(inp.data) &&
+                       aligned16(weight.data);
+            cudaStream_t st = cuda_stream_of(ctx);
+            if (vec)
+                ln_backward_dinp_kernel<T, 16 / sizeof(T)><<<grid, LN_WARPS * 32, 0, st>>>(
+                    (T *)dinp.data, (const T *)dout.data, (const T *)inp.data, (const T *)weight.data,
+                    (const float *)mean.data, (const float *)rstd.data, N, (int)C);
+            else
+                ln_backward_dinp_kernel<T, 1><<<grid, LN_WARPS * 32, 0, st>>>(
+                    (T *)dinp.data, (const T *)dout.data, (const T *)inp.data, (const T *)weight.data,
+                    (const float *)mean.data, (const float *)rstd.data, N, (int)C);
             CUDA_LAUNCH_CHECK(ctx, "layernorm_backward (dinp)");
         }
     });

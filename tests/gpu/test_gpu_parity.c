@@ -401,8 +401,9 @@ static void build_cases(void) {
             INOUT(c, "dbias", 1, C, 0, 0, 0);
         }
         // layernorm: {N, C, bias}, eps
-        static const int64_t ln[][3] = {{64, 50, 1}, {37, 768, 1}, {9, 4096, 1}, {33, 37, 0}, {300, 64, 1}};
-        static const float ln_eps[] = {1e-8f, 1e-12f, 1e-5f, 1e-5f, 1e-5f};
+        // (130 x 1024: several row chunks of the parameter-gradient reduction)
+        static const int64_t ln[][3] = {{64, 50, 1}, {37, 768, 1}, {9, 4096, 1}, {33, 37, 0}, {300, 64, 1}, {130, 1024, 1}};
+        static const float ln_eps[] = {1e-8f, 1e-12f, 1e-5f, 1e-5f, 1e-5f, 1e-5f};
         for (size_t i = 0; i < sizeof ln / sizeof ln[0]; i++) {
             int64_t N = ln[i][0], C = ln[i][1];
             snprintf(nm, sizeof nm, "layernorm_N%lld_C%lld%s", (long long)N, (long long)C, ln[i][2] ? "" : "_nobias");
