@@ -152,8 +152,9 @@ declare -A BENCH_ARGS
 if [ -n "$PY" ] && [ $BUILD_OK -eq 1 ]; then
     run_phase pytorch_opt 150 bash -c "\"$PY\" \"$ROOT/bench/opt/pytorch_opt.py\" > \"$OUT/pytorch_opt.json\""
     [ -s "$OUT/pytorch_opt.json" ] && BENCH_ARGS[bench_opt]="--pytorch $OUT/pytorch_opt.json"
-    run_phase pytorch_sasrec 90 "$PY" "$ROOT/bench/sasrec/pytorch_sasrec_step.py" --device cuda
-    grep -h '^SUMMARY|' "$OUT/pytorch_sasrec.log" >> "$OUT/summary_lines.txt" 2>/dev/null
+    run_phase pytorch_sasrec 90 "$PY" "$ROOT/bench/sasrec/pytorch_sasrec_step.py" --device cuda \
+        --json "$OUT/pytorch_sasrec.json"
+    [ -s "$OUT/pytorch_sasrec.json" ] && BENCH_ARGS[bench_sasrec_step]="--pytorch $OUT/pytorch_sasrec.json"
 fi
 if [ $BUILD_OK -eq 1 ]; then
     # kernel benches first (the targets above depend on them), then the others
