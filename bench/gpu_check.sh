@@ -183,8 +183,12 @@ fi
 if [ $BUILD_OK -eq 1 ]; then
     B=$BUILD/bench
     # SASRec step: PyTorch first, then ours (the ratio is computed from both rows below)
-    [ -n "$PY" ] && { run_phase torch_sasrec 60 "$PY" "$ROOT/bench/sasrec/pytorch_sasrec_step.py" --device cuda; collect torch_sasrec; }
-    run_phase bench_sasrec_step 60 "$B/sasrec/bench_sasrec_step" --device cuda --gpu-summary
+    # (the bench prints both rows from the side script's JSON of this run)
+    if [ -n "$PY" ]; then
+        run_phase torch_sasrec 60 "$PY" "$ROOT/bench/sasrec/pytorch_sasrec_step.py" --device cuda --json "$OUT/torch_sasrec.json"
+        [ -s "$OUT/torch_sasrec.json" ] && BENCH_ARGS[bench_sasrec_step]="--pytorch $OUT/torch_sasrec.json"
+    fi
+    run_phase bench_sasrec_step 60 "$B/sasrec/bench_sasrec_step" --device cuda --gpu-summary ${BENCH_ARGS[bench_sasrec_step]:-}
     collect bench_sasrec_step
     # DistilBERT-base fine-tuning step, batch 60 x 128
     [ -n "$PY" ] && { run_phase torch_bert 60 "$PY" "$ROOT/bench/text/bench_bert_step_torch.py" --device cuda --steps 20; collect torch_bert; }
