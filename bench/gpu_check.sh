@@ -94,6 +94,9 @@ for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib; do
     [ -d "$d" ] && export LD_LIBRARY_PATH=${LD_LIBRARY_PATH:+$LD_LIBRARY_PATH:}$d
 done
 
+# benches read ALLMREC_SHARED (default ../shared, which does not travel to the GPU machine)
+if [ ! -d "$ROOT/../shared/data" ] && [ -d "$ROOT/.gpu-carry/shared" ]; then export ALLMREC_SHARED=$ROOT/.gpu-carry/shared; fi
+
 PY=""
 for cand in python3 /opt/torch/.venv/bin/python /usr/bin/python3; do
     if command -v "$cand" >/dev/null 2>&1 && "$cand" -c "import torch; assert torch.cuda.is_available()" >/dev/null 2>&1; then
@@ -132,6 +135,9 @@ if [ -f "$CARRY" ]; then
         bld=$(sed -n 's/^build_dir=//p' "$BUILD/gpubin.manifest")
         if [ "$src" != "$ROOT" ] && [ ! -e "$src" ]; then mkdir -p "$(dirname "$src")" && ln -s "$ROOT" "$src"; fi
         if [ "$bld" != "$BUILD" ] && [ ! -e "$bld" ]; then mkdir -p "$(dirname "$bld")" && ln -s "$BUILD" "$bld"; fi
+        # the tests read ../shared beside the source folder: the carried part of it
+        shared="$(dirname "$src")/shared"
+        if [ ! -e "$shared" ] && [ -d "$ROOT/.gpu-carry/shared" ]; then ln -s "$ROOT/.gpu-carry/shared" "$shared"; fi
         missing=$(ldd "$BUILD/allmrec" "$BUILD/tests/gpu/test_gpu_parity_f16" 2>&1 | grep "not found" | sort -u | tr -s ' \t\n' ' ')
         if [ -z "$missing" ] && [ -e "$src" ]; then
             BUILD_OK=1; PHASES+=("build"); PHASE_STATUS[build]="carried ($(sed -n 's/^built=//p' "$BUILD/gpubin.manifest"), tree $want)"

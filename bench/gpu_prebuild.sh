@@ -10,6 +10,7 @@
 # packs them with the CTest files into .gpu-carry/gpubin.tar.xz (about 17 MB:
 # the executables share most of their bytes); it also fetches the libraries
 # the GPU machine lacks into .gpu-deps (../shared/tools/gpu-carry-deps.sh).
+# It also copies the tokenizers of ../shared/data that GPU tests and benches read.
 # Both folders are git-ignored; pass them to the device tool's `carry`:
 #     carry: [".gpu-carry", ".gpu-deps"]
 # gpu_check.sh unpacks the build when the packed source commit matches the
@@ -41,5 +42,12 @@ tar cf - gpubin.manifest $FILES $(find . -name CTestTestfile.cmake) | xz -T"${JO
 cp gpubin.manifest "$ROOT/.gpu-carry/"
 cd "$ROOT"
 [ -d .gpu-deps/usr ] || bash ../shared/tools/gpu-carry-deps.sh .gpu-deps >/dev/null
+# the small parts of ../shared the GPU tests and benches read (../shared does not travel):
+# gpu_check.sh links them where the build expects ../shared
+for d in tokenizer_gpt2_opt tokenizer_bert_uncased; do
+    if [ -d "../shared/data/$d" ]; then
+        mkdir -p .gpu-carry/shared/data && rm -rf ".gpu-carry/shared/data/$d" && cp -r "../shared/data/$d" .gpu-carry/shared/data/
+    fi
+done
 du -sh .gpu-carry .gpu-deps
 cat .gpu-carry/gpubin.manifest
