@@ -117,7 +117,7 @@ struct stage1_options {
     int device_index;
     enum stage1_user_rep user_rep;
     struct stage1_loss_weights w;
-    bool freeze_sbert, skip_short_users, shuffle, all_items, restart, progress;
+    bool freeze_sbert, skip_short_users, shuffle, restart, progress;
     int64_t d_joint;
     int batch_size, chunk, epochs;
     struct adam_params adam;
