@@ -1,0 +1,391 @@
+// test_stage1_train.c: `allmrec train stage1` end to end on synthetic data:
+// synth -> a tiny SASRec run (CF export + checkpoint) -> a tiny random
+// DistilBERT directory -> Stage 1. Checks: the four loss terms fall; the
+// output files' schema, e_i recomputed in double from checkpoint.h5 and the
+// export, q_i from the written sbert/ directory; a run stopped after 3 steps and
+// resumed ends with exactly the parameters of an uninterrupted run; the
+// release_dropout / shuffle / skip_short_users path; config errors name the
+// key; the CLI command.
+#include <cjson/cJSON.h>
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "allmrec/fs.h"
+#include "allmrec/h5.h"
+#include "allmrec/io.h"
+#include "allmrec/sasrec_train.h"
+#include "allmrec/stage1.h"
+#include "allmrec/text.h"
+#include "testing.h"
+
+#define F32 ALLMREC_DTYPE_F32
+#define CPU ALLMREC_DEVICE_CPU
+
+static char g_data[1024], g_export[1024], g_sbert[1024];
+
+static allmrec_status make_dataset(void) {
+    snprintf(g_data, sizeof g_data, "%s/synth.h5", test_tmpdir());
+    struct synth_options so;
+    synth_options_default(&so);
+    so.n_users = 160;
+    so.n_items = 60;
+    so.mean_len = 8;
+    struct dataset ds;
+    dataset_init(&ds);
+    allmrec_status s = dataset_synth(&so, &ds);
+    if (!s) s = dataset_save_hdf5(&ds, g_data, NULL, 0, NULL, NULL, NULL);
+    dataset_free(&ds);
+    struct split_options sp;
+    split_options_default(&sp);
+    sp.max_eval_users = 0;
+    if (!s) s = dataset_split_hdf5(g_data, &sp);
+    return s;
+}
+
+static allmrec_status make_sasrec(void) {
+    static const char *yaml = "model: {name: sasrec, d: 12, blocks: 1, heads: 1, maxlen: 8, dropout: 0.3}\n"
+                              "train: {batch_size: 64, lr: 5.0e-3, epochs: 4, eval_every: 0, patience: 0, seed: 3, "
+                              "progress: false}\n"
+                              "eval: {final: false}\n";
+    struct config cfg;
+    config_init(&cfg);
+    char a[1200], b[1200];
+    snprintf(a, sizeof a, "data.path=%s", g_data);
+    snprintf(b, sizeof b, "out_dir=%s/sasrec", test_tmpdir());
+    struct sasrec_run_options o;
+    memset(&o, 0, sizeof o);
+    allmrec_status s = config_load_string(&cfg, yaml, "<test>", ".");
+    if (!s) s = config_apply_override(&cfg, a);
+    if (!s) s = config_apply_override(&cfg, b);
+    if (!s) s = sasrec_run_options_from_config(&cfg, &o);
+    if (!s) s = sasrec_run_train(&o, NULL, 0, NULL);
+    sasrec_run_options_free(&o);
+    config_free(&cfg);
+    snprintf(g_export, sizeof g_export, "%s/sasrec/cf_export.h5", test_tmpdir());
+    return s;
+}
+
+// a tiny random DistilBERT (dropout 0.1) with the uncased WordPiece vocabulary
+// (../shared when present, else the Stage-1 fixture's cut of it)
+static allmrec_status make_sbert(void) {
+    char vocab[1200], p[1200];
+    const char *shared = test_shared_path("data/tokenizer_bert_uncased/vocab.txt");
+    if (shared) snprintf(vocab, sizeof vocab, "%s", shared);
+    else snprintf(vocab, sizeof vocab, "%s/tests/fixtures/allmrec/stage1/vocab.txt", ALLMREC_SOURCE_DIR);
+    snprintf(g_sbert, sizeof g_sbert, "%s/tiny_distilbert", test_tmpdir());
+    ALLMREC_TRY(fs_mkdir_p(g_sbert));
+    char *v;
+    size_t len;
+    ALLMREC_TRY(fs_read_all(vocab, &v, &len));
+    int64_t lines = 0;
+    for (size_t i = 0; i < len; i++) lines += v[i] == '\n';
+    allmrec_status s = fs_write_atomic(fs_join(p, sizeof p, g_sbert, "vocab.txt"), v, len);
+    free(v);
+    ALLMREC_TRY(s);
+    char cfg[1024];
+    snprintf(cfg, sizeof cfg, "{\"model_type\": \"distilbert\", \"vocab_size\": %lld, \"dim\": 24, \"n_layers\": 2, "
+             "\"n_heads\": 2, \"hidden_dim\": 48, \"max_position_embeddings\": 64, \"dropout\": 0.1, "
+             "\"attention_dropout\": 0.1, \"activation\": \"gelu\", \"pad_token_id\": 0}", (long long)lines);
+    ALLMREC_TRY(fs_write_atomic(fs_join(p, sizeof p, g_sbert, "config.json"), cfg, strlen(cfg)));
+    ALLMREC_TRY(fs_write_atomic(fs_join(p, sizeof p, g_sbert, "sentence_bert_config.json"), "{\"max_seq_length\": 32}", 22));
+    struct bert_config bc;
+    ALLMREC_TRY(bert_config_from_dir(&bc, g_sbert));
+    struct op_ctx ctx;
+    ALLMREC_TRY(op_ctx_init(&ctx, CPU, 0));
+    struct bert_model m;
+    s = bert_model_init(&m, &bc, &ctx, F32, false, 2, 32);
+    if (!s) s = bert_model_init_random(&m, 11);
+    if (!s) s = bert_model_save(&m, fs_join(p, sizeof p, g_sbert, "model.safetensors"));
+    bert_model_free(&m);
+    op_ctx_free(&ctx);
+    return s;
+}
+
+static bool setup(void) {
+    static int state = 0; // 0 not tried, 1 ok, -1 failed
+    if (state == 0) {
+        allmrec_status s = make_dataset();
+        if (!s) s = make_sasrec();
+        if (!s) s = make_sbert();
+        if (s) fprintf(stderr, "setup: %s\n", allmrec_error_message());
+        state = s ? -1 : 1;
+    }
+    return state == 1;
+}
+
+static const char *STAGE1_YAML = "model: {name: stage1, d_joint: 16}\n"
+                                 "train: {epochs: 6, lr: 1.0e-3, batch_size: 32, chunk: 20, seed: 5, progress: false}\n";
+
+// options from STAGE1_YAML + the run's paths + overrides
+static allmrec_status options(struct config *cfg, struct stage1_options *o, const char *out, const char *const *extra,
+                              int n_extra) {
+    config_init(cfg);
+    ALLMREC_TRY(config_load_string(cfg, STAGE1_YAML, "<test>", "."));
+    char kv[4][1200];
+    snprintf(kv[0], sizeof kv[0], "data.path=%s", g_data);
+    snprintf(kv[1], sizeof kv[1], "cf.export=%s", g_export);
+    snprintf(kv[2], sizeof kv[2], "sbert.path=%s", g_sbert);
+    snprintf(kv[3], sizeof kv[3], "out_dir=%s/%s", test_tmpdir(), out);
+    for (int i = 0; i < 4; i++) ALLMREC_TRY(config_apply_override(cfg, kv[i]));
+    for (int i = 0; i < n_extra; i++) ALLMREC_TRY(config_apply_override(cfg, extra[i]));
+    return stage1_options_from_config(cfg, o);
+}
+
+static allmrec_status run(const char *out, const char *const *extra, int n_extra, int64_t stop_after) {
+    struct config cfg;
+    struct stage1_options o;
+    memset(&o, 0, sizeof o);
+    allmrec_status s = options(&cfg, &o, out, extra, n_extra);
+    o.stop_after_steps = stop_after;
+    if (!s) s = stage1_run_train(&o, NULL);
+    stage1_options_free(&o);
+    config_free(&cfg);
+    return s;
+}
+
+// the epoch lines of <out>/train_log.jsonl: terms[e][0..4] = rec, match, irec, trec, loss
+static int read_log(const char *out, double terms[][5], int cap) {
+    char p[1200];
+    snprintf(p, sizeof p, "%s/%s/train_log.jsonl", test_tmpdir(), out);
+    FILE *f = fopen(p, "r");
+    if (!f) return 0;
+    char line[2048];
+    int n = 0;
+    const char *keys[5] = {"rec", "match", "irec", "trec", "loss"};
+    while (n < cap && fgets(line, sizeof line, f)) {
+        cJSON *j = cJSON_Parse(line);
+        if (!j) continue;
+        for (int k = 0; k < 5; k++) terms[n][k] = cJSON_GetObjectItem(j, keys[k])->valuedouble;
+        cJSON_Delete(j);
+        n++;
+    }
+    fclose(f);
+    return n;
+}
+
+static void test_loss_terms_fall(void) {
+    if (!setup()) TEST_SKIP("setup failed");
+    CHECK_OK(run("main", NULL, 0, 0));
+    double t[16][5];
+    int n = read_log("main", t, 16);
+    CHECK_EQ_INT(n, 6);
+    const char *names[5] = {"L_rec", "L_match", "L_irec", "L_trec", "total"};
+    for (int k = 0; k < 5; k++) {
+        fprintf(stderr, "  %-7s epoch 1 %.5f -> epoch %d %.5f\n", names[k], t[0][k], n, t[n - 1][k]);
+        CHECK_MSG(t[n - 1][k] < t[0][k], "%s did not fall: %.6f -> %.6f", names[k], t[0][k], t[n - 1][k]);
+    }
+}
+
+static double sigmoid(double x) { return 1.0 / (1.0 + exp(-x)); }
+
+static void test_outputs(void) {
+    if (!setup()) TEST_SKIP("setup failed");
+    char p[1200], dir[1200];
+    snprintf(dir, sizeof dir, "%s/main", test_tmpdir());
+    if (!fs_exists(fs_join(p, sizeof p, dir, "joint.h5"))) CHECK_OK(run("main", NULL, 0, 0));
+    struct h5_file f;
+    // joint.h5
+    CHECK_OK(h5_open_read(&f, fs_join(p, sizeof p, dir, "joint.h5")));
+    char *fmt;
+    CHECK_OK(h5_attr_get_str(&f, "/", "format", &fmt));
+    CHECK(!strcmp(fmt, STAGE1_JOINT_FORMAT));
+    free(fmt);
+    float *e, *q;
+    int nd;
+    int64_t sh[8], sq[8];
+    CHECK_OK(h5_read_alloc(&f, "items/e", F32, (void **)&e, &nd, sh));
+    CHECK_OK(h5_read_alloc(&f, "items/q", F32, (void **)&q, &nd, sq));
+    h5_close(&f);
+    CHECK(sh[0] == 61 && sh[1] == 16 && sq[0] == 61 && sq[1] == 16);
+    for (int64_t i = 0; i < 61 * 16; i++) CHECK(e[i] > 0 && e[i] < 1 && q[i] > 0 && q[i] < 1);
+    // e_i in double from checkpoint.h5 (mlp.fc1.*) and the export's E
+    float *w, *b, *E;
+    CHECK_OK(h5_open_read(&f, fs_join(p, sizeof p, dir, "checkpoint.h5")));
+    CHECK_OK(h5_read_alloc(&f, "params/mlp.fc1.weight", F32, (void **)&w, NULL, NULL));
+    CHECK_OK(h5_read_alloc(&f, "params/mlp.fc1.bias", F32, (void **)&b, NULL, NULL));
+    CHECK(h5_exists(&f, "params/mlp2.fc2.weight") && !h5_exists(&f, "params/adam_m"));
+    h5_close(&f);
+    CHECK_OK(h5_open_read(&f, g_export));
+    CHECK_OK(h5_read_alloc(&f, "items/embedding", F32, (void **)&E, NULL, NULL));
+    h5_close(&f);
+    double worst = 0;
+    for (int64_t i = 0; i < 61; i++)
+        for (int j = 0; j < 16; j++) {
+            double z = b[j];
+            for (int c = 0; c < 12; c++) z += (double)w[j * 12 + c] * E[i * 12 + c];
+            worst = fmax(worst, fabs(sigmoid(z) - e[i * 16 + j]));
+        }
+    fprintf(stderr, "  e_i vs double recomputation: max abs diff %.2e\n", worst);
+    CHECK(worst < 1e-6);
+    // q_i from the written sbert/ directory (fine-tuned: it differs from the initial encoder) + mlp2
+    struct bert_config bc;
+    CHECK_OK(bert_config_from_dir(&bc, fs_join(p, sizeof p, dir, "sbert")));
+    struct op_ctx ctx;
+    CHECK_OK(op_ctx_init(&ctx, CPU, 0));
+    struct bert_model m0, m1;
+    CHECK_OK(bert_model_init(&m0, &bc, &ctx, F32, false, 8, 32));
+    CHECK_OK(bert_model_init(&m1, &bc, &ctx, F32, false, 8, 32));
+    CHECK_OK(bert_model_load(&m0, g_sbert));
+    CHECK_OK(bert_model_load(&m1, fs_join(p, sizeof p, dir, "sbert")));
+    double moved = 0;
+    for (int i = 0; i < m0.n_params; i++)
+        moved = fmax(moved, test_max_abs_diff(m0.params[i].data, m1.params[i].data, (size_t)tensor_numel(m0.params[i])));
+    CHECK_MSG(moved > 1e-5, "SBERT did not change (max |delta| %.3g)", moved);
+    struct dataset ds;
+    dataset_init(&ds);
+    CHECK_OK(dataset_load_hdf5(&ds, g_data));
+    struct tokenizer *tok;
+    CHECK_OK(tokenizer_load_dir(&tok, fs_join(p, sizeof p, dir, "sbert")));
+    char buf[3][4096];
+    const char *texts[3];
+    int32_t items[3] = {0, 1, 60};
+    for (int k = 0; k < 3; k++) texts[k] = stage1_item_text(&ds, items[k], buf[k], sizeof buf[k]);
+    CHECK(!strcmp(texts[0], "\"No Title, No Description\""));
+    float Q[3 * 24];
+    CHECK_OK(bert_encode_texts(&m1, tok, 3, texts, 3, Q, NULL));
+    struct align_net mlp2;
+    CHECK_OK(align_ae_init(&mlp2, "mlp2", 24, 16, &ctx, false, 3));
+    CHECK_OK(h5_open_read(&f, fs_join(p, sizeof p, dir, "checkpoint.h5")));
+    CHECK_OK(align_net_read(&f, "params", &mlp2, false));
+    h5_close(&f);
+    struct tensor z;
+    CHECK_OK(align_ae_forward(&mlp2, tensor_2d(Q, F32, CPU, 3, 24), &z, NULL));
+    for (int k = 0; k < 3; k++) {
+        double d = test_max_abs_diff((const float *)z.data + k * 16, q + items[k] * 16, 16);
+        CHECK_MSG(d < 1e-5, "q of item %d differs by %.3g", items[k], d);
+    }
+    align_net_free(&mlp2);
+    tokenizer_free(tok);
+    dataset_free(&ds);
+    bert_model_free(&m0);
+    bert_model_free(&m1);
+    op_ctx_free(&ctx);
+    free(e), free(q), free(w), free(b), free(E);
+}
+
+static bool same_file(const char *a, const char *b) {
+    char *x, *y;
+    size_t nx, ny;
+    if (fs_read_all(a, &x, &nx)) return false;
+    if (fs_read_all(b, &y, &ny)) { free(x); return false; }
+    bool same = nx == ny && !memcmp(x, y, nx);
+    free(x), free(y);
+    return same;
+}
+
+// a run stopped after 3 steps (mid-epoch) and re-run ends exactly where an uninterrupted run does
+static void test_resume_exact(void) {
+    if (!setup()) TEST_SKIP("setup failed");
+    const char *ov[] = {"train.epochs=2", "user_rep=release_dropout", "train.order=shuffle"};
+    CHECK_OK(run("straight", ov, 3, 0));
+    CHECK_STATUS(run("resumed", ov, 3, 3), ALLMREC_ERR_INTERRUPTED);
+    CHECK_STATUS(run("resumed", ov, 3, 4), ALLMREC_ERR_INTERRUPTED); // crosses the epoch boundary (5 batches/epoch)
+    CHECK_OK(run("resumed", ov, 3, 0));
+    char a[1200], b[1200];
+    snprintf(a, sizeof a, "%s/straight/sbert/model.safetensors", test_tmpdir());
+    snprintf(b, sizeof b, "%s/resumed/sbert/model.safetensors", test_tmpdir());
+    CHECK_MSG(same_file(a, b), "fine-tuned SBERT differs after resume");
+    const char *names[] = {"params/mlp.fc1.weight", "params/mlp.fc2.bias", "params/mlp2.fc1.weight",
+                           "params/mlp2.fc2.weight"};
+    struct h5_file fa, fb;
+    snprintf(a, sizeof a, "%s/straight/last.h5", test_tmpdir());
+    snprintf(b, sizeof b, "%s/resumed/last.h5", test_tmpdir());
+    CHECK_OK(h5_open_read(&fa, a));
+    CHECK_OK(h5_open_read(&fb, b));
+    for (int i = 0; i < 4; i++) {
+        float *x, *y;
+        int64_t sh[8];
+        CHECK_OK(h5_read_alloc(&fa, names[i], F32, (void **)&x, NULL, sh));
+        CHECK_OK(h5_read_alloc(&fb, names[i], F32, (void **)&y, NULL, NULL));
+        int64_t n = sh[0] * (strstr(names[i], "bias") ? 1 : sh[1]);
+        CHECK_MSG(!memcmp(x, y, (size_t)n * 4), "%s differs after resume", names[i]);
+        free(x), free(y);
+    }
+    int64_t ta, tb;
+    CHECK_OK(h5_attr_get_i64(&fa, "params", "mlp.adam_t", &ta));
+    CHECK_OK(h5_attr_get_i64(&fb, "params", "mlp.adam_t", &tb));
+    CHECK_EQ_INT(ta, tb);
+    CHECK(ta > 0);
+    h5_close(&fa);
+    h5_close(&fb);
+}
+
+// x_u from the SASRec checkpoint with dropout, users with one train item
+// skipped, the dot logit, beta 0.5 and a frozen SBERT: L_rec falls and the
+// written encoder is the original one
+static void test_release_dropout_and_options(void) {
+    if (!setup()) TEST_SKIP("setup failed");
+    const char *ov[] = {"train.epochs=2", "user_rep=release_dropout", "skip_short_users=true", "rec_logit=dot",
+                        "freeze_sbert=true", "beta=0.5"};
+    CHECK_OK(run("dropout", ov, 6, 0));
+    double t[4][5];
+    CHECK_EQ_INT(read_log("dropout", t, 4), 2);
+    CHECK(t[1][0] < t[0][0]);
+    // frozen SBERT: the written encoder is the original one
+    char a[1200], b[1200];
+    snprintf(a, sizeof a, "%s/model.safetensors", g_sbert);
+    snprintf(b, sizeof b, "%s/dropout/sbert/model.safetensors", test_tmpdir());
+    struct safetensors sa, sb;
+    CHECK_OK(safetensors_open(&sa, a));
+    CHECK_OK(safetensors_open(&sb, b));
+    for (int i = 0; i < sa.n_tensors; i++) {
+        const struct safetensors_entry *x = &sa.tensors[i], *y = safetensors_find(&sb, x->name);
+        CHECK_MSG(y && x->nbytes == y->nbytes && !memcmp(x->data, y->data, x->nbytes), "%s changed", x->name);
+    }
+    safetensors_close(&sa);
+    safetensors_close(&sb);
+}
+
+static void test_config_errors(void) {
+    if (!setup()) TEST_SKIP("setup failed");
+    struct config cfg;
+    struct stage1_options o;
+    const char *bad[][2] = {{"rec_logit=sum", "rec_logit"}, {"user_rep=prefix", "user_rep"},
+                            {"train.order=random", "train.order"}, {"alpha=-1", "alpha"},
+                            {"train.chunk=0", "train.chunk"}, {"model.name=sasrec", "model.name"}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        const char *ov[] = {bad[i][0]};
+        allmrec_status s = options(&cfg, &o, "bad", ov, 1);
+        CHECK_MSG(s == ALLMREC_ERR_CONFIG, "%s accepted", bad[i][0]);
+        CHECK_STR_CONTAINS(allmrec_error_message(), bad[i][1]);
+        stage1_options_free(&o);
+        config_free(&cfg);
+    }
+    // a mismatched export is refused naming cf.export
+    char ov0[1200];
+    snprintf(ov0, sizeof ov0, "cf.export=%s", g_data);
+    const char *ov[] = {ov0};
+    CHECK(run("bad", ov, 1, 0) != ALLMREC_OK);
+    CHECK_STR_CONTAINS(allmrec_error_message(), "cf.export");
+}
+
+// the CLI: allmrec train stage1 --config FILE
+static void test_cli(void) {
+    if (!setup()) TEST_SKIP("setup failed");
+    char self[PATH_MAX], cli[PATH_MAX + 16];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    CHECK(n > 0);
+    self[n] = '\0';
+    for (int k = 0; k < 3; k++) *strrchr(self, '/') = '\0';
+    snprintf(cli, sizeof cli, "%s/allmrec", self);
+    if (!fs_exists(cli)) TEST_SKIP("the allmrec command is not built (target allmrec_cli)");
+    char yaml[8192], path[1200], cmd[8192], out[1200];
+    snprintf(out, sizeof out, "%s/cli_run", test_tmpdir());
+    snprintf(yaml, sizeof yaml, "%scf: {export: %s}\nsbert: {path: %s}\ndata: {path: %s}\nout_dir: %s\n", STAGE1_YAML,
+             g_export, g_sbert, g_data, out);
+    snprintf(path, sizeof path, "%s/stage1.yaml", test_tmpdir());
+    CHECK_OK(fs_write_atomic(path, yaml, strlen(yaml)));
+    snprintf(cmd, sizeof cmd, "%s train stage1 --config %s train.epochs=1 > /dev/null 2>&1", cli, path);
+    CHECK_EQ_INT(system(cmd), 0);
+    char p[1300];
+    snprintf(p, sizeof p, "%s/joint.h5", out);
+    CHECK(fs_exists(p));
+    snprintf(cmd, sizeof cmd, "%s train stage1 --config %s rec_logit=sum > /dev/null 2>&1", cli, path);
+    CHECK(system(cmd) != 0);
+}
+
+TEST_MAIN(TEST_CASE(test_loss_terms_fall), TEST_CASE(test_outputs), TEST_CASE(test_resume_exact),
+          TEST_CASE(test_release_dropout_and_options), TEST_CASE(test_config_errors), TEST_CASE(test_cli))
