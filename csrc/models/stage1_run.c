@@ -53,6 +53,9 @@ static const struct config_key SCHEMA[] = {
     {"train.eps", CONFIG_DOUBLE, "1e-8", false, "Adam epsilon"},
     {"train.epochs", CONFIG_INT, "10", false, "epochs"},
     {"train.seed", CONFIG_INT, "42", false, "seed of the init, negatives, order and dropout"},
+    {"train.all_items", CONFIG_BOOL, "false", false,
+     "every position of each train sequence is a row (A-LLMRec_all, paper Table 8; x_u from the SASRec checkpoint "
+     "at that position), rows in chunks of train.chunk"},
     {"train.order", CONFIG_STRING, "release", false, "users in id order (release) | a Philox permutation per epoch (shuffle)"},
     {"train.max_minutes", CONFIG_DOUBLE, "0", false,
      "time budget: stop after the epoch that passes it and write the outputs (0 = none; re-running resumes)"},
@@ -156,6 +159,7 @@ allmrec_status stage1_options_from_config(const struct config *cfg_in, struct st
     ALLMREC_TRY(config_get_string(cfg, "train.order", &s));
     if (strcmp(s, "release") && strcmp(s, "shuffle")) return bad_key(cfg, "train.order", "must be 'release' or 'shuffle'");
     o->shuffle = !strcmp(s, "shuffle");
+    ALLMREC_TRY(config_get_bool(cfg, "train.all_items", &o->all_items));
     ALLMREC_TRY(config_get_double(cfg, "train.max_minutes", &o->max_minutes));
     if (!(o->max_minutes >= 0)) return bad_key(cfg, "train.max_minutes", "must be >= 0");
     ALLMREC_TRY(config_get_bool(cfg, "train.restart", &o->restart));
@@ -181,6 +185,7 @@ struct trainer {
     struct tokenizer *tok;
     struct sasrec_model sas;     // user_rep release_dropout only
     bool have_sas;
+    float *h_all;                // all_items: the batch's hidden states (batch, maxlen, d) on the host
     int32_t *users, *order;      // the epoch's users, in the epoch's order
     int64_t n_users;
     int64_t max_T;               // longest token row of any item text
@@ -252,7 +257,8 @@ static allmrec_status open_models(struct trainer *t) {
     ALLMREC_TRY(text_lengths(t, &bc));
     enum allmrec_device dev = strcmp(o->device, "cuda") ? ALLMREC_DEVICE_CPU : ALLMREC_DEVICE_CUDA;
     ALLMREC_TRY(op_ctx_init(&t->ctx, dev, o->device_index));
-    int64_t chunk = o->chunk < o->batch_size ? o->chunk : o->batch_size;
+    // rows per optimizer step: users, or (all_items) positions of the batch's sequences
+    int64_t chunk = o->all_items || o->chunk < o->batch_size ? o->chunk : o->batch_size;
     ALLMREC_TRY(stage1_model_init(&t->m, &t->ctx, &bc, t->cf.d, o->d_joint, chunk, t->max_T, o->freeze_sbert, &o->w));
     ALLMREC_TRY(bert_model_load(&t->m.sbert, o->sbert_path));
     log_info("stage1: %lld users, %lld items; x_u/E d = %d (%s), SBERT %s: width %lld, %lld layers, max %lld tokens; "
@@ -269,7 +275,7 @@ static allmrec_status open_models(struct trainer *t) {
     t->text_buf = malloc(t->text_cap * (size_t)(2 * chunk));
     if (!t->xu || !t->E || !t->pos || !t->neg || !t->texts || !t->text_buf)
         return ALLMREC_ERR(ALLMREC_ERR_NOMEM, "stage1: host staging");
-    if (o->user_rep == STAGE1_USER_REP_RELEASE_DROPOUT) {
+    if (o->user_rep == STAGE1_USER_REP_RELEASE_DROPOUT || o->all_items) {
         char ckpt[1024];
         snprintf(ckpt, sizeof ckpt, "%s", o->cf_checkpoint);
         if (!ckpt[0]) { // the checkpoint the export was written from
@@ -288,10 +294,13 @@ static allmrec_status open_models(struct trainer *t) {
             return ALLMREC_ERR_AT(ALLMREC_ERR_CONFIG, ckpt, 0, "cf.checkpoint", "SASRec checkpoint has %lld items, d %d; "
                                   "the dataset/export have %lld, %d", (long long)sc.n_items, sc.d,
                                   (long long)t->ds.n_items, t->cf.d);
-        ALLMREC_TRY(sasrec_init(&t->sas, &sc, &t->ctx, (int)chunk));
+        ALLMREC_TRY(sasrec_init(&t->sas, &sc, &t->ctx, o->all_items ? o->batch_size : (int)chunk));
         t->have_sas = true;
         ALLMREC_TRY(sasrec_checkpoint_load(&t->sas, ckpt, false));
-        log_info("stage1: x_u from %s with train-mode dropout %.2f (release)", ckpt, sc.dropout);
+        if (o->all_items && !(t->h_all = malloc(sizeof(float) * (size_t)o->batch_size * (size_t)sc.maxlen * (size_t)sc.d)))
+            return ALLMREC_ERR(ALLMREC_ERR_NOMEM, "stage1: hidden states");
+        log_info("stage1: x_u from %s (%s)%s", ckpt, o->user_rep == STAGE1_USER_REP_RELEASE_DROPOUT ?
+                 "train-mode dropout, as the release" : "eval mode", o->all_items ? ", every position (all_items)" : "");
     }
     return ALLMREC_OK;
 }
@@ -331,12 +340,39 @@ static void add_losses(struct stage1_losses *acc, const struct stage1_losses *l)
     acc->total += l->total;
 }
 
-// One chunk of n users starting at epoch slot `slot0`: sample, forward, backward, Adam.
-static allmrec_status train_chunk(struct trainer *t, int64_t epoch, int64_t slot0, int n, struct stage1_losses *acc) {
+// The n rows staged in t->pos, t->neg, t->xu: E rows, texts, tokens, forward,
+// backward (accumulating) and one Adam step.
+static allmrec_status train_rows(struct trainer *t, int64_t epoch, int n, struct stage1_losses *acc) {
     const struct stage1_options *o = t->o;
     const int d = t->cf.d;
+    for (int r = 0; r < n; r++) {
+        memcpy(t->E + (int64_t)r * d, t->cf.item_emb + (int64_t)t->pos[r] * d, sizeof(float) * (size_t)d);
+        memcpy(t->E + (int64_t)(n + r) * d, t->cf.item_emb + (int64_t)t->neg[r] * d, sizeof(float) * (size_t)d);
+        t->texts[r] = stage1_item_text(&t->ds, t->pos[r], t->text_buf + (size_t)r * t->text_cap, t->text_cap);
+        t->texts[n + r] = stage1_item_text(&t->ds, t->neg[r], t->text_buf + (size_t)(n + r) * t->text_cap, t->text_cap);
+    }
+    struct tokenizer_batch_options to = {.max_length = t->m.sbert.cfg.max_seq_length, .add_special = true};
+    struct token_batch tb;
+    ALLMREC_TRY(tokenizer_encode_batch(t->tok, 2 * n, t->texts, &to, &tb));
+    struct stage1_losses l;
+    int64_t t_step = t->m.mlp.adam_t + 1; // the 1-based step these rows are
+    allmrec_status s = stage1_forward_backward(&t->m, n, t->xu, t->E, tb.ids, tb.mask, tb.T, true,
+                                               sasrec_step_seed(o->seed ^ SEED_SALT_SBERT, t_step), &l);
+    token_batch_free(&tb);
+    ALLMREC_TRY(s);
+    ALLMREC_TRY(stage1_adam_step(&t->m, &o->adam));
+    if (!isfinite(l.total))
+        return ALLMREC_ERR(ALLMREC_ERR_NUMERIC, "stage1: loss is %g at epoch %lld (lower train.lr?)", l.total,
+                           (long long)epoch + 1);
+    add_losses(acc, &l);
+    return ALLMREC_OK;
+}
+
+// One chunk of n users from epoch slot `slot0`: the last train item as pos, a
+// Philox negative outside the user's train items, x_u of train[:-1].
+static allmrec_status train_chunk(struct trainer *t, int64_t epoch, int64_t slot0, int n, struct stage1_losses *acc) {
+    const struct stage1_options *o = t->o;
     const int32_t *users = t->order + slot0;
-    int64_t t_step = t->m.mlp.adam_t + 1; // the 1-based step this chunk is
     for (int r = 0; r < n; r++) {
         int32_t u = users[r];
         struct user_split sp = dataset_user_split(&t->ds, u);
@@ -350,26 +386,63 @@ static allmrec_status train_chunk(struct trainer *t, int64_t epoch, int64_t slot
             t->neg[r] = 0;
         }
     }
-    for (int r = 0; r < n; r++) {
-        memcpy(t->E + (int64_t)r * d, t->cf.item_emb + (int64_t)t->pos[r] * d, sizeof(float) * (size_t)d);
-        memcpy(t->E + (int64_t)(n + r) * d, t->cf.item_emb + (int64_t)t->neg[r] * d, sizeof(float) * (size_t)d);
-        t->texts[r] = stage1_item_text(&t->ds, t->pos[r], t->text_buf + (size_t)r * t->text_cap, t->text_cap);
-        t->texts[n + r] = stage1_item_text(&t->ds, t->neg[r], t->text_buf + (size_t)(n + r) * t->text_cap, t->text_cap);
+    ALLMREC_TRY(user_reps(t, users, n, sasrec_step_seed(o->seed ^ SEED_SALT_SASREC, t->m.mlp.adam_t + 1)));
+    return train_rows(t, epoch, n, acc);
+}
+
+struct neg_ctx {
+    uint64_t seed, counter;
+    uint32_t stream;
+    int32_t n_items;
+    const int32_t *excl;
+    int64_t n_excl;
+};
+static int32_t neg_draw(void *user, int pos) {
+    (void)pos;
+    struct neg_ctx *c = user;
+    return sample_negative(c->seed, c->stream, &c->counter, c->n_items, c->excl, c->n_excl);
+}
+
+// all_items (Table 8's A-LLMRec_all): one SASRec forward over the batch's
+// train sequences (seq = train[:-1], pos = the next item, one negative per
+// position), then every position with a target is a row: x_u = the hidden
+// state there; the rows in chunks of train.chunk, an Adam step per chunk.
+static allmrec_status train_batch_all_items(struct trainer *t, int64_t epoch, int64_t slot0, int64_t nb,
+                                            struct stage1_losses *acc, int *n_chunks) {
+    const struct stage1_options *o = t->o;
+    struct sasrec_model *s = &t->sas;
+    const int64_t T = s->cfg.maxlen, d = t->cf.d;
+    sasrec_batch_clear(&s->batch);
+    for (int64_t r = 0; r < nb; r++) {
+        int32_t u = t->order[slot0 + r];
+        struct user_split sp = dataset_user_split(&t->ds, u);
+        struct neg_ctx nc = {o->seed, (uint64_t)(slot0 + r) << 20, STREAM_NEG + (uint32_t)epoch,
+                             (int32_t)t->ds.n_items, t->hist.items + t->hist.offsets[u],
+                             t->hist.offsets[u + 1] - t->hist.offsets[u]};
+        sasrec_batch_fill_row(&s->batch, (int)r, sp.train, sp.train_len, true, neg_draw, &nc);
     }
-    ALLMREC_TRY(user_reps(t, users, n, sasrec_step_seed(o->seed ^ SEED_SALT_SASREC, t_step)));
-    struct tokenizer_batch_options to = {.max_length = t->m.sbert.cfg.max_seq_length, .add_special = true};
-    struct token_batch tb;
-    ALLMREC_TRY(tokenizer_encode_batch(t->tok, 2 * n, t->texts, &to, &tb));
-    struct stage1_losses l;
-    allmrec_status s = stage1_forward_backward(&t->m, n, t->xu, t->E, tb.ids, tb.mask, tb.T, true,
-                                               sasrec_step_seed(o->seed ^ SEED_SALT_SBERT, t_step), &l);
-    token_batch_free(&tb);
-    ALLMREC_TRY(s);
-    ALLMREC_TRY(stage1_adam_step(&t->m, &o->adam));
-    if (!isfinite(l.total))
-        return ALLMREC_ERR(ALLMREC_ERR_NUMERIC, "stage1: loss is %g at epoch %lld (lower train.lr?)", l.total,
-                           (long long)epoch + 1);
-    add_losses(acc, &l);
+    sasrec_batch_finish(&s->batch);
+    ALLMREC_TRY(sasrec_upload(s));
+    ALLMREC_TRY(sasrec_forward(s, o->user_rep == STAGE1_USER_REP_RELEASE_DROPOUT,
+                               sasrec_step_seed(o->seed ^ SEED_SALT_SASREC, t->m.mlp.adam_t + 1)));
+    ALLMREC_TRY(device_memcpy(t->h_all, ALLMREC_DEVICE_CPU, s->acts.h.data, t->ctx.device,
+                              sizeof(float) * (size_t)(nb * T * d)));
+    int n = 0;
+    for (int64_t i = 0; i < nb * T; i++) {
+        if (s->batch.pos[i] == 0) continue;
+        t->pos[n] = s->batch.pos[i];
+        t->neg[n] = s->batch.neg[i];
+        memcpy(t->xu + (int64_t)n * d, t->h_all + i * d, sizeof(float) * (size_t)d);
+        if (++n == t->m.max_users) {
+            ALLMREC_TRY(train_rows(t, epoch, n, acc));
+            (*n_chunks)++;
+            n = 0;
+        }
+    }
+    if (n > 0) {
+        ALLMREC_TRY(train_rows(t, epoch, n, acc));
+        (*n_chunks)++;
+    }
     return ALLMREC_OK;
 }
 
@@ -381,6 +454,7 @@ static allmrec_status train_batch(struct trainer *t, int64_t epoch, int64_t step
     const int64_t nb = t->n_users - slot0 < B ? t->n_users - slot0 : B;
     ALLMREC_TRY(stage1_zero_grad(&t->m));
     *n_chunks = 0;
+    if (t->o->all_items) return train_batch_all_items(t, epoch, slot0, nb, acc, n_chunks);
     for (int64_t c0 = 0; c0 < nb; c0 += t->m.max_users) {
         int n = (int)(nb - c0 < t->m.max_users ? nb - c0 : t->m.max_users);
         ALLMREC_TRY(train_chunk(t, epoch, slot0 + c0, n, acc));
@@ -623,7 +697,7 @@ static void trainer_free(struct trainer *t) {
     cf_export_free(&t->cf);
     dataset_free(&t->ds);
     free(t->users), free(t->order), free(t->xu), free(t->E), free(t->pos), free(t->neg);
-    free(t->texts), free(t->text_buf);
+    free(t->texts), free(t->text_buf), free(t->h_all);
 }
 
 // one epoch from t->step_in_epoch; *mean = the mean loss terms over its chunks.

@@ -26,7 +26,10 @@
 // resuming is exact. x_u: user_rep export = /users/x_train_prefix of the CF
 // export (eval mode); release_dropout = the SASRec checkpoint over train[:-1]
 // with train-mode dropout, a new mask per step. E = /items/embedding of the
-// export (or the checkpoint's item_emb.weight).
+// export. train.all_items (A-LLMRec_all, paper Table 8): every position of each
+// train window is a row (x_u = the SASRec checkpoint's hidden state there, eval
+// mode or with dropout per user_rep; pos = the next item; one negative per
+// position), one SASRec forward per batch, the rows in chunks of train.chunk.
 // Files in out_dir: config.yaml, train_log.jsonl (one JSON object per epoch:
 // the four terms and the total), last.h5 (resume state, written after every
 // epoch and on SIGINT/SIGTERM), checkpoint.h5 (the autoencoders, format
@@ -117,7 +120,7 @@ struct stage1_options {
     int device_index;
     enum stage1_user_rep user_rep;
     struct stage1_loss_weights w;
-    bool freeze_sbert, skip_short_users, shuffle, restart, progress;
+    bool freeze_sbert, skip_short_users, shuffle, all_items, restart, progress;
     int64_t d_joint;
     int batch_size, chunk, epochs;
     struct adam_params adam;

@@ -4,8 +4,8 @@
 // output files' schema, e_i recomputed in double from checkpoint.h5 and the
 // export, q_i from the written sbert/ directory; a run stopped after 3 steps and
 // resumed ends with exactly the parameters of an uninterrupted run; the
-// release_dropout / shuffle / skip_short_users path; config errors name the
-// key; the CLI command.
+// release_dropout / shuffle / skip_short_users path; all_items (every
+// position a row); config errors name the key; the CLI command.
 #include <cjson/cJSON.h>
 #include <limits.h>
 #include <math.h>
@@ -339,6 +339,39 @@ static void test_release_dropout_and_options(void) {
     safetensors_close(&sb);
 }
 
+// all_items: every position of the (maxlen 8) train windows is a row, 20 rows
+// per Adam step within a batch of 32 users; the step count says so
+static void test_all_items(void) {
+    if (!setup()) TEST_SKIP("setup failed");
+    const char *ov[] = {"train.epochs=3", "train.all_items=true", "train.lr=3.0e-3"};
+    CHECK_OK(run("all_items", ov, 3, 0));
+    double t[4][5];
+    CHECK_EQ_INT(read_log("all_items", t, 4), 3);
+    for (int k = 0; k < 4; k++) CHECK_MSG(t[2][k] < t[0][k], "term %d did not fall: %.6f -> %.6f", k, t[0][k], t[2][k]);
+    struct dataset ds;
+    dataset_init(&ds);
+    CHECK_OK(dataset_load_hdf5(&ds, g_data));
+    int64_t steps = 0;
+    for (int64_t b0 = 0; b0 < ds.n_users; b0 += 32) {
+        int64_t rows = 0;
+        for (int64_t u = b0; u < b0 + 32 && u < ds.n_users; u++) {
+            int64_t n = dataset_user_split(&ds, u).train_len - 1;
+            rows += n < 0 ? 0 : (n > 8 ? 8 : n);
+        }
+        steps += (rows + 19) / 20;
+    }
+    dataset_free(&ds);
+    char p[1200];
+    snprintf(p, sizeof p, "%s/all_items/last.h5", test_tmpdir());
+    struct h5_file f;
+    int64_t adam_t;
+    CHECK_OK(h5_open_read(&f, p));
+    CHECK_OK(h5_attr_get_i64(&f, "params", "mlp.adam_t", &adam_t));
+    h5_close(&f);
+    fprintf(stderr, "  all_items: %lld Adam steps in 3 epochs (expected %lld)\n", (long long)adam_t, (long long)(3 * steps));
+    CHECK_EQ_INT(adam_t, 3 * steps);
+}
+
 static void test_config_errors(void) {
     if (!setup()) TEST_SKIP("setup failed");
     struct config cfg;
@@ -388,4 +421,5 @@ static void test_cli(void) {
 }
 
 TEST_MAIN(TEST_CASE(test_loss_terms_fall), TEST_CASE(test_outputs), TEST_CASE(test_resume_exact),
-          TEST_CASE(test_release_dropout_and_options), TEST_CASE(test_config_errors), TEST_CASE(test_cli))
+          TEST_CASE(test_release_dropout_and_options), TEST_CASE(test_all_items), TEST_CASE(test_config_errors),
+          TEST_CASE(test_cli))
