@@ -1,7 +1,6 @@
 // stage1_run.c: `allmrec train stage1`: config, data, the epoch loop
 // (step / state / outputs), resume and the output files (see stage1.h).
 #include <math.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +14,7 @@
 #include "allmrec/sasrec.h"
 #include "allmrec/stage1.h"
 #include "allmrec/text.h"
+#include "allmrec/train_loop.h"
 
 #define F32 ALLMREC_DTYPE_F32
 
@@ -59,6 +59,8 @@ static const struct config_key SCHEMA[] = {
     {"train.order", CONFIG_STRING, "release", false, "users in id order (release) | a Philox permutation per epoch (shuffle)"},
     {"train.max_minutes", CONFIG_DOUBLE, "0", false,
      "time budget: stop after the epoch that passes it and write the outputs (0 = none; re-running resumes)"},
+    {"train.checkpoint_every", CONFIG_INT, "0", false, "also write last.h5 every N steps (0 = at epoch ends only)"},
+    {"train.log_every", CONFIG_INT, "0", false, "a step line in train_log.jsonl every N steps (0 = none)"},
     {"train.restart", CONFIG_BOOL, "false", false, "ignore <out_dir>/last.h5 and start over"},
     {"train.progress", CONFIG_BOOL, "true", false, "progress lines on stderr"},
     {"out_dir", CONFIG_STRING, "runs/stage1", false, "run folder"},
@@ -162,6 +164,10 @@ allmrec_status stage1_options_from_config(const struct config *cfg_in, struct st
     ALLMREC_TRY(config_get_bool(cfg, "train.all_items", &o->all_items));
     ALLMREC_TRY(config_get_double(cfg, "train.max_minutes", &o->max_minutes));
     if (!(o->max_minutes >= 0)) return bad_key(cfg, "train.max_minutes", "must be >= 0");
+    ALLMREC_TRY(config_get_int(cfg, "train.checkpoint_every", &o->checkpoint_every));
+    if (o->checkpoint_every < 0) return bad_key(cfg, "train.checkpoint_every", "must be >= 0");
+    ALLMREC_TRY(config_get_int(cfg, "train.log_every", &o->log_every));
+    if (o->log_every < 0) return bad_key(cfg, "train.log_every", "must be >= 0");
     ALLMREC_TRY(config_get_bool(cfg, "train.restart", &o->restart));
     ALLMREC_TRY(config_get_bool(cfg, "train.progress", &o->progress));
     ALLMREC_TRY(get_str(cfg, "out_dir", o->out_dir, sizeof o->out_dir));
@@ -175,7 +181,7 @@ void stage1_options_free(struct stage1_options *o) {
 
 // ------------------------------------------------------------------ the trainer's state
 
-struct trainer {
+struct s1 {
     const struct stage1_options *o;
     struct dataset ds;
     struct cf_export cf;
@@ -195,8 +201,11 @@ struct trainer {
     const char **texts;
     char *text_buf;
     size_t text_cap;             // bytes per text in text_buf
-    // progress
-    double epoch, step_in_epoch, finished;
+    // the loss terms since the last epoch line (summed over chunks) and the step losses for the loop
+    struct stage1_losses terms;
+    int64_t terms_chunks, terms_epoch;
+    double loss_sum;
+    char p_log[1200];
 };
 
 #define STREAM_ORDER 0x51000000u
@@ -205,7 +214,7 @@ struct trainer {
 #define SEED_SALT_SASREC 0x5A5EC0DEull
 
 // users with a train part (and >= 2 train items with skip_short_users), by id
-static allmrec_status pick_users(struct trainer *t) {
+static allmrec_status pick_users(struct s1 *t) {
     int64_t n_all;
     int32_t *all;
     ALLMREC_TRY(dataset_train_users(&t->ds, t->o->train_scenario, &n_all, &all));
@@ -222,7 +231,7 @@ static allmrec_status pick_users(struct trainer *t) {
 }
 
 // the epoch's user order: id order (release) or a Philox permutation keyed by (seed, epoch)
-static void epoch_order(struct trainer *t, int64_t epoch) {
+static void epoch_order(struct s1 *t, int64_t epoch) {
     memcpy(t->order, t->users, (size_t)t->n_users * sizeof(int32_t));
     if (!t->o->shuffle) return;
     for (int64_t i = t->n_users - 1; i > 0; i--) {
@@ -234,7 +243,7 @@ static void epoch_order(struct trainer *t, int64_t epoch) {
 }
 
 // longest token row over every item text (0..n_items), capped by max_seq_length
-static allmrec_status text_lengths(struct trainer *t, const struct bert_config *bc) {
+static allmrec_status text_lengths(struct s1 *t, const struct bert_config *bc) {
     char buf[8192];
     t->max_T = 2;
     for (int32_t i = 0; i <= t->ds.n_items; i++) {
@@ -247,7 +256,7 @@ static allmrec_status text_lengths(struct trainer *t, const struct bert_config *
     return ALLMREC_OK;
 }
 
-static allmrec_status open_models(struct trainer *t) {
+static allmrec_status open_models(struct s1 *t) {
     const struct stage1_options *o = t->o;
     struct bert_config bc;
     ALLMREC_TRY(bert_config_from_dir(&bc, o->sbert_path));
@@ -309,7 +318,7 @@ static allmrec_status open_models(struct trainer *t) {
 
 // x_u of n users into t->xu: the export's prefix representation, or the SASRec
 // checkpoint over train[:-1] in train mode (dropout keyed by the step)
-static allmrec_status user_reps(struct trainer *t, const int32_t *users, int n, uint64_t step_seed) {
+static allmrec_status user_reps(struct s1 *t, const int32_t *users, int n, uint64_t step_seed) {
     const int d = t->cf.d;
     if (!t->have_sas) {
         for (int r = 0; r < n; r++) memcpy(t->xu + (int64_t)r * d, t->cf.x_train_prefix + (int64_t)users[r] * d, sizeof(float) * (size_t)d);
@@ -342,7 +351,7 @@ static void add_losses(struct stage1_losses *acc, const struct stage1_losses *l)
 
 // The n rows staged in t->pos, t->neg, t->xu: E rows, texts, tokens, forward,
 // backward (accumulating) and one Adam step.
-static allmrec_status train_rows(struct trainer *t, int64_t epoch, int n, struct stage1_losses *acc) {
+static allmrec_status train_rows(struct s1 *t, int64_t epoch, int n, struct stage1_losses *acc) {
     const struct stage1_options *o = t->o;
     const int d = t->cf.d;
     for (int r = 0; r < n; r++) {
@@ -370,7 +379,7 @@ static allmrec_status train_rows(struct trainer *t, int64_t epoch, int n, struct
 
 // One chunk of n users from epoch slot `slot0`: the last train item as pos, a
 // Philox negative outside the user's train items, x_u of train[:-1].
-static allmrec_status train_chunk(struct trainer *t, int64_t epoch, int64_t slot0, int n, struct stage1_losses *acc) {
+static allmrec_status train_chunk(struct s1 *t, int64_t epoch, int64_t slot0, int n, struct stage1_losses *acc) {
     const struct stage1_options *o = t->o;
     const int32_t *users = t->order + slot0;
     for (int r = 0; r < n; r++) {
@@ -407,7 +416,7 @@ static int32_t neg_draw(void *user, int pos) {
 // train sequences (seq = train[:-1], pos = the next item, one negative per
 // position), then every position with a target is a row: x_u = the hidden
 // state there; the rows in chunks of train.chunk, an Adam step per chunk.
-static allmrec_status train_batch_all_items(struct trainer *t, int64_t epoch, int64_t slot0, int64_t nb,
+static allmrec_status train_batch_all_items(struct s1 *t, int64_t epoch, int64_t slot0, int64_t nb,
                                             struct stage1_losses *acc, int *n_chunks) {
     const struct stage1_options *o = t->o;
     struct sasrec_model *s = &t->sas;
@@ -448,7 +457,7 @@ static allmrec_status train_batch_all_items(struct trainer *t, int64_t epoch, in
 
 // One batch: gradients zeroed once, then an Adam step per chunk (the release's
 // zero_grad per batch, step per chunk). Returns the number of chunks run.
-static allmrec_status train_batch(struct trainer *t, int64_t epoch, int64_t step, struct stage1_losses *acc,
+static allmrec_status train_batch(struct s1 *t, int64_t epoch, int64_t step, struct stage1_losses *acc,
                                   int *n_chunks) {
     const int64_t B = t->o->batch_size, slot0 = step * B;
     const int64_t nb = t->n_users - slot0 < B ? t->n_users - slot0 : B;
@@ -512,7 +521,7 @@ static allmrec_status sbert_read(struct h5_file *f, struct bert_model *m) {
     return ALLMREC_OK;
 }
 
-static allmrec_status write_attrs(struct h5_file *f, struct trainer *t) {
+static allmrec_status write_attrs(struct h5_file *f, struct s1 *t) {
     ALLMREC_TRY(h5_attr_set_str(f, "/", "format", CKPT_FORMAT));
     ALLMREC_TRY(h5_attr_set_i64(f, "/", "format_version", 1));
     ALLMREC_TRY(h5_attr_set_str(f, "/", "model", "stage1"));
@@ -520,21 +529,21 @@ static allmrec_status write_attrs(struct h5_file *f, struct trainer *t) {
     ALLMREC_TRY(h5_attr_set_i64(f, "/", "d", t->cf.d));
     ALLMREC_TRY(h5_attr_set_i64(f, "/", "d_text", t->m.d_text));
     ALLMREC_TRY(h5_attr_set_i64(f, "/", "d_joint", t->m.d_joint));
-    ALLMREC_TRY(h5_attr_set_f64(f, "/", "epoch", t->epoch));
-    ALLMREC_TRY(h5_attr_set_f64(f, "/", "step_in_epoch", t->step_in_epoch));
-    ALLMREC_TRY(h5_attr_set_f64(f, "/", "finished", t->finished));
     ALLMREC_TRY(h5_attr_set_i64(f, "/", "seed", (int64_t)t->o->seed));
     ALLMREC_TRY(h5_attr_set_str(f, "/", "sbert", t->o->sbert_path));
     ALLMREC_TRY(h5_attr_set_str(f, "/", "cf_export", t->o->cf_export));
     return h5_attr_set_str(f, "/", "config", t->o->config_yaml);
 }
 
-// last.h5 (with optimizer state and SBERT) or checkpoint.h5 (the autoencoders only)
-static allmrec_status save_state(struct trainer *t, const char *path, bool resume_state) {
+// last.h5 (with optimizer state and SBERT) or best.h5 / checkpoint.h5 (the
+// autoencoders only), with the loop's attributes keys[i] = vals[i]
+static allmrec_status save_state(struct s1 *t, const char *path, bool resume_state, int n_extra,
+                                 const char *const *keys, const double *vals) {
     ALLMREC_TRY(op_ctx_sync(&t->ctx));
     struct h5_file f;
     ALLMREC_TRY(h5_create_atomic(&f, path));
     allmrec_status s = write_attrs(&f, t);
+    for (int i = 0; i < n_extra && !s; i++) s = h5_attr_set_f64(&f, "/", keys[i], vals[i]);
     if (!s) s = align_net_write(&f, "params", &t->m.mlp, resume_state);
     if (!s) s = align_net_write(&f, "params", &t->m.mlp2, resume_state);
     if (!s && resume_state && !t->m.freeze_sbert) s = sbert_write(&f, &t->m.sbert);
@@ -546,7 +555,7 @@ static allmrec_status save_state(struct trainer *t, const char *path, bool resum
     return h5_commit(&f);
 }
 
-static allmrec_status load_state(struct trainer *t, const char *path) {
+static allmrec_status load_state(struct s1 *t, const char *path) {
     struct h5_file f;
     ALLMREC_TRY(h5_open_read(&f, path));
     char *model = NULL;
@@ -563,9 +572,6 @@ static allmrec_status load_state(struct trainer *t, const char *path) {
         s = ALLMREC_ERR_AT(ALLMREC_ERR_CONFIG, path, 0, "out_dir", "this out_dir holds a Stage-1 run of another shape "
                            "(n_items %lld, d %lld, text width %lld, joint %lld); use a new out_dir or train.restart=true",
                            (long long)n_items, (long long)d, (long long)dt, (long long)dj);
-    if (!s) s = h5_attr_get_f64(&f, "/", "epoch", &t->epoch);
-    if (!s) s = h5_attr_get_f64(&f, "/", "step_in_epoch", &t->step_in_epoch);
-    if (!s) s = h5_attr_get_f64(&f, "/", "finished", &t->finished);
     if (!s) s = align_net_read(&f, "params", &t->m.mlp, true);
     if (!s) s = align_net_read(&f, "params", &t->m.mlp2, true);
     if (!s && !t->m.freeze_sbert) s = sbert_read(&f, &t->m.sbert);
@@ -578,7 +584,7 @@ static allmrec_status load_state(struct trainer *t, const char *path) {
 
 // the fine-tuned encoder as a model directory: the source's config and
 // tokenizer files copied, model.safetensors from the trained weights
-static allmrec_status write_sbert_dir(struct trainer *t, const char *dir) {
+static allmrec_status write_sbert_dir(struct s1 *t, const char *dir) {
     static const char *files[] = {"config.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json",
                                   "tokenizer.json", "sentence_bert_config.json", "modules.json", "1_Pooling/config.json"};
     char src[1200], dst[1200], sub[1200];
@@ -613,7 +619,7 @@ static allmrec_status encode_rows(struct align_net *net, struct tensor stage, co
 }
 
 // joint.h5: /items/e = sigmoid(fc1_item(E_i)), /items/q = sigmoid(fc1_text(SBERT_eval(text_i))), rows 0..n_items
-static allmrec_status write_joint(struct trainer *t, const char *path, const char *ckpt, const char *sbert_dir) {
+static allmrec_status write_joint(struct s1 *t, const char *path, const char *ckpt, const char *sbert_dir) {
     const int64_t n = t->ds.n_items + 1, dj = t->m.d_joint, C = t->m.d_text;
     float *e = malloc(sizeof(float) * (size_t)(n * dj)), *q = malloc(sizeof(float) * (size_t)(n * dj));
     float *Q = malloc(sizeof(float) * (size_t)(n * C));
@@ -656,22 +662,9 @@ static allmrec_status write_joint(struct trainer *t, const char *path, const cha
     return s;
 }
 
-// ------------------------------------------------------------------ the run
+// ------------------------------------------------------------------ the trainer (train_loop.h)
 
-static volatile sig_atomic_t g_interrupted = 0;
-static void on_signal(int sig) { (void)sig; g_interrupted = 1; }
-
-static void log_jsonl(const char *path, const char *line) {
-    FILE *f = fopen(path, "a");
-    if (!f) {
-        log_warn("cannot append to %s", path);
-        return;
-    }
-    fprintf(f, "%s\n", line);
-    fclose(f);
-}
-
-static allmrec_status open_data(struct trainer *t) {
+static allmrec_status open_data(struct s1 *t) {
     const struct stage1_options *o = t->o;
     dataset_init(&t->ds);
     if (dataset_load_hdf5(&t->ds, o->data_path)) return allmrec_error_prefix("data.path: ");
@@ -688,7 +681,7 @@ static allmrec_status open_data(struct trainer *t) {
     return dataset_history_sets(&t->ds, HISTORY_TRAIN, &t->hist);
 }
 
-static void trainer_free(struct trainer *t) {
+static void s1_free(struct s1 *t) {
     if (t->have_sas) sasrec_free(&t->sas);
     stage1_model_free(&t->m);
     if (t->ctx.be) op_ctx_free(&t->ctx);
@@ -700,119 +693,107 @@ static void trainer_free(struct trainer *t) {
     free(t->texts), free(t->text_buf), free(t->h_all);
 }
 
-// one epoch from t->step_in_epoch; *mean = the mean loss terms over its chunks.
-// Interrupted (or stop_after_steps reached): the state is saved and
-// ALLMREC_ERR_INTERRUPTED returned.
-static allmrec_status run_epoch(struct trainer *t, const char *p_last, int64_t *steps_run, struct stage1_losses *mean) {
-    const struct stage1_options *o = t->o;
-    const int64_t epoch = (int64_t)t->epoch, n_steps = (t->n_users + o->batch_size - 1) / o->batch_size;
+// the mean loss terms of the chunks run since the last call, as a
+// {"event": "loss_terms", ...} line of train_log.jsonl (epoch = t->terms_epoch + 1)
+static void flush_terms(struct s1 *t, struct stage1_losses *mean) {
+    if (t->terms_chunks == 0) return;
+    double k = (double)t->terms_chunks;
+    struct stage1_losses L = {t->terms.rec / k, t->terms.match / k, t->terms.irec / k, t->terms.trec / k,
+                              t->terms.total / k};
+    char line[512];
+    snprintf(line, sizeof line, "{\"event\": \"loss_terms\", \"epoch\": %lld, \"rec\": %.6f, \"match\": %.6f, "
+             "\"irec\": %.6f, \"trec\": %.6f, \"loss\": %.6f, \"chunks\": %lld}", (long long)t->terms_epoch + 1, L.rec,
+             L.match, L.irec, L.trec, L.total, (long long)t->terms_chunks);
+    train_loop_log_jsonl(t->p_log, line);
+    log_info("stage1 epoch %lld: rec %.4f  match %.5f  irec %.4f  trec %.4f  (total %.4f over %lld chunks)",
+             (long long)t->terms_epoch + 1, L.rec, L.match, L.irec, L.trec, L.total, (long long)t->terms_chunks);
+    if (mean) *mean = L;
+    memset(&t->terms, 0, sizeof t->terms);
+    t->terms_chunks = 0;
+}
+
+static allmrec_status tr_begin_epoch(void *self, int64_t epoch, int64_t *n_steps) {
+    struct s1 *t = self;
+    flush_terms(t, NULL); // the previous epoch's terms
+    t->terms_epoch = epoch;
     epoch_order(t, epoch);
-    struct progress pr;
-    char label[48];
-    snprintf(label, sizeof label, "stage1 epoch %lld/%d", (long long)epoch + 1, o->epochs);
-    if (o->progress) progress_start(&pr, label, (double)n_steps, "steps");
+    *n_steps = (t->n_users + t->o->batch_size - 1) / t->o->batch_size;
+    return ALLMREC_OK;
+}
+
+static allmrec_status tr_step(void *self, int64_t epoch, int64_t step, int64_t *n_examples) {
+    struct s1 *t = self;
     struct stage1_losses acc = {0};
-    int64_t chunks = 0;
-    for (int64_t step = (int64_t)t->step_in_epoch; step < n_steps; step++) {
-        int nc;
-        ALLMREC_TRY(train_batch(t, epoch, step, &acc, &nc));
-        chunks += nc;
-        (*steps_run)++;
-        if (o->progress) progress_update(&pr, (double)(step + 1));
-        if (g_interrupted || (o->stop_after_steps > 0 && *steps_run >= o->stop_after_steps)) {
-            if (o->progress) progress_finish(&pr);
-            t->step_in_epoch = (double)(step + 1);
-            if (t->step_in_epoch >= n_steps) {
-                t->epoch += 1;
-                t->step_in_epoch = 0;
-            }
-            ALLMREC_TRY(save_state(t, p_last, true));
-            return ALLMREC_ERR(ALLMREC_ERR_INTERRUPTED, "stage1 stopped at epoch %lld step %lld; state saved to %s: "
-                               "run the same command again to resume", (long long)epoch + 1, (long long)step + 1, p_last);
-        }
-    }
-    if (o->progress) progress_finish(&pr);
-    double k = chunks > 0 ? (double)chunks : 1.0;
-    *mean = (struct stage1_losses){acc.rec / k, acc.match / k, acc.irec / k, acc.trec / k, acc.total / k};
-    t->epoch += 1;
-    t->step_in_epoch = 0;
+    int n_chunks = 0;
+    ALLMREC_TRY(train_batch(t, epoch, step, &acc, &n_chunks));
+    add_losses(&t->terms, &acc);
+    t->terms_chunks += n_chunks;
+    if (n_chunks > 0) t->loss_sum += acc.total / n_chunks;
+    int64_t B = t->o->batch_size;
+    *n_examples = t->n_users - step * B < B ? t->n_users - step * B : B;
+    return ALLMREC_OK;
+}
+
+static allmrec_status tr_read_loss(void *self, double *sum, bool reset) {
+    struct s1 *t = self;
+    if (sum) *sum = t->loss_sum;
+    if (reset) t->loss_sum = 0;
+    return ALLMREC_OK;
+}
+
+static allmrec_status tr_save(void *self, const char *path, bool with_optimizer, int n_extra,
+                              const char *const *keys, const double *vals) {
+    return save_state(self, path, with_optimizer, n_extra, keys, vals);
+}
+
+static allmrec_status tr_load(void *self, const char *path) {
+    struct s1 *t = self;
+    ALLMREC_TRY(load_state(t, path));
+    log_info("stage1: resuming from %s (Adam step %lld)", path, (long long)t->m.mlp.adam_t);
     return ALLMREC_OK;
 }
 
 allmrec_status stage1_run_train(struct stage1_options *o, struct stage1_losses *last) {
-    struct trainer t;
+    struct s1 t;
     memset(&t, 0, sizeof t);
     t.o = o;
-    char p_last[1200], p_log[1200], p_cfg[1200], p_ckpt[1200], p_joint[1200], p_sbert[1200], line[1024];
-    fs_join(p_last, sizeof p_last, o->out_dir, "last.h5");
-    fs_join(p_log, sizeof p_log, o->out_dir, "train_log.jsonl");
+    char p_cfg[1200], p_ckpt[1200], p_joint[1200], p_sbert[1200];
+    fs_join(t.p_log, sizeof t.p_log, o->out_dir, "train_log.jsonl");
     fs_join(p_cfg, sizeof p_cfg, o->out_dir, "config.yaml");
     fs_join(p_ckpt, sizeof p_ckpt, o->out_dir, "checkpoint.h5");
     fs_join(p_joint, sizeof p_joint, o->out_dir, "joint.h5");
     fs_join(p_sbert, sizeof p_sbert, o->out_dir, "sbert");
-    struct sigaction old_int, old_term, sa;
-    bool sig_installed = false;
     allmrec_status s;
     if ((s = fs_mkdir_p(o->out_dir)) || (s = fs_write_atomic(p_cfg, o->config_yaml, strlen(o->config_yaml))) ||
-        (s = open_data(&t)) || (s = open_models(&t)))
+        (s = open_data(&t)) || (s = open_models(&t)) || (s = align_net_init_weights(&t.m.mlp, o->seed, 0)) ||
+        (s = align_net_init_weights(&t.m.mlp2, o->seed, 1)))
         goto done;
-    if (!o->restart && fs_exists(p_last)) {
-        if ((s = load_state(&t, p_last))) goto done;
-        log_info("resuming from %s: epoch %d, step %d of that epoch, Adam step %lld", p_last, (int)t.epoch,
-                 (int)t.step_in_epoch, (long long)t.m.mlp.adam_t);
-    } else if ((s = align_net_init_weights(&t.m.mlp, o->seed, 0)) || (s = align_net_init_weights(&t.m.mlp2, o->seed, 1))) {
-        goto done;
-    }
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    g_interrupted = 0;
-    sigaction(SIGINT, &sa, &old_int);
-    sigaction(SIGTERM, &sa, &old_term);
-    sig_installed = true;
-
-    double t0 = time_now();
-    int64_t steps_run = 0;
-    int epochs_run = 0;
-    while (!t.finished && t.epoch < o->epochs) {
-        double te = time_now();
-        struct stage1_losses L;
-        if ((s = run_epoch(&t, p_last, &steps_run, &L))) goto done;
-        epochs_run++;
-        double dt = time_now() - te, per = (time_now() - t0) / epochs_run;
-        char eta[32], el[32];
-        format_duration(per * (o->epochs - t.epoch), eta, sizeof eta);
-        format_duration(dt, el, sizeof el);
-        log_info("stage1 epoch %d/%d  loss %.4f  (rec %.4f  match %.5f  irec %.4f  trec %.4f)  %s  ETA %s",
-                 (int)t.epoch, o->epochs, L.total, L.rec, L.match, L.irec, L.trec, el, eta);
-        snprintf(line, sizeof line, "{\"event\": \"epoch\", \"epoch\": %d, \"loss\": %.6f, \"rec\": %.6f, \"match\": %.6f, "
-                 "\"irec\": %.6f, \"trec\": %.6f, \"seconds\": %.3f, \"adam_step\": %lld}", (int)t.epoch, L.total, L.rec,
-                 L.match, L.irec, L.trec, dt, (long long)t.m.mlp.adam_t);
-        log_jsonl(p_log, line);
-        if (last) *last = L;
-        if (t.epoch >= o->epochs) t.finished = 1;
-        if ((s = save_state(&t, p_last, true))) goto done;
-        if (g_interrupted) {
-            s = ALLMREC_ERR(ALLMREC_ERR_INTERRUPTED, "interrupted after epoch %d; state saved to %s: run the same "
-                            "command again to resume", (int)t.epoch, p_last);
-            goto done;
-        }
-        if (o->max_minutes > 0 && !t.finished && time_now() - t0 > o->max_minutes * 60.0) {
-            log_info("time budget of %.1f min reached after epoch %d: writing the outputs (re-run to resume training)",
-                     o->max_minutes, (int)t.epoch);
-            break;
-        }
-    }
-    if ((s = save_state(&t, p_ckpt, false)) || (s = write_sbert_dir(&t, p_sbert)) ||
+    struct trainer tr = {.self = &t, .begin_epoch = tr_begin_epoch, .step = tr_step, .read_loss = tr_read_loss,
+                         .save = tr_save, .load = tr_load};
+    struct train_loop_options lo;
+    train_loop_options_default(&lo);
+    lo.out_dir = o->out_dir;
+    lo.epochs = o->epochs;
+    lo.max_minutes = o->max_minutes;
+    lo.budget_mid_epoch = true; // Stage-1 epochs over real data are long
+    lo.checkpoint_every = o->checkpoint_every;
+    lo.log_every = o->log_every;
+    lo.restart = o->restart;
+    lo.progress = o->progress;
+    lo.stop_after_steps = o->stop_after_steps;
+    struct train_loop_result res;
+    s = train_loop_run(&lo, &tr, &res);
+    if (s) goto done;
+    flush_terms(&t, last);
+    const char *keys[] = {"epoch"};
+    double vals[] = {(double)res.epochs_done};
+    if ((s = save_state(&t, p_ckpt, false, 1, keys, vals)) || (s = write_sbert_dir(&t, p_sbert)) ||
         (s = write_joint(&t, p_joint, p_ckpt, p_sbert)))
         goto done;
-    log_info("wrote %s, %s/, %s", p_ckpt, p_sbert, p_joint);
+    log_info("wrote %s, %s/, %s (%lld epochs%s)", p_ckpt, p_sbert, p_joint, (long long)res.epochs_done,
+             res.finished ? "" : ", not finished: re-run to resume");
 
 done:
-    if (sig_installed) {
-        sigaction(SIGINT, &old_int, NULL);
-        sigaction(SIGTERM, &old_term, NULL);
-    }
-    trainer_free(&t);
+    s1_free(&t);
     return s;
 }

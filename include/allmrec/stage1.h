@@ -30,12 +30,17 @@
 // train window is a row (x_u = the SASRec checkpoint's hidden state there, eval
 // mode or with dropout per user_rep; pos = the next item; one negative per
 // position), one SASRec forward per batch, the rows in chunks of train.chunk.
-// Files in out_dir: config.yaml, train_log.jsonl (one JSON object per epoch:
-// the four terms and the total), last.h5 (resume state, written after every
-// epoch and on SIGINT/SIGTERM), checkpoint.h5 (the autoencoders, format
-// "allmrec-checkpoint", model "stage1"), sbert/ (the fine-tuned encoder as a
-// model directory: config files copied, model.safetensors), joint.h5
-// (/items/e and /items/q, format "allmrec-joint-embeddings").
+// The epochs, resume, signals, time budget and logs are the shared loop's
+// (train_loop.h); a step is one batch. Files in out_dir: config.yaml,
+// train_log.jsonl (the loop's lines plus one {"event": "loss_terms", "epoch",
+// "rec", "match", "irec", "trec", "loss", "chunks"} line per epoch: the mean
+// terms over its chunks), last.h5 (resume state: both autoencoders, SBERT,
+// Adam moments), best.h5 (the loop's: the state it stopped with),
+// checkpoint.h5 (the same autoencoders, the name the runner passes to later
+// stages; format "allmrec-checkpoint", model "stage1", datasets
+// params/mlp.fc1.weight ... params/mlp2.fc2.bias), sbert/ (the fine-tuned
+// encoder as a model directory: config files copied, model.safetensors),
+// joint.h5 (/items/e and /items/q, format "allmrec-joint-embeddings").
 //
 // defines: struct stage1_loss_weights, struct stage1_losses, struct stage1_model,
 //          stage1_model_init, stage1_model_free, stage1_zero_grad, stage1_forward_backward,
@@ -126,6 +131,7 @@ struct stage1_options {
     struct adam_params adam;
     uint64_t seed;
     double max_minutes;
+    int64_t checkpoint_every, log_every; // train_loop.h: last.h5 / a step log line every N steps (0 = off)
     int64_t stop_after_steps; // > 0: save and stop after that many steps (tests)
     char *config_yaml;        // resolved config text (owned)
 };
