@@ -317,6 +317,29 @@ static void test_config_errors(void) {
     CHECK_STR_CONTAINS(allmrec_error_message(), "cf.export");
 }
 
+// configs/stage1/{release,strict}.yaml load and say what RELEASE.md section 6 says
+static void test_preset_configs(void) {
+    const char *names[2] = {"release", "strict"};
+    for (int k = 0; k < 2; k++) {
+        char path[1200];
+        snprintf(path, sizeof path, "%s/configs/stage1/%s.yaml", ALLMREC_SOURCE_DIR, names[k]);
+        char *ov[] = {"data.path=x.h5", "cf.export=x.h5", "sbert.path=x"};
+        struct config cfg;
+        config_init(&cfg);
+        CHECK_OK(config_load(&cfg, path, ov, 3));
+        struct stage1_options o;
+        CHECK_OK(stage1_options_from_config(&cfg, &o));
+        CHECK(o.w.alpha == 0.5f && o.w.beta == 0.2f && o.w.rec == 1 && o.w.matching == 1 && !o.w.rec_logit_dot);
+        CHECK(o.batch_size == 32 && o.chunk == 60 && o.epochs == 10 && o.adam.lr == 1e-4f && o.adam.beta2 == 0.98f);
+        CHECK(o.d_joint == 128 && !o.freeze_sbert && !o.all_items);
+        bool strict = k == 1;
+        CHECK(o.user_rep == (strict ? STAGE1_USER_REP_EXPORT : STAGE1_USER_REP_RELEASE_DROPOUT));
+        CHECK(o.shuffle == strict && o.skip_short_users == strict);
+        stage1_options_free(&o);
+        config_free(&cfg);
+    }
+}
+
 // the CLI: allmrec train stage1 --config FILE
 static void test_cli(void) {
     if (!setup()) TEST_SKIP("setup failed");
@@ -344,4 +367,4 @@ static void test_cli(void) {
 
 TEST_MAIN(TEST_CASE(test_loss_terms_fall), TEST_CASE(test_outputs), TEST_CASE(test_resume_exact),
           TEST_CASE(test_release_dropout_and_options), TEST_CASE(test_all_items), TEST_CASE(test_config_errors),
-          TEST_CASE(test_cli))
+          TEST_CASE(test_preset_configs), TEST_CASE(test_cli))
