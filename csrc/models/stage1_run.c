@@ -7,6 +7,7 @@
 
 #include "allmrec/cf_export.h"
 #include "allmrec/device.h"
+#include "allmrec/eval.h"
 #include "allmrec/fs.h"
 #include "allmrec/h5.h"
 #include "allmrec/log.h"
@@ -63,6 +64,10 @@ static const struct config_key SCHEMA[] = {
     {"train.log_every", CONFIG_INT, "0", false, "a step line in train_log.jsonl every N steps (0 = none)"},
     {"train.restart", CONFIG_BOOL, "false", false, "ignore <out_dir>/last.h5 and start over"},
     {"train.progress", CONFIG_BOOL, "true", false, "progress lines on stderr"},
+    {"eval.final", CONFIG_BOOL, "true", false,
+     "rank the test candidates by x_u . E_i, x_u . fc2(q_i) (text path) and x_u . fc2(e_i) (metrics.json)"},
+    {"eval.scenarios", CONFIG_STRING_LIST, "[all, cold_items, warm_items]", false, "test scenarios ranked at the end"},
+    {"eval.kinds", CONFIG_STRING_LIST, "[neg100]", false, "test candidate kinds ranked at the end"},
     {"out_dir", CONFIG_STRING, "runs/stage1", false, "run folder"},
     {"run.*", CONFIG_ANY, NULL, false, "free-form (experiment runner)"},
     {"paper.*", CONFIG_ANY, NULL, false, "reference numbers (free-form)"},
@@ -99,6 +104,19 @@ static allmrec_status get_positive(const struct config *cfg, const char *key, in
     ALLMREC_TRY(config_get_int(cfg, key, &i));
     if (i < 1 || i > 1000000) return bad_key(cfg, key, "must be in 1..1000000");
     *out = (int)i;
+    return ALLMREC_OK;
+}
+
+static allmrec_status get_list(const struct config *cfg, const char *key, char (*dst)[32], int *n) {
+    const char **v;
+    int k;
+    ALLMREC_TRY(config_get_string_list(cfg, key, &v, &k));
+    bool ok = k <= STAGE1_MAX_LIST;
+    for (int i = 0; ok && i < k; i++) ok = strlen(v[i]) < 32;
+    for (int i = 0; ok && i < k; i++) snprintf(dst[i], 32, "%s", v[i]);
+    free(v);
+    if (!ok) return bad_key(cfg, key, "at most 8 names of at most 31 characters");
+    *n = k;
     return ALLMREC_OK;
 }
 
@@ -170,6 +188,9 @@ allmrec_status stage1_options_from_config(const struct config *cfg_in, struct st
     if (o->log_every < 0) return bad_key(cfg, "train.log_every", "must be >= 0");
     ALLMREC_TRY(config_get_bool(cfg, "train.restart", &o->restart));
     ALLMREC_TRY(config_get_bool(cfg, "train.progress", &o->progress));
+    ALLMREC_TRY(config_get_bool(cfg, "eval.final", &o->final_eval));
+    ALLMREC_TRY(get_list(cfg, "eval.scenarios", o->scenarios, &o->n_scenarios));
+    ALLMREC_TRY(get_list(cfg, "eval.kinds", o->kinds, &o->n_kinds));
     ALLMREC_TRY(get_str(cfg, "out_dir", o->out_dir, sizeof o->out_dir));
     return config_to_yaml(cfg, &o->config_yaml);
 }
@@ -618,10 +639,14 @@ static allmrec_status encode_rows(struct align_net *net, struct tensor stage, co
     return ALLMREC_OK;
 }
 
-// joint.h5: /items/e = sigmoid(fc1_item(E_i)), /items/q = sigmoid(fc1_text(SBERT_eval(text_i))), rows 0..n_items
-static allmrec_status write_joint(struct s1 *t, const char *path, const char *ckpt, const char *sbert_dir) {
+// joint.h5: /items/e = sigmoid(fc1_item(E_i)), /items/q = sigmoid(fc1_text(SBERT_eval(text_i))), rows
+// 0..n_items; *e_out, *q_out (malloc'ed, the caller frees them) receive the same arrays
+static allmrec_status write_joint(struct s1 *t, const char *path, const char *ckpt, const char *sbert_dir,
+                                  float **e_out, float **q_out) {
     const int64_t n = t->ds.n_items + 1, dj = t->m.d_joint, C = t->m.d_text;
     float *e = malloc(sizeof(float) * (size_t)(n * dj)), *q = malloc(sizeof(float) * (size_t)(n * dj));
+    *e_out = e;
+    *q_out = q;
     float *Q = malloc(sizeof(float) * (size_t)(n * C));
     char **texts = calloc((size_t)n, sizeof(char *));
     allmrec_status s = (!e || !q || !Q || !texts) ? ALLMREC_ERR(ALLMREC_ERR_NOMEM, "stage1: joint embeddings") : ALLMREC_OK;
@@ -658,7 +683,143 @@ static allmrec_status write_joint(struct s1 *t, const char *path, const char *ck
     if (!s) s = h5_commit(&f);
     else if (open) h5_abort(&f);
     for (int64_t i = 0; texts && i < n; i++) free(texts[i]);
-    free(texts), free(e), free(q), free(Q);
+    free(texts), free(Q);
+    return s;
+}
+
+// ------------------------------------------------------------------ Stage 1's own ranking evidence
+
+// score = x_u . table[item]: x_u from the CF export (x_train for validation,
+// x_train_valid for test, eval mode), table (n_items + 1, d)
+struct dot_scorer {
+    const struct cf_export *cf;
+    const float *table;
+};
+
+static const float *scorer_xu(const struct dot_scorer *sc, enum eval_input in, int32_t u) {
+    const float *x = in == EVAL_INPUT_TRAIN_VALID ? sc->cf->x_train_valid : sc->cf->x_train;
+    return x + (int64_t)u * sc->cf->d;
+}
+
+static float dot(const float *a, const float *b, int d) {
+    double s = 0;
+    for (int k = 0; k < d; k++) s += (double)a[k] * b[k];
+    return (float)s;
+}
+
+static allmrec_status dot_candidates(void *model, const struct dataset *ds, enum eval_input in, const int32_t *users,
+                                     int n, const int32_t *items, int64_t n_cands, float *scores) {
+    (void)ds;
+    const struct dot_scorer *sc = model;
+    const int d = sc->cf->d;
+    for (int r = 0; r < n; r++)
+        for (int64_t c = 0; c < n_cands; c++)
+            scores[r * n_cands + c] = dot(scorer_xu(sc, in, users[r]), sc->table + (int64_t)items[r * n_cands + c] * d, d);
+    return ALLMREC_OK;
+}
+
+static allmrec_status dot_all(void *model, const struct dataset *ds, enum eval_input in, const int32_t *users, int n,
+                              float *scores) {
+    const struct dot_scorer *sc = model;
+    const int64_t V = ds->n_items + 1;
+    for (int r = 0; r < n; r++)
+        for (int64_t i = 0; i < V; i++)
+            scores[r * V + i] = dot(scorer_xu(sc, in, users[r]), sc->table + i * sc->cf->d, sc->cf->d);
+    return ALLMREC_OK;
+}
+
+// out (n, d) = z (n, dj) W^T + b: the item decoder fc2 (W (d, dj), b (d)) on the host
+static allmrec_status decode_items(struct align_net *mlp, const float *z, int64_t n, float *out) {
+    float *W, *b;
+    ALLMREC_TRY(copy_to_host(mlp->params[2], &W));
+    allmrec_status s = copy_to_host(mlp->params[3], &b);
+    const int64_t d = mlp->d_in, dj = mlp->d_hidden;
+    for (int64_t i = 0; !s && i < n; i++)
+        for (int64_t k = 0; k < d; k++) {
+            double v = b[k];
+            for (int64_t j = 0; j < dj; j++) v += (double)W[k * dj + j] * z[i * dj + j];
+            out[i * d + k] = (float)v;
+        }
+    free(W), free(b);
+    return s;
+}
+
+// The test candidates of eval.scenarios x eval.kinds ranked three ways: x_u . E_i
+// (the CF model itself), x_u . fc2(q_i) (the text path: the item decoder over the
+// text encoder's joint embedding) and x_u . fc2(e_i) (the item autoencoder's
+// reconstruction); metrics.json {"model": "stage1", "paths": {...}, "results":
+// {"cf": [...], "text": [...], "item_recon": [...]}} and metrics.txt
+static allmrec_status eval_paths(struct s1 *t, const float *e, const float *q) {
+    const struct stage1_options *o = t->o;
+    const int64_t n = t->ds.n_items + 1, d = t->cf.d;
+    float *text = malloc(sizeof(float) * (size_t)(n * d)), *recon = malloc(sizeof(float) * (size_t)(n * d));
+    const char *names[3] = {"cf", "text", "item_recon"};
+    const char *defs[3] = {"x_u . E_i (the CF model)", "x_u . fc2_item(q_i) (text encoder -> item decoder)",
+                           "x_u . fc2_item(e_i) (item autoencoder reconstruction)"};
+    const float *tables[3] = {t->cf.item_emb, text, recon};
+    struct eval_metrics mt[3][2 * STAGE1_MAX_LIST * STAGE1_MAX_LIST];
+    int nm[3] = {0, 0, 0};
+    allmrec_status s = (!text || !recon) ? ALLMREC_ERR(ALLMREC_ERR_NOMEM, "stage1: eval tables") : ALLMREC_OK;
+    if (!s) s = decode_items(&t->m.mlp, q, n, text);
+    if (!s) s = decode_items(&t->m.mlp, e, n, recon);
+    for (int i = 0; !s && i < o->n_scenarios; i++)
+        for (int k = 0; !s && k < o->n_kinds; k++) {
+            struct candidate_set c;
+            memset(&c, 0, sizeof c);
+            if (dataset_candidates_load(&t->ds, o->scenarios[i], "test", o->kinds[k], &c) != ALLMREC_OK || !c.n_users) {
+                log_warn("stage1 eval: skipping %s/test/%s (%s)", o->scenarios[i], o->kinds[k],
+                         c.n_users ? allmrec_error_message() : "not stored or no users");
+                allmrec_error_clear();
+                candidate_set_free(&c);
+                continue;
+            }
+            for (int p = 0; !s && p < 3; p++) {
+                struct dot_scorer sc = {&t->cf, tables[p]};
+                struct eval_scorer es = {.model = &sc, .max_users = 256, .score_candidates = dot_candidates,
+                                         .score_all = dot_all};
+                s = eval_candidate_set(&es, &t->ds, &c, false, &mt[p][nm[p]]);
+                if (!s) nm[p]++;
+            }
+            candidate_set_free(&c);
+        }
+    // metrics.json and metrics.txt
+    char path[1200], *js[3] = {NULL, NULL, NULL};
+    size_t len = 1024;
+    for (int p = 0; !s && p < 3; p++) {
+        if (!(js[p] = eval_metrics_json(mt[p], nm[p]))) s = ALLMREC_ERR(ALLMREC_ERR_NOMEM, "metrics json");
+        else len += strlen(js[p]) + 512;
+    }
+    char *doc = s ? NULL : malloc(len);
+    if (!s && !doc) s = ALLMREC_ERR(ALLMREC_ERR_NOMEM, "metrics json");
+    if (!s) {
+        int off = snprintf(doc, len, "{\"model\": \"stage1\", \"x_u\": \"the CF export's x_train_valid (eval mode)\", "
+                           "\"paths\": {\"%s\": \"%s\", \"%s\": \"%s\", \"%s\": \"%s\"}, \"results\": {", names[0], defs[0],
+                           names[1], defs[1], names[2], defs[2]);
+        for (int p = 0; p < 3; p++)
+            off += snprintf(doc + off, len - (size_t)off, "%s\"%s\": %s", p ? ", " : "", names[p], js[p]);
+        snprintf(doc + off, len - (size_t)off, "}}\n");
+        s = fs_write_atomic(fs_join(path, sizeof path, o->out_dir, "metrics.json"), doc, strlen(doc));
+    }
+    free(doc);
+    for (int p = 0; p < 3; p++) free(js[p]);
+    if (!s) {
+        char tmp[1300];
+        fs_tmp_path(fs_join(path, sizeof path, o->out_dir, "metrics.txt"), tmp, sizeof tmp);
+        FILE *f = fopen(tmp, "w");
+        if (!f) s = ALLMREC_ERR(ALLMREC_ERR_IO, "cannot write %s", tmp);
+        for (int p = 0; f && p < 3; p++) {
+            fprintf(f, "%s%s: %s\n", p ? "\n" : "", names[p], defs[p]);
+            eval_print_table(f, mt[p], nm[p]);
+            printf("\nStage 1 ranking, %s: %s\n", names[p], defs[p]);
+            eval_print_table(stdout, mt[p], nm[p]);
+        }
+        if (f) {
+            fclose(f);
+            s = fs_commit(tmp, path);
+        }
+        fflush(stdout);
+    }
+    free(text), free(recon);
     return s;
 }
 
@@ -787,9 +948,12 @@ allmrec_status stage1_run_train(struct stage1_options *o, struct stage1_losses *
     flush_terms(&t, last);
     const char *keys[] = {"epoch"};
     double vals[] = {(double)res.epochs_done};
-    if ((s = save_state(&t, p_ckpt, false, 1, keys, vals)) || (s = write_sbert_dir(&t, p_sbert)) ||
-        (s = write_joint(&t, p_joint, p_ckpt, p_sbert)))
-        goto done;
+    float *e = NULL, *q = NULL;
+    if (!(s = save_state(&t, p_ckpt, false, 1, keys, vals)) && !(s = write_sbert_dir(&t, p_sbert)) &&
+        !(s = write_joint(&t, p_joint, p_ckpt, p_sbert, &e, &q)) && o->final_eval)
+        s = eval_paths(&t, e, q);
+    free(e), free(q);
+    if (s) goto done;
     log_info("wrote %s, %s/, %s (%lld epochs%s)", p_ckpt, p_sbert, p_joint, (long long)res.epochs_done,
              res.finished ? "" : ", not finished: re-run to resume");
 

@@ -40,7 +40,9 @@
 // stages; format "allmrec-checkpoint", model "stage1", datasets
 // params/mlp.fc1.weight ... params/mlp2.fc2.bias), sbert/ (the fine-tuned
 // encoder as a model directory: config files copied, model.safetensors),
-// joint.h5 (/items/e and /items/q, format "allmrec-joint-embeddings").
+// joint.h5 (/items/e and /items/q, format "allmrec-joint-embeddings"),
+// metrics.json / metrics.txt (eval.final: the test candidates ranked by x_u . E_i,
+// x_u . fc2_item(q_i) and x_u . fc2_item(e_i), x_u = the export's x_train_valid).
 //
 // defines: struct stage1_loss_weights, struct stage1_losses, struct stage1_model,
 //          stage1_model_init, stage1_model_free, stage1_zero_grad, stage1_forward_backward,
@@ -118,6 +120,7 @@ const struct config_key *stage1_config_schema(int *n);
 
 enum stage1_user_rep { STAGE1_USER_REP_EXPORT = 0, STAGE1_USER_REP_RELEASE_DROPOUT };
 
+#define STAGE1_MAX_LIST 8
 struct stage1_options {
     char data_path[1024], train_scenario[32], out_dir[1024];
     char cf_export[1024], cf_checkpoint[1024], sbert_path[1024];
@@ -133,6 +136,9 @@ struct stage1_options {
     double max_minutes;
     int64_t checkpoint_every, log_every; // train_loop.h: last.h5 / a step log line every N steps (0 = off)
     int64_t stop_after_steps; // > 0: save and stop after that many steps (tests)
+    bool final_eval;          // rank the test candidates three ways at the end (metrics.json)
+    int n_scenarios, n_kinds;
+    char scenarios[STAGE1_MAX_LIST][32], kinds[STAGE1_MAX_LIST][32];
     char *config_yaml;        // resolved config text (owned)
 };
 
