@@ -58,6 +58,9 @@ static const struct config_key SCHEMA[] = {
      "every position of each train sequence is a row (A-LLMRec_all, paper Table 8; x_u from the SASRec checkpoint "
      "at that position), rows in chunks of train.chunk"},
     {"train.order", CONFIG_STRING, "release", false, "users in id order (release) | a Philox permutation per epoch (shuffle)"},
+    {"train.data_parallel", CONFIG_BOOL, "false", false,
+     "split each chunk over the MPI ranks (CPU; launch with mpirun -np N): gradients summed as one process's; "
+     "rank r > 0 keeps its state in <out_dir>/rank<r>"},
     {"train.max_minutes", CONFIG_DOUBLE, "0", false,
      "time budget: stop after the epoch that passes it and write the outputs (0 = none; re-running resumes)"},
     {"train.checkpoint_every", CONFIG_INT, "0", false, "also write last.h5 every N steps (0 = at epoch ends only)"},
@@ -182,6 +185,12 @@ allmrec_status stage1_options_from_config(const struct config *cfg_in, struct st
     ALLMREC_TRY(config_get_bool(cfg, "train.all_items", &o->all_items));
     ALLMREC_TRY(config_get_double(cfg, "train.max_minutes", &o->max_minutes));
     if (!(o->max_minutes >= 0)) return bad_key(cfg, "train.max_minutes", "must be >= 0");
+    ALLMREC_TRY(config_get_bool(cfg, "train.data_parallel", &o->data_parallel));
+    if (o->data_parallel && !strcmp(o->device, "cuda"))
+        return bad_key(cfg, "train.data_parallel", "data parallel Stage 1 runs on CPU ranks only (NCCL: not built)");
+    if (o->data_parallel && o->max_minutes > 0)
+        return bad_key(cfg, "train.max_minutes", "a time budget would stop the ranks at different steps; not with "
+                       "train.data_parallel");
     ALLMREC_TRY(config_get_int(cfg, "train.checkpoint_every", &o->checkpoint_every));
     if (o->checkpoint_every < 0) return bad_key(cfg, "train.checkpoint_every", "must be >= 0");
     ALLMREC_TRY(config_get_int(cfg, "train.log_every", &o->log_every));
@@ -212,6 +221,7 @@ struct s1 {
     struct tokenizer *tok;
     struct sasrec_model sas;     // user_rep release_dropout only
     bool have_sas;
+    allmrec_comm_t comm;         // train.data_parallel (NULL: one process)
     float *h_all;                // all_items: the batch's hidden states (batch, maxlen, d) on the host
     int32_t *users, *order;      // the epoch's users, in the epoch's order
     int64_t n_users;
@@ -371,26 +381,44 @@ static void add_losses(struct stage1_losses *acc, const struct stage1_losses *l)
 }
 
 // The n rows staged in t->pos, t->neg, t->xu: E rows, texts, tokens, forward,
-// backward (accumulating) and one Adam step.
+// backward (accumulating) and one Adam step. Data parallel: this rank runs its
+// block of the rows (tp_split), the gradients and loss terms are summed over
+// the ranks, and ranks r > 0 then clear their gradients so that a batch's later
+// chunks add the accumulated gradient once (rank 0 holds it).
 static allmrec_status train_rows(struct s1 *t, int64_t epoch, int n, struct stage1_losses *acc) {
     const struct stage1_options *o = t->o;
     const int d = t->cf.d;
-    for (int r = 0; r < n; r++) {
-        memcpy(t->E + (int64_t)r * d, t->cf.item_emb + (int64_t)t->pos[r] * d, sizeof(float) * (size_t)d);
-        memcpy(t->E + (int64_t)(n + r) * d, t->cf.item_emb + (int64_t)t->neg[r] * d, sizeof(float) * (size_t)d);
-        t->texts[r] = stage1_item_text(&t->ds, t->pos[r], t->text_buf + (size_t)r * t->text_cap, t->text_cap);
-        t->texts[n + r] = stage1_item_text(&t->ds, t->neg[r], t->text_buf + (size_t)(n + r) * t->text_cap, t->text_cap);
+    struct tp_range mine = {0, n};
+    if (t->comm) mine = tp_split(n, comm_rank(t->comm), comm_size(t->comm));
+    const int k = (int)mine.len;
+    const int32_t *pos = t->pos + mine.start, *neg = t->neg + mine.start;
+    for (int r = 0; r < k; r++) {
+        memcpy(t->E + (int64_t)r * d, t->cf.item_emb + (int64_t)pos[r] * d, sizeof(float) * (size_t)d);
+        memcpy(t->E + (int64_t)(k + r) * d, t->cf.item_emb + (int64_t)neg[r] * d, sizeof(float) * (size_t)d);
+        t->texts[r] = stage1_item_text(&t->ds, pos[r], t->text_buf + (size_t)r * t->text_cap, t->text_cap);
+        t->texts[k + r] = stage1_item_text(&t->ds, neg[r], t->text_buf + (size_t)(k + r) * t->text_cap, t->text_cap);
     }
-    struct tokenizer_batch_options to = {.max_length = t->m.sbert.cfg.max_seq_length, .add_special = true};
-    struct token_batch tb;
-    ALLMREC_TRY(tokenizer_encode_batch(t->tok, 2 * n, t->texts, &to, &tb));
-    struct stage1_losses l;
-    int64_t t_step = t->m.mlp.adam_t + 1; // the 1-based step these rows are
-    allmrec_status s = stage1_forward_backward(&t->m, n, t->xu, t->E, tb.ids, tb.mask, tb.T, true,
-                                               sasrec_step_seed(o->seed ^ SEED_SALT_SBERT, t_step), &l);
-    token_batch_free(&tb);
-    ALLMREC_TRY(s);
+    double terms[5] = {0, 0, 0, 0, 0};
+    if (k > 0) {
+        struct tokenizer_batch_options to = {.max_length = t->m.sbert.cfg.max_seq_length, .add_special = true};
+        struct token_batch tb;
+        ALLMREC_TRY(tokenizer_encode_batch(t->tok, 2 * k, t->texts, &to, &tb));
+        struct stage1_losses l;
+        int64_t t_step = t->m.mlp.adam_t + 1; // the 1-based step these rows are
+        allmrec_status s = stage1_forward_backward(&t->m, k, n, t->xu + mine.start * d, t->E, tb.ids, tb.mask, tb.T,
+                                                   true, sasrec_step_seed(o->seed ^ SEED_SALT_SBERT, t_step), &l);
+        token_batch_free(&tb);
+        ALLMREC_TRY(s);
+        double w = (double)k / (double)n; // this block's share of the chunk's means
+        terms[0] = l.rec * w, terms[1] = l.match * w, terms[2] = l.irec * w, terms[3] = l.trec * w, terms[4] = l.total * w;
+    }
+    if (t->comm) {
+        ALLMREC_TRY(stage1_allreduce_grads(&t->m, t->comm));
+        ALLMREC_TRY(comm_allreduce_sum(t->comm, tensor_1d(terms, ALLMREC_DTYPE_F64, ALLMREC_DEVICE_CPU, 5)));
+    }
     ALLMREC_TRY(stage1_adam_step(&t->m, &o->adam));
+    if (t->comm && comm_rank(t->comm) > 0) ALLMREC_TRY(stage1_zero_grad(&t->m));
+    struct stage1_losses l = {terms[0], terms[1], terms[2], terms[3], terms[4]};
     if (!isfinite(l.total))
         return ALLMREC_ERR(ALLMREC_ERR_NUMERIC, "stage1: loss is %g at epoch %lld (lower train.lr?)", l.total,
                            (long long)epoch + 1);
@@ -911,21 +939,52 @@ static allmrec_status tr_load(void *self, const char *path) {
     struct s1 *t = self;
     ALLMREC_TRY(load_state(t, path));
     log_info("stage1: resuming from %s (Adam step %lld)", path, (long long)t->m.mlp.adam_t);
+    if (t->comm) { // the ranks must resume from the same step (a kill may land between their saves)
+        double hi[2] = {(double)t->m.mlp.adam_t, -(double)t->m.mlp.adam_t};
+        ALLMREC_TRY(comm_allreduce_max(t->comm, tensor_1d(hi, ALLMREC_DTYPE_F64, ALLMREC_DEVICE_CPU, 2)));
+        if (hi[0] != -hi[1])
+            return ALLMREC_ERR_AT(ALLMREC_ERR_DATA, path, 0, "out_dir", "the ranks' last.h5 hold different steps "
+                                  "(%g .. %g): rerun with train.restart=true", -hi[1], hi[0]);
+    }
     return ALLMREC_OK;
+}
+
+// after training (rank 0): checkpoint.h5, sbert/, joint.h5 and (eval.final) metrics.json
+static allmrec_status write_outputs(struct s1 *t, const struct train_loop_result *res) {
+    const struct stage1_options *o = t->o;
+    char p_ckpt[1200], p_joint[1200], p_sbert[1200];
+    fs_join(p_ckpt, sizeof p_ckpt, o->out_dir, "checkpoint.h5");
+    fs_join(p_joint, sizeof p_joint, o->out_dir, "joint.h5");
+    fs_join(p_sbert, sizeof p_sbert, o->out_dir, "sbert");
+    const char *keys[] = {"epoch"};
+    double vals[] = {(double)res->epochs_done};
+    float *e = NULL, *q = NULL;
+    allmrec_status s;
+    if (!(s = save_state(t, p_ckpt, false, 1, keys, vals)) && !(s = write_sbert_dir(t, p_sbert)) &&
+        !(s = write_joint(t, p_joint, p_ckpt, p_sbert, &e, &q)) && o->final_eval)
+        s = eval_paths(t, e, q);
+    free(e), free(q);
+    if (!s) log_info("wrote %s, %s/, %s (%lld epochs%s)", p_ckpt, p_sbert, p_joint, (long long)res->epochs_done,
+                     res->finished ? "" : ", not finished: re-run to resume");
+    return s;
 }
 
 allmrec_status stage1_run_train(struct stage1_options *o, struct stage1_losses *last) {
     struct s1 t;
     memset(&t, 0, sizeof t);
     t.o = o;
-    char p_cfg[1200], p_ckpt[1200], p_joint[1200], p_sbert[1200];
-    fs_join(t.p_log, sizeof t.p_log, o->out_dir, "train_log.jsonl");
-    fs_join(p_cfg, sizeof p_cfg, o->out_dir, "config.yaml");
-    fs_join(p_ckpt, sizeof p_ckpt, o->out_dir, "checkpoint.h5");
-    fs_join(p_joint, sizeof p_joint, o->out_dir, "joint.h5");
-    fs_join(p_sbert, sizeof p_sbert, o->out_dir, "sbert");
-    allmrec_status s;
-    if ((s = fs_mkdir_p(o->out_dir)) || (s = fs_write_atomic(p_cfg, o->config_yaml, strlen(o->config_yaml))) ||
+    char out_dir[1100], p_cfg[1200];
+    snprintf(out_dir, sizeof out_dir, "%s", o->out_dir);
+    allmrec_status s = ALLMREC_OK;
+    if (o->data_parallel) { // every rank holds the same state; rank r > 0 keeps its own copy in rank<r>/
+        if ((s = comm_init_mpi(&t.comm))) return allmrec_error_prefix("train.data_parallel: ");
+        if (comm_rank(t.comm) > 0) snprintf(out_dir, sizeof out_dir, "%.1000s/rank%d", o->out_dir, comm_rank(t.comm));
+        log_info("stage1: data parallel, rank %d of %d", comm_rank(t.comm), comm_size(t.comm));
+    }
+    const bool rank0 = comm_rank(t.comm) == 0;
+    fs_join(t.p_log, sizeof t.p_log, out_dir, "train_log.jsonl");
+    fs_join(p_cfg, sizeof p_cfg, out_dir, "config.yaml");
+    if ((s = fs_mkdir_p(out_dir)) || (s = fs_write_atomic(p_cfg, o->config_yaml, strlen(o->config_yaml))) ||
         (s = open_data(&t)) || (s = open_models(&t)) || (s = align_net_init_weights(&t.m.mlp, o->seed, 0)) ||
         (s = align_net_init_weights(&t.m.mlp2, o->seed, 1)))
         goto done;
@@ -933,31 +992,23 @@ allmrec_status stage1_run_train(struct stage1_options *o, struct stage1_losses *
                          .save = tr_save, .load = tr_load};
     struct train_loop_options lo;
     train_loop_options_default(&lo);
-    lo.out_dir = o->out_dir;
+    lo.out_dir = out_dir;
     lo.epochs = o->epochs;
     lo.max_minutes = o->max_minutes;
     lo.budget_mid_epoch = true; // Stage-1 epochs over real data are long
     lo.checkpoint_every = o->checkpoint_every;
     lo.log_every = o->log_every;
     lo.restart = o->restart;
-    lo.progress = o->progress;
+    lo.progress = o->progress && rank0;
     lo.stop_after_steps = o->stop_after_steps;
     struct train_loop_result res;
-    s = train_loop_run(&lo, &tr, &res);
-    if (s) goto done;
+    if ((s = train_loop_run(&lo, &tr, &res))) goto done;
     flush_terms(&t, last);
-    const char *keys[] = {"epoch"};
-    double vals[] = {(double)res.epochs_done};
-    float *e = NULL, *q = NULL;
-    if (!(s = save_state(&t, p_ckpt, false, 1, keys, vals)) && !(s = write_sbert_dir(&t, p_sbert)) &&
-        !(s = write_joint(&t, p_joint, p_ckpt, p_sbert, &e, &q)) && o->final_eval)
-        s = eval_paths(&t, e, q);
-    free(e), free(q);
-    if (s) goto done;
-    log_info("wrote %s, %s/, %s (%lld epochs%s)", p_ckpt, p_sbert, p_joint, (long long)res.epochs_done,
-             res.finished ? "" : ", not finished: re-run to resume");
+    if (rank0) s = write_outputs(&t, &res);
 
 done:
+    if (t.comm) comm_free(t.comm);
+    t.comm = NULL;
     s1_free(&t);
     return s;
 }
