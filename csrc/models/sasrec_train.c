@@ -2,8 +2,6 @@
 // checkpoints and resume; test evaluation; CF export). See sasrec_train.h.
 #include "allmrec/sasrec_train.h"
 
-#include <math.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +11,7 @@
 #include "allmrec/h5.h"
 #include "allmrec/log.h"
 #include "allmrec/philox.h"
+#include "allmrec/train_loop.h"
 
 // ------------------------------------------------------------------ config
 
@@ -45,6 +44,9 @@ static const struct config_key SCHEMA[] = {
     {"train.max_minutes", CONFIG_DOUBLE, "0", false,
      "time budget: after the epoch that passes it, validate, stop and evaluate best.h5 (0 = none; "
      "re-running resumes training)"},
+    {"train.checkpoint_every", CONFIG_INT, "0", false,
+     "also write last.h5 every N steps inside an epoch (0 = at epoch ends only)"},
+    {"train.log_every", CONFIG_INT, "0", false, "a step line (mean loss) in train_log.jsonl every N steps (0 = none)"},
     {"train.restart", CONFIG_BOOL, "false", false, "ignore <out_dir>/last.h5 and start over"},
     {"train.progress", CONFIG_BOOL, "true", false, "progress lines on stderr"},
     {"eval.valid_scenario", CONFIG_STRING, "all", false, "validation candidate scenario"},
@@ -152,6 +154,7 @@ allmrec_status sasrec_run_options_from_config(const struct config *cfg_in, struc
     o->adam.decoupled = false;
     ALLMREC_TRY(config_get_double(cfg, "train.l2_emb", &x)); o->l2_emb = (float)x;
     ALLMREC_TRY(config_get_int(cfg, "train.epochs", &i)); o->epochs = (int)i;
+    if (o->epochs < 1) return bad_key(cfg, "train.epochs", "must be >= 1");
     ALLMREC_TRY(config_get_int(cfg, "train.seed", &i)); o->seed = (uint64_t)i;
     ALLMREC_TRY(config_get_int(cfg, "train.eval_every", &i)); o->eval_every = (int)i;
     ALLMREC_TRY(config_get_int(cfg, "train.patience", &i)); o->patience = (int)i;
@@ -163,6 +166,10 @@ allmrec_status sasrec_run_options_from_config(const struct config *cfg_in, struc
             return bad_key(cfg, "train.early_metric", "unknown metric (hit@1|5|10|20, ndcg@1|5|10|20, mrr)");
     }
     ALLMREC_TRY(config_get_double(cfg, "train.max_minutes", &o->max_minutes));
+    ALLMREC_TRY(config_get_int(cfg, "train.checkpoint_every", &o->checkpoint_every));
+    if (o->checkpoint_every < 0) return bad_key(cfg, "train.checkpoint_every", "must be >= 0");
+    ALLMREC_TRY(config_get_int(cfg, "train.log_every", &o->log_every));
+    if (o->log_every < 0) return bad_key(cfg, "train.log_every", "must be >= 0");
     ALLMREC_TRY(config_get_bool(cfg, "train.restart", &o->restart));
     ALLMREC_TRY(config_get_bool(cfg, "train.progress", &o->progress));
     ALLMREC_TRY(get_str(cfg, "eval.valid_scenario", o->valid_scenario, sizeof o->valid_scenario));
@@ -285,10 +292,7 @@ allmrec_status sasrec_export_cf(struct sasrec_model *m, const struct dataset *ds
     return s;
 }
 
-// ------------------------------------------------------------------ training
-
-static volatile sig_atomic_t g_interrupted = 0;
-static void on_signal(int sig) { (void)sig; g_interrupted = 1; }
+// ------------------------------------------------------------------ training data
 
 struct neg_ctx {
     uint64_t seed, counter;
@@ -315,40 +319,6 @@ static void epoch_permutation(uint64_t seed, int64_t epoch, const int32_t *users
         out[i] = out[j];
         out[j] = t;
     }
-}
-
-struct train_state {
-    double epoch, step_in_epoch, best, best_epoch, bad_evals, finished;
-};
-
-static allmrec_status save_last(struct sasrec_model *m, const char *path, const struct sasrec_run_options *o,
-                                const struct train_state *st) {
-    const char *keys[] = {"epoch", "step_in_epoch", "best_metric", "best_epoch", "bad_evals", "finished", "seed"};
-    double vals[] = {st->epoch, st->step_in_epoch, st->best, st->best_epoch, st->bad_evals, st->finished,
-                     (double)o->seed};
-    return sasrec_checkpoint_save(m, path, true, o->config_yaml, 7, keys, vals);
-}
-
-static allmrec_status load_state(const char *path, struct train_state *st) {
-    struct h5_file f;
-    ALLMREC_TRY(h5_open_read(&f, path));
-    allmrec_status s = ALLMREC_OK;
-    const char *keys[] = {"epoch", "step_in_epoch", "best_metric", "best_epoch", "bad_evals", "finished"};
-    double *dst[] = {&st->epoch, &st->step_in_epoch, &st->best, &st->best_epoch, &st->bad_evals, &st->finished};
-    for (int i = 0; i < 6 && !s; i++) s = h5_attr_get_f64(&f, "/", keys[i], dst[i]);
-    h5_close(&f);
-    if (s) allmrec_error_prefix("reading the training state of %s: ", path);
-    return s;
-}
-
-static void log_jsonl(const char *path, const char *line) {
-    FILE *f = fopen(path, "a");
-    if (!f) {
-        log_warn("cannot append to %s", path);
-        return;
-    }
-    fprintf(f, "%s\n", line);
-    fclose(f);
 }
 
 static allmrec_status validate(struct sasrec_model *m, const struct dataset *ds, const struct candidate_set *vc,
@@ -431,6 +401,162 @@ static allmrec_status load_dataset(const char *path, struct dataset *ds) {
     return ALLMREC_OK;
 }
 
+// ------------------------------------------------------------------ the SASRec trainer
+// (its step, its validation and its state; the loop is train_loop.c)
+
+struct sasrec_trainer {
+    struct sasrec_run_options *o;
+    struct sasrec_model *m;
+    const struct dataset *ds;
+    const struct history_sets *hist;   // train items per user (excluded from negatives)
+    const struct candidate_set *vc;    // validation set (eval_every > 0)
+    const int32_t *users;              // users with >= 2 train items
+    int64_t n_users;
+    int32_t *perm;                     // this epoch's order of `users`
+};
+
+static allmrec_status tr_begin_epoch(void *self, int64_t epoch, int64_t *n_steps) {
+    struct sasrec_trainer *tr = self;
+    epoch_permutation(tr->o->seed, epoch, tr->users, tr->n_users, tr->perm);
+    *n_steps = (tr->n_users + tr->o->batch_size - 1) / tr->o->batch_size;
+    return ALLMREC_OK;
+}
+
+// batch `step` of the epoch: rows = the permutation's slots step*B.., negatives
+// keyed by (epoch, slot), dropout by the Adam step: a pure function of the state
+static allmrec_status tr_step(void *self, int64_t epoch, int64_t step, int64_t *n_examples) {
+    struct sasrec_trainer *tr = self;
+    const struct sasrec_run_options *o = tr->o;
+    const struct history_sets *hist = tr->hist;
+    struct sasrec_batch *b = &tr->m->batch;
+    const int B = o->batch_size;
+    sasrec_batch_clear(b);
+    int rows = 0;
+    for (int r = 0; r < B; r++) {
+        int64_t slot = step * B + r;
+        if (slot >= tr->n_users) break;
+        int32_t u = tr->perm[slot];
+        struct user_split sp = dataset_user_split(tr->ds, u);
+        struct neg_ctx nc = {o->seed, (uint64_t)slot << 20, STREAM_NEG + (uint32_t)epoch, (int32_t)tr->ds->n_items,
+                             hist->items + hist->offsets[u], hist->offsets[u + 1] - hist->offsets[u]};
+        sasrec_batch_fill_row(b, r, sp.train, sp.train_len, true, neg_draw, &nc);
+        rows++;
+    }
+    sasrec_batch_finish(b);
+    *n_examples = rows;
+    return sasrec_train_step(tr->m, o->seed, &o->adam, o->l2_emb);
+}
+
+static allmrec_status tr_read_loss(void *self, double *sum, bool reset) {
+    struct sasrec_trainer *tr = self;
+    double v;
+    ALLMREC_TRY(sasrec_read_loss(tr->m, &v, reset));
+    if (sum) *sum = v;
+    return ALLMREC_OK;
+}
+
+static allmrec_status tr_validate(void *self, int64_t epoch, double *metric, char *summary, size_t summary_cap,
+                                  char *json, size_t json_cap) {
+    (void)epoch;
+    struct sasrec_trainer *tr = self;
+    const struct candidate_set *vc = tr->vc;
+    struct eval_metrics vm;
+    ALLMREC_TRY(validate(tr->m, tr->ds, vc, &vm, false));
+    *metric = 0;
+    eval_metric_value(&vm, tr->o->early_metric, metric);
+    snprintf(summary, summary_cap, "valid %s/%s (%lld users): Hit@10 %.4f  NDCG@10 %.4f  Hit@1 %.4f  MRR %.4f",
+             vc->scenario, vc->kind, (long long)vm.n_users, vm.hit[2], vm.ndcg[2], vm.hit[0], vm.mrr);
+    snprintf(json, json_cap, "\"scenario\": \"%s\", \"kind\": \"%s\", \"n_users\": %lld, \"hit@1\": %.6f, "
+             "\"hit@10\": %.6f, \"ndcg@10\": %.6f, \"mrr\": %.6f", vc->scenario, vc->kind, (long long)vm.n_users,
+             vm.hit[0], vm.hit[2], vm.ndcg[2], vm.mrr);
+    return ALLMREC_OK;
+}
+
+// the loop's attributes, plus the seed in resumable states
+static allmrec_status tr_save(void *self, const char *path, bool with_optimizer, int n_extra,
+                              const char *const *keys, const double *vals) {
+    struct sasrec_trainer *tr = self;
+    const char *k[16];
+    double v[16];
+    if (n_extra > 15) return ALLMREC_ERR(ALLMREC_ERR_INVALID, "sasrec save: too many attributes (%d)", n_extra);
+    for (int i = 0; i < n_extra; i++) { k[i] = keys[i]; v[i] = vals[i]; }
+    if (with_optimizer) { k[n_extra] = "seed"; v[n_extra] = (double)tr->o->seed; n_extra++; }
+    return sasrec_checkpoint_save(tr->m, path, with_optimizer, tr->o->config_yaml, n_extra, k, v);
+}
+
+static allmrec_status tr_load(void *self, const char *path) {
+    struct sasrec_trainer *tr = self;
+    const struct sasrec_config *mc = &tr->o->model;
+    struct sasrec_config fc;
+    ALLMREC_TRY(sasrec_checkpoint_read_config(path, &fc));
+    if (fc.n_items != mc->n_items || fc.d != mc->d || fc.maxlen != mc->maxlen || fc.n_blocks != mc->n_blocks ||
+        fc.n_heads != mc->n_heads)
+        return ALLMREC_ERR_AT(ALLMREC_ERR_CONFIG, path, 0, "out_dir",
+                              "this out_dir holds a run of another model shape (n_items %lld, d %d, maxlen %d, "
+                              "blocks %d); use a new out_dir or train.restart=true",
+                              (long long)fc.n_items, fc.d, fc.maxlen, fc.n_blocks);
+    return sasrec_checkpoint_load(tr->m, path, true);
+}
+
+static void loop_options(const struct sasrec_run_options *o, struct train_loop_options *lo) {
+    train_loop_options_default(lo);
+    lo->out_dir = o->out_dir;
+    lo->epochs = o->epochs;
+    lo->eval_every = o->eval_every;
+    lo->patience = o->patience;
+    lo->metric_name = o->early_metric;
+    lo->max_minutes = o->max_minutes;
+    lo->checkpoint_every = o->checkpoint_every;
+    lo->log_every = o->log_every;
+    lo->restart = o->restart;
+    lo->progress = o->progress;
+    lo->stop_after_steps = o->stop_after_steps;
+}
+
+// users with >= 2 train items (the release skips the others: no (input, next) pair)
+static allmrec_status train_users(const struct sasrec_run_options *o, const struct dataset *ds, int32_t **users,
+                                  int64_t *n_users) {
+    int64_t n_all;
+    int32_t *all;
+    ALLMREC_TRY(dataset_train_users(ds, o->train_scenario, &n_all, &all));
+    *n_users = 0;
+    *users = malloc((size_t)(n_all ? n_all : 1) * sizeof(int32_t));
+    if (!*users) { free(all); return ALLMREC_ERR(ALLMREC_ERR_NOMEM, "user lists"); }
+    for (int64_t i = 0; i < n_all; i++)
+        if (dataset_user_split(ds, all[i]).train_len >= 2) (*users)[(*n_users)++] = all[i];
+    free(all);
+    if (*n_users == 0)
+        return ALLMREC_ERR_AT(ALLMREC_ERR_DATA, o->data_path, 0, "data.train_scenario",
+                              "no user of scenario '%s' has 2 or more train items", o->train_scenario);
+    return ALLMREC_OK;
+}
+
+// after the loop: test metrics of best.h5 and the CF export
+static allmrec_status final_outputs(struct sasrec_run_options *o, struct sasrec_model *m, const struct dataset *ds,
+                                    int64_t best_epoch, struct eval_metrics *final_metrics, int n_max, int *n_out) {
+    char p_best[1200], p_exp[1200];
+    fs_join(p_best, sizeof p_best, o->out_dir, "best.h5");
+    fs_join(p_exp, sizeof p_exp, o->out_dir, "cf_export.h5");
+    if (o->final_eval || o->export_cf) ALLMREC_TRY(sasrec_checkpoint_load(m, p_best, false));
+    if (o->final_eval) {
+        struct eval_metrics local[64];
+        struct eval_metrics *mt = final_metrics ? final_metrics : local;
+        int cap = final_metrics ? n_max : 64, n = 0;
+        ALLMREC_TRY(eval_sets(m, ds, o, "test", mt, cap, &n));
+        printf("\nSASRec test metrics (%s, best.h5 from epoch %d; strict kinds rank ties against the target)\n",
+               ds->name, (int)best_epoch);
+        eval_print_table(stdout, mt, n);
+        fflush(stdout);
+        ALLMREC_TRY(write_metrics(o->out_dir, mt, n, p_best));
+        if (n_out) *n_out = n;
+    }
+    if (o->export_cf) {
+        ALLMREC_TRY(sasrec_export_cf(m, ds, p_exp, p_best, o->config_yaml, o->progress));
+        log_info("wrote %s", p_exp);
+    }
+    return ALLMREC_OK;
+}
+
 allmrec_status sasrec_run_train(struct sasrec_run_options *o, struct eval_metrics *final_metrics, int n_max,
                                 int *n_out) {
     if (n_out) *n_out = 0;
@@ -447,16 +573,8 @@ allmrec_status sasrec_run_train(struct sasrec_run_options *o, struct eval_metric
     struct history_sets hist = {0};
     struct candidate_set vc;
     memset(&vc, 0, sizeof vc);
-    char p_last[1200], p_best[1200], p_log[1200], p_cfg[1200], p_exp[1200];
-    fs_join(p_last, sizeof p_last, o->out_dir, "last.h5");
-    fs_join(p_best, sizeof p_best, o->out_dir, "best.h5");
-    fs_join(p_log, sizeof p_log, o->out_dir, "train_log.jsonl");
+    char p_cfg[1200];
     fs_join(p_cfg, sizeof p_cfg, o->out_dir, "config.yaml");
-    fs_join(p_exp, sizeof p_exp, o->out_dir, "cf_export.h5");
-    struct sigaction old_int, old_term, sa;
-    bool sig_installed = false;
-    int64_t steps_run = 0;
-    char line[1024];
 
     if ((s = fs_mkdir_p(o->out_dir))) goto done;
     if ((s = fs_write_atomic(p_cfg, o->config_yaml, strlen(o->config_yaml)))) goto done;
@@ -469,202 +587,24 @@ allmrec_status sasrec_run_train(struct sasrec_run_options *o, struct eval_metric
         arena_print(&m.a_params, stderr);
         arena_print(&m.a_acts, stderr);
     }
-
-    // users with >= 2 train items (the release skips the others: no (input, next) pair)
-    {
-        int64_t n_all;
-        int32_t *all;
-        if ((s = dataset_train_users(&ds, o->train_scenario, &n_all, &all))) goto done;
-        users = malloc((size_t)(n_all ? n_all : 1) * sizeof(int32_t));
-        perm = malloc((size_t)(n_all ? n_all : 1) * sizeof(int32_t));
-        if (!users || !perm) { free(all); s = ALLMREC_ERR(ALLMREC_ERR_NOMEM, "user lists"); goto done; }
-        for (int64_t i = 0; i < n_all; i++)
-            if (dataset_user_split(&ds, all[i]).train_len >= 2) users[n_users++] = all[i];
-        free(all);
-        if (n_users == 0) {
-            s = ALLMREC_ERR_AT(ALLMREC_ERR_DATA, o->data_path, 0, "data.train_scenario",
-                               "no user of scenario '%s' has 2 or more train items", o->train_scenario);
-            goto done;
-        }
-    }
+    if ((s = train_users(o, &ds, &users, &n_users))) goto done;
+    perm = malloc((size_t)n_users * sizeof(int32_t));
+    if (!perm) { s = ALLMREC_ERR(ALLMREC_ERR_NOMEM, "user permutation"); goto done; }
     if ((s = dataset_history_sets(&ds, HISTORY_TRAIN, &hist))) goto done;
-
-    struct train_state st = {0, 0, -1, 0, 0, 0};
-    if (!o->restart && fs_exists(p_last)) {
-        struct sasrec_config fc;
-        if ((s = sasrec_checkpoint_read_config(p_last, &fc))) goto done;
-        if (fc.n_items != o->model.n_items || fc.d != o->model.d || fc.maxlen != o->model.maxlen ||
-            fc.n_blocks != o->model.n_blocks || fc.n_heads != o->model.n_heads) {
-            s = ALLMREC_ERR_AT(ALLMREC_ERR_CONFIG, p_last, 0, "out_dir",
-                               "this out_dir holds a run of another model shape (n_items %lld, d %d, maxlen %d, "
-                               "blocks %d); use a new out_dir or train.restart=true",
-                               (long long)fc.n_items, fc.d, fc.maxlen, fc.n_blocks);
-            goto done;
-        }
-        if ((s = sasrec_checkpoint_load(&m, p_last, true))) goto done;
-        if ((s = load_state(p_last, &st))) goto done;
-        log_info("resuming from %s: epoch %d, step %d of that epoch, Adam step %lld", p_last, (int)st.epoch,
-                 (int)st.step_in_epoch, (long long)m.adam_t);
-    } else {
-        if ((s = sasrec_init_weights(&m, o->seed))) goto done;
-    }
-
     if (o->eval_every > 0 && (s = dataset_candidates_load(&ds, o->valid_scenario, "valid", o->valid_kind, &vc)))
         goto done;
+    if ((s = sasrec_init_weights(&m, o->seed))) goto done; // a resume overwrites it from last.h5
 
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    g_interrupted = 0;
-    sigaction(SIGINT, &sa, &old_int);
-    sigaction(SIGTERM, &sa, &old_term);
-    sig_installed = true;
-
-    const int B = o->batch_size;
-    const int64_t n_steps = (n_users + B - 1) / B;
-    double t_train0 = time_now();
-    int epochs_run = 0;
-    while (!st.finished && st.epoch < o->epochs) {
-        int64_t epoch = (int64_t)st.epoch;
-        epoch_permutation(o->seed, epoch, users, n_users, perm);
-        double t0 = time_now();
-        struct progress pr;
-        char label[48];
-        snprintf(label, sizeof label, "epoch %lld/%d", (long long)epoch + 1, o->epochs);
-        if (o->progress) progress_start(&pr, label, (double)n_steps, "steps");
-        int64_t step0 = (int64_t)st.step_in_epoch, done_steps = 0;
-        if ((s = op_fill(&ctx, m.acts.loss_acc, 0.0f))) goto done;
-        for (int64_t step = step0; step < n_steps; step++) {
-            struct sasrec_batch *b = &m.batch;
-            sasrec_batch_clear(b);
-            for (int r = 0; r < B; r++) {
-                int64_t slot = step * B + r;
-                if (slot >= n_users) break;
-                int32_t u = perm[slot];
-                struct user_split sp = dataset_user_split(&ds, u);
-                struct neg_ctx nc = {o->seed, (uint64_t)slot << 20, STREAM_NEG + (uint32_t)epoch,
-                                     (int32_t)ds.n_items, hist.items + hist.offsets[u],
-                                     hist.offsets[u + 1] - hist.offsets[u]};
-                sasrec_batch_fill_row(b, r, sp.train, sp.train_len, true, neg_draw, &nc);
-            }
-            sasrec_batch_finish(b);
-            if ((s = sasrec_train_step(&m, o->seed, &o->adam, o->l2_emb))) goto done;
-            steps_run++;
-            done_steps++;
-            if (o->progress) progress_update(&pr, (double)(step + 1));
-            if (g_interrupted || (o->stop_after_steps > 0 && steps_run >= o->stop_after_steps)) {
-                if (o->progress) progress_finish(&pr);
-                st.step_in_epoch = (double)(step + 1);
-                if (st.step_in_epoch >= n_steps) { st.epoch += 1; st.step_in_epoch = 0; }
-                if ((s = save_last(&m, p_last, o, &st))) goto done;
-                s = ALLMREC_ERR(ALLMREC_ERR_INTERRUPTED, "training stopped at epoch %d step %lld; state saved to "
-                                "%s: run the same command again to resume", (int)epoch + 1, (long long)step + 1, p_last);
-                goto done;
-            }
-        }
-        if (o->progress) progress_finish(&pr);
-        double loss;
-        if ((s = sasrec_read_loss(&m, &loss, true))) goto done;
-        loss = done_steps > 0 ? loss / (double)done_steps : 0.0;
-        if (!isfinite(loss)) {
-            s = ALLMREC_ERR(ALLMREC_ERR_NUMERIC, "training loss is %g at epoch %lld (lower train.lr?)", loss,
-                            (long long)epoch + 1);
-            goto done;
-        }
-        double dt = time_now() - t0;
-        int64_t ex = done_steps * B < n_users ? done_steps * B : n_users;
-        epochs_run++;
-        st.epoch += 1;
-        st.step_in_epoch = 0;
-        double per_epoch = (time_now() - t_train0) / epochs_run;
-        char eta[32], el[32];
-        format_duration(per_epoch * (o->epochs - st.epoch), eta, sizeof eta);
-        format_duration(dt, el, sizeof el);
-        log_info("epoch %d/%d  loss %.4f  %.0f examples/s  %s  ETA %s (max epochs)", (int)st.epoch, o->epochs, loss,
-                 ex / (dt > 0 ? dt : 1e-9), el, eta);
-        snprintf(line, sizeof line, "{\"event\": \"epoch\", \"epoch\": %d, \"loss\": %.6f, \"examples_per_s\": %.1f, "
-                 "\"seconds\": %.3f, \"adam_step\": %lld}", (int)st.epoch, loss, ex / (dt > 0 ? dt : 1e-9), dt,
-                 (long long)m.adam_t);
-        log_jsonl(p_log, line);
-
-        bool last_epoch = st.epoch >= o->epochs;
-        bool out_of_time = o->max_minutes > 0 && time_now() - t_train0 > o->max_minutes * 60.0;
-        if (o->eval_every > 0 && (((int)st.epoch % o->eval_every) == 0 || last_epoch || out_of_time)) {
-            struct eval_metrics vm;
-            if ((s = validate(&m, &ds, &vc, &vm, false))) goto done;
-            double val = 0;
-            eval_metric_value(&vm, o->early_metric, &val);
-            bool better = val > st.best;
-            if (better) {
-                st.best = val;
-                st.best_epoch = st.epoch;
-                st.bad_evals = 0;
-                const char *keys[] = {"epoch", "valid_metric"};
-                double vals[] = {st.epoch, val};
-                if ((s = sasrec_checkpoint_save(&m, p_best, false, o->config_yaml, 2, keys, vals))) goto done;
-            } else {
-                st.bad_evals += 1;
-            }
-            log_info("valid %s/%s (%lld users): Hit@10 %.4f  NDCG@10 %.4f  Hit@1 %.4f  MRR %.4f%s  (best %s %.4f at "
-                     "epoch %d)", vc.scenario, vc.kind, (long long)vm.n_users, vm.hit[2], vm.ndcg[2], vm.hit[0],
-                     vm.mrr, better ? "  *" : "", o->early_metric, st.best, (int)st.best_epoch);
-            snprintf(line, sizeof line, "{\"event\": \"valid\", \"epoch\": %d, \"scenario\": \"%s\", \"kind\": \"%s\", "
-                     "\"n_users\": %lld, \"hit@1\": %.6f, \"hit@10\": %.6f, \"ndcg@10\": %.6f, \"mrr\": %.6f, "
-                     "\"best\": %s}", (int)st.epoch, vc.scenario, vc.kind, (long long)vm.n_users, vm.hit[0],
-                     vm.hit[2], vm.ndcg[2], vm.mrr, better ? "true" : "false");
-            log_jsonl(p_log, line);
-            if (o->patience > 0 && st.bad_evals >= o->patience) {
-                log_info("early stopping: %d validations without improvement of %s (best %.4f at epoch %d)",
-                         (int)st.bad_evals, o->early_metric, st.best, (int)st.best_epoch);
-                st.finished = 1;
-            }
-        }
-        if (last_epoch) st.finished = 1;
-        if ((s = save_last(&m, p_last, o, &st))) goto done;
-        if (out_of_time && !st.finished) {
-            log_info("time budget of %.1f min reached after epoch %d: stopping (re-run to resume training)",
-                     o->max_minutes, (int)st.epoch);
-            snprintf(line, sizeof line, "{\"event\": \"time_budget\", \"epoch\": %d, \"max_minutes\": %.2f}",
-                     (int)st.epoch, o->max_minutes);
-            log_jsonl(p_log, line);
-            break;
-        }
-        if (g_interrupted) {
-            s = ALLMREC_ERR(ALLMREC_ERR_INTERRUPTED, "interrupted after epoch %d; state saved to %s: run the same "
-                            "command again to resume", (int)st.epoch, p_last);
-            goto done;
-        }
-    }
-    if (!fs_exists(p_best)) {
-        const char *keys[] = {"epoch"};
-        double vals[] = {st.epoch};
-        if ((s = sasrec_checkpoint_save(&m, p_best, false, o->config_yaml, 1, keys, vals))) goto done;
-    }
-    if (o->final_eval || o->export_cf) {
-        if ((s = sasrec_checkpoint_load(&m, p_best, false))) goto done;
-    }
-    if (o->final_eval) {
-        struct eval_metrics local[64];
-        struct eval_metrics *mt = final_metrics ? final_metrics : local;
-        int cap = final_metrics ? n_max : 64, n = 0;
-        if ((s = eval_sets(&m, &ds, o, "test", mt, cap, &n))) goto done;
-        printf("\nSASRec test metrics (%s, best.h5 from epoch %d; strict kinds rank ties against the target)\n",
-               ds.name, (int)st.best_epoch);
-        eval_print_table(stdout, mt, n);
-        fflush(stdout);
-        if ((s = write_metrics(o->out_dir, mt, n, p_best))) goto done;
-        if (n_out) *n_out = n;
-    }
-    if (o->export_cf) {
-        if ((s = sasrec_export_cf(&m, &ds, p_exp, p_best, o->config_yaml, o->progress))) goto done;
-        log_info("wrote %s", p_exp);
-    }
+    struct sasrec_trainer tr = {o, &m, &ds, &hist, &vc, users, n_users, perm};
+    struct trainer t = {&tr, tr_begin_epoch, tr_step, tr_read_loss, o->eval_every > 0 ? tr_validate : NULL,
+                        tr_save, tr_load};
+    struct train_loop_options lo;
+    loop_options(o, &lo);
+    struct train_loop_result res;
+    if ((s = train_loop_run(&lo, &t, &res))) goto done;
+    s = final_outputs(o, &m, &ds, res.best_epoch, final_metrics, n_max, n_out);
 
 done:
-    if (sig_installed) {
-        sigaction(SIGINT, &old_int, NULL);
-        sigaction(SIGTERM, &old_term, NULL);
-    }
     candidate_set_free(&vc);
     history_sets_free(&hist);
     free(users);
@@ -674,6 +614,7 @@ done:
     dataset_free(&ds);
     return s;
 }
+
 
 allmrec_status sasrec_run_eval(const struct sasrec_run_options *o, const char *checkpoint, const char *split,
                                struct eval_metrics *out, int n_max, int *n_out) {

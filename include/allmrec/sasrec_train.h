@@ -2,7 +2,9 @@
 // dataset (data.h), driven by a YAML config (config.h); what `allmrec train
 // sasrec`, `allmrec eval` and `allmrec quickstart` call.
 //
-// Training (one run = one out_dir):
+// Training (one run = one out_dir) runs in the shared loop (train_loop.h:
+// resume, signals, budget, logs, validation, early stopping); this file is
+// SASRec's step, its validation and its state:
 //   epoch e: the users with >= 2 train items (of data.train_scenario) in a
 //   Philox permutation keyed by (seed, e); batches of train.batch_size rows
 //   (the last one padded with empty rows); per row the release's layout
@@ -14,15 +16,16 @@
 //   eval.valid_kind; best.h5 is kept on improvement of train.early_metric;
 //   stop after train.patience evaluations without improvement (0 = never).
 //   last.h5 (params + Adam moments + step + epoch + early-stopping state) is
-//   written atomically after every epoch and on SIGINT/SIGTERM; re-running
-//   the same command resumes from it (train.restart=true starts over).
+//   written atomically after every epoch, every train.checkpoint_every steps
+//   and on SIGINT/SIGTERM; re-running the same command resumes from it at the
+//   exact step (train.restart=true starts over).
 //   train.max_minutes > 0: after the epoch that passes the budget, validate and
 //   stop (not "finished": re-running resumes training), then evaluate as below.
 //   Then best.h5 is evaluated on the test split for every eval.scenarios x
 //   eval.kinds set stored in the dataset (metrics.json, metrics.txt) and the
 //   CF export (cf_export.h) is written to <out_dir>/cf_export.h5.
 // Files in out_dir: config.yaml (resolved), train_log.jsonl (one JSON object
-// per epoch / evaluation), last.h5, best.h5, metrics.json, metrics.txt,
+// per epoch / evaluation / train.log_every steps), last.h5, best.h5, metrics.json, metrics.txt,
 // cf_export.h5.
 //
 // defines: sasrec_config_schema, sasrec_quickstart_yaml, struct sasrec_run_options, sasrec_run_options_from_config,
@@ -62,6 +65,8 @@ struct sasrec_run_options {
     float l2_emb;
     int epochs, eval_every, patience;
     double max_minutes;              // 0 = no time budget
+    int64_t checkpoint_every;        // last.h5 also every N steps (0 = at epoch ends)
+    int64_t log_every;               // a "step" line in train_log.jsonl every N steps (0 = none)
     uint64_t seed;
     char early_metric[16];
     char valid_scenario[32], valid_kind[24];

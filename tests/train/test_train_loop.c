@@ -1,0 +1,375 @@
+// test_train_loop.c: the shared training loop (train_loop.h).
+//  - a toy trainer whose state is a few floats updated by an order-dependent
+//    step: a stop in the middle of an epoch plus a resume ends with exactly the
+//    state of a straight run; checkpoints every N steps record the position;
+//    early stopping after `patience` validations without improvement keeps
+//    best.h5 = the state of the best epoch; without validation best.h5 is the
+//    final state; a restart removes a stale best.h5; the JSON-lines log.
+//  - SASRec killed with SIGKILL at a random step (a forked child, killed after
+//    it has logged k steps, k random; twice), re-run on the same out_dir, ends
+//    with parameters and Adam moments bit-identical to an uninterrupted run.
+//    Every run is a forked child, so the parent never starts OpenMP threads
+//    before a fork. ALLMREC_TEST_KILL_STEP=k fixes k (to replay a failure).
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "allmrec/config.h"
+#include "allmrec/data.h"
+#include "allmrec/fs.h"
+#include "allmrec/h5.h"
+#include "allmrec/sasrec_train.h"
+#include "allmrec/train_loop.h"
+#include "testing.h"
+
+// ------------------------------------------------------------------ toy trainer
+
+#define TOY_N 4
+#define TOY_STEPS 3 // steps per epoch
+struct toy {
+    float w[TOY_N];
+    double steps;            // its own counter (saved, like Adam's t)
+    const double *metrics;   // validation metric after epoch e (1-based): metrics[e - 1]
+    int n_validations;
+};
+
+static allmrec_status toy_begin(void *self, int64_t epoch, int64_t *n_steps) {
+    (void)self;
+    (void)epoch;
+    *n_steps = TOY_STEPS;
+    return ALLMREC_OK;
+}
+
+// w depends on the order of every (epoch, step) so far: a wrong resume shows
+static allmrec_status toy_step(void *self, int64_t epoch, int64_t step, int64_t *n_examples) {
+    struct toy *t = self;
+    t->steps += 1;
+    for (int i = 0; i < TOY_N; i++) t->w[i] = t->w[i] * 0.75f + (float)(epoch * 7 + step * 3 + i) * 0.01f;
+    *n_examples = 5;
+    return ALLMREC_OK;
+}
+
+static allmrec_status toy_validate(void *self, int64_t epoch, double *metric, char *summary, size_t cap,
+                                   char *json, size_t json_cap) {
+    struct toy *t = self;
+    t->n_validations++;
+    *metric = t->metrics[epoch - 1];
+    snprintf(summary, cap, "toy valid after epoch %lld: %.3f", (long long)epoch, *metric);
+    snprintf(json, json_cap, "\"toy\": %.3f", *metric);
+    return ALLMREC_OK;
+}
+
+static allmrec_status toy_save(void *self, const char *path, bool with_optimizer, int n_extra,
+                               const char *const *keys, const double *vals) {
+    struct toy *t = self;
+    struct h5_file f;
+    ALLMREC_TRY(h5_create_atomic(&f, path));
+    allmrec_status s = h5_write_tensor(&f, "w", tensor_1d(t->w, ALLMREC_DTYPE_F32, ALLMREC_DEVICE_CPU, TOY_N));
+    if (!s && with_optimizer) s = h5_attr_set_f64(&f, "/", "toy_steps", t->steps);
+    for (int i = 0; i < n_extra && !s; i++) s = h5_attr_set_f64(&f, "/", keys[i], vals[i]);
+    if (s) { h5_abort(&f); return s; }
+    return h5_commit(&f);
+}
+
+static allmrec_status toy_load(void *self, const char *path) {
+    struct toy *t = self;
+    struct h5_file f;
+    ALLMREC_TRY(h5_open_read(&f, path));
+    allmrec_status s = h5_read_tensor(&f, "w", tensor_1d(t->w, ALLMREC_DTYPE_F32, ALLMREC_DEVICE_CPU, TOY_N));
+    if (!s) s = h5_attr_get_f64(&f, "/", "toy_steps", &t->steps);
+    h5_close(&f);
+    return s;
+}
+
+static struct trainer toy_trainer(struct toy *t, bool with_valid) {
+    struct trainer tr = {t, toy_begin, toy_step, NULL, with_valid ? toy_validate : NULL, toy_save, toy_load};
+    return tr;
+}
+
+static void read_w(const char *path, float *w, double *epoch) {
+    struct h5_file f;
+    memset(w, 0, TOY_N * sizeof(float));
+    *epoch = -1;
+    if (h5_open_read(&f, path)) return;
+    h5_read_tensor(&f, "w", tensor_1d(w, ALLMREC_DTYPE_F32, ALLMREC_DEVICE_CPU, TOY_N));
+    h5_attr_get_f64(&f, "/", "epoch", epoch);
+    h5_close(&f);
+}
+
+static void test_toy_resume_early_stop(void) {
+    // validations after epochs 1..6: best at 2, then 3 without improvement -> stop after epoch 5
+    static const double metrics[] = {0.10, 0.30, 0.20, 0.25, 0.29, 0.90};
+    char straight[1100], resumed[1100], p[1200];
+    snprintf(straight, sizeof straight, "%s/toy_straight", test_tmpdir());
+    snprintf(resumed, sizeof resumed, "%s/toy_resumed", test_tmpdir());
+    struct train_loop_options o;
+    train_loop_options_default(&o);
+    o.epochs = 6;
+    o.eval_every = 1;
+    o.patience = 3;
+    o.metric_name = "toy";
+    o.progress = false;
+    o.log_every = 2;
+    o.checkpoint_every = 2;
+
+    struct toy a = {.metrics = metrics}, b = {.metrics = metrics};
+    struct trainer ta = toy_trainer(&a, true), tb = toy_trainer(&b, true);
+    struct train_loop_result ra, rb;
+    o.out_dir = straight;
+    CHECK_OK(train_loop_run(&o, &ta, &ra));
+    CHECK(ra.finished && !ra.resumed);
+    CHECK_EQ_INT(ra.epochs_done, 5); // early-stopped
+    CHECK_EQ_INT(ra.best_epoch, 2);
+    CHECK_EQ_INT(ra.global_step, 5 * TOY_STEPS);
+    CHECK_EQ_INT(a.n_validations, 5);
+
+    // stop after 4 steps (epoch 2, step 1 of 3), check the saved position, resume
+    o.out_dir = resumed;
+    o.stop_after_steps = 4;
+    CHECK_STATUS(train_loop_run(&o, &tb, &rb), ALLMREC_ERR_INTERRUPTED);
+    fs_join(p, sizeof p, resumed, "last.h5");
+    struct h5_file f;
+    double ep, sie, gs;
+    CHECK_OK(h5_open_read(&f, p));
+    CHECK_OK(h5_attr_get_f64(&f, "/", "epoch", &ep));
+    CHECK_OK(h5_attr_get_f64(&f, "/", "step_in_epoch", &sie));
+    CHECK_OK(h5_attr_get_f64(&f, "/", "global_step", &gs));
+    h5_close(&f);
+    CHECK(ep == 1 && sie == 1 && gs == 4);
+    struct toy c = {.metrics = metrics};           // a fresh process: state only from last.h5
+    struct trainer tc = toy_trainer(&c, true);
+    o.stop_after_steps = 0;
+    CHECK_OK(train_loop_run(&o, &tc, &rb));
+    CHECK(rb.resumed && rb.finished);
+    CHECK_EQ_INT(rb.steps_run, 5 * TOY_STEPS - 4);
+    CHECK_EQ_INT(rb.best_epoch, 2);
+    CHECK_MSG(!memcmp(a.w, c.w, sizeof a.w) && a.steps == c.steps, "resumed toy state differs from the straight run");
+
+    // best.h5 = the state after epoch 2 (replay 2 epochs by hand)
+    struct toy r = {0};
+    int64_t n;
+    for (int e = 0; e < 2; e++)
+        for (int s = 0; s < TOY_STEPS; s++) toy_step(&r, e, s, &n);
+    float wb[TOY_N];
+    double eb;
+    fs_join(p, sizeof p, straight, "best.h5");
+    read_w(p, wb, &eb);
+    CHECK(eb == 2);
+    CHECK_MSG(!memcmp(wb, r.w, sizeof wb), "best.h5 is not the state of epoch 2");
+
+    // the log: start, steps, epochs, validations
+    char *log;
+    fs_join(p, sizeof p, resumed, "train_log.jsonl");
+    CHECK_OK(fs_read_all(p, &log, NULL));
+    CHECK_STR_CONTAINS(log, "{\"event\": \"start\"");
+    CHECK_STR_CONTAINS(log, "{\"event\": \"resume\", \"epoch\": 1, \"step_in_epoch\": 1, \"global_step\": 4}");
+    CHECK_STR_CONTAINS(log, "{\"event\": \"step\", \"epoch\": 1.3333, \"step_in_epoch\": 1, \"global_step\": 4");
+    CHECK_STR_CONTAINS(log, "{\"event\": \"epoch\", \"epoch\": 5, \"loss\": null");
+    CHECK_STR_CONTAINS(log, "{\"event\": \"valid\", \"epoch\": 2, \"toy\": 0.300, \"best\": true}");
+    free(log);
+
+    // a finished run re-run does nothing
+    struct toy d = {.metrics = metrics};
+    struct trainer td = toy_trainer(&d, true);
+    CHECK_OK(train_loop_run(&o, &td, &rb));
+    CHECK(rb.resumed && rb.finished && rb.steps_run == 0);
+}
+
+static void test_toy_no_validation_and_restart(void) {
+    char dir[1100], p[1200];
+    snprintf(dir, sizeof dir, "%s/toy_noval", test_tmpdir());
+    struct train_loop_options o;
+    train_loop_options_default(&o);
+    o.out_dir = dir;
+    o.epochs = 2;
+    o.progress = false;
+    struct toy a = {0};
+    struct trainer ta = toy_trainer(&a, false);
+    struct train_loop_result r;
+    CHECK_OK(train_loop_run(&o, &ta, &r));
+    float w[TOY_N];
+    double e;
+    fs_join(p, sizeof p, dir, "best.h5");
+    read_w(p, w, &e);
+    CHECK(e == 2 && !memcmp(w, a.w, sizeof w));
+    CHECK_EQ_INT(r.best_epoch, 2);
+    // restart with one epoch: the old best.h5 (epoch 2) must not survive
+    o.epochs = 1;
+    o.restart = true;
+    struct toy b = {0};
+    struct trainer tb = toy_trainer(&b, false);
+    CHECK_OK(train_loop_run(&o, &tb, &r));
+    read_w(p, w, &e);
+    CHECK(e == 1 && !memcmp(w, b.w, sizeof w));
+    // bad options
+    o.epochs = 0;
+    CHECK_STATUS(train_loop_run(&o, &tb, &r), ALLMREC_ERR_CONFIG);
+    struct trainer broken = tb;
+    broken.load = NULL;
+    o.epochs = 1;
+    CHECK_STATUS(train_loop_run(&o, &broken, &r), ALLMREC_ERR_INVALID);
+}
+
+// ------------------------------------------------------------------ SASRec, SIGKILL
+
+static const char *SASREC_YAML =
+    "model: {name: sasrec, d: 16, blocks: 2, heads: 2, maxlen: 12, dropout: 0.3}\n"
+    "train: {batch_size: 16, lr: 5.0e-3, epochs: 12, eval_every: 0, seed: 5, progress: false,\n"
+    "        checkpoint_every: 7, log_every: 1}\n"
+    "eval: {final: false}\n"
+    "export: {enabled: false}\n";
+
+// fork a child: 0 = make the dataset, else train into out_dir; returns its pid
+static pid_t spawn(const char *data, const char *out_dir) {
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid != 0) return pid;
+    freopen("/dev/null", "w", stdout);
+    allmrec_status s;
+    if (!out_dir) {
+        struct synth_options so;
+        synth_options_default(&so);
+        so.n_users = 300;
+        so.n_items = 150;
+        so.mean_len = 10;
+        struct dataset ds;
+        dataset_init(&ds);
+        struct split_options sp;
+        split_options_default(&sp);
+        sp.max_eval_users = 0;
+        s = dataset_synth(&so, &ds);
+        if (!s) s = dataset_save_hdf5(&ds, data, NULL, 0, NULL, NULL, NULL);
+        if (!s) s = dataset_split_hdf5(data, &sp);
+    } else {
+        struct config cfg;
+        struct sasrec_run_options o;
+        char a[1200], b[1200];
+        snprintf(a, sizeof a, "data.path=%s", data);
+        snprintf(b, sizeof b, "out_dir=%s", out_dir);
+        config_init(&cfg);
+        s = config_load_string(&cfg, SASREC_YAML, "<test>", ".");
+        if (!s) s = config_apply_override(&cfg, a);
+        if (!s) s = config_apply_override(&cfg, b);
+        if (!s) s = sasrec_run_options_from_config(&cfg, &o);
+        if (!s) s = sasrec_run_train(&o, NULL, 0, NULL);
+    }
+    if (s) fprintf(stderr, "child: %s\n", allmrec_error_message());
+    _exit(s ? 10 + (int)s : 0);
+}
+
+static int wait_exit(pid_t pid) {
+    int st;
+    if (waitpid(pid, &st, 0) != pid) return -1;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static int count_steps(const char *log_path) {
+    FILE *f = fopen(log_path, "r");
+    if (!f) return 0;
+    char line[512];
+    int n = 0;
+    while (fgets(line, sizeof line, f))
+        if (strstr(line, "\"event\": \"step\"")) n++;
+    fclose(f);
+    return n;
+}
+
+// start a run on out_dir and SIGKILL it once the log holds `after` more step
+// lines; returns 1 if killed, 0 if it finished first, -1 on error
+static int run_and_kill(const char *data, const char *out_dir, int after) {
+    char log_path[1200];
+    fs_join(log_path, sizeof log_path, out_dir, "train_log.jsonl");
+    int target = count_steps(log_path) + after;
+    pid_t pid = spawn(data, out_dir);
+    if (pid < 0) return -1;
+    for (int i = 0; i < 200000; i++) { // <= ~60 s
+        int st;
+        pid_t w = waitpid(pid, &st, WNOHANG);
+        if (w == pid) return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
+        if (count_steps(log_path) >= target) {
+            kill(pid, SIGKILL);
+            return wait_exit(pid) == 128 + SIGKILL ? 1 : 0;
+        }
+        usleep(300);
+    }
+    kill(pid, SIGKILL);
+    wait_exit(pid);
+    return -1;
+}
+
+static int64_t read_state(const char *path, float **out) {
+    struct h5_file f;
+    *out = NULL;
+    if (h5_open_read(&f, path)) return -1;
+    int64_t total = 0;
+    const char *groups[3] = {"params", "adam/m", "adam/v"};
+    for (int g = 0; g < 3; g++) {
+        int64_t n_names;
+        char **names;
+        if (h5_list(&f, groups[g], &n_names, &names)) break;
+        for (int64_t i = 0; i < n_names; i++) {
+            char nm[300];
+            snprintf(nm, sizeof nm, "%s/%s", groups[g], names[i]);
+            float *buf;
+            int nd;
+            int64_t sh[8];
+            if (h5_read_alloc(&f, nm, ALLMREC_DTYPE_F32, (void **)&buf, &nd, sh)) continue;
+            int64_t k = 1;
+            for (int d = 0; d < nd; d++) k *= sh[d];
+            *out = realloc(*out, (size_t)(total + k) * sizeof(float));
+            memcpy(*out + total, buf, (size_t)k * sizeof(float));
+            total += k;
+            free(buf);
+        }
+        h5_free_strings(n_names, names);
+    }
+    int64_t t = -1;
+    h5_attr_get_i64(&f, "/", "adam_t", &t);
+    h5_close(&f);
+    return t < 0 ? -1 : total;
+}
+
+static void test_sasrec_sigkill_resume_is_bitwise(void) {
+    char data[1100], straight[1100], killed[1100], pa[1200], pb[1200];
+    snprintf(data, sizeof data, "%s/synth.h5", test_tmpdir());
+    snprintf(straight, sizeof straight, "%s/sasrec_straight", test_tmpdir());
+    snprintf(killed, sizeof killed, "%s/sasrec_killed", test_tmpdir());
+    CHECK_EQ_INT(wait_exit(spawn(data, NULL)), 0);
+    CHECK_EQ_INT(wait_exit(spawn(data, straight)), 0); // 12 epochs x 19 steps = 228 steps
+
+    const char *env = getenv("ALLMREC_TEST_KILL_STEP");
+    srand((unsigned)time(NULL) ^ (unsigned)getpid());
+    int kills = 0;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        int k = env ? atoi(env) : 10 + rand() % 80; // >= 10: past the first checkpoint (step 7)
+        fprintf(stderr, "  kill %d: SIGKILL after %d more logged steps (ALLMREC_TEST_KILL_STEP=%d replays)\n",
+                attempt + 1, k, k);
+        int r = run_and_kill(data, killed, k);
+        CHECK_MSG(r >= 0, "the child run failed");
+        kills += r;
+    }
+    CHECK_MSG(kills >= 1, "the run always finished before the kill landed");
+    CHECK_EQ_INT(wait_exit(spawn(data, killed)), 0); // resume to the end
+    fs_join(pa, sizeof pa, straight, "last.h5");
+    fs_join(pb, sizeof pb, killed, "last.h5");
+    float *a, *b;
+    int64_t na = read_state(pa, &a), nb = read_state(pb, &b);
+    CHECK(na > 1000 && na == nb);
+    CHECK_MSG(!memcmp(a, b, (size_t)na * sizeof(float)), "parameters / Adam moments after SIGKILL + resume differ "
+              "from the uninterrupted run (max diff %.3g)", test_max_abs_diff(a, b, (size_t)na));
+    free(a);
+    free(b);
+    char *log;
+    fs_join(pb, sizeof pb, killed, "train_log.jsonl");
+    CHECK_OK(fs_read_all(pb, &log, NULL));
+    CHECK_STR_CONTAINS(log, "\"event\": \"resume\"");
+    CHECK_STR_CONTAINS(log, "\"event\": \"epoch\", \"epoch\": 12");
+    free(log);
+}
+
+TEST_MAIN(TEST_CASE(test_toy_resume_early_stop), TEST_CASE(test_toy_no_validation_and_restart),
+          TEST_CASE(test_sasrec_sigkill_resume_is_bitwise))
