@@ -4,10 +4,12 @@
 // the release tokenizer; F_U and F_I train and the loss falls; checkpoint.h5
 // holds both nets under the release's names; an interrupted run resumes to
 // the same parameters as an uninterrupted one; bad configs name their key.
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "allmrec/cf_export.h"
 #include "allmrec/config.h"
@@ -206,5 +208,53 @@ static void test_stage2_config_errors(void) {
     }
 }
 
+// the `allmrec` binary: <build>/allmrec, this test is <build>/tests/stage2/<name>
+static const char *cli_path(void) {
+    static char p[PATH_MAX + 16];
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0) return NULL;
+    self[n] = '\0';
+    for (int k = 0; k < 3; k++) {
+        char *s = strrchr(self, '/');
+        if (!s) return NULL;
+        *s = '\0';
+    }
+    snprintf(p, sizeof p, "%s/allmrec", self);
+    return fs_exists(p) ? p : NULL;
+}
+
+// `allmrec train stage2` with a tiny random OPT (llm.random): runs, writes
+// checkpoint.h5; a bad key fails naming it
+static void test_train_stage2_command(void) {
+    const char *cli = cli_path();
+    if (!cli) TEST_SKIP("the allmrec command is not built next to the tests (build target allmrec_cli)");
+    const char *tok = test_shared_path("data/tokenizer_gpt2_opt");
+    if (!tok) TEST_SKIP("../shared/data/tokenizer_gpt2_opt not found");
+    CHECK(make_inputs());
+    char yaml[8192], path[1200], cmd[16384];
+    snprintf(yaml, sizeof yaml,
+             "data: {path: %s}\ncf: {export: %s}\nitem_embedding: random\n"
+             "llm: {random: true, random_hidden: 16, random_layers: 1, random_heads: 2, random_ffn: 32}\n"
+             "tokenizer: {path: %s, fairseq_dict: %s/fairseq_gpt2_dict.txt}\n"
+             "prompt: {verb_past: bought, verb: buy, noun: item}\ntrain: {batch_size: 2, epochs: 1}\n",
+             g_data, g_cf, tok, tok);
+    snprintf(path, sizeof path, "%s/cli.yaml", test_tmpdir());
+    CHECK_OK(fs_write_atomic(path, yaml, strlen(yaml)));
+    snprintf(cmd, sizeof cmd, "%s train stage2 --config %s --out %s/run_cli train.progress=false > %s/cli.log 2>&1",
+             cli, path, test_tmpdir(), test_tmpdir());
+    CHECK_EQ_INT(system(cmd), 0);
+    snprintf(cmd, sizeof cmd, "%s/run_cli/checkpoint.h5", test_tmpdir());
+    CHECK(fs_exists(cmd));
+    snprintf(cmd, sizeof cmd, "%s train stage2 --config %s --out %s/run_cli2 projector=linear 2>&1", cli, path,
+             test_tmpdir());
+    FILE *pp = popen(cmd, "r");
+    char out[4096] = {0};
+    size_t n = pp ? fread(out, 1, sizeof out - 1, pp) : 0;
+    out[n] = 0;
+    CHECK(pp && pclose(pp) != 0);
+    CHECK_STR_CONTAINS(out, "projector");
+}
+
 TEST_MAIN(TEST_CASE(test_stage2_config_errors), TEST_CASE(test_stage2_trains_and_loss_falls),
-          TEST_CASE(test_stage2_resume_is_exact))
+          TEST_CASE(test_stage2_resume_is_exact), TEST_CASE(test_train_stage2_command))
