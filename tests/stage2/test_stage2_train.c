@@ -8,7 +8,10 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "allmrec/cf_export.h"
@@ -256,5 +259,123 @@ static void test_train_stage2_command(void) {
     CHECK_STR_CONTAINS(out, "projector");
 }
 
+static pid_t spawn_cli(const char *cli, const char *yaml, const char *out) {
+    pid_t pid = fork();
+    if (pid != 0) return pid;
+    char o[1200];
+    snprintf(o, sizeof o, "out_dir=%s", out);
+    if (!freopen("/dev/null", "w", stderr)) _exit(97);
+    execl(cli, cli, "train", "stage2", "--config", yaml, o, "train.checkpoint_every=1", "train.log_every=1",
+          "train.progress=false", (char *)NULL);
+    _exit(98);
+}
+
+static int wait_exit(pid_t pid) {
+    int st;
+    if (waitpid(pid, &st, 0) != pid) return -1;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static int count_steps(const char *out) {
+    char p[1300];
+    snprintf(p, sizeof p, "%s/train_log.jsonl", out);
+    FILE *f = fopen(p, "r");
+    if (!f) return 0;
+    char line[1024];
+    int n = 0;
+    while (fgets(line, sizeof line, f)) n += strstr(line, "\"event\": \"step\"") != NULL;
+    fclose(f);
+    return n;
+}
+
+// every parameter and Adam moment of both nets, and the Adam step counts
+static bool same_state(const char *a, const char *b) {
+    static const char *nets[] = {"log_emb_proj", "item_emb_proj"}, *groups[] = {"", "adam_m/", "adam_v/"},
+                      *names[] = {"0.weight", "0.bias", "1.weight", "1.bias", "3.weight", "3.bias"};
+    struct h5_file fa, fb;
+    if (h5_open_read(&fa, a)) return false;
+    if (h5_open_read(&fb, b)) { h5_close(&fa); return false; }
+    bool same = true;
+    int compared = 0;
+    for (int n = 0; n < 2; n++) {
+        char k[96];
+        int64_t ta = -1, tb = -2;
+        snprintf(k, sizeof k, "%s.adam_t", nets[n]);
+        h5_attr_get_i64(&fa, "/", k, &ta);
+        h5_attr_get_i64(&fb, "/", k, &tb);
+        same = same && ta == tb && ta > 0;
+        for (int g = 0; g < 3; g++)
+            for (int i = 0; i < 6; i++) {
+                snprintf(k, sizeof k, "%s%s.%s", groups[g], nets[n], names[i]);
+                float *x = NULL, *y = NULL;
+                int nx = 0, ny = 0;
+                int64_t sx[4] = {0}, sy[4] = {0};
+                bool ok = !h5_read_alloc(&fa, k, ALLMREC_DTYPE_F32, (void **)&x, &nx, sx) &&
+                          !h5_read_alloc(&fb, k, ALLMREC_DTYPE_F32, (void **)&y, &ny, sy) && nx == ny;
+                int64_t m = 1;
+                for (int d = 0; ok && d < nx; d++) m *= sx[d];
+                ok = ok && memcmp(x, y, (size_t)m * sizeof(float)) == 0;
+                if (!ok) fprintf(stderr, "  %s differs\n", k);
+                same = same && ok;
+                compared++;
+                free(x);
+                free(y);
+            }
+    }
+    h5_close(&fa);
+    h5_close(&fb);
+    return same && compared == 36;
+}
+
+// SIGKILL `allmrec train stage2` at a random logged step, run it again: the
+// final state equals an uninterrupted run's bit for bit
+static void test_stage2_sigkill_resume_is_bitwise(void) {
+    const char *cli = cli_path();
+    if (!cli) TEST_SKIP("the allmrec command is not built next to the tests (build target allmrec_cli)");
+    const char *tok = test_shared_path("data/tokenizer_gpt2_opt");
+    if (!tok) TEST_SKIP("../shared/data/tokenizer_gpt2_opt not found");
+    CHECK(make_inputs());
+    char yaml[8192], path[1200], straight[1200], killed[1200], pa[1300], pb[1300];
+    snprintf(yaml, sizeof yaml,
+             "data: {path: %s}\ncf: {export: %s}\nstage1: {joint: %s}\nllm: {path: %s}\n"
+             "tokenizer: {path: %s, fairseq_dict: %s/fairseq_gpt2_dict.txt}\n"
+             "prompt: {verb_past: bought, verb: buy, noun: item}\ntrain: {batch_size: 2, epochs: 4, lr: 1.0e-2}\n",
+             g_data, g_cf, g_joint, g_llm, tok, tok);
+    snprintf(path, sizeof path, "%s/kill.yaml", test_tmpdir());
+    CHECK_OK(fs_write_atomic(path, yaml, strlen(yaml)));
+    snprintf(straight, sizeof straight, "%s/kill_straight", test_tmpdir());
+    snprintf(killed, sizeof killed, "%s/kill_killed", test_tmpdir());
+    CHECK_EQ_INT(wait_exit(spawn_cli(cli, path, straight)), 0); // 4 epochs x 6 steps
+    const char *env = getenv("ALLMREC_TEST_KILL_STEP");
+    srand((unsigned)time(NULL) ^ (unsigned)getpid());
+    int k = env ? atoi(env) : 2 + rand() % 18;
+    fprintf(stderr, "  SIGKILL after %d logged steps of 24 (ALLMREC_TEST_KILL_STEP=%d replays)\n", k, k);
+    pid_t pid = spawn_cli(cli, path, killed);
+    int killed_it = 0;
+    for (int i = 0; i < 200000; i++) { // <= ~60 s
+        int st;
+        if (waitpid(pid, &st, WNOHANG) == pid) { pid = -1; break; }
+        if (count_steps(killed) >= k) {
+            kill(pid, SIGKILL);
+            killed_it = wait_exit(pid) == 128 + SIGKILL;
+            pid = -1;
+            break;
+        }
+        usleep(300);
+    }
+    if (pid > 0) { kill(pid, SIGKILL); wait_exit(pid); }
+    CHECK_MSG(killed_it, "the run finished before the kill landed");
+    CHECK_EQ_INT(wait_exit(spawn_cli(cli, path, killed)), 0); // resume to the end
+    snprintf(pa, sizeof pa, "%s/last.h5", straight);
+    snprintf(pb, sizeof pb, "%s/last.h5", killed);
+    CHECK_MSG(same_state(pa, pb), "F_U/F_I parameters or Adam state after SIGKILL + resume differ");
+    char *log = NULL;
+    snprintf(pb, sizeof pb, "%s/train_log.jsonl", killed);
+    CHECK_OK(fs_read_all(pb, &log, NULL));
+    if (k >= 2) CHECK_STR_CONTAINS(log, "\"event\": \"resume\""); // step 1's last.h5 is written after its log line
+    free(log);
+}
+
 TEST_MAIN(TEST_CASE(test_stage2_config_errors), TEST_CASE(test_stage2_trains_and_loss_falls),
-          TEST_CASE(test_stage2_resume_is_exact), TEST_CASE(test_train_stage2_command))
+          TEST_CASE(test_stage2_resume_is_exact), TEST_CASE(test_train_stage2_command),
+          TEST_CASE(test_stage2_sigkill_resume_is_bitwise))
