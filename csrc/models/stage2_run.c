@@ -11,12 +11,14 @@
 #include "allmrec/h5.h"
 #include "allmrec/log.h"
 #include "allmrec/philox.h"
+#include "allmrec/sasrec.h"
 #include "allmrec/stage2.h"
 #include "allmrec/text.h"
 #include "allmrec/train_loop.h"
 
 #define STREAM_ORDER 0x53320200u // + epoch: the epoch's user order
 #define STREAM_CAND 0x53320100u  // + epoch: the candidates drawn for the epoch
+#define STREAM_XU_DROPOUT 0x5332u // seed salt of the x_u dropout masks
 #define D_JOINT 128
 
 // ------------------------------------------------------------------ config
@@ -51,7 +53,11 @@ static const struct config_key SCHEMA[] = {
     {"n_candidates", CONFIG_INT, "20", false, "candidates per prompt (the release draw: 20)"},
     {"use_user_rep", CONFIG_BOOL, "true", false, "O_u = F_U(x_u) before BOS and its sentence (false: both "
      "dropped)"},
-    {"user_rep", CONFIG_STRING, "export", false, "x_u source: export (/users/x_train_prefix, eval mode)"},
+    {"user_rep", CONFIG_STRING, "export", false, "x_u: export (/users/x_train_prefix of cf.export, eval mode; "
+     "any CF model) | release_dropout (the SASRec checkpoint over the train prefix with train-mode dropout, a "
+     "new mask per step, as the release)"},
+    {"cf.checkpoint", CONFIG_STRING, "", false, "SASRec checkpoint for user_rep release_dropout (empty: the "
+     "export's `checkpoint` attribute)"},
     {"item_embedding", CONFIG_STRING, "joint", false, "joint (e_i) | none (no markers) | random (Philox "
      "U(0,1)) | sbert (q_i)"},
     {"projector", CONFIG_STRING, "joint", false, "joint (F_I over 128-d item vectors) | mlp (MLP-LLM: F_I "
@@ -149,9 +155,10 @@ static allmrec_status variant_options(const struct config *cfg, struct stage2_op
     const char *s;
     ALLMREC_TRY(config_get_bool(cfg, "use_user_rep", &o->use_user_rep));
     ALLMREC_TRY(config_get_string(cfg, "user_rep", &s));
-    if (strcmp(s, "export"))
-        return bad_key(cfg, "user_rep", "only 'export' is built (x_u from the CF export; the release's "
-                       "train-mode SASRec dropout, release_dropout, is not)");
+    if (!strcmp(s, "export")) o->user_rep_dropout = false;
+    else if (!strcmp(s, "release_dropout")) o->user_rep_dropout = true;
+    else return bad_key(cfg, "user_rep", "must be 'export' or 'release_dropout'");
+    ALLMREC_TRY(get_str(cfg, "cf.checkpoint", o->cf_checkpoint, sizeof o->cf_checkpoint));
     ALLMREC_TRY(config_get_string(cfg, "item_embedding", &s));
     if (!strcmp(s, "joint")) o->item_embedding = STAGE2_ITEMS_JOINT;
     else if (!strcmp(s, "none")) o->item_embedding = STAGE2_ITEMS_NONE;
@@ -169,8 +176,11 @@ static allmrec_status variant_options(const struct config *cfg, struct stage2_op
     ALLMREC_TRY(config_get_bool(cfg, "skip_short_users", &o->skip_short_users));
     char ck[1024];
     ALLMREC_TRY(get_str(cfg, "cf.export", o->cf_export, sizeof o->cf_export));
-    bool need_cf = o->use_user_rep || (o->projector == STAGE2_PROJ_MLP && o->item_embedding != STAGE2_ITEMS_NONE);
-    if (need_cf && !o->cf_export[0]) return bad_key(cfg, "cf.export", "needed for x_u (use_user_rep) or projector mlp");
+    bool need_cf = (o->use_user_rep && !(o->user_rep_dropout && o->cf_checkpoint[0])) ||
+                   (o->projector == STAGE2_PROJ_MLP && o->item_embedding != STAGE2_ITEMS_NONE);
+    if (need_cf && !o->cf_export[0])
+        return bad_key(cfg, "cf.export", "needed for x_u (use_user_rep; or give cf.checkpoint with user_rep "
+                       "release_dropout) and for projector mlp");
     ALLMREC_TRY(get_str(cfg, "stage1.joint", o->joint_path, sizeof o->joint_path));
     ALLMREC_TRY(get_str(cfg, "stage1.checkpoint", ck, sizeof ck));
     if (!o->joint_path[0] && ck[0]) { // joint.h5 next to the Stage-1 checkpoint
@@ -259,6 +269,8 @@ struct stage2_inputs {
     int64_t d_item, d_user;
     struct tokenizer *tok;
     struct prompt_token_ids ids;
+    struct sasrec_model sas;  // user_rep release_dropout
+    bool have_sas;
     struct op_ctx ctx;
     struct opt_model llm;
     bool llm_ready;
@@ -268,6 +280,7 @@ struct stage2_inputs {
 
 static void inputs_free(struct stage2_inputs *in) {
     if (in->llm_ready) opt_model_free(&in->llm);
+    if (in->have_sas) sasrec_free(&in->sas);
     if (in->ctx.be) op_ctx_free(&in->ctx);
     tokenizer_free(in->tok);
     if (in->item_vecs_owned) free(in->item_vecs);
@@ -397,13 +410,48 @@ static allmrec_status select_users(const struct stage2_options *o, struct stage2
     return ALLMREC_OK;
 }
 
+// user_rep release_dropout: the SASRec checkpoint (cf.checkpoint, else the one
+// the CF export names) on the LLM's device, B rows
+static allmrec_status load_sasrec(const struct stage2_options *o, struct stage2_inputs *in) {
+    char ckpt[1024];
+    snprintf(ckpt, sizeof ckpt, "%s", o->cf_checkpoint);
+    if (!ckpt[0]) {
+        struct h5_file f;
+        char *c = NULL;
+        ALLMREC_TRY(h5_open_read(&f, o->cf_export));
+        allmrec_status s = h5_attr_get_str(&f, "/", "checkpoint", &c);
+        h5_close(&f);
+        if (s || !c || !c[0]) {
+            free(c);
+            return ALLMREC_ERR_AT(ALLMREC_ERR_CONFIG, o->cf_export, 0, "cf.checkpoint", "user_rep release_dropout "
+                                  "needs the SASRec checkpoint: set cf.checkpoint (the export names none)");
+        }
+        snprintf(ckpt, sizeof ckpt, "%s", c);
+        free(c);
+    }
+    struct sasrec_config sc;
+    if (sasrec_checkpoint_read_config(ckpt, &sc)) return allmrec_error_prefix("cf.checkpoint: ");
+    if (sc.n_items != in->ds.n_items || (in->have_cf && sc.d != in->cf.d))
+        return ALLMREC_ERR_AT(ALLMREC_ERR_CONFIG, ckpt, 0, "cf.checkpoint", "SASRec checkpoint has %lld items, d %d; "
+                              "the dataset/export have %lld, %d", (long long)sc.n_items, sc.d,
+                              (long long)in->ds.n_items, in->have_cf ? in->cf.d : sc.d);
+    ALLMREC_TRY(sasrec_init(&in->sas, &sc, &in->ctx, o->batch_size));
+    in->have_sas = true;
+    if (sasrec_checkpoint_load(&in->sas, ckpt, false)) return allmrec_error_prefix("cf.checkpoint: ");
+    in->d_user = sc.d;
+    log_info("stage2: x_u from %s with train-mode dropout (the release)", ckpt);
+    return ALLMREC_OK;
+}
+
 static allmrec_status load_inputs(const struct stage2_options *o, struct stage2_inputs *in) {
     dataset_init(&in->ds);
     if (dataset_load_hdf5(&in->ds, o->data_path)) return allmrec_error_prefix("data.path: ");
     ALLMREC_TRY(load_vectors(o, in));
     ALLMREC_TRY(load_tokenizer(o, in));
     ALLMREC_TRY(select_users(o, in));
-    return load_llm(o, in);
+    ALLMREC_TRY(load_llm(o, in));
+    if (o->use_user_rep && o->user_rep_dropout) ALLMREC_TRY(load_sasrec(o, in));
+    return ALLMREC_OK;
 }
 
 // ------------------------------------------------------------------ the Stage-2 trainer
@@ -423,6 +471,8 @@ struct stage2_trainer {
     const char **titles;                  // (history_len + 20) scratch
     int32_t *win, *perm;
     float *xu;                            // (B, d_user)
+    const int32_t **sas_items;            // (B) train prefixes (user_rep release_dropout)
+    int64_t *sas_lens;
     struct opt_loss_scaler scaler;
     double loss_sum, epoch_loss;
     int64_t epoch_steps;
@@ -434,7 +484,7 @@ static void trainer_free(struct stage2_trainer *tr) {
     for (int r = 0; tr->targets && r < B; r++) prompt_text_free(&tr->targets[r]);
     free(tr->prompts); free(tr->targets); free(tr->ptext); free(tr->ttext);
     free(tr->items); free(tr->row_items); free(tr->n_hist); free(tr->n_cand);
-    free(tr->titles); free(tr->win); free(tr->perm); free(tr->xu);
+    free(tr->titles); free(tr->win); free(tr->perm); free(tr->xu); free(tr->sas_items); free(tr->sas_lens);
     stage2_batch_free(&tr->batch);
     stage2_net_free(&tr->net);
 }
@@ -469,7 +519,9 @@ static allmrec_status trainer_init(struct stage2_trainer *tr, struct stage2_opti
     tr->win = calloc((size_t)o->window, sizeof *tr->win);
     tr->perm = calloc((size_t)in->n_users, sizeof *tr->perm);
     tr->xu = calloc((size_t)(B * (in->d_user ? in->d_user : 1)), sizeof *tr->xu);
-    if (!tr->prompts || !tr->targets || !tr->ptext || !tr->ttext || !tr->items || !tr->row_items || !tr->n_hist ||
+    tr->sas_items = calloc((size_t)B, sizeof *tr->sas_items);
+    tr->sas_lens = calloc((size_t)B, sizeof *tr->sas_lens);
+    if (!tr->sas_items || !tr->sas_lens || !tr->prompts || !tr->targets || !tr->ptext || !tr->ttext || !tr->items || !tr->row_items || !tr->n_hist ||
         !tr->n_cand || !tr->titles || !tr->win || !tr->perm || !tr->xu)
         return ALLMREC_ERR(ALLMREC_ERR_NOMEM, "stage2 trainer");
     for (int64_t r = 0; r < B; r++) tr->row_items[r] = tr->items + r * per_row;
@@ -520,9 +572,11 @@ static allmrec_status fill_row(struct stage2_trainer *tr, int64_t epoch, int r, 
     tr->ttext[r] = tr->targets[r].s;
     tr->n_hist[r] = tr->po.item_markers ? ns : 0;
     tr->n_cand[r] = tr->po.item_markers ? RELEASE_LLM20_CANDIDATES : 0;
-    if (tr->in->d_user)
+    if (tr->in->d_user && !tr->in->have_sas)
         memcpy(tr->xu + r * tr->in->d_user, tr->in->cf.x_train_prefix + (int64_t)u * tr->in->d_user,
                (size_t)tr->in->d_user * sizeof(float));
+    tr->sas_items[r] = sp.train;
+    tr->sas_lens[r] = nh;
     return ALLMREC_OK;
 }
 
@@ -535,6 +589,10 @@ static allmrec_status tr_step(void *self, int64_t epoch, int64_t step, int64_t *
         int32_t u = tr->perm[first + r];
         ALLMREC_TRY(fill_row(tr, epoch, r, u));
     }
+    if (tr->in->have_sas) // the release's x_u: dropout on, a new mask per optimizer step
+        ALLMREC_TRY(sasrec_user_reps_dropout(&tr->in->sas, (int)rows, tr->sas_items, tr->sas_lens,
+                                             sasrec_step_seed(o->seed ^ STREAM_XU_DROPOUT, tr->net.fu.adam_t + 1),
+                                             tr->xu));
     struct stage2_batch *b = &tr->batch;
     ALLMREC_TRY(stage2_batch_from_text(b, tr->in->tok, &tr->in->ids, rows, tr->ptext, tr->ttext,
                                        (const int32_t *const *)tr->row_items, tr->n_hist, tr->n_cand,

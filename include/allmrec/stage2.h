@@ -4,7 +4,8 @@
 //
 // One training row (user u, its train part t_1..t_n):
 //   history = t_1..t_{n-1} (the train PREFIX), target = t_n, x_u = the CF
-//   model over the prefix (/users/x_train_prefix of the CF export);
+//   model over the prefix (/users/x_train_prefix of the CF export, or the
+//   SASRec checkpoint with train-mode dropout: user_rep release_dropout);
 //   candidates = release_llm20_draw over the last 50 history items, re-drawn
 //   every epoch (Philox keyed by seed, epoch, user);
 //   prompt = prompt_build (last 10 history titles, the 20 candidates in display
@@ -120,7 +121,7 @@ enum stage2_item_embedding { STAGE2_ITEMS_JOINT = 0, STAGE2_ITEMS_NONE, STAGE2_I
 enum stage2_projector { STAGE2_PROJ_JOINT = 0, STAGE2_PROJ_MLP };
 
 struct stage2_options {
-    char data_path[1024], cf_export[1024], joint_path[1024], out_dir[1024];
+    char data_path[1024], cf_export[1024], cf_checkpoint[1024], joint_path[1024], out_dir[1024];
     char llm_path[1024], tokenizer_path[1024], fairseq_dict[1024];
     bool llm_random;               // a random OPT of the llm.random_* shape (tests, quickstart)
     struct opt_config llm_random_cfg;
@@ -129,7 +130,7 @@ struct stage2_options {
     int device_index;
     char verb_past[64], verb[64], noun[64]; // "" = the release's phrasing for the dataset name
     int history_len, window, n_candidates;
-    bool use_user_rep, strip_special_ws, skip_short_users, recompute;
+    bool use_user_rep, user_rep_dropout, strip_special_ws, skip_short_users, recompute;
     enum stage2_item_embedding item_embedding;
     enum stage2_projector projector;
     char train_scenario[64];

@@ -19,11 +19,12 @@
 #include "allmrec/data.h"
 #include "allmrec/fs.h"
 #include "allmrec/h5.h"
+#include "allmrec/sasrec.h"
 #include "allmrec/stage2.h"
 #include "stage2_test_util.h"
 #include "testing.h"
 
-static char g_data[1024], g_cf[1024], g_joint[1024], g_llm[4096];
+static char g_data[1024], g_cf[1024], g_joint[1024], g_sas[1024], g_llm[4096];
 
 // synthetic dataset + CF export + joint.h5 in the test's temporary folder
 static bool make_inputs(void) {
@@ -34,6 +35,7 @@ static bool make_inputs(void) {
     snprintf(g_data, sizeof g_data, "%s/synth.h5", tmp);
     snprintf(g_cf, sizeof g_cf, "%s/cf_export.h5", tmp);
     snprintf(g_joint, sizeof g_joint, "%s/joint.h5", tmp);
+    snprintf(g_sas, sizeof g_sas, "%s/sasrec.h5", tmp);
     snprintf(g_llm, sizeof g_llm, "%.4000s", stage2_fixture_path("stage2_tiny"));
     struct synth_options so;
     synth_options_default(&so);
@@ -71,6 +73,22 @@ static bool make_inputs(void) {
              h5_write(&f, "items/q", ALLMREC_DTYPE_F32, 2, sj, j, false) == ALLMREC_OK;
         ok = ok ? h5_commit(&f) == ALLMREC_OK : (h5_abort(&f), false);
     }
+    // a SASRec checkpoint (random weights, d 8) for user_rep release_dropout
+    struct op_ctx ctx;
+    memset(&ctx, 0, sizeof ctx);
+    struct sasrec_model sm;
+    memset(&sm, 0, sizeof sm);
+    struct sasrec_config sc;
+    sasrec_config_default(&sc);
+    sc.n_items = ds.n_items;
+    sc.d = D;
+    sc.maxlen = 20;
+    sc.dropout = 0.5f;
+    ok = ok && op_ctx_init(&ctx, ALLMREC_DEVICE_CPU, 0) == ALLMREC_OK && sasrec_init(&sm, &sc, &ctx, 4) == ALLMREC_OK &&
+         sasrec_init_weights(&sm, 3) == ALLMREC_OK &&
+         sasrec_checkpoint_save(&sm, g_sas, false, NULL, 0, NULL, NULL) == ALLMREC_OK;
+    sasrec_free(&sm);
+    if (ctx.be) op_ctx_free(&ctx);
     if (!ok) fprintf(stderr, "inputs: %s\n", allmrec_error_message());
     free(j);
     cf_export_free(&e);
@@ -194,11 +212,75 @@ static void test_stage2_resume_is_exact(void) {
     h5_close(&fb);
 }
 
+// user_rep release_dropout: x_u from the SASRec checkpoint in train mode, a new
+// dropout mask per step; runs, and two runs with one seed agree exactly while
+// the export's x_u gives other parameters
+static void test_stage2_release_dropout_user_rep(void) {
+    if (!test_shared_path("data/tokenizer_gpt2_opt/vocab.json")) TEST_SKIP("../shared/data/tokenizer_gpt2_opt not found");
+    CHECK(make_inputs());
+    { // sasrec_user_reps_dropout: a function of the step seed, not the eval-mode x_u
+        struct op_ctx ctx;
+        memset(&ctx, 0, sizeof ctx);
+        struct sasrec_model sm;
+        memset(&sm, 0, sizeof sm);
+        struct sasrec_config sc;
+        CHECK_OK(op_ctx_init(&ctx, ALLMREC_DEVICE_CPU, 0));
+        CHECK_OK(sasrec_checkpoint_read_config(g_sas, &sc));
+        CHECK_OK(sasrec_init(&sm, &sc, &ctx, 2));
+        CHECK_OK(sasrec_checkpoint_load(&sm, g_sas, false));
+        int32_t a[] = {3, 9, 27, 5}, b[] = {44, 2};
+        const int32_t *items[2] = {a, b};
+        int64_t lens[2] = {4, 2};
+        float ev[16], d1[16], d2[16], d3[16];
+        CHECK_OK(sasrec_user_reps(&sm, 2, items, lens, ev));
+        CHECK_OK(sasrec_user_reps_dropout(&sm, 2, items, lens, 11, d1));
+        CHECK_OK(sasrec_user_reps_dropout(&sm, 2, items, lens, 11, d2));
+        CHECK_OK(sasrec_user_reps_dropout(&sm, 2, items, lens, 12, d3));
+        CHECK(memcmp(d1, d2, sizeof d1) == 0);
+        CHECK(memcmp(d1, d3, sizeof d1) != 0 && memcmp(d1, ev, sizeof d1) != 0);
+        sasrec_free(&sm);
+        op_ctx_free(&ctx);
+    }
+    const char *runs[3] = {"run_drop1", "run_drop2", "run_export"};
+    float *w[3] = {NULL, NULL, NULL};
+    for (int k = 0; k < 3; k++) {
+        struct config cfg;
+        struct stage2_options o;
+        char ov[1200];
+        snprintf(ov, sizeof ov, "cf.checkpoint=%s", g_sas);
+        CHECK_OK(options(&cfg, &o, runs[k], "train.epochs=1"));
+        if (k < 2) {
+            CHECK_OK(config_apply_override(&cfg, "user_rep=release_dropout"));
+            CHECK_OK(config_apply_override(&cfg, ov));
+            stage2_options_free(&o);
+            CHECK_OK(stage2_options_from_config(&cfg, &o));
+        }
+        CHECK_OK(stage2_run_train(&o, NULL));
+        stage2_options_free(&o);
+        config_free(&cfg);
+        char p[1200];
+        snprintf(p, sizeof p, "%s/%s/checkpoint.h5", test_tmpdir(), runs[k]);
+        struct h5_file f;
+        CHECK_OK(h5_open_read(&f, p));
+        int nd;
+        int64_t sh[4];
+        CHECK_OK(h5_read_alloc(&f, "log_emb_proj.0.weight", ALLMREC_DTYPE_F32, (void **)&w[k], &nd, sh));
+        CHECK(nd == 2 && sh[0] == 16 && sh[1] == 8);
+        h5_close(&f);
+    }
+    CHECK(w[0] && w[1] && w[2]);
+    if (w[0] && w[1] && w[2]) {
+        CHECK(memcmp(w[0], w[1], 16 * 8 * sizeof(float)) == 0);
+        CHECK(memcmp(w[0], w[2], 16 * 8 * sizeof(float)) != 0);
+    }
+    for (int k = 0; k < 3; k++) free(w[k]);
+}
+
 static void test_stage2_config_errors(void) {
     CHECK(make_inputs());
     struct config cfg;
     struct stage2_options o;
-    const char *bad[] = {"item_embedding=joints", "projector=linear", "user_rep=release_dropout",
+    const char *bad[] = {"item_embedding=joints", "projector=linear", "user_rep=release",
                          "n_candidates=10", "prompt.verb=~", "train.all_items=true"};
     const char *key[] = {"item_embedding", "projector", "user_rep", "n_candidates", "prompt.verb_past",
                          "train.all_items"};
@@ -377,5 +459,6 @@ static void test_stage2_sigkill_resume_is_bitwise(void) {
 }
 
 TEST_MAIN(TEST_CASE(test_stage2_config_errors), TEST_CASE(test_stage2_trains_and_loss_falls),
-          TEST_CASE(test_stage2_resume_is_exact), TEST_CASE(test_train_stage2_command),
+          TEST_CASE(test_stage2_resume_is_exact), TEST_CASE(test_stage2_release_dropout_user_rep),
+          TEST_CASE(test_train_stage2_command),
           TEST_CASE(test_stage2_sigkill_resume_is_bitwise))
