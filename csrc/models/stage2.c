@@ -154,16 +154,17 @@ allmrec_status stage2_net_init(struct stage2_net *n, struct opt_model *llm, int6
                                           max_rows))) { n->use_fu = false; goto fail; }
     if (n->use_fi && (s = align_proj_init(&n->fi, ALIGN_PROJ_ITEM, "item_emb_proj", d_item, n->H, n->ctx, true,
                                           n->max_inject))) { n->use_fi = false; goto fail; }
-    struct tensor_spec specs[5] = {
+    struct tensor_spec specs[6] = {
         {"xu", F32, 2, {max_rows, d_user > 0 ? d_user : 1, 0, 0}},
         {"v", F32, 2, {n->max_inject, d_item > 0 ? d_item : 1, 0, 0}},
         {"inject", llm->dtype, 2, {n->max_inject, n->H, 0, 0}},
         {"dinject", llm->dtype, 2, {n->max_inject, n->H, 0, 0}},
         {"dout", F32, 2, {n->max_inject, n->H, 0, 0}},
+        {"red", F32, 1, {2, 0, 0, 0}},
     };
-    struct tensor out[5];
-    if ((s = arena_init_from_specs(&n->bufs, "stage2.bufs", n->ctx->device, specs, 5, out))) goto fail;
-    n->xu = out[0]; n->v = out[1]; n->inject = out[2]; n->dinject = out[3]; n->dout = out[4];
+    struct tensor out[6];
+    if ((s = arena_init_from_specs(&n->bufs, "stage2.bufs", n->ctx->device, specs, 6, out))) goto fail;
+    n->xu = out[0]; n->v = out[1]; n->inject = out[2]; n->dinject = out[3]; n->dout = out[4]; n->red = out[5];
     n->h_v = malloc((size_t)(n->max_inject * (d_item > 0 ? d_item : 1)) * sizeof(float));
     if (!n->h_v) { s = ALLMREC_ERR(ALLMREC_ERR_NOMEM, "stage2: item staging"); goto fail; }
     return ALLMREC_OK;
@@ -225,6 +226,31 @@ allmrec_status stage2_forward_backward(struct stage2_net *n, const struct stage2
     if (d_inject_out)
         ALLMREC_TRY(device_memcpy(d_inject_out, ALLMREC_DEVICE_CPU, dout.data, dout.device,
                                   (size_t)(K * H) * sizeof(float)));
+    return ALLMREC_OK;
+}
+
+allmrec_status stage2_net_zero_grad(struct stage2_net *n) {
+    if (n->use_fu) ALLMREC_TRY(align_net_zero_grad(&n->fu));
+    if (n->use_fi) ALLMREC_TRY(align_net_zero_grad(&n->fi));
+    return ALLMREC_OK;
+}
+
+allmrec_status stage2_net_allreduce(struct stage2_net *n, allmrec_comm_t comm, int64_t n_local, float *loss) {
+    if (!comm || comm_size(comm) == 1) return ALLMREC_OK;
+    struct align_net *nets[2] = {n->use_fu ? &n->fu : NULL, n->use_fi ? &n->fi : NULL};
+    for (int k = 0; k < 2; k++) // sum_r n_r g_r
+        for (int i = 0; nets[k] && i < nets[k]->n_params; i++) {
+            ALLMREC_TRY(op_scale(n->ctx, nets[k]->grads[i], (float)n_local));
+            ALLMREC_TRY(comm_allreduce_sum(comm, nets[k]->grads[i]));
+        }
+    float h[2] = {n_local ? *loss * (float)n_local : 0.0f, (float)n_local};
+    ALLMREC_TRY(upload(n->red, h, sizeof h));
+    ALLMREC_TRY(comm_allreduce_sum(comm, n->red));
+    ALLMREC_TRY(device_memcpy(h, ALLMREC_DEVICE_CPU, n->red.data, n->red.device, sizeof h));
+    if (!(h[1] > 0)) return ALLMREC_ERR(ALLMREC_ERR_DATA, "stage2: a batch without target tokens on every rank");
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; nets[k] && i < nets[k]->n_params; i++) ALLMREC_TRY(op_scale(n->ctx, nets[k]->grads[i], 1.0f / h[1]));
+    *loss = h[0] / h[1];
     return ALLMREC_OK;
 }
 

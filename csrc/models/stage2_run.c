@@ -80,6 +80,8 @@ static const struct config_key SCHEMA[] = {
     {"train.checkpoint_every", CONFIG_INT, "0", false, "also write last.h5 every N steps (0 = epoch ends)"},
     {"train.log_every", CONFIG_INT, "0", false, "a step line in train_log.jsonl every N steps (0 = none)"},
     {"train.restart", CONFIG_BOOL, "false", false, "ignore <out_dir>/last.h5 and start over"},
+    {"train.data_parallel", CONFIG_BOOL, "false", false, "split each batch over the MPI ranks (CPU; launch with "
+     "mpirun -np N): gradients pooled as one process's; rank r > 0 writes to <out_dir>/rank<r>"},
     {"train.progress", CONFIG_BOOL, "true", false, "progress lines on stderr"},
     {"out_dir", CONFIG_STRING, "runs/stage2", false, "run folder"},
     {"run.*", CONFIG_ANY, NULL, false, "free-form (experiment runner)"},
@@ -249,6 +251,9 @@ allmrec_status stage2_options_from_config(const struct config *cfg_in, struct st
     ALLMREC_TRY(get_int(cfg, "train.checkpoint_every", 0, &o->checkpoint_every));
     ALLMREC_TRY(get_int(cfg, "train.log_every", 0, &o->log_every));
     ALLMREC_TRY(config_get_bool(cfg, "train.restart", &o->restart));
+    ALLMREC_TRY(config_get_bool(cfg, "train.data_parallel", &o->data_parallel));
+    if (o->data_parallel && !strcmp(o->device, "cuda"))
+        return bad_key(cfg, "train.data_parallel", "data parallel Stage 2 runs on CPU ranks only (NCCL: not built)");
     ALLMREC_TRY(config_get_bool(cfg, "train.progress", &o->progress));
     return config_to_yaml(cfg, &o->config_yaml);
 }
@@ -474,6 +479,7 @@ struct stage2_trainer {
     const int32_t **sas_items;            // (B) train prefixes (user_rep release_dropout)
     int64_t *sas_lens;
     struct opt_loss_scaler scaler;
+    allmrec_comm_t comm;                  // data parallel (NULL: one process)
     double loss_sum, epoch_loss;
     int64_t epoch_steps;
 };
@@ -580,34 +586,44 @@ static allmrec_status fill_row(struct stage2_trainer *tr, int64_t epoch, int r, 
     return ALLMREC_OK;
 }
 
+// one optimizer step on batch `step` of the epoch; with data parallelism this
+// rank runs its block of the batch's rows and the gradients are pooled
 static allmrec_status tr_step(void *self, int64_t epoch, int64_t step, int64_t *n_examples) {
     struct stage2_trainer *tr = self;
     const struct stage2_options *o = tr->o;
     int64_t first = step * o->batch_size, rows = tr->in->n_users - first;
     if (rows > o->batch_size) rows = o->batch_size;
-    for (int r = 0; r < rows; r++) {
-        int32_t u = tr->perm[first + r];
-        ALLMREC_TRY(fill_row(tr, epoch, r, u));
-    }
-    if (tr->in->have_sas) // the release's x_u: dropout on, a new mask per optimizer step
-        ALLMREC_TRY(sasrec_user_reps_dropout(&tr->in->sas, (int)rows, tr->sas_items, tr->sas_lens,
-                                             sasrec_step_seed(o->seed ^ STREAM_XU_DROPOUT, tr->net.fu.adam_t + 1),
-                                             tr->xu));
-    struct stage2_batch *b = &tr->batch;
-    ALLMREC_TRY(stage2_batch_from_text(b, tr->in->tok, &tr->in->ids, rows, tr->ptext, tr->ttext,
-                                       (const int32_t *const *)tr->row_items, tr->n_hist, tr->n_cand,
-                                       o->use_user_rep));
-    if (b->T > o->max_tokens)
-        return ALLMREC_ERR(ALLMREC_ERR_CONFIG, "train.max_tokens: a batch row needs %lld tokens (> %lld); raise "
-                           "train.max_tokens", (long long)b->T, (long long)o->max_tokens);
-    if (b->n_targets > rows * o->max_target_tokens)
-        return ALLMREC_ERR(ALLMREC_ERR_CONFIG, "train.max_target_tokens: the batch has %lld target tokens (> %lld "
-                           "x %lld rows); raise train.max_target_tokens", (long long)b->n_targets,
-                           (long long)o->max_target_tokens, (long long)rows);
+    struct tp_range mine = tp_split(rows, comm_rank(tr->comm), comm_size(tr->comm));
+    for (int r = 0; r < mine.len; r++) ALLMREC_TRY(fill_row(tr, epoch, r, tr->perm[first + mine.start + r]));
     float loss = 0;
     bool overflow = false;
-    ALLMREC_TRY(stage2_forward_backward(&tr->net, b, tr->in->d_user ? tr->xu : NULL, tr->in->item_vecs,
-                                        tr->scaler.scale, &loss, &overflow, NULL));
+    int64_t n_tgt = 0;
+    if (mine.len > 0) {
+        if (tr->in->have_sas) // the release's x_u: dropout on, a new mask per optimizer step
+            ALLMREC_TRY(sasrec_user_reps_dropout(&tr->in->sas, (int)mine.len, tr->sas_items, tr->sas_lens,
+                                                 sasrec_step_seed(o->seed ^ STREAM_XU_DROPOUT, tr->net.fu.adam_t + 1),
+                                                 tr->xu));
+        struct stage2_batch *b = &tr->batch;
+        ALLMREC_TRY(stage2_batch_from_text(b, tr->in->tok, &tr->in->ids, mine.len, tr->ptext, tr->ttext,
+                                           (const int32_t *const *)tr->row_items, tr->n_hist, tr->n_cand,
+                                           o->use_user_rep));
+        if (b->T > o->max_tokens)
+            return ALLMREC_ERR(ALLMREC_ERR_CONFIG, "train.max_tokens: a batch row needs %lld tokens (> %lld); "
+                               "raise train.max_tokens", (long long)b->T, (long long)o->max_tokens);
+        if (b->n_targets > mine.len * o->max_target_tokens)
+            return ALLMREC_ERR(ALLMREC_ERR_CONFIG, "train.max_target_tokens: the batch has %lld target tokens (> "
+                               "%lld x %lld rows); raise train.max_target_tokens", (long long)b->n_targets,
+                               (long long)o->max_target_tokens, (long long)mine.len);
+        ALLMREC_TRY(stage2_forward_backward(&tr->net, b, tr->in->d_user ? tr->xu : NULL, tr->in->item_vecs,
+                                            tr->scaler.scale, &loss, &overflow, NULL));
+        n_tgt = b->n_targets;
+    } else {
+        ALLMREC_TRY(stage2_net_zero_grad(&tr->net));
+    }
+    if (overflow && tr->comm)
+        return ALLMREC_ERR(ALLMREC_ERR_NUMERIC, "stage2: non-finite gradients at epoch %lld step %lld (data "
+                           "parallel runs have no loss scaling)", (long long)epoch, (long long)step);
+    ALLMREC_TRY(stage2_net_allreduce(&tr->net, tr->comm, n_tgt, &loss));
     if (opt_loss_scaler_update(&tr->scaler, overflow)) {
         if (tr->net.use_fu) ALLMREC_TRY(align_net_adam_step(&tr->net.fu, &o->adam, 1.0f));
         if (tr->net.use_fi) ALLMREC_TRY(align_net_adam_step(&tr->net.fi, &o->adam, 1.0f));
@@ -678,6 +694,15 @@ static allmrec_status tr_load(void *self, const char *path) {
     if (!s && tr->net.use_fu) s = align_net_read(&f, "", &tr->net.fu, true);
     if (!s && tr->net.use_fi) s = align_net_read(&f, "", &tr->net.fi, true);
     h5_close(&f);
+    if (!s && tr->comm) { // the ranks must resume from the same step (a kill may land between their saves)
+        struct align_net *n = tr->net.use_fu ? &tr->net.fu : &tr->net.fi;
+        float hi[2] = {(float)n->adam_t, -(float)n->adam_t};
+        struct tensor red = tensor_1d(hi, ALLMREC_DTYPE_F32, ALLMREC_DEVICE_CPU, 2);
+        s = comm_allreduce_max(tr->comm, red);
+        if (!s && hi[0] != -hi[1])
+            s = ALLMREC_ERR_AT(ALLMREC_ERR_DATA, path, 0, "out_dir", "the ranks' last.h5 hold different steps "
+                               "(%g .. %g): rerun with train.restart=true", -hi[1], hi[0]);
+    }
     return s;
 }
 
@@ -687,13 +712,26 @@ allmrec_status stage2_run_train(struct stage2_options *o, double *final_loss) {
     struct stage2_trainer tr;
     memset(&tr, 0, sizeof tr);
     tr.o = o;
-    char p_cfg[1200], p_ck[1200];
-    fs_join(p_cfg, sizeof p_cfg, o->out_dir, "config.yaml");
-    fs_join(p_ck, sizeof p_ck, o->out_dir, "checkpoint.h5");
-    allmrec_status s = fs_mkdir_p(o->out_dir);
+    allmrec_comm_t comm = NULL;
+    char out_dir[1100], p_cfg[1200], p_ck[1200];
+    snprintf(out_dir, sizeof out_dir, "%s", o->out_dir);
+    allmrec_status s = ALLMREC_OK;
+    if (o->data_parallel) { // every rank holds the same state; rank r > 0 keeps its own copy in rank<r>/
+        if (o->max_minutes > 0)
+            return ALLMREC_ERR(ALLMREC_ERR_CONFIG, "train.max_minutes: a time budget would stop the ranks at "
+                               "different steps; not with train.data_parallel");
+        s = comm_init_mpi(&comm);
+        if (s) return allmrec_error_prefix("train.data_parallel: ");
+        if (comm_rank(comm) > 0) snprintf(out_dir, sizeof out_dir, "%.1000s/rank%d", o->out_dir, comm_rank(comm));
+        log_info("stage2: data parallel, rank %d of %d", comm_rank(comm), comm_size(comm));
+    }
+    fs_join(p_cfg, sizeof p_cfg, out_dir, "config.yaml");
+    fs_join(p_ck, sizeof p_ck, out_dir, "checkpoint.h5");
+    s = fs_mkdir_p(out_dir);
     if (!s) s = fs_write_atomic(p_cfg, o->config_yaml, strlen(o->config_yaml));
     if (!s) s = load_inputs(o, &in);
     if (!s) s = trainer_init(&tr, o, &in);
+    tr.comm = comm;
     if (!s) {
         log_info("stage2: %lld users, batch %d, %d epochs; F_U %s, F_I %s (%s, %s), H %lld", (long long)in.n_users,
                  o->batch_size, o->epochs, tr.net.use_fu ? "on" : "off", tr.net.use_fi ? "on" : "off",
@@ -702,7 +740,7 @@ allmrec_status stage2_run_train(struct stage2_options *o, double *final_loss) {
         struct trainer t = {&tr, tr_begin_epoch, tr_step, tr_read_loss, NULL, tr_save, tr_load};
         struct train_loop_options lo;
         train_loop_options_default(&lo);
-        lo.out_dir = o->out_dir;
+        lo.out_dir = out_dir;
         lo.epochs = o->epochs;
         lo.metric_name = "loss";
         lo.max_minutes = o->max_minutes;
@@ -710,7 +748,7 @@ allmrec_status stage2_run_train(struct stage2_options *o, double *final_loss) {
         lo.checkpoint_every = o->checkpoint_every;
         lo.log_every = o->log_every;
         lo.restart = o->restart;
-        lo.progress = o->progress;
+        lo.progress = o->progress && comm_rank(comm) == 0;
         lo.stop_after_steps = o->stop_after_steps;
         struct train_loop_result res;
         s = train_loop_run(&lo, &t, &res);
@@ -726,5 +764,6 @@ allmrec_status stage2_run_train(struct stage2_options *o, double *final_loss) {
     }
     trainer_free(&tr);
     inputs_free(&in);
+    if (comm) comm_free(comm);
     return s;
 }

@@ -27,6 +27,7 @@
 //
 // defines: struct stage2_batch, stage2_batch_free, stage2_batch_from_text,
 //          struct stage2_net, stage2_net_init, stage2_net_free, stage2_forward_backward,
+//          stage2_net_allreduce, stage2_net_zero_grad,
 //          stage2_random_item_vectors, enum stage2_item_embedding, enum stage2_projector,
 //          struct stage2_options, stage2_config_schema, stage2_options_from_config,
 //          stage2_options_free, stage2_run_train, STAGE2_CHECKPOINT_FORMAT
@@ -37,6 +38,7 @@
 #include <stdint.h>
 
 #include "allmrec/align.h"
+#include "allmrec/comm.h"
 #include "allmrec/config.h"
 #include "allmrec/opt.h"
 #include "allmrec/prompt.h"
@@ -91,6 +93,7 @@ struct stage2_net {
     struct tensor xu, v;           // (B, d_user), (max_inject, d_item) f32 inputs
     struct tensor inject, dinject; // (max_inject, H) in the LLM's dtype
     struct tensor dout;            // (max_inject, H) f32
+    struct tensor red;             // (2) f32: data-parallel loss sum and token count
     float *h_v;                    // host staging (max_inject, d_item)
 };
 // max_rows = batch rows, max_seq = tokens per row, max_targets = labelled
@@ -110,6 +113,15 @@ void stage2_net_free(struct stage2_net *n);
 allmrec_status stage2_forward_backward(struct stage2_net *n, const struct stage2_batch *b, const float *xu,
                                        const float *item_vecs, float loss_scale, float *loss, bool *overflow,
                                        float *d_inject_out);
+
+// Data parallel: each rank ran stage2_forward_backward on its rows (n_local
+// target tokens, loss = their mean; a rank without rows calls
+// stage2_net_zero_grad and passes 0). Afterwards every rank holds the
+// gradients of the mean over ALL ranks' target tokens (sum_r n_r g_r / sum_r
+// n_r: the single-process pooled loss of the whole batch) and *loss that mean.
+// comm NULL or of size 1: nothing changes.
+allmrec_status stage2_net_allreduce(struct stage2_net *n, allmrec_comm_t comm, int64_t n_local, float *loss);
+allmrec_status stage2_net_zero_grad(struct stage2_net *n);
 
 // v_i = Philox(seed, stream) U(0,1) for i = 0..n_items (row-major (n_items+1, d)):
 // the "random joint embedding" ablation (RELEASE.md section 6, decision 4).
@@ -141,6 +153,7 @@ struct stage2_options {
     double max_minutes;
     int64_t checkpoint_every, log_every, stop_after_steps;
     bool restart, progress;
+    bool data_parallel;            // split each batch over the MPI ranks (CPU)
     char *config_yaml;
 };
 const struct config_key *stage2_config_schema(int *n);
