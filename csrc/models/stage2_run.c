@@ -18,6 +18,7 @@
 
 #define STREAM_ORDER 0x53320200u // + epoch: the epoch's user order
 #define STREAM_CAND 0x53320100u  // + epoch: the candidates drawn for the epoch
+#define STREAM_CAND_ALL 0x53340100u // + epoch: the same with all_items (counters keyed by user and prefix)
 #define STREAM_XU_DROPOUT 0x5332u // seed salt of the x_u dropout masks
 #define D_JOINT 128
 
@@ -72,8 +73,9 @@ static const struct config_key SCHEMA[] = {
     {"train.eps", CONFIG_DOUBLE, "1e-8", false, "Adam epsilon"},
     {"train.epochs", CONFIG_INT, "5", false, "epochs (no validation, RELEASE.md 6.6)"},
     {"train.seed", CONFIG_INT, "42", false, "seed of init, user order and candidates"},
-    {"train.all_items", CONFIG_BOOL, "false", false, "every prefix a row (A-LLMRec_all; not built: false only)"},
-    {"train.max_tokens", CONFIG_INT, "1024", false, "tokens per row the workspace holds (O_u + prompt + target)"},
+    {"train.all_items", CONFIG_BOOL, "false", false, "A-LLMRec_all (paper Table 8): every prefix of a train part "
+     "is a row (history = the items before t, target = item t, x_u = the SASRec checkpoint over the prefix)"},
+    {"train.max_tokens", CONFIG_INT, "2048", false, "tokens per row the workspace holds (O_u + prompt + target)"},
     {"train.max_target_tokens", CONFIG_INT, "128", false, "target tokens per row the workspace holds"},
     {"train.recompute", CONFIG_BOOL, "false", false, "keep only layer inputs, re-run layers in backward"},
     {"train.max_minutes", CONFIG_DOUBLE, "0", false, "time budget (0 = none; re-running resumes)"},
@@ -178,7 +180,8 @@ static allmrec_status variant_options(const struct config *cfg, struct stage2_op
     ALLMREC_TRY(config_get_bool(cfg, "skip_short_users", &o->skip_short_users));
     char ck[1024];
     ALLMREC_TRY(get_str(cfg, "cf.export", o->cf_export, sizeof o->cf_export));
-    bool need_cf = (o->use_user_rep && !(o->user_rep_dropout && o->cf_checkpoint[0])) ||
+    bool sas = o->user_rep_dropout || o->all_items; // x_u from the SASRec checkpoint
+    bool need_cf = (o->use_user_rep && !(sas && o->cf_checkpoint[0])) ||
                    (o->projector == STAGE2_PROJ_MLP && o->item_embedding != STAGE2_ITEMS_NONE);
     if (need_cf && !o->cf_export[0])
         return bad_key(cfg, "cf.export", "needed for x_u (use_user_rep; or give cf.checkpoint with user_rep "
@@ -228,6 +231,7 @@ allmrec_status stage2_options_from_config(const struct config *cfg_in, struct st
     ALLMREC_TRY(get_int(cfg, "n_candidates", 1, &i));
     if (i != RELEASE_LLM20_CANDIDATES) return bad_key(cfg, "n_candidates", "the release draw gives 20 candidates");
     o->n_candidates = (int)i;
+    ALLMREC_TRY(config_get_bool(cfg, "train.all_items", &o->all_items));
     ALLMREC_TRY(variant_options(cfg, o));
     ALLMREC_TRY(get_int(cfg, "train.batch_size", 1, &i)); o->batch_size = (int)i;
     ALLMREC_TRY(config_get_double(cfg, "train.lr", &x)); o->adam.lr = (float)x;
@@ -241,9 +245,6 @@ allmrec_status stage2_options_from_config(const struct config *cfg_in, struct st
     ALLMREC_TRY(config_get_double(cfg, "train.eps", &x)); o->adam.eps = (float)x;
     ALLMREC_TRY(get_int(cfg, "train.epochs", 1, &i)); o->epochs = (int)i;
     ALLMREC_TRY(config_get_int(cfg, "train.seed", &i)); o->seed = (uint64_t)i;
-    bool all_items;
-    ALLMREC_TRY(config_get_bool(cfg, "train.all_items", &all_items));
-    if (all_items) return bad_key(cfg, "train.all_items", "A-LLMRec_all (every prefix a row) is not built yet");
     ALLMREC_TRY(get_int(cfg, "train.max_tokens", 8, &o->max_tokens));
     ALLMREC_TRY(get_int(cfg, "train.max_target_tokens", 2, &o->max_target_tokens));
     ALLMREC_TRY(config_get_bool(cfg, "train.recompute", &o->recompute));
@@ -265,6 +266,12 @@ void stage2_options_free(struct stage2_options *o) {
 
 // ------------------------------------------------------------------ inputs
 
+// a training row: user u's train prefix of `prefix` items predicts item `prefix`
+// (the release: prefix = train length - 1; all_items: every prefix >= 1)
+struct stage2_row_ref {
+    int32_t user, prefix;
+};
+
 struct stage2_inputs {
     struct dataset ds;
     struct cf_export cf;
@@ -279,8 +286,8 @@ struct stage2_inputs {
     struct op_ctx ctx;
     struct opt_model llm;
     bool llm_ready;
-    int32_t *users;
-    int64_t n_users;
+    struct stage2_row_ref *rows; // the training rows: (user, prefix length)
+    int64_t n_rows, n_users;
 };
 
 static void inputs_free(struct stage2_inputs *in) {
@@ -291,7 +298,7 @@ static void inputs_free(struct stage2_inputs *in) {
     if (in->item_vecs_owned) free(in->item_vecs);
     if (in->have_cf) cf_export_free(&in->cf);
     dataset_free(&in->ds);
-    free(in->users);
+    free(in->rows);
     memset(in, 0, sizeof *in);
 }
 
@@ -386,31 +393,52 @@ static allmrec_status load_llm(const struct stage2_options *o, struct stage2_inp
     return ALLMREC_OK;
 }
 
-// the training users: train part >= 2 items (>= 1 for the release's short
-// users) with 50 drawable candidates outside their window
-static allmrec_status select_users(const struct stage2_options *o, struct stage2_inputs *in) {
+// candidates of user u's prefix of length nh, drawn for epoch `epoch`
+static bool draw_candidates(const struct stage2_options *o, const struct dataset *ds, int32_t u, int64_t nh,
+                            int32_t target, int64_t epoch, int32_t *win, int32_t *items, int32_t *order) {
+    struct user_split sp = dataset_user_split(ds, u);
+    uint32_t stream = (o->all_items ? STREAM_CAND_ALL : STREAM_CAND) + (uint32_t)epoch;
+    uint64_t ctr = ((uint64_t)u << 24) + (o->all_items ? (uint64_t)nh << 12 : 0);
+    return release_llm20_draw(sp.train, nh, o->window, (int32_t)ds->n_items, target, o->seed, stream, ctr, win,
+                              items, order);
+}
+
+// the training rows: each user's train prefix (train part >= 2 items, or >= 1
+// for the release's short users), or with all_items every prefix >= 1; only
+// those with 50 drawable candidates outside their window
+static allmrec_status select_rows(const struct stage2_options *o, struct stage2_inputs *in) {
     int64_t n_all;
     int32_t *all;
     ALLMREC_TRY(dataset_train_users(&in->ds, o->train_scenario, &n_all, &all));
-    in->users = malloc((size_t)(n_all + 1) * sizeof(int32_t));
+    int64_t cap = 0;
+    for (int64_t k = 0; k < n_all; k++) cap += o->all_items ? dataset_user_split(&in->ds, all[k]).train_len : 1;
+    in->rows = malloc((size_t)(cap + 1) * sizeof *in->rows);
     int32_t *win = malloc((size_t)o->window * sizeof(int32_t));
-    if (!in->users || !win) { free(all); free(win); return ALLMREC_ERR(ALLMREC_ERR_NOMEM, "user list"); }
+    if (!in->rows || !win) { free(all); free(win); return ALLMREC_ERR(ALLMREC_ERR_NOMEM, "training rows"); }
     int64_t short_users = 0, no_cands = 0;
     for (int64_t k = 0; k < n_all; k++) {
         struct user_split sp = dataset_user_split(&in->ds, all[k]);
         if (sp.train_len < 1 || (o->skip_short_users && sp.train_len < 2)) { short_users++; continue; }
-        int32_t items[RELEASE_LLM20_CANDIDATES], order[RELEASE_LLM20_CANDIDATES];
-        if (!release_llm20_draw(sp.train, sp.train_len - 1, o->window, (int32_t)in->ds.n_items, 0, o->seed,
-                                STREAM_CAND, (uint64_t)all[k] << 24, win, items, order)) { no_cands++; continue; }
-        in->users[in->n_users++] = all[k];
+        if (o->all_items && sp.train_len > 4096)
+            return ALLMREC_ERR_AT(ALLMREC_ERR_DATA, o->data_path, 0, "train.all_items", "user %d has %lld train "
+                                  "items (all_items draws up to 4096 prefixes a user)", all[k], (long long)sp.train_len);
+        int64_t p0 = o->all_items ? 1 : sp.train_len - 1;
+        bool any = false;
+        for (int64_t p = p0; p <= sp.train_len - 1; p++) {
+            int32_t items[RELEASE_LLM20_CANDIDATES], order[RELEASE_LLM20_CANDIDATES];
+            if (!draw_candidates(o, &in->ds, all[k], p, 0, 0, win, items, order)) { no_cands++; continue; }
+            in->rows[in->n_rows++] = (struct stage2_row_ref){all[k], (int32_t)p};
+            any = true;
+        }
+        in->n_users += any;
     }
     free(all);
     free(win);
     if (short_users) log_info("stage2: %lld users with fewer than %d train items skipped", (long long)short_users,
                               o->skip_short_users ? 2 : 1);
-    if (no_cands) log_warn("stage2: %lld users have fewer than 50 items outside their window and are skipped",
+    if (no_cands) log_warn("stage2: %lld prefixes have fewer than 50 items outside their window and are skipped",
                            (long long)no_cands);
-    if (in->n_users == 0)
+    if (in->n_rows == 0)
         return ALLMREC_ERR_AT(ALLMREC_ERR_DATA, o->data_path, 0, "data.train_scenario", "no user to train on");
     return ALLMREC_OK;
 }
@@ -429,7 +457,8 @@ static allmrec_status load_sasrec(const struct stage2_options *o, struct stage2_
         if (s || !c || !c[0]) {
             free(c);
             return ALLMREC_ERR_AT(ALLMREC_ERR_CONFIG, o->cf_export, 0, "cf.checkpoint", "user_rep release_dropout "
-                                  "needs the SASRec checkpoint: set cf.checkpoint (the export names none)");
+                                  "and train.all_items need the SASRec checkpoint: set cf.checkpoint (the export "
+                                  "names none)");
         }
         snprintf(ckpt, sizeof ckpt, "%s", c);
         free(c);
@@ -444,7 +473,7 @@ static allmrec_status load_sasrec(const struct stage2_options *o, struct stage2_
     in->have_sas = true;
     if (sasrec_checkpoint_load(&in->sas, ckpt, false)) return allmrec_error_prefix("cf.checkpoint: ");
     in->d_user = sc.d;
-    log_info("stage2: x_u from %s with train-mode dropout (the release)", ckpt);
+    log_info("stage2: x_u from %s (%s)", ckpt, o->user_rep_dropout ? "train-mode dropout, as the release" : "eval mode");
     return ALLMREC_OK;
 }
 
@@ -453,9 +482,9 @@ static allmrec_status load_inputs(const struct stage2_options *o, struct stage2_
     if (dataset_load_hdf5(&in->ds, o->data_path)) return allmrec_error_prefix("data.path: ");
     ALLMREC_TRY(load_vectors(o, in));
     ALLMREC_TRY(load_tokenizer(o, in));
-    ALLMREC_TRY(select_users(o, in));
+    ALLMREC_TRY(select_rows(o, in));
     ALLMREC_TRY(load_llm(o, in));
-    if (o->use_user_rep && o->user_rep_dropout) ALLMREC_TRY(load_sasrec(o, in));
+    if (o->use_user_rep && (o->user_rep_dropout || o->all_items)) ALLMREC_TRY(load_sasrec(o, in));
     return ALLMREC_OK;
 }
 
@@ -523,7 +552,7 @@ static allmrec_status trainer_init(struct stage2_trainer *tr, struct stage2_opti
     tr->n_cand = calloc((size_t)B, sizeof *tr->n_cand);
     tr->titles = calloc((size_t)per_row, sizeof *tr->titles);
     tr->win = calloc((size_t)o->window, sizeof *tr->win);
-    tr->perm = calloc((size_t)in->n_users, sizeof *tr->perm);
+    tr->perm = calloc((size_t)in->n_rows, sizeof *tr->perm);
     tr->xu = calloc((size_t)(B * (in->d_user ? in->d_user : 1)), sizeof *tr->xu);
     tr->sas_items = calloc((size_t)B, sizeof *tr->sas_items);
     tr->sas_lens = calloc((size_t)B, sizeof *tr->sas_lens);
@@ -543,8 +572,8 @@ static allmrec_status trainer_init(struct stage2_trainer *tr, struct stage2_opti
 
 static allmrec_status tr_begin_epoch(void *self, int64_t epoch, int64_t *n_steps) {
     struct stage2_trainer *tr = self;
-    const int64_t n = tr->in->n_users;
-    memcpy(tr->perm, tr->in->users, (size_t)n * sizeof *tr->perm);
+    const int64_t n = tr->in->n_rows;
+    for (int64_t j = 0; j < n; j++) tr->perm[j] = (int32_t)j;
     for (int64_t j = n - 1; j > 0; j--) { // the release's DataLoader(shuffle=True), keyed by (seed, epoch)
         int64_t r = (int64_t)philox_below(tr->o->seed, STREAM_ORDER + (uint32_t)epoch, (uint64_t)j, (uint32_t)(j + 1));
         int32_t t = tr->perm[j]; tr->perm[j] = tr->perm[r]; tr->perm[r] = t;
@@ -555,17 +584,16 @@ static allmrec_status tr_begin_epoch(void *self, int64_t epoch, int64_t *n_steps
     return ALLMREC_OK;
 }
 
-// row r of the batch: user u's prompt, target and item lists
-static allmrec_status fill_row(struct stage2_trainer *tr, int64_t epoch, int r, int32_t u) {
+// row r of the batch: the prompt, target and item lists of training row `ref`
+static allmrec_status fill_row(struct stage2_trainer *tr, int64_t epoch, int r, struct stage2_row_ref ref) {
     const struct dataset *ds = &tr->in->ds;
     const struct stage2_options *o = tr->o;
+    int32_t u = ref.user;
     struct user_split sp = dataset_user_split(ds, u);
-    int64_t nh = sp.train_len - 1; // history = the train prefix; target = the last train item
+    int64_t nh = ref.prefix;                 // history = the prefix; target = the item after it
     int32_t target = nh >= 1 ? sp.train[nh] : 0; // a 1-item user: target item 0 ("No Title"), as the release
-    if (nh < 1) nh = 0;
     int32_t cand[RELEASE_LLM20_CANDIDATES], order[RELEASE_LLM20_CANDIDATES];
-    if (!release_llm20_draw(sp.train, nh, o->window, (int32_t)ds->n_items, target, o->seed,
-                            STREAM_CAND + (uint32_t)epoch, (uint64_t)u << 24, tr->win, cand, order))
+    if (!draw_candidates(o, ds, u, nh, target, epoch, tr->win, cand, order))
         return ALLMREC_ERR(ALLMREC_ERR_INTERNAL, "stage2: user %d has no candidates", u);
     int64_t h0 = nh > o->history_len ? nh - o->history_len : 0, ns = nh - h0;
     int32_t *it = tr->row_items[r];
@@ -578,7 +606,7 @@ static allmrec_status fill_row(struct stage2_trainer *tr, int64_t epoch, int r, 
     tr->ttext[r] = tr->targets[r].s;
     tr->n_hist[r] = tr->po.item_markers ? ns : 0;
     tr->n_cand[r] = tr->po.item_markers ? RELEASE_LLM20_CANDIDATES : 0;
-    if (tr->in->d_user && !tr->in->have_sas)
+    if (tr->in->d_user && !tr->in->have_sas) // the export's x_u is the train prefix's (prefix = train length - 1)
         memcpy(tr->xu + r * tr->in->d_user, tr->in->cf.x_train_prefix + (int64_t)u * tr->in->d_user,
                (size_t)tr->in->d_user * sizeof(float));
     tr->sas_items[r] = sp.train;
@@ -591,18 +619,21 @@ static allmrec_status fill_row(struct stage2_trainer *tr, int64_t epoch, int r, 
 static allmrec_status tr_step(void *self, int64_t epoch, int64_t step, int64_t *n_examples) {
     struct stage2_trainer *tr = self;
     const struct stage2_options *o = tr->o;
-    int64_t first = step * o->batch_size, rows = tr->in->n_users - first;
+    int64_t first = step * o->batch_size, rows = tr->in->n_rows - first;
     if (rows > o->batch_size) rows = o->batch_size;
     struct tp_range mine = tp_split(rows, comm_rank(tr->comm), comm_size(tr->comm));
-    for (int r = 0; r < mine.len; r++) ALLMREC_TRY(fill_row(tr, epoch, r, tr->perm[first + mine.start + r]));
+    for (int r = 0; r < mine.len; r++)
+        ALLMREC_TRY(fill_row(tr, epoch, r, tr->in->rows[tr->perm[first + mine.start + r]]));
     float loss = 0;
     bool overflow = false;
     int64_t n_tgt = 0;
     if (mine.len > 0) {
-        if (tr->in->have_sas) // the release's x_u: dropout on, a new mask per optimizer step
+        if (tr->in->have_sas && o->user_rep_dropout) // the release's x_u: a new dropout mask per optimizer step
             ALLMREC_TRY(sasrec_user_reps_dropout(&tr->in->sas, (int)mine.len, tr->sas_items, tr->sas_lens,
                                                  sasrec_step_seed(o->seed ^ STREAM_XU_DROPOUT, tr->net.fu.adam_t + 1),
                                                  tr->xu));
+        else if (tr->in->have_sas) // all_items, eval mode
+            ALLMREC_TRY(sasrec_user_reps(&tr->in->sas, (int)mine.len, tr->sas_items, tr->sas_lens, tr->xu));
         struct stage2_batch *b = &tr->batch;
         ALLMREC_TRY(stage2_batch_from_text(b, tr->in->tok, &tr->in->ids, mine.len, tr->ptext, tr->ttext,
                                            (const int32_t *const *)tr->row_items, tr->n_hist, tr->n_cand,
@@ -733,8 +764,8 @@ allmrec_status stage2_run_train(struct stage2_options *o, double *final_loss) {
     if (!s) s = trainer_init(&tr, o, &in);
     tr.comm = comm;
     if (!s) {
-        log_info("stage2: %lld users, batch %d, %d epochs; F_U %s, F_I %s (%s, %s), H %lld", (long long)in.n_users,
-                 o->batch_size, o->epochs, tr.net.use_fu ? "on" : "off", tr.net.use_fi ? "on" : "off",
+        log_info("stage2: %lld users, %lld rows%s, batch %d, %d epochs; F_U %s, F_I %s (%s, %s), H %lld",
+                 (long long)in.n_users, (long long)in.n_rows, o->all_items ? " (every prefix)" : "", o->batch_size, o->epochs, tr.net.use_fu ? "on" : "off", tr.net.use_fi ? "on" : "off",
                  items_name(o->item_embedding), o->projector == STAGE2_PROJ_MLP ? "mlp" : "joint",
                  (long long)tr.net.H);
         struct trainer t = {&tr, tr_begin_epoch, tr_step, tr_read_loss, NULL, tr_save, tr_load};

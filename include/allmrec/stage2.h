@@ -20,6 +20,8 @@
 //   F_I(v_i) at the k-th [HistoryEmb] / [CandidateEmb] of a row for its k-th
 //   history item / candidate; OPT positions from the mask (O_u 0, BOS 1)
 //   loss = mean cross-entropy over every target token of the batch (pooled)
+// train.all_items (A-LLMRec_all): every train prefix t >= 1 is a row (target =
+// item t), x_u = the SASRec checkpoint over it.
 // v_i is the item's input vector: the Stage-1 joint embedding e_i
 // (item_embedding joint), a fixed Philox U(0,1) 128-vector (random), q_i
 // (sbert; the text path of Stage 1), or the CF item embedding E_i
@@ -142,7 +144,7 @@ struct stage2_options {
     int device_index;
     char verb_past[64], verb[64], noun[64]; // "" = the release's phrasing for the dataset name
     int history_len, window, n_candidates;
-    bool use_user_rep, user_rep_dropout, strip_special_ws, skip_short_users, recompute;
+    bool use_user_rep, user_rep_dropout, strip_special_ws, skip_short_users, recompute, all_items;
     enum stage2_item_embedding item_embedding;
     enum stage2_projector projector;
     char train_scenario[64];

@@ -186,14 +186,52 @@ static void test_stage2_release_dropout_user_rep(void) {
     for (int k = 0; k < 3; k++) free(w[k]);
 }
 
+// train.all_items (A-LLMRec_all): every train prefix a row, x_u from the SASRec
+// checkpoint over that prefix; an epoch has ceil(rows / batch) steps
+static void test_stage2_all_items(void) {
+    if (!test_shared_path("data/tokenizer_gpt2_opt/vocab.json")) TEST_SKIP("../shared/data/tokenizer_gpt2_opt not found");
+    CHECK(make_inputs());
+    struct dataset ds;
+    dataset_init(&ds);
+    CHECK_OK(dataset_load_hdf5(&ds, g_data));
+    int64_t rows = 0;
+    for (int64_t u = 0; u < ds.n_users; u++) {
+        int64_t n = dataset_user_split(&ds, u).train_len;
+        rows += n > 1 ? n - 1 : 0;
+    }
+    dataset_free(&ds);
+    struct config cfg;
+    struct stage2_options o;
+    char ov[1200];
+    snprintf(ov, sizeof ov, "cf.checkpoint=%s", g_sas);
+    CHECK_OK(options(&cfg, &o, "run_all", "train.epochs=1"));
+    CHECK_OK(config_apply_override(&cfg, "train.all_items=true"));
+    CHECK_OK(config_apply_override(&cfg, ov));
+    stage2_options_free(&o);
+    CHECK_OK(stage2_options_from_config(&cfg, &o));
+    CHECK_OK(stage2_run_train(&o, NULL));
+    stage2_options_free(&o);
+    config_free(&cfg);
+    char p[1200];
+    snprintf(p, sizeof p, "%s/run_all/train_log.jsonl", fx_dir());
+    char *log = NULL;
+    CHECK_OK(fs_read_all(p, &log, NULL));
+    char want[96];
+    snprintf(want, sizeof want, "\"global_step\": %lld}", (long long)((rows + 3) / 4));
+    fprintf(stderr, "  %lld prefixes -> %lld steps of 4\n", (long long)rows, (long long)((rows + 3) / 4));
+    CHECK(rows > 12);
+    CHECK_STR_CONTAINS(log, want);
+    free(log);
+}
+
 static void test_stage2_config_errors(void) {
     CHECK(make_inputs());
     struct config cfg;
     struct stage2_options o;
     const char *bad[] = {"item_embedding=joints", "projector=linear", "user_rep=release",
-                         "n_candidates=10", "prompt.verb=~", "train.all_items=true"};
+                         "n_candidates=10", "prompt.verb=~", "llm.dtype=f16"};
     const char *key[] = {"item_embedding", "projector", "user_rep", "n_candidates", "prompt.verb_past",
-                         "train.all_items"};
+                         "llm.dtype"};
     for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
         allmrec_status s = options(&cfg, &o, "run_bad", bad[k]);
         CHECK_MSG(s == ALLMREC_ERR_CONFIG, "'%s' accepted", bad[k]);
@@ -370,5 +408,6 @@ static void test_stage2_sigkill_resume_is_bitwise(void) {
 
 TEST_MAIN(TEST_CASE(test_stage2_config_errors), TEST_CASE(test_stage2_trains_and_loss_falls),
           TEST_CASE(test_stage2_resume_is_exact), TEST_CASE(test_stage2_release_dropout_user_rep),
+          TEST_CASE(test_stage2_all_items),
           TEST_CASE(test_train_stage2_command),
           TEST_CASE(test_stage2_sigkill_resume_is_bitwise))
