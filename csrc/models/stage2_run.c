@@ -39,6 +39,8 @@ static const struct config_key SCHEMA[] = {
     {"llm.random_heads", CONFIG_INT, "2", false, "random OPT: attention heads"},
     {"llm.random_ffn", CONFIG_INT, "64", false, "random OPT: FFN width"},
     {"llm.random_positions", CONFIG_INT, "2048", false, "random OPT: max_position_embeddings"},
+    {"llm.random_std", CONFIG_DOUBLE, "0.02", false, "random OPT: weight std (HF init 0.02; larger gives a "
+     "random LLM whose logits F_U/F_I can move, for tests and the quickstart)"},
     {"tokenizer.path", CONFIG_STRING, "", false, "tokenizer folder (vocab.json + merges.txt); default llm.path"},
     {"tokenizer.fairseq_dict", CONFIG_STRING, "", false,
      "renumber a GPT-2 vocab.json into OPT's ids with fairseq's dict.txt (then madeupword0000..3 fill it to "
@@ -131,6 +133,10 @@ static allmrec_status llm_options(const struct config *cfg, struct stage2_option
     ALLMREC_TRY(get_int(cfg, "llm.random_ffn", 1, &c->ffn_dim));
     ALLMREC_TRY(get_int(cfg, "llm.random_positions", 2, &c->max_positions));
     if (c->hidden_size % c->n_heads) return bad_key(cfg, "llm.random_hidden", "must be a multiple of llm.random_heads");
+    double std;
+    ALLMREC_TRY(config_get_double(cfg, "llm.random_std", &std));
+    if (!(std > 0 && std < 10)) return bad_key(cfg, "llm.random_std", "must be in (0, 10)");
+    o->llm_random_std = (float)std;
     c->word_embed_proj_dim = c->hidden_size;
     c->do_layer_norm_before = c->final_layer_norm = c->enable_bias = c->ln_affine = true;
     c->ln_eps = 1e-5f;
@@ -380,7 +386,7 @@ static allmrec_status load_llm(const struct stage2_options *o, struct stage2_inp
         struct opt_config c = o->llm_random_cfg;
         c.vocab_size = V;
         oo.vocab_size = 0;
-        s = opt_model_init_random(&in->llm, &in->ctx, &c, &oo, o->seed ^ 0x4f5054u);
+        s = opt_model_init_random_std(&in->llm, &in->ctx, &c, &oo, o->seed ^ 0x4f5054u, o->llm_random_std);
     } else {
         s = opt_model_load(&in->llm, &in->ctx, o->llm_path, &oo);
         if (s) return allmrec_error_prefix("llm.path: ");

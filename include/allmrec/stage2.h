@@ -139,6 +139,7 @@ struct stage2_options {
     char llm_path[1024], tokenizer_path[1024], fairseq_dict[1024];
     bool llm_random;               // a random OPT of the llm.random_* shape (tests, quickstart)
     struct opt_config llm_random_cfg;
+    float llm_random_std;
     enum allmrec_dtype llm_dtype;
     char device[16];
     int device_index;

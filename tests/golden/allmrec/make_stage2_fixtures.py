@@ -50,7 +50,7 @@ def projection(d_in, act):
 
 def tiny_opt():
     cfg = OPTConfig(vocab_size=50269, hidden_size=H, num_hidden_layers=2, ffn_dim=32, num_attention_heads=2,
-                    max_position_embeddings=1024, word_embed_proj_dim=H, do_layer_norm_before=True,
+                    max_position_embeddings=2048, word_embed_proj_dim=H, do_layer_norm_before=True,
                     dropout=0.0, attention_dropout=0.0, activation_dropout=0.0, layerdrop=0.0,
                     pad_token_id=1, bos_token_id=2, eos_token_id=2)
     m = OPTForCausalLM(cfg).eval()
