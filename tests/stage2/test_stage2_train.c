@@ -242,6 +242,30 @@ static void test_stage2_all_items(void) {
     free(log);
 }
 
+// configs/stage2/{release,strict}.yaml load with the values they state
+static void test_stage2_presets_load(void) {
+    const char *root = getenv("ALLMREC_SOURCE");
+    char path[1200];
+    const char *names[2] = {"release", "strict"};
+    for (int k = 0; k < 2; k++) {
+        snprintf(path, sizeof path, "%s/configs/stage2/%s.yaml", root ? root : ".", names[k]);
+        char *ov[] = {"data.path=d.h5", "cf.export=e.h5", "stage1.checkpoint=s1/checkpoint.h5", "llm.path=opt"};
+        struct config cfg;
+        struct stage2_options o;
+        config_init(&cfg);
+        CHECK_OK(config_load(&cfg, path, ov, 4));
+        CHECK_OK(stage2_options_from_config(&cfg, &o));
+        CHECK(o.history_len == 10 && o.window == 50 && o.epochs == 5 && o.strip_special_ws && o.use_user_rep);
+        CHECK(o.item_embedding == STAGE2_ITEMS_JOINT && o.projector == STAGE2_PROJ_JOINT && !o.all_items);
+        CHECK(fabsf(o.adam.lr - 1e-4f) < 1e-9f && fabsf(o.adam.beta2 - 0.98f) < 1e-7f);
+        CHECK(strcmp(o.joint_path, "s1/joint.h5") == 0);
+        if (k == 0) CHECK(o.batch_size == 2 && o.user_rep_dropout && !o.skip_short_users);
+        else CHECK(o.batch_size == 4 && !o.user_rep_dropout && o.skip_short_users);
+        stage2_options_free(&o);
+        config_free(&cfg);
+    }
+}
+
 static void test_stage2_config_errors(void) {
     CHECK(make_inputs());
     struct config cfg;
@@ -424,7 +448,7 @@ static void test_stage2_sigkill_resume_is_bitwise(void) {
     free(log);
 }
 
-TEST_MAIN(TEST_CASE(test_stage2_config_errors), TEST_CASE(test_stage2_trains_and_loss_falls),
+TEST_MAIN(TEST_CASE(test_stage2_presets_load), TEST_CASE(test_stage2_config_errors), TEST_CASE(test_stage2_trains_and_loss_falls),
           TEST_CASE(test_stage2_resume_is_exact), TEST_CASE(test_stage2_release_dropout_user_rep),
           TEST_CASE(test_stage2_all_items),
           TEST_CASE(test_train_stage2_command),
