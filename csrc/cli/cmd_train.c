@@ -32,7 +32,7 @@ int cmd_train(int argc, char **argv) {
     bool stage2 = !strcmp(model, "stage2");
     if (strcmp(model, "sasrec") && !stage2) {
         if (!strcmp(model, "ncf") || !strcmp(model, "gru4rec") || !strcmp(model, "nextitnet"))
-            return cli_usage_error(cmd, USAGE, "model '%s' is not built yet (only sasrec)", model);
+            return cli_usage_error(cmd, USAGE, "model '%s' is not built yet (only sasrec and stage2)", model);
         return cli_usage_error(cmd, USAGE, "unknown model '%s'", model);
     }
     const char *config_path = NULL;
