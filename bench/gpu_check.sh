@@ -1,34 +1,40 @@
 #!/usr/bin/env bash
-# gpu_check.sh: the one prepared script for the lent GPU machine (H100, CUDA 13,
-# Ubuntu 24.04; no network, no libyaml, no cJSON). Run from the repository root:
+# gpu_check.sh: the one prepared script for the lent GPU machine (H100 or H200,
+# CUDA 13, Ubuntu 24.04; no network, no libyaml, no cJSON). Run from the
+# repository root:
 #
 #     bash bench/gpu_check.sh
 #
-# with the carried folder .gpu-deps (made on the dev machine by
-# `../shared/tools/gpu-carry-deps.sh .gpu-deps`) and $OUT set to a folder whose
-# files come back (default ./gpu-check-out). Phases, each under `timeout`, each
-# logged to $OUT/<phase>.log; a failing phase is reported and the script goes
-# on, and the summary table is printed LAST in every case:
-#   1. environment (nvidia-smi, nvcc, cuDNN version, python with torch)
-#   2. configure  build-gpu  (-DALLMREC_CUDA_ARCHS=90, Release)
-#   3. build only what is needed: liballmrec, the `gpu`-labelled tests, bench_*
-#   4. ctest -L gpu   (parity of every op vs the CPU reference)
-#   5. every built bench_* executable, run as `bench_x --gpu-summary`
-#   6. bench/pytorch/bench_torch.py: PyTorch timings of the same shapes
-#   7. the table
+# Before it, on the development machine: `bash bench/gpu_prebuild.sh` packs an
+# sm_90 build into .gpu-carry and the missing libraries into .gpu-deps; carry
+# both. Phases, each under `timeout`, each logged to $OUT/<phase>.log; a failing
+# phase is named in the table and the script goes on; the table is printed LAST
+# in every case, and the script never runs past $ALLMREC_GPU_BUDGET seconds
+# (default 520, under 9 minutes):
+#   1. environment (GPU name, driver, nvcc, cuDNN, python with torch, profilers)
+#   2. the build: the carried one when its source hash matches this checkout and
+#      its libraries resolve here; else configure + build (sm_90, Release)
+#   3. ctest -L gpu: parity of every op vs the CPU reference (f32/f16/bf16, the
+#      cuDNN path), BERT/OPT CUDA vs CPU, NCCL with one rank; plus SASRec's
+#      CUDA-step-vs-CPU check
+#   4. kernel benches (attention, layernorm, cross-entropy, ceilings) and
+#      bench/pytorch/bench_torch.py on the same shapes
+#   5. SASRec, DistilBERT and OPT-6.7B-dims model benches, each after its
+#      PyTorch/transformers side script of the same run
+#   6. the table: phases, parity counts, benchmark rows side by side, targets
+#      ($OUT/table.txt; ALLMREC_GPU_PACK_LOGS=1 packs the logs into $OUT/logs.tar.gz)
 #
-# CONTRACT for benchmarks (other modules add theirs, e.g. SASRec/BERT/OPT
-# steps): any executable named bench_* that the build produces is run with
-# `--gpu-summary` and must print, on stdout, lines of the form
+# CONTRACT for benchmarks: lines on stdout of the form
 #     SUMMARY|<group>/<shape>/<impl>|<value>|<unit>|<note>
 # e.g. SUMMARY|attn_fwd/B4_H32_T512_D128_causal_f16/hand|312.5|TFLOP/s|0.03 ms
-# Python scripts print the same keys with impl `torch`, so rows sharing
-# <group>/<shape> are shown side by side. A value of -1 means "failed".
-# Budget: it must finish well inside 10 minutes (phase timeouts below sum to
-# about 9 minutes in the worst case; typical total is 4-6 minutes).
+# PyTorch side scripts print the same <group>/<shape> with impl `torch...`, so
+# rows sharing <group>/<shape> are shown side by side and every ratio in the
+# targets section is computed from two figures measured in this run. A value
+# of -1 means "failed".
 set -u
 
 ROOT=$(pwd)
+. "$ROOT/bench/gpu_common.sh"
 OUT=${OUT:-$ROOT/gpu-check-out}
 mkdir -p "$OUT"
 BUILD=${ALLMREC_GPU_BUILD:-$ROOT/build-gpu}
@@ -36,15 +42,13 @@ JOBS=${ALLMREC_GPU_JOBS:-16}
 T0=$(date +%s)
 declare -A PHASE_STATUS
 PHASES=()
+BUDGET=${ALLMREC_GPU_BUDGET:-520}
+DEADLINE=$BUDGET
 
 log() { echo "[gpu_check $(( $(date +%s) - T0 ))s] $*" | tee -a "$OUT/gpu_check.log" >&2; }
 
-# the whole script must end inside the lease: every phase's limit is cut to
-# what is left before DEADLINE (seconds after start); below 10 s it is skipped
-BUDGET=${ALLMREC_GPU_BUDGET:-560}
-DEADLINE=$BUDGET
-
-# run_phase NAME TIMEOUT CMD...: output to $OUT/NAME.log (and the terminal tail)
+# run_phase NAME LIMIT CMD...: output to $OUT/NAME.log; the limit is cut to what is
+# left before DEADLINE; with under 10 s left the phase is skipped (and says so)
 run_phase() {
     local name=$1 limit=$2
     shift 2
@@ -58,20 +62,23 @@ run_phase() {
     [ $limit -gt $left ] && limit=$left
     log "phase $name (limit ${limit}s): $*"
     local t=$(date +%s)
-    timeout --kill-after=10 "$limit" "$@" > "$OUT/$name.log" 2>&1
+    timeout --kill-after=5 "$limit" "$@" > "$OUT/$name.log" 2>&1
     local rc=$?
     local dt=$(( $(date +%s) - t ))
     if [ $rc -eq 0 ]; then PHASE_STATUS[$name]="ok (${dt}s)";
     elif [ $rc -eq 124 ] || [ $rc -eq 137 ]; then PHASE_STATUS[$name]="TIMEOUT after ${dt}s";
-    else PHASE_STATUS[$name]="FAILED rc=$rc (${dt}s)"; fi
+    else PHASE_STATUS[$name]="FAILED rc=$rc (${dt}s): $(grep -m1 -iE 'error|fail|abort|what\(\)' "$OUT/$name.log" | cut -c1-90)"; fi
     log "phase $name: ${PHASE_STATUS[$name]}"
     if [ $rc -ne 0 ]; then
         echo "----- last lines of $OUT/$name.log -----" >&2
-        tail -n 25 "$OUT/$name.log" >&2
+        tail -n 15 "$OUT/$name.log" >&2
         echo "-----" >&2
     fi
     return $rc
 }
+
+# collect NAME: append the SUMMARY lines of $OUT/NAME.log to the table's input
+collect() { grep -h '^SUMMARY|' "$OUT/$1.log" >> "$OUT/summary_lines.txt" 2>/dev/null; }
 
 # ------------------------------------------------------------------ 1. environment
 DEPS=$ROOT/.gpu-deps/usr
@@ -80,9 +87,12 @@ if [ -d "$DEPS" ]; then
     export PKG_CONFIG_PATH=$DEPS/lib/x86_64-linux-gnu/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}
     export LD_LIBRARY_PATH=$DEPS/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 else
-    log "WARNING: $DEPS not found: libyaml/cJSON must come from the system (carry .gpu-deps made by ../shared/tools/gpu-carry-deps.sh)"
+    log "WARNING: $DEPS not found: libyaml/cJSON must come from the system (bench/gpu_prebuild.sh makes it)"
 fi
 export PATH=/usr/local/cuda/bin:$PATH
+for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib; do
+    [ -d "$d" ] && export LD_LIBRARY_PATH=${LD_LIBRARY_PATH:+$LD_LIBRARY_PATH:}$d
+done
 
 PY=""
 for cand in python3 /opt/torch/.venv/bin/python /usr/bin/python3; do
@@ -93,146 +103,173 @@ done
 
 {
     echo "date: $(date -u)"
-    echo "host: $(hostname)"
-    nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.max.sm --format=csv 2>&1
-    nvcc --version 2>&1 | tail -2
+    echo "gpu: $(nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv,noheader 2>&1 | head -1)"
+    echo "nvcc: $(nvcc --version 2>&1 | tail -1)"
+    echo "host: $(hostname), $(nproc) cores"
     cmake --version 2>&1 | head -1
     for h in /usr/include/x86_64-linux-gnu/cudnn_version*.h /usr/include/cudnn_version*.h /usr/local/cuda/include/cudnn_version.h; do
         [ -f "$h" ] && grep -E "define CUDNN_(MAJOR|MINOR|PATCHLEVEL) " "$h" && break
     done
     echo "python with torch: ${PY:-none}"
-    [ -n "$PY" ] && "$PY" -c "import torch; print('torch', torch.__version__, 'cudnn', torch.backends.cudnn.version())" 2>&1
+    [ -n "$PY" ] && "$PY" -c "import torch, transformers; print('torch', torch.__version__, 'cudnn', torch.backends.cudnn.version(), 'transformers', transformers.__version__)" 2>&1
+    echo "profilers: ncu=$(command -v ncu || echo none) nsys=$(command -v nsys || echo none) compute-sanitizer=$(command -v compute-sanitizer || echo none)"
 } > "$OUT/env.log" 2>&1
 cat "$OUT/env.log" >&2
 PHASES+=("env"); PHASE_STATUS[env]="ok"
 
-# ------------------------------------------------------------------ 2-3. configure and build
-CONFIG_OK=0
-if run_phase configure 150 cmake -S "$ROOT" -B "$BUILD" -DALLMREC_CUDA_ARCHS=${ALLMREC_GPU_ARCHS:-90} -DCMAKE_BUILD_TYPE=${ALLMREC_GPU_BUILD_TYPE:-Release}; then
-    CONFIG_OK=1
-fi
-
+# ------------------------------------------------------------------ 2. the build
 BUILD_OK=0
-if [ $CONFIG_OK -eq 1 ]; then
-    # the gpu-labelled tests and every bench_* target the project defines
-    TARGETS="allmrec"
-    # (allmrec_test names the executable after the test)
-    GPU_TESTS=$(cd "$BUILD" && ctest -L gpu -N 2>/dev/null | sed -nE 's/^ *Test +#[0-9]+: +([A-Za-z0-9_]+).*/\1/p' | sort -u)
-    BENCHES=$(cmake --build "$BUILD" --target help 2>/dev/null | grep -oE "\bbench_[A-Za-z0-9_]+" | sort -u)
-    TARGETS="$TARGETS $GPU_TESTS $BENCHES"
-    log "targets: $TARGETS"
-    # build the library first (all cores), then the rest; a broken bench must not stop the tests
-    if run_phase build_lib 300 cmake --build "$BUILD" -j "$JOBS" --target allmrec; then
-        BUILD_OK=1
-        run_phase build_targets 150 cmake --build "$BUILD" -j "$JOBS" --target $GPU_TESTS $BENCHES \
-            || run_phase build_targets_keepgoing 120 cmake --build "$BUILD" -j "$JOBS" -- -k $GPU_TESTS $BENCHES
+CARRY=$ROOT/.gpu-carry/gpubin.tar.xz
+if [ -f "$CARRY" ]; then
+    want=$(sed -n 's/^tree=//p' "$ROOT/.gpu-carry/gpubin.manifest" 2>/dev/null)
+    have=$(source_tree_hash "$ROOT")
+    if [ -n "$want" ] && [ "$want" = "$have" ]; then
+        mkdir -p "$BUILD"
+        tar xJf "$CARRY" -C "$BUILD"
+        # CTest files and the tests' ALLMREC_SOURCE name the paths of the machine that
+        # built them: make those paths lead here
+        src=$(sed -n 's/^source_dir=//p' "$BUILD/gpubin.manifest")
+        bld=$(sed -n 's/^build_dir=//p' "$BUILD/gpubin.manifest")
+        if [ "$src" != "$ROOT" ] && [ ! -e "$src" ]; then mkdir -p "$(dirname "$src")" && ln -s "$ROOT" "$src"; fi
+        if [ "$bld" != "$BUILD" ] && [ ! -e "$bld" ]; then mkdir -p "$(dirname "$bld")" && ln -s "$BUILD" "$bld"; fi
+        missing=$(ldd "$BUILD/allmrec" "$BUILD/tests/gpu/test_gpu_parity_f16" 2>&1 | grep "not found" | sort -u | tr -s ' \t\n' ' ')
+        if [ -z "$missing" ] && [ -e "$src" ]; then
+            BUILD_OK=1; PHASES+=("build"); PHASE_STATUS[build]="carried ($(sed -n 's/^built=//p' "$BUILD/gpubin.manifest"), tree $want)"
+            log "using the carried build (tree $want)"
+        else
+            log "carried build unusable here (missing:${missing:- none}; source path $src): building"
+        fi
+    else
+        log "carried build is for tree ${want:-?}, this checkout is $have: building"
+    fi
+fi
+if [ $BUILD_OK -eq 0 ]; then
+    if run_phase configure 90 cmake -S "$ROOT" -B "$BUILD" -DALLMREC_CUDA_ARCHS=${ALLMREC_GPU_ARCHS:-90} -DCMAKE_BUILD_TYPE=Release; then
+        GPU_TESTS=$(cd "$BUILD" && ctest -L gpu -N 2>/dev/null | sed -nE 's/^ *Test +#[0-9]+: +([A-Za-z0-9_]+).*/\1/p' | sort -u)
+        BENCHES=$(cmake --build "$BUILD" --target help 2>/dev/null | grep -oE "\bbench_[A-Za-z0-9_]+" | sort -u)
+        if run_phase build_lib 240 cmake --build "$BUILD" -j "$JOBS" --target allmrec; then
+            BUILD_OK=1
+            run_phase build_targets 150 cmake --build "$BUILD" -j "$JOBS" -- -k allmrec_cli test_sasrec_grad $GPU_TESTS $BENCHES
+        fi
     fi
 fi
 
-# ------------------------------------------------------------------ 4. parity tests
+# ------------------------------------------------------------------ 3. parity tests
+: > "$OUT/summary_lines.txt"
 if [ $BUILD_OK -eq 1 ]; then
-    ( cd "$BUILD" && ctest -L gpu -V --timeout 240 ) > "$OUT/ctest_gpu.log" 2>&1 &
-    CT_PID=$!
-    PHASES+=("ctest_gpu")
-    log "phase ctest_gpu (limit 270s)"
-    ( sleep 270; kill -TERM $CT_PID 2>/dev/null ) & WD=$!
-    wait $CT_PID; rc=$?
-    kill $WD 2>/dev/null; wait $WD 2>/dev/null
-    if [ $rc -eq 0 ]; then PHASE_STATUS[ctest_gpu]="ok"; else PHASE_STATUS[ctest_gpu]="FAILED rc=$rc"; fi
-    log "phase ctest_gpu: ${PHASE_STATUS[ctest_gpu]}"
-    grep -E "PARITY\|.*FAIL|FAIL |Failed|failed" "$OUT/ctest_gpu.log" | head -60 >&2
+    # -j4: the CPU references of the parity cases use the host's cores while the GPU works
+    run_phase ctest_gpu 200 bash -c "cd '$BUILD' && ctest -L gpu -j4 --output-on-failure --timeout 180 -V"
+    grep -E "PARITY\|.*FAIL|FAIL |Failed|failed" "$OUT/ctest_gpu.log" | head -40 >&2
+    run_phase sasrec_cuda_step 60 "$BUILD/tests/sasrec/test_sasrec_grad" test_cuda_step_matches_cpu
 fi
 
-# ------------------------------------------------------------------ 5. benchmarks
-: > "$OUT/summary_lines.txt"
-# keep ~150 s for the PyTorch phase
-[ -n "$PY" ] && DEADLINE=$(( BUDGET - 150 ))
-# model benches compare with HF/PyTorch figures measured here first (same card, same run)
+# ------------------------------------------------------------------ 4-5. benchmarks
 declare -A BENCH_ARGS
-if [ -n "$PY" ] && [ $BUILD_OK -eq 1 ]; then
-    run_phase pytorch_opt 150 bash -c "\"$PY\" \"$ROOT/bench/opt/pytorch_opt.py\" > \"$OUT/pytorch_opt.json\""
-    [ -s "$OUT/pytorch_opt.json" ] && BENCH_ARGS[bench_opt]="--pytorch $OUT/pytorch_opt.json"
-    run_phase pytorch_sasrec 90 "$PY" "$ROOT/bench/sasrec/pytorch_sasrec_step.py" --device cuda
-    grep -h '^SUMMARY|' "$OUT/pytorch_sasrec.log" >> "$OUT/summary_lines.txt" 2>/dev/null
-fi
 if [ $BUILD_OK -eq 1 ]; then
-    # kernel benches first (the targets above depend on them), then the others
-    for exe in $(find "$BUILD" -type f -name 'bench_*' -perm -u+x 2>/dev/null | awk '{print (index($0, "/bench/kernels/") ? 0 : 1) " " $0}' | sort | cut -d' ' -f2-); do
-        name=$(basename "$exe")
-        if ! grep -q -- "--gpu-summary" "$exe" 2>/dev/null; then
-            log "$name: does not mention --gpu-summary; not run (see the contract at the top)"
-            continue
-        fi
-        run_phase "$name" 120 "$exe" --gpu-summary ${BENCH_ARGS[$name]:-}
-        grep -h '^SUMMARY|' "$OUT/$name.log" >> "$OUT/summary_lines.txt"
-        if ! grep -q '^SUMMARY|' "$OUT/$name.log"; then
-            log "$name printed no SUMMARY lines (does it accept --gpu-summary?)"
-        fi
+    for b in bench_ceilings bench_attention bench_attention_v2 bench_layernorm bench_xent bench_ops; do
+        exe=$(find "$BUILD/bench" -type f -name "$b" -perm -u+x | head -1)
+        [ -n "$exe" ] || { PHASES+=("$b"); PHASE_STATUS[$b]="not built"; continue; }
+        run_phase "$b" 60 "$exe" --gpu-summary
+        collect "$b"
     done
 fi
-
-# the text stack's own GPU check (BERT fine-tuning step f16/bf16/f32 beside PyTorch AMP)
-[ $BUILD_OK -eq 1 ] && run_phase text 120 bash "$ROOT/bench/text/gpu_text_check.sh" "$BUILD"
-
-# ------------------------------------------------------------------ 6. PyTorch on the same shapes
-DEADLINE=$BUDGET
 if [ -n "$PY" ]; then
-    run_phase torch 240 "$PY" "$ROOT/bench/pytorch/bench_torch.py"
-    grep -h '^SUMMARY|' "$OUT/torch.log" >> "$OUT/summary_lines.txt"
+    run_phase torch_kernels 90 "$PY" "$ROOT/bench/pytorch/bench_torch.py"
+    collect torch_kernels
 else
-    log "no python with a CUDA-enabled torch found (tried python3, /opt/torch/.venv/bin/python): no PyTorch column"
+    log "no python with a CUDA-enabled torch (tried python3, /opt/torch/.venv/bin/python): no PyTorch column"
     PHASES+=("torch"); PHASE_STATUS[torch]="skipped (no torch)"
 fi
+if [ $BUILD_OK -eq 1 ]; then
+    B=$BUILD/bench
+    # SASRec step: PyTorch first, then ours (the ratio is computed from both rows below)
+    # (the bench prints both rows from the side script's JSON of this run)
+    if [ -n "$PY" ]; then
+        run_phase torch_sasrec 60 "$PY" "$ROOT/bench/sasrec/pytorch_sasrec_step.py" --device cuda --json "$OUT/torch_sasrec.json"
+        [ -s "$OUT/torch_sasrec.json" ] && BENCH_ARGS[bench_sasrec_step]="--pytorch $OUT/torch_sasrec.json"
+    fi
+    run_phase bench_sasrec_step 60 "$B/sasrec/bench_sasrec_step" --device cuda --gpu-summary ${BENCH_ARGS[bench_sasrec_step]:-}
+    collect bench_sasrec_step
+    # DistilBERT-base fine-tuning step, batch 60 x 128
+    [ -n "$PY" ] && { run_phase torch_bert 60 "$PY" "$ROOT/bench/text/bench_bert_step_torch.py" --device cuda --steps 20; collect torch_bert; }
+    for dt in f16 bf16 f32; do
+        run_phase "bench_bert_$dt" 60 "$B/text/bench_bert_step" --device cuda --dtype $dt --steps 20 --warmup 3
+        collect "bench_bert_$dt"
+    done
+    # OPT-6.7B dimensions, random fp16 weights
+    if [ -n "$PY" ]; then
+        run_phase torch_opt 120 bash -c "\"$PY\" \"$ROOT/bench/opt/pytorch_opt.py\" > \"$OUT/torch_opt.json\""
+        [ -s "$OUT/torch_opt.json" ] && BENCH_ARGS[bench_opt]="--pytorch $OUT/torch_opt.json"
+    fi
+    run_phase bench_opt 120 "$B/opt/bench_opt" --device cuda --gpu-summary ${BENCH_ARGS[bench_opt]:-}
+    collect bench_opt
+fi
 
-# ------------------------------------------------------------------ 7. the table
+# ------------------------------------------------------------------ 6. the table
 {
     echo
     echo "==================== allmrec GPU check ($(( $(date +%s) - T0 ))s) ===================="
-    head -2 "$OUT/env.log" | tail -1
-    sed -n '3,4p' "$OUT/env.log"
+    grep -E "^(gpu|nvcc|host|python with torch|torch|profilers):?" "$OUT/env.log" | sed 's/^/  /'
     echo "---- phases"
-    for p in "${PHASES[@]}"; do printf "  %-28s %s\n" "$p" "${PHASE_STATUS[$p]}"; done
-    echo "---- parity (tests/gpu/test_gpu_parity: dtype | case runs | failed | skipped)"
+    for p in "${PHASES[@]}"; do printf "  %-22s %s\n" "$p" "${PHASE_STATUS[$p]}"; done
+    echo "---- parity (dtype | case runs | failed | skipped)"
     if [ -f "$OUT/ctest_gpu.log" ]; then
         grep -h '^PARITY_SUMMARY|' "$OUT/ctest_gpu.log" | sed 's/^PARITY_SUMMARY|/  /' | tr '|' ' '
         nf=$(grep -c 'PARITY|.*FAIL' "$OUT/ctest_gpu.log")
-        echo "  failing case lines: $nf (see $OUT/ctest_gpu.log)"
-        grep -h 'PARITY|.*FAIL' "$OUT/ctest_gpu.log" | head -8 | cut -c1-160 | sed 's/^/    /'
+        echo "  failing case lines: $nf"
+        grep -h 'PARITY|.*FAIL' "$OUT/ctest_gpu.log" | sed -E 's/^ *[0-9]+: //' | head -12 | cut -c1-150 | sed 's/^/    /'
+        grep -hE "^[0-9]+/[0-9]+ Test +#[0-9]+:" "$OUT/ctest_gpu.log" | sed -E 's/ +[0-9.]+ sec$//; s/^/  /'
+        echo "  failed checks (first 12):"
+        grep -hE "^([0-9]+: )? *(FAIL [^ ]+:[0-9]+:|\[ FAIL \])" "$OUT/ctest_gpu.log" | head -12 | cut -c1-170 | sed 's/^/    /'
         grep -hE "tests passed|tests failed" "$OUT/ctest_gpu.log" | sed 's/^/  ctest: /'
     else
         echo "  not run"
     fi
-    echo "---- benchmarks (group/shape | impl | value | note)"
+    echo "---- benchmarks (group/shape | impl | value | unit | note)"
     sort -t'|' -k2,2 "$OUT/summary_lines.txt" | awk -F'|' '{
         key=$2; n=split(key, parts, "/"); impl=parts[n]; grp=substr(key, 1, length(key)-length(impl)-1);
         if (n < 2) { impl = "-"; grp = key }
         if (grp != last) { printf "  %s\n", grp; last = grp }
-        printf "      %-12s %10s %-8s %s\n", impl, $3, $4, substr($5, 1, 70) }'
-    echo "---- targets"
+        printf "      %-14s %10s %-8s %s\n", impl, $3, $4, substr($5, 1, 60) }'
+    echo "---- targets (every ratio from two figures of this run)"
     awk -F'|' '
-        { key=$2; v[key]=$3 }
+        { v[$2]=$3 }
         function ratio(a, b) { return (a in v && b in v && v[b] > 0 && v[a] > 0) ? v[a] / v[b] : -1 }
         function show(label, r, goal, cmp) {
-            if (r < 0) { printf "  %-58s   n/a (missing or failed)\n", label; return }
-            ok = (cmp == ">=") ? (r >= goal) : (r > goal);
-            printf "  %-58s %6.2f  (target %s %.2f) %s\n", label, r, cmp, goal, ok ? "MET" : "NOT MET" }
+            if (r < 0) { printf "  %-60s   n/a (missing or failed)\n", label; return }
+            ok = (cmp == ">=") ? (r >= goal) : (cmp == "<=") ? (r <= goal) : (r > goal);
+            printf "  %-60s %7.3f  (target %s %.2f) %s\n", label, r, cmp, goal, ok ? "MET" : "NOT MET" }
         END {
-            s1="B4_H32_T512_D128_causal_f16"; s2="B128_H1_T200_D50_causal_f16";
+            s1="B4_H32_T512_D128_causal_f16"; s2="B128_H1_T200_D50_causal_f16"; s3="B4_H32_T512_D128_f16";
             show("attn fwd " s1 " hand/torch", ratio("attn_fwd/" s1 "/hand", "attn_fwd/" s1 "/torch"), 0.7, ">=");
             show("attn fwd " s1 " hand_v2/torch", ratio("attn_fwd/" s1 "/hand_v2", "attn_fwd/" s1 "/torch"), 0.7, ">=");
             show("attn fwd " s2 " hand/torch", ratio("attn_fwd/" s2 "/hand", "attn_fwd/" s2 "/torch"), 1.0, ">");
-            s3="B4_H32_T512_D128_f16";
             show("attn fwd " s3 " hand/torch", ratio("attn_fwd/" s3 "/hand", "attn_fwd/" s3 "/torch"), 0.7, ">=");
             show("attn fwd " s3 " cudnn/torch", ratio("attn_fwd/" s3 "/cudnn", "attn_fwd/" s3 "/torch"), 0.7, ">=");
-            show("attn bwd " s1 " hand/torch", ratio("attn_bwd/" s1 "/hand", "attn_bwd/" s1 "/torch"), 0.7, ">=");
-            show("attn bwd " s1 " hand_v2/torch", ratio("attn_bwd/" s1 "/hand_v2", "attn_bwd/" s1 "/torch"), 0.7, ">=");
-            show("attn bwd " s2 " hand/torch", ratio("attn_bwd/" s2 "/hand", "attn_bwd/" s2 "/torch"), 1.0, ">");
+            show("attn bwd " s1 " hand/torch (reported)", ratio("attn_bwd/" s1 "/hand", "attn_bwd/" s1 "/torch"), 0.7, ">=");
+            show("attn bwd " s2 " hand/torch (reported)", ratio("attn_bwd/" s2 "/hand", "attn_bwd/" s2 "/torch"), 1.0, ">");
             cp = "ceiling/copy_d2d_1GiB/cuda";
             show("layernorm fwd N16384_C4096 / copy ceiling", ratio("layernorm_fwd/N16384_C4096_f16/hand", cp), 0.7, ">=");
             show("layernorm fwd N2048_C4096 / copy ceiling", ratio("layernorm_fwd/N2048_C4096_f16/hand", cp), 0.7, ">=");
             show("xent fwd N2048_V50272 / copy ceiling", ratio("xent_fwd/N2048_V50272_f16/hand", cp), 0.7, ">=");
             show("xent fwd hand/torch", ratio("xent_fwd/N2048_V50272_f16/hand", "xent_fwd/N2048_V50272_f16/torch"), 1.0, ">=");
+            k="sasrec_step/B128_T200_D50_items3416";
+            show("SASRec step B128 T200 d50: torch ms / ours ms", ratio(k "/torch", k "/ours"), 15, ">=");
+            k="bert_step/B60_T128_distilbert";
+            show("DistilBERT step B60 T128: ours f16 ms / torch AMP ms", ratio(k "/ours_f16", k "/torch_amp"), 0.5, "<=");
+            show("DistilBERT step B60 T128: ours bf16 ms / torch AMP ms", ratio(k "/ours_bf16", k "/torch_amp"), 0.5, "<=");
+            show("OPT-6.7B Stage-2 step B4 T512: ours / transformers", ratio("opt6.7b/train_step_B4_T512/ours", "opt6.7b/train_step_B4_T512/torch"), 0.82, "<=");
+            show("OPT-6.7B prefill B4 T512: ours / transformers", ratio("opt6.7b/prefill_B4_T512/ours", "opt6.7b/prefill_B4_T512/torch"), 0.86, "<=");
+            show("OPT-6.7B greedy 32 after 400 (B4): ours / transformers", ratio("opt6.7b/greedy32_B4_P400/ours", "opt6.7b/greedy32_B4_P400/torch"), 0.4, "<=");
+            show("OPT-6.7B peak memory: ours / torch (reported)", ratio("opt6.7b/peak_memory/ours", "opt6.7b/peak_memory/torch"), 1.0, "<=");
         }' "$OUT/summary_lines.txt"
     echo "logs: $OUT"
 } > "$OUT/table.txt" 2>&1
 cat "$OUT/table.txt"
+# ALLMREC_GPU_PACK_LOGS=1 (for the device tool, which brings back at most 8 files):
+# every log in one archive beside table.txt
+if [ "${ALLMREC_GPU_PACK_LOGS:-0}" = 1 ]; then
+    tmp=$(mktemp /tmp/gpu-check-logs.XXXXXX)
+    ( cd "$OUT" && tar czf "$tmp" --exclude=table.txt . && \
+      find . -maxdepth 1 -type f ! -name table.txt -delete && mv "$tmp" logs.tar.gz )
+fi

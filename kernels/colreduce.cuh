@@ -61,7 +61,9 @@ static allmrec_status colreduce_launch(struct op_ctx *ctx, F f, int64_t rows, in
     struct cuda_impl *im = cuda_impl_of(ctx);
     cudaStream_t st = im->stream;
     if (rows <= 0 || cols <= 0) return ALLMREC_OK;
-    int64_t chunks = (rows + 255) / 256;
+    // chunks of ~64 rows (each thread sums 4 of them): enough blocks to fill the GPU
+    // even for a few thousand rows; the partition depends on (rows, cols) only
+    int64_t chunks = (rows + 63) / 64;
     int64_t cap = CUDA_SCRATCH_FLOATS / (2 * cols);
     if (chunks > cap) chunks = cap;
     if (chunks > 256) chunks = 256;

@@ -75,7 +75,10 @@ bool cuda_sync_check_enabled(void);
     } while (0)
 
 // ------------------------------------------------------------------ backend state
-#define CUDA_SCRATCH_FLOATS 8192
+// 8 MiB: column reductions (colreduce.cuh) keep up to 256 row chunks x 2 sums of a
+// 4096-wide gradient in it; with 8192 floats a 4096-wide layernorm gradient had
+// to be reduced by one chunk of 128 blocks (10x slower than the copy ceiling)
+#define CUDA_SCRATCH_FLOATS (1 << 21)
 struct cuda_impl {
     cudaStream_t stream;
     cublasLtHandle_t lt;

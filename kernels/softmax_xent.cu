@@ -42,6 +42,20 @@ struct online_lse {
         if (x > m) { s = s * __expf(m - x) + 1.0f; m = x; }
         else s += __expf(x - m);
     }
+    // V values at once: the pack's max, one rescale, V exponentials
+    template <typename T, int V>
+    __device__ __forceinline__ void add_pack(const T *v) {
+        float f[V], mx = -INFINITY;
+#pragma unroll
+        for (int j = 0; j < V; j++) { f[j] = to_f<T>(v[j]); mx = fmaxf(mx, f[j]); }
+        if (mx == -INFINITY) return;
+        float mn = fmaxf(m, mx);
+        float acc = (m == -INFINITY) ? 0.0f : s * __expf(m - mn);
+#pragma unroll
+        for (int j = 0; j < V; j++) acc += __expf(f[j] - mn);
+        s = acc;
+        m = mn;
+    }
 };
 
 // block-wide (max, sum exp(x - max)) of the thread pairs
@@ -62,7 +76,24 @@ __global__ void __launch_bounds__(SX_THREADS)
     int64_t row = blockIdx.x;
     const T *x = logits + row * C;
     online_lse o{-INFINITY, 0.0f};
-    row_visit<T, V>(x, C, [&](int64_t, float v) { o.add(v); });
+    if (V > 1) {
+        // two 16-byte loads in flight per thread, and one rescale of the running
+        // sum per pack (its own max first) instead of a compare per element
+        const int64_t stride = (int64_t)blockDim.x * V;
+        int64_t i = (int64_t)threadIdx.x * V;
+        for (; i + stride < C; i += 2 * stride) {
+            sxpack<T, V> p0 = *reinterpret_cast<const sxpack<T, V> *>(x + i);
+            sxpack<T, V> p1 = *reinterpret_cast<const sxpack<T, V> *>(x + i + stride);
+            o.add_pack<T, V>(p0.v);
+            o.add_pack<T, V>(p1.v);
+        }
+        if (i < C) {
+            sxpack<T, V> p0 = *reinterpret_cast<const sxpack<T, V> *>(x + i);
+            o.add_pack<T, V>(p0.v);
+        }
+    } else {
+        row_visit<T, V>(x, C, [&](int64_t, float v) { o.add(v); });
+    }
     float M, S;
     block_lse(o, sh, &M, &S);
     if (threadIdx.x == 0) {

@@ -10,11 +10,11 @@
 //   score   20 candidates of 12 tokens after a 500-token prompt (one prefill)
 //           beside generating one 32-token answer to the same prompt
 // Times are medians (CUDA: synchronised wall clock). The PyTorch/HF figures
-// come from --pytorch FILE (the JSON printed by bench/opt/pytorch_opt.py in the
-// same run) or else ../shared/anchors/pytorch-h100-*.json.
+// come from --pytorch FILE only: the JSON printed by bench/opt/pytorch_opt.py
+// in the same run (bench/gpu_check.sh does this); without it, no ratio.
 //
 // usage: bench_opt [--device cpu|cuda] [--small] [--reps N] [--pytorch FILE] [--gpu-summary]
-//   --gpu-summary prints `SUMMARY|<name>|<ours ms>|<pytorch ms>|<pytorch/ours>x` lines
+//   --gpu-summary prints `SUMMARY|opt6.7b/<work>/<ours|torch>|<value>|<unit>|<note>` lines
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,22 +44,25 @@ static double json_num(cJSON *o, const char *k) {
     return cJSON_IsNumber(v) ? v->valuedouble : -1;
 }
 
+// the HF/PyTorch figures measured in the same run (bench/opt/pytorch_opt.py's JSON);
+// without --pytorch there is no comparison: a stored figure from another day or card
+// is never used for a ratio
 static void read_pytorch(const char *path, struct pt *p) {
     memset(p, 0, sizeof *p);
     p->train = p->prefill = p->decode = p->score = p->mem_gb = -1;
-    char buf[1024];
-    const char *f = path;
-    if (!f) {
-        const char *sh = getenv("ALLMREC_SHARED");
-        snprintf(buf, sizeof buf, "%s/anchors/pytorch-h100-2026-11-27.json", sh ? sh : ALLMREC_SOURCE_DIR "/../shared");
-        f = buf;
-    }
+    if (!path) return;
     char *text = NULL;
     size_t len = 0;
-    if (fs_read_all(f, &text, &len) != ALLMREC_OK) return;
+    if (fs_read_all(path, &text, &len) != ALLMREC_OK) {
+        fprintf(stderr, "bench_opt: cannot read --pytorch %s: %s (no comparison)\n", path, allmrec_error_message());
+        return;
+    }
     cJSON *root = cJSON_Parse(text);
     free(text);
-    if (!root) return;
+    if (!root) {
+        fprintf(stderr, "bench_opt: --pytorch %s is not JSON (no comparison)\n", path);
+        return;
+    }
     cJSON *o = cJSON_GetObjectItemCaseSensitive(root, "opt6.7b_random");
     if (!o) o = root;
     p->train = json_num(o, "stage2_step_ms_b4_t512");
@@ -67,7 +70,7 @@ static void read_pytorch(const char *path, struct pt *p) {
     p->decode = json_num(o, "generate32_ms_b4_p400");
     p->score = json_num(o, "score20_ms_p500");
     p->mem_gb = json_num(o, "peak_mem_GB");
-    fprintf(stderr, "pytorch figures from %s\n", f);
+    fprintf(stderr, "pytorch figures from %s (measured in this run)\n", path);
     cJSON_Delete(root);
 }
 
@@ -98,11 +101,8 @@ int main(int argc, char **argv) {
     if (dev == ALLMREC_DEVICE_CPU) small = true;
     struct pt pt;
     read_pytorch(pt_path, &pt);
-    if (summary && dev == ALLMREC_DEVICE_CPU) {
-        printf("SUMMARY|opt6.7b train step b4 t512|n/a|%.1f|n/a (no device)\n", pt.train);
-        printf("SUMMARY|opt6.7b prefill b4 t512|n/a|%.1f|n/a (no device)\n", pt.prefill);
-        printf("SUMMARY|opt6.7b greedy 32 b4 p400|n/a|%.1f|n/a (no device)\n", pt.decode);
-    }
+    if (summary && dev == ALLMREC_DEVICE_CPU)
+        printf("SUMMARY|opt6.7b/train_step_B4_T512/ours|-1|ms|no CUDA device: not measured\n");
 
     // OPT-6.7B dimensions on a GPU; a small config on the CPU
     struct opt_config c;
@@ -270,21 +270,21 @@ int main(int argc, char **argv) {
         opt_workspace_free(&w);
     }
 
-    const char *tag = small ? "opt small (cpu)" : "opt6.7b";
     printf("%-34s %10s %10s %8s\n", "work", "ours ms", "hf ms", "hf/ours");
-    struct { char name[64]; double ours, hf; } rows[6];
+    // key: the SUMMARY shape (bench/gpu_check.sh contract), name: the human-readable row
+    struct { char name[64]; const char *key; double ours, hf; } rows[6] = {
+        {"", "train_step_B4_T512", ms_train, pt.train},
+        {"", "train_step_recompute_B4_T512", ms_train_rc, pt.train},
+        {"", "prefill_B4_T512", ms_prefill, pt.prefill},
+        {"", "greedy32_B4_P400", ms_decode, pt.decode},
+        {"", "score20_P500", ms_score, pt.score},
+        {"", "answer32_P500", ms_answer, -1}};
     snprintf(rows[0].name, 64, "train step b%lld t%lld", (long long)B, (long long)T);
     snprintf(rows[1].name, 64, "train step b%lld t%lld recompute", (long long)B, (long long)T);
     snprintf(rows[2].name, 64, "prefill b%lld t%lld", (long long)B, (long long)T);
     snprintf(rows[3].name, 64, "greedy %lld b%lld p%lld", (long long)NEW, (long long)B, (long long)Tp);
     snprintf(rows[4].name, 64, "score %lld cands p%lld", (long long)NC, (long long)Ts);
     snprintf(rows[5].name, 64, "one answer (%lld tokens) p%lld", (long long)NEW, (long long)Ts);
-    double ours[6] = {ms_train, ms_train_rc, ms_prefill, ms_decode, ms_score, ms_answer};
-    double hfv[6] = {pt.train, pt.train, pt.prefill, pt.decode, pt.score, -1};
-    for (int i = 0; i < 6; i++) {
-        rows[i].ours = ours[i];
-        rows[i].hf = hfv[i];
-    }
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
         char hf[32] = "-", ratio[32] = "-";
         bool cmp = !small && rows[i].hf > 0;
@@ -293,13 +293,18 @@ int main(int argc, char **argv) {
             snprintf(ratio, sizeof ratio, "%.2fx", rows[i].hf / rows[i].ours);
         }
         printf("%-34s %10.2f %10s %8s\n", rows[i].name, rows[i].ours, hf, ratio);
-        if (summary && !small)
-            printf("SUMMARY|%s %s|%.2f|%s|%s\n", tag, rows[i].name, rows[i].ours, cmp ? hf : "n/a",
-                   cmp ? ratio : "n/a");
+        if (summary && !small) {
+            printf("SUMMARY|opt6.7b/%s/ours|%.4g|ms|%s\n", rows[i].key, rows[i].ours, rows[i].name);
+            // the transformers figure of this run under the same key (recompute shares the plain step's)
+            if (cmp && i != 1) printf("SUMMARY|opt6.7b/%s/torch|%.4g|ms|transformers, same run\n", rows[i].key, rows[i].hf);
+        }
     }
     printf("memory (our arenas, largest phase): %.2f GB (weights %.2f GB; train step %.2f GB, with recompute "
            "%.2f GB); HF peak: %.1f GB\n", peak_gb, params_gb, gb_train[0], gb_train[1], pt.mem_gb);
-    if (summary && !small) printf("SUMMARY|%s peak memory GB|%.2f|%.1f|\n", tag, peak_gb, pt.mem_gb);
+    if (summary && !small) {
+        printf("SUMMARY|opt6.7b/peak_memory/ours|%.2f|GB|our arenas, largest phase\n", peak_gb);
+        if (pt.mem_gb > 0) printf("SUMMARY|opt6.7b/peak_memory/torch|%.2f|GB|torch.cuda.max_memory_allocated\n", pt.mem_gb);
+    }
     printf("scoring %lld candidates vs generating one answer: %.2f ms vs %.2f ms (%s%s)\n", (long long)NC,
            ms_score, ms_answer, ms_score < ms_answer ? "faster" : "slower",
            small ? "; the CPU is compute-bound, the claim is about the memory-bound GPU decode" : "");

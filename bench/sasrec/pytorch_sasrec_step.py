@@ -9,10 +9,11 @@ BCE on positive/negative logits, Adam betas (0.9, 0.98), dropout 0.2):
          epoch time = median step x ceil(297,498 / 128)
 Median of CUDA-event timings after warm-up.
 
-usage: python3 bench/sasrec/pytorch_sasrec_step.py [--device cuda|cpu] [--steps N] [--json OUT.json]
-Prints `PYTORCH|sasrec step b128 t200|<ms>`, `PYTORCH|sasrec movies epoch (s)|<s>` and the
-same as bench/gpu_check.sh SUMMARY lines (impl `torch`)
-(bench/gpu_check.sh passes them to `bench_sasrec_step --pytorch-ms X --pytorch-epoch-s Y`).
+usage: python3 bench/sasrec/pytorch_sasrec_step.py [--device cuda|cpu] [--steps N] [--threads N]
+                                                   [--shape step|movies|all] [--json OUT.json]
+Prints `PYTORCH|sasrec step b128 t200|<ms>`, `PYTORCH|sasrec movies epoch (s)|<s>`; the JSON
+(--json) is what `bench_sasrec_step --pytorch OUT.json` reads in the same run (bench/gpu_check.sh,
+bench/sasrec/cpu_compare.sh) to compute its ratios.
 """
 import argparse
 import json
@@ -105,19 +106,21 @@ def main():
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--threads", type=int, default=4, help="torch CPU threads (the GPU box has 16 cores)")
+    ap.add_argument("--shape", default="all", choices=["step", "movies", "all"])
     ap.add_argument("--json", default=None)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    res = {"device": a.device, "torch": torch.__version__,
+    res = {"device": a.device, "torch": torch.__version__, "threads": torch.get_num_threads(),
            "gpu": torch.cuda.get_device_name(0) if a.device == "cuda" else None}
-    res["ml1m_step"] = step_time(a.device, 6040, 3416, 200, 165, a.steps)
-    res["movies_epoch"] = step_time(a.device, 297498, 59944, 50, 11.46, a.steps)
+    if a.shape != "movies":
+        res["ml1m_step"] = step_time(a.device, 6040, 3416, 200, 165, a.steps)
+    if a.shape != "step":
+        res["movies_epoch"] = step_time(a.device, 297498, 59944, 50, 11.46, a.steps)
     print(json.dumps(res, indent=1))
-    print(f"PYTORCH|sasrec step b128 t200|{res['ml1m_step']['step_ms_b128']:.3f}")
-    print(f"PYTORCH|sasrec movies epoch (s)|{res['movies_epoch']['epoch_s']:.2f}")
-    # bench/gpu_check.sh contract (same keys as bench_sasrec_step, impl "torch")
-    print(f"SUMMARY|sasrec_step/B128_T200_D50_items3416/torch|{res['ml1m_step']['step_ms_b128']:.4g}|ms|{a.device}")
-    print(f"SUMMARY|sasrec_epoch/movies_U297498_I59944_T50/torch|{res['movies_epoch']['epoch_s']:.4g}|s|{a.device}")
+    if "ml1m_step" in res:
+        print(f"PYTORCH|sasrec step b128 t200|{res['ml1m_step']['step_ms_b128']:.3f}")
+    if "movies_epoch" in res:
+        print(f"PYTORCH|sasrec movies epoch (s)|{res['movies_epoch']['epoch_s']:.2f}")
     if a.json:
         with open(a.json, "w") as f:
             json.dump(res, f, indent=1)

@@ -84,6 +84,10 @@ int main(int argc, char **argv) {
     printf("bert step (distilbert-base shape) %s %s batch %lld x %lld: mean %.2f ms, best %.2f ms, "
            "%.0f tokens/s, %.2f TFLOP/s (%d steps)\n", device, dtype_name(dt), (long long)B, (long long)T,
            mean * 1e3, best * 1e3, (double)(B * T) / mean, flops / best / 1e12, steps);
+    // bench/gpu_check.sh contract: SUMMARY|<group>/<shape>/<impl>|<value>|<unit>|<note> (mean step,
+    // beside bench_bert_step_torch.py's torch_amp / torch_f32 rows of the same run)
+    printf("SUMMARY|bert_step/B%lld_T%lld_distilbert/ours_%s|%.4g|ms|%s, best %.2f ms\n", (long long)B, (long long)T,
+           dtype_name(dt), mean * 1e3, device, best * 1e3);
     device_free(dev, dout_d);
     free(ids); free(mask); free(dout_h);
     bert_model_free(&m);

@@ -60,6 +60,9 @@ def main():
             times.append(time.perf_counter() - t0)
     print("pytorch bert step (distilbert-base shape) %s %s batch %d x %d: mean %.2f ms, best %.2f ms"
           % (a.device, "amp-fp16" if amp else "fp32", B, T, 1e3 * sum(times) / len(times), 1e3 * min(times)))
+    # bench/gpu_check.sh contract: SUMMARY|<group>/<shape>/<impl>|<value>|<unit>|<note> (mean step)
+    print("SUMMARY|bert_step/B%d_T%d_distilbert/torch_%s|%.4g|ms|%s, best %.2f ms"
+          % (B, T, "amp" if amp else "f32", 1e3 * sum(times) / len(times), a.device, 1e3 * min(times)))
 
 
 if __name__ == "__main__":

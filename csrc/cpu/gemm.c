@@ -13,10 +13,14 @@
 
 #ifdef ALLMREC_HAVE_OPENBLAS
 #include <cblas.h>
+#include <pthread.h>
+#endif
+#ifdef ALLMREC_HAVE_OPENMP
+#include <omp.h>
 #endif
 
-// OpenMP for the plain GEMM (row tiles) and the bias-gradient column sums
-// (OpenBLAS threads on its own; the bias/activation epilogue in activation.c)
+// OpenMP for the plain GEMM (row tiles), the OpenBLAS calls (blocks of C) and
+// the bias-gradient column sums (the bias/activation epilogue in activation.c)
 
 // ------------------------------------------------------------------ plain blocked GEMM
 
@@ -110,6 +114,62 @@ void cpu_gemm_f32_plain(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_
     }
 }
 
+#ifdef ALLMREC_HAVE_OPENBLAS
+// OpenBLAS (the pthread build) runs single-threaded here: its own thread pool
+// beside OpenMP's would put 2 x threads on the cores, and spinning workers of
+// one pool then wait on the other's (measured on 2 cores, SASRec Movies step:
+// 216 ms with 2 + 2 threads, 59 ms with OpenMP 2 + OpenBLAS 1). The
+// parallelism comes from OpenMP instead: blas_gemm_split gives each thread a
+// block of C's rows (or columns).
+static pthread_once_t g_blas_once = PTHREAD_ONCE_INIT;
+static void blas_single_thread(void) { openblas_set_num_threads(1); }
+
+static void blas_gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+                      int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
+    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
+                (blasint)M, (blasint)N, (blasint)K, alpha, A, (blasint)lda, B, (blasint)ldb, beta, C,
+                (blasint)ldc);
+}
+
+// Blocks of GEMM_SPLIT_ALIGN rows (or columns) of C per thread: every C element
+// is still one dot product over k in OpenBLAS's order (its K blocking does not
+// depend on M or N, and blocks start on whole micro-tiles), so the result is
+// bit-identical to one call whatever the thread count (tests/ops/test_threads).
+// Every block must stay above OpenBLAS's small-matrix kernels (M*N*K <= 1e6 on
+// Skylake-X/Cooper Lake), which sum in another order: blocks of >= 2^22 only.
+enum { GEMM_SPLIT_ALIGN = 32, GEMM_SPLIT_MIN_BLOCK_WORK = 1 << 22 };
+
+static void blas_gemm_split(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                            const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
+                            int64_t ldc) {
+    int nt = 1;
+#ifdef ALLMREC_HAVE_OPENMP
+    if (!omp_in_parallel()) nt = omp_get_max_threads();
+#endif
+    bool rows = M >= N;
+    int64_t len = rows ? M : N;
+    int64_t per = ((len + nt - 1) / nt + GEMM_SPLIT_ALIGN - 1) / GEMM_SPLIT_ALIGN * GEMM_SPLIT_ALIGN;
+    int64_t nblocks = (len + per - 1) / per;
+    int64_t last = len - (nblocks - 1) * per; // the smallest block
+    if (nt < 2 || nblocks < 2 || last * (M * N / len) * K < GEMM_SPLIT_MIN_BLOCK_WORK) {
+        blas_gemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+#ifdef ALLMREC_HAVE_OPENMP
+#pragma omp parallel for schedule(static) num_threads(nt)
+#endif
+    for (int64_t b = 0; b < nblocks; b++) {
+        int64_t i0 = b * per, n = len - i0 < per ? len - i0 : per;
+        if (rows) // rows i0.. of op(A) and C
+            blas_gemm(trans_a, trans_b, n, N, K, alpha, trans_a ? A + i0 : A + i0 * lda, lda, B, ldb, beta,
+                      C + i0 * ldc, ldc);
+        else      // columns i0.. of op(B) and C
+            blas_gemm(trans_a, trans_b, M, n, K, alpha, A, lda, trans_b ? B + i0 * ldb : B + i0, ldb, beta,
+                      C + i0, ldc);
+    }
+}
+#endif
+
 void cpu_gemm_f32(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
                   const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
                   int64_t ldc) {
@@ -120,6 +180,7 @@ void cpu_gemm_f32(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, f
         return;
     }
 #ifdef ALLMREC_HAVE_OPENBLAS
+    pthread_once(&g_blas_once, blas_single_thread);
     // BLAS insists on leading dimensions >= the stored row length even for a
     // single row; a view with one row may carry any stride, so fix it up.
     int64_t a_cols = trans_a ? M : K, b_cols = trans_b ? K : N;
@@ -127,9 +188,7 @@ void cpu_gemm_f32(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, f
     if (rows_a == 1 || lda < a_cols) lda = a_cols;
     if (rows_b == 1 || ldb < b_cols) ldb = b_cols;
     if (M == 1 || ldc < N) ldc = N;
-    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
-                (blasint)M, (blasint)N, (blasint)K, alpha, A, (blasint)lda, B, (blasint)ldb, beta, C,
-                (blasint)ldc);
+    blas_gemm_split(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 #else
     cpu_gemm_f32_plain(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 #endif

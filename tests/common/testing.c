@@ -36,9 +36,16 @@ int test_run_all(const struct test_case *cases, int n, int argc, char **argv) {
         else if (test_skipped_flag) { skipped++; fprintf(stderr, "[ SKIP ] %s\n", cases[i].name); }
         else { passed++; fprintf(stderr, "[  OK  ] %s (%.2fs)\n", cases[i].name, dt); }
     }
+    if (only && passed + failed + skipped == 0) {
+        // a filter that selects nothing must not look like a clean run
+        fprintf(stderr, "  FAIL: no case name contains '%s'\n", only);
+        failed = 1;
+    }
     if (skipped) printf("%d passed, %d failed, %d skipped\n", passed, failed, skipped);
     else printf("%d passed, %d failed\n", passed, failed);
     fflush(stdout);
+    // every case that ran skipped: exit 77 so ctest reports the test "Skipped", never "Passed"
+    if (!failed && !passed && skipped) return TEST_SKIP_EXIT;
     return failed ? 1 : 0;
 }
 

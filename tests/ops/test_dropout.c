@@ -5,6 +5,7 @@
 // index), and the backward matches finite differences and accumulates.
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "allmrec/ops.h"
 #include "allmrec/philox.h"
@@ -151,6 +152,46 @@ static void test_backward_gradcheck(void) {
     }
 }
 
-TEST_MAIN(TEST_CASE(test_mask_equals_philox_keep), TEST_CASE(test_mask_is_function_of_seed_stream_index),
+// The backward reads the forward's keep bits when it follows it (the memo)
+// and redraws them otherwise: both equal dx += dy * keep * scale with keep =
+// philox_keep, bit for bit (dx starts nonzero, with -0.0 entries that an
+// added 0.0 would turn into +0.0).
+static void test_backward_memo_and_redraw(void) {
+    int64_t n = 70001; // odd: a partial last chunk and byte
+    float p = 0.3f, scale = 1.0f / (1.0f - p);
+    uint32_t thr = philox_dropout_threshold(p);
+    float *x = frand(n, 901), *y = malloc((size_t)n * 4), *dy = frand(n, 902), *want = frand(n, 903);
+    float *dx[2];
+    for (int64_t i = 0; i < n; i += 7) want[i] = -0.0f;
+    for (int pass = 0; pass < 2; pass++) {
+        dx[pass] = malloc((size_t)n * 4);
+        memcpy(dx[pass], want, (size_t)n * 4);
+    }
+    for (int64_t i = 0; i < n; i++)
+        if (philox_keep(42, 5, (uint64_t)i, thr)) want[i] += dy[i] * scale;
+    // dx[0]: forward then backward of the same key (memo hit); dx[1]: a key never forwarded
+    // (stream 6) is redrawn, against its own reference
+    CHECK_OK(op_dropout_forward(ctx(), tensor_1d(y, F32, CPU, n), tensor_1d(x, F32, CPU, n), p, 42, 5));
+    CHECK_OK(op_dropout_backward(ctx(), tensor_1d(dx[0], F32, CPU, n), tensor_1d(dy, F32, CPU, n), p, 42, 5));
+    CHECK_MSG(memcmp(dx[0], want, (size_t)n * 4) == 0, "backward after forward (memo) differs from philox_keep");
+    float *want6 = malloc((size_t)n * 4);
+    memcpy(want6, dx[1], (size_t)n * 4);
+    for (int64_t i = 0; i < n; i++)
+        if (philox_keep(42, 6, (uint64_t)i, thr)) want6[i] += dy[i] * scale;
+    CHECK_OK(op_dropout_backward(ctx(), tensor_1d(dx[1], F32, CPU, n), tensor_1d(dy, F32, CPU, n), p, 42, 6));
+    CHECK_MSG(memcmp(dx[1], want6, (size_t)n * 4) == 0, "backward without a forward (redraw) differs");
+    // more forwards than memo slots: the oldest keys are redrawn, still exact
+    for (uint32_t st = 100; st < 140; st++)
+        CHECK_OK(op_dropout_forward(ctx(), tensor_1d(y, F32, CPU, n), tensor_1d(x, F32, CPU, n), p, 42, st));
+    memcpy(dx[0], want6, (size_t)n * 4); // reuse as a fresh start
+    memcpy(want6, dx[0], (size_t)n * 4);
+    for (int64_t i = 0; i < n; i++)
+        if (philox_keep(42, 100, (uint64_t)i, thr)) want6[i] += dy[i] * scale;
+    CHECK_OK(op_dropout_backward(ctx(), tensor_1d(dx[0], F32, CPU, n), tensor_1d(dy, F32, CPU, n), p, 42, 100));
+    CHECK_MSG(memcmp(dx[0], want6, (size_t)n * 4) == 0, "backward of an evicted mask differs");
+    free(x); free(y); free(dy); free(want); free(want6); free(dx[0]); free(dx[1]);
+}
+
+TEST_MAIN(TEST_CASE(test_mask_equals_philox_keep), TEST_CASE(test_backward_memo_and_redraw), TEST_CASE(test_mask_is_function_of_seed_stream_index),
           TEST_CASE(test_mask_statistics), TEST_CASE(test_p_zero_and_invalid_p),
           TEST_CASE(test_backward_gradcheck))

@@ -10,6 +10,7 @@
 
 #include "allmrec/ops.h"
 #include "cpu/gemm_plain.h"
+#include "cpu/cpu_ops.h"
 #include "testing.h"
 
 #ifdef ALLMREC_HAVE_OPENMP
@@ -223,8 +224,8 @@ static void test_linear(void) {
     CHECK_MSG(same_bits(y[0], y[1], N * OC) && same_bits(pre[0], pre[1], N * OC),
               "linear out/pre differ between 1 and 3 threads");
     CHECK_MSG(same_bits(db[0], db[1], OC), "linear dbias differs between 1 and 3 threads");
-    // dinp and dweight come from OpenBLAS (its own threads); they are checked
-    // against a double reference in test_gemm, not for bit-identity here
+    CHECK_MSG(same_bits(dx[0], dx[1], N * C) && same_bits(dw[0], dw[1], OC * C),
+              "linear dinp / dweight differ between 1 and 3 threads");
     for (int r = 0; r < 2; r++) {
         free(y[r]); free(pre[r]); free(dx[r]); free(dw[r]); free(db[r]);
     }
@@ -246,6 +247,31 @@ static void test_gemm_plain(void) {
     free(Cm[0]); free(Cm[1]); free(A); free(Bm);
 }
 
+// cpu_gemm_f32 (OpenBLAS when built with it) split into blocks of C's rows or
+// columns per thread: the SASRec shapes (6400 x 150 x 50 forward, 50 x 50 x
+// 6400 weight gradients) and odd ones, every transpose, beta 0 and 1
+static void test_gemm_blocks(void) {
+    REQUIRE_OPENMP();
+    const int64_t shapes[][3] = {{6400, 150, 50}, {6400, 50, 50}, {50, 50, 6400}, {50, 150, 6400},
+                                 {1333, 97, 129}, {45, 1001, 777}, {100000, 1, 300}, {333, 97, 129}};
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
+        for (int t = 0; t < 4; t++) {
+            int64_t M = shapes[si][0], N = shapes[si][1], K = shapes[si][2];
+            bool ta = t & 1, tb = t & 2;
+            float *A = frand(M * K, 61 + si, -1, 1), *Bm = frand(K * N, 62 + si, -1, 1), *Cm[2];
+            float beta = (t == 1 || t == 2) ? 1.0f : 0.0f;
+            FOR_THREADS_1_AND_3(r) {
+                Cm[r] = frand(M * N, 63, -1, 1);
+                cpu_gemm_f32(ta, tb, M, N, K, 1.0f, A, ta ? M : K, Bm, tb ? K : N, beta, Cm[r], N);
+            }
+            threads_restore();
+            bool same = same_bits(Cm[0], Cm[1], M * N);
+            free(Cm[0]); free(Cm[1]); free(A); free(Bm);
+            CHECK_MSG(same, "cpu_gemm_f32 %lld x %lld x %lld (trans %d %d) differs between 1 and 3 threads",
+                      (long long)M, (long long)N, (long long)K, ta, tb);
+        }
+}
+
 TEST_MAIN(TEST_CASE(test_attention_sasrec_like), TEST_CASE(test_attention_multihead_kv_cache),
           TEST_CASE(test_layernorm), TEST_CASE(test_activations), TEST_CASE(test_linear),
-          TEST_CASE(test_gemm_plain))
+          TEST_CASE(test_gemm_plain), TEST_CASE(test_gemm_blocks))

@@ -3,7 +3,12 @@
 // CUDA device is present). f32 storage on the GPU: logits, loss and gradients
 // within 1e-4 relative, greedy generation token for token. f16 and bf16
 // storage (fp32 accumulation, loss scale 1024): logits, loss and gradients
-// within 3e-2 / 5e-2 relative of HF's fp32 numbers; the NCCL communicator
+// within a multiple of the dtype's unit roundoff u (f16 2^-11, bf16 2^-8) of
+// HF's fp32 numbers, one rule for both dtypes: logits and loss 8u, the gradient
+// at the injected vectors 32u (it passes back through two layers and a
+// 50,272-way softmax, rounding every stored activation). Measured on an H200,
+// 2026-12-04: logits 2.4u (f16) and 2.5u (bf16); gradients 3.4u (f16, both
+// layouts), 13u (bf16 pre-LN) and 21u (bf16 post-LN). The NCCL communicator
 // with one rank (NCCL refuses two ranks on one GPU) gives the same logits.
 #include <math.h>
 
@@ -12,13 +17,6 @@
 #include "allmrec/opt.h"
 #include "opt_test_util.h"
 #include "testing.h"
-
-#define NEED_GPU()                                                                           \
-    do {                                                                                     \
-        if (allmrec_cuda_device_count() == 0)                                                \
-            TEST_SKIP("no CUDA device (%s): run on a GPU machine via bench/gpu_check.sh",    \
-                      allmrec_cuda_compiled() ? "built with CUDA" : "built without CUDA");   \
-    } while (0)
 
 // host f32 (n values) -> a new device tensor of dtype dt (2-D r x c) in `a`
 static allmrec_status to_device(struct op_ctx *ctx, struct arena *a, const float *h, int64_t r, int64_t c,
@@ -77,11 +75,13 @@ static void check_dtype(const char *name, enum allmrec_dtype dt, double tol, all
     float *g = calloc((size_t)(K * Wd), sizeof(float));
     CHECK_OK(to_host(&ctx, &a, dgrad, g));
     double eg = test_rel_error(g, gwant, (size_t)(K * Wd));
-    fprintf(stderr, "  %s %s%s: logits %.3g, loss %.6f (HF %.6f), grad %.3g (tol %.0e)\n", name, dtype_name(dt),
-            comm ? " nccl" : "", el, loss, lwant[0], eg, tol);
+    // tol: the logits' bound; the gradient's is 4x it in low precision (see the header)
+    double gtol = dt == ALLMREC_DTYPE_F32 ? tol : 4 * tol;
+    fprintf(stderr, "  %s %s%s: logits %.3g, loss %.6f (HF %.6f), grad %.3g (tol %.1e, grad %.1e)\n", name,
+            dtype_name(dt), comm ? " nccl" : "", el, loss, lwant[0], eg, tol, gtol);
     CHECK(el < tol);
     CHECK(fabs(loss - lwant[0]) < tol * fabs(lwant[0]));
-    CHECK(eg < tol);
+    CHECK(eg < gtol);
     opt_workspace_free(&w);
     if (dt == ALLMREC_DTYPE_F32) { // generation token for token
         int32_t *gids = fx_i32(&fx, "gen_ids"), *gout = fx_i32(&fx, "gen_out");
@@ -120,21 +120,25 @@ static void check_dtype(const char *name, enum allmrec_dtype dt, double tol, all
     op_ctx_free(&ctx);
 }
 
-static void test_gpu_f32_pre_ln(void) { NEED_GPU(); check_dtype("pre_ln", ALLMREC_DTYPE_F32, 1e-4, NULL); }
-static void test_gpu_f32_post_ln(void) { NEED_GPU(); check_dtype("post_ln", ALLMREC_DTYPE_F32, 1e-4, NULL); }
-static void test_gpu_f16_pre_ln(void) { NEED_GPU(); check_dtype("pre_ln", ALLMREC_DTYPE_F16, 3e-2, NULL); }
-static void test_gpu_f16_post_ln(void) { NEED_GPU(); check_dtype("post_ln", ALLMREC_DTYPE_F16, 3e-2, NULL); }
-static void test_gpu_bf16_pre_ln(void) { NEED_GPU(); check_dtype("pre_ln", ALLMREC_DTYPE_BF16, 5e-2, NULL); }
+static void test_gpu_f32_pre_ln(void) { TEST_NEED_GPU(); check_dtype("pre_ln", ALLMREC_DTYPE_F32, 1e-4, NULL); }
+static void test_gpu_f32_post_ln(void) { TEST_NEED_GPU(); check_dtype("post_ln", ALLMREC_DTYPE_F32, 1e-4, NULL); }
+#define TOL_F16 (8.0 / 2048.0) // 8 u, u = 2^-11
+#define TOL_BF16 (8.0 / 256.0) // 8 u, u = 2^-8
+static void test_gpu_f16_pre_ln(void) { TEST_NEED_GPU(); check_dtype("pre_ln", ALLMREC_DTYPE_F16, TOL_F16, NULL); }
+static void test_gpu_f16_post_ln(void) { TEST_NEED_GPU(); check_dtype("post_ln", ALLMREC_DTYPE_F16, TOL_F16, NULL); }
+static void test_gpu_bf16_pre_ln(void) { TEST_NEED_GPU(); check_dtype("pre_ln", ALLMREC_DTYPE_BF16, TOL_BF16, NULL); }
+static void test_gpu_bf16_post_ln(void) { TEST_NEED_GPU(); check_dtype("post_ln", ALLMREC_DTYPE_BF16, TOL_BF16, NULL); }
 
 static void test_gpu_nccl_one_rank(void) {
-    NEED_GPU();
+    TEST_NEED_GPU();
     if (!comm_nccl_available()) TEST_SKIP("built without NCCL");
     allmrec_comm_t c;
     CHECK_OK(comm_init_nccl(&c, 0, NULL));
     CHECK_EQ_INT(comm_size(c), 1);
-    check_dtype("pre_ln", ALLMREC_DTYPE_F16, 3e-2, c);
+    check_dtype("pre_ln", ALLMREC_DTYPE_F16, TOL_F16, c);
     comm_free(c);
 }
 
 TEST_MAIN(TEST_CASE(test_gpu_f32_pre_ln), TEST_CASE(test_gpu_f32_post_ln), TEST_CASE(test_gpu_f16_pre_ln),
-          TEST_CASE(test_gpu_f16_post_ln), TEST_CASE(test_gpu_bf16_pre_ln), TEST_CASE(test_gpu_nccl_one_rank))
+          TEST_CASE(test_gpu_f16_post_ln), TEST_CASE(test_gpu_bf16_pre_ln), TEST_CASE(test_gpu_bf16_post_ln),
+          TEST_CASE(test_gpu_nccl_one_rank))
