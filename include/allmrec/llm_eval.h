@@ -101,9 +101,11 @@ enum llm_parser { LLM_PARSER_RELEASE = 0, LLM_PARSER_STRICT = 1 };
 
 struct llm_eval_options {
     const char *preset;          // "release" | "strict"
-    const char *data_path, *cf_export, *joint, *stage2, *llm_path, *tokenizer_path, *fairseq_dict;
+    const char *data_path, *cf_export, *joint, *stage2, *stage2_group, *llm_path, *tokenizer_path;
+    const char *fairseq_dict;    // "" = the tokenizer directory is OPT-numbered already
     const char *out_dir, *split, *kind, *item_embedding, *device, *dtype;
-    const char *dataset_phrase;  // prompt phrasing: "movies" | "games" | "items" | "none"
+    const char *verb_past, *verb, *noun; // prompt phrasing ("" x 3 = from the dataset name)
+    bool strip_special_ws;
     const char **scenarios;      // malloc'ed array of pointers into the config
     int n_scenarios;
     enum llm_mode mode;
