@@ -47,7 +47,7 @@ V, H = 50269, 16
 def make_model(seed):
     torch.manual_seed(seed)
     cfg = OPTConfig(vocab_size=V, hidden_size=H, num_hidden_layers=2, ffn_dim=32, num_attention_heads=2,
-                    max_position_embeddings=64, word_embed_proj_dim=H, dropout=0.0, attention_dropout=0.0,
+                    max_position_embeddings=1024, word_embed_proj_dim=H, dropout=0.0, attention_dropout=0.0,
                     pad_token_id=1, bos_token_id=2, eos_token_id=2)
     m = OPTForCausalLM(cfg).eval()
     with torch.no_grad():
