@@ -12,10 +12,15 @@
 // user) for kinds without one (the target must not always be shown first).
 // Outputs in out_dir: generations.jsonl (one object per user and scenario:
 // prompt, answer, generated text, parsed answer, hit, candidate scores, rank)
-// and metrics.json {"model", "preset", ..., "results": [...]}, written
-// atomically at the end.
+// and metrics.json {"model", "preset", ..., "results": [...]}. Lines are
+// appended to generations.jsonl.partial batch by batch; a run that stops
+// (killed, out of time) is resumed by the next one with the same configuration
+// (the users already there are counted from their lines, not run again), and
+// the file becomes generations.jsonl at the end. Metrics are always computed
+// from the lines.
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
@@ -77,6 +82,9 @@ static const struct config_key SCHEMA[] = {
     {"device", CONFIG_STRING, "cpu", false, "cpu | cuda"},
     {"out_dir", CONFIG_STRING, "runs/llm_eval", false, "where generations.jsonl and metrics.json go"},
     {"progress", CONFIG_BOOL, "true", false, "progress lines on stderr"},
+    {"restart", CONFIG_BOOL, "false", false,
+     "ignore the lines an interrupted run left in <out_dir>/generations.jsonl.partial (by default users "
+     "already there are not evaluated again when the configuration is the same)"},
     {"run.*", CONFIG_ANY, NULL, false, "free-form (experiment runner)"},
     {"paper.*", CONFIG_ANY, NULL, false, "reference numbers (free-form)"},
 };
@@ -163,6 +171,7 @@ allmrec_status llm_eval_options_from_config(struct config *cfg, struct llm_eval_
         return bad_key(cfg, "llm.dtype", "must be auto, f32, f16 or bf16");
     ALLMREC_TRY(config_get_string(cfg, "out_dir", &o->out_dir));
     ALLMREC_TRY(config_get_bool(cfg, "progress", &o->progress));
+    ALLMREC_TRY(config_get_bool(cfg, "restart", &o->restart));
     return ALLMREC_OK;
 }
 
@@ -493,13 +502,13 @@ static allmrec_status score_user(struct llm_eval_ctx *c, struct user_item *it) {
 struct scen_result {
     struct eval_accum acc;            // scoring ranks
     int64_t n_gen, hit_release, hit_strict, valid_strict;
-    double sec_gen, sec_score;
-    int64_t batches;
+    double sec_gen, sec_score;        // summed per-user shares of the batch times
+    int64_t batches;                  // ceil(users / batch_size)
 };
 
-// the user's JSON line; hit flags and rank filled by the caller's parse
+// the user's JSON line: prompt, answer, generated text with both parses, scores, rank
 static cJSON *user_json(const struct llm_eval_ctx *c, const struct candidate_set *cs, const struct user_item *it,
-                        bool gen, bool score, int64_t rank) {
+                        bool gen, bool score, int64_t rank, double sec_gen, double sec_score) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "scenario", cs->scenario);
     cJSON_AddStringToObject(o, "split", cs->split);
@@ -528,27 +537,40 @@ static cJSON *user_json(const struct llm_eval_ctx *c, const struct candidate_set
         if (k >= 0) cJSON_AddNumberToObject(o, "parsed_strict", it->cand[k]);
         else cJSON_AddNullToObject(o, "parsed_strict");
         cJSON_AddBoolToObject(o, "hit_release", llm_release_hit(tt, it->text));
+        // a repeated target title counts as the target
         cJSON_AddBoolToObject(o, "hit_strict", k >= 0 && !strcmp(ct[k], tt));
+        cJSON_AddNumberToObject(o, "sec_gen", sec_gen);
     }
     if (score) {
         cJSON *sc = cJSON_CreateArray();
         for (int64_t j = 0; j < it->n_cand; j++) cJSON_AddItemToArray(sc, cJSON_CreateNumber(it->scores[j]));
         cJSON_AddItemToObject(o, "scores", sc);
         cJSON_AddNumberToObject(o, "rank", (double)rank);
+        cJSON_AddNumberToObject(o, "sec_score", sec_score);
     }
     return o;
 }
 
-// generation's parse of one user into r; returns nothing (counts only)
-static void count_generation(const struct llm_eval_ctx *c, const struct user_item *it, struct scen_result *r) {
-    const char *tt = dataset_item_title(&c->ds, it->target);
-    const char *ct[32];
-    for (int64_t j = 0; j < it->n_cand; j++) ct[j] = dataset_item_title(&c->ds, it->cand[j]);
-    int k = llm_strict_match(it->text, ct, (int)it->n_cand);
-    r->n_gen++;
-    r->hit_release += llm_release_hit(tt, it->text);
-    r->valid_strict += k >= 0;
-    r->hit_strict += k >= 0 && !strcmp(ct[k], tt); // a repeated target title counts as the target
+// Metrics come from the lines, whether written now or by an interrupted run.
+static allmrec_status count_line(const cJSON *u, bool gen, bool score, struct scen_result *r) {
+    if (gen) {
+        const cJSON *ps = cJSON_GetObjectItem(u, "parsed_strict"), *sg = cJSON_GetObjectItem(u, "sec_gen");
+        if (!cJSON_IsBool(cJSON_GetObjectItem(u, "hit_release")) || !ps || !cJSON_IsNumber(sg))
+            return ALLMREC_ERR(ALLMREC_ERR_DATA, "eval llm: a generations line lacks the generation fields");
+        r->n_gen++;
+        r->hit_release += cJSON_IsTrue(cJSON_GetObjectItem(u, "hit_release"));
+        r->hit_strict += cJSON_IsTrue(cJSON_GetObjectItem(u, "hit_strict"));
+        r->valid_strict += !cJSON_IsNull(ps);
+        r->sec_gen += sg->valuedouble;
+    }
+    if (score) {
+        const cJSON *rk = cJSON_GetObjectItem(u, "rank"), *ss = cJSON_GetObjectItem(u, "sec_score");
+        if (!cJSON_IsNumber(rk) || rk->valuedouble < 0 || !cJSON_IsNumber(ss))
+            return ALLMREC_ERR(ALLMREC_ERR_DATA, "eval llm: a generations line lacks the scoring fields");
+        eval_accum_add(&r->acc, (int64_t)rk->valuedouble);
+        r->sec_score += ss->valuedouble;
+    }
+    return ALLMREC_OK;
 }
 
 // scoring's rank of the target: scores back in stored column order (column 0 = target)
@@ -558,56 +580,86 @@ static int64_t score_rank(const struct candidate_set *cs, const struct user_item
     return eval_rank_of_target(s, it->n_cand, !strncmp(cs->kind, "release_", 8));
 }
 
-static allmrec_status run_scenario(struct llm_eval_ctx *c, const struct candidate_set *cs, FILE *jl,
-                                   struct scen_result *r) {
+// Run the users rows[0..m) of the set as one batch; their lines go to jl and into r.
+static allmrec_status run_batch(struct llm_eval_ctx *c, const struct candidate_set *cs, const int64_t *rows,
+                                int m, FILE *jl, struct scen_result *r) {
+    bool gen = c->o->mode & LLM_MODE_GENERATE, score = c->o->mode & LLM_MODE_SCORE;
+    enum eval_input in = eval_input_for_split(cs->split);
+    struct user_item its[64];
+    memset(its, 0, sizeof its);
+    allmrec_status s = ALLMREC_OK;
+    for (int b = 0; b < m && s == ALLMREC_OK; b++) s = prepare_user(c, cs, rows[b], in, &its[b]);
+    if (s == ALLMREC_OK) s = user_vectors(c, in, its, m);
+    double t0 = time_now();
+    if (s == ALLMREC_OK && gen) s = generate_batch(c, its, m);
+    double t1 = time_now();
+    for (int b = 0; b < m && s == ALLMREC_OK && score; b++) s = score_user(c, &its[b]);
+    double t2 = time_now();
+    for (int b = 0; b < m && s == ALLMREC_OK; b++) {
+        int64_t rank = score ? score_rank(cs, &its[b]) : -1;
+        if (score && rank < 0) {
+            s = ALLMREC_ERR(ALLMREC_ERR_NUMERIC, "eval llm %s: user %d got a NaN/Inf candidate score", cs->scenario,
+                            its[b].user);
+            break;
+        }
+        cJSON *js = user_json(c, cs, &its[b], gen, score, rank, (t1 - t0) / m, (t2 - t1) / m);
+        char *line = js ? cJSON_PrintUnformatted(js) : NULL;
+        if (!line) s = ALLMREC_ERR(ALLMREC_ERR_NOMEM, "eval llm: generations line");
+        if (s == ALLMREC_OK) s = count_line(js, gen, score, r);
+        if (s == ALLMREC_OK && fprintf(jl, "%s\n", line) < 0)
+            s = ALLMREC_ERR(ALLMREC_ERR_IO, "eval llm: writing generations.jsonl");
+        cJSON_Delete(js);
+        free(line);
+    }
+    if (s == ALLMREC_OK && fflush(jl) != 0) s = ALLMREC_ERR(ALLMREC_ERR_IO, "eval llm: writing generations.jsonl");
+    for (int b = 0; b < m; b++) user_item_free(&its[b]);
+    return s;
+}
+
+// prev: the lines of an interrupted run (resumed users are counted, not re-run)
+static allmrec_status run_scenario(struct llm_eval_ctx *c, const struct candidate_set *cs, const cJSON *prev,
+                                   FILE *jl, struct scen_result *r) {
     const struct llm_eval_options *o = c->o;
     bool gen = o->mode & LLM_MODE_GENERATE, score = o->mode & LLM_MODE_SCORE;
-    enum eval_input in = eval_input_for_split(cs->split);
     int64_t n = o->num_users > 0 && o->num_users < cs->n_users ? o->num_users : cs->n_users;
     int bs = o->batch_size > 64 ? 64 : (int)o->batch_size;
     memset(r, 0, sizeof *r);
     eval_accum_init(&r->acc);
+    r->batches = (n + bs - 1) / bs;
+    const cJSON **done = calloc((size_t)c->ds.n_users + 1, sizeof *done);
+    if (!done) return ALLMREC_ERR(ALLMREC_ERR_NOMEM, "eval llm: out of memory");
+    const cJSON *u;
+    int64_t n_done = 0;
+    cJSON_ArrayForEach(u, prev) {
+        const cJSON *sc = cJSON_GetObjectItem(u, "scenario"), *us = cJSON_GetObjectItem(u, "user");
+        if (cJSON_IsString(sc) && !strcmp(sc->valuestring, cs->scenario) && cJSON_IsNumber(us) &&
+            us->valuedouble >= 0 && us->valuedouble < (double)c->ds.n_users)
+            done[(int64_t)us->valuedouble] = u;
+    }
     struct progress pr;
     char label[96];
     snprintf(label, sizeof label, "eval llm %s/%s/%s", cs->scenario, cs->split, cs->kind);
     if (o->progress) progress_start(&pr, label, (double)n, "users");
-    struct user_item its[64];
-    memset(its, 0, sizeof its);
+    int64_t rows[64];
+    int m = 0;
     allmrec_status s = ALLMREC_OK;
-    for (int64_t i0 = 0; i0 < n && s == ALLMREC_OK; i0 += bs) {
-        int m = (int)(n - i0 < bs ? n - i0 : bs);
-        for (int b = 0; b < m && s == ALLMREC_OK; b++) s = prepare_user(c, cs, i0 + b, in, &its[b]);
-        if (s == ALLMREC_OK) s = user_vectors(c, in, its, m);
-        double t0 = time_now();
-        if (s == ALLMREC_OK && gen) s = generate_batch(c, its, m);
-        double t1 = time_now();
-        for (int b = 0; b < m && s == ALLMREC_OK && score; b++) s = score_user(c, &its[b]);
-        double t2 = time_now();
-        r->sec_gen += t1 - t0;
-        r->sec_score += t2 - t1;
-        r->batches++;
-        for (int b = 0; b < m && s == ALLMREC_OK; b++) {
-            int64_t rank = -1;
-            if (score) {
-                rank = score_rank(cs, &its[b]);
-                if (rank < 0) {
-                    s = ALLMREC_ERR(ALLMREC_ERR_NUMERIC, "%s: user %d got a NaN/Inf candidate score", label,
-                                    its[b].user);
-                    break;
-                }
-                eval_accum_add(&r->acc, rank);
-            }
-            if (gen) count_generation(c, &its[b], r);
-            cJSON *js = user_json(c, cs, &its[b], gen, score, rank);
-            char *line = cJSON_PrintUnformatted(js);
-            cJSON_Delete(js);
-            if (!line || fprintf(jl, "%s\n", line) < 0) s = ALLMREC_ERR(ALLMREC_ERR_IO, "eval llm: writing generations.jsonl");
-            free(line);
+    for (int64_t i = 0; i < n && s == ALLMREC_OK; i++) {
+        const cJSON *d = done[cs->users[i]];
+        if (d) {
+            s = count_line(d, gen, score, r);
+            n_done++;
+        } else {
+            rows[m++] = i;
         }
-        for (int b = 0; b < m; b++) user_item_free(&its[b]);
-        if (o->progress) progress_update(&pr, (double)(i0 + m));
+        if (s == ALLMREC_OK && m > 0 && (m == bs || i + 1 == n)) {
+            s = run_batch(c, cs, rows, m, jl, r);
+            m = 0;
+        }
+        if (o->progress) progress_update(&pr, (double)(i + 1));
     }
     if (o->progress) progress_finish(&pr);
+    if (n_done) log_info("%s: %lld users resumed from the interrupted run", label, (long long)n_done);
+    free(done);
     return s;
 }
 
@@ -615,7 +667,7 @@ static allmrec_status run_scenario(struct llm_eval_ctx *c, const struct candidat
 static allmrec_status add_results(const struct llm_eval_ctx *c, const struct candidate_set *cs,
                                   const struct scen_result *r, cJSON *results) {
     const struct llm_eval_options *o = c->o;
-    double nb = r->batches > 0 ? (double)r->batches : 1.0;
+    double nb = r->batches > 0 ? (double)r->batches : 1.0; // the time of ceil(users / batch_size) batches
     if (o->mode & LLM_MODE_GENERATE) {
         double n = r->n_gen > 0 ? (double)r->n_gen : 1.0;
         double hit = (o->parser == LLM_PARSER_RELEASE ? r->hit_release : r->hit_strict) / n;
@@ -675,22 +727,76 @@ static allmrec_status load_all(struct llm_eval_ctx *c) {
     return load_model(c);
 }
 
+// What the lines of an interrupted run must agree on to be reused (num_users
+// may grow: more users are added to the same file).
+static void run_fingerprint(const struct llm_eval_options *o, char *buf, size_t cap) {
+    snprintf(buf, cap,
+             "data=%s\ncf=%s\njoint=%s\nstage2=%s:%s\nllm=%s:%s\ntokenizer=%s:%s:%d\nprompt=%s/%s/%s\n"
+             "split=%s kind=%s mode=%d item_embedding=%s use_user_rep=%d history_len=%lld maxlen=%lld seed=%lld\n"
+             "generation=%lld/%lld/%.6g/%d\n",
+             o->data_path, o->cf_export, o->joint, o->stage2, o->stage2_group, o->llm_path, o->dtype,
+             o->tokenizer_path, o->fairseq_dict, o->strip_special_ws, o->verb_past, o->verb, o->noun, o->split, o->kind,
+             (int)o->mode, o->item_embedding, o->use_user_rep, (long long)o->history_len, (long long)o->maxlen,
+             (long long)o->seed, (long long)o->gen.max_new_tokens, (long long)o->gen.min_new_tokens,
+             (double)o->gen.repetition_penalty, (int)o->gen.penalty_scope);
+}
+
+// *prev = the complete lines of an interrupted run with the same fingerprint
+// (a torn last line is cut off), and jl open to append to them; otherwise a
+// fresh file and an empty *prev.
+static allmrec_status open_partial(const struct llm_eval_options *o, const char *partial, const char *meta,
+                                   cJSON **prev, FILE **jl) {
+    char fp[8192];
+    run_fingerprint(o, fp, sizeof fp);
+    *prev = cJSON_CreateArray();
+    *jl = NULL;
+    if (!*prev) return ALLMREC_ERR(ALLMREC_ERR_NOMEM, "eval llm: out of memory");
+    char *old_fp = NULL, *txt = NULL;
+    size_t n = 0, len = 0;
+    bool resume = !o->restart && fs_exists(partial) && fs_read_all(meta, &old_fp, &n) == ALLMREC_OK &&
+                  !strcmp(old_fp, fp) && fs_read_all(partial, &txt, &len) == ALLMREC_OK;
+    free(old_fp);
+    if (resume) {
+        size_t keep = len;
+        while (keep > 0 && txt[keep - 1] != '\n') keep--;
+        txt[keep] = '\0';
+        for (char *line = strtok(txt, "\n"); line && resume; line = strtok(NULL, "\n")) {
+            cJSON *u = cJSON_Parse(line);
+            if (u) cJSON_AddItemToArray(*prev, u);
+            else resume = false; // a damaged file: start over
+        }
+        if (resume && truncate(partial, (off_t)keep) != 0) resume = false;
+        if (resume) *jl = fopen(partial, "a");
+        if (resume && *jl)
+            log_info("eval llm: resuming from %s (%d lines)", partial, cJSON_GetArraySize(*prev));
+    }
+    free(txt);
+    if (*jl) return ALLMREC_OK;
+    if (fs_exists(partial)) log_warn("eval llm: %s is from another configuration (or restart is set): started over",
+                                     partial);
+    cJSON_Delete(*prev);
+    *prev = cJSON_CreateArray();
+    ALLMREC_TRY(fs_write_atomic(meta, fp, strlen(fp)));
+    *jl = fopen(partial, "w");
+    if (!*jl) return ALLMREC_ERR_AT(ALLMREC_ERR_IO, partial, 0, "out_dir", "cannot write here");
+    return ALLMREC_OK;
+}
+
 allmrec_status llm_eval_run(const struct llm_eval_options *o) {
     struct llm_eval_ctx c;
     memset(&c, 0, sizeof c);
     c.o = o;
     dataset_init(&c.ds);
     allmrec_status s = load_all(&c);
-    char jpath[1200], tmp[1300], mpath[1200];
+    char jpath[1200], partial[1300], meta[1300], mpath[1200];
     fs_join(jpath, sizeof jpath, o->out_dir, "generations.jsonl");
     fs_join(mpath, sizeof mpath, o->out_dir, "metrics.json");
+    snprintf(partial, sizeof partial, "%s.partial", jpath);
+    snprintf(meta, sizeof meta, "%s.partial.config", jpath);
     FILE *jl = NULL;
+    cJSON *prev = NULL;
     if (s == ALLMREC_OK) s = fs_mkdir_p(o->out_dir);
-    if (s == ALLMREC_OK) {
-        fs_tmp_path(jpath, tmp, sizeof tmp);
-        jl = fopen(tmp, "w");
-        if (!jl) s = ALLMREC_ERR_AT(ALLMREC_ERR_IO, tmp, 0, "out_dir", "cannot write here");
-    }
+    if (s == ALLMREC_OK) s = open_partial(o, partial, meta, &prev, &jl);
     if (s == ALLMREC_OK)
         log_info("eval llm: %s preset, %s candidates, mode %s, %s parser, %s item vectors, OPT %lld layers x %lld, "
                  "vocab %lld", o->preset, o->kind, o->mode == LLM_MODE_BOTH ? "both" : o->mode == LLM_MODE_SCORE ?
@@ -709,13 +815,15 @@ allmrec_status llm_eval_run(const struct llm_eval_options *o) {
             continue;
         }
         struct scen_result r;
-        s = run_scenario(&c, &cs, jl, &r);
+        s = run_scenario(&c, &cs, prev, jl, &r);
         if (s == ALLMREC_OK) s = add_results(&c, &cs, &r, results);
         candidate_set_free(&cs);
     }
-    if (jl && fclose(jl) != 0 && s == ALLMREC_OK) s = ALLMREC_ERR_AT(ALLMREC_ERR_IO, tmp, 0, NULL, "write failed");
-    if (s == ALLMREC_OK) s = fs_commit(tmp, jpath);
-    else if (jl) remove(tmp);
+    // the lines stay in the .partial file when something failed: a re-run resumes from them
+    if (jl && fclose(jl) != 0 && s == ALLMREC_OK) s = ALLMREC_ERR_AT(ALLMREC_ERR_IO, partial, 0, NULL, "write failed");
+    if (s == ALLMREC_OK) s = fs_commit(partial, jpath);
+    if (s == ALLMREC_OK) remove(meta);
+    cJSON_Delete(prev);
     if (s == ALLMREC_OK) {
         cJSON *doc = cJSON_CreateObject();
         cJSON_AddStringToObject(doc, "model", strcmp(o->item_embedding, "sbert") ? "a-llmrec" : "a-llmrec-sbert");

@@ -110,7 +110,7 @@ struct llm_eval_options {
     int n_scenarios;
     enum llm_mode mode;
     enum llm_parser parser;
-    bool use_user_rep, progress;
+    bool use_user_rep, progress, restart;
     int64_t num_users, batch_size, history_len, maxlen, seed;
     struct opt_gen_params gen;
 };
@@ -118,7 +118,9 @@ const struct config_key *llm_eval_config_schema(int *n);
 allmrec_status llm_eval_options_from_config(struct config *cfg, struct llm_eval_options *o);
 void llm_eval_options_free(struct llm_eval_options *o);
 // Evaluate every scenario; writes <out_dir>/generations.jsonl (one object per
-// user and scenario) and <out_dir>/metrics.json.
+// user and scenario) and <out_dir>/metrics.json. Resumable: the lines of an
+// interrupted run with the same configuration (generations.jsonl.partial) are
+// reused.
 allmrec_status llm_eval_run(const struct llm_eval_options *o);
 
 #ifdef __cplusplus

@@ -280,13 +280,46 @@ static void test_eval_llm_end_to_end(void) {
     CHECK_EQ_INT(system(cmd), 0);
     check_outputs(out, 1, 5, false, true, "release_llm20");
 
+    // resume: a run that stops after its first scenario (the second does not exist) leaves its
+    // lines; the next run with the same configuration counts them instead of re-running, a torn
+    // last line is cut off, and the metrics equal those of a fresh run
+    snprintf(out, sizeof out, "%s/resume", tmp);
+    snprintf(cmd, sizeof cmd, "%s eval llm --config %s out_dir=%s mode=score scenarios=[all,no_such_scenario] "
+             "> /dev/null 2>&1", cli, cfgp, out);
+    CHECK(system(cmd) != 0);
+    char p[1200], *log = NULL;
+    size_t n = 0;
+    snprintf(p, sizeof p, "%s/generations.jsonl.partial", out);
+    CHECK(fs_exists(p));
+    FILE *f = fopen(p, "a");
+    CHECK(f);
+    fputs("{\"scenario\": \"all\", \"user\": 1, \"torn", f); // killed mid-line
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "%s eval llm --config %s out_dir=%s mode=score scenarios=[all] > %s/resume.log 2>&1",
+             cli, cfgp, out, tmp);
+    CHECK_EQ_INT(system(cmd), 0);
+    snprintf(p, sizeof p, "%s/resume.log", tmp);
+    CHECK_OK(fs_read_all(p, &log, &n));
+    CHECK_STR_CONTAINS(log, "5 users resumed");
+    free(log);
+    check_outputs(out, 1, 5, false, true, "release_llm20");
+    char pa[1200], pb[1200];
+    snprintf(pa, sizeof pa, "%s/resume/metrics.json", tmp);
+    snprintf(pb, sizeof pb, "%s/score/metrics.json", tmp);
+    cJSON *ma = read_json(pa), *mb = read_json(pb);
+    CHECK(ma && mb);
+    cJSON *ra = cJSON_GetArrayItem(cJSON_GetObjectItem(ma, "results"), 0);
+    cJSON *rb = cJSON_GetArrayItem(cJSON_GetObjectItem(mb, "results"), 0);
+    static const char *keys[] = {"hit@1", "hit@5", "hit@10", "ndcg@5", "ndcg@10", "mrr"};
+    for (int k = 0; k < 6; k++) CHECK_NEAR(num(ra, keys[k]), num(rb, keys[k]), 1e-12);
+    cJSON_Delete(ma);
+    cJSON_Delete(mb);
+
     // a missing checkpoint: an error naming it, no metrics written
     snprintf(out, sizeof out, "%s/bad", tmp);
     snprintf(cmd, sizeof cmd, "%s eval llm --config %s out_dir=%s stage2.checkpoint=%s/nope.h5 > %s/bad.log 2>&1",
              cli, cfgp, out, tmp, tmp);
     CHECK(system(cmd) != 0);
-    char p[1200], *log = NULL;
-    size_t n = 0;
     snprintf(p, sizeof p, "%s/bad.log", tmp);
     CHECK_OK(fs_read_all(p, &log, &n));
     CHECK_STR_CONTAINS(log, "nope.h5");
