@@ -67,6 +67,7 @@ static const struct config_key SCHEMA[] = {
     {"split", CONFIG_STRING, "test", false, "test | valid"},
     {"scenarios", CONFIG_STRING_LIST, "[all, cold_items, warm_items]", false,
      "stored candidate scenarios (all, cold_items, warm_items, cold_users, fewshot_<K>)"},
+    {"scenario", CONFIG_STRING, "", false, "one scenario (the runner's contract); when set it replaces scenarios"},
     {"kind", CONFIG_STRING, "", false, "candidate kind (\"\" = the preset's: release_llm20 | neg19)"},
     {"mode", CONFIG_STRING, "", false, "generate | score | both (\"\" = the preset's)"},
     {"parser", CONFIG_STRING, "", false, "release | strict: the parser behind hit@1 of generation"},
@@ -128,6 +129,12 @@ allmrec_status llm_eval_options_from_config(struct config *cfg, struct llm_eval_
     ALLMREC_TRY(config_get_string(cfg, "prompt.verb_past", &o->verb_past));
     ALLMREC_TRY(config_get_string(cfg, "prompt.verb", &o->verb));
     ALLMREC_TRY(config_get_string(cfg, "prompt.noun", &o->noun));
+    int n_words = (*o->verb_past != 0) + (*o->verb != 0) + (*o->noun != 0);
+    if (n_words != 0 && n_words != 3)
+        return bad_key(cfg, *o->verb_past ? "prompt.verb" : "prompt.verb_past",
+                       "set prompt.verb_past, prompt.verb and prompt.noun together (e.g. bought, buy, item: "
+                       "the release's prompt needs all three, RELEASE.md section 2 item 14), or none of them "
+                       "(phrasing from the dataset name)");
     ALLMREC_TRY(config_get_int(cfg, "history_len", &o->history_len));
     ALLMREC_TRY(config_get_int(cfg, "maxlen", &o->maxlen));
     if (o->history_len < 0 || o->maxlen < 1) return bad_key(cfg, "maxlen", "history_len >= 0 and maxlen >= 1");
@@ -138,6 +145,15 @@ allmrec_status llm_eval_options_from_config(struct config *cfg, struct llm_eval_
     ALLMREC_TRY(config_get_string(cfg, "split", &o->split));
     if (!one_of(o->split, "test", "valid", NULL)) return bad_key(cfg, "split", "must be test or valid");
     ALLMREC_TRY(config_get_string_list(cfg, "scenarios", &o->scenarios, &o->n_scenarios));
+    ALLMREC_TRY(config_get_string(cfg, "scenario", &s));
+    if (*s) {
+        free(o->scenarios);
+        o->scenarios = malloc(sizeof *o->scenarios);
+        if (!o->scenarios) return ALLMREC_ERR(ALLMREC_ERR_NOMEM, "eval llm: out of memory");
+        o->scenarios[0] = s;
+        o->n_scenarios = 1;
+    }
+    if (o->n_scenarios < 1) return bad_key(cfg, "scenarios", "name at least one scenario");
     ALLMREC_TRY(config_get_string(cfg, "kind", &o->kind));
     if (!*o->kind) o->kind = rel ? "release_llm20" : "neg19";
     ALLMREC_TRY(config_get_string(cfg, "mode", &s));
