@@ -45,9 +45,12 @@ static const struct config_key SCHEMA[] = {
      "release (release_llm20, generation, substring parser, 511 new tokens) | strict (neg19, generation "
      "+ scoring, exact-title parser, 64 new tokens); the keys below override it"},
     {"data.path", CONFIG_STRING, NULL, true, "prepared dataset with splits and candidate sets"},
-    {"cf.export", CONFIG_STRING, NULL, true, "CF export (cf_export.h5): x_u per user"},
-    {"stage1.joint", CONFIG_STRING, NULL, true, "Stage 1's joint embeddings (joint.h5: /items/e, /items/q)"},
-    {"stage2.checkpoint", CONFIG_STRING, NULL, true, "Stage 2's checkpoint with log_emb_proj.* and item_emb_proj.*"},
+    {"cf.export", CONFIG_STRING, "", false, "CF export (cf_export.h5): x_u per user (needed with use_user_rep)"},
+    {"stage1.joint", CONFIG_STRING, "", false,
+     "Stage 1's joint embeddings (joint.h5: /items/e, /items/q; needed unless item_embedding is none)"},
+    {"stage2.checkpoint", CONFIG_STRING, "", false,
+     "Stage 2's checkpoint with log_emb_proj.* and item_emb_proj.* (needed unless use_user_rep is false "
+     "and item_embedding is none: the LLM-Only prompt)"},
     {"stage2.group", CONFIG_STRING, "", false, "HDF5 group of the projections in the checkpoint (\"\" = root)"},
     {"llm.path", CONFIG_STRING, NULL, true, "Hugging Face OPT directory (config.json + safetensors)"},
     {"llm.dtype", CONFIG_STRING, "auto", false, "auto (f32 on cpu, f16 on cuda) | f32 | f16 | bf16"},
@@ -62,8 +65,10 @@ static const struct config_key SCHEMA[] = {
     {"prompt.noun", CONFIG_STRING, "", false, "movie | game | item"},
     {"history_len", CONFIG_INT, "10", false, "history items shown (the last of the input window)"},
     {"maxlen", CONFIG_INT, "50", false, "input window (SASRec's maxlen)"},
-    {"use_user_rep", CONFIG_BOOL, "true", false, "O_u slot and the 'is a user representation.' sentence"},
-    {"item_embedding", CONFIG_STRING, "joint", false, "joint (e_i, A-LLMRec) | sbert (q_i, A-LLMRec (SBERT))"},
+    {"use_user_rep", CONFIG_BOOL, "true", false,
+     "O_u slot and the 'is a user representation.' sentence (false: both dropped, RELEASE.md 6.4)"},
+    {"item_embedding", CONFIG_STRING, "joint", false,
+     "joint (e_i, A-LLMRec) | sbert (q_i, A-LLMRec (SBERT)) | none (titles without [HistoryEmb]/[CandidateEmb])"},
     {"split", CONFIG_STRING, "test", false, "test | valid"},
     {"scenarios", CONFIG_STRING_LIST, "[all, cold_items, warm_items]", false,
      "stored candidate scenarios (all, cold_items, warm_items, cold_users, fewshot_<K>)"},
@@ -140,8 +145,13 @@ allmrec_status llm_eval_options_from_config(struct config *cfg, struct llm_eval_
     if (o->history_len < 0 || o->maxlen < 1) return bad_key(cfg, "maxlen", "history_len >= 0 and maxlen >= 1");
     ALLMREC_TRY(config_get_bool(cfg, "use_user_rep", &o->use_user_rep));
     ALLMREC_TRY(config_get_string(cfg, "item_embedding", &o->item_embedding));
-    if (!one_of(o->item_embedding, "joint", "sbert", NULL))
-        return bad_key(cfg, "item_embedding", "must be joint (e_i) or sbert (q_i)");
+    if (!one_of(o->item_embedding, "joint", "sbert", "none"))
+        return bad_key(cfg, "item_embedding", "must be joint (e_i), sbert (q_i) or none");
+    bool items = strcmp(o->item_embedding, "none") != 0;
+    if (o->use_user_rep && !*o->cf_export) return bad_key(cfg, "cf.export", "needed for x_u (use_user_rep)");
+    if (items && !*o->joint) return bad_key(cfg, "stage1.joint", "needed for the item vectors (item_embedding)");
+    if ((items || o->use_user_rep) && !*o->stage2)
+        return bad_key(cfg, "stage2.checkpoint", "needed for F_U / F_I");
     ALLMREC_TRY(config_get_string(cfg, "split", &o->split));
     if (!one_of(o->split, "test", "valid", NULL)) return bad_key(cfg, "split", "must be test or valid");
     ALLMREC_TRY(config_get_string_list(cfg, "scenarios", &o->scenarios, &o->n_scenarios));
@@ -263,18 +273,24 @@ static allmrec_status load_model(struct llm_eval_ctx *c) {
     ALLMREC_TRY(opt_model_load(&c->model, &c->ctx, o->llm_path, &oo));
     c->have_model = true;
     c->Wd = c->model.cfg.word_embed_proj_dim;
-    // F_U and F_I from Stage 2
+    // F_U and F_I from Stage 2 (only those the prompt uses)
     c->max_rows = o->batch_size * (o->history_len + 64) + 64;
-    ALLMREC_TRY(align_proj_init(&c->fu, ALIGN_PROJ_USER, "log_emb_proj", c->cf.d, c->Wd, &c->ctx, false,
-                                c->max_rows));
-    c->have_fu = true;
-    ALLMREC_TRY(align_proj_init(&c->fi, ALIGN_PROJ_ITEM, "item_emb_proj", c->d_joint, c->Wd, &c->ctx, false,
-                                c->max_rows));
-    c->have_fi = true;
+    if (o->use_user_rep) {
+        ALLMREC_TRY(align_proj_init(&c->fu, ALIGN_PROJ_USER, "log_emb_proj", c->cf.d, c->Wd, &c->ctx, false,
+                                    c->max_rows));
+        c->have_fu = true;
+    }
+    if (c->item_vecs) {
+        ALLMREC_TRY(align_proj_init(&c->fi, ALIGN_PROJ_ITEM, "item_emb_proj", c->d_joint, c->Wd, &c->ctx, false,
+                                    c->max_rows));
+        c->have_fi = true;
+    }
+    if (!c->have_fu && !c->have_fi) return ALLMREC_OK;
     struct h5_file f;
     ALLMREC_TRY(h5_open_read(&f, o->stage2));
-    allmrec_status s = align_net_read(&f, o->stage2_group, &c->fu, false);
-    if (!s) s = align_net_read(&f, o->stage2_group, &c->fi, false);
+    allmrec_status s = ALLMREC_OK;
+    if (c->have_fu) s = align_net_read(&f, o->stage2_group, &c->fu, false);
+    if (!s && c->have_fi) s = align_net_read(&f, o->stage2_group, &c->fi, false);
     h5_close(&f);
     if (s) return s;
     int64_t din = c->cf.d > c->d_joint ? c->cf.d : c->d_joint;
@@ -409,6 +425,7 @@ static allmrec_status prepare_user(struct llm_eval_ctx *c, const struct candidat
     struct prompt_options po = prompt_options_default(PROMPT_ALLMREC);
     po.history_len = (int)o->history_len;
     po.user_rep = o->use_user_rep;
+    po.item_markers = c->have_fi;
     po.phrase.verb_past = o->verb_past;
     po.phrase.verb = o->verb;
     po.phrase.noun = o->noun;
@@ -417,26 +434,30 @@ static allmrec_status prepare_user(struct llm_eval_ctx *c, const struct candidat
     return encode_with_bos(c, it->prompt.s, it->prompt.len, &it->ids);
 }
 
-// O_u = F_U(x_u) and O_i = F_I(e_i) of a batch of users into each item's vecs
+// O_u = F_U(x_u) and O_i = F_I(e_i) of a batch of users into each item's vecs:
+// (1 + n_hist + n_cand, Wd) = O_u (zeros without F_U), then the item vectors
+// (none without F_I)
 static allmrec_status user_vectors(struct llm_eval_ctx *c, enum eval_input in, struct user_item *its, int n) {
     const float *X = in == EVAL_INPUT_TRAIN_VALID ? c->cf.x_train_valid : c->cf.x_train;
     int64_t d = c->cf.d, dj = c->d_joint, Wd = c->Wd, n_it = 0;
-    for (int b = 0; b < n; b++) n_it += its[b].n_hist + its[b].n_cand;
-    float *xu = malloc((size_t)(n * d) * sizeof(float)), *ou = malloc((size_t)(n * Wd) * sizeof(float));
+    if (c->have_fi)
+        for (int b = 0; b < n; b++) n_it += its[b].n_hist + its[b].n_cand;
+    float *xu = malloc((size_t)(n * d + 1) * sizeof(float)), *ou = calloc((size_t)(n * Wd), sizeof(float));
     float *xe = malloc((size_t)(n_it * dj + 1) * sizeof(float)), *oe = malloc((size_t)(n_it * Wd + 1) * sizeof(float));
     allmrec_status s = ALLMREC_OK;
     if (!xu || !ou || !xe || !oe) s = ALLMREC_ERR(ALLMREC_ERR_NOMEM, "eval llm: out of memory");
     for (int b = 0, k = 0; s == ALLMREC_OK && b < n; b++) {
-        memcpy(xu + b * d, X + (int64_t)its[b].user * d, (size_t)d * sizeof(float));
+        if (c->have_fu) memcpy(xu + b * d, X + (int64_t)its[b].user * d, (size_t)d * sizeof(float));
+        if (!c->have_fi) continue;
         for (int64_t j = 0; j < its[b].n_hist; j++, k++)
             memcpy(xe + k * dj, c->item_vecs + its[b].hist[j] * dj, (size_t)dj * sizeof(float));
         for (int64_t j = 0; j < its[b].n_cand; j++, k++)
             memcpy(xe + k * dj, c->item_vecs + its[b].cand[j] * dj, (size_t)dj * sizeof(float));
     }
-    if (s == ALLMREC_OK) s = project(c, &c->fu, xu, n, ou);
+    if (s == ALLMREC_OK && c->have_fu) s = project(c, &c->fu, xu, n, ou);
     if (s == ALLMREC_OK && n_it > 0) s = project(c, &c->fi, xe, n_it, oe);
     for (int b = 0, k = 0; s == ALLMREC_OK && b < n; b++) {
-        int64_t m = its[b].n_hist + its[b].n_cand;
+        int64_t m = c->have_fi ? its[b].n_hist + its[b].n_cand : 0;
         its[b].vecs = malloc((size_t)((1 + m) * Wd) * sizeof(float));
         if (!its[b].vecs) {
             s = ALLMREC_ERR(ALLMREC_ERR_NOMEM, "eval llm: out of memory");
@@ -458,11 +479,11 @@ static struct llm_row row_of(const struct llm_eval_ctx *c, const struct user_ite
     memset(&r, 0, sizeof r);
     r.ids = it->ids.ids;
     r.n = it->ids.n;
-    r.user_vec = c->o->use_user_rep ? it->vecs : NULL;
+    r.user_vec = c->have_fu ? it->vecs : NULL;
     r.history_vecs = it->vecs + c->Wd;
-    r.n_history = it->n_hist;
-    r.candidate_vecs = it->vecs + (1 + it->n_hist) * c->Wd;
-    r.n_candidates = it->n_cand;
+    r.n_history = c->have_fi ? it->n_hist : 0;
+    r.candidate_vecs = it->vecs + (1 + r.n_history) * c->Wd;
+    r.n_candidates = c->have_fi ? it->n_cand : 0;
     return r;
 }
 
@@ -732,13 +753,13 @@ static allmrec_status add_results(const struct llm_eval_ctx *c, const struct can
 static allmrec_status load_all(struct llm_eval_ctx *c) {
     const struct llm_eval_options *o = c->o;
     ALLMREC_TRY(dataset_load_hdf5(&c->ds, o->data_path));
-    ALLMREC_TRY(cf_export_read(o->cf_export, &c->cf));
-    if (c->cf.n_users != c->ds.n_users || c->cf.n_items != c->ds.n_items)
+    if (*o->cf_export) ALLMREC_TRY(cf_export_read(o->cf_export, &c->cf));
+    if (*o->cf_export && (c->cf.n_users != c->ds.n_users || c->cf.n_items != c->ds.n_items))
         return ALLMREC_ERR_AT(ALLMREC_ERR_SHAPE, o->cf_export, 0, "cf.export", "%lld users x %lld items, the dataset "
                               "%s has %lld x %lld: an export of another dataset", (long long)c->cf.n_users,
                               (long long)c->cf.n_items, o->data_path, (long long)c->ds.n_users,
                               (long long)c->ds.n_items);
-    ALLMREC_TRY(read_joint(c));
+    if (strcmp(o->item_embedding, "none")) ALLMREC_TRY(read_joint(c));
     ALLMREC_TRY(load_tokenizer(c));
     return load_model(c);
 }
@@ -842,7 +863,8 @@ allmrec_status llm_eval_run(const struct llm_eval_options *o) {
     cJSON_Delete(prev);
     if (s == ALLMREC_OK) {
         cJSON *doc = cJSON_CreateObject();
-        cJSON_AddStringToObject(doc, "model", strcmp(o->item_embedding, "sbert") ? "a-llmrec" : "a-llmrec-sbert");
+        cJSON_AddStringToObject(doc, "model", !o->use_user_rep && !c.have_fi ? "llm-only"
+                                              : strcmp(o->item_embedding, "sbert") ? "a-llmrec" : "a-llmrec-sbert");
         cJSON_AddStringToObject(doc, "preset", o->preset);
         cJSON_AddStringToObject(doc, "item_embedding", o->item_embedding);
         cJSON_AddStringToObject(doc, "stage2_checkpoint", o->stage2);

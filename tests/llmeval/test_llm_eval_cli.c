@@ -142,7 +142,7 @@ static double num(const cJSON *o, const char *k) {
 
 // every line of generations.jsonl against metrics.json
 static void check_outputs(const char *out, int n_scen, int64_t users_per_scen, bool gen, bool score,
-                          const char *kind) {
+                          const char *kind, bool llm_only) {
     char p[1200];
     snprintf(p, sizeof p, "%s/metrics.json", out);
     cJSON *m = read_json(p);
@@ -160,8 +160,13 @@ static void check_outputs(const char *out, int n_scen, int64_t users_per_scen, b
         lines++;
         CHECK(!strcmp(cJSON_GetObjectItem(u, "kind")->valuestring, kind));
         const char *prompt = cJSON_GetObjectItem(u, "prompt")->valuestring;
-        CHECK(!strncmp(prompt, " is a user representation.", 26)); // O_u is a vector, not text
-        CHECK_STR_CONTAINS(prompt, "[CandidateEmb]");
+        if (llm_only) { // Figure 5: no user sentence, no item markers
+            CHECK(!strstr(prompt, "user representation") && !strstr(prompt, "Emb]"));
+            CHECK(!strncmp(prompt, "This user has watched ", 22));
+        } else {
+            CHECK(!strncmp(prompt, " is a user representation.", 26)); // O_u is a vector, not text
+            CHECK_STR_CONTAINS(prompt, "[CandidateEmb]");
+        }
         CHECK_STR_CONTAINS(prompt, ". The recommendation is ");
         cJSON *cands = cJSON_GetObjectItem(u, "candidates");
         CHECK_EQ_INT(cJSON_GetArraySize(cands), 20);
@@ -259,7 +264,7 @@ static void test_eval_llm_end_to_end(void) {
         (void)system(cmd);
     }
     CHECK_EQ_INT(rc, 0);
-    check_outputs(out, 4, 5, true, false, "release_llm20");
+    check_outputs(out, 4, 5, true, false, "release_llm20", false);
 
     // strict preset: generation + scoring on neg19, q_i (A-LLMRec (SBERT))
     snprintf(out, sizeof out, "%s/strict", tmp);
@@ -271,14 +276,14 @@ static void test_eval_llm_end_to_end(void) {
         (void)system(cmd);
     }
     CHECK_EQ_INT(rc, 0);
-    check_outputs(out, 2, 5, true, true, "neg19");
+    check_outputs(out, 2, 5, true, true, "neg19", false);
 
     // scoring alone, release candidates (ties favour the target there)
     snprintf(out, sizeof out, "%s/score", tmp);
     snprintf(cmd, sizeof cmd, "%s eval llm --config %s out_dir=%s mode=score scenarios=[all] > /dev/null 2>&1",
              cli, cfgp, out);
     CHECK_EQ_INT(system(cmd), 0);
-    check_outputs(out, 1, 5, false, true, "release_llm20");
+    check_outputs(out, 1, 5, false, true, "release_llm20", false);
 
     // resume: a run that stops after its first scenario (the second does not exist) leaves its
     // lines; the next run with the same configuration counts them instead of re-running, a torn
@@ -302,7 +307,7 @@ static void test_eval_llm_end_to_end(void) {
     CHECK_OK(fs_read_all(p, &log, &n));
     CHECK_STR_CONTAINS(log, "5 users resumed");
     free(log);
-    check_outputs(out, 1, 5, false, true, "release_llm20");
+    check_outputs(out, 1, 5, false, true, "release_llm20", false);
     char pa[1200], pb[1200];
     snprintf(pa, sizeof pa, "%s/resume/metrics.json", tmp);
     snprintf(pb, sizeof pb, "%s/score/metrics.json", tmp);
@@ -314,6 +319,14 @@ static void test_eval_llm_end_to_end(void) {
     for (int k = 0; k < 6; k++) CHECK_NEAR(num(ra, keys[k]), num(rb, keys[k]), 1e-12);
     cJSON_Delete(ma);
     cJSON_Delete(mb);
+
+    // LLM-Only (Figure 5 prompt): no O_u, no item vectors, so no CF export, joint embeddings or Stage 2
+    snprintf(out, sizeof out, "%s/llm_only", tmp);
+    snprintf(cmd, sizeof cmd, "%s eval llm --config %s out_dir=%s preset=strict generation.max_new_tokens=4 "
+             "use_user_rep=false item_embedding=none cf.export=~ stage1.joint=~ stage2.checkpoint=~ "
+             "scenarios=[all] > /dev/null 2>&1", cli, cfgp, out);
+    CHECK_EQ_INT(system(cmd), 0);
+    check_outputs(out, 1, 5, true, true, "neg19", true);
 
     // a missing checkpoint: an error naming it, no metrics written
     snprintf(out, sizeof out, "%s/bad", tmp);
