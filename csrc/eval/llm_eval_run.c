@@ -142,7 +142,8 @@ allmrec_status llm_eval_options_from_config(struct config *cfg, struct llm_eval_
                        "(phrasing from the dataset name)");
     ALLMREC_TRY(config_get_int(cfg, "history_len", &o->history_len));
     ALLMREC_TRY(config_get_int(cfg, "maxlen", &o->maxlen));
-    if (o->history_len < 0 || o->maxlen < 1) return bad_key(cfg, "maxlen", "history_len >= 0 and maxlen >= 1");
+    if (o->history_len < 0 || o->history_len > 64) return bad_key(cfg, "history_len", "must be in [0, 64]");
+    if (o->maxlen < 1) return bad_key(cfg, "maxlen", "must be >= 1");
     ALLMREC_TRY(config_get_bool(cfg, "use_user_rep", &o->use_user_rep));
     ALLMREC_TRY(config_get_string(cfg, "item_embedding", &o->item_embedding));
     if (!one_of(o->item_embedding, "joint", "sbert", "none"))
@@ -178,7 +179,8 @@ allmrec_status llm_eval_options_from_config(struct config *cfg, struct llm_eval_
     o->parser = strcmp(s, "release") ? LLM_PARSER_STRICT : LLM_PARSER_RELEASE;
     ALLMREC_TRY(config_get_int(cfg, "num_users", &o->num_users));
     ALLMREC_TRY(config_get_int(cfg, "batch_size", &o->batch_size));
-    if (o->num_users < 0 || o->batch_size < 1) return bad_key(cfg, "batch_size", "num_users >= 0, batch_size >= 1");
+    if (o->num_users < 0) return bad_key(cfg, "num_users", "must be >= 0");
+    if (o->batch_size < 1 || o->batch_size > 64) return bad_key(cfg, "batch_size", "must be in [1, 64]");
     ALLMREC_TRY(config_get_int(cfg, "seed", &o->seed));
     o->gen = opt_gen_params_default();
     ALLMREC_TRY(config_get_int(cfg, "generation.max_new_tokens", &i));
@@ -400,7 +402,6 @@ static allmrec_status prepare_user(struct llm_eval_ctx *c, const struct candidat
     const int32_t *seq = eval_user_input(ds, it->user, in, &len);
     int64_t w0 = len > o->maxlen ? len - o->maxlen : 0;
     int64_t show = len - w0 < o->history_len ? len - w0 : o->history_len;
-    if (show > 64) show = 64;
     it->n_hist = show;
     for (int64_t j = 0; j < show; j++) it->hist[j] = seq[len - show + j];
     it->n_cand = cs->n_cands;
@@ -659,7 +660,7 @@ static allmrec_status run_scenario(struct llm_eval_ctx *c, const struct candidat
     const struct llm_eval_options *o = c->o;
     bool gen = o->mode & LLM_MODE_GENERATE, score = o->mode & LLM_MODE_SCORE;
     int64_t n = o->num_users > 0 && o->num_users < cs->n_users ? o->num_users : cs->n_users;
-    int bs = o->batch_size > 64 ? 64 : (int)o->batch_size;
+    int bs = (int)o->batch_size; // <= 64 (checked with the config)
     memset(r, 0, sizeof *r);
     eval_accum_init(&r->acc);
     r->batches = (n + bs - 1) / bs;

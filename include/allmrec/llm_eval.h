@@ -27,6 +27,9 @@
 //   candidate's '"' + title + '"' tokens + EOS (opt_score_candidates); the
 //   target's rank among the candidates (eval.h tie rules of the candidate
 //   kind) gives Hit@1/5/10, NDCG@5/10 and MRR through eval_accum.
+// Variants: item_embedding sbert uses q_i instead of e_i (A-LLMRec (SBERT));
+// item_embedding none drops the markers (titles only) and use_user_rep false
+// the O_u slot and its sentence; both = the LLM-Only prompt (RELEASE.md 6.3).
 //
 // defines: struct llm_vocab, llm_vocab_from_tokenizer, llm_decode_release,
 //          llm_release_answer, llm_release_prediction, llm_release_hit,
