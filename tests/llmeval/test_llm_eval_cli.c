@@ -4,8 +4,8 @@
 // with the release's random init (align.h), the tiny random OPT of
 // tests/fixtures/allmrec/generation and the real GPT-2/OPT tokenizer
 // (../shared/data/tokenizer_gpt2_opt). Runs the release preset (generation,
-// release_llm20) and the strict preset (generation + scoring, neg19) on
-// several scenarios and checks that the outputs are complete and consistent:
+// release_llm20, on all, cold_items, warm_items, cold_users and fewshot_20)
+// and the strict preset (generation + scoring, neg19) and checks that the outputs are complete and consistent:
 // one JSON line per user, 20 candidate scores, the rank recomputed from those
 // scores, the metrics equal to what the lines give, Hit@1 <= Hit@5 <= Hit@10,
 // the release's left-padded layout visible in the prompt text; and that a
@@ -63,7 +63,8 @@ static allmrec_status make_inputs(const char *dir, int64_t d, int64_t dj, int64_
     if (s) return s;
     struct split_options sp;
     split_options_default(&sp);
-    sp.n_fewshot = 0;
+    sp.n_fewshot = 1; // fewshot_20: the users outside the 20 trained on
+    sp.fewshot[0] = 20;
     ALLMREC_TRY(dataset_split_hdf5(p, &sp));
     dataset_init(&ds);
     ALLMREC_TRY(dataset_load_hdf5(&ds, p));
@@ -257,14 +258,14 @@ static void test_eval_llm_end_to_end(void) {
     // release preset: generation (few new tokens to stay fast), release_llm20, release parser
     snprintf(out, sizeof out, "%s/release", tmp);
     snprintf(cmd, sizeof cmd, "%s eval llm --config %s out_dir=%s generation.max_new_tokens=12 "
-             "scenarios=[all,cold_items,warm_items,cold_users] > %s/release.log 2>&1", cli, cfgp, out, tmp);
+             "scenarios=[all,cold_items,warm_items,cold_users,fewshot_20] > %s/release.log 2>&1", cli, cfgp, out, tmp);
     int rc = system(cmd);
     if (rc != 0) {
         snprintf(cmd, sizeof cmd, "cat %s/release.log >&2", tmp);
         (void)system(cmd);
     }
     CHECK_EQ_INT(rc, 0);
-    check_outputs(out, 4, 5, true, false, "release_llm20", false);
+    check_outputs(out, 5, 5, true, false, "release_llm20", false);
 
     // strict preset: generation + scoring on neg19, q_i (A-LLMRec (SBERT))
     snprintf(out, sizeof out, "%s/strict", tmp);
