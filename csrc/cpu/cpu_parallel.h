@@ -11,9 +11,12 @@
 #ifdef ALLMREC_HAVE_OPENMP
 #define CPU_PRAGMA_(x) _Pragma(#x)
 // a parallel loop over independent iterations when `work` is worth it
-#define CPU_PARALLEL_FOR(work) CPU_PRAGMA_(omp parallel for schedule(static) if ((work) >= 32768))
+#ifndef CPU_PARALLEL_MIN_WORK
+#define CPU_PARALLEL_MIN_WORK 32768
+#endif
+#define CPU_PARALLEL_FOR(work) CPU_PRAGMA_(omp parallel for schedule(static) if ((work) >= CPU_PARALLEL_MIN_WORK))
 // a parallel region when the work is worth it; an `omp for` inside shares it out
-#define CPU_PARALLEL(work) CPU_PRAGMA_(omp parallel if ((work) >= 32768))
+#define CPU_PARALLEL(work) CPU_PRAGMA_(omp parallel if ((work) >= CPU_PARALLEL_MIN_WORK))
 #define CPU_FOR CPU_PRAGMA_(omp for schedule(static))
 // elementwise loops with no reduction: vectorised whatever the cost model
 // says, with results identical to the scalar loop
