@@ -35,7 +35,8 @@ export OMP_NUM_THREADS=$THREADS OPENBLAS_NUM_THREADS=$THREADS MKL_NUM_THREADS=$T
 
 echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores; load: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "threads $THREADS, OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-(unset)} for both, $REPS repetitions, $STEPS timed steps per shape (median) each"
-printf "%-4s %14s %14s %8s %14s %14s %8s\n" rep "step ours ms" "step torch ms" ratio "movies ours" "movies torch" ratio
+printf "%-4s | %11s %11s %7s | %11s %11s %7s | %9s %9s %7s | %9s %9s %7s\n" rep "step ours" "step torch" ratio \
+    "movies ours" "mov. torch" ratio "stepCPU o" "stepCPU t" ratio "movCPU o" "movCPU t" ratio
 for r in $(seq 1 "$REPS"); do
     "$PY" "$ROOT/bench/sasrec/pytorch_sasrec_step.py" --device cpu --threads "$THREADS" --steps "$STEPS" \
         --json "$TMP/torch_$r.json" > "$TMP/torch_$r.log" 2>&1 || { cat "$TMP/torch_$r.log" >&2; exit 1; }
@@ -46,19 +47,24 @@ for r in $(seq 1 "$REPS"); do
 import json, re, sys
 t = json.load(open(sys.argv[1]))
 log = open(sys.argv[2]).read()
-step = float(re.search(r"cpu  step .*?:\s+([0-9.]+) ms/step", log).group(1))
-mov = float(re.search(r"cpu  epoch .*?:\s+([0-9.]+) ms/step", log).group(1))
-print(sys.argv[3], step, t["ml1m_step"]["step_ms_b128"], mov, t["movies_epoch"]["step_ms_b128"])
+m1 = re.search(r"cpu  step .*?:\s+([0-9.]+) ms/step \(CPU time ([0-9.]+) ms\)", log)
+m2 = re.search(r"cpu  epoch .*?:\s+([0-9.]+) ms/step \(CPU time ([0-9.]+) ms\)", log)
+s, m = t["ml1m_step"], t["movies_epoch"]
+print(sys.argv[3], m1.group(1), s["step_ms_b128"], m2.group(1), m["step_ms_b128"],
+      m1.group(2), s["step_cpu_ms_b128"], m2.group(2), m["step_cpu_ms_b128"])
 EOF
-    tail -1 "$TMP/rows.txt" | awk '{printf "%-4s %14.1f %14.1f %7.2fx %14.1f %14.1f %7.2fx\n", $1, $2, $3, $3/$2, $4, $5, $5/$4}'
+    tail -1 "$TMP/rows.txt" | awk '{printf "%-4s | %11.1f %11.1f %6.2fx | %11.1f %11.1f %6.2fx | %9.1f %9.1f %6.2fx | %9.1f %9.1f %6.2fx\n",
+        $1, $2, $3, $3/$2, $4, $5, $5/$4, $6, $7, $7/$6, $8, $9, $9/$8}'
 done
-awk '{s1[NR]=$2; t1[NR]=$3; s2[NR]=$4; t2[NR]=$5; r1[NR]=$3/$2; r2[NR]=$5/$4} END {
+awk '{for (c = 2; c <= 9; c++) v[c, NR] = $c; r1[NR]=$3/$2; r2[NR]=$5/$4; r3[NR]=$7/$6; r4[NR]=$9/$8} END {
     n = NR
-    printf "%-4s %14.1f %14.1f %7.2fx %14.1f %14.1f %7.2fx\n", "med", med(s1, n), med(t1, n), med(r1, n),
-           med(s2, n), med(t2, n), med(r2, n) }
+    for (c = 2; c <= 9; c++) { for (i = 1; i <= n; i++) a[i] = v[c, i]; m[c] = med(a, n) }
+    printf "%-4s | %11.1f %11.1f %6.2fx | %11.1f %11.1f %6.2fx | %9.1f %9.1f %6.2fx | %9.1f %9.1f %6.2fx\n", "med",
+           m[2], m[3], med(r1, n), m[4], m[5], med(r2, n), m[6], m[7], med(r3, n), m[8], m[9], med(r4, n) }
 function med(a, n,   i, j, x, b) { for (i = 1; i <= n; i++) b[i] = a[i]
     for (i = 2; i <= n; i++) { x = b[i]; for (j = i - 1; j >= 1 && b[j] > x; j--) b[j + 1] = b[j]; b[j + 1] = x }
     return n % 2 ? b[(n + 1) / 2] : (b[n / 2] + b[n / 2 + 1]) / 2 }' "$TMP/rows.txt"
-echo "(ratio = PyTorch ms / ours ms of the same repetition; med = median of each column; last repetition's SUMMARY lines:)"
+echo "(ms per step, medians over the timed steps; ratio = PyTorch / ours of the same repetition; med = median of"
+echo " each column; CPU = process CPU time per step, all threads; last repetition's SUMMARY lines:)"
 cat "$TMP/sum_$REPS.txt"
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
