@@ -33,7 +33,8 @@ TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 export OMP_NUM_THREADS=$THREADS OPENBLAS_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS
 
-echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores; load: $(cut -d' ' -f1-3 /proc/loadavg)"
+# (nproc --all: plain nproc follows OMP_NUM_THREADS)
+echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc --all) cores; load: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "threads $THREADS, OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-(unset)} for both, $REPS repetitions, $STEPS timed steps per shape (median) each"
 printf "%-4s | %11s %11s %7s | %11s %11s %7s | %9s %9s %7s | %9s %9s %7s\n" rep "step ours" "step torch" ratio \
     "movies ours" "mov. torch" ratio "stepCPU o" "stepCPU t" ratio "movCPU o" "movCPU t" ratio
