@@ -257,12 +257,7 @@ static void test_tokenisation(void) {
 // the same fixture on the CUDA backend (fp32; TF32 off in the op API's fp32
 // GEMMs is assumed: 1e-4 leaves room for a different summation order)
 static void test_cuda_case_a(void) {
-    struct op_ctx probe;
-    if (op_ctx_init(&probe, ALLMREC_DEVICE_CUDA, 0) != ALLMREC_OK) {
-        allmrec_error_clear();
-        TEST_SKIP("no CUDA device");
-    }
-    op_ctx_free(&probe);
+    TEST_NEED_GPU();
     run_case_on(ALLMREC_DEVICE_CUDA, "A", 0.2f, false, 1e-4);
 }
 
