@@ -13,6 +13,7 @@
 #include "allmrec/h5.h"
 #include "allmrec/stage1.h"
 #include "stage1_test_util.h"
+#include "test_runs.h"
 #include "testing.h"
 
 static allmrec_status run(const char *out_dir, bool dp) {
@@ -41,34 +42,8 @@ static allmrec_status run(const char *out_dir, bool dp) {
 
 // the parameters of last.h5 (autoencoders and SBERT), concatenated
 static int64_t read_params(const char *path, float **out) {
-    static const char *groups[] = {"params", "sbert/params"};
-    struct h5_file f;
-    *out = NULL;
-    if (h5_open_read(&f, path)) return -1;
-    int64_t total = 0;
-    for (int g = 0; g < 2; g++) {
-        int64_t n_names;
-        char **names;
-        if (h5_list(&f, groups[g], &n_names, &names)) { total = -1; break; }
-        for (int64_t i = 0; i < n_names; i++) {
-            if (!strcmp(names[i], "adam_m") || !strcmp(names[i], "adam_v")) continue;
-            char nm[400];
-            snprintf(nm, sizeof nm, "%s/%s", groups[g], names[i]);
-            float *buf;
-            int nd;
-            int64_t sh[8];
-            if (h5_read_alloc(&f, nm, ALLMREC_DTYPE_F32, (void **)&buf, &nd, sh)) continue;
-            int64_t k = 1;
-            for (int d = 0; d < nd; d++) k *= sh[d];
-            *out = realloc(*out, (size_t)(total + k) * sizeof(float));
-            memcpy(*out + total, buf, (size_t)k * sizeof(float));
-            total += k;
-            free(buf);
-        }
-        h5_free_strings(n_names, names);
-    }
-    h5_close(&f);
-    return total;
+    static const char *const groups[] = {"params", "sbert/params"};
+    return test_read_h5_floats(path, groups, 2, out);
 }
 
 static void test_data_parallel_matches_one_process(void) {

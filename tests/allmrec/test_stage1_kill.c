@@ -16,6 +16,7 @@
 #include "allmrec/h5.h"
 #include "allmrec/stage1.h"
 #include "stage1_test_util.h"
+#include "test_runs.h"
 #include "testing.h"
 
 static const char *YAML = "model: {name: stage1, d_joint: 16}\n"
@@ -56,85 +57,21 @@ static pid_t spawn(const char *out_dir) {
     _exit(s ? 10 + (int)s : 0);
 }
 
-static int wait_exit(pid_t pid) {
-    int st;
-    if (waitpid(pid, &st, 0) != pid) return -1;
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
-
-static int count_steps(const char *log_path) {
-    FILE *f = fopen(log_path, "r");
-    if (!f) return 0;
-    char line[1024];
-    int n = 0;
-    while (fgets(line, sizeof line, f))
-        if (strstr(line, "\"event\": \"step\"")) n++;
-    fclose(f);
-    return n;
-}
-
-// start a run on out_dir and SIGKILL it once the log holds `after` more step
-// lines; 1 if killed, 0 if it finished first, -1 on error
-static int run_and_kill(const char *out_dir, int after) {
-    char log_path[1200];
-    fs_join(log_path, sizeof log_path, out_dir, "train_log.jsonl");
-    int target = count_steps(log_path) + after;
-    pid_t pid = spawn(out_dir);
-    if (pid < 0) return -1;
-    for (int i = 0; i < 400000; i++) { // <= ~2 min
-        int st;
-        pid_t w = waitpid(pid, &st, WNOHANG);
-        if (w == pid) return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
-        if (count_steps(log_path) >= target) {
-            kill(pid, SIGKILL);
-            return wait_exit(pid) == 128 + SIGKILL ? 1 : 0;
-        }
-        usleep(300);
-    }
-    kill(pid, SIGKILL);
-    wait_exit(pid);
-    return -1;
-}
-
 // every float dataset under the groups of last.h5, concatenated
 static int64_t read_state(const char *path, float **out) {
-    static const char *groups[] = {"params", "params/adam_m", "params/adam_v", "sbert/params", "sbert/adam_m",
-                                   "sbert/adam_v"};
-    struct h5_file f;
-    *out = NULL;
-    if (h5_open_read(&f, path)) return -1;
-    int64_t total = 0;
-    for (size_t g = 0; g < sizeof groups / sizeof groups[0]; g++) {
-        int64_t n_names;
-        char **names;
-        if (h5_list(&f, groups[g], &n_names, &names)) { total = -1; break; }
-        for (int64_t i = 0; i < n_names; i++) {
-            if (!strcmp(names[i], "adam_m") || !strcmp(names[i], "adam_v")) continue; // subgroups
-            char nm[400];
-            snprintf(nm, sizeof nm, "%s/%s", groups[g], names[i]);
-            float *buf;
-            int nd;
-            int64_t sh[8];
-            if (h5_read_alloc(&f, nm, ALLMREC_DTYPE_F32, (void **)&buf, &nd, sh)) continue;
-            int64_t k = 1;
-            for (int d = 0; d < nd; d++) k *= sh[d];
-            *out = realloc(*out, (size_t)(total + k) * sizeof(float));
-            memcpy(*out + total, buf, (size_t)k * sizeof(float));
-            total += k;
-            free(buf);
-        }
-        h5_free_strings(n_names, names);
-    }
-    h5_close(&f);
-    return total;
+    static const char *const groups[] = {"params", "params/adam_m", "params/adam_v", "sbert/params",
+                                         "sbert/adam_m", "sbert/adam_v"};
+    return test_read_h5_floats(path, groups, 6, out);
 }
+
+static pid_t spawn_run(void *out_dir) { return spawn(out_dir); }
 
 static void test_stage1_sigkill_resume_is_bitwise(void) {
     char straight[1100], killed[1100], pa[1200], pb[1200];
     snprintf(straight, sizeof straight, "%s/s1_straight", test_tmpdir());
     snprintf(killed, sizeof killed, "%s/s1_killed", test_tmpdir());
-    CHECK_EQ_INT(wait_exit(spawn(NULL)), 0);
-    CHECK_EQ_INT(wait_exit(spawn(straight)), 0); // 3 epochs x 5 steps
+    CHECK_EQ_INT(test_wait_exit(spawn(NULL)), 0);
+    CHECK_EQ_INT(test_wait_exit(spawn(straight)), 0); // 3 epochs x 5 steps
     const char *env = getenv("ALLMREC_TEST_KILL_STEP");
     srand((unsigned)time(NULL) ^ (unsigned)getpid());
     int kills = 0;
@@ -142,12 +79,12 @@ static void test_stage1_sigkill_resume_is_bitwise(void) {
         int k = env ? atoi(env) : 3 + rand() % 5; // >= 3: past the first checkpoint (step 2)
         fprintf(stderr, "  kill %d: SIGKILL after %d more logged steps (ALLMREC_TEST_KILL_STEP=%d replays)\n",
                 attempt + 1, k, k);
-        int r = run_and_kill(killed, k);
+        int r = test_run_and_kill(killed, k, spawn_run, killed, 120);
         CHECK_MSG(r >= 0, "the child run failed");
         kills += r;
     }
     CHECK_MSG(kills >= 1, "the run always finished before the kill landed");
-    CHECK_EQ_INT(wait_exit(spawn(killed)), 0); // resume to the end
+    CHECK_EQ_INT(test_wait_exit(spawn(killed)), 0); // resume to the end
     fs_join(pa, sizeof pa, straight, "last.h5");
     fs_join(pb, sizeof pb, killed, "last.h5");
     float *a, *b;

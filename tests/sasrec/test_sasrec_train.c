@@ -14,6 +14,7 @@
 #include "allmrec/fs.h"
 #include "allmrec/h5.h"
 #include "allmrec/sasrec_train.h"
+#include "test_runs.h"
 #include "testing.h"
 
 static char g_data[1024];
@@ -183,33 +184,8 @@ static void test_train_eval_export(void) {
 }
 
 static int64_t read_all_params(const char *path, float **out) {
-    struct h5_file f;
-    if (h5_open_read(&f, path)) return -1;
-    int64_t n_names;
-    char **names;
-    int64_t total = 0;
-    *out = NULL;
-    const char *groups[3] = {"params", "adam/m", "adam/v"};
-    for (int g = 0; g < 3; g++) {
-        if (h5_list(&f, groups[g], &n_names, &names)) { h5_close(&f); return -1; }
-        for (int64_t i = 0; i < n_names; i++) {
-            char nm[300];
-            snprintf(nm, sizeof nm, "%s/%s", groups[g], names[i]);
-            float *buf;
-            int nd;
-            int64_t sh[8];
-            if (h5_read_alloc(&f, nm, ALLMREC_DTYPE_F32, (void **)&buf, &nd, sh)) continue;
-            int64_t k = 1;
-            for (int d = 0; d < nd; d++) k *= sh[d];
-            *out = realloc(*out, (size_t)(total + k) * sizeof(float));
-            memcpy(*out + total, buf, (size_t)k * sizeof(float));
-            total += k;
-            free(buf);
-        }
-        h5_free_strings(n_names, names);
-    }
-    h5_close(&f);
-    return total;
+    static const char *const groups[] = {"params", "adam/m", "adam/v"};
+    return test_read_h5_floats(path, groups, 3, out);
 }
 
 static void test_resume_is_bitwise(void) {

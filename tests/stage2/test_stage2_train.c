@@ -23,6 +23,7 @@
 #include "allmrec/stage2.h"
 #include "stage2_test_util.h"
 #include "stage2_train_fixture.h"
+#include "test_runs.h"
 #include "testing.h"
 
 // the "loss" of the first epoch line of train_log.jsonl and the mean of the last four
@@ -376,22 +377,10 @@ static pid_t spawn_cli(const char *cli, const char *yaml, const char *out) {
     _exit(98);
 }
 
-static int wait_exit(pid_t pid) {
-    int st;
-    if (waitpid(pid, &st, 0) != pid) return -1;
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
-
-static int count_steps(const char *out) {
-    char p[1300];
-    snprintf(p, sizeof p, "%s/train_log.jsonl", out);
-    FILE *f = fopen(p, "r");
-    if (!f) return 0;
-    char line[1024];
-    int n = 0;
-    while (fgets(line, sizeof line, f)) n += strstr(line, "\"event\": \"step\"") != NULL;
-    fclose(f);
-    return n;
+struct kill_args { const char *cli, *yaml, *out; };
+static pid_t spawn_kill_run(void *arg) {
+    const struct kill_args *a = arg;
+    return spawn_cli(a->cli, a->yaml, a->out);
 }
 
 // every parameter and Adam moment of both nets, and the Adam step counts
@@ -451,27 +440,15 @@ static void test_stage2_sigkill_resume_is_bitwise(void) {
     CHECK_OK(fs_write_atomic(path, yaml, strlen(yaml)));
     snprintf(straight, sizeof straight, "%s/kill_straight", test_tmpdir());
     snprintf(killed, sizeof killed, "%s/kill_killed", test_tmpdir());
-    CHECK_EQ_INT(wait_exit(spawn_cli(cli, path, straight)), 0); // 4 epochs x 6 steps
+    CHECK_EQ_INT(test_wait_exit(spawn_cli(cli, path, straight)), 0); // 4 epochs x 6 steps
     const char *env = getenv("ALLMREC_TEST_KILL_STEP");
     srand((unsigned)time(NULL) ^ (unsigned)getpid());
     int k = env ? atoi(env) : 2 + rand() % 18;
     fprintf(stderr, "  SIGKILL after %d logged steps of 24 (ALLMREC_TEST_KILL_STEP=%d replays)\n", k, k);
-    pid_t pid = spawn_cli(cli, path, killed);
-    int killed_it = 0;
-    for (int i = 0; i < 200000; i++) { // <= ~60 s
-        int st;
-        if (waitpid(pid, &st, WNOHANG) == pid) { pid = -1; break; }
-        if (count_steps(killed) >= k) {
-            kill(pid, SIGKILL);
-            killed_it = wait_exit(pid) == 128 + SIGKILL;
-            pid = -1;
-            break;
-        }
-        usleep(300);
-    }
-    if (pid > 0) { kill(pid, SIGKILL); wait_exit(pid); }
+    struct kill_args ka = {cli, path, killed};
+    int killed_it = test_run_and_kill(killed, k, spawn_kill_run, &ka, 60) == 1;
     CHECK_MSG(killed_it, "the run finished before the kill landed");
-    CHECK_EQ_INT(wait_exit(spawn_cli(cli, path, killed)), 0); // resume to the end
+    CHECK_EQ_INT(test_wait_exit(spawn_cli(cli, path, killed)), 0); // resume to the end
     snprintf(pa, sizeof pa, "%s/last.h5", straight);
     snprintf(pb, sizeof pb, "%s/last.h5", killed);
     CHECK_MSG(same_state(pa, pb), "F_U/F_I parameters or Adam state after SIGKILL + resume differ");

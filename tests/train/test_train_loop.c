@@ -24,6 +24,7 @@
 #include "allmrec/h5.h"
 #include "allmrec/sasrec_train.h"
 #include "allmrec/train_loop.h"
+#include "test_runs.h"
 #include "testing.h"
 
 // ------------------------------------------------------------------ toy trainer
@@ -261,76 +262,23 @@ static pid_t spawn(const char *data, const char *out_dir) {
     _exit(s ? 10 + (int)s : 0);
 }
 
-static int wait_exit(pid_t pid) {
-    int st;
-    if (waitpid(pid, &st, 0) != pid) return -1;
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
-
-static int count_steps(const char *log_path) {
-    FILE *f = fopen(log_path, "r");
-    if (!f) return 0;
-    char line[512];
-    int n = 0;
-    while (fgets(line, sizeof line, f))
-        if (strstr(line, "\"event\": \"step\"")) n++;
-    fclose(f);
-    return n;
-}
-
-// start a run on out_dir and SIGKILL it once the log holds `after` more step
-// lines; returns 1 if killed, 0 if it finished first, -1 on error
-static int run_and_kill(const char *data, const char *out_dir, int after) {
-    char log_path[1200];
-    fs_join(log_path, sizeof log_path, out_dir, "train_log.jsonl");
-    int target = count_steps(log_path) + after;
-    pid_t pid = spawn(data, out_dir);
-    if (pid < 0) return -1;
-    for (int i = 0; i < 200000; i++) { // <= ~60 s
-        int st;
-        pid_t w = waitpid(pid, &st, WNOHANG);
-        if (w == pid) return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
-        if (count_steps(log_path) >= target) {
-            kill(pid, SIGKILL);
-            return wait_exit(pid) == 128 + SIGKILL ? 1 : 0;
-        }
-        usleep(300);
-    }
-    kill(pid, SIGKILL);
-    wait_exit(pid);
-    return -1;
-}
-
+// parameters and Adam moments of a SASRec state file (and it must hold adam_t)
 static int64_t read_state(const char *path, float **out) {
+    static const char *const groups[] = {"params", "adam/m", "adam/v"};
+    int64_t total = test_read_h5_floats(path, groups, 3, out);
     struct h5_file f;
-    *out = NULL;
-    if (h5_open_read(&f, path)) return -1;
-    int64_t total = 0;
-    const char *groups[3] = {"params", "adam/m", "adam/v"};
-    for (int g = 0; g < 3; g++) {
-        int64_t n_names;
-        char **names;
-        if (h5_list(&f, groups[g], &n_names, &names)) break;
-        for (int64_t i = 0; i < n_names; i++) {
-            char nm[300];
-            snprintf(nm, sizeof nm, "%s/%s", groups[g], names[i]);
-            float *buf;
-            int nd;
-            int64_t sh[8];
-            if (h5_read_alloc(&f, nm, ALLMREC_DTYPE_F32, (void **)&buf, &nd, sh)) continue;
-            int64_t k = 1;
-            for (int d = 0; d < nd; d++) k *= sh[d];
-            *out = realloc(*out, (size_t)(total + k) * sizeof(float));
-            memcpy(*out + total, buf, (size_t)k * sizeof(float));
-            total += k;
-            free(buf);
-        }
-        h5_free_strings(n_names, names);
-    }
     int64_t t = -1;
-    h5_attr_get_i64(&f, "/", "adam_t", &t);
-    h5_close(&f);
+    if (total >= 0 && !h5_open_read(&f, path)) {
+        h5_attr_get_i64(&f, "/", "adam_t", &t);
+        h5_close(&f);
+    }
     return t < 0 ? -1 : total;
+}
+
+struct spawn_args { const char *data, *out_dir; };
+static pid_t spawn_train(void *arg) {
+    const struct spawn_args *a = arg;
+    return spawn(a->data, a->out_dir);
 }
 
 static void test_sasrec_sigkill_resume_is_bitwise(void) {
@@ -338,8 +286,8 @@ static void test_sasrec_sigkill_resume_is_bitwise(void) {
     snprintf(data, sizeof data, "%s/synth.h5", test_tmpdir());
     snprintf(straight, sizeof straight, "%s/sasrec_straight", test_tmpdir());
     snprintf(killed, sizeof killed, "%s/sasrec_killed", test_tmpdir());
-    CHECK_EQ_INT(wait_exit(spawn(data, NULL)), 0);
-    CHECK_EQ_INT(wait_exit(spawn(data, straight)), 0); // 12 epochs x 19 steps = 228 steps
+    CHECK_EQ_INT(test_wait_exit(spawn(data, NULL)), 0);
+    CHECK_EQ_INT(test_wait_exit(spawn(data, straight)), 0); // 12 epochs x 19 steps = 228 steps
 
     const char *env = getenv("ALLMREC_TEST_KILL_STEP");
     srand((unsigned)time(NULL) ^ (unsigned)getpid());
@@ -348,12 +296,13 @@ static void test_sasrec_sigkill_resume_is_bitwise(void) {
         int k = env ? atoi(env) : 10 + rand() % 80; // >= 10: past the first checkpoint (step 7)
         fprintf(stderr, "  kill %d: SIGKILL after %d more logged steps (ALLMREC_TEST_KILL_STEP=%d replays)\n",
                 attempt + 1, k, k);
-        int r = run_and_kill(data, killed, k);
+        struct spawn_args sa = {data, killed};
+        int r = test_run_and_kill(killed, k, spawn_train, &sa, 60);
         CHECK_MSG(r >= 0, "the child run failed");
         kills += r;
     }
     CHECK_MSG(kills >= 1, "the run always finished before the kill landed");
-    CHECK_EQ_INT(wait_exit(spawn(data, killed)), 0); // resume to the end
+    CHECK_EQ_INT(test_wait_exit(spawn(data, killed)), 0); // resume to the end
     fs_join(pa, sizeof pa, straight, "last.h5");
     fs_join(pb, sizeof pb, killed, "last.h5");
     float *a, *b;
