@@ -1,24 +1,27 @@
 // cmd_train.c: `allmrec train <model> --config FILE [key=value ...]`.
-// SASRec is built here (csrc/models/sasrec*.c); the other CF models (ncf,
-// gru4rec, nextitnet) report that they are not built yet.
+// SASRec (csrc/models/sasrec*.c) and A-LLMRec Stage 1 (csrc/models/stage1*.c)
+// are built; the other CF models (ncf, gru4rec, nextitnet) report that they
+// are not built yet.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "allmrec/config.h"
 #include "allmrec/sasrec_train.h"
+#include "allmrec/stage1.h"
 #include "cli/commands.h"
 
 static const char *USAGE =
     "usage: allmrec train <model> --config FILE [key=value ...] [--out DIR] [--restart] [--device cpu|cuda]\n"
-    "  <model>        sasrec (ncf, gru4rec, nextitnet: not built yet)\n"
-    "  --config FILE  YAML config (configs/sasrec/*.yaml; `base:` inheritance)\n"
+    "  <model>        sasrec | stage1 (A-LLMRec Stage 1) (ncf, gru4rec, nextitnet: not built yet)\n"
+    "  --config FILE  YAML config (configs/sasrec/*.yaml, configs/stage1/*.yaml; `base:` inheritance)\n"
     "  key=value      override any config key, e.g. train.epochs=50 train.device=cuda\n"
     "  --out DIR      same as out_dir=DIR\n"
     "  --restart      ignore <out_dir>/last.h5 (default: resume from it)\n"
     "  --device D     same as train.device=D\n"
-    "Writes <out_dir>/{config.yaml, train_log.jsonl, last.h5, best.h5, metrics.json, metrics.txt,\n"
-    "cf_export.h5}. Interrupt with Ctrl-C: the state is saved; re-run the same command to resume.\n";
+    "sasrec writes <out_dir>/{config.yaml, train_log.jsonl, last.h5, best.h5, metrics.json, metrics.txt,\n"
+    "cf_export.h5}; stage1 writes <out_dir>/{config.yaml, train_log.jsonl, last.h5, checkpoint.h5, sbert/,\n"
+    "joint.h5}. Interrupt with Ctrl-C: the state is saved; re-run the same command to resume.\n";
 
 int cmd_train(int argc, char **argv) {
     const char *cmd = "train";
@@ -27,9 +30,9 @@ int cmd_train(int argc, char **argv) {
         return argc < 2 ? 2 : 0;
     }
     const char *model = argv[1];
-    if (strcmp(model, "sasrec")) {
+    if (strcmp(model, "sasrec") && strcmp(model, "stage1")) {
         if (!strcmp(model, "ncf") || !strcmp(model, "gru4rec") || !strcmp(model, "nextitnet"))
-            return cli_usage_error(cmd, USAGE, "model '%s' is not built yet (only sasrec)", model);
+            return cli_usage_error(cmd, USAGE, "model '%s' is not built yet (only sasrec and stage1)", model);
         return cli_usage_error(cmd, USAGE, "unknown model '%s'", model);
     }
     const char *config_path = NULL;
@@ -62,11 +65,19 @@ int cmd_train(int argc, char **argv) {
     config_init(&cfg);
     allmrec_status s = config_load(&cfg, config_path, ov, n_ov);
     free(ov);
-    struct sasrec_run_options o;
-    memset(&o, 0, sizeof o);
-    if (!s) s = sasrec_run_options_from_config(&cfg, &o);
-    if (!s) s = sasrec_run_train(&o, NULL, 0, NULL);
-    sasrec_run_options_free(&o);
+    if (!strcmp(model, "stage1")) {
+        struct stage1_options o;
+        memset(&o, 0, sizeof o);
+        if (!s) s = stage1_options_from_config(&cfg, &o);
+        if (!s) s = stage1_run_train(&o, NULL);
+        stage1_options_free(&o);
+    } else {
+        struct sasrec_run_options o;
+        memset(&o, 0, sizeof o);
+        if (!s) s = sasrec_run_options_from_config(&cfg, &o);
+        if (!s) s = sasrec_run_train(&o, NULL, 0, NULL);
+        sasrec_run_options_free(&o);
+    }
     config_free(&cfg);
     if (s) return cli_report_error(cmd, s);
     return 0;
