@@ -1,7 +1,7 @@
 // cmd_train.c: `allmrec train <model> --config FILE [key=value ...]`.
-// SASRec (csrc/models/sasrec*.c) and A-LLMRec Stage 1 (csrc/models/stage1*.c)
-// are built; the other CF models (ncf, gru4rec, nextitnet) report that they
-// are not built yet.
+// SASRec (csrc/models/sasrec*.c), A-LLMRec Stage 1 (csrc/models/stage1*.c) and
+// Stage 2 (csrc/models/stage2*.c) are built; the other CF models (ncf, gru4rec,
+// nextitnet) report that they are not built yet.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,19 +9,21 @@
 #include "allmrec/config.h"
 #include "allmrec/sasrec_train.h"
 #include "allmrec/stage1.h"
+#include "allmrec/stage2.h"
 #include "cli/commands.h"
 
 static const char *USAGE =
     "usage: allmrec train <model> --config FILE [key=value ...] [--out DIR] [--restart] [--device cpu|cuda]\n"
-    "  <model>        sasrec | stage1 (A-LLMRec Stage 1) (ncf, gru4rec, nextitnet: not built yet)\n"
-    "  --config FILE  YAML config (configs/sasrec/*.yaml, configs/stage1/*.yaml; `base:` inheritance)\n"
+    "  <model>        sasrec | stage1 | stage2 (A-LLMRec Stages 1 and 2) (ncf, gru4rec, nextitnet: not built yet)\n"
+    "  --config FILE  YAML config (configs/sasrec/*.yaml, configs/stage1/*.yaml, configs/stage2/*.yaml; `base:` inheritance)\n"
     "  key=value      override any config key, e.g. train.epochs=50 train.device=cuda\n"
     "  --out DIR      same as out_dir=DIR\n"
     "  --restart      ignore <out_dir>/last.h5 (default: resume from it)\n"
     "  --device D     same as train.device=D\n"
     "sasrec writes <out_dir>/{config.yaml, train_log.jsonl, last.h5, best.h5, metrics.json, metrics.txt,\n"
     "cf_export.h5}; stage1 writes <out_dir>/{config.yaml, train_log.jsonl, last.h5, checkpoint.h5, sbert/,\n"
-    "joint.h5}. Interrupt with Ctrl-C: the state is saved; re-run the same command to resume.\n";
+    "joint.h5}; stage2 writes <out_dir>/{config.yaml, train_log.jsonl, last.h5, best.h5, checkpoint.h5}.\n"
+    "Interrupt with Ctrl-C: the state is saved; re-run the same command to resume.\n";
 
 int cmd_train(int argc, char **argv) {
     const char *cmd = "train";
@@ -30,9 +32,9 @@ int cmd_train(int argc, char **argv) {
         return argc < 2 ? 2 : 0;
     }
     const char *model = argv[1];
-    if (strcmp(model, "sasrec") && strcmp(model, "stage1")) {
+    if (strcmp(model, "sasrec") && strcmp(model, "stage1") && strcmp(model, "stage2")) {
         if (!strcmp(model, "ncf") || !strcmp(model, "gru4rec") || !strcmp(model, "nextitnet"))
-            return cli_usage_error(cmd, USAGE, "model '%s' is not built yet (only sasrec and stage1)", model);
+            return cli_usage_error(cmd, USAGE, "model '%s' is not built yet (only sasrec, stage1 and stage2)", model);
         return cli_usage_error(cmd, USAGE, "unknown model '%s'", model);
     }
     const char *config_path = NULL;
@@ -71,6 +73,12 @@ int cmd_train(int argc, char **argv) {
         if (!s) s = stage1_options_from_config(&cfg, &o);
         if (!s) s = stage1_run_train(&o, NULL);
         stage1_options_free(&o);
+    } else if (!strcmp(model, "stage2")) {
+        struct stage2_options o2;
+        memset(&o2, 0, sizeof o2);
+        if (!s) s = stage2_options_from_config(&cfg, &o2);
+        if (!s) s = stage2_run_train(&o2, NULL);
+        stage2_options_free(&o2);
     } else {
         struct sasrec_run_options o;
         memset(&o, 0, sizeof o);

@@ -170,12 +170,46 @@ static allmrec_status release_neg_kind(struct split_ctx *c, const char *scen, co
     return st;
 }
 
+// A-LLMRec's make_candidate_text() (AM:244-263), shared with Stage 2 (see data.h).
+bool release_llm20_draw(const int32_t *input, int64_t in_len, int maxlen, int32_t n_items, int32_t target,
+                        uint64_t seed, uint32_t stream, uint64_t ctr, int32_t *win, int32_t *items,
+                        int32_t *order) {
+    enum { NC = RELEASE_LLM20_CANDIDATES, POOL = RELEASE_LLM20_POOL };
+    int64_t w0 = in_len > maxlen ? in_len - maxlen : 0;
+    int64_t nw = 0;
+    for (int64_t j = w0; j < in_len; j++) win[nw++] = input[j];
+    qsort(win, (size_t)nw, sizeof *win, cmp_i32);
+    int64_t nwu = 0;
+    for (int64_t j = 0; j < nw; j++) if (!nwu || win[nwu - 1] != win[j]) win[nwu++] = win[j];
+    if (n_items - nwu < POOL) return false;
+    int32_t cand[POOL];
+    int got = 0;
+    while (got < POOL) {
+        int32_t t = (int32_t)philox_below(seed, stream, ctr++, (uint32_t)n_items) + 1;
+        bool bad = false;
+        for (int64_t j = 0; j < nwu && !bad; j++) bad = win[j] == t;
+        if (!bad && !in_list(cand, got, t)) cand[got++] = t;
+    }
+    for (int j = POOL - 1; j > 0; j--) { // random.shuffle
+        int r = (int)philox_below(seed, stream, ctr++, (uint32_t)(j + 1));
+        int32_t t = cand[j]; cand[j] = cand[r]; cand[r] = t;
+    }
+    items[0] = target;
+    for (int j = 1; j < NC; j++) items[j] = cand[j - 1];
+    for (int j = 0; j < NC; j++) order[j] = j;
+    for (int j = NC - 1; j > 0; j--) { // np.random.permutation
+        int r = (int)philox_below(seed, stream, ctr++, (uint32_t)(j + 1));
+        int32_t t = order[j]; order[j] = order[r]; order[r] = t;
+    }
+    return true;
+}
+
 // release: A-LLMRec's make_candidate_text(): 50 distinct items outside the
 // input window (target NOT excluded), shuffled, first 19 kept, target added,
 // the 20 permuted for display.
 static allmrec_status release_llm_kind(struct split_ctx *c, const char *scen, const char *split, bool test,
                                        const int32_t *users, int64_t n, int64_t n_elig) {
-    const int nc = 20, pool = 50;
+    const int nc = RELEASE_LLM20_CANDIDATES;
     int32_t *items = malloc(((size_t)n * nc + 1) * sizeof *items);
     int32_t *order = malloc(((size_t)n * nc + 1) * sizeof *order);
     int32_t *kept = malloc(((size_t)n + 1) * sizeof *kept);
@@ -192,33 +226,11 @@ static allmrec_status release_llm_kind(struct split_ctx *c, const char *scen, co
         int64_t len;
         const int32_t *seq = dataset_user_seq(c->ds, u, &len);
         int64_t in_len = test ? len - 1 : len - 2; // test input: train + valid
-        int64_t w0 = in_len > c->o->maxlen ? in_len - c->o->maxlen : 0;
-        int64_t nw = 0;
-        for (int64_t j = w0; j < in_len; j++) win[nw++] = seq[j];
-        qsort(win, (size_t)nw, sizeof *win, cmp_i32);
-        int64_t nwu = 0;
-        for (int64_t j = 0; j < nw; j++) if (!nwu || win[nwu - 1] != win[j]) win[nwu++] = win[j];
-        if (n_items - nwu < pool) { short_users++; continue; }
-        int32_t cand[50];
-        uint64_t ctr = (uint64_t)u << 24;
-        int got = 0;
-        while (got < pool) {
-            int32_t t = (int32_t)philox_below(c->o->seed, stream, ctr++, (uint32_t)n_items) + 1;
-            bool bad = false;
-            for (int64_t j = 0; j < nwu && !bad; j++) bad = win[j] == t;
-            if (!bad && !in_list(cand, got, t)) cand[got++] = t;
-        }
-        for (int j = pool - 1; j > 0; j--) { // random.shuffle
-            int r = (int)philox_below(c->o->seed, stream, ctr++, (uint32_t)(j + 1));
-            int32_t t = cand[j]; cand[j] = cand[r]; cand[r] = t;
-        }
         int32_t *row = items + m * nc, *ord = order + m * nc;
-        row[0] = target_of(c->ds, u, test);
-        for (int j = 1; j < nc; j++) row[j] = cand[j - 1];
-        for (int j = 0; j < nc; j++) ord[j] = j;
-        for (int j = nc - 1; j > 0; j--) { // np.random.permutation
-            int r = (int)philox_below(c->o->seed, stream, ctr++, (uint32_t)(j + 1));
-            int32_t t = ord[j]; ord[j] = ord[r]; ord[r] = t;
+        if (!release_llm20_draw(seq, in_len, c->o->maxlen, n_items, target_of(c->ds, u, test), c->o->seed,
+                                stream, (uint64_t)u << 24, win, row, ord)) {
+            short_users++;
+            continue;
         }
         kept[m++] = (int32_t)u;
     }

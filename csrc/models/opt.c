@@ -374,6 +374,11 @@ static allmrec_status fill_from_pool(struct tensor t, const void *pool, size_t e
 allmrec_status opt_model_init_random(struct opt_model *m, struct op_ctx *ctx,
                                      const struct opt_config *c, const struct opt_options *o,
                                      uint64_t seed) {
+    return opt_model_init_random_std(m, ctx, c, o, seed, 0.02f);
+}
+
+allmrec_status opt_model_init_random_std(struct opt_model *m, struct op_ctx *ctx, const struct opt_config *c,
+                                         const struct opt_options *o, uint64_t seed, float std) {
     allmrec_status s0 = model_setup(m, ctx, c, o);
     if (s0 != ALLMREC_OK) {
         opt_model_free(m);
@@ -387,7 +392,7 @@ allmrec_status opt_model_init_random(struct opt_model *m, struct op_ctx *ctx,
         opt_model_free(m);
         return ALLMREC_ERR(ALLMREC_ERR_NOMEM, "opt: out of host memory");
     }
-    for (int64_t i = 0; i < POOL_N; i++) poolf[i] = 0.02f * philox_normal(seed, 7, (uint64_t)i);
+    for (int64_t i = 0; i < POOL_N; i++) poolf[i] = std * philox_normal(seed, 7, (uint64_t)i);
     if (m->dtype == ALLMREC_DTYPE_F16) convert_f32_to_f16(pool, poolf, POOL_N);
     else if (m->dtype == ALLMREC_DTYPE_BF16) convert_f32_to_bf16(pool, poolf, POOL_N);
     allmrec_status s = ALLMREC_OK;

@@ -727,24 +727,39 @@ allmrec_status sasrec_tensor_to_host(const struct tensor t, float *out) {
 }
 
 // fill the batch with n eval inputs, run forward, leave x_u (B,1,d) in acts.xu
-static allmrec_status eval_forward(struct sasrec_model *m, int n, const int32_t *const *items,
-                                   const int64_t *lens) {
+// x_u of n item lists into acts.xu: the last position's hidden state, in eval
+// mode or (train) with dropout keyed by step_seed
+static allmrec_status reps_forward(struct sasrec_model *m, int n, const int32_t *const *items, const int64_t *lens,
+                                   bool train, uint64_t step_seed) {
     if (n < 1 || n > m->B)
         return ALLMREC_ERR(ALLMREC_ERR_INVALID, "sasrec: %d inputs for a model of %d batch rows", n, m->B);
     sasrec_batch_clear(&m->batch);
     for (int r = 0; r < n; r++) sasrec_batch_fill_row(&m->batch, r, items[r], lens[r], false, NULL, NULL);
     sasrec_batch_finish(&m->batch);
     ALLMREC_TRY(sasrec_upload(m));
-    ALLMREC_TRY(sasrec_forward(m, false, 0));
+    ALLMREC_TRY(sasrec_forward(m, train, step_seed));
     const int64_t T = m->cfg.maxlen, d = m->cfg.d;
     int64_t shape[2] = {m->B, d}, stride[2] = {T * d, 1};
     struct tensor last = tensor_view(m->acts.h, (T - 1) * d, 2, shape, stride);
     return op_copy(m->ctx, t2(m->acts.xu, m->B, d), last);
 }
 
+static allmrec_status eval_forward(struct sasrec_model *m, int n, const int32_t *const *items,
+                                   const int64_t *lens) {
+    return reps_forward(m, n, items, lens, false, 0);
+}
+
 allmrec_status sasrec_user_reps(struct sasrec_model *m, int n, const int32_t *const *items,
                                 const int64_t *lens, float *out) {
     ALLMREC_TRY(eval_forward(m, n, items, lens));
+    ALLMREC_TRY(op_ctx_sync(m->ctx));
+    return device_memcpy(out, ALLMREC_DEVICE_CPU, m->acts.xu.data, m->ctx->device,
+                         (size_t)n * m->cfg.d * sizeof(float));
+}
+
+allmrec_status sasrec_user_reps_dropout(struct sasrec_model *m, int n, const int32_t *const *items,
+                                        const int64_t *lens, uint64_t step_seed, float *out) {
+    ALLMREC_TRY(reps_forward(m, n, items, lens, true, step_seed));
     ALLMREC_TRY(op_ctx_sync(m->ctx));
     return device_memcpy(out, ALLMREC_DEVICE_CPU, m->acts.xu.data, m->ctx->device,
                          (size_t)n * m->cfg.d * sizeof(float));

@@ -57,6 +57,7 @@ struct tokenizer {
     uint8_t added_first[256]; // 1 if some added token starts with this byte
     uint8_t *is_special;   // (n_ids) 1 for added special tokens
     struct tokenizer_specials sp;
+    bool strip_special_ws;     // strip whitespace next to added tokens (transformers 4.32 slow)
     // WordPiece
     int max_chars_per_word;
     size_t max_token_bytes;

@@ -238,6 +238,61 @@ static allmrec_status encode_segment(struct tokenizer *t, const char *s, size_t 
     return bpe_encode_segment(t, s, n, out);
 }
 
+void tokenizer_set_strip_special_ws(struct tokenizer *t, bool strip) { t->strip_special_ws = strip; }
+
+// Python's str.isspace() code points (what str.strip() removes), as UTF-8:
+// U+0009..000D, U+001C..001F, U+0020, U+0085, U+00A0, U+1680, U+2000..200A,
+// U+2028, U+2029, U+202F, U+205F, U+3000.
+static bool py_space(uint32_t c) {
+    return (c >= 0x09 && c <= 0x0d) || (c >= 0x1c && c <= 0x20) || c == 0x85 || c == 0xa0 ||
+           c == 0x1680 || (c >= 0x2000 && c <= 0x200a) || c == 0x2028 || c == 0x2029 || c == 0x202f ||
+           c == 0x205f || c == 0x3000;
+}
+
+// the code point of the well-formed UTF-8 sequence s[0..n) (n = 1..3), or -1
+static int64_t utf8_cp(const unsigned char *s, size_t n) {
+    if (n == 1) return s[0] < 0x80 ? s[0] : -1;
+    if (n == 2 && (s[0] & 0xe0) == 0xc0 && (s[1] & 0xc0) == 0x80) return ((s[0] & 0x1f) << 6) | (s[1] & 0x3f);
+    if (n == 3 && (s[0] & 0xf0) == 0xe0 && (s[1] & 0xc0) == 0x80 && (s[2] & 0xc0) == 0x80)
+        return ((s[0] & 0x0f) << 12) | ((s[1] & 0x3f) << 6) | (s[2] & 0x3f);
+    return -1;
+}
+
+// bytes of leading whitespace of s[0..n) (every whitespace code point is 1..3 bytes)
+static size_t lstrip_len(const char *s, size_t n) {
+    size_t i = 0;
+    while (i < n) {
+        size_t k = 0;
+        for (size_t m = 1; m <= 3 && i + m <= n && !k; m++) {
+            int64_t c = utf8_cp((const unsigned char *)s + i, m);
+            if (c >= 0 && py_space((uint32_t)c)) k = m;
+        }
+        if (!k) break;
+        i += k;
+    }
+    return i;
+}
+
+// length of s[0..n) without its trailing whitespace
+static size_t rstrip_to(const char *s, size_t n) {
+    while (n > 0) {
+        size_t k = 0;
+        for (size_t m = 1; m <= 3 && m <= n && !k; m++) {
+            int64_t c = utf8_cp((const unsigned char *)s + n - m, m);
+            if (c >= 0 && py_space((uint32_t)c)) k = m;
+        }
+        if (!k) break;
+        n -= k;
+    }
+    return n;
+}
+
+// Added tokens are found first (leftmost, longest at a position); the text
+// between them goes to the model. With strip_special_ws the whitespace on both
+// sides of every added token is dropped, as transformers 4.32's slow
+// PreTrainedTokenizer.tokenize does for tokens registered as plain strings
+// (tokenization_utils.py:539-544): the A-LLMRec release's "[HistoryEmb] in" ->
+// "[HistoryEmb]" "in", not "Ġin".
 allmrec_status tokenizer_encode(struct tokenizer *t, const char *text, size_t len,
                                 struct token_ids *out) {
     size_t seg = 0, i = 0;
@@ -253,9 +308,12 @@ allmrec_status tokenizer_encode(struct tokenizer *t, const char *text, size_t le
             }
         }
         if (best >= 0) {
-            ALLMREC_TRY(encode_segment(t, text + seg, i - seg, out));
+            size_t seg_len = i - seg;
+            if (t->strip_special_ws) seg_len = rstrip_to(text + seg, seg_len);
+            ALLMREC_TRY(encode_segment(t, text + seg, seg_len, out));
             ALLMREC_TRY(tok_ids_push(out, t->added[best].id));
             i += t->added[best].len;
+            if (t->strip_special_ws) i += lstrip_len(text + i, len - i);
             seg = i;
         } else {
             i++;

@@ -42,7 +42,7 @@
 //          dataset_item_title, dataset_item_description, dataset_item_text,
 //          enum history_part, struct history_sets, dataset_history_sets,
 //          history_sets_free, history_contains, sample_negative,
-//          struct candidate_set, dataset_candidates_load, candidate_set_free,
+//          release_llm20_draw, struct candidate_set, dataset_candidates_load, candidate_set_free,
 //          dataset_train_users, struct split_options, split_options_default,
 //          dataset_split_hdf5, enum rating_filter, enum data_format,
 //          struct prepare_options, prepare_options_default, prepare_options_preset,
@@ -172,6 +172,20 @@ allmrec_status dataset_candidates_load(const struct dataset *ds, const char *sce
                                        const char *kind, struct candidate_set *out);
 void candidate_set_free(struct candidate_set *c);
 
+// The release_llm20 draw (A-LLMRec's make_candidate_text, AM:244-263), used by
+// `data split` and by Stage 2 (which re-draws every epoch): the window is the
+// last `maxlen` items of input[0..in_len); Philox(seed, stream) counters from
+// `ctr` draw uniform items in 1..n_items until RELEASE_LLM20_POOL (50) distinct
+// ones outside the window (the target is not excluded), shuffle them
+// (random.shuffle), items = [target] + the first 19, order = a permutation of
+// 0..19 (np.random.permutation): the LLM is shown items[order[0]], items[order[1]], ...
+// win is scratch of >= maxlen entries. false (nothing written) when fewer than
+// 50 items lie outside the window.
+#define RELEASE_LLM20_CANDIDATES 20
+#define RELEASE_LLM20_POOL 50
+bool release_llm20_draw(const int32_t *input, int64_t in_len, int maxlen, int32_t n_items, int32_t target,
+                        uint64_t seed, uint32_t stream, uint64_t ctr, int32_t *win, int32_t *items,
+                        int32_t *order);
 // Users a model trains on for a scenario: "all"/"cold_items"/"warm_items": every
 // user with a non-empty train part; "cold_users": the same minus the held-out
 // cold users; "fewshot_<K>": the K stored few-shot users. *users is malloc'ed.

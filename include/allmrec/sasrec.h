@@ -47,6 +47,7 @@
 //   sasrec_stream_attn, sasrec_stream_ffn1, sasrec_stream_ffn2,
 //   struct sasrec_batch, sasrec_batch_clear, sasrec_batch_fill_row, sasrec_batch_finish,
 //   sasrec_upload, sasrec_forward, sasrec_loss_forward, sasrec_backward, sasrec_adam_step,
+//   sasrec_user_reps_dropout,
 //   sasrec_train_step, sasrec_read_loss, sasrec_user_reps, sasrec_score_candidates,
 //   sasrec_score_all, sasrec_scorer, sasrec_checkpoint_save, sasrec_checkpoint_load,
 //   sasrec_checkpoint_read_config, sasrec_tensor_to_host
@@ -223,6 +224,10 @@ allmrec_status sasrec_read_loss(struct sasrec_model *m, double *loss, bool reset
 // x_u (n, d) on the host for n <= B item lists (users' inputs, time order)
 allmrec_status sasrec_user_reps(struct sasrec_model *m, int n, const int32_t *const *items,
                                 const int64_t *lens, float *out);
+// the same in train mode, dropout keyed by step_seed (sasrec_step_seed): the
+// A-LLMRec release computes x_u this way in Stage 1 and Stage 2 (RELEASE.md Q1)
+allmrec_status sasrec_user_reps_dropout(struct sasrec_model *m, int n, const int32_t *const *items,
+                                        const int64_t *lens, uint64_t step_seed, float *out);
 // scores (n, n_cands) of items (n, n_cands) for n <= B item lists
 allmrec_status sasrec_score_candidates(struct sasrec_model *m, int n, const int32_t *const *items,
                                        const int64_t *lens, const int32_t *cands, int64_t n_cands,

@@ -13,7 +13,8 @@
 //   build that map from fairseq's dict.txt with tokenizer_remap_fairseq).
 // - Added (special) tokens: matched in the raw text before anything else and
 //   never split ("</s>", "[PAD]", "[UserRep]", "[HistoryEmb]", "[CandidateEmb]",
-//   "[CLS]", ...), as the `tokenizers` library does (no whitespace stripping).
+//   "[CLS]", ...), as the `tokenizers` library does (no whitespace stripping;
+//   tokenizer_set_strip_special_ws gives transformers 4.32's slow stripping).
 //
 // The Unicode behaviour (what counts as a letter, punctuation, a control char,
 // the lower-case and accent-stripped form of each code point) is a generated
@@ -30,6 +31,7 @@
 //          tokenizer_remap_fairseq, tokenizer_free, tokenizer_add_special,
 //          tokenizer_token_id, tokenizer_token_text, tokenizer_vocab_size,
 //          tokenizer_get_kind, tokenizer_get_specials, tokenizer_set_add_bos,
+//          tokenizer_set_strip_special_ws,
 //          struct token_ids, token_ids_free, tokenizer_encode, tokenizer_encode_with_specials,
 //          tokenizer_decode, struct tokenizer_batch_options, struct token_batch,
 //          tokenizer_encode_batch, token_batch_free
@@ -83,6 +85,12 @@ void tokenizer_free(struct tokenizer *t);
 // (may be NULL) receives the id.
 allmrec_status tokenizer_add_special(struct tokenizer *t, const char *token, int32_t *id);
 void tokenizer_set_add_bos(struct tokenizer *t, bool add_bos);
+// Strip the whitespace (Python's str.isspace set) on both sides of every added
+// token before the text around it is tokenised, as transformers 4.32.1's slow
+// tokenizer does for tokens added as plain strings (the A-LLMRec release,
+// config key tokenizer.strip_special_ws). Default false (the `tokenizers`
+// library and transformers >= 4.34: no stripping).
+void tokenizer_set_strip_special_ws(struct tokenizer *t, bool strip);
 
 // -1 when unknown. For BPE, `token` is in GPT-2's byte-to-unicode alphabet as
 // in vocab.json ("Ġthe"), or an added token's text.
