@@ -1,12 +1,14 @@
 // cmd_eval.c: `allmrec eval --config FILE [--checkpoint PATH] ...`: Hit@k / NDCG@k
 // (k = 1, 5, 10, 20) and MRR of a SASRec checkpoint on the stored candidate sets,
-// as a table and as JSON.
+// as a table and as JSON; `allmrec eval llm --config FILE`: A-LLMRec's LLM
+// evaluation (llm_eval.h).
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "allmrec/config.h"
 #include "allmrec/fs.h"
+#include "allmrec/llm_eval.h"
 #include "allmrec/sasrec_train.h"
 #include "cli/commands.h"
 
@@ -19,9 +21,58 @@ static const char *USAGE =
     "  --kinds LIST       e.g. neg19,neg100,full,release_neg19 (default: eval.kinds)\n"
     "  --json PATH        also write the metrics as JSON (\"-\" = stdout, then no table)\n"
     "  --device D         cpu | cuda (train.device)\n"
-    "Candidate sets are those stored by `allmrec data split`; missing ones are skipped with a note.\n";
+    "Candidate sets are those stored by `allmrec data split`; missing ones are skipped with a note.\n"
+    "`allmrec eval llm --config FILE` evaluates A-LLMRec with its LLM (see `allmrec eval llm --help`).\n";
+
+static const char *USAGE_LLM =
+    "usage: allmrec eval llm --config FILE [key=value ...]\n"
+    "A-LLMRec's LLM evaluation on the stored candidate sets: generation as the authors' release\n"
+    "(transformers 4.32.1 semantics) parsed by the release's substring parser or the strict exact-title\n"
+    "parser, and/or ranking the candidates by the LLM's log-likelihood of each title.\n"
+    "Writes <out_dir>/generations.jsonl (one line per user) and <out_dir>/metrics.json.\n"
+    "Config keys:\n";
+
+static int cmd_eval_llm(int argc, char **argv) {
+    const char *cmd = "eval llm", *config_path = NULL;
+    char **ov = calloc((size_t)argc + 1, sizeof(char *));
+    int n_ov = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs(USAGE_LLM, stdout);
+            int n;
+            const struct config_key *schema = llm_eval_config_schema(&n);
+            config_print_schema(stdout, schema, n);
+            free(ov);
+            return 0;
+        }
+        if (!strcmp(a, "--config") && i + 1 < argc) config_path = argv[++i];
+        else if (strchr(a, '=') && a[0] != '-') ov[n_ov++] = argv[i];
+        else {
+            free(ov);
+            return cli_usage_error(cmd, USAGE_LLM, "unexpected argument '%s'", a);
+        }
+    }
+    if (!config_path) {
+        free(ov);
+        return cli_usage_error(cmd, USAGE_LLM, "--config FILE is required");
+    }
+    struct config cfg;
+    config_init(&cfg);
+    allmrec_status s = config_load(&cfg, config_path, ov, n_ov);
+    free(ov);
+    struct llm_eval_options o;
+    memset(&o, 0, sizeof o);
+    if (!s) s = llm_eval_options_from_config(&cfg, &o);
+    if (!s) s = llm_eval_run(&o);
+    llm_eval_options_free(&o);
+    config_free(&cfg);
+    if (s) return cli_report_error(cmd, s);
+    return 0;
+}
 
 int cmd_eval(int argc, char **argv) {
+    if (argc > 1 && !strcmp(argv[1], "llm")) return cmd_eval_llm(argc - 1, argv + 1);
     const char *cmd = "eval";
     const char *config_path = NULL, *ckpt = NULL, *split = "test", *json = NULL;
     char **ov = calloc((size_t)argc + 4, sizeof(char *));

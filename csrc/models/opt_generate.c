@@ -71,6 +71,13 @@ allmrec_status opt_generate(struct opt_model *m, struct opt_workspace *w, const 
             int32_t id = in->ids[i];
             if (id >= 0 && id < V) seen[(i / T) * V + id] = 1;
         }
+    if (s == ALLMREC_OK && penalize && p->penalty_scope == OPT_PENALTY_BOS_AND_GENERATED) {
+        int32_t bos = m->cfg.bos_id;
+        if (bos < 0 || bos >= V)
+            s = ALLMREC_ERR(ALLMREC_ERR_INVALID, "opt_generate: the bos_and_generated penalty scope needs a "
+                            "bos id in the vocabulary, the config has %d", bos);
+        for (int64_t b = 0; s == ALLMREC_OK && b < B; b++) seen[b * V + bos] = 1;
+    }
     for (int64_t b = 0; b < B; b++) out_len[b] = 0;
     opt_cache_reset(w);
     if (s == ALLMREC_OK) s = opt_forward(m, w, in, true);

@@ -344,15 +344,40 @@ allmrec_status tokenizer_encode_with_specials(struct tokenizer *t, const char *t
     return s;
 }
 
+// Hugging Face's PreTrainedTokenizerBase.clean_up_tokenization: str.replace
+// of each pattern in this order, every one over the result of the last.
+void tokenizer_clean_up_spaces(char *text) {
+    static const char *const pat[][2] = {{" .", "."},   {" ?", "?"},     {" !", "!"},     {" ,", ","},
+                                         {" ' ", "'"},  {" n't", "n't"}, {" 'm", "'m"},   {" 's", "'s"},
+                                         {" 've", "'ve"}, {" 're", "'re"}};
+    for (size_t k = 0; k < sizeof pat / sizeof pat[0]; k++) {
+        size_t pl = strlen(pat[k][0]), rl = strlen(pat[k][1]);
+        char *r = text, *w = text;
+        while (*r) {
+            if (!strncmp(r, pat[k][0], pl)) {
+                memmove(w, pat[k][1], rl);
+                w += rl;
+                r += pl;
+            } else {
+                *w++ = *r++;
+            }
+        }
+        *w = '\0';
+    }
+}
+
 allmrec_status tokenizer_decode(const struct tokenizer *t, const int32_t *ids, int64_t n,
-                                bool skip_special, char **text) {
+                                unsigned flags, char **text) {
     for (int64_t i = 0; i < n; i++)
         if (ids[i] < 0 || ids[i] >= t->n_ids || !t->id_text[ids[i]])
             return ALLMREC_ERR(ALLMREC_ERR_DATA, "decode: id %d at position %lld is not a token "
                                "of this vocabulary (size %lld)", ids[i], (long long)i,
                                (long long)t->n_ids);
-    if (t->kind == TOKENIZER_WORDPIECE) return wordpiece_decode(t, ids, n, skip_special, text);
-    return bpe_decode(t, ids, n, skip_special, text);
+    bool skip_special = (flags & TOKENIZER_DECODE_SKIP_SPECIAL) != 0;
+    if (t->kind == TOKENIZER_WORDPIECE) ALLMREC_TRY(wordpiece_decode(t, ids, n, skip_special, text));
+    else ALLMREC_TRY(bpe_decode(t, ids, n, skip_special, text));
+    if (flags & TOKENIZER_DECODE_CLEAN_UP) tokenizer_clean_up_spaces(*text);
+    return ALLMREC_OK;
 }
 
 void token_batch_free(struct token_batch *b) {

@@ -240,11 +240,15 @@ enum opt_penalty_scope {
     OPT_PENALTY_PROMPT_AND_GENERATED = 0, // HF generate(input_ids=...): every id in in->ids
                                           // (pad ids of left padding and the ids at injected
                                           // positions included) and generated ids
-    OPT_PENALTY_GENERATED_ONLY = 1,       // HF generate(inputs_embeds=...): generated ids only
-                                          // (A-LLMRec's release)
+    OPT_PENALTY_GENERATED_ONLY = 1,       // HF generate(inputs_embeds=...) in later transformers
+                                          // (4.46.3: input_ids starts empty): generated ids only
+    OPT_PENALTY_BOS_AND_GENERATED = 2,    // HF generate(inputs_embeds=...) in transformers 4.32.1,
+                                          // A-LLMRec's release: input_ids starts as [[bos]], so the
+                                          // set is {bos} + generated ids from the first step (and
+                                          // max_length counts that dummy token: 512 -> 511 new)
 };
 struct opt_gen_params {
-    int64_t max_new_tokens;     // 512 in the release
+    int64_t max_new_tokens;     // 511 in the release (max_length 512 minus the dummy BOS)
     int64_t min_new_tokens;     // EOS forbidden before this many new tokens
     float repetition_penalty;   // 1 = off; 1.5 in A-LLMRec
     enum opt_penalty_scope penalty_scope;

@@ -33,7 +33,8 @@
 //          tokenizer_get_kind, tokenizer_get_specials, tokenizer_set_add_bos,
 //          tokenizer_set_strip_special_ws,
 //          struct token_ids, token_ids_free, tokenizer_encode, tokenizer_encode_with_specials,
-//          tokenizer_decode, struct tokenizer_batch_options, struct token_batch,
+//          tokenizer_decode, tokenizer_clean_up_spaces,
+//          struct tokenizer_batch_options, struct token_batch,
 //          tokenizer_encode_batch, token_batch_free
 #ifndef ALLMREC_TEXT_H
 #define ALLMREC_TEXT_H
@@ -120,10 +121,18 @@ allmrec_status tokenizer_encode_with_specials(struct tokenizer *t, const char *t
                                               int64_t max_length, struct token_ids *out);
 // Text of ids (malloc'ed, NUL-terminated). WordPiece: tokens joined by spaces,
 // "##" pieces glued (HF decode with clean_up_tokenization_spaces=False). BPE:
-// bytes concatenated, invalid UTF-8 replaced by U+FFFD. skip_special drops
-// added special tokens.
+// bytes concatenated, invalid UTF-8 replaced by U+FFFD. `flags`:
+// TOKENIZER_DECODE_SKIP_SPECIAL (= true, so a bool still works) drops added
+// special tokens; TOKENIZER_DECODE_CLEAN_UP applies Hugging Face's
+// clean_up_tokenization (the default of transformers 4.32.1's decode, which
+// A-LLMRec's release uses): " ." " ?" " !" " ," " ' " " n't" " 'm" " 's" " 've"
+// " 're" lose their space (" ' " -> "'"), replaced in that order, each over
+// the whole text.
+enum { TOKENIZER_DECODE_SKIP_SPECIAL = 1u, TOKENIZER_DECODE_CLEAN_UP = 2u };
 allmrec_status tokenizer_decode(const struct tokenizer *t, const int32_t *ids, int64_t n,
-                                bool skip_special, char **text);
+                                unsigned flags, char **text);
+// clean_up_tokenization in place (the text can only shrink)
+void tokenizer_clean_up_spaces(char *text);
 
 struct tokenizer_batch_options {
     int64_t max_length; // total tokens per row including specials (<= 0: no limit)
