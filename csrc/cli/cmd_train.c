@@ -21,9 +21,10 @@ static const char *USAGE =
     "  --restart      ignore <out_dir>/last.h5 (default: resume from it)\n"
     "  --device D     same as train.device=D\n"
     "sasrec writes <out_dir>/{config.yaml, train_log.jsonl, last.h5, best.h5, metrics.json, metrics.txt,\n"
-    "cf_export.h5}; stage1 writes <out_dir>/{config.yaml, train_log.jsonl, last.h5, checkpoint.h5, sbert/,\n"
-    "joint.h5}; stage2 writes <out_dir>/{config.yaml, train_log.jsonl, last.h5, best.h5, checkpoint.h5}.\n"
-    "Interrupt with Ctrl-C: the state is saved; re-run the same command to resume.\n";
+    "cf_export.h5}; stage1 writes <out_dir>/{config.yaml, train_log.jsonl, last.h5, best.h5, checkpoint.h5,\n"
+    "sbert/, joint.h5, metrics.json, metrics.txt} (docs/stage1.md); stage2 writes <out_dir>/{config.yaml,\n"
+    "train_log.jsonl, last.h5, best.h5, checkpoint.h5}. Interrupt with Ctrl-C: the state is saved; re-run the\n"
+    "same command to resume.\n";
 
 int cmd_train(int argc, char **argv) {
     const char *cmd = "train";

@@ -68,6 +68,15 @@ allmrec_status stage1_adam_step(struct stage1_model *m, const struct adam_params
     return align_net_adam_step(&m->mlp2, p, 1.0f);
 }
 
+allmrec_status stage1_allreduce_grads(struct stage1_model *m, allmrec_comm_t comm) {
+    if (!comm || comm_size(comm) == 1) return ALLMREC_OK;
+    for (int i = 0; !m->freeze_sbert && i < m->sbert.n_params; i++) ALLMREC_TRY(comm_allreduce_sum(comm, m->sbert.grads[i]));
+    struct align_net *nets[2] = {&m->mlp, &m->mlp2};
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; i < nets[k]->n_params; i++) ALLMREC_TRY(comm_allreduce_sum(comm, nets[k]->grads[i]));
+    return ALLMREC_OK;
+}
+
 static struct tensor rows(struct tensor t, int64_t r0, int64_t n) { // rows [r0, r0+n) of a contiguous tensor
     int64_t C = t.ndim == 2 ? t.shape[1] : 1;
     struct tensor v = t;
@@ -94,13 +103,14 @@ static allmrec_status mse_pair(struct stage1_model *m, int k, struct tensor a, s
     return ALLMREC_OK;
 }
 
-allmrec_status stage1_forward_backward(struct stage1_model *m, int64_t B, const float *xu, const float *E,
-                                       const int32_t *ids, const uint8_t *mask, int64_t T, bool sbert_train,
-                                       uint64_t seed, struct stage1_losses *out) {
+allmrec_status stage1_forward_backward(struct stage1_model *m, int64_t B, int64_t B_norm, const float *xu,
+                                       const float *E, const int32_t *ids, const uint8_t *mask, int64_t T,
+                                       bool sbert_train, uint64_t seed, struct stage1_losses *out) {
     struct op_ctx *ctx = m->ctx;
-    if (B < 1 || B > m->max_users)
-        return ALLMREC_ERR(ALLMREC_ERR_SHAPE, "stage1: chunk of %lld users (1..%lld)", (long long)B,
-                           (long long)m->max_users);
+    if (B < 1 || B > m->max_users || B_norm < B)
+        return ALLMREC_ERR(ALLMREC_ERR_SHAPE, "stage1: chunk of %lld users (1..%lld) normalised by %lld", (long long)B,
+                           (long long)m->max_users, (long long)B_norm);
+    const float share = (float)B / (float)B_norm; // this block's part of the chunk's means
     const int64_t R = 2 * B, d = m->d;
     const enum allmrec_device dev = ctx->device;
     struct tensor Et = rows(m->E, 0, R), X2 = rows(m->X2, 0, R), logits = rows(m->logits, 0, R);
@@ -133,15 +143,15 @@ allmrec_status stage1_forward_backward(struct stage1_model *m, int64_t B, const 
     ALLMREC_TRY(device_memcpy(&f, ALLMREC_DEVICE_CPU, scalar(m, 0).data, dev, sizeof f));
     L.rec = f / (double)B; // BCE(pos) mean + BCE(neg) mean
     if (m->w.rec != 0) {
-        ALLMREC_TRY(op_bce_logits_backward(ctx, dlogits, logits, targets, tensor_none(), m->w.rec / (float)B));
+        ALLMREC_TRY(op_bce_logits_backward(ctx, dlogits, logits, targets, tensor_none(), m->w.rec / (float)B_norm));
         if (logit_scale != 1.0f) ALLMREC_TRY(op_scale(ctx, dlogits, logit_scale));
         ALLMREC_TRY(op_rowdot_backward(ctx, tensor_none(), dEhat, dlogits, X2, Ehat));
     }
-    ALLMREC_TRY(mse_pair(m, 1, e, q, de, dq, m->w.matching, B, &f));
+    ALLMREC_TRY(mse_pair(m, 1, e, q, de, dq, m->w.matching * share, B, &f));
     L.match = f;
-    ALLMREC_TRY(mse_pair(m, 3, Ehat, Et, dEhat, tensor_none(), m->w.alpha, B, &f));
+    ALLMREC_TRY(mse_pair(m, 3, Ehat, Et, dEhat, tensor_none(), m->w.alpha * share, B, &f));
     L.irec = f;
-    ALLMREC_TRY(mse_pair(m, 5, Qhat, Q, dQhat, tensor_none(), m->w.beta, B, &f)); // target detached
+    ALLMREC_TRY(mse_pair(m, 5, Qhat, Q, dQhat, tensor_none(), m->w.beta * share, B, &f)); // target detached
     L.trec = f;
     L.total = m->w.rec * L.rec + m->w.matching * L.match + m->w.alpha * L.irec + m->w.beta * L.trec;
 

@@ -7,6 +7,7 @@
 
 #include "allmrec/cf_export.h"
 #include "allmrec/device.h"
+#include "allmrec/eval.h"
 #include "allmrec/fs.h"
 #include "allmrec/h5.h"
 #include "allmrec/log.h"
@@ -57,12 +58,19 @@ static const struct config_key SCHEMA[] = {
      "every position of each train sequence is a row (A-LLMRec_all, paper Table 8; x_u from the SASRec checkpoint "
      "at that position), rows in chunks of train.chunk"},
     {"train.order", CONFIG_STRING, "release", false, "users in id order (release) | a Philox permutation per epoch (shuffle)"},
+    {"train.data_parallel", CONFIG_BOOL, "false", false,
+     "split each chunk over the MPI ranks (CPU; launch with mpirun -np N): gradients summed as one process's; "
+     "rank r > 0 keeps its state in <out_dir>/rank<r>"},
     {"train.max_minutes", CONFIG_DOUBLE, "0", false,
      "time budget: stop after the epoch that passes it and write the outputs (0 = none; re-running resumes)"},
     {"train.checkpoint_every", CONFIG_INT, "0", false, "also write last.h5 every N steps (0 = at epoch ends only)"},
     {"train.log_every", CONFIG_INT, "0", false, "a step line in train_log.jsonl every N steps (0 = none)"},
     {"train.restart", CONFIG_BOOL, "false", false, "ignore <out_dir>/last.h5 and start over"},
     {"train.progress", CONFIG_BOOL, "true", false, "progress lines on stderr"},
+    {"eval.final", CONFIG_BOOL, "true", false,
+     "rank the test candidates by x_u . E_i, x_u . fc2(q_i) (text path) and x_u . fc2(e_i) (metrics.json)"},
+    {"eval.scenarios", CONFIG_STRING_LIST, "[all, cold_items, warm_items]", false, "test scenarios ranked at the end"},
+    {"eval.kinds", CONFIG_STRING_LIST, "[neg100]", false, "test candidate kinds ranked at the end"},
     {"out_dir", CONFIG_STRING, "runs/stage1", false, "run folder"},
     {"run.*", CONFIG_ANY, NULL, false, "free-form (experiment runner)"},
     {"paper.*", CONFIG_ANY, NULL, false, "reference numbers (free-form)"},
@@ -99,6 +107,19 @@ static allmrec_status get_positive(const struct config *cfg, const char *key, in
     ALLMREC_TRY(config_get_int(cfg, key, &i));
     if (i < 1 || i > 1000000) return bad_key(cfg, key, "must be in 1..1000000");
     *out = (int)i;
+    return ALLMREC_OK;
+}
+
+static allmrec_status get_list(const struct config *cfg, const char *key, char (*dst)[32], int *n) {
+    const char **v;
+    int k;
+    ALLMREC_TRY(config_get_string_list(cfg, key, &v, &k));
+    bool ok = k <= STAGE1_MAX_LIST;
+    for (int i = 0; ok && i < k; i++) ok = strlen(v[i]) < 32;
+    for (int i = 0; ok && i < k; i++) snprintf(dst[i], 32, "%s", v[i]);
+    free(v);
+    if (!ok) return bad_key(cfg, key, "at most 8 names of at most 31 characters");
+    *n = k;
     return ALLMREC_OK;
 }
 
@@ -164,12 +185,21 @@ allmrec_status stage1_options_from_config(const struct config *cfg_in, struct st
     ALLMREC_TRY(config_get_bool(cfg, "train.all_items", &o->all_items));
     ALLMREC_TRY(config_get_double(cfg, "train.max_minutes", &o->max_minutes));
     if (!(o->max_minutes >= 0)) return bad_key(cfg, "train.max_minutes", "must be >= 0");
+    ALLMREC_TRY(config_get_bool(cfg, "train.data_parallel", &o->data_parallel));
+    if (o->data_parallel && !strcmp(o->device, "cuda"))
+        return bad_key(cfg, "train.data_parallel", "data parallel Stage 1 runs on CPU ranks only (NCCL: not built)");
+    if (o->data_parallel && o->max_minutes > 0)
+        return bad_key(cfg, "train.max_minutes", "a time budget would stop the ranks at different steps; not with "
+                       "train.data_parallel");
     ALLMREC_TRY(config_get_int(cfg, "train.checkpoint_every", &o->checkpoint_every));
     if (o->checkpoint_every < 0) return bad_key(cfg, "train.checkpoint_every", "must be >= 0");
     ALLMREC_TRY(config_get_int(cfg, "train.log_every", &o->log_every));
     if (o->log_every < 0) return bad_key(cfg, "train.log_every", "must be >= 0");
     ALLMREC_TRY(config_get_bool(cfg, "train.restart", &o->restart));
     ALLMREC_TRY(config_get_bool(cfg, "train.progress", &o->progress));
+    ALLMREC_TRY(config_get_bool(cfg, "eval.final", &o->final_eval));
+    ALLMREC_TRY(get_list(cfg, "eval.scenarios", o->scenarios, &o->n_scenarios));
+    ALLMREC_TRY(get_list(cfg, "eval.kinds", o->kinds, &o->n_kinds));
     ALLMREC_TRY(get_str(cfg, "out_dir", o->out_dir, sizeof o->out_dir));
     return config_to_yaml(cfg, &o->config_yaml);
 }
@@ -191,6 +221,7 @@ struct s1 {
     struct tokenizer *tok;
     struct sasrec_model sas;     // user_rep release_dropout only
     bool have_sas;
+    allmrec_comm_t comm;         // train.data_parallel (NULL: one process)
     float *h_all;                // all_items: the batch's hidden states (batch, maxlen, d) on the host
     int32_t *users, *order;      // the epoch's users, in the epoch's order
     int64_t n_users;
@@ -350,26 +381,44 @@ static void add_losses(struct stage1_losses *acc, const struct stage1_losses *l)
 }
 
 // The n rows staged in t->pos, t->neg, t->xu: E rows, texts, tokens, forward,
-// backward (accumulating) and one Adam step.
+// backward (accumulating) and one Adam step. Data parallel: this rank runs its
+// block of the rows (tp_split), the gradients and loss terms are summed over
+// the ranks, and ranks r > 0 then clear their gradients so that a batch's later
+// chunks add the accumulated gradient once (rank 0 holds it).
 static allmrec_status train_rows(struct s1 *t, int64_t epoch, int n, struct stage1_losses *acc) {
     const struct stage1_options *o = t->o;
     const int d = t->cf.d;
-    for (int r = 0; r < n; r++) {
-        memcpy(t->E + (int64_t)r * d, t->cf.item_emb + (int64_t)t->pos[r] * d, sizeof(float) * (size_t)d);
-        memcpy(t->E + (int64_t)(n + r) * d, t->cf.item_emb + (int64_t)t->neg[r] * d, sizeof(float) * (size_t)d);
-        t->texts[r] = stage1_item_text(&t->ds, t->pos[r], t->text_buf + (size_t)r * t->text_cap, t->text_cap);
-        t->texts[n + r] = stage1_item_text(&t->ds, t->neg[r], t->text_buf + (size_t)(n + r) * t->text_cap, t->text_cap);
+    struct tp_range mine = {0, n};
+    if (t->comm) mine = tp_split(n, comm_rank(t->comm), comm_size(t->comm));
+    const int k = (int)mine.len;
+    const int32_t *pos = t->pos + mine.start, *neg = t->neg + mine.start;
+    for (int r = 0; r < k; r++) {
+        memcpy(t->E + (int64_t)r * d, t->cf.item_emb + (int64_t)pos[r] * d, sizeof(float) * (size_t)d);
+        memcpy(t->E + (int64_t)(k + r) * d, t->cf.item_emb + (int64_t)neg[r] * d, sizeof(float) * (size_t)d);
+        t->texts[r] = stage1_item_text(&t->ds, pos[r], t->text_buf + (size_t)r * t->text_cap, t->text_cap);
+        t->texts[k + r] = stage1_item_text(&t->ds, neg[r], t->text_buf + (size_t)(k + r) * t->text_cap, t->text_cap);
     }
-    struct tokenizer_batch_options to = {.max_length = t->m.sbert.cfg.max_seq_length, .add_special = true};
-    struct token_batch tb;
-    ALLMREC_TRY(tokenizer_encode_batch(t->tok, 2 * n, t->texts, &to, &tb));
-    struct stage1_losses l;
-    int64_t t_step = t->m.mlp.adam_t + 1; // the 1-based step these rows are
-    allmrec_status s = stage1_forward_backward(&t->m, n, t->xu, t->E, tb.ids, tb.mask, tb.T, true,
-                                               sasrec_step_seed(o->seed ^ SEED_SALT_SBERT, t_step), &l);
-    token_batch_free(&tb);
-    ALLMREC_TRY(s);
+    double terms[5] = {0, 0, 0, 0, 0};
+    if (k > 0) {
+        struct tokenizer_batch_options to = {.max_length = t->m.sbert.cfg.max_seq_length, .add_special = true};
+        struct token_batch tb;
+        ALLMREC_TRY(tokenizer_encode_batch(t->tok, 2 * k, t->texts, &to, &tb));
+        struct stage1_losses l;
+        int64_t t_step = t->m.mlp.adam_t + 1; // the 1-based step these rows are
+        allmrec_status s = stage1_forward_backward(&t->m, k, n, t->xu + mine.start * d, t->E, tb.ids, tb.mask, tb.T,
+                                                   true, sasrec_step_seed(o->seed ^ SEED_SALT_SBERT, t_step), &l);
+        token_batch_free(&tb);
+        ALLMREC_TRY(s);
+        double w = (double)k / (double)n; // this block's share of the chunk's means
+        terms[0] = l.rec * w, terms[1] = l.match * w, terms[2] = l.irec * w, terms[3] = l.trec * w, terms[4] = l.total * w;
+    }
+    if (t->comm) {
+        ALLMREC_TRY(stage1_allreduce_grads(&t->m, t->comm));
+        ALLMREC_TRY(comm_allreduce_sum(t->comm, tensor_1d(terms, ALLMREC_DTYPE_F64, ALLMREC_DEVICE_CPU, 5)));
+    }
     ALLMREC_TRY(stage1_adam_step(&t->m, &o->adam));
+    if (t->comm && comm_rank(t->comm) > 0) ALLMREC_TRY(stage1_zero_grad(&t->m));
+    struct stage1_losses l = {terms[0], terms[1], terms[2], terms[3], terms[4]};
     if (!isfinite(l.total))
         return ALLMREC_ERR(ALLMREC_ERR_NUMERIC, "stage1: loss is %g at epoch %lld (lower train.lr?)", l.total,
                            (long long)epoch + 1);
@@ -618,10 +667,14 @@ static allmrec_status encode_rows(struct align_net *net, struct tensor stage, co
     return ALLMREC_OK;
 }
 
-// joint.h5: /items/e = sigmoid(fc1_item(E_i)), /items/q = sigmoid(fc1_text(SBERT_eval(text_i))), rows 0..n_items
-static allmrec_status write_joint(struct s1 *t, const char *path, const char *ckpt, const char *sbert_dir) {
+// joint.h5: /items/e = sigmoid(fc1_item(E_i)), /items/q = sigmoid(fc1_text(SBERT_eval(text_i))), rows
+// 0..n_items; *e_out, *q_out (malloc'ed, the caller frees them) receive the same arrays
+static allmrec_status write_joint(struct s1 *t, const char *path, const char *ckpt, const char *sbert_dir,
+                                  float **e_out, float **q_out) {
     const int64_t n = t->ds.n_items + 1, dj = t->m.d_joint, C = t->m.d_text;
     float *e = malloc(sizeof(float) * (size_t)(n * dj)), *q = malloc(sizeof(float) * (size_t)(n * dj));
+    *e_out = e;
+    *q_out = q;
     float *Q = malloc(sizeof(float) * (size_t)(n * C));
     char **texts = calloc((size_t)n, sizeof(char *));
     allmrec_status s = (!e || !q || !Q || !texts) ? ALLMREC_ERR(ALLMREC_ERR_NOMEM, "stage1: joint embeddings") : ALLMREC_OK;
@@ -658,7 +711,143 @@ static allmrec_status write_joint(struct s1 *t, const char *path, const char *ck
     if (!s) s = h5_commit(&f);
     else if (open) h5_abort(&f);
     for (int64_t i = 0; texts && i < n; i++) free(texts[i]);
-    free(texts), free(e), free(q), free(Q);
+    free(texts), free(Q);
+    return s;
+}
+
+// ------------------------------------------------------------------ Stage 1's own ranking evidence
+
+// score = x_u . table[item]: x_u from the CF export (x_train for validation,
+// x_train_valid for test, eval mode), table (n_items + 1, d)
+struct dot_scorer {
+    const struct cf_export *cf;
+    const float *table;
+};
+
+static const float *scorer_xu(const struct dot_scorer *sc, enum eval_input in, int32_t u) {
+    const float *x = in == EVAL_INPUT_TRAIN_VALID ? sc->cf->x_train_valid : sc->cf->x_train;
+    return x + (int64_t)u * sc->cf->d;
+}
+
+static float dot(const float *a, const float *b, int d) {
+    double s = 0;
+    for (int k = 0; k < d; k++) s += (double)a[k] * b[k];
+    return (float)s;
+}
+
+static allmrec_status dot_candidates(void *model, const struct dataset *ds, enum eval_input in, const int32_t *users,
+                                     int n, const int32_t *items, int64_t n_cands, float *scores) {
+    (void)ds;
+    const struct dot_scorer *sc = model;
+    const int d = sc->cf->d;
+    for (int r = 0; r < n; r++)
+        for (int64_t c = 0; c < n_cands; c++)
+            scores[r * n_cands + c] = dot(scorer_xu(sc, in, users[r]), sc->table + (int64_t)items[r * n_cands + c] * d, d);
+    return ALLMREC_OK;
+}
+
+static allmrec_status dot_all(void *model, const struct dataset *ds, enum eval_input in, const int32_t *users, int n,
+                              float *scores) {
+    const struct dot_scorer *sc = model;
+    const int64_t V = ds->n_items + 1;
+    for (int r = 0; r < n; r++)
+        for (int64_t i = 0; i < V; i++)
+            scores[r * V + i] = dot(scorer_xu(sc, in, users[r]), sc->table + i * sc->cf->d, sc->cf->d);
+    return ALLMREC_OK;
+}
+
+// out (n, d) = z (n, dj) W^T + b: the item decoder fc2 (W (d, dj), b (d)) on the host
+static allmrec_status decode_items(struct align_net *mlp, const float *z, int64_t n, float *out) {
+    float *W, *b;
+    ALLMREC_TRY(copy_to_host(mlp->params[2], &W));
+    allmrec_status s = copy_to_host(mlp->params[3], &b);
+    const int64_t d = mlp->d_in, dj = mlp->d_hidden;
+    for (int64_t i = 0; !s && i < n; i++)
+        for (int64_t k = 0; k < d; k++) {
+            double v = b[k];
+            for (int64_t j = 0; j < dj; j++) v += (double)W[k * dj + j] * z[i * dj + j];
+            out[i * d + k] = (float)v;
+        }
+    free(W), free(b);
+    return s;
+}
+
+// The test candidates of eval.scenarios x eval.kinds ranked three ways: x_u . E_i
+// (the CF model itself), x_u . fc2(q_i) (the text path: the item decoder over the
+// text encoder's joint embedding) and x_u . fc2(e_i) (the item autoencoder's
+// reconstruction); metrics.json {"model": "stage1", "paths": {...}, "results":
+// {"cf": [...], "text": [...], "item_recon": [...]}} and metrics.txt
+static allmrec_status eval_paths(struct s1 *t, const float *e, const float *q) {
+    const struct stage1_options *o = t->o;
+    const int64_t n = t->ds.n_items + 1, d = t->cf.d;
+    float *text = malloc(sizeof(float) * (size_t)(n * d)), *recon = malloc(sizeof(float) * (size_t)(n * d));
+    const char *names[3] = {"cf", "text", "item_recon"};
+    const char *defs[3] = {"x_u . E_i (the CF model)", "x_u . fc2_item(q_i) (text encoder -> item decoder)",
+                           "x_u . fc2_item(e_i) (item autoencoder reconstruction)"};
+    const float *tables[3] = {t->cf.item_emb, text, recon};
+    struct eval_metrics mt[3][2 * STAGE1_MAX_LIST * STAGE1_MAX_LIST];
+    int nm[3] = {0, 0, 0};
+    allmrec_status s = (!text || !recon) ? ALLMREC_ERR(ALLMREC_ERR_NOMEM, "stage1: eval tables") : ALLMREC_OK;
+    if (!s) s = decode_items(&t->m.mlp, q, n, text);
+    if (!s) s = decode_items(&t->m.mlp, e, n, recon);
+    for (int i = 0; !s && i < o->n_scenarios; i++)
+        for (int k = 0; !s && k < o->n_kinds; k++) {
+            struct candidate_set c;
+            memset(&c, 0, sizeof c);
+            if (dataset_candidates_load(&t->ds, o->scenarios[i], "test", o->kinds[k], &c) != ALLMREC_OK || !c.n_users) {
+                log_warn("stage1 eval: skipping %s/test/%s (%s)", o->scenarios[i], o->kinds[k],
+                         c.n_users ? allmrec_error_message() : "not stored or no users");
+                allmrec_error_clear();
+                candidate_set_free(&c);
+                continue;
+            }
+            for (int p = 0; !s && p < 3; p++) {
+                struct dot_scorer sc = {&t->cf, tables[p]};
+                struct eval_scorer es = {.model = &sc, .max_users = 256, .score_candidates = dot_candidates,
+                                         .score_all = dot_all};
+                s = eval_candidate_set(&es, &t->ds, &c, false, &mt[p][nm[p]]);
+                if (!s) nm[p]++;
+            }
+            candidate_set_free(&c);
+        }
+    // metrics.json and metrics.txt
+    char path[1200], *js[3] = {NULL, NULL, NULL};
+    size_t len = 1024;
+    for (int p = 0; !s && p < 3; p++) {
+        if (!(js[p] = eval_metrics_json(mt[p], nm[p]))) s = ALLMREC_ERR(ALLMREC_ERR_NOMEM, "metrics json");
+        else len += strlen(js[p]) + 512;
+    }
+    char *doc = s ? NULL : malloc(len);
+    if (!s && !doc) s = ALLMREC_ERR(ALLMREC_ERR_NOMEM, "metrics json");
+    if (!s) {
+        int off = snprintf(doc, len, "{\"model\": \"stage1\", \"x_u\": \"the CF export's x_train_valid (eval mode)\", "
+                           "\"paths\": {\"%s\": \"%s\", \"%s\": \"%s\", \"%s\": \"%s\"}, \"results\": {", names[0], defs[0],
+                           names[1], defs[1], names[2], defs[2]);
+        for (int p = 0; p < 3; p++)
+            off += snprintf(doc + off, len - (size_t)off, "%s\"%s\": %s", p ? ", " : "", names[p], js[p]);
+        snprintf(doc + off, len - (size_t)off, "}}\n");
+        s = fs_write_atomic(fs_join(path, sizeof path, o->out_dir, "metrics.json"), doc, strlen(doc));
+    }
+    free(doc);
+    for (int p = 0; p < 3; p++) free(js[p]);
+    if (!s) {
+        char tmp[1300];
+        fs_tmp_path(fs_join(path, sizeof path, o->out_dir, "metrics.txt"), tmp, sizeof tmp);
+        FILE *f = fopen(tmp, "w");
+        if (!f) s = ALLMREC_ERR(ALLMREC_ERR_IO, "cannot write %s", tmp);
+        for (int p = 0; f && p < 3; p++) {
+            fprintf(f, "%s%s: %s\n", p ? "\n" : "", names[p], defs[p]);
+            eval_print_table(f, mt[p], nm[p]);
+            printf("\nStage 1 ranking, %s: %s\n", names[p], defs[p]);
+            eval_print_table(stdout, mt[p], nm[p]);
+        }
+        if (f) {
+            fclose(f);
+            s = fs_commit(tmp, path);
+        }
+        fflush(stdout);
+    }
+    free(text), free(recon);
     return s;
 }
 
@@ -750,21 +939,52 @@ static allmrec_status tr_load(void *self, const char *path) {
     struct s1 *t = self;
     ALLMREC_TRY(load_state(t, path));
     log_info("stage1: resuming from %s (Adam step %lld)", path, (long long)t->m.mlp.adam_t);
+    if (t->comm) { // the ranks must resume from the same step (a kill may land between their saves)
+        double hi[2] = {(double)t->m.mlp.adam_t, -(double)t->m.mlp.adam_t};
+        ALLMREC_TRY(comm_allreduce_max(t->comm, tensor_1d(hi, ALLMREC_DTYPE_F64, ALLMREC_DEVICE_CPU, 2)));
+        if (hi[0] != -hi[1])
+            return ALLMREC_ERR_AT(ALLMREC_ERR_DATA, path, 0, "out_dir", "the ranks' last.h5 hold different steps "
+                                  "(%g .. %g): rerun with train.restart=true", -hi[1], hi[0]);
+    }
     return ALLMREC_OK;
+}
+
+// after training (rank 0): checkpoint.h5, sbert/, joint.h5 and (eval.final) metrics.json
+static allmrec_status write_outputs(struct s1 *t, const struct train_loop_result *res) {
+    const struct stage1_options *o = t->o;
+    char p_ckpt[1200], p_joint[1200], p_sbert[1200];
+    fs_join(p_ckpt, sizeof p_ckpt, o->out_dir, "checkpoint.h5");
+    fs_join(p_joint, sizeof p_joint, o->out_dir, "joint.h5");
+    fs_join(p_sbert, sizeof p_sbert, o->out_dir, "sbert");
+    const char *keys[] = {"epoch"};
+    double vals[] = {(double)res->epochs_done};
+    float *e = NULL, *q = NULL;
+    allmrec_status s;
+    if (!(s = save_state(t, p_ckpt, false, 1, keys, vals)) && !(s = write_sbert_dir(t, p_sbert)) &&
+        !(s = write_joint(t, p_joint, p_ckpt, p_sbert, &e, &q)) && o->final_eval)
+        s = eval_paths(t, e, q);
+    free(e), free(q);
+    if (!s) log_info("wrote %s, %s/, %s (%lld epochs%s)", p_ckpt, p_sbert, p_joint, (long long)res->epochs_done,
+                     res->finished ? "" : ", not finished: re-run to resume");
+    return s;
 }
 
 allmrec_status stage1_run_train(struct stage1_options *o, struct stage1_losses *last) {
     struct s1 t;
     memset(&t, 0, sizeof t);
     t.o = o;
-    char p_cfg[1200], p_ckpt[1200], p_joint[1200], p_sbert[1200];
-    fs_join(t.p_log, sizeof t.p_log, o->out_dir, "train_log.jsonl");
-    fs_join(p_cfg, sizeof p_cfg, o->out_dir, "config.yaml");
-    fs_join(p_ckpt, sizeof p_ckpt, o->out_dir, "checkpoint.h5");
-    fs_join(p_joint, sizeof p_joint, o->out_dir, "joint.h5");
-    fs_join(p_sbert, sizeof p_sbert, o->out_dir, "sbert");
-    allmrec_status s;
-    if ((s = fs_mkdir_p(o->out_dir)) || (s = fs_write_atomic(p_cfg, o->config_yaml, strlen(o->config_yaml))) ||
+    char out_dir[1100], p_cfg[1200];
+    snprintf(out_dir, sizeof out_dir, "%s", o->out_dir);
+    allmrec_status s = ALLMREC_OK;
+    if (o->data_parallel) { // every rank holds the same state; rank r > 0 keeps its own copy in rank<r>/
+        if ((s = comm_init_mpi(&t.comm))) return allmrec_error_prefix("train.data_parallel: ");
+        if (comm_rank(t.comm) > 0) snprintf(out_dir, sizeof out_dir, "%.1000s/rank%d", o->out_dir, comm_rank(t.comm));
+        log_info("stage1: data parallel, rank %d of %d", comm_rank(t.comm), comm_size(t.comm));
+    }
+    const bool rank0 = comm_rank(t.comm) == 0;
+    fs_join(t.p_log, sizeof t.p_log, out_dir, "train_log.jsonl");
+    fs_join(p_cfg, sizeof p_cfg, out_dir, "config.yaml");
+    if ((s = fs_mkdir_p(out_dir)) || (s = fs_write_atomic(p_cfg, o->config_yaml, strlen(o->config_yaml))) ||
         (s = open_data(&t)) || (s = open_models(&t)) || (s = align_net_init_weights(&t.m.mlp, o->seed, 0)) ||
         (s = align_net_init_weights(&t.m.mlp2, o->seed, 1)))
         goto done;
@@ -772,28 +992,23 @@ allmrec_status stage1_run_train(struct stage1_options *o, struct stage1_losses *
                          .save = tr_save, .load = tr_load};
     struct train_loop_options lo;
     train_loop_options_default(&lo);
-    lo.out_dir = o->out_dir;
+    lo.out_dir = out_dir;
     lo.epochs = o->epochs;
     lo.max_minutes = o->max_minutes;
     lo.budget_mid_epoch = true; // Stage-1 epochs over real data are long
     lo.checkpoint_every = o->checkpoint_every;
     lo.log_every = o->log_every;
     lo.restart = o->restart;
-    lo.progress = o->progress;
+    lo.progress = o->progress && rank0;
     lo.stop_after_steps = o->stop_after_steps;
     struct train_loop_result res;
-    s = train_loop_run(&lo, &tr, &res);
-    if (s) goto done;
+    if ((s = train_loop_run(&lo, &tr, &res))) goto done;
     flush_terms(&t, last);
-    const char *keys[] = {"epoch"};
-    double vals[] = {(double)res.epochs_done};
-    if ((s = save_state(&t, p_ckpt, false, 1, keys, vals)) || (s = write_sbert_dir(&t, p_sbert)) ||
-        (s = write_joint(&t, p_joint, p_ckpt, p_sbert)))
-        goto done;
-    log_info("wrote %s, %s/, %s (%lld epochs%s)", p_ckpt, p_sbert, p_joint, (long long)res.epochs_done,
-             res.finished ? "" : ", not finished: re-run to resume");
+    if (rank0) s = write_outputs(&t, &res);
 
 done:
+    if (t.comm) comm_free(t.comm);
+    t.comm = NULL;
     s1_free(&t);
     return s;
 }

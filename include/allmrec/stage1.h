@@ -30,6 +30,12 @@
 // train window is a row (x_u = the SASRec checkpoint's hidden state there, eval
 // mode or with dropout per user_rep; pos = the next item; one negative per
 // position), one SASRec forward per batch, the rows in chunks of train.chunk.
+// train.data_parallel (CPU ranks under mpirun): every rank draws the same
+// rows, runs its block of each chunk (tp_split) and the gradients are summed,
+// so the parameters stay identical on every rank and equal one process's when
+// there is no dropout (the SASRec and SBERT dropout masks are keyed by a row's
+// index within a rank's block); rank r > 0 keeps its state in <out_dir>/rank<r>
+// and only rank 0 writes the outputs.
 // The epochs, resume, signals, time budget and logs are the shared loop's
 // (train_loop.h); a step is one batch. Files in out_dir: config.yaml,
 // train_log.jsonl (the loop's lines plus one {"event": "loss_terms", "epoch",
@@ -40,11 +46,13 @@
 // stages; format "allmrec-checkpoint", model "stage1", datasets
 // params/mlp.fc1.weight ... params/mlp2.fc2.bias), sbert/ (the fine-tuned
 // encoder as a model directory: config files copied, model.safetensors),
-// joint.h5 (/items/e and /items/q, format "allmrec-joint-embeddings").
+// joint.h5 (/items/e and /items/q, format "allmrec-joint-embeddings"),
+// metrics.json / metrics.txt (eval.final: the test candidates ranked by x_u . E_i,
+// x_u . fc2_item(q_i) and x_u . fc2_item(e_i), x_u = the export's x_train_valid).
 //
 // defines: struct stage1_loss_weights, struct stage1_losses, struct stage1_model,
 //          stage1_model_init, stage1_model_free, stage1_zero_grad, stage1_forward_backward,
-//          stage1_adam_step, stage1_item_text, stage1_config_schema,
+//          stage1_adam_step, stage1_allreduce_grads, stage1_item_text, stage1_config_schema,
 //          struct stage1_options, stage1_options_from_config, stage1_options_free,
 //          stage1_run_train, STAGE1_JOINT_FORMAT
 #ifndef ALLMREC_STAGE1_H
@@ -56,6 +64,7 @@
 
 #include "allmrec/align.h"
 #include "allmrec/bert.h"
+#include "allmrec/comm.h"
 #include "allmrec/config.h"
 #include "allmrec/data.h"
 #include "allmrec/ops.h"
@@ -104,10 +113,16 @@ allmrec_status stage1_zero_grad(struct stage1_model *m);
 // Forward + backward of one chunk of B users: x_u (B, d), E (2B, d) = E_pos
 // rows then E_neg rows, host arrays; ids/mask (2B, T) the tokenised texts in
 // the same row order. sbert_train: dropout on (keyed by seed). ACCUMULATES the
-// gradients (call stage1_zero_grad first); *out receives the loss terms.
-allmrec_status stage1_forward_backward(struct stage1_model *m, int64_t B, const float *xu, const float *E,
-                                       const int32_t *ids, const uint8_t *mask, int64_t T, bool sbert_train,
-                                       uint64_t seed, struct stage1_losses *out);
+// gradients (call stage1_zero_grad first); *out receives the loss terms (means
+// over these B rows). B_norm: the rows the loss is a mean over (B in one
+// process; the whole chunk when B is one rank's share of it, so that the
+// ranks' gradients sum to the chunk's gradient).
+allmrec_status stage1_forward_backward(struct stage1_model *m, int64_t B, int64_t B_norm, const float *xu,
+                                       const float *E, const int32_t *ids, const uint8_t *mask, int64_t T,
+                                       bool sbert_train, uint64_t seed, struct stage1_losses *out);
+// Data parallel: sum every gradient (SBERT unless frozen, both autoencoders)
+// over the ranks of comm (in place); a NULL or one-rank comm is a no-op.
+allmrec_status stage1_allreduce_grads(struct stage1_model *m, allmrec_comm_t comm);
 // Adam on both autoencoders and (unless frozen) SBERT
 allmrec_status stage1_adam_step(struct stage1_model *m, const struct adam_params *p);
 // '"' + title + ', ' + description + '"' of an item into buf (the SBERT input)
@@ -118,6 +133,7 @@ const struct config_key *stage1_config_schema(int *n);
 
 enum stage1_user_rep { STAGE1_USER_REP_EXPORT = 0, STAGE1_USER_REP_RELEASE_DROPOUT };
 
+#define STAGE1_MAX_LIST 8
 struct stage1_options {
     char data_path[1024], train_scenario[32], out_dir[1024];
     char cf_export[1024], cf_checkpoint[1024], sbert_path[1024];
@@ -126,6 +142,7 @@ struct stage1_options {
     enum stage1_user_rep user_rep;
     struct stage1_loss_weights w;
     bool freeze_sbert, skip_short_users, shuffle, all_items, restart, progress;
+    bool data_parallel;       // split each chunk over the MPI ranks (CPU; mpirun -np N)
     int64_t d_joint;
     int batch_size, chunk, epochs;
     struct adam_params adam;
@@ -133,6 +150,9 @@ struct stage1_options {
     double max_minutes;
     int64_t checkpoint_every, log_every; // train_loop.h: last.h5 / a step log line every N steps (0 = off)
     int64_t stop_after_steps; // > 0: save and stop after that many steps (tests)
+    bool final_eval;          // rank the test candidates three ways at the end (metrics.json)
+    int n_scenarios, n_kinds;
+    char scenarios[STAGE1_MAX_LIST][32], kinds[STAGE1_MAX_LIST][32];
     char *config_yaml;        // resolved config text (owned)
 };
 

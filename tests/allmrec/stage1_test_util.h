@@ -3,7 +3,7 @@
 // checkpoint) and a tiny random DistilBERT model directory, under
 // test_tmpdir(). Paths in g_data, g_export, g_sbert.
 //
-// defines: g_data, g_export, g_sbert, make_dataset, make_sasrec, make_sbert
+// defines: g_data, g_export, g_sbert, g_sbert_dropout, make_dataset, make_sasrec, make_sbert
 #ifndef ALLMREC_STAGE1_TEST_UTIL_H
 #define ALLMREC_STAGE1_TEST_UTIL_H
 
@@ -16,6 +16,7 @@
 #include "testing.h"
 
 static char g_data[1024], g_export[1024], g_sbert[1024];
+static double g_sbert_dropout = 0.1; // the tiny DistilBERT's hidden and attention dropout
 
 static inline allmrec_status make_dataset(void) {
     snprintf(g_data, sizeof g_data, "%s/synth.h5", test_tmpdir());
@@ -59,7 +60,7 @@ static inline allmrec_status make_sasrec(void) {
     return s;
 }
 
-// a tiny random DistilBERT (dropout 0.1) with the uncased WordPiece vocabulary
+// a tiny random DistilBERT (dropout g_sbert_dropout) with the uncased WordPiece vocabulary
 // (../shared when present, else the Stage-1 fixture's cut of it)
 static inline allmrec_status make_sbert(void) {
     char vocab[1200], p[1200];
@@ -78,8 +79,9 @@ static inline allmrec_status make_sbert(void) {
     ALLMREC_TRY(s);
     char cfg[1024];
     snprintf(cfg, sizeof cfg, "{\"model_type\": \"distilbert\", \"vocab_size\": %lld, \"dim\": 24, \"n_layers\": 2, "
-             "\"n_heads\": 2, \"hidden_dim\": 48, \"max_position_embeddings\": 64, \"dropout\": 0.1, "
-             "\"attention_dropout\": 0.1, \"activation\": \"gelu\", \"pad_token_id\": 0}", (long long)lines);
+             "\"n_heads\": 2, \"hidden_dim\": 48, \"max_position_embeddings\": 64, \"dropout\": %g, "
+             "\"attention_dropout\": %g, \"activation\": \"gelu\", \"pad_token_id\": 0}", (long long)lines,
+             g_sbert_dropout, g_sbert_dropout);
     ALLMREC_TRY(fs_write_atomic(fs_join(p, sizeof p, g_sbert, "config.json"), cfg, strlen(cfg)));
     ALLMREC_TRY(fs_write_atomic(fs_join(p, sizeof p, g_sbert, "sentence_bert_config.json"), "{\"max_seq_length\": 32}", 22));
     struct bert_config bc;

@@ -38,7 +38,8 @@ static bool setup(void) {
 }
 
 static const char *STAGE1_YAML = "model: {name: stage1, d_joint: 16}\n"
-                                 "train: {epochs: 6, lr: 1.0e-3, batch_size: 32, chunk: 20, seed: 5, progress: false}\n";
+                                 "train: {epochs: 6, lr: 1.0e-3, batch_size: 32, chunk: 20, seed: 5, progress: false}\n"
+                                 "eval: {scenarios: [all, cold_items], kinds: [neg19]}\n";
 
 // options from STAGE1_YAML + the run's paths + overrides
 static allmrec_status options(struct config *cfg, struct stage1_options *o, const char *out, const char *const *extra,
@@ -181,6 +182,41 @@ static void test_outputs(void) {
     }
     align_net_free(&mlp2);
     tokenizer_free(tok);
+    // metrics.json: the cf path (x_u . E_i from the export) is SASRec's own test ranking
+    char *js;
+    CHECK_OK(fs_read_all(fs_join(p, sizeof p, dir, "metrics.json"), &js, NULL));
+    cJSON *j = cJSON_Parse(js);
+    free(js);
+    CHECK(j);
+    cJSON *res = cJSON_GetObjectItem(j, "results");
+    CHECK(cJSON_GetArraySize(cJSON_GetObjectItem(res, "cf")) == 2 && cJSON_GetArraySize(cJSON_GetObjectItem(res, "text")) == 2 &&
+          cJSON_GetArraySize(cJSON_GetObjectItem(res, "item_recon")) == 2);
+    cJSON *cf0 = cJSON_GetArrayItem(cJSON_GetObjectItem(res, "cf"), 0), *tx0 = cJSON_GetArrayItem(cJSON_GetObjectItem(res, "text"), 0);
+    CHECK(!strcmp(cJSON_GetObjectItem(cf0, "scenario")->valuestring, "all"));
+    double cf_h10 = cJSON_GetObjectItem(cf0, "hit@10")->valuedouble, cf_n = cJSON_GetObjectItem(cf0, "n_users")->valuedouble;
+    fprintf(stderr, "  all/neg19 Hit@10: cf %.4f, text %.4f\n", cf_h10, cJSON_GetObjectItem(tx0, "hit@10")->valuedouble);
+    struct config sc;
+    struct sasrec_run_options so;
+    config_init(&sc);
+    char a1[1200], a2[1200];
+    snprintf(a1, sizeof a1, "data.path=%s", g_data);
+    snprintf(a2, sizeof a2, "out_dir=%s/sasrec", test_tmpdir());
+    CHECK_OK(config_load_string(&sc, "model: {name: sasrec, d: 12, blocks: 1, heads: 1, maxlen: 8}\n"
+                                "eval: {scenarios: [all], kinds: [neg19]}\n", "<test>", "."));
+    CHECK_OK(config_apply_override(&sc, a1));
+    CHECK_OK(config_apply_override(&sc, a2));
+    CHECK_OK(sasrec_run_options_from_config(&sc, &so));
+    struct eval_metrics sm[2];
+    int n_sm = 0;
+    snprintf(a1, sizeof a1, "%s/sasrec/best.h5", test_tmpdir());
+    CHECK_OK(sasrec_run_eval(&so, a1, "test", sm, 2, &n_sm));
+    CHECK_EQ_INT(n_sm, 1);
+    fprintf(stderr, "  SASRec's own all/neg19 Hit@10 %.4f (%lld users)\n", sm[0].hit[2], (long long)sm[0].n_users);
+    CHECK_EQ_INT(sm[0].n_users, (int64_t)cf_n);
+    CHECK_NEAR(cf_h10, sm[0].hit[2], 1.5 / cf_n); // a near-tie may order differently (double vs float sums)
+    sasrec_run_options_free(&so);
+    config_free(&sc);
+    cJSON_Delete(j);
     dataset_free(&ds);
     bert_model_free(&m0);
     bert_model_free(&m1);

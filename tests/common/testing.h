@@ -6,7 +6,7 @@
 // on any failure.
 //
 // defines: CHECK, CHECK_OK, CHECK_EQ_INT, CHECK_NEAR, CHECK_REL, CHECK_STR_CONTAINS,
-//          TEST_SKIP, TEST_MAIN, test_rel_error, test_max_abs_diff,
+//          TEST_SKIP, TEST_NEED_GPU, TEST_MAIN, test_rel_error, test_max_abs_diff,
 //          test_shared_path, test_tmpdir, test_fill_uniform
 #ifndef ALLMREC_TESTING_H
 #define ALLMREC_TESTING_H
@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "allmrec/device.h"
 #include "allmrec/status.h"
 
 typedef void (*test_fn)(void);
@@ -85,6 +86,14 @@ int test_run_all(const struct test_case *cases, int n, int argc, char **argv);
         fprintf(stderr, __VA_ARGS__);                                       \
         fprintf(stderr, "\n");                                              \
         return;                                                             \
+    } while (0)
+
+// skip the running case unless a CUDA device is present (saying how this binary was built)
+#define TEST_NEED_GPU()                                                                      \
+    do {                                                                                     \
+        if (allmrec_cuda_device_count() == 0)                                                \
+            TEST_SKIP("no CUDA device (%s): run on a GPU machine via bench/gpu_check.sh",    \
+                      allmrec_cuda_compiled() ? "built with CUDA" : "built without CUDA");   \
     } while (0)
 
 #define TEST_CASE(fn) {#fn, fn}

@@ -18,13 +18,6 @@
 #include "opt_test_util.h"
 #include "testing.h"
 
-#define NEED_GPU()                                                                           \
-    do {                                                                                     \
-        if (allmrec_cuda_device_count() == 0)                                                \
-            TEST_SKIP("no CUDA device (%s): run on a GPU machine via bench/gpu_check.sh",    \
-                      allmrec_cuda_compiled() ? "built with CUDA" : "built without CUDA");   \
-    } while (0)
-
 // host f32 (n values) -> a new device tensor of dtype dt (2-D r x c) in `a`
 static allmrec_status to_device(struct op_ctx *ctx, struct arena *a, const float *h, int64_t r, int64_t c,
                                 enum allmrec_dtype dt, struct tensor *out) {
@@ -127,17 +120,17 @@ static void check_dtype(const char *name, enum allmrec_dtype dt, double tol, all
     op_ctx_free(&ctx);
 }
 
-static void test_gpu_f32_pre_ln(void) { NEED_GPU(); check_dtype("pre_ln", ALLMREC_DTYPE_F32, 1e-4, NULL); }
-static void test_gpu_f32_post_ln(void) { NEED_GPU(); check_dtype("post_ln", ALLMREC_DTYPE_F32, 1e-4, NULL); }
+static void test_gpu_f32_pre_ln(void) { TEST_NEED_GPU(); check_dtype("pre_ln", ALLMREC_DTYPE_F32, 1e-4, NULL); }
+static void test_gpu_f32_post_ln(void) { TEST_NEED_GPU(); check_dtype("post_ln", ALLMREC_DTYPE_F32, 1e-4, NULL); }
 #define TOL_F16 (8.0 / 2048.0) // 8 u, u = 2^-11
 #define TOL_BF16 (8.0 / 256.0) // 8 u, u = 2^-8
-static void test_gpu_f16_pre_ln(void) { NEED_GPU(); check_dtype("pre_ln", ALLMREC_DTYPE_F16, TOL_F16, NULL); }
-static void test_gpu_f16_post_ln(void) { NEED_GPU(); check_dtype("post_ln", ALLMREC_DTYPE_F16, TOL_F16, NULL); }
-static void test_gpu_bf16_pre_ln(void) { NEED_GPU(); check_dtype("pre_ln", ALLMREC_DTYPE_BF16, TOL_BF16, NULL); }
-static void test_gpu_bf16_post_ln(void) { NEED_GPU(); check_dtype("post_ln", ALLMREC_DTYPE_BF16, TOL_BF16, NULL); }
+static void test_gpu_f16_pre_ln(void) { TEST_NEED_GPU(); check_dtype("pre_ln", ALLMREC_DTYPE_F16, TOL_F16, NULL); }
+static void test_gpu_f16_post_ln(void) { TEST_NEED_GPU(); check_dtype("post_ln", ALLMREC_DTYPE_F16, TOL_F16, NULL); }
+static void test_gpu_bf16_pre_ln(void) { TEST_NEED_GPU(); check_dtype("pre_ln", ALLMREC_DTYPE_BF16, TOL_BF16, NULL); }
+static void test_gpu_bf16_post_ln(void) { TEST_NEED_GPU(); check_dtype("post_ln", ALLMREC_DTYPE_BF16, TOL_BF16, NULL); }
 
 static void test_gpu_nccl_one_rank(void) {
-    NEED_GPU();
+    TEST_NEED_GPU();
     if (!comm_nccl_available()) TEST_SKIP("built without NCCL");
     allmrec_comm_t c;
     CHECK_OK(comm_init_nccl(&c, 0, NULL));

@@ -17,13 +17,6 @@
 #include "allmrec/ops.h"
 #include "testing.h"
 
-#define NEED_GPU()                                                                           \
-    do {                                                                                     \
-        if (allmrec_cuda_device_count() == 0)                                                \
-            TEST_SKIP("no CUDA device (%s): run on a GPU machine via bench/gpu_check.sh",    \
-                      allmrec_cuda_compiled() ? "built with CUDA" : "built without CUDA");   \
-    } while (0)
-
 static struct bert_config tiny_config(enum bert_arch arch) {
     struct bert_config c = {.arch = arch, .vocab_size = 211, .hidden = 48, .n_layers = 2, .n_heads = 3,
                             .intermediate = 96, .max_positions = 40, .type_vocab_size = arch == BERT_ARCH_BERT ? 2 : 0,
@@ -53,7 +46,7 @@ static allmrec_status to_host_f32(struct op_ctx *ctx, struct tensor t, float *h)
 static void check_step(enum bert_arch arch, enum allmrec_dtype dt, double tol) {
     bool self = getenv("ALLMREC_BERT_PARITY_SELFTEST") != NULL;
     if (self && dt != ALLMREC_DTYPE_F32) TEST_SKIP("self-test: the CPU holds f32 only");
-    if (!self) NEED_GPU();
+    if (!self) TEST_NEED_GPU();
     struct bert_config cfg = tiny_config(arch);
     const int64_t B = 5, T = 17;
     struct op_ctx cpu, gpu;
