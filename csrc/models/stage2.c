@@ -22,6 +22,8 @@ void stage2_batch_free(struct stage2_batch *b) {
     free(b->targets);
     free(b->inject_pos);
     free(b->inject_item);
+    for (int64_t i = 0; i < 2 * b->cap_tok; i++) token_ids_free(&b->tok[i]);
+    free(b->tok);
     memset(b, 0, sizeof *b);
 }
 
@@ -71,10 +73,20 @@ allmrec_status stage2_batch_from_text(struct stage2_batch *b, struct tokenizer *
                                       const int32_t *const *items, const int64_t *n_hist, const int64_t *n_cand,
                                       bool user_slot) {
     if (B < 1) return ALLMREC_ERR(ALLMREC_ERR_INVALID, "stage2: empty batch");
-    struct token_ids *p = calloc((size_t)B, sizeof *p), *g = calloc((size_t)B, sizeof *g);
-    allmrec_status s = p && g ? ALLMREC_OK : ALLMREC_ERR(ALLMREC_ERR_NOMEM, "stage2 batch: out of memory");
+    if (B > b->cap_tok) { // token buffers: rows [0, B) prompts, [cap, cap + B) targets; kept across batches
+        struct token_ids *t2 = calloc((size_t)(2 * B), sizeof *t2);
+        if (!t2) return ALLMREC_ERR(ALLMREC_ERR_NOMEM, "stage2 batch: out of memory");
+        for (int64_t i = 0; i < 2 * b->cap_tok; i++) token_ids_free(&b->tok[i]);
+        free(b->tok);
+        b->tok = t2;
+        b->cap_tok = B;
+    }
+    struct token_ids *p = b->tok, *g = b->tok + b->cap_tok;
+    allmrec_status s = ALLMREC_OK;
     int64_t slot = user_slot ? 1 : 0, T = 0, n_items = 0;
     for (int64_t r = 0; r < B && !s; r++) {
+        p[r].n = 0;
+        g[r].n = 0;
         s = tokenizer_encode_with_specials(t, prompts[r], strlen(prompts[r]), 0, &p[r]); // BOS + prompt
         if (!s) s = tokenizer_encode(t, targets[r], strlen(targets[r]), &g[r]);          // target[1:]
         if (!s) s = count_markers(&p[r], ids, r, n_hist[r], n_cand[r]);
@@ -117,9 +129,6 @@ allmrec_status stage2_batch_from_text(struct stage2_batch *b, struct tokenizer *
             b->n_targets += g[r].n;
         }
     }
-    for (int64_t r = 0; p && g && r < B; r++) { token_ids_free(&p[r]); token_ids_free(&g[r]); }
-    free(p);
-    free(g);
     return s;
 }
 

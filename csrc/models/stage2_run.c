@@ -651,8 +651,10 @@ static allmrec_status tr_step(void *self, int64_t epoch, int64_t step, int64_t *
             return ALLMREC_ERR(ALLMREC_ERR_CONFIG, "train.max_target_tokens: the batch has %lld target tokens (> "
                                "%lld x %lld rows); raise train.max_target_tokens", (long long)b->n_targets,
                                (long long)o->max_target_tokens, (long long)mine.len);
-        ALLMREC_TRY(stage2_forward_backward(&tr->net, b, tr->in->d_user ? tr->xu : NULL, tr->in->item_vecs,
-                                            tr->scaler.scale, &loss, &overflow, NULL));
+        if (stage2_forward_backward(&tr->net, b, tr->in->d_user ? tr->xu : NULL, tr->in->item_vecs, tr->scaler.scale,
+                                    &loss, &overflow, NULL))
+            return allmrec_error_prefix("stage2 epoch %lld step %lld (%lld rows of up to %lld tokens): ",
+                                        (long long)epoch + 1, (long long)step, (long long)mine.len, (long long)b->T);
         n_tgt = b->n_targets;
     } else {
         ALLMREC_TRY(stage2_net_zero_grad(&tr->net));

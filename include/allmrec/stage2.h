@@ -45,6 +45,7 @@
 #include "allmrec/opt.h"
 #include "allmrec/prompt.h"
 #include "allmrec/status.h"
+#include "allmrec/text.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -66,6 +67,8 @@ struct stage2_batch {
     int32_t *inject_pos; // (n_user + n_items) flat positions b * T + t
     int32_t *inject_item; // (n_items) item id of each O_i row
     int64_t cap_rows, cap_T, cap_inject; // allocated sizes
+    struct token_ids *tok;               // (2 * cap_tok) per-row prompt and target ids, reused
+    int64_t cap_tok;
 };
 void stage2_batch_free(struct stage2_batch *b);
 

@@ -242,6 +242,64 @@ static void test_stage2_all_items(void) {
     free(log);
 }
 
+// the Table-7 / MLP-LLM variants run and save the nets they use
+static void test_stage2_variants(void) {
+    if (!test_shared_path("data/tokenizer_gpt2_opt/vocab.json")) TEST_SKIP("../shared/data/tokenizer_gpt2_opt not found");
+    CHECK(make_inputs());
+    struct { const char *name, *ov[2]; int64_t d_user, d_item; } v[] = {
+        {"var_no_user", {"use_user_rep=false", "item_embedding=joint"}, 0, 128},
+        {"var_no_items", {"item_embedding=none", "use_user_rep=true"}, 8, 0},
+        {"var_random", {"item_embedding=random", "use_user_rep=true"}, 8, 128},
+        {"var_sbert", {"item_embedding=sbert", "use_user_rep=true"}, 8, 128},
+        {"var_mlp", {"projector=mlp", "use_user_rep=true"}, 8, 8},
+    };
+    for (size_t k = 0; k < sizeof v / sizeof v[0]; k++) {
+        const char *ov[3] = {"train.epochs=1", v[k].ov[0], v[k].ov[1]};
+        struct config cfg;
+        struct stage2_options o;
+        CHECK_OK(options_with(&cfg, &o, v[k].name, ov, 3));
+        CHECK_MSG(stage2_run_train(&o, NULL) == ALLMREC_OK, "%s: %s", v[k].name, allmrec_error_message());
+        stage2_options_free(&o);
+        config_free(&cfg);
+        char p[1200];
+        snprintf(p, sizeof p, "%s/%s/checkpoint.h5", fx_dir(), v[k].name);
+        struct h5_file f;
+        CHECK_OK(h5_open_read(&f, p));
+        int64_t du = -1, di = -1;
+        CHECK_OK(h5_attr_get_i64(&f, "/", "d_user", &du));
+        CHECK_OK(h5_attr_get_i64(&f, "/", "d_item", &di));
+        CHECK_MSG(du == v[k].d_user && di == v[k].d_item, "%s: d_user %lld d_item %lld", v[k].name, (long long)du,
+                  (long long)di);
+        CHECK(h5_exists(&f, "log_emb_proj.0.weight") == (v[k].d_user > 0));
+        CHECK(h5_exists(&f, "item_emb_proj.0.weight") == (v[k].d_item > 0));
+        h5_close(&f);
+    }
+}
+
+// configs/stage2/{release,strict}.yaml load with the values they state
+static void test_stage2_presets_load(void) {
+    const char *root = getenv("ALLMREC_SOURCE");
+    char path[1200];
+    const char *names[2] = {"release", "strict"};
+    for (int k = 0; k < 2; k++) {
+        snprintf(path, sizeof path, "%s/configs/stage2/%s.yaml", root ? root : ".", names[k]);
+        char *ov[] = {"data.path=d.h5", "cf.export=e.h5", "stage1.checkpoint=s1/checkpoint.h5", "llm.path=opt"};
+        struct config cfg;
+        struct stage2_options o;
+        config_init(&cfg);
+        CHECK_OK(config_load(&cfg, path, ov, 4));
+        CHECK_OK(stage2_options_from_config(&cfg, &o));
+        CHECK(o.history_len == 10 && o.window == 50 && o.epochs == 5 && o.strip_special_ws && o.use_user_rep);
+        CHECK(o.item_embedding == STAGE2_ITEMS_JOINT && o.projector == STAGE2_PROJ_JOINT && !o.all_items);
+        CHECK(fabsf(o.adam.lr - 1e-4f) < 1e-9f && fabsf(o.adam.beta2 - 0.98f) < 1e-7f);
+        CHECK(strcmp(o.joint_path, "s1/joint.h5") == 0);
+        if (k == 0) CHECK(o.batch_size == 2 && o.user_rep_dropout && !o.skip_short_users);
+        else CHECK(o.batch_size == 4 && !o.user_rep_dropout && o.skip_short_users);
+        stage2_options_free(&o);
+        config_free(&cfg);
+    }
+}
+
 static void test_stage2_config_errors(void) {
     CHECK(make_inputs());
     struct config cfg;
@@ -424,8 +482,8 @@ static void test_stage2_sigkill_resume_is_bitwise(void) {
     free(log);
 }
 
-TEST_MAIN(TEST_CASE(test_stage2_config_errors), TEST_CASE(test_stage2_trains_and_loss_falls),
+TEST_MAIN(TEST_CASE(test_stage2_presets_load), TEST_CASE(test_stage2_config_errors), TEST_CASE(test_stage2_trains_and_loss_falls),
           TEST_CASE(test_stage2_resume_is_exact), TEST_CASE(test_stage2_release_dropout_user_rep),
-          TEST_CASE(test_stage2_all_items),
+          TEST_CASE(test_stage2_all_items), TEST_CASE(test_stage2_variants),
           TEST_CASE(test_train_stage2_command),
           TEST_CASE(test_stage2_sigkill_resume_is_bitwise))

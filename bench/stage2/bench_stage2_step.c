@@ -1,0 +1,167 @@
+// bench_stage2_step.c: time one A-LLMRec Stage-2 step, split into its host part
+// (20-candidate prompts from titles + tokenisation + the concat batch) and its
+// model part (F_U/F_I forward, the frozen OPT forward and backward to the
+// injected vectors, F_U/F_I backward, two Adam steps).
+//   CPU (default): a tiny random OPT (hidden 64, 2 layers, 4 heads), batch 4
+//   CUDA (--device cuda): OPT-6.7B dimensions (hidden 4096, 32 layers, 32 heads,
+//        FFN 16384), random weights, fp16, batch 4
+// Prompts: the release's Figure-3 text over synthetic titles of ~12 tokens:
+// 10 history items and 20 candidates, about 500 tokens a row, a ~14-token
+// target. Vocabulary: the GPT-2 BPE of ../shared/data/tokenizer_gpt2_opt with
+// OPT ids and the A-LLMRec tokens (50,269 rows). The OPT part alone is also in
+// bench/opt ("opt6.7b train step b4 t512", with the PyTorch figure).
+//
+// usage: bench_stage2_step [--device cpu|cuda] [--steps N] [--gpu-summary]
+//   --gpu-summary: implies --device cuda; prints bench/gpu_check.sh's line
+//   SUMMARY|stage2_step/B4_T600_opt6.7b_f16/ours|<ms>|ms|<host + model split>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "allmrec/device.h"
+#include "allmrec/log.h"
+#include "allmrec/philox.h"
+#include "allmrec/stage2.h"
+#include "allmrec/text.h"
+
+enum { B = 4, N_ITEMS = 1000, D_USER = 50, D_ITEM = 128, HIST = 10, NC = 20 };
+
+static int cmp_d(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static struct tokenizer *load_tokenizer(struct prompt_token_ids *ids) {
+    const char *sh = getenv("ALLMREC_SHARED");
+    char dir[1024], dict[1100];
+    snprintf(dir, sizeof dir, "%s/data/tokenizer_gpt2_opt", sh ? sh : ALLMREC_SOURCE_DIR "/../shared");
+    snprintf(dict, sizeof dict, "%s/fairseq_gpt2_dict.txt", dir);
+    struct tokenizer *t = NULL;
+    if (tokenizer_load_dir(&t, dir) || tokenizer_remap_fairseq(t, dict)) return NULL;
+    for (int k = 0; k < 4; k++) {
+        char f[32];
+        snprintf(f, sizeof f, "madeupword%04d", k);
+        if (tokenizer_add_special(t, f, NULL)) return NULL;
+    }
+    return prompt_tokenizer_setup(t, true, ids) ? NULL : t;
+}
+
+// synthetic product titles, e.g. "Velvet Matte Lipstick 412, Rosewood, 0.12 Ounce"
+static void make_titles(char (*titles)[96]) {
+    static const char *a[] = {"Velvet", "Hydrating", "Daily", "Ultra", "Classic", "Organic", "Pro", "Silk"};
+    static const char *b[] = {"Matte Lipstick", "Face Cream", "Shampoo", "Eye Shadow Palette", "Nail Lacquer",
+                              "Body Lotion", "Hair Serum", "Foundation"};
+    static const char *c[] = {"Rosewood", "Coconut", "Midnight Blue", "Fragrance Free", "Natural", "Coral"};
+    for (int i = 0; i <= N_ITEMS; i++)
+        snprintf(titles[i], sizeof titles[i], "%s %s %d, %s, %d.%d Ounce", a[philox_below(1, 1, i, 8)],
+                 b[philox_below(1, 2, i, 8)], 100 + (int)philox_below(1, 3, i, 900), c[philox_below(1, 4, i, 6)],
+                 1 + (int)philox_below(1, 5, i, 9), (int)philox_below(1, 6, i, 10));
+}
+
+// the host part of step s: prompts, target texts, the batch
+static allmrec_status host_part(struct tokenizer *tok, const struct prompt_token_ids *ids, char (*titles)[96],
+                                int64_t s, struct prompt_text *pt, struct prompt_text *tt, int32_t (*items)[HIST + NC],
+                                struct stage2_batch *b) {
+    struct prompt_options po = prompt_options_default(PROMPT_ALLMREC);
+    prompt_phrasing_release("Luxury_Beauty", &po.phrase);
+    const char *hist[HIST + NC], *ptext[B], *ttext[B];
+    const int32_t *rows[B];
+    int64_t nh[B], nc[B];
+    for (int r = 0; r < B; r++) {
+        for (int k = 0; k < HIST + NC; k++) {
+            items[r][k] = 1 + (int32_t)philox_below(9, (uint32_t)s, (uint64_t)(r * 64 + k), N_ITEMS);
+            hist[k] = titles[items[r][k]];
+        }
+        ALLMREC_TRY(prompt_build(&po, hist, HIST, hist + HIST, NC, &pt[r]));
+        ALLMREC_TRY(prompt_build_target(titles[items[r][HIST]], ids->eos_text, &tt[r]));
+        ptext[r] = pt[r].s;
+        ttext[r] = tt[r].s;
+        rows[r] = items[r];
+        nh[r] = HIST;
+        nc[r] = NC;
+    }
+    return stage2_batch_from_text(b, tok, ids, B, ptext, ttext, rows, nh, nc, true);
+}
+
+int main(int argc, char **argv) {
+    bool cuda = false, summary = false;
+    int steps = 5;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--device") && i + 1 < argc) cuda = !strcmp(argv[++i], "cuda");
+        else if (!strcmp(argv[i], "--steps") && i + 1 < argc) steps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--gpu-summary")) summary = cuda = true;
+        else { fprintf(stderr, "usage: bench_stage2_step [--device cpu|cuda] [--steps N] [--gpu-summary]\n"); return 2; }
+    }
+    if (steps < 1) steps = 1;
+    struct prompt_token_ids ids;
+    struct tokenizer *tok = load_tokenizer(&ids);
+    if (!tok) { fprintf(stderr, "bench_stage2_step: no tokenizer in ../shared/data/tokenizer_gpt2_opt (%s)\n", allmrec_error_message()); return 1; }
+    struct op_ctx ctx;
+    memset(&ctx, 0, sizeof ctx);
+    if (op_ctx_init(&ctx, cuda ? ALLMREC_DEVICE_CUDA : ALLMREC_DEVICE_CPU, 0)) {
+        if (summary) printf("SUMMARY|stage2_step/B4_T600_opt6.7b_f16/ours|-1|ms|no CUDA device\n");
+        fprintf(stderr, "bench_stage2_step: %s\n", allmrec_error_message());
+        tokenizer_free(tok);
+        return summary ? 0 : 1;
+    }
+    struct opt_config c = {.vocab_size = tokenizer_vocab_size(tok), .hidden_size = cuda ? 4096 : 64,
+                           .n_layers = cuda ? 32 : 2, .n_heads = cuda ? 32 : 4, .ffn_dim = cuda ? 16384 : 256,
+                           .max_positions = 2048, .do_layer_norm_before = true, .final_layer_norm = true,
+                           .enable_bias = true, .ln_affine = true, .ln_eps = 1e-5f, .bos_id = 2, .eos_id = 2,
+                           .pad_id = 1, .activation = "relu"};
+    c.word_embed_proj_dim = c.hidden_size;
+    struct opt_options oo = {.dtype = cuda ? ALLMREC_DTYPE_F16 : ALLMREC_DTYPE_F32, .vocab_size = 0, .comm = NULL};
+    struct opt_model m;
+    memset(&m, 0, sizeof m);
+    static char titles[N_ITEMS + 1][96];
+    make_titles(titles);
+    float *xu = malloc(sizeof(float) * B * D_USER), *vecs = malloc(sizeof(float) * (N_ITEMS + 1) * D_ITEM);
+    for (int i = 0; i < B * D_USER; i++) xu[i] = philox_normal(3, 1, (uint64_t)i);
+    for (int i = 0; i < (N_ITEMS + 1) * D_ITEM; i++) vecs[i] = philox_uniform(3, 2, (uint64_t)i);
+    struct stage2_net net;
+    memset(&net, 0, sizeof net);
+    struct stage2_batch b = {0};
+    struct prompt_text pt[B] = {{0}}, tt[B] = {{0}};
+    int32_t items[B][HIST + NC];
+    struct adam_params ap = {.lr = 1e-4f, .beta1 = 0.9f, .beta2 = 0.98f, .eps = 1e-8f};
+    double *host_ms = calloc((size_t)steps, sizeof(double)), *model_ms = calloc((size_t)steps, sizeof(double));
+    double T_sum = 0;
+    allmrec_status s = opt_model_init_random(&m, &ctx, &c, &oo, 1);
+    if (!s) s = stage2_net_init(&net, &m, D_USER, D_ITEM, B, 1024, B * 64, B * (1 + HIST + NC), false);
+    if (!s) s = align_net_init_weights(&net.fu, 1, 2);
+    if (!s) s = align_net_init_weights(&net.fi, 1, 3);
+    for (int it = -2; it < steps && !s; it++) { // two warm-up steps
+        double t0 = time_now();
+        s = host_part(tok, &ids, titles, it + 2, pt, tt, items, &b);
+        double t1 = time_now();
+        float loss = 0;
+        if (!s) s = stage2_forward_backward(&net, &b, xu, vecs, 1.0f, &loss, NULL, NULL);
+        if (!s) s = align_net_adam_step(&net.fu, &ap, 1.0f);
+        if (!s) s = align_net_adam_step(&net.fi, &ap, 1.0f);
+        if (!s) s = op_ctx_sync(&ctx);
+        double t2 = time_now();
+        if (it >= 0) { host_ms[it] = (t1 - t0) * 1e3; model_ms[it] = (t2 - t1) * 1e3; T_sum += (double)b.T; }
+    }
+    if (s) {
+        fprintf(stderr, "bench_stage2_step: %s\n", allmrec_error_message());
+        if (summary) printf("SUMMARY|stage2_step/B4_T600_opt6.7b_f16/ours|-1|ms|failed\n");
+    } else {
+        qsort(host_ms, (size_t)steps, sizeof(double), cmp_d);
+        qsort(model_ms, (size_t)steps, sizeof(double), cmp_d);
+        double h = host_ms[steps / 2], mm = model_ms[steps / 2];
+        printf("stage2 step (%s, OPT hidden %lld x %lld layers, batch %d, mean T %.0f): host %.2f ms (prompts, "
+               "tokens, batch) + model %.2f ms = %.2f ms (median of %d)\n", cuda ? "cuda f16" : "cpu f32",
+               (long long)c.hidden_size, (long long)c.n_layers, B, T_sum / steps, h, mm, h + mm, steps);
+        if (summary) {
+            printf("SUMMARY|stage2_step/B4_T600_opt6.7b_f16/ours|%.2f|ms|host %.2f ms + model %.2f ms\n", h + mm, h, mm);
+        }
+    }
+    free(host_ms); free(model_ms); free(xu); free(vecs);
+    for (int r = 0; r < B; r++) { prompt_text_free(&pt[r]); prompt_text_free(&tt[r]); }
+    stage2_batch_free(&b);
+    stage2_net_free(&net);
+    opt_model_free(&m);
+    op_ctx_free(&ctx);
+    tokenizer_free(tok);
+    return s ? 1 : 0;
+}
