@@ -21,6 +21,7 @@
 
 #include "allmrec/data.h"
 #include "allmrec/fs.h"
+#include "allmrec/llm_eval.h"
 #include "allmrec/opt.h"
 #include "allmrec/prompt.h"
 #include "allmrec/text.h"
@@ -163,6 +164,23 @@ static void test_quickstart_models(void) {
     dataset_free(&ds);
 }
 
+// configs/llm_eval/{release,strict}.yaml load and pass `eval llm`'s checks with their presets
+static void test_llm_eval_configs(void) {
+    static const char *NAME[2] = {"release", "strict"};
+    for (int i = 0; i < 2; i++) {
+        char p[1200];
+        snprintf(p, sizeof p, "%s/configs/llm_eval/%s.yaml", ALLMREC_SOURCE_DIR, NAME[i]);
+        char *ov[] = {"data.path=d.h5", "llm.path=opt", "cf.export=x.h5", "stage1.joint=j.h5", "stage2.checkpoint=c.h5"};
+        struct config cfg;
+        CHECK_OK(config_load(&cfg, p, ov, 5));
+        struct llm_eval_options o;
+        CHECK_OK(llm_eval_options_from_config(&cfg, &o));
+        CHECK(!strcmp(o.preset, NAME[i]));
+        llm_eval_options_free(&o);
+        config_free(&cfg);
+    }
+}
+
 // ---------------------------------------------------------------- the command
 
 static cJSON *read_json(const char *dir, const char *name) {
@@ -293,4 +311,5 @@ static void test_quickstart_cli(void) {
     free(log);
 }
 
-TEST_MAIN(TEST_CASE(test_opt_save_round_trip), TEST_CASE(test_quickstart_models), TEST_CASE(test_quickstart_cli))
+TEST_MAIN(TEST_CASE(test_opt_save_round_trip), TEST_CASE(test_quickstart_models), TEST_CASE(test_llm_eval_configs),
+          TEST_CASE(test_quickstart_cli))
