@@ -10,7 +10,11 @@
 //   is installed): every stage's outputs are in the run folder, and each
 //   number of the printed table is recomputed from the stage outputs: SASRec's
 //   from its metrics.json, the LLM rows' from generations.jsonl (hit_strict
-//   and the rank of each user's line).
+//   and the rank of each user's line);
+// - the same pipeline through the experiment runner with the real commands
+//   (SASRec, A-LLMRec, A-LLMRec (SBERT) x all/cold items): every stage runs
+//   once where runs share it, and each report cell equals the metrics.json of
+//   the run's last stage.
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -311,5 +315,120 @@ static void test_quickstart_cli(void) {
     free(log);
 }
 
+// The runner with the real stage commands: models made by the quickstart's code
+static void test_runner_pipeline(void) {
+    const char *cli = cli_path();
+    if (!cli) TEST_SKIP("allmrec binary not found next to the tests");
+    char dir[1100], p[1300], cmd[4000];
+    snprintf(dir, sizeof dir, "%s/runner_pipeline", test_tmpdir());
+    CHECK_OK(fs_mkdir_p(dir));
+    // the models: a tiny DistilBERT and OPT over a synthetic dataset's words (the
+    // data stage makes the same dataset: data synth with the same options)
+    struct synth_options so;
+    synth_options_default(&so);
+    so.n_users = 300;
+    so.n_items = 150;
+    so.seed = 5;
+    struct dataset ds;
+    dataset_init(&ds);
+    CHECK_OK(dataset_synth(&so, &ds));
+    char sbert[1200], opt[1200];
+    snprintf(sbert, sizeof sbert, "%s/sbert", dir);
+    snprintf(opt, sizeof opt, "%s/opt", dir);
+    CHECK_OK(quickstart_write_sbert(sbert, &ds, 3));
+    struct opt_config c;
+    memset(&c, 0, sizeof c);
+    c.hidden_size = c.word_embed_proj_dim = 16;
+    c.n_layers = 1;
+    c.n_heads = 2;
+    c.ffn_dim = 32;
+    c.max_positions = 1024;
+    c.do_layer_norm_before = c.final_layer_norm = c.enable_bias = c.ln_affine = true;
+    c.ln_eps = 1e-5f;
+    c.bos_id = c.eos_id = 2;
+    c.pad_id = 1;
+    snprintf(c.activation, sizeof c.activation, "relu");
+    CHECK_OK(quickstart_write_opt(opt, &ds, &c, 0.3f, 9));
+    dataset_free(&ds);
+    char exp[1300];
+    snprintf(exp, sizeof exp, "%s/exp.yaml", dir);
+    FILE *f = fopen(exp, "w");
+    CHECK(f != NULL);
+    if (!f) return;
+    fprintf(f,
+            "experiment:\n  name: pipeline\n  out_dir: %s/results\n  cache_dir: %s/cache\n"
+            "  metrics: [hit@1, ndcg@10]\n"
+            "datasets:\n  - {name: synth, set: {data.source: synth, data.synth.users: 300, data.synth.items: 150, "
+            "data.synth.seed: 5}}\n"
+            "models: [sasrec, a-llmrec, a-llmrec-sbert]\n"
+            "scenarios: [default, cold_item]\n"
+            "defaults:\n"
+            "  run: {eval_mode: score}\n"
+            "  cf:\n    model: {d: 16, blocks: 1, heads: 1, maxlen: 20}\n"
+            "    train: {epochs: 2, batch_size: 64, eval_every: 1, progress: false}\n"
+            "    eval: {scenarios: [all, cold_items], kinds: [neg19]}\n"
+            "  stage1:\n    sbert.path: %s\n    user_rep: export\n"
+            "    train: {epochs: 1, batch_size: 32, progress: false}\n"
+            "  stage2:\n    llm.path: %s\n    window: 20\n    prompt: {verb_past: bought, verb: buy, noun: item}\n"
+            "    train: {epochs: 1, max_tokens: 768, max_target_tokens: 48, progress: false}\n"
+            "  llm_eval:\n    llm.path: %s\n    preset: strict\n    mode: score\n    maxlen: 20\n"
+            "    num_users: 15\n    progress: false\n    prompt: {verb_past: bought, verb: buy, noun: item}\n"
+            "table: {rows: [model], columns: [scenario, metric]}\n"
+            "report: {plots: []}\n",
+            dir, dir, sbert, opt, opt);
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "cd '%s' && '%s' experiment '%s' > run.txt 2>&1", dir, cli, exp);
+    int rc = system(cmd);
+    char *log = NULL;
+    snprintf(p, sizeof p, "%s/run.txt", dir);
+    fs_read_all(p, &log, NULL);
+    CHECK_MSG(rc == 0, "allmrec experiment failed:\n%s", log ? log : "");
+    free(log);
+    if (rc != 0) return;
+    // stages ran once each: data 1, cf 1, stage1 1, stage2 1 (shared), llm_eval 2 models x 2 scenarios
+    static const struct { const char *stage; int n; } N[] = {
+        {"data", 1}, {"cf", 1}, {"stage1", 1}, {"stage2", 1}, {"llm_eval", 4}};
+    for (size_t i = 0; i < sizeof N / sizeof N[0]; i++) {
+        snprintf(cmd, sizeof cmd, "test $(ls -d '%s'/cache/%s/*/done.json | wc -l) -eq %d", dir, N[i].stage, N[i].n);
+        CHECK_MSG(system(cmd) == 0, "stage %s: expected %d completed artifacts", N[i].stage, N[i].n);
+    }
+    // each report cell against the metrics.json of its run's last stage
+    snprintf(p, sizeof p, "%s/results/report.json", dir);
+    char *text = NULL;
+    CHECK_OK(fs_read_all(p, &text, NULL));
+    cJSON *rep = cJSON_Parse(text);
+    free(text);
+    CHECK(rep != NULL);
+    const cJSON *runs = cJSON_GetObjectItem(rep, "runs"), *run;
+    CHECK_EQ_INT(cJSON_GetArraySize(runs), 6);
+    int checked = 0;
+    cJSON_ArrayForEach(run, runs) {
+        const char *id = cJSON_GetObjectItem(run, "id")->valuestring;
+        bool llm = strstr(id, "a-llmrec") != NULL, cold = strstr(id, "cold_item") != NULL;
+        const cJSON *mt = cJSON_GetObjectItem(run, "metrics");
+        double got = cJSON_GetObjectItem(mt, "hit@1") ? cJSON_GetObjectItem(mt, "hit@1")->valuedouble : NAN;
+        // the run's folder links its stages: runs/<id>/<stage> -> the cache
+        char rd[1300];
+        snprintf(rd, sizeof rd, "%s/results/runs/%s/%s", dir, id, llm ? "llm_eval" : "cf");
+        cJSON *m = read_json(rd, "metrics.json");
+        CHECK_MSG(m != NULL, "no metrics.json in %s", rd);
+        const cJSON *e;
+        double want = NAN;
+        cJSON_ArrayForEach(e, cJSON_GetObjectItem(m, "results")) {
+            const cJSON *md = cJSON_GetObjectItem(e, "mode");
+            if (strcmp(cJSON_GetObjectItem(e, "scenario")->valuestring, cold ? "cold_items" : "all") ||
+                strcmp(cJSON_GetObjectItem(e, "kind")->valuestring, "neg19") || (md && strcmp(md->valuestring, "score")))
+                continue;
+            want = cJSON_GetObjectItem(e, "hit@1")->valuedouble;
+            break;
+        }
+        cJSON_Delete(m);
+        CHECK_MSG(isfinite(want) && fabs(got - want) < 1e-9, "%s: report %g, metrics.json %g", id, got, want);
+        checked++;
+    }
+    CHECK_EQ_INT(checked, 6);
+    cJSON_Delete(rep);
+}
+
 TEST_MAIN(TEST_CASE(test_opt_save_round_trip), TEST_CASE(test_quickstart_models), TEST_CASE(test_llm_eval_configs),
-          TEST_CASE(test_quickstart_cli))
+          TEST_CASE(test_quickstart_cli), TEST_CASE(test_runner_pipeline))
