@@ -7,7 +7,7 @@ BCE on positive/negative logits, Adam betas (0.9, 0.98), dropout 0.2):
   step:  B = 128, T = 200, d = 50, 3,416 items (ML-1M), the last 165 positions filled
   epoch: Movies_and_TV: 297,498 users, 59,944 items, T = 50, 11 positions filled;
          epoch time = median step x ceil(297,498 / 128)
-Median of CUDA-event timings after warm-up.
+Median of CUDA-event timings after warm-up (CPU: wall clock, and the process CPU time per step).
 
 usage: python3 bench/sasrec/pytorch_sasrec_step.py [--device cuda|cpu] [--steps N] [--threads N]
                                                    [--shape step|movies|all] [--json OUT.json]
@@ -55,9 +55,10 @@ class SASRec(torch.nn.Module):
 
 
 def median_ms(fn, dev, warm, rep):
+    """(median wall ms, median process CPU ms) per call after `warm` calls"""
     for _ in range(warm):
         fn()
-    ts = []
+    ts, cs = [], []
     for _ in range(rep):
         if dev == "cuda":
             torch.cuda.synchronize()
@@ -68,12 +69,15 @@ def median_ms(fn, dev, warm, rep):
             b.record()
             torch.cuda.synchronize()
             ts.append(a.elapsed_time(b))
+            cs.append(-1.0)
         else:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             fn()
             ts.append((time.perf_counter() - t0) * 1e3)
+            cs.append((time.process_time() - c0) * 1e3)
     ts.sort()
-    return ts[len(ts) // 2]
+    cs.sort()
+    return ts[len(ts) // 2], cs[len(cs) // 2]
 
 
 def step_time(dev, users, items, L, avg_len, steps):
@@ -95,10 +99,10 @@ def step_time(dev, users, items, L, avg_len, steps):
         loss.backward()
         opt.step()
 
-    ms = median_ms(step, dev, 5, steps)
+    ms, cpu_ms = median_ms(step, dev, 5, steps)
     n_steps = (users + B - 1) // B
     return {"users": users, "items": items, "maxlen": L, "step_ms_b128": round(ms, 3),
-            "epoch_s": round(ms * n_steps / 1e3, 2)}
+            "step_cpu_ms_b128": round(cpu_ms, 3), "epoch_s": round(ms * n_steps / 1e3, 2)}
 
 
 def main():

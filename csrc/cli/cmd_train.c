@@ -1,7 +1,7 @@
 // cmd_train.c: `allmrec train <model> --config FILE [key=value ...]`.
-// SASRec (csrc/models/sasrec*.c), A-LLMRec Stage 1 (csrc/models/stage1*.c) and
-// Stage 2 (csrc/models/stage2*.c) are built; the other CF models (ncf, gru4rec,
-// nextitnet) report that they are not built yet.
+// SASRec (csrc/models/sasrec*.c) and A-LLMRec Stage 1 and Stage 2
+// (csrc/models/stage1*.c, stage2*.c) are built; the other CF models (ncf,
+// gru4rec, nextitnet) report that they are not built yet.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,8 +14,8 @@
 
 static const char *USAGE =
     "usage: allmrec train <model> --config FILE [key=value ...] [--out DIR] [--restart] [--device cpu|cuda]\n"
-    "  <model>        sasrec | stage1 | stage2 (A-LLMRec Stages 1 and 2) (ncf, gru4rec, nextitnet: not built yet)\n"
-    "  --config FILE  YAML config (configs/sasrec/*.yaml, configs/stage1/*.yaml, configs/stage2/*.yaml; `base:` inheritance)\n"
+    "  <model>        sasrec | stage1 | stage2 (A-LLMRec Stages 1, 2) (ncf, gru4rec, nextitnet: not built yet)\n"
+    "  --config FILE  YAML config (configs/{sasrec,stage1,stage2}/*.yaml; `base:` inheritance)\n"
     "  key=value      override any config key, e.g. train.epochs=50 train.device=cuda\n"
     "  --out DIR      same as out_dir=DIR\n"
     "  --restart      ignore <out_dir>/last.h5 (default: resume from it)\n"
@@ -23,8 +23,8 @@ static const char *USAGE =
     "sasrec writes <out_dir>/{config.yaml, train_log.jsonl, last.h5, best.h5, metrics.json, metrics.txt,\n"
     "cf_export.h5}; stage1 writes <out_dir>/{config.yaml, train_log.jsonl, last.h5, best.h5, checkpoint.h5,\n"
     "sbert/, joint.h5, metrics.json, metrics.txt} (docs/stage1.md); stage2 writes <out_dir>/{config.yaml,\n"
-    "train_log.jsonl, last.h5, best.h5, checkpoint.h5}. Interrupt with Ctrl-C: the state is saved; re-run the\n"
-    "same command to resume.\n";
+    "train_log.jsonl, last.h5, best.h5, checkpoint.h5} (docs/stage2.md). Interrupt with Ctrl-C: the state is\n"
+    "saved; re-run the same command to resume.\n";
 
 int cmd_train(int argc, char **argv) {
     const char *cmd = "train";
@@ -33,7 +33,8 @@ int cmd_train(int argc, char **argv) {
         return argc < 2 ? 2 : 0;
     }
     const char *model = argv[1];
-    if (strcmp(model, "sasrec") && strcmp(model, "stage1") && strcmp(model, "stage2")) {
+    bool stage1 = !strcmp(model, "stage1"), stage2 = !strcmp(model, "stage2");
+    if (strcmp(model, "sasrec") && !stage1 && !stage2) {
         if (!strcmp(model, "ncf") || !strcmp(model, "gru4rec") || !strcmp(model, "nextitnet"))
             return cli_usage_error(cmd, USAGE, "model '%s' is not built yet (only sasrec, stage1 and stage2)", model);
         return cli_usage_error(cmd, USAGE, "unknown model '%s'", model);
@@ -68,13 +69,13 @@ int cmd_train(int argc, char **argv) {
     config_init(&cfg);
     allmrec_status s = config_load(&cfg, config_path, ov, n_ov);
     free(ov);
-    if (!strcmp(model, "stage1")) {
+    if (stage1) {
         struct stage1_options o;
         memset(&o, 0, sizeof o);
         if (!s) s = stage1_options_from_config(&cfg, &o);
         if (!s) s = stage1_run_train(&o, NULL);
         stage1_options_free(&o);
-    } else if (!strcmp(model, "stage2")) {
+    } else if (stage2) {
         struct stage2_options o2;
         memset(&o2, 0, sizeof o2);
         if (!s) s = stage2_options_from_config(&cfg, &o2);

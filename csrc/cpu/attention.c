@@ -33,6 +33,7 @@
 #include "allmrec/philox.h"
 #include "cpu/cpu_ops.h"
 #include "cpu/cpu_parallel.h"
+#include "cpu/dropout_memo.h"
 #include "cpu/philox_blocks.h"
 
 // the inner loops are inlined into each clone (so they get its vector width)
@@ -176,6 +177,7 @@ struct attn_fwd_args {
     struct tensor out, q, k, v;
     float *lse;           // (B, NH, Tq) or NULL
     const uint8_t *mask;  // (B, Tk) or NULL
+    struct dropout_memo *memo; // keep flags for the backward (dropout_memo.h) or NULL
     const struct attention_params *p;
     int64_t B, Tq, Tk, NH, HD;
 };
@@ -230,15 +232,17 @@ CPU_CLONES static void attn_forward_rows(const struct attn_fwd_args *a, int64_t 
         }
         if (a->lse) a->lse[(b * NH + h) * Tq + i] = mx + (float)log(sum);
         float inv = (float)(1.0 / sum);
-        uint64_t base = (uint64_t)(((b * NH + h) * Tq + i) * Tk);
-        if (dropout) attn_keep_row(keep, words, p->seed, p->stream, threshold, base, jend);
+        uint64_t row = (uint64_t)((b * NH + h) * Tq + i), base = row * (uint64_t)Tk;
+        uint8_t *kr = a->memo ? a->memo->keep + base : keep; // the row's flags, kept for the backward
+        if (dropout) attn_keep_row(kr, words, p->seed, p->stream, threshold, base, jend);
+        if (dropout && a->memo) a->memo->row_len[row] = (int32_t)jend;
         // the nonzero probabilities (after dropout) and their V rows, j
         // ascending; compacted without branches (dropout makes them random)
         const float *vj = attn_row(a->v, b, 0, h);
         int64_t m = 0, vstride = a->v.stride[1];
         for (int64_t j = 0; j < jend; j++, vj += vstride) {
             float pj = s[j] * inv;
-            if (dropout) pj = keep[j] ? pj * inv_keep : 0.0f;
+            if (dropout) pj = kr[j] ? pj * inv_keep : 0.0f;
             pv[m] = pj;
             vrow[m] = vj;
             m += pj != 0.0f;
@@ -257,6 +261,9 @@ allmrec_status cpu_attention_forward(struct op_ctx *ctx, struct tensor out, stru
         .mask = tensor_is_none(key_mask) ? NULL : key_mask.data,
         .p = p, .B = q.shape[0], .Tq = q.shape[1], .Tk = k.shape[1], .NH = q.shape[2], .HD = q.shape[3],
     };
+    if (p->dropout_p > 0 && a.lse) // training: keep the flags for the backward
+        a.memo = dropout_memo_claim(DROPOUT_MEMO_ATTENTION, p->seed, p->stream, philox_dropout_threshold(p->dropout_p),
+                                    a.B * a.NH * a.Tq * a.Tk, a.B * a.NH * a.Tq);
     int64_t nqb = (a.Tq + ATTN_QBLOCK - 1) / ATTN_QBLOCK, items = a.B * a.NH * nqb;
     size_t need = attn_fwd_scratch(a.Tk, a.HD);
     int failed = 0;
@@ -266,7 +273,7 @@ allmrec_status cpu_attention_forward(struct op_ctx *ctx, struct tensor out, stru
             CPU_ATOMIC_WRITE
             failed = 1;
         }
-        CPU_FOR
+        CPU_FOR_DYNAMIC
         for (int64_t it = 0; it < items; it++) {
             if (!scratch) continue;
             int64_t qb = it % nqb, bh = it / nqb, i0 = qb * ATTN_QBLOCK;
@@ -285,6 +292,7 @@ struct attn_bwd_args {
     struct tensor dq, dk, dv, dout, q, k, v, out;
     const float *lse;
     const uint8_t *mask;
+    const struct dropout_memo *memo; // the forward's keep flags or NULL
     const struct attention_params *p;
     int64_t B, Tq, Tk, NH, HD;
 };
@@ -350,8 +358,10 @@ CPU_CLONES static void attn_backward_tile(const struct attn_bwd_args *a, int64_t
             float D = attn_dot(doi, oi, HD);
             attn_dots(dsr, qi, kt, ld, jend, HD);  // q_i . k_j
             attn_dots(pcr, doi, vt, ld, jend, HD); // dout_i . v_j
-            uint64_t base = (uint64_t)(((b * NH + h) * Tq + i) * Tk);
-            if (dropout) attn_keep_row(keep, words, p->seed, p->stream, threshold, base, jend);
+            uint64_t row = (uint64_t)((b * NH + h) * Tq + i), base = row * (uint64_t)Tk;
+            const uint8_t *kr = keep;
+            if (dropout && a->memo && a->memo->row_len[row] >= jend) kr = a->memo->keep + base;
+            else if (dropout) attn_keep_row(keep, words, p->seed, p->stream, threshold, base, jend);
             for (int64_t j = 0; j < jend; j++) {
                 if (mask && !mask[j]) {
                     dsr[j] = pcr[j] = 0.0f;
@@ -359,7 +369,7 @@ CPU_CLONES static void attn_backward_tile(const struct attn_bwd_args *a, int64_t
                 }
                 float P = expf(scale * dsr[j] - L);
                 float c = 1.0f;
-                if (dropout) c = keep[j] ? inv_keep : 0.0f;
+                if (dropout) c = kr[j] ? inv_keep : 0.0f;
                 float dA = c != 0.0f ? pcr[j] : 0.0f;
                 dsr[j] = P * (c * dA - D) * scale;
                 pcr[j] = P * c;
@@ -405,6 +415,9 @@ allmrec_status cpu_attention_backward(struct op_ctx *ctx, struct tensor dq, stru
         .lse = lse.data, .mask = tensor_is_none(key_mask) ? NULL : key_mask.data,
         .p = p, .B = q.shape[0], .Tq = q.shape[1], .Tk = k.shape[1], .NH = q.shape[2], .HD = q.shape[3],
     };
+    if (p->dropout_p > 0)
+        a.memo = dropout_memo_find(DROPOUT_MEMO_ATTENTION, p->seed, p->stream, philox_dropout_threshold(p->dropout_p),
+                                   a.B * a.NH * a.Tq * a.Tk, a.B * a.NH * a.Tq);
     int64_t tiles = a.B * a.NH;
     size_t need = attn_bwd_scratch(a.Tk, a.HD);
     int failed = 0;
@@ -414,7 +427,7 @@ allmrec_status cpu_attention_backward(struct op_ctx *ctx, struct tensor dq, stru
             CPU_ATOMIC_WRITE
             failed = 1;
         }
-        CPU_FOR
+        CPU_FOR_DYNAMIC
         for (int64_t t = 0; t < tiles; t++)
             if (scratch) attn_backward_tile(&a, t / a.NH, t % a.NH, scratch);
     }

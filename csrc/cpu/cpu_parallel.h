@@ -4,17 +4,24 @@
 // (results never depend on the thread count); work below ~32k elements stays
 // serial (a parallel region costs more than it saves there).
 //
-// defines: CPU_PARALLEL_FOR, CPU_PARALLEL, CPU_FOR, CPU_SIMD, CPU_ATOMIC_WRITE, CPU_CLONES
+// defines: CPU_PARALLEL_FOR, CPU_PARALLEL, CPU_FOR, CPU_FOR_DYNAMIC, CPU_SIMD, CPU_ATOMIC_WRITE, CPU_CLONES
 #ifndef ALLMREC_CPU_PARALLEL_H
 #define ALLMREC_CPU_PARALLEL_H
 
 #ifdef ALLMREC_HAVE_OPENMP
 #define CPU_PRAGMA_(x) _Pragma(#x)
 // a parallel loop over independent iterations when `work` is worth it
-#define CPU_PARALLEL_FOR(work) CPU_PRAGMA_(omp parallel for schedule(static) if ((work) >= 32768))
+#ifndef CPU_PARALLEL_MIN_WORK
+#define CPU_PARALLEL_MIN_WORK 32768
+#endif
+#define CPU_PARALLEL_FOR(work) CPU_PRAGMA_(omp parallel for schedule(static) if ((work) >= CPU_PARALLEL_MIN_WORK))
 // a parallel region when the work is worth it; an `omp for` inside shares it out
-#define CPU_PARALLEL(work) CPU_PRAGMA_(omp parallel if ((work) >= 32768))
+#define CPU_PARALLEL(work) CPU_PRAGMA_(omp parallel if ((work) >= CPU_PARALLEL_MIN_WORK))
 #define CPU_FOR CPU_PRAGMA_(omp for schedule(static))
+// the same with items handed out one at a time: for loops of independent,
+// costly items (attention heads), so a thread the OS preempts on a loaded
+// machine holds up one item, not half the loop (results do not change)
+#define CPU_FOR_DYNAMIC CPU_PRAGMA_(omp for schedule(dynamic, 1))
 // elementwise loops with no reduction: vectorised whatever the cost model
 // says, with results identical to the scalar loop
 #define CPU_SIMD CPU_PRAGMA_(omp simd)
@@ -23,6 +30,7 @@
 #define CPU_PARALLEL_FOR(work)
 #define CPU_PARALLEL(work)
 #define CPU_FOR
+#define CPU_FOR_DYNAMIC
 #define CPU_SIMD
 #define CPU_ATOMIC_WRITE
 #endif

@@ -5,7 +5,7 @@
 //   out_i  = inp_i * keep_i * (1 / (1 - p))   (the scale computed in fp32)
 //   dinp_i += dout_i * keep_i * (1 / (1 - p))
 // p = 0 copies (forward) / adds dout (backward). The forward keeps its keep
-// bits for the backward of the same call (the mask memo below).
+// flags for the backward of the same call (dropout_memo.h).
 //
 // defines: cpu_dropout_forward, cpu_dropout_backward
 #include <stdlib.h>
@@ -14,70 +14,20 @@
 #include "allmrec/philox.h"
 #include "cpu/cpu_ops.h"
 #include "cpu/cpu_parallel.h"
+#include "cpu/dropout_memo.h"
 #include "cpu/philox_blocks.h"
 
-// Elements are processed in chunks of DROPOUT_CHUNK (a multiple of 8, so a
-// chunk starts on a Philox block and on a byte of the mask bits): the chunk's
+// Elements are processed in chunks of DROPOUT_CHUNK (a multiple of 4, so a
+// chunk starts on a Philox block): the chunk's
 // blocks are drawn at once by the vectorised philox_blocks_words, then
 // applied. Chunks are independent, so OpenMP may split them without changing
 // any bit. The chunk kernels are also built for AVX2 and picked at load time
 // (no FMA: same bits everywhere).
 enum { DROPOUT_CHUNK = 1024 };
 
-// ------------------------------------------------------------------ mask memo
-// The backward of a dropout needs the forward's mask again. Drawing it costs
-// as much as the forward (Philox 4x32-10 per 4 elements), so the forward keeps
-// the keep-bits of its last calls (per thread, a few slots) and a backward with
-// the same (seed, stream, threshold, n) reads them. The mask is a pure
-// function of that key, so a hit gives exactly the bits a redraw would.
-enum { MASK_SLOTS = 16 };
-#define MASK_MAX_BYTES ((size_t)64 << 20) // all slots of a thread together
-struct mask_slot {
-    uint64_t seed;
-    uint32_t stream, threshold;
-    int64_t n;     // elements (0 = empty slot)
-    uint8_t *bits; // keep bit of element i at bits[i / 8] >> (i % 8)
-    size_t cap;    // bytes allocated
-};
-static _Thread_local struct mask_slot g_slots[MASK_SLOTS];
-static _Thread_local int g_next_slot;
-static _Thread_local size_t g_slot_bytes;
-
-static struct mask_slot *mask_find(uint64_t seed, uint32_t stream, uint32_t threshold, int64_t n) {
-    for (int k = 0; k < MASK_SLOTS; k++) {
-        struct mask_slot *m = &g_slots[k];
-        if (m->n == n && m->seed == seed && m->stream == stream && m->threshold == threshold) return m;
-    }
-    return NULL;
-}
-
-// a slot for a new mask (round robin), or NULL when it would not fit (no memo)
-static struct mask_slot *mask_claim(uint64_t seed, uint32_t stream, uint32_t threshold, int64_t n) {
-    struct mask_slot *m = mask_find(seed, stream, threshold, n);
-    if (!m) {
-        m = &g_slots[g_next_slot];
-        g_next_slot = (g_next_slot + 1) % MASK_SLOTS;
-    }
-    size_t need = (size_t)(n + 7) / 8;
-    m->n = 0;
-    if (need > m->cap) {
-        if (g_slot_bytes - m->cap + need > MASK_MAX_BYTES) return NULL;
-        uint8_t *nb = realloc(m->bits, need);
-        if (!nb) return NULL;
-        g_slot_bytes += need - m->cap;
-        m->bits = nb;
-        m->cap = need;
-    }
-    m->seed = seed;
-    m->stream = stream;
-    m->threshold = threshold;
-    m->n = n;
-    return m;
-}
-
 // ------------------------------------------------------------------ kernels
 
-// forward: o = x * keep * scale (keep drawn); the keep bits into `bits` when given
+// forward: o = x * keep * scale (keep drawn); the keep flags into `bits` when given
 CPU_CLONES
 static void dropout_fwd_chunk(float *o, const float *x, uint8_t *bits, int64_t i0, int64_t len, uint64_t seed,
                               uint32_t stream, uint32_t threshold, float scale) {
@@ -85,26 +35,34 @@ static void dropout_fwd_chunk(float *o, const float *x, uint8_t *bits, int64_t i
     philox_blocks_words(words, seed, stream, (uint64_t)i0 >> 2, (len + 3) / 4);
     for (int64_t j = 0; j < len; j++) o[i0 + j] = (words[j] >> 8) >= threshold ? x[i0 + j] * scale : 0.0f;
     if (bits)
-        for (int64_t b = 0; b < (len + 7) / 8; b++) {
-            uint8_t byte = 0;
-            for (int q = 0; q < 8 && 8 * b + q < len; q++) byte |= (uint8_t)(((words[8 * b + q] >> 8) >= threshold) << q);
-            bits[(i0 >> 3) + b] = byte;
-        }
+        for (int64_t j = 0; j < len; j++) bits[i0 + j] = (words[j] >> 8) >= threshold;
 }
 
-// backward: dx += dy * keep * scale, keep redrawn (bits == NULL) or read
+// backward: dx += dy * keep * scale, keep read (bits) or redrawn (bits == NULL)
 CPU_CLONES
 static void dropout_bwd_chunk(float *dx, const float *dy, const uint8_t *bits, int64_t i0, int64_t len,
                               uint64_t seed, uint32_t stream, uint32_t threshold, float scale) {
+    float *d = dx + i0;
+    const float *y = dy + i0;
     if (bits) {
-        for (int64_t j = 0; j < len; j++)
-            if ((bits[(i0 + j) >> 3] >> ((i0 + j) & 7)) & 1) dx[i0 + j] += dy[i0 + j] * scale;
+        const uint8_t *keep = bits + i0;
+        // a bitwise select (branch-free, so it vectorises), not `dx += keep ? .. : 0`
+        // (that would turn a -0.0 dx into +0.0): exactly `if (keep) dx += dy * scale`
+        CPU_SIMD
+        for (int64_t j = 0; j < len; j++) {
+            float add = d[j] + y[j] * scale, old = d[j];
+            uint32_t a, b, m = 0u - (uint32_t)keep[j];
+            memcpy(&a, &add, 4);
+            memcpy(&b, &old, 4);
+            a = (a & m) | (b & ~m);
+            memcpy(&d[j], &a, 4);
+        }
         return;
     }
     uint32_t words[DROPOUT_CHUNK];
     philox_blocks_words(words, seed, stream, (uint64_t)i0 >> 2, (len + 3) / 4);
     for (int64_t j = 0; j < len; j++)
-        if ((words[j] >> 8) >= threshold) dx[i0 + j] += dy[i0 + j] * scale;
+        if ((words[j] >> 8) >= threshold) d[j] += y[j] * scale;
 }
 
 allmrec_status cpu_dropout_forward(struct op_ctx *ctx, struct tensor out, struct tensor inp, float p,
@@ -119,8 +77,8 @@ allmrec_status cpu_dropout_forward(struct op_ctx *ctx, struct tensor out, struct
     }
     uint32_t threshold = philox_dropout_threshold(p);
     float scale = 1.0f / (1.0f - p);
-    struct mask_slot *m = mask_claim(seed, stream, threshold, n);
-    uint8_t *bits = m ? m->bits : NULL;
+    struct dropout_memo *m = dropout_memo_claim(DROPOUT_MEMO_ELEMENTS, seed, stream, threshold, n, 0);
+    uint8_t *bits = m ? m->keep : NULL;
     int64_t nchunks = (n + DROPOUT_CHUNK - 1) / DROPOUT_CHUNK;
     CPU_PARALLEL_FOR(n)
     for (int64_t c = 0; c < nchunks; c++) {
@@ -143,8 +101,8 @@ allmrec_status cpu_dropout_backward(struct op_ctx *ctx, struct tensor dinp, stru
     }
     uint32_t threshold = philox_dropout_threshold(p);
     float scale = 1.0f / (1.0f - p);
-    const struct mask_slot *m = mask_find(seed, stream, threshold, n);
-    const uint8_t *bits = m ? m->bits : NULL;
+    const struct dropout_memo *m = dropout_memo_find(DROPOUT_MEMO_ELEMENTS, seed, stream, threshold, n, 0);
+    const uint8_t *bits = m ? m->keep : NULL;
     int64_t nchunks = (n + DROPOUT_CHUNK - 1) / DROPOUT_CHUNK;
     CPU_PARALLEL_FOR(n)
     for (int64_t c = 0; c < nchunks; c++) {

@@ -12,6 +12,10 @@
 #include "cpu/cpu_ops.h"
 #include "cpu/cpu_parallel.h"
 
+#ifdef ALLMREC_HAVE_OPENMP
+#include <omp.h>
+#endif
+
 allmrec_status cpu_embedding_forward(struct op_ctx *ctx, struct tensor out, struct tensor ids,
                                      struct tensor table, int64_t id_offset) {
     (void)ctx;
@@ -41,12 +45,23 @@ allmrec_status cpu_embedding_backward(struct op_ctx *ctx, struct tensor dtable, 
     const int32_t *id = ids.data;
     const float *d = dout.data;
     float *dt = dtable.data;
-    for (int64_t n = 0; n < N; n++) {
-        int64_t r = (int64_t)id[n] - id_offset;
-        if (r < 0 || r >= V) continue;
-        float *row = dt + r * C;
-        const float *g = d + n * C;
-        for (int64_t c = 0; c < C; c++) row[c] += g[c];
+    // each thread owns a range of table rows and adds, in input order, the
+    // rows of dout that land there: every table row sums in the same order
+    // whatever the thread count
+    CPU_PARALLEL(N * C) {
+        int64_t nt = 1, t = 0;
+#ifdef ALLMREC_HAVE_OPENMP
+        nt = omp_get_num_threads();
+        t = omp_get_thread_num();
+#endif
+        int64_t r0 = V * t / nt, r1 = V * (t + 1) / nt;
+        for (int64_t n = 0; n < N; n++) {
+            int64_t r = (int64_t)id[n] - id_offset;
+            if (r < r0 || r >= r1) continue;
+            float *row = dt + r * C;
+            const float *g = d + n * C;
+            for (int64_t c = 0; c < C; c++) row[c] += g[c];
+        }
     }
     return ALLMREC_OK;
 }

@@ -272,6 +272,29 @@ static void test_gemm_blocks(void) {
         }
 }
 
-TEST_MAIN(TEST_CASE(test_attention_sasrec_like), TEST_CASE(test_attention_multihead_kv_cache),
+// embedding backward: rows owned by threads, each summed in input order; ids
+// repeat a lot (row 0 as SASRec's padding) and some fall outside the table
+static void test_embedding_backward(void) {
+    REQUIRE_OPENMP();
+    struct op_ctx ctx;
+    CHECK_OK(op_ctx_init(&ctx, CPU, 0));
+    int64_t N = 20000, V = 1000, C = 50;
+    int32_t *ids = malloc((size_t)N * sizeof *ids);
+    for (int64_t n = 0; n < N; n++) ids[n] = n % 3 == 0 ? 0 : (int32_t)((n * 7919) % (V + 20)) - 5;
+    for (int64_t n = 0; n < N; n++) if (ids[n] < 0) ids[n] = 0;
+    float *dy = frand(N * C, 71, -1, 1), *dt[2];
+    FOR_THREADS_1_AND_3(r) {
+        dt[r] = frand(V * C, 72, -1, 1);
+        CHECK_OK(op_embedding_backward(&ctx, tensor_2d(dt[r], F32, CPU, V, C), tensor_2d(dy, F32, CPU, N, C),
+                                       tensor_1d(ids, ALLMREC_DTYPE_I32, CPU, N), 0));
+    }
+    threads_restore();
+    bool same = same_bits(dt[0], dt[1], V * C);
+    free(dt[0]); free(dt[1]); free(dy); free(ids);
+    op_ctx_free(&ctx);
+    CHECK_MSG(same, "embedding backward differs between 1 and 3 threads");
+}
+
+TEST_MAIN(TEST_CASE(test_attention_sasrec_like), TEST_CASE(test_embedding_backward), TEST_CASE(test_attention_multihead_kv_cache),
           TEST_CASE(test_layernorm), TEST_CASE(test_activations), TEST_CASE(test_linear),
           TEST_CASE(test_gemm_plain), TEST_CASE(test_gemm_blocks))
