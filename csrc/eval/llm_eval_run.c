@@ -100,11 +100,6 @@ const struct config_key *llm_eval_config_schema(int *n) {
     return SCHEMA;
 }
 
-static allmrec_status bad_key(const struct config *cfg, const char *key, const char *msg) {
-    const struct config_entry *e = config_find(cfg, key);
-    return ALLMREC_ERR_AT(ALLMREC_ERR_CONFIG, e ? e->file : cfg->path, e ? e->line : 0, key, "%s", msg);
-}
-
 static bool one_of(const char *s, const char *a, const char *b, const char *c) {
     return !strcmp(s, a) || !strcmp(s, b) || (c && !strcmp(s, c));
 }
@@ -118,7 +113,7 @@ allmrec_status llm_eval_options_from_config(struct config *cfg, struct llm_eval_
     int64_t i;
     double x;
     ALLMREC_TRY(config_get_string(cfg, "preset", &o->preset));
-    if (!one_of(o->preset, "release", "strict", NULL)) return bad_key(cfg, "preset", "must be release or strict");
+    if (!one_of(o->preset, "release", "strict", NULL)) return config_key_error(cfg, "preset", "%s", "must be release or strict");
     bool rel = !strcmp(o->preset, "release");
     ALLMREC_TRY(config_get_string(cfg, "data.path", &o->data_path));
     ALLMREC_TRY(config_get_string(cfg, "cf.export", &o->cf_export));
@@ -136,25 +131,25 @@ allmrec_status llm_eval_options_from_config(struct config *cfg, struct llm_eval_
     ALLMREC_TRY(config_get_string(cfg, "prompt.noun", &o->noun));
     int n_words = (*o->verb_past != 0) + (*o->verb != 0) + (*o->noun != 0);
     if (n_words != 0 && n_words != 3)
-        return bad_key(cfg, *o->verb_past ? "prompt.verb" : "prompt.verb_past",
+        return config_key_error(cfg, *o->verb_past ? "prompt.verb" : "prompt.verb_past", "%s",
                        "set prompt.verb_past, prompt.verb and prompt.noun together (e.g. bought, buy, item: "
                        "the release's prompt needs all three, RELEASE.md section 2 item 14), or none of them "
                        "(phrasing from the dataset name)");
     ALLMREC_TRY(config_get_int(cfg, "history_len", &o->history_len));
     ALLMREC_TRY(config_get_int(cfg, "maxlen", &o->maxlen));
-    if (o->history_len < 0 || o->history_len > 64) return bad_key(cfg, "history_len", "must be in [0, 64]");
-    if (o->maxlen < 1) return bad_key(cfg, "maxlen", "must be >= 1");
+    if (o->history_len < 0 || o->history_len > 64) return config_key_error(cfg, "history_len", "%s", "must be in [0, 64]");
+    if (o->maxlen < 1) return config_key_error(cfg, "maxlen", "%s", "must be >= 1");
     ALLMREC_TRY(config_get_bool(cfg, "use_user_rep", &o->use_user_rep));
     ALLMREC_TRY(config_get_string(cfg, "item_embedding", &o->item_embedding));
     if (!one_of(o->item_embedding, "joint", "sbert", "none"))
-        return bad_key(cfg, "item_embedding", "must be joint (e_i), sbert (q_i) or none");
+        return config_key_error(cfg, "item_embedding", "%s", "must be joint (e_i), sbert (q_i) or none");
     bool items = strcmp(o->item_embedding, "none") != 0;
-    if (o->use_user_rep && !*o->cf_export) return bad_key(cfg, "cf.export", "needed for x_u (use_user_rep)");
-    if (items && !*o->joint) return bad_key(cfg, "stage1.joint", "needed for the item vectors (item_embedding)");
+    if (o->use_user_rep && !*o->cf_export) return config_key_error(cfg, "cf.export", "%s", "needed for x_u (use_user_rep)");
+    if (items && !*o->joint) return config_key_error(cfg, "stage1.joint", "%s", "needed for the item vectors (item_embedding)");
     if ((items || o->use_user_rep) && !*o->stage2)
-        return bad_key(cfg, "stage2.checkpoint", "needed for F_U / F_I");
+        return config_key_error(cfg, "stage2.checkpoint", "%s", "needed for F_U / F_I");
     ALLMREC_TRY(config_get_string(cfg, "split", &o->split));
-    if (!one_of(o->split, "test", "valid", NULL)) return bad_key(cfg, "split", "must be test or valid");
+    if (!one_of(o->split, "test", "valid", NULL)) return config_key_error(cfg, "split", "%s", "must be test or valid");
     ALLMREC_TRY(config_get_string_list(cfg, "scenarios", &o->scenarios, &o->n_scenarios));
     ALLMREC_TRY(config_get_string(cfg, "scenario", &s));
     if (*s) {
@@ -164,7 +159,7 @@ allmrec_status llm_eval_options_from_config(struct config *cfg, struct llm_eval_
         o->scenarios[0] = s;
         o->n_scenarios = 1;
     }
-    if (o->n_scenarios < 1) return bad_key(cfg, "scenarios", "name at least one scenario");
+    if (o->n_scenarios < 1) return config_key_error(cfg, "scenarios", "%s", "name at least one scenario");
     ALLMREC_TRY(config_get_string(cfg, "kind", &o->kind));
     if (!*o->kind) o->kind = rel ? "release_llm20" : "neg19";
     ALLMREC_TRY(config_get_string(cfg, "mode", &s));
@@ -172,31 +167,31 @@ allmrec_status llm_eval_options_from_config(struct config *cfg, struct llm_eval_
     if (!strcmp(s, "generate")) o->mode = LLM_MODE_GENERATE;
     else if (!strcmp(s, "score")) o->mode = LLM_MODE_SCORE;
     else if (!strcmp(s, "both")) o->mode = LLM_MODE_BOTH;
-    else return bad_key(cfg, "mode", "must be generate, score or both");
+    else return config_key_error(cfg, "mode", "%s", "must be generate, score or both");
     ALLMREC_TRY(config_get_string(cfg, "parser", &s));
     if (!*s) s = rel ? "release" : "strict";
-    if (!one_of(s, "release", "strict", NULL)) return bad_key(cfg, "parser", "must be release or strict");
+    if (!one_of(s, "release", "strict", NULL)) return config_key_error(cfg, "parser", "%s", "must be release or strict");
     o->parser = strcmp(s, "release") ? LLM_PARSER_STRICT : LLM_PARSER_RELEASE;
     ALLMREC_TRY(config_get_int(cfg, "num_users", &o->num_users));
     ALLMREC_TRY(config_get_int(cfg, "batch_size", &o->batch_size));
-    if (o->num_users < 0) return bad_key(cfg, "num_users", "must be >= 0");
-    if (o->batch_size < 1 || o->batch_size > 64) return bad_key(cfg, "batch_size", "must be in [1, 64]");
+    if (o->num_users < 0) return config_key_error(cfg, "num_users", "%s", "must be >= 0");
+    if (o->batch_size < 1 || o->batch_size > 64) return config_key_error(cfg, "batch_size", "%s", "must be in [1, 64]");
     ALLMREC_TRY(config_get_int(cfg, "seed", &o->seed));
     o->gen = opt_gen_params_default();
     ALLMREC_TRY(config_get_int(cfg, "generation.max_new_tokens", &i));
     o->gen.max_new_tokens = i > 0 ? i : (rel ? 511 : 64);
     ALLMREC_TRY(config_get_int(cfg, "generation.min_new_tokens", &o->gen.min_new_tokens));
     ALLMREC_TRY(config_get_double(cfg, "generation.repetition_penalty", &x));
-    if (!(x > 0)) return bad_key(cfg, "generation.repetition_penalty", "must be > 0");
+    if (!(x > 0)) return config_key_error(cfg, "generation.repetition_penalty", "%s", "must be > 0");
     o->gen.repetition_penalty = (float)x;
     ALLMREC_TRY(config_get_string(cfg, "generation.penalty_scope", &s));
     if (!strcmp(s, "bos_and_generated")) o->gen.penalty_scope = OPT_PENALTY_BOS_AND_GENERATED;
     else if (!strcmp(s, "generated")) o->gen.penalty_scope = OPT_PENALTY_GENERATED_ONLY;
-    else return bad_key(cfg, "generation.penalty_scope", "must be bos_and_generated or generated");
+    else return config_key_error(cfg, "generation.penalty_scope", "%s", "must be bos_and_generated or generated");
     ALLMREC_TRY(config_get_string(cfg, "device", &o->device));
-    if (!one_of(o->device, "cpu", "cuda", NULL)) return bad_key(cfg, "device", "must be cpu or cuda");
+    if (!one_of(o->device, "cpu", "cuda", NULL)) return config_key_error(cfg, "device", "%s", "must be cpu or cuda");
     if (!one_of(o->dtype, "auto", "f32", "f16") && strcmp(o->dtype, "bf16"))
-        return bad_key(cfg, "llm.dtype", "must be auto, f32, f16 or bf16");
+        return config_key_error(cfg, "llm.dtype", "%s", "must be auto, f32, f16 or bf16");
     ALLMREC_TRY(config_get_string(cfg, "out_dir", &o->out_dir));
     ALLMREC_TRY(config_get_bool(cfg, "progress", &o->progress));
     ALLMREC_TRY(config_get_bool(cfg, "restart", &o->restart));

@@ -66,38 +66,6 @@ const struct config_key *sasrec_config_schema(int *n) {
     return SCHEMA;
 }
 
-static allmrec_status get_str(const struct config *cfg, const char *key, char *dst, size_t cap) {
-    const char *s;
-    ALLMREC_TRY(config_get_string(cfg, key, &s));
-    if (strlen(s) >= cap) {
-        const struct config_entry *e = config_find(cfg, key);
-        return ALLMREC_ERR_AT(ALLMREC_ERR_CONFIG, e ? e->file : "", e ? e->line : 0, key,
-                              "value is longer than %zu characters", cap - 1);
-    }
-    snprintf(dst, cap, "%s", s);
-    return ALLMREC_OK;
-}
-
-static allmrec_status bad_key(const struct config *cfg, const char *key, const char *what) {
-    const struct config_entry *e = config_find(cfg, key);
-    return ALLMREC_ERR_AT(ALLMREC_ERR_CONFIG, e ? e->file : "", e ? e->line : 0, key, "%s", what);
-}
-
-static allmrec_status get_list(const struct config *cfg, const char *key, char (*dst)[32], int cap_each,
-                               int *n) {
-    const char **v;
-    int k;
-    ALLMREC_TRY(config_get_string_list(cfg, key, &v, &k));
-    if (k > SASREC_MAX_LIST) {
-        free(v);
-        return bad_key(cfg, key, "too many entries (at most 8)");
-    }
-    for (int i = 0; i < k; i++) snprintf(dst[i], (size_t)cap_each, "%s", v[i]);
-    *n = k;
-    free(v);
-    return ALLMREC_OK;
-}
-
 allmrec_status sasrec_run_options_from_config(const struct config *cfg_in, struct sasrec_run_options *o) {
     memset(o, 0, sizeof *o);
     int n_schema;
@@ -109,7 +77,7 @@ allmrec_status sasrec_run_options_from_config(const struct config *cfg_in, struc
     bool b;
     const char *s;
     ALLMREC_TRY(config_get_string(cfg, "model.name", &s));
-    if (strcmp(s, "sasrec")) return bad_key(cfg, "model.name", "this command trains 'sasrec' only");
+    if (strcmp(s, "sasrec")) return config_key_error(cfg, "model.name", "%s", "this command trains 'sasrec' only");
     sasrec_config_default(&o->model);
     ALLMREC_TRY(config_get_int(cfg, "model.d", &i)); o->model.d = (int)i;
     ALLMREC_TRY(config_get_int(cfg, "model.blocks", &i)); o->model.n_blocks = (int)i;
@@ -122,29 +90,29 @@ allmrec_status sasrec_run_options_from_config(const struct config *cfg_in, struc
     if (!strcmp(s, "auto")) o->model.attention_impl = SASREC_ATTN_AUTO;
     else if (!strcmp(s, "fused")) o->model.attention_impl = SASREC_ATTN_FUSED;
     else if (!strcmp(s, "gemm")) o->model.attention_impl = SASREC_ATTN_GEMM;
-    else return bad_key(cfg, "model.attention", "must be auto, fused or gemm");
+    else return config_key_error(cfg, "model.attention", "%s", "must be auto, fused or gemm");
     if (o->model.d < 1 || o->model.n_heads < 1 || o->model.d % o->model.n_heads)
-        return bad_key(cfg, "model.d", "model.d must be a positive multiple of model.heads");
+        return config_key_error(cfg, "model.d", "%s", "model.d must be a positive multiple of model.heads");
     if (o->model.n_blocks < 0 || o->model.n_blocks > SASREC_MAX_BLOCKS)
-        return bad_key(cfg, "model.blocks", "model.blocks must be in [0, 8]");
-    if (o->model.maxlen < 1) return bad_key(cfg, "model.maxlen", "model.maxlen must be >= 1");
-    if (!(o->model.dropout >= 0 && o->model.dropout < 1)) return bad_key(cfg, "model.dropout", "must be in [0, 1)");
-    ALLMREC_TRY(get_str(cfg, "data.path", o->data_path, sizeof o->data_path));
-    ALLMREC_TRY(get_str(cfg, "data.train_scenario", o->train_scenario, sizeof o->train_scenario));
-    ALLMREC_TRY(get_str(cfg, "out_dir", o->out_dir, sizeof o->out_dir));
-    ALLMREC_TRY(get_str(cfg, "train.device", o->device, sizeof o->device));
+        return config_key_error(cfg, "model.blocks", "%s", "model.blocks must be in [0, 8]");
+    if (o->model.maxlen < 1) return config_key_error(cfg, "model.maxlen", "%s", "model.maxlen must be >= 1");
+    if (!(o->model.dropout >= 0 && o->model.dropout < 1)) return config_key_error(cfg, "model.dropout", "%s", "must be in [0, 1)");
+    ALLMREC_TRY(config_get_string_into(cfg, "data.path", o->data_path, sizeof o->data_path));
+    ALLMREC_TRY(config_get_string_into(cfg, "data.train_scenario", o->train_scenario, sizeof o->train_scenario));
+    ALLMREC_TRY(config_get_string_into(cfg, "out_dir", o->out_dir, sizeof o->out_dir));
+    ALLMREC_TRY(config_get_string_into(cfg, "train.device", o->device, sizeof o->device));
     if (strcmp(o->device, "cpu") && strcmp(o->device, "cuda"))
-        return bad_key(cfg, "train.device", "must be 'cpu' or 'cuda'");
+        return config_key_error(cfg, "train.device", "%s", "must be 'cpu' or 'cuda'");
     ALLMREC_TRY(config_get_int(cfg, "train.device_index", &i)); o->device_index = (int)i;
     ALLMREC_TRY(config_get_int(cfg, "train.batch_size", &i)); o->batch_size = (int)i;
-    if (o->batch_size < 1) return bad_key(cfg, "train.batch_size", "must be >= 1");
+    if (o->batch_size < 1) return config_key_error(cfg, "train.batch_size", "%s", "must be >= 1");
     ALLMREC_TRY(config_get_double(cfg, "train.lr", &x)); o->adam.lr = (float)x;
     double *betas;
     int nb;
     ALLMREC_TRY(config_get_double_list(cfg, "train.betas", &betas, &nb));
     if (nb != 2 || !(betas[0] >= 0 && betas[0] < 1 && betas[1] >= 0 && betas[1] < 1)) {
         free(betas);
-        return bad_key(cfg, "train.betas", "must be two numbers in [0, 1), e.g. [0.9, 0.98]");
+        return config_key_error(cfg, "train.betas", "%s", "must be two numbers in [0, 1), e.g. [0.9, 0.98]");
     }
     o->adam.beta1 = (float)betas[0];
     o->adam.beta2 = (float)betas[1];
@@ -154,29 +122,29 @@ allmrec_status sasrec_run_options_from_config(const struct config *cfg_in, struc
     o->adam.decoupled = false;
     ALLMREC_TRY(config_get_double(cfg, "train.l2_emb", &x)); o->l2_emb = (float)x;
     ALLMREC_TRY(config_get_int(cfg, "train.epochs", &i)); o->epochs = (int)i;
-    if (o->epochs < 1) return bad_key(cfg, "train.epochs", "must be >= 1");
+    if (o->epochs < 1) return config_key_error(cfg, "train.epochs", "%s", "must be >= 1");
     ALLMREC_TRY(config_get_int(cfg, "train.seed", &i)); o->seed = (uint64_t)i;
     ALLMREC_TRY(config_get_int(cfg, "train.eval_every", &i)); o->eval_every = (int)i;
     ALLMREC_TRY(config_get_int(cfg, "train.patience", &i)); o->patience = (int)i;
-    ALLMREC_TRY(get_str(cfg, "train.early_metric", o->early_metric, sizeof o->early_metric));
+    ALLMREC_TRY(config_get_string_into(cfg, "train.early_metric", o->early_metric, sizeof o->early_metric));
     {
         struct eval_metrics probe;
         memset(&probe, 0, sizeof probe);
         if (!eval_metric_value(&probe, o->early_metric, &x))
-            return bad_key(cfg, "train.early_metric", "unknown metric (hit@1|5|10|20, ndcg@1|5|10|20, mrr)");
+            return config_key_error(cfg, "train.early_metric", "%s", "unknown metric (hit@1|5|10|20, ndcg@1|5|10|20, mrr)");
     }
     ALLMREC_TRY(config_get_double(cfg, "train.max_minutes", &o->max_minutes));
     ALLMREC_TRY(config_get_int(cfg, "train.checkpoint_every", &o->checkpoint_every));
-    if (o->checkpoint_every < 0) return bad_key(cfg, "train.checkpoint_every", "must be >= 0");
+    if (o->checkpoint_every < 0) return config_key_error(cfg, "train.checkpoint_every", "%s", "must be >= 0");
     ALLMREC_TRY(config_get_int(cfg, "train.log_every", &o->log_every));
-    if (o->log_every < 0) return bad_key(cfg, "train.log_every", "must be >= 0");
+    if (o->log_every < 0) return config_key_error(cfg, "train.log_every", "%s", "must be >= 0");
     ALLMREC_TRY(config_get_bool(cfg, "train.restart", &o->restart));
     ALLMREC_TRY(config_get_bool(cfg, "train.progress", &o->progress));
-    ALLMREC_TRY(get_str(cfg, "eval.valid_scenario", o->valid_scenario, sizeof o->valid_scenario));
-    ALLMREC_TRY(get_str(cfg, "eval.valid_kind", o->valid_kind, sizeof o->valid_kind));
-    ALLMREC_TRY(get_list(cfg, "eval.scenarios", o->scenarios, 32, &o->n_scenarios));
+    ALLMREC_TRY(config_get_string_into(cfg, "eval.valid_scenario", o->valid_scenario, sizeof o->valid_scenario));
+    ALLMREC_TRY(config_get_string_into(cfg, "eval.valid_kind", o->valid_kind, sizeof o->valid_kind));
+    ALLMREC_TRY(config_get_names(cfg, "eval.scenarios", o->scenarios, SASREC_MAX_LIST, &o->n_scenarios));
     char kinds[SASREC_MAX_LIST][32];
-    ALLMREC_TRY(get_list(cfg, "eval.kinds", kinds, 32, &o->n_kinds));
+    ALLMREC_TRY(config_get_names(cfg, "eval.kinds", kinds, SASREC_MAX_LIST, &o->n_kinds));
     for (int k = 0; k < o->n_kinds; k++) snprintf(o->kinds[k], sizeof o->kinds[k], "%s", kinds[k]);
     ALLMREC_TRY(config_get_bool(cfg, "eval.final", &o->final_eval));
     ALLMREC_TRY(config_get_bool(cfg, "export.enabled", &o->export_cf));

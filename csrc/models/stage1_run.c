@@ -81,23 +81,10 @@ const struct config_key *stage1_config_schema(int *n) {
     return SCHEMA;
 }
 
-static allmrec_status bad_key(const struct config *cfg, const char *key, const char *what) {
-    const struct config_entry *e = config_find(cfg, key);
-    return ALLMREC_ERR_AT(ALLMREC_ERR_CONFIG, e ? e->file : "", e ? e->line : 0, key, "%s", what);
-}
-
-static allmrec_status get_str(const struct config *cfg, const char *key, char *dst, size_t cap) {
-    const char *s;
-    ALLMREC_TRY(config_get_string(cfg, key, &s));
-    if (strlen(s) >= cap) return bad_key(cfg, key, "value is too long");
-    snprintf(dst, cap, "%s", s);
-    return ALLMREC_OK;
-}
-
 static allmrec_status get_weight(const struct config *cfg, const char *key, float *out) {
     double x;
     ALLMREC_TRY(config_get_double(cfg, key, &x));
-    if (!(x >= 0 && isfinite(x))) return bad_key(cfg, key, "must be a finite number >= 0");
+    if (!(x >= 0 && isfinite(x))) return config_key_error(cfg, key, "%s", "must be a finite number >= 0");
     *out = (float)x;
     return ALLMREC_OK;
 }
@@ -105,21 +92,8 @@ static allmrec_status get_weight(const struct config *cfg, const char *key, floa
 static allmrec_status get_positive(const struct config *cfg, const char *key, int *out) {
     int64_t i;
     ALLMREC_TRY(config_get_int(cfg, key, &i));
-    if (i < 1 || i > 1000000) return bad_key(cfg, key, "must be in 1..1000000");
+    if (i < 1 || i > 1000000) return config_key_error(cfg, key, "%s", "must be in 1..1000000");
     *out = (int)i;
-    return ALLMREC_OK;
-}
-
-static allmrec_status get_list(const struct config *cfg, const char *key, char (*dst)[32], int *n) {
-    const char **v;
-    int k;
-    ALLMREC_TRY(config_get_string_list(cfg, key, &v, &k));
-    bool ok = k <= STAGE1_MAX_LIST;
-    for (int i = 0; ok && i < k; i++) ok = strlen(v[i]) < 32;
-    for (int i = 0; ok && i < k; i++) snprintf(dst[i], 32, "%s", v[i]);
-    free(v);
-    if (!ok) return bad_key(cfg, key, "at most 8 names of at most 31 characters");
-    *n = k;
     return ALLMREC_OK;
 }
 
@@ -133,36 +107,36 @@ allmrec_status stage1_options_from_config(const struct config *cfg_in, struct st
     int64_t i;
     double x;
     ALLMREC_TRY(config_get_string(cfg, "model.name", &s));
-    if (strcmp(s, "stage1")) return bad_key(cfg, "model.name", "this command trains 'stage1' only");
+    if (strcmp(s, "stage1")) return config_key_error(cfg, "model.name", "%s", "this command trains 'stage1' only");
     ALLMREC_TRY(config_get_int(cfg, "model.d_joint", &o->d_joint));
-    if (o->d_joint < 1 || o->d_joint > 65536) return bad_key(cfg, "model.d_joint", "must be in 1..65536");
+    if (o->d_joint < 1 || o->d_joint > 65536) return config_key_error(cfg, "model.d_joint", "%s", "must be in 1..65536");
     ALLMREC_TRY(get_weight(cfg, "alpha", &o->w.alpha));
     ALLMREC_TRY(get_weight(cfg, "beta", &o->w.beta));
     ALLMREC_TRY(get_weight(cfg, "matching_weight", &o->w.matching));
     ALLMREC_TRY(get_weight(cfg, "rec_weight", &o->w.rec));
     ALLMREC_TRY(config_get_string(cfg, "rec_logit", &s));
-    if (strcmp(s, "mean") && strcmp(s, "dot")) return bad_key(cfg, "rec_logit", "must be 'mean' or 'dot'");
+    if (strcmp(s, "mean") && strcmp(s, "dot")) return config_key_error(cfg, "rec_logit", "%s", "must be 'mean' or 'dot'");
     o->w.rec_logit_dot = !strcmp(s, "dot");
     ALLMREC_TRY(config_get_bool(cfg, "freeze_sbert", &o->freeze_sbert));
     ALLMREC_TRY(config_get_string(cfg, "user_rep", &s));
     if (!strcmp(s, "export")) o->user_rep = STAGE1_USER_REP_EXPORT;
     else if (!strcmp(s, "release_dropout")) o->user_rep = STAGE1_USER_REP_RELEASE_DROPOUT;
-    else return bad_key(cfg, "user_rep", "must be 'export' or 'release_dropout'");
+    else return config_key_error(cfg, "user_rep", "%s", "must be 'export' or 'release_dropout'");
     ALLMREC_TRY(config_get_bool(cfg, "skip_short_users", &o->skip_short_users));
-    ALLMREC_TRY(get_str(cfg, "sbert.path", o->sbert_path, sizeof o->sbert_path));
-    ALLMREC_TRY(get_str(cfg, "cf.export", o->cf_export, sizeof o->cf_export));
-    ALLMREC_TRY(get_str(cfg, "cf.checkpoint", o->cf_checkpoint, sizeof o->cf_checkpoint));
-    ALLMREC_TRY(get_str(cfg, "data.path", o->data_path, sizeof o->data_path));
-    ALLMREC_TRY(get_str(cfg, "data.train_scenario", o->train_scenario, sizeof o->train_scenario));
-    ALLMREC_TRY(get_str(cfg, "train.device", o->device, sizeof o->device));
-    if (strcmp(o->device, "cpu") && strcmp(o->device, "cuda")) return bad_key(cfg, "train.device", "must be 'cpu' or 'cuda'");
+    ALLMREC_TRY(config_get_string_into(cfg, "sbert.path", o->sbert_path, sizeof o->sbert_path));
+    ALLMREC_TRY(config_get_string_into(cfg, "cf.export", o->cf_export, sizeof o->cf_export));
+    ALLMREC_TRY(config_get_string_into(cfg, "cf.checkpoint", o->cf_checkpoint, sizeof o->cf_checkpoint));
+    ALLMREC_TRY(config_get_string_into(cfg, "data.path", o->data_path, sizeof o->data_path));
+    ALLMREC_TRY(config_get_string_into(cfg, "data.train_scenario", o->train_scenario, sizeof o->train_scenario));
+    ALLMREC_TRY(config_get_string_into(cfg, "train.device", o->device, sizeof o->device));
+    if (strcmp(o->device, "cpu") && strcmp(o->device, "cuda")) return config_key_error(cfg, "train.device", "%s", "must be 'cpu' or 'cuda'");
     ALLMREC_TRY(config_get_int(cfg, "train.device_index", &i));
     o->device_index = (int)i;
     ALLMREC_TRY(get_positive(cfg, "train.batch_size", &o->batch_size));
     ALLMREC_TRY(get_positive(cfg, "train.chunk", &o->chunk));
     ALLMREC_TRY(get_positive(cfg, "train.epochs", &o->epochs));
     ALLMREC_TRY(config_get_double(cfg, "train.lr", &x));
-    if (!(x > 0 && x < 1)) return bad_key(cfg, "train.lr", "must be in (0, 1)");
+    if (!(x > 0 && x < 1)) return config_key_error(cfg, "train.lr", "%s", "must be in (0, 1)");
     o->adam.lr = (float)x;
     double *betas;
     int nb;
@@ -173,34 +147,34 @@ allmrec_status stage1_options_from_config(const struct config *cfg_in, struct st
         o->adam.beta2 = (float)betas[1];
     }
     free(betas);
-    if (!ok) return bad_key(cfg, "train.betas", "must be two numbers in [0, 1), e.g. [0.9, 0.98]");
+    if (!ok) return config_key_error(cfg, "train.betas", "%s", "must be two numbers in [0, 1), e.g. [0.9, 0.98]");
     ALLMREC_TRY(config_get_double(cfg, "train.eps", &x));
-    if (!(x > 0)) return bad_key(cfg, "train.eps", "must be > 0");
+    if (!(x > 0)) return config_key_error(cfg, "train.eps", "%s", "must be > 0");
     o->adam.eps = (float)x;
     ALLMREC_TRY(config_get_int(cfg, "train.seed", &i));
     o->seed = (uint64_t)i;
     ALLMREC_TRY(config_get_string(cfg, "train.order", &s));
-    if (strcmp(s, "release") && strcmp(s, "shuffle")) return bad_key(cfg, "train.order", "must be 'release' or 'shuffle'");
+    if (strcmp(s, "release") && strcmp(s, "shuffle")) return config_key_error(cfg, "train.order", "%s", "must be 'release' or 'shuffle'");
     o->shuffle = !strcmp(s, "shuffle");
     ALLMREC_TRY(config_get_bool(cfg, "train.all_items", &o->all_items));
     ALLMREC_TRY(config_get_double(cfg, "train.max_minutes", &o->max_minutes));
-    if (!(o->max_minutes >= 0)) return bad_key(cfg, "train.max_minutes", "must be >= 0");
+    if (!(o->max_minutes >= 0)) return config_key_error(cfg, "train.max_minutes", "%s", "must be >= 0");
     ALLMREC_TRY(config_get_bool(cfg, "train.data_parallel", &o->data_parallel));
     if (o->data_parallel && !strcmp(o->device, "cuda"))
-        return bad_key(cfg, "train.data_parallel", "data parallel Stage 1 runs on CPU ranks only (NCCL: not built)");
+        return config_key_error(cfg, "train.data_parallel", "%s", "data parallel Stage 1 runs on CPU ranks only (NCCL: not built)");
     if (o->data_parallel && o->max_minutes > 0)
-        return bad_key(cfg, "train.max_minutes", "a time budget would stop the ranks at different steps; not with "
+        return config_key_error(cfg, "train.max_minutes", "%s", "a time budget would stop the ranks at different steps; not with "
                        "train.data_parallel");
     ALLMREC_TRY(config_get_int(cfg, "train.checkpoint_every", &o->checkpoint_every));
-    if (o->checkpoint_every < 0) return bad_key(cfg, "train.checkpoint_every", "must be >= 0");
+    if (o->checkpoint_every < 0) return config_key_error(cfg, "train.checkpoint_every", "%s", "must be >= 0");
     ALLMREC_TRY(config_get_int(cfg, "train.log_every", &o->log_every));
-    if (o->log_every < 0) return bad_key(cfg, "train.log_every", "must be >= 0");
+    if (o->log_every < 0) return config_key_error(cfg, "train.log_every", "%s", "must be >= 0");
     ALLMREC_TRY(config_get_bool(cfg, "train.restart", &o->restart));
     ALLMREC_TRY(config_get_bool(cfg, "train.progress", &o->progress));
     ALLMREC_TRY(config_get_bool(cfg, "eval.final", &o->final_eval));
-    ALLMREC_TRY(get_list(cfg, "eval.scenarios", o->scenarios, &o->n_scenarios));
-    ALLMREC_TRY(get_list(cfg, "eval.kinds", o->kinds, &o->n_kinds));
-    ALLMREC_TRY(get_str(cfg, "out_dir", o->out_dir, sizeof o->out_dir));
+    ALLMREC_TRY(config_get_names(cfg, "eval.scenarios", o->scenarios, STAGE1_MAX_LIST, &o->n_scenarios));
+    ALLMREC_TRY(config_get_names(cfg, "eval.kinds", o->kinds, STAGE1_MAX_LIST, &o->n_kinds));
+    ALLMREC_TRY(config_get_string_into(cfg, "out_dir", o->out_dir, sizeof o->out_dir));
     return config_to_yaml(cfg, &o->config_yaml);
 }
 

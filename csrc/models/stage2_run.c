@@ -97,45 +97,22 @@ const struct config_key *stage2_config_schema(int *n) {
     return SCHEMA;
 }
 
-static allmrec_status bad_key(const struct config *cfg, const char *key, const char *what) {
-    const struct config_entry *e = config_find(cfg, key);
-    return ALLMREC_ERR_AT(ALLMREC_ERR_CONFIG, e ? e->file : "", e ? e->line : 0, key, "%s", what);
-}
-
-static allmrec_status get_str(const struct config *cfg, const char *key, char *dst, size_t cap) {
-    const char *s;
-    ALLMREC_TRY(config_get_string(cfg, key, &s));
-    if (strlen(s) >= cap) return bad_key(cfg, key, "value too long");
-    snprintf(dst, cap, "%s", s);
-    return ALLMREC_OK;
-}
-
-static allmrec_status get_int(const struct config *cfg, const char *key, int64_t lo, int64_t *out) {
-    ALLMREC_TRY(config_get_int(cfg, key, out));
-    if (*out < lo) {
-        char msg[64];
-        snprintf(msg, sizeof msg, "must be >= %lld", (long long)lo);
-        return bad_key(cfg, key, msg);
-    }
-    return ALLMREC_OK;
-}
-
 static allmrec_status llm_options(const struct config *cfg, struct stage2_options *o) {
     int64_t i;
-    ALLMREC_TRY(get_str(cfg, "llm.path", o->llm_path, sizeof o->llm_path));
+    ALLMREC_TRY(config_get_string_into(cfg, "llm.path", o->llm_path, sizeof o->llm_path));
     ALLMREC_TRY(config_get_bool(cfg, "llm.random", &o->llm_random));
-    if (!o->llm_random && !o->llm_path[0]) return bad_key(cfg, "llm.path", "give an OPT folder (or llm.random: true)");
+    if (!o->llm_random && !o->llm_path[0]) return config_key_error(cfg, "llm.path", "%s", "give an OPT folder (or llm.random: true)");
     struct opt_config *c = &o->llm_random_cfg;
     memset(c, 0, sizeof *c);
-    ALLMREC_TRY(get_int(cfg, "llm.random_hidden", 1, &c->hidden_size));
-    ALLMREC_TRY(get_int(cfg, "llm.random_layers", 1, &c->n_layers));
-    ALLMREC_TRY(get_int(cfg, "llm.random_heads", 1, &c->n_heads));
-    ALLMREC_TRY(get_int(cfg, "llm.random_ffn", 1, &c->ffn_dim));
-    ALLMREC_TRY(get_int(cfg, "llm.random_positions", 2, &c->max_positions));
-    if (c->hidden_size % c->n_heads) return bad_key(cfg, "llm.random_hidden", "must be a multiple of llm.random_heads");
+    ALLMREC_TRY(config_get_int_range(cfg, "llm.random_hidden", 1, INT64_MAX, &c->hidden_size));
+    ALLMREC_TRY(config_get_int_range(cfg, "llm.random_layers", 1, INT64_MAX, &c->n_layers));
+    ALLMREC_TRY(config_get_int_range(cfg, "llm.random_heads", 1, INT64_MAX, &c->n_heads));
+    ALLMREC_TRY(config_get_int_range(cfg, "llm.random_ffn", 1, INT64_MAX, &c->ffn_dim));
+    ALLMREC_TRY(config_get_int_range(cfg, "llm.random_positions", 2, INT64_MAX, &c->max_positions));
+    if (c->hidden_size % c->n_heads) return config_key_error(cfg, "llm.random_hidden", "%s", "must be a multiple of llm.random_heads");
     double std;
     ALLMREC_TRY(config_get_double(cfg, "llm.random_std", &std));
-    if (!(std > 0 && std < 10)) return bad_key(cfg, "llm.random_std", "must be in (0, 10)");
+    if (!(std > 0 && std < 10)) return config_key_error(cfg, "llm.random_std", "%s", "must be in (0, 10)");
     o->llm_random_std = (float)std;
     c->word_embed_proj_dim = c->hidden_size;
     c->do_layer_norm_before = c->final_layer_norm = c->enable_bias = c->ln_affine = true;
@@ -148,14 +125,14 @@ static allmrec_status llm_options(const struct config *cfg, struct stage2_option
     if (!strcmp(s, "auto")) o->llm_dtype = cuda ? ALLMREC_DTYPE_F16 : ALLMREC_DTYPE_F32;
     else if (!dtype_from_name(s, &o->llm_dtype) ||
              (o->llm_dtype != ALLMREC_DTYPE_F32 && o->llm_dtype != ALLMREC_DTYPE_F16 && o->llm_dtype != ALLMREC_DTYPE_BF16))
-        return bad_key(cfg, "llm.dtype", "must be auto, f32, f16 or bf16");
-    if (!cuda && o->llm_dtype != ALLMREC_DTYPE_F32) return bad_key(cfg, "llm.dtype", "the CPU runs OPT in f32");
-    ALLMREC_TRY(get_str(cfg, "tokenizer.path", o->tokenizer_path, sizeof o->tokenizer_path));
+        return config_key_error(cfg, "llm.dtype", "%s", "must be auto, f32, f16 or bf16");
+    if (!cuda && o->llm_dtype != ALLMREC_DTYPE_F32) return config_key_error(cfg, "llm.dtype", "%s", "the CPU runs OPT in f32");
+    ALLMREC_TRY(config_get_string_into(cfg, "tokenizer.path", o->tokenizer_path, sizeof o->tokenizer_path));
     if (!o->tokenizer_path[0]) {
-        if (!o->llm_path[0]) return bad_key(cfg, "tokenizer.path", "a random OPT needs tokenizer.path");
+        if (!o->llm_path[0]) return config_key_error(cfg, "tokenizer.path", "%s", "a random OPT needs tokenizer.path");
         snprintf(o->tokenizer_path, sizeof o->tokenizer_path, "%s", o->llm_path);
     }
-    ALLMREC_TRY(get_str(cfg, "tokenizer.fairseq_dict", o->fairseq_dict, sizeof o->fairseq_dict));
+    ALLMREC_TRY(config_get_string_into(cfg, "tokenizer.fairseq_dict", o->fairseq_dict, sizeof o->fairseq_dict));
     ALLMREC_TRY(config_get_bool(cfg, "tokenizer.strip_special_ws", &o->strip_special_ws));
     (void)i;
     return ALLMREC_OK;
@@ -167,45 +144,45 @@ static allmrec_status variant_options(const struct config *cfg, struct stage2_op
     ALLMREC_TRY(config_get_string(cfg, "user_rep", &s));
     if (!strcmp(s, "export")) o->user_rep_dropout = false;
     else if (!strcmp(s, "release_dropout")) o->user_rep_dropout = true;
-    else return bad_key(cfg, "user_rep", "must be 'export' or 'release_dropout'");
-    ALLMREC_TRY(get_str(cfg, "cf.checkpoint", o->cf_checkpoint, sizeof o->cf_checkpoint));
+    else return config_key_error(cfg, "user_rep", "%s", "must be 'export' or 'release_dropout'");
+    ALLMREC_TRY(config_get_string_into(cfg, "cf.checkpoint", o->cf_checkpoint, sizeof o->cf_checkpoint));
     ALLMREC_TRY(config_get_string(cfg, "item_embedding", &s));
     if (!strcmp(s, "joint")) o->item_embedding = STAGE2_ITEMS_JOINT;
     else if (!strcmp(s, "none")) o->item_embedding = STAGE2_ITEMS_NONE;
     else if (!strcmp(s, "random")) o->item_embedding = STAGE2_ITEMS_RANDOM;
     else if (!strcmp(s, "sbert")) o->item_embedding = STAGE2_ITEMS_SBERT;
-    else return bad_key(cfg, "item_embedding", "must be joint, none, random or sbert");
+    else return config_key_error(cfg, "item_embedding", "%s", "must be joint, none, random or sbert");
     ALLMREC_TRY(config_get_string(cfg, "projector", &s));
     if (!strcmp(s, "joint")) o->projector = STAGE2_PROJ_JOINT;
     else if (!strcmp(s, "mlp")) o->projector = STAGE2_PROJ_MLP;
-    else return bad_key(cfg, "projector", "must be joint or mlp");
+    else return config_key_error(cfg, "projector", "%s", "must be joint or mlp");
     if (o->projector == STAGE2_PROJ_MLP && o->item_embedding != STAGE2_ITEMS_JOINT &&
         o->item_embedding != STAGE2_ITEMS_NONE)
-        return bad_key(cfg, "projector", "projector mlp takes the CF item embedding: item_embedding must be "
+        return config_key_error(cfg, "projector", "%s", "projector mlp takes the CF item embedding: item_embedding must be "
                        "joint (meaning: the item vectors of this projector) or none");
     ALLMREC_TRY(config_get_bool(cfg, "skip_short_users", &o->skip_short_users));
     char ck[1024];
-    ALLMREC_TRY(get_str(cfg, "cf.export", o->cf_export, sizeof o->cf_export));
+    ALLMREC_TRY(config_get_string_into(cfg, "cf.export", o->cf_export, sizeof o->cf_export));
     bool sas = o->user_rep_dropout || o->all_items; // x_u from the SASRec checkpoint
     bool need_cf = (o->use_user_rep && !(sas && o->cf_checkpoint[0])) ||
                    (o->projector == STAGE2_PROJ_MLP && o->item_embedding != STAGE2_ITEMS_NONE);
     if (need_cf && !o->cf_export[0])
-        return bad_key(cfg, "cf.export", "needed for x_u (use_user_rep; or give cf.checkpoint with user_rep "
+        return config_key_error(cfg, "cf.export", "%s", "needed for x_u (use_user_rep; or give cf.checkpoint with user_rep "
                        "release_dropout) and for projector mlp");
-    ALLMREC_TRY(get_str(cfg, "stage1.joint", o->joint_path, sizeof o->joint_path));
-    ALLMREC_TRY(get_str(cfg, "stage1.checkpoint", ck, sizeof ck));
+    ALLMREC_TRY(config_get_string_into(cfg, "stage1.joint", o->joint_path, sizeof o->joint_path));
+    ALLMREC_TRY(config_get_string_into(cfg, "stage1.checkpoint", ck, sizeof ck));
     if (!o->joint_path[0] && ck[0]) { // joint.h5 next to the Stage-1 checkpoint
         char *slash = strrchr(ck, '/');
         if (slash) slash[1] = 0;
         else ck[0] = 0;
-        if (strlen(ck) + 9 > sizeof o->joint_path) return bad_key(cfg, "stage1.checkpoint", "path too long");
+        if (strlen(ck) + 9 > sizeof o->joint_path) return config_key_error(cfg, "stage1.checkpoint", "%s", "path too long");
         memcpy(o->joint_path, ck, strlen(ck));
         memcpy(o->joint_path + strlen(ck), "joint.h5", 9);
     }
     bool need_joint = o->projector == STAGE2_PROJ_JOINT &&
                       (o->item_embedding == STAGE2_ITEMS_JOINT || o->item_embedding == STAGE2_ITEMS_SBERT);
     if (need_joint && !o->joint_path[0])
-        return bad_key(cfg, "stage1.joint", "item_embedding joint/sbert needs the Stage-1 joint embeddings "
+        return config_key_error(cfg, "stage1.joint", "%s", "item_embedding joint/sbert needs the Stage-1 joint embeddings "
                        "(stage1.joint or stage1.checkpoint)");
     return ALLMREC_OK;
 }
@@ -218,28 +195,28 @@ allmrec_status stage2_options_from_config(const struct config *cfg_in, struct st
     ALLMREC_TRY(config_validate(cfg, schema, n_schema));
     int64_t i;
     double x;
-    ALLMREC_TRY(get_str(cfg, "data.path", o->data_path, sizeof o->data_path));
-    ALLMREC_TRY(get_str(cfg, "data.train_scenario", o->train_scenario, sizeof o->train_scenario));
-    ALLMREC_TRY(get_str(cfg, "out_dir", o->out_dir, sizeof o->out_dir));
-    ALLMREC_TRY(get_str(cfg, "train.device", o->device, sizeof o->device));
-    if (strcmp(o->device, "cpu") && strcmp(o->device, "cuda")) return bad_key(cfg, "train.device", "must be cpu or cuda");
-    ALLMREC_TRY(get_int(cfg, "train.device_index", 0, &i)); o->device_index = (int)i;
+    ALLMREC_TRY(config_get_string_into(cfg, "data.path", o->data_path, sizeof o->data_path));
+    ALLMREC_TRY(config_get_string_into(cfg, "data.train_scenario", o->train_scenario, sizeof o->train_scenario));
+    ALLMREC_TRY(config_get_string_into(cfg, "out_dir", o->out_dir, sizeof o->out_dir));
+    ALLMREC_TRY(config_get_string_into(cfg, "train.device", o->device, sizeof o->device));
+    if (strcmp(o->device, "cpu") && strcmp(o->device, "cuda")) return config_key_error(cfg, "train.device", "%s", "must be cpu or cuda");
+    ALLMREC_TRY(config_get_int_range(cfg, "train.device_index", 0, INT64_MAX, &i)); o->device_index = (int)i;
     ALLMREC_TRY(llm_options(cfg, o));
-    ALLMREC_TRY(get_str(cfg, "prompt.verb_past", o->verb_past, sizeof o->verb_past));
-    ALLMREC_TRY(get_str(cfg, "prompt.verb", o->verb, sizeof o->verb));
-    ALLMREC_TRY(get_str(cfg, "prompt.noun", o->noun, sizeof o->noun));
+    ALLMREC_TRY(config_get_string_into(cfg, "prompt.verb_past", o->verb_past, sizeof o->verb_past));
+    ALLMREC_TRY(config_get_string_into(cfg, "prompt.verb", o->verb, sizeof o->verb));
+    ALLMREC_TRY(config_get_string_into(cfg, "prompt.noun", o->noun, sizeof o->noun));
     int given = !!o->verb_past[0] + !!o->verb[0] + !!o->noun[0];
     if (given != 0 && given != 3)
-        return bad_key(cfg, "prompt.verb_past", "give prompt.verb_past, prompt.verb and prompt.noun together "
+        return config_key_error(cfg, "prompt.verb_past", "%s", "give prompt.verb_past, prompt.verb and prompt.noun together "
                        "(e.g. bought, buy, item) or none (the release's words for the dataset name)");
-    ALLMREC_TRY(get_int(cfg, "history_len", 1, &i)); o->history_len = (int)i;
-    ALLMREC_TRY(get_int(cfg, "window", 1, &i)); o->window = (int)i;
-    ALLMREC_TRY(get_int(cfg, "n_candidates", 1, &i));
-    if (i != RELEASE_LLM20_CANDIDATES) return bad_key(cfg, "n_candidates", "the release draw gives 20 candidates");
+    ALLMREC_TRY(config_get_int_range(cfg, "history_len", 1, INT64_MAX, &i)); o->history_len = (int)i;
+    ALLMREC_TRY(config_get_int_range(cfg, "window", 1, INT64_MAX, &i)); o->window = (int)i;
+    ALLMREC_TRY(config_get_int_range(cfg, "n_candidates", 1, INT64_MAX, &i));
+    if (i != RELEASE_LLM20_CANDIDATES) return config_key_error(cfg, "n_candidates", "%s", "the release draw gives 20 candidates");
     o->n_candidates = (int)i;
     ALLMREC_TRY(config_get_bool(cfg, "train.all_items", &o->all_items));
     ALLMREC_TRY(variant_options(cfg, o));
-    ALLMREC_TRY(get_int(cfg, "train.batch_size", 1, &i)); o->batch_size = (int)i;
+    ALLMREC_TRY(config_get_int_range(cfg, "train.batch_size", 1, INT64_MAX, &i)); o->batch_size = (int)i;
     ALLMREC_TRY(config_get_double(cfg, "train.lr", &x)); o->adam.lr = (float)x;
     double *betas;
     int nb;
@@ -247,20 +224,20 @@ allmrec_status stage2_options_from_config(const struct config *cfg_in, struct st
     bool ok = nb == 2 && betas[0] >= 0 && betas[0] < 1 && betas[1] >= 0 && betas[1] < 1;
     if (ok) { o->adam.beta1 = (float)betas[0]; o->adam.beta2 = (float)betas[1]; }
     free(betas);
-    if (!ok) return bad_key(cfg, "train.betas", "must be two numbers in [0, 1), e.g. [0.9, 0.98]");
+    if (!ok) return config_key_error(cfg, "train.betas", "%s", "must be two numbers in [0, 1), e.g. [0.9, 0.98]");
     ALLMREC_TRY(config_get_double(cfg, "train.eps", &x)); o->adam.eps = (float)x;
-    ALLMREC_TRY(get_int(cfg, "train.epochs", 1, &i)); o->epochs = (int)i;
+    ALLMREC_TRY(config_get_int_range(cfg, "train.epochs", 1, INT64_MAX, &i)); o->epochs = (int)i;
     ALLMREC_TRY(config_get_int(cfg, "train.seed", &i)); o->seed = (uint64_t)i;
-    ALLMREC_TRY(get_int(cfg, "train.max_tokens", 8, &o->max_tokens));
-    ALLMREC_TRY(get_int(cfg, "train.max_target_tokens", 2, &o->max_target_tokens));
+    ALLMREC_TRY(config_get_int_range(cfg, "train.max_tokens", 8, INT64_MAX, &o->max_tokens));
+    ALLMREC_TRY(config_get_int_range(cfg, "train.max_target_tokens", 2, INT64_MAX, &o->max_target_tokens));
     ALLMREC_TRY(config_get_bool(cfg, "train.recompute", &o->recompute));
     ALLMREC_TRY(config_get_double(cfg, "train.max_minutes", &o->max_minutes));
-    ALLMREC_TRY(get_int(cfg, "train.checkpoint_every", 0, &o->checkpoint_every));
-    ALLMREC_TRY(get_int(cfg, "train.log_every", 0, &o->log_every));
+    ALLMREC_TRY(config_get_int_range(cfg, "train.checkpoint_every", 0, INT64_MAX, &o->checkpoint_every));
+    ALLMREC_TRY(config_get_int_range(cfg, "train.log_every", 0, INT64_MAX, &o->log_every));
     ALLMREC_TRY(config_get_bool(cfg, "train.restart", &o->restart));
     ALLMREC_TRY(config_get_bool(cfg, "train.data_parallel", &o->data_parallel));
     if (o->data_parallel && !strcmp(o->device, "cuda"))
-        return bad_key(cfg, "train.data_parallel", "data parallel Stage 2 runs on CPU ranks only (NCCL: not built)");
+        return config_key_error(cfg, "train.data_parallel", "%s", "data parallel Stage 2 runs on CPU ranks only (NCCL: not built)");
     ALLMREC_TRY(config_get_bool(cfg, "train.progress", &o->progress));
     return config_to_yaml(cfg, &o->config_yaml);
 }

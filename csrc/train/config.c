@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -746,6 +747,48 @@ allmrec_status config_get_bool_or(const struct config *cfg, const char *key, boo
     }
     return config_get_bool(cfg, key, out);
 }
+allmrec_status config_key_error(const struct config *cfg, const char *key, const char *fmt, ...) {
+    const struct config_entry *e = config_find(cfg, key);
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return ALLMREC_ERR_AT(ALLMREC_ERR_CONFIG, e ? e->file : (cfg->path ? cfg->path : ""), e ? e->line : 0, key,
+                          "%s", msg);
+}
+
+allmrec_status config_get_string_into(const struct config *cfg, const char *key, char *dst, size_t cap) {
+    const char *s;
+    ALLMREC_TRY(config_get_string(cfg, key, &s));
+    if (strlen(s) >= cap) return config_key_error(cfg, key, "value is longer than %zu characters", cap - 1);
+    snprintf(dst, cap, "%s", s);
+    return ALLMREC_OK;
+}
+
+allmrec_status config_get_int_range(const struct config *cfg, const char *key, int64_t lo, int64_t hi,
+                                    int64_t *out) {
+    ALLMREC_TRY(config_get_int(cfg, key, out));
+    if (*out < lo || *out > hi) {
+        if (hi == INT64_MAX) return config_key_error(cfg, key, "must be >= %lld", (long long)lo);
+        return config_key_error(cfg, key, "must be in %lld..%lld", (long long)lo, (long long)hi);
+    }
+    return ALLMREC_OK;
+}
+
+allmrec_status config_get_names(const struct config *cfg, const char *key, char (*dst)[32], int max, int *n) {
+    const char **v;
+    int k;
+    ALLMREC_TRY(config_get_string_list(cfg, key, &v, &k));
+    bool ok = k <= max;
+    for (int i = 0; ok && i < k; i++) ok = strlen(v[i]) < 32;
+    for (int i = 0; ok && i < k; i++) snprintf(dst[i], 32, "%s", v[i]);
+    free(v);
+    if (!ok) return config_key_error(cfg, key, "at most %d names of at most 31 characters", max);
+    *n = k;
+    return ALLMREC_OK;
+}
+
 allmrec_status config_get_string_or(const struct config *cfg, const char *key, const char *def,
                                     const char **out) {
     if (!config_has(cfg, key) && !(config_schema_find(cfg->schema, cfg->n_schema, key) &&

@@ -31,6 +31,7 @@
 //          config_set, config_set_list, config_unset, config_find, config_has,
 //          config_validate, config_get_int, config_get_double, config_get_bool,
 //          config_get_string, config_get_int_list, config_get_double_list,
+//          config_key_error, config_get_string_into, config_get_int_range, config_get_names,
 //          config_get_string_list, config_get_bool_list, config_get_int_or, config_get_double_or,
 //          config_get_bool_or, config_get_string_or, config_write_resolved,
 //          config_to_yaml, config_copy, config_merge_prefix, config_free, config_type_name,
@@ -138,6 +139,18 @@ allmrec_status config_get_double_or(const struct config *cfg, const char *key, d
 allmrec_status config_get_bool_or(const struct config *cfg, const char *key, bool def, bool *out);
 allmrec_status config_get_string_or(const struct config *cfg, const char *key, const char *def,
                                     const char **out);
+
+// Typed reads shared by every command's options parser (so none keeps its own copy):
+// an ALLMREC_ERR_CONFIG naming the file, line and key of `key` (printf-style message)
+allmrec_status config_key_error(const struct config *cfg, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+// the string value copied into dst (cap bytes); a longer value is an error naming the key
+allmrec_status config_get_string_into(const struct config *cfg, const char *key, char *dst, size_t cap);
+// an integer within [lo, hi], else an error naming the key and the range
+allmrec_status config_get_int_range(const struct config *cfg, const char *key, int64_t lo, int64_t hi,
+                                    int64_t *out);
+// a list of at most `max` names of at most 31 characters each, copied into dst
+allmrec_status config_get_names(const struct config *cfg, const char *key, char (*dst)[32], int max, int *n);
 
 // The resolved config as nested YAML (malloc'ed text). With a schema set,
 // keys left at their defaults are written too (so the file is complete).
