@@ -14,7 +14,7 @@ struct command {
 };
 
 static const struct command COMMANDS[] = {
-    {"quickstart", cmd_quickstart, "synthetic data -> SASRec -> evaluation, on the CPU, in minutes"},
+    {"quickstart", cmd_quickstart, "the whole pipeline on synthetic data (SASRec, Stage 1, Stage 2, LLM evaluation), CPU, ~1 min"},
     {"data", cmd_data, "prepare | split | stats | synth: datasets as HDF5"},
     {"train", cmd_train, "train a model from a YAML config (device: cpu|cuda)"},
     {"eval", cmd_eval, "Hit@k / NDCG@k on the stored candidate sets"},

@@ -71,7 +71,9 @@ static allmrec_status expand_template(const struct run *r, int si, const char *t
     return ALLMREC_OK;
 }
 
-// The stage's section of the run config (prefix stripped) plus injected paths.
+// The stage's section of the run config (prefix stripped) plus injected paths,
+// and the device of a Slurm job with GPUs (ALLMREC_STAGE_DEVICE; not part of
+// the stage key: a stage computed on either device is the same artifact).
 allmrec_status stage_config_build(const struct run *r, int si, struct config *out) {
     config_init(out);
     const struct stage_def *d = r->stages[si].def;
@@ -82,6 +84,8 @@ allmrec_status stage_config_build(const struct run *r, int si, struct config *ou
         ALLMREC_TRY(expand_template(r, si, d->inject[k][1], v, sizeof v, &absent));
         if (!absent) ALLMREC_TRY(config_set(out, d->inject[k][0], v));
     }
+    const char *dev = getenv("ALLMREC_STAGE_DEVICE");
+    if (d->device_key && dev && dev[0]) ALLMREC_TRY(config_set(out, d->device_key, dev));
     char p[RUNNER_PATH];
     snprintf(p, sizeof p, "%s (run %s, stage %s)", r->cfg.path, r->id, d->name);
     free(out->path);

@@ -259,7 +259,7 @@ allmrec_status stage_key_compute(const struct experiment *ex, struct run *r, int
         for (int a = 0; a < cmds[c].argc; a++) free(cmds[c].argv[a]);
     }
     if (s != ALLMREC_OK) { free(b.p); return s; }
-    for (int u = 0; u < 3 && d->upstream[u]; u++) {
+    for (int u = 0; u < RUNNER_MAX_UPSTREAM && d->upstream[u]; u++) {
         bool opt;
         int ui = resolve_upstream(r, d->upstream[u], &opt);
         if (ui < 0) {
@@ -546,7 +546,8 @@ static allmrec_status build_run(struct experiment *ex, struct run *r, const stru
             }
             return ALLMREC_ERR_AT(e.status, e.path, e.line_no, full[0] ? full : NULL,
                                   "%s (stage %s of run %s is checked against `allmrec %s`'s schema)", fixed, d->name,
-                                  r->id, !strcmp(d->name, "eval") ? "eval" : "train");
+                                  r->id, !strcmp(d->name, "eval") ? "eval" : !strcmp(d->name, "llm_eval") ? "eval llm"
+                                                                           : "train");
         }
     }
     return ALLMREC_OK;

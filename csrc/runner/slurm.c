@@ -93,6 +93,7 @@ static allmrec_status write_script(const struct experiment *ex, const struct slu
         shq(q, sizeof q, stage_exe);
         fprintf(f, "export ALLMREC_STAGE_EXE=%s\n", q);
     }
+    if (gpu_stage && g > 0) fprintf(f, "export ALLMREC_STAGE_DEVICE=cuda   # the stage's device key is set to it\n");
     if (gpu_stage && multi_gpu && g > 1) fprintf(f, "export ALLMREC_SRUN_TASKS=%d   # the stage command runs under srun\n", g);
     shq(q, sizeof q, self);
     fprintf(f, "exec %s experiment", q);

@@ -8,19 +8,29 @@
 //               then allmrec data split --dataset <dir>/dataset.h5 [--<k> <v> for data.split.*]
 //             (data.source: file links data.path as <dir>/dataset.h5)
 //   cf        allmrec train <run.cf_model> --config <dir>/stage.yaml   (the cf.* section)
-//             -> metrics.json ({"results": [{scenario, split, kind, hit@1, ...}]}), train_log.jsonl
+//             -> metrics.json ({"results": [{scenario, split, kind, hit@1, ...}]}), best.h5, cf_export.h5
 //   eval      allmrec eval --config <dir>/stage.yaml --checkpoint <cf>/best.h5 --json <dir>/metrics.json
 //             (the cf section on the eval_data dataset: cross-domain)
-//   stage1    allmrec train stage1 --config ...   (not built yet)
-//   stage2    allmrec train stage2 --config ...   (not built yet)
-//   llm_eval  allmrec eval llm --config ...       (not built yet)      -> metrics.json
+//   stage1    allmrec train stage1 --config <dir>/stage.yaml   (the stage1.* section; reads the dataset,
+//             <cf>/cf_export.h5 and <cf>/best.h5) -> checkpoint.h5, joint.h5 (/items/e, /items/q), sbert/
+//   stage2    allmrec train stage2 --config <dir>/stage.yaml   (reads the dataset, <cf>/cf_export.h5,
+//             <stage1>/joint.h5 when the pipeline has Stage 1) -> checkpoint.h5 (F_U, F_I)
+//   llm_eval  allmrec eval llm --config <dir>/stage.yaml  (reads the evaluation dataset and, where the
+//             pipeline has them, <cf>/cf_export.h5, <stage1>/joint.h5, <stage2>/checkpoint.h5)
+//             -> metrics.json, generations.jsonl
 //   baseline  allmrec train <run.baseline_model> --config ...  (not built yet) -> metrics.json
+// Under Slurm with GPUs (--gpus-per-run), every stage but data/eval_data runs on
+// the GPU: the job exports ALLMREC_STAGE_DEVICE=cuda and stage_config_build sets
+// the stage's device key (train.device, or device for llm_eval) to it.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "allmrec/llm_eval.h"
 #include "allmrec/runner.h"
 #include "allmrec/sasrec_train.h"
+#include "allmrec/stage1.h"
+#include "allmrec/stage2.h"
 
 static char *dupf(const char *fmt, const char *a, const char *b) {
     char buf[RUNNER_PATH * 2];
@@ -183,10 +193,24 @@ static const struct config_key *schema_cf(const struct run *r, int *n) {
     if (config_get_string(&r->cfg, "run.cf_model", &m) != ALLMREC_OK || strcmp(m, "sasrec")) return NULL;
     return sasrec_config_schema(n);
 }
+static const struct config_key *schema_stage1(const struct run *r, int *n) {
+    (void)r;
+    return stage1_config_schema(n);
+}
+static const struct config_key *schema_stage2(const struct run *r, int *n) {
+    (void)r;
+    return stage2_config_schema(n);
+}
+static const struct config_key *schema_llm_eval(const struct run *r, int *n) {
+    (void)r;
+    return llm_eval_config_schema(n);
+}
 
 // Upstream names: "cf" required; "?stage1" optional; "eval_data|data" the first present.
-// Injected keys match the commands' schemas (SASRec: out_dir, data.path; see
-// csrc/models/sasrec_train.c); each stage's own section is passed through as is.
+// Injected keys match the commands' schemas (SASRec: csrc/models/sasrec_train.c;
+// Stage 1: csrc/models/stage1_run.c; Stage 2: csrc/models/stage2_run.c; LLM
+// evaluation: csrc/eval/llm_eval_run.c); an optional upstream that the pipeline
+// lacks leaves its key out; each stage's own section is passed through as is.
 static const struct stage_def STAGES[] = {
     {.name = "data", .section = "data", .available = true, .build = build_data,
      .doc = "prepared HDF5 dataset with splits and candidate sets (data synth | prepare + split | a file)"},
@@ -195,26 +219,31 @@ static const struct stage_def STAGES[] = {
     {.name = "cf", .section = "cf", .upstream = {"data"}, .available = true, .writes_config = true,
      .result_file = "metrics.json", .build = build_cf,
      .doc = "the CF recommender (train <run.cf_model>): best.h5, cf_export.h5, train_log.jsonl, metrics.json",
-     .inject = {{"data.path", "{data}/dataset.h5"}, {"out_dir", "{out}"}}, .schema = schema_cf},
+     .inject = {{"data.path", "{data}/dataset.h5"}, {"out_dir", "{out}"}}, .schema = schema_cf,
+     .device_key = "train.device"},
     // the CF model's own config (section cf) evaluated on another dataset
     {.name = "eval", .section = "cf", .upstream = {"cf", "eval_data|data"}, .available = true, .writes_config = true,
      .result_file = "metrics.json", .result_required = true, .build = build_eval,
      .doc = "Hit@k / NDCG@k of the trained CF model on another dataset's candidate sets (cross-domain)",
-     .inject = {{"data.path", "{eval_data|data}/dataset.h5"}, {"out_dir", "{out}"}}, .schema = schema_cf},
-    {.name = "stage1", .section = "stage1", .upstream = {"cf", "data"}, .available = false, .writes_config = true,
-     .build = build_stage1, .doc = "Stage 1: SBERT fine-tuning and the item/text autoencoders",
-     .inject = {{"data.path", "{data}/dataset.h5"}, {"cf.export", "{cf}/cf_export.h5"}, {"out_dir", "{out}"}}},
-    {.name = "stage2", .section = "stage2", .upstream = {"?stage1", "cf", "data"}, .available = false,
-     .writes_config = true, .multi_gpu = true, .build = build_stage2,
-     .doc = "Stage 2: projections F_U, F_I into the frozen LLM",
+     .inject = {{"data.path", "{eval_data|data}/dataset.h5"}, {"out_dir", "{out}"}}, .schema = schema_cf,
+     .device_key = "train.device"},
+    {.name = "stage1", .section = "stage1", .upstream = {"cf", "data"}, .available = true, .writes_config = true,
+     .device_key = "train.device", .build = build_stage1, .schema = schema_stage1,
+     .doc = "Stage 1: SBERT fine-tuning and the item/text autoencoders: checkpoint.h5, joint.h5, sbert/",
      .inject = {{"data.path", "{data}/dataset.h5"}, {"cf.export", "{cf}/cf_export.h5"},
-                {"stage1.checkpoint", "{?stage1}/checkpoint.h5"}, {"out_dir", "{out}"}}},
-    {.name = "llm_eval", .section = "llm_eval", .upstream = {"?stage2", "?stage1", "eval_data|data"},
-     .available = false, .writes_config = true, .multi_gpu = true, .result_file = "metrics.json",
-     .result_required = true, .build = build_llm_eval,
-     .doc = "LLM evaluation: generation (release) and candidate scoring (strict)",
-     .inject = {{"data.path", "{eval_data|data}/dataset.h5"}, {"stage1.checkpoint", "{?stage1}/checkpoint.h5"},
-                {"stage2.checkpoint", "{?stage2}/checkpoint.h5"}, {"out_dir", "{out}"}}},
+                {"cf.checkpoint", "{cf}/best.h5"}, {"out_dir", "{out}"}}},
+    {.name = "stage2", .section = "stage2", .upstream = {"?stage1", "cf", "data"}, .available = true,
+     .writes_config = true, .multi_gpu = true, .device_key = "train.device", .build = build_stage2,
+     .schema = schema_stage2, .doc = "Stage 2: projections F_U, F_I into the frozen LLM: checkpoint.h5",
+     .inject = {{"data.path", "{data}/dataset.h5"}, {"cf.export", "{cf}/cf_export.h5"},
+                {"cf.checkpoint", "{cf}/best.h5"}, {"stage1.joint", "{?stage1}/joint.h5"}, {"out_dir", "{out}"}}},
+    {.name = "llm_eval", .section = "llm_eval", .upstream = {"?cf", "?stage2", "?stage1", "eval_data|data"},
+     .available = true, .writes_config = true, .multi_gpu = true, .device_key = "device",
+     .result_file = "metrics.json", .result_required = true, .build = build_llm_eval, .schema = schema_llm_eval,
+     .doc = "LLM evaluation: generation (release) and candidate scoring (strict): metrics.json, generations.jsonl",
+     .inject = {{"data.path", "{eval_data|data}/dataset.h5"}, {"cf.export", "{?cf}/cf_export.h5"},
+                {"stage1.joint", "{?stage1}/joint.h5"}, {"stage2.checkpoint", "{?stage2}/checkpoint.h5"},
+                {"out_dir", "{out}"}}},
     {.name = "baseline", .section = "baseline", .upstream = {"data", "?eval_data"}, .available = false,
      .writes_config = true, .multi_gpu = true, .result_file = "metrics.json", .result_required = true,
      .build = build_baseline,
@@ -256,7 +285,8 @@ static const struct model_def MODELS[] = {
     {"a-llmrec-sbert", "A-LLMRec (SBERT)", {"data", "cf", "stage1", "stage2", "llm_eval"},
      {"run.cf_model=sasrec", "llm_eval.item_embedding=sbert"}},
     {"mlp-llm", "MLP-LLM", {"data", "cf", "stage2", "llm_eval"}, {"run.cf_model=sasrec", "stage2.projector=mlp"}},
-    {"llm-only", "LLM-Only", {"data", "llm_eval"}, {"llm_eval.mode=llm_only"}},
+    // LLM-Only (Figure 5): titles only, no user representation, no Stage 1/2
+    {"llm-only", "LLM-Only", {"data", "llm_eval"}, {"llm_eval.item_embedding=none", "llm_eval.use_user_rep=false"}},
     {"tallrec", "TALLRec", {"data", "baseline"}, {"run.baseline_model=tallrec"}},
     {"morec", "MoRec", {"data", "baseline"}, {"run.baseline_model=morec"}},
     {"ctrl", "CTRL", {"data", "baseline"}, {"run.baseline_model=ctrl"}},

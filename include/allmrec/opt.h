@@ -38,7 +38,8 @@
 //
 // defines: struct opt_config, opt_config_from_hf, opt_config_load, opt_config_print,
 //          struct opt_options, struct opt_layer, struct opt_model, opt_model_load,
-//          opt_model_init_random, opt_model_init_random_std, opt_model_free, opt_model_param_count,
+//          opt_model_init_random, opt_model_init_random_std, opt_model_save, opt_model_free,
+//          opt_model_param_count,
 //          struct opt_workspace_options, struct opt_workspace, opt_workspace_init,
 //          opt_workspace_free, struct opt_input, OPT_IGNORE, opt_forward,
 //          opt_logits_host, opt_loss_forward, opt_backward, struct opt_loss_scaler,
@@ -137,6 +138,10 @@ allmrec_status opt_model_init_random(struct opt_model *m, struct op_ctx *ctx,
 // logits injected vectors can move: tests, the quickstart)
 allmrec_status opt_model_init_random_std(struct opt_model *m, struct op_ctx *ctx, const struct opt_config *c,
                                          const struct opt_options *o, uint64_t seed, float std);
+// Write the model as a Hugging Face directory (config.json + model.safetensors,
+// "model.decoder.*" names) that opt_model_load reads back; one process, CPU, f32
+// (csrc/models/opt_save.c).
+allmrec_status opt_model_save(const struct opt_model *m, const char *dir);
 void opt_model_free(struct opt_model *m);
 int64_t opt_model_param_count(const struct opt_config *c); // full model (all ranks)
 

@@ -49,6 +49,7 @@ extern "C" {
 #define RUNNER_MAX_CMDS 3
 #define RUNNER_MAX_ARGS 64
 #define RUNNER_PATH 1024
+#define RUNNER_MAX_UPSTREAM 4
 
 // ---------------------------------------------------------------- the stage table
 
@@ -63,10 +64,13 @@ struct stage_cmd {
 struct stage_def {
     const char *name;         // "data", "cf", "stage1", ...
     const char *section;      // run-config section that forms the stage config ("cf" -> cf.*)
-    const char *upstream[3];  // stages it reads (each must precede it in the pipeline; "eval_data|data" = first present)
+    const char *upstream[RUNNER_MAX_UPSTREAM]; // stages it reads (each must precede it in the pipeline;
+                                               // "eval_data|data" = first present, "?stage1" = if present)
     bool available;           // false: "stage X is not available in this build"
     bool writes_config;       // true: stage.yaml is passed as --config
     bool multi_gpu;           // launched under srun when a run gets more than one GPU
+    const char *device_key;   // the command's device key ("train.device"), set to $ALLMREC_STAGE_DEVICE
+                              // when that is set (Slurm jobs with GPUs: cuda); NULL: runs on the CPU
     const char *result_file;  // metrics file the stage writes (else NULL); the run's last one is reported
     bool result_required;     // a completed stage without result_file is a failure
     const char *doc;

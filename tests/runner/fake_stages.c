@@ -64,7 +64,8 @@ static const struct config_key SCHEMA[] = {
     {"item_embedding", CONFIG_STRING, "joint", false, "llm_eval"},
     {"use_user_rep", CONFIG_BOOL, "true", false, "stage 2"},
     {"cf.export", CONFIG_STRING, "", false, "stage 1/2 input"},
-    {"stage1.checkpoint", CONFIG_STRING, "", false, "stage 2 input"},
+    {"cf.checkpoint", CONFIG_STRING, "", false, "stage 1/2 input"},
+    {"stage1.joint", CONFIG_STRING, "", false, "stage 2 / llm_eval input"},
     {"stage2.checkpoint", CONFIG_STRING, "", false, "llm_eval input"},
     {"prompt.*", CONFIG_ANY, NULL, false, "prompt words"},
     {"model.*", CONFIG_ANY, NULL, false, "model sizes"},
@@ -105,8 +106,11 @@ int main(int argc, char **argv) {
     // the alignment stages: check the inputs the runner injected, write a checkpoint
     if (!strcmp(argv[1], "train") && argc > 2 && (!strcmp(argv[2], "stage1") || !strcmp(argv[2], "stage2"))) {
         const char *in = NULL;
-        config_get_string(&c, !strcmp(argv[2], "stage1") ? "cf.export" : "stage1.checkpoint", &in);
+        config_get_string(&c, !strcmp(argv[2], "stage1") ? "cf.export" : "stage1.joint", &in);
         if (!in[0] || !fs_exists(in)) { fprintf(stderr, "fake %s: input '%s' missing\n", argv[2], in); return 1; }
+        const char *ck = NULL;
+        config_get_string(&c, "cf.checkpoint", &ck);
+        if (!ck[0] || !fs_exists(ck)) { fprintf(stderr, "fake %s: cf.checkpoint '%s' missing\n", argv[2], ck); return 1; }
         double alpha = 0;
         char *t = NULL;
         if (!strcmp(argv[2], "stage1")) config_get_double(&c, "alpha", &alpha);
@@ -116,10 +120,18 @@ int main(int argc, char **argv) {
         if (write_text(p, text)) return 1;
         snprintf(text, sizeof text, "alpha=%.17g lr=%.17g\n", alpha, lr);
         snprintf(p, sizeof p, "%s/checkpoint.h5", out);
+        if (!strcmp(argv[2], "stage1") && write_text(p, text)) return 1;
+        if (!strcmp(argv[2], "stage1")) snprintf(p, sizeof p, "%s/joint.h5", out); // what stage 2 reads
         return write_text(p, text);
     }
     if (!strcmp(argv[1], "eval") && argc > 2 && !strcmp(argv[2], "llm")) {
-        const char *in = NULL;
+        const char *in = NULL, *ex = NULL, *joint = NULL;
+        config_get_string(&c, "cf.export", &ex);
+        config_get_string(&c, "stage1.joint", &joint);
+        if (!ex[0] || !fs_exists(ex) || !joint[0] || !fs_exists(joint)) {
+            fprintf(stderr, "fake eval llm: cf.export '%s' or stage1.joint '%s' missing\n", ex, joint);
+            return 1;
+        }
         config_get_string(&c, "stage2.checkpoint", &in);
         char *t = NULL;
         double alpha = 0, s2lr = 0;

@@ -141,9 +141,10 @@ static void test_plan_expansion(void) {
     CHECK(strcmp(stage_of(a, "cf")->key, stage_of(d, "cf")->key) != 0);
     CHECK(!strcmp(stage_of(b, "stage2")->key, stage_of(e, "stage2")->key));
     CHECK(strcmp(stage_of(b, "llm_eval")->key, stage_of(e, "llm_eval")->key) != 0);
-    // stage states: nothing ran; A-LLMRec's stages past cf are not built yet
+    // stage states: nothing ran
     CHECK_EQ_INT(stage_of(a, "cf")->state, STAGE_PENDING);
-    CHECK_EQ_INT(stage_of(b, "stage1")->state, STAGE_UNAVAILABLE);
+    CHECK_EQ_INT(stage_of(b, "stage1")->state, STAGE_PENDING);
+    CHECK_EQ_INT(stage_of(b, "llm_eval")->state, STAGE_PENDING);
     char *buf = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);
@@ -151,7 +152,7 @@ static void test_plan_expansion(void) {
     fclose(f);
     // instances: 16 SASRec runs x 2 + 16 A-LLMRec runs x 5; distinct: data 2, cf 8 (dataset x lr x seed),
     // stage1 8, stage2 8, llm_eval 16 (x scenario)
-    CHECK_STR_CONTAINS(buf, "32 runs, 112 stage instances, 42 distinct stages: 0 cached, 10 to run, 32 not available");
+    CHECK_STR_CONTAINS(buf, "32 runs, 112 stage instances, 42 distinct stages: 0 cached, 42 to run, 0 not available");
     CHECK_STR_CONTAINS(buf, "(shared with 3 other runs)");
     free(buf);
     experiment_free(&ex);
@@ -268,7 +269,7 @@ static void test_execute_cache_and_report(void) {
     setup();
     if (!getenv("ALLMREC_FAKE_STAGES")) TEST_SKIP("ALLMREC_FAKE_STAGES not set (run through ctest)");
     const char *p = write_file("exec.yaml", experiment_text("exec",
-        "models: [sasrec, a-llmrec]\nsweep:\n  cf.train.lr: [0.001, 0.02]\n"
+        "models: [sasrec, tallrec]\nsweep:\n  cf.train.lr: [0.001, 0.02]\n"
         "table: {rows: [model], columns: [dataset, sweep]}\n"
         "paper:\n  columns: [tiny/cf.train.lr=0.001, small/cf.train.lr=0.02]\n"
         "  rows:\n    - {row: sasrec, values: [0.5, 0.25]}\n    - {row: tallrec, label: TALLRec, values: [0.1, -]}\n"));
@@ -280,13 +281,13 @@ static void test_execute_cache_and_report(void) {
     opt.out = quiet();
     allmrec_status s = experiment_execute(&ex, &opt);
     fclose(opt.out);
-    // the A-LLMRec runs fail (stage1 not built), the SASRec runs complete
+    // the TALLRec runs fail (the baseline stage is not built), the SASRec runs complete
     CHECK_STATUS(s, ALLMREC_ERR_DATA);
-    CHECK_STR_CONTAINS(allmrec_error_message(), "4 of 8 runs failed: tiny__a-llmrec__lr0.001");
-    struct run *r = find_run(&ex, "tiny__a-llmrec__lr0.001");
-    CHECK_EQ_INT(stage_of(r, "cf")->state, STAGE_DONE);  // shared with SASRec, ran once
-    CHECK_EQ_INT(stage_of(r, "stage1")->state, STAGE_UNAVAILABLE);
-    CHECK_STR_CONTAINS(stage_of(r, "stage1")->message, "stage stage1 is not available in this build");
+    CHECK_STR_CONTAINS(allmrec_error_message(), "4 of 8 runs failed: tiny__tallrec__lr0.001");
+    struct run *r = find_run(&ex, "tiny__tallrec__lr0.001");
+    CHECK_EQ_INT(stage_of(r, "data")->state, STAGE_DONE);  // shared with SASRec, ran once
+    CHECK_EQ_INT(stage_of(r, "baseline")->state, STAGE_UNAVAILABLE);
+    CHECK_STR_CONTAINS(stage_of(r, "baseline")->message, "stage baseline is not available in this build");
     // executions: 2 data, 4 cf (2 datasets x 2 lr), each once
     CHECK_EQ_INT(count_lines(tmp("fake.log"), "data synth"), 2);
     CHECK_EQ_INT(count_lines(tmp("fake.log"), "train sasrec"), 4);
@@ -318,9 +319,8 @@ static void test_execute_cache_and_report(void) {
     CHECK_OK(fs_read_all(q, &md, NULL));
     CHECK_STR_CONTAINS(md, "| model | Tiny / lr=0.001 | Tiny / lr=0.02 | Small / lr=0.001 | Small / lr=0.02 |");
     CHECK_STR_CONTAINS(md, "| SASRec | 0.5000 / 0.3100 (-0.1900) | – / 0.5000 | – / 0.3100 | 0.2500 / 0.5000 (+0.2500) |");
-    CHECK_STR_CONTAINS(md, "| A-LLMRec | – / – | – / – | – / – | – / – |");
     CHECK_STR_CONTAINS(md, "| TALLRec | 0.1000 / – | – / – | – / – | – / – |");
-    CHECK_STR_CONTAINS(md, "stage stage1 is not available in this build");
+    CHECK_STR_CONTAINS(md, "stage baseline is not available in this build");
     free(md);
     char *csv = NULL;
     snprintf(q, sizeof q, "%s/out/exec/report.csv", g_dir);
@@ -331,7 +331,7 @@ static void test_execute_cache_and_report(void) {
     cJSON *j = load_json(q);
     CHECK(j != NULL);
     cJSON *cells = cJSON_GetObjectItem(j, "cells");
-    CHECK(cJSON_GetArraySize(cells) == 3 * 4);
+    CHECK(cJSON_GetArraySize(cells) == 2 * 4);
     cJSON *c0 = cJSON_GetArrayItem(cells, 0);
     CHECK_NEAR(cJSON_GetObjectItem(c0, "ours")->valuedouble, 0.31, 1e-9);
     CHECK_NEAR(cJSON_GetObjectItem(c0, "diff")->valuedouble, -0.19, 1e-9);
@@ -441,10 +441,12 @@ static void test_resume_after_kill(void) {
 }
 
 
-// The whole A-LLMRec pipeline with fake Stage-1/2/LLM commands (enabled with
-// ALLMREC_RUNNER_ENABLE_STAGES): a Stage-2-only change re-runs Stage 2 and the
-// evaluation only; a Stage-1 change re-runs Stage 1 and after; multi-GPU
-// stages go through srun when ALLMREC_SRUN_TASKS > 1 (a fake srun here).
+// The whole A-LLMRec pipeline with fake Stage-1/2/LLM commands: the paths the
+// runner injects (dataset, CF export and checkpoint, joint.h5, the Stage-2
+// checkpoint) under each command's key names; a Stage-2-only change re-runs
+// Stage 2 and the evaluation only; a Stage-1 change re-runs Stage 1 and after;
+// multi-GPU stages go through srun when ALLMREC_SRUN_TASKS > 1 (a fake srun
+// here); ALLMREC_STAGE_DEVICE (Slurm jobs with GPUs) sets each stage's device key.
 static void test_full_pipeline_reuse_and_srun(void) {
     setup();
     if (!getenv("ALLMREC_FAKE_STAGES")) TEST_SKIP("ALLMREC_FAKE_STAGES not set (run through ctest)");
@@ -461,7 +463,6 @@ static void test_full_pipeline_reuse_and_srun(void) {
     snprintf(path, sizeof path, "%s:%s", bindir, old_path ? old_path : "/usr/bin:/bin");
     char *saved_path = strdup(old_path ? old_path : "");
     setenv("PATH", path, 1);
-    setenv("ALLMREC_RUNNER_ENABLE_STAGES", "stage1,stage2,llm_eval", 1);
     setenv("ALLMREC_SRUN_TASKS", "2", 1);
     const char *p = write_file("full.yaml", experiment_text("full",
         "models: [a-llmrec]\nvariants:\n  - {name: base}\n  - {name: s2, set: {stage2.train.lr: 0.0005}}\n"
@@ -487,6 +488,55 @@ static void test_full_pipeline_reuse_and_srun(void) {
     CHECK_EQ_INT(count_lines(tmp("fake.log"), "train stage2"), 4);
     CHECK_EQ_INT(count_lines(tmp("fake.log"), "eval llm"), 4);
     CHECK_EQ_INT(count_lines(tmp("fake.log"), "srun --ntasks=2"), 8); // stage2 and llm_eval only
+    // the keys the runner injected into each stage's config (the commands' own key names)
+    CHECK_OK(experiment_load(&ex, p, ov0, 1));
+    struct run *r = find_run(&ex, "tiny__a-llmrec__s2");
+    CHECK(r != NULL);
+    const struct run_stage *cf = stage_of(r, "cf"), *s1 = stage_of(r, "stage1"), *s2 = stage_of(r, "stage2"),
+                           *le = stage_of(r, "llm_eval"), *da = stage_of(r, "data");
+    CHECK(cf->state == STAGE_CACHED && s1->state == STAGE_CACHED && s2->state == STAGE_CACHED &&
+          le->state == STAGE_CACHED);
+    static const struct { const char *stage, *key, *up, *file; } INJ[] = {
+        {"stage1", "data.path", "data", "dataset.h5"},      {"stage1", "cf.export", "cf", "cf_export.h5"},
+        {"stage1", "cf.checkpoint", "cf", "best.h5"},       {"stage1", "out_dir", "stage1", NULL},
+        {"stage2", "data.path", "data", "dataset.h5"},      {"stage2", "cf.export", "cf", "cf_export.h5"},
+        {"stage2", "stage1.joint", "stage1", "joint.h5"},   {"stage2", "out_dir", "stage2", NULL},
+        {"llm_eval", "data.path", "data", "dataset.h5"},    {"llm_eval", "cf.export", "cf", "cf_export.h5"},
+        {"llm_eval", "stage1.joint", "stage1", "joint.h5"}, {"llm_eval", "stage2.checkpoint", "stage2", "checkpoint.h5"},
+        {"llm_eval", "out_dir", "llm_eval", NULL},
+    };
+    for (size_t i = 0; i < sizeof INJ / sizeof INJ[0]; i++) {
+        char q[1200], want[1200];
+        const struct run_stage *st = stage_of(r, INJ[i].stage), *up = stage_of(r, INJ[i].up);
+        snprintf(q, sizeof q, "%s/stage.yaml", st->dir);
+        if (INJ[i].file) snprintf(want, sizeof want, "%s/%s", up->dir, INJ[i].file);
+        else snprintf(want, sizeof want, "%s", up->dir);
+        struct config sc;
+        const char *v = "";
+        CHECK_OK(config_load(&sc, q, NULL, 0));
+        CHECK_OK(config_get_string(&sc, INJ[i].key, &v));
+        CHECK_MSG(!strcmp(v, want), "%s %s = %s, expected %s", INJ[i].stage, INJ[i].key, v, want);
+        config_free(&sc);
+    }
+    // a Slurm job with GPUs: each GPU stage's own device key, the data stage untouched
+    setenv("ALLMREC_STAGE_DEVICE", "cuda", 1);
+    static const struct { const char *stage, *key; } DEV[] = {
+        {"cf", "train.device"}, {"stage1", "train.device"}, {"stage2", "train.device"}, {"llm_eval", "device"}};
+    for (size_t i = 0; i < sizeof DEV / sizeof DEV[0]; i++) {
+        int si = (int)(stage_of(r, DEV[i].stage) - r->stages);
+        struct config sc;
+        const char *v = "";
+        CHECK_OK(stage_config_build(r, si, &sc));
+        CHECK_OK(config_get_string(&sc, DEV[i].key, &v));
+        CHECK_MSG(!strcmp(v, "cuda"), "%s: %s = %s", DEV[i].stage, DEV[i].key, v);
+        config_free(&sc);
+    }
+    struct config dc;
+    CHECK_OK(stage_config_build(r, (int)(da - r->stages), &dc));
+    CHECK(!config_has(&dc, "train.device") && !config_has(&dc, "device"));
+    config_free(&dc);
+    unsetenv("ALLMREC_STAGE_DEVICE");
+    experiment_free(&ex);
     char q[1200];
     snprintf(q, sizeof q, "%s/out/full/report.md", g_dir);
     char *md = NULL;
@@ -510,12 +560,11 @@ static void test_full_pipeline_reuse_and_srun(void) {
     CHECK_EQ_INT(count_lines(tmp("fake.log"), "train stage2"), 4);
     setenv("PATH", saved_path, 1);
     free(saved_path);
-    unsetenv("ALLMREC_RUNNER_ENABLE_STAGES");
     unsetenv("ALLMREC_SRUN_TASKS");
 }
 
-// Every shipped experiment expands, passes the stage-config checks (SASRec's
-// schema), and every paper value it records falls into a cell the plan fills
+// Every shipped experiment expands, passes the stage-config checks (the
+// schemas of SASRec, Stage 1, Stage 2 and the LLM evaluation), and every paper value it records falls into a cell the plan fills
 // (a typo in a paper row or column id would leave it orphaned).
 static void test_shipped_experiments(void) {
     setup();
@@ -524,7 +573,7 @@ static void test_shipped_experiments(void) {
     static const struct { const char *file; int runs, paper_values; } EXP[] = {
         {"table1", 44, 44}, {"table2", 42, 42}, {"table3", 21, 21}, {"table4", 30, 30}, {"table5", 6, 6},
         {"table6", 15, 15}, {"table7", 16, 16}, {"table8", 3, 9}, {"table9", 16, 16}, {"table11", 4, 24},
-        {"table12", 5, 5}, {"figure1", 12, 12}, {"figure4", 2, 0}, {"quickstart", 6, 0},
+        {"table12", 5, 5}, {"figure1", 12, 12}, {"quickstart", 6, 0},
     };
     char *saved = getenv("ALLMREC_STAGE_EXE") ? strdup(getenv("ALLMREC_STAGE_EXE")) : NULL;
     unsetenv("ALLMREC_STAGE_EXE");
@@ -556,6 +605,13 @@ static void test_shipped_experiments(void) {
         report_free(&rep);
         experiment_free(&ex);
     }
+    // Figure 4's favorite-genre task is not built: its plan is refused, naming the key
+    char p4[1200];
+    snprintf(p4, sizeof p4, "%s/experiments/figure4.yaml", src);
+    struct experiment ex4;
+    CHECK_STATUS(experiment_load(&ex4, p4, NULL, 0), ALLMREC_ERR_CONFIG);
+    CHECK_STR_CONTAINS(allmrec_error_message(), "llm_eval.task");
+    CHECK_STR_CONTAINS(allmrec_error_message(), "`allmrec eval llm`'s schema");
     if (cwd[0] && chdir(cwd) != 0) {}
     if (saved) { setenv("ALLMREC_STAGE_EXE", saved, 1); free(saved); }
 }

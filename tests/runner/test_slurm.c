@@ -83,9 +83,15 @@ static void test_no_submit_scripts(void) {
     CHECK_STR_CONTAINS(cf, "#SBATCH --time=02:00:00\n");
     CHECK_STR_CONTAINS(cf, "#SBATCH --cpus-per-task=4\n");
     CHECK_STR_CONTAINS(cf, "#SBATCH --gres=gpu:1\n"); // SASRec is a one-GPU stage
+    CHECK_STR_CONTAINS(cf, "export ALLMREC_STAGE_DEVICE=cuda"); // the stage's train.device becomes cuda
     CHECK_STR_CONTAINS(cf, " experiment ");
     CHECK_STR_CONTAINS(cf, " --run-stage 'synth__sasrec__lr0.001:cf'");
     free(cf);
+    rc = sh("cat '%s'/results/slurm_small/slurm/000_data_*.sbatch > '%s/data.sbatch'", dir, dir);
+    CHECK(rc == 0);
+    char *data = read_text("%s/data.sbatch", dir);
+    CHECK(data && !strstr(data, "ALLMREC_STAGE_DEVICE") && !strstr(data, "--gres")); // data runs on the CPU
+    free(data);
     char *sub = read_text("%s/results/slurm_small/slurm/submit.sh", dir);
     CHECK_STR_CONTAINS(sub, "j1=$(sbatch --parsable --dependency=afterok:$j0 --kill-on-invalid-dep=yes");
     CHECK_STR_CONTAINS(sub, "j2=$(sbatch --parsable --dependency=afterok:$j0 --kill-on-invalid-dep=yes");
