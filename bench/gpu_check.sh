@@ -206,6 +206,10 @@ if [ $BUILD_OK -eq 1 ]; then
     [ -n "$PY" ] && { run_phase torch_stage2 90 "$PY" "$ROOT/bench/stage2/pytorch_stage2_step.py"; collect torch_stage2; }
     run_phase bench_stage2_step 90 "$B/stage2/bench_stage2_step" --gpu-summary --steps 6
     collect bench_stage2_step
+    # A-LLMRec LLM inference per batch (generation B2 x 64 new tokens, scoring 20 candidates), OPT-6.7B dims fp16
+    [ -n "$PY" ] && { run_phase torch_llm_infer 120 "$PY" "$ROOT/bench/llmeval/pytorch_llm_infer.py"; collect torch_llm_infer; }
+    run_phase bench_llm_infer 120 "$B/llmeval/bench_llm_infer" --device cuda --gpu-summary
+    collect bench_llm_infer
     # OPT-6.7B dimensions, random fp16 weights
     if [ -n "$PY" ]; then
         run_phase torch_opt 120 bash -c "\"$PY\" \"$ROOT/bench/opt/pytorch_opt.py\" > \"$OUT/torch_opt.json\""
@@ -271,6 +275,10 @@ fi
             show("OPT-6.7B Stage-2 step B4 T512: ours / transformers", ratio("opt6.7b/train_step_B4_T512/ours", "opt6.7b/train_step_B4_T512/torch"), 0.82, "<=");
             show("OPT-6.7B prefill B4 T512: ours / transformers", ratio("opt6.7b/prefill_B4_T512/ours", "opt6.7b/prefill_B4_T512/torch"), 0.86, "<=");
             show("OPT-6.7B greedy 32 after 400 (B4): ours / transformers", ratio("opt6.7b/greedy32_B4_P400/ours", "opt6.7b/greedy32_B4_P400/torch"), 0.4, "<=");
+            k="llm_generate/B2_T500_N64_opt6.7b_f16";
+            show("LLM eval generation B2 x 64 tokens: ours / transformers", ratio(k "/ours", k "/torch"), 1.0, "<=");
+            k="llm_score/B1_T500_C20x14_opt6.7b_f16";
+            show("LLM eval scoring 20 candidates: ours / transformers", ratio(k "/ours", k "/torch"), 1.0, "<=");
             k="stage2_step/B4_T600_opt6.7b_f16";
             show("A-LLMRec Stage-2 step B4 T600 (OPT-6.7B dims): ours / transformers", ratio(k "/ours", k "/torch"), 0.82, "<=");
             # A-LLMRec at Beauty scale (issue targets): a Stage-2 epoch = 9,930 users / batch 4 steps of
