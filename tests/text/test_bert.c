@@ -3,8 +3,8 @@
 //   sentence-transformers' on 512 real item texts: cosine >= 0.9999 each;
 // - backward vs Richardson-extrapolated central finite differences of a scalar
 //   loss on a tiny config, against a bound derived from fp32 rounding and the
-//   estimated truncation (holds under every OpenBLAS kernel: OPENBLAS_CORETYPE
-//   Haswell, SkylakeX, Zen, Sandybridge checked; knobs BERT_FD_H, BERT_FD_VERBOSE,
+//   estimated truncation (checked under the OpenBLAS kernels OPENBLAS_CORETYPE =
+//   Haswell, SkylakeX, Zen, Sandybridge and the default; knobs BERT_FD_H, BERT_FD_VERBOSE,
 //   BERT_FD_MUTATE)
 //   (BERT with token types and normalisation; DistilBERT shape without);
 // - save -> load round trip; config errors.
