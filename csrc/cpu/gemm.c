@@ -131,31 +131,35 @@ static void blas_gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t 
                 (blasint)ldc);
 }
 
-// Blocks of GEMM_SPLIT_ALIGN rows (or columns) of C per thread: every C element
-// is still one dot product over k in OpenBLAS's order (its K blocking does not
-// depend on M or N, and blocks start on whole micro-tiles), so the result is
-// bit-identical to one call whatever the thread count (tests/ops/test_threads).
+// C is cut into blocks of whole GEMM_SPLIT_ALIGN-row (or column) tiles, one
+// OpenBLAS call each, shared out to the threads. The cut depends on the shape
+// only, never on the thread count, so the result is bit-identical whatever the
+// thread count (tests/ops/test_threads) even with OpenBLAS kernels whose
+// rounding depends on the M or N they are called with (seen with
+// OPENBLAS_CORETYPE=Haswell: a 6400-row product cut in 2 or 3 blocks differed).
 // Every block must stay above OpenBLAS's small-matrix kernels (M*N*K <= 1e6 on
 // Skylake-X/Cooper Lake), which sum in another order: blocks of >= 2^22 only.
-enum { GEMM_SPLIT_ALIGN = 32, GEMM_SPLIT_MIN_BLOCK_WORK = 1 << 22 };
+enum { GEMM_SPLIT_ALIGN = 32, GEMM_SPLIT_BLOCKS = 16, GEMM_SPLIT_MIN_BLOCK_WORK = 1 << 22 };
 
 static void blas_gemm_split(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
                             const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
                             int64_t ldc) {
-    int nt = 1;
-#ifdef ALLMREC_HAVE_OPENMP
-    if (!omp_in_parallel()) nt = omp_get_max_threads();
-#endif
     bool rows = M >= N;
-    int64_t len = rows ? M : N;
-    int64_t per = ((len + nt - 1) / nt + GEMM_SPLIT_ALIGN - 1) / GEMM_SPLIT_ALIGN * GEMM_SPLIT_ALIGN;
+    int64_t len = rows ? M : N, other = rows ? N : M;
+    // the most blocks (at most GEMM_SPLIT_BLOCKS, halving) whose smallest keeps the minimum work
+    int64_t per = len;
+    for (int64_t nb = GEMM_SPLIT_BLOCKS; nb >= 2; nb /= 2) {
+        int64_t p = ((len + nb - 1) / nb + GEMM_SPLIT_ALIGN - 1) / GEMM_SPLIT_ALIGN * GEMM_SPLIT_ALIGN;
+        int64_t n_b = (len + p - 1) / p, last = len - (n_b - 1) * p;
+        if (n_b >= 2 && last * other * K >= GEMM_SPLIT_MIN_BLOCK_WORK) { per = p; break; }
+    }
     int64_t nblocks = (len + per - 1) / per;
-    int64_t last = len - (nblocks - 1) * per; // the smallest block
-    if (nt < 2 || nblocks < 2 || last * (M * N / len) * K < GEMM_SPLIT_MIN_BLOCK_WORK) {
+    if (nblocks < 2) {
         blas_gemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
 #ifdef ALLMREC_HAVE_OPENMP
+    int nt = omp_in_parallel() ? 1 : omp_get_max_threads();
 #pragma omp parallel for schedule(static) num_threads(nt)
 #endif
     for (int64_t b = 0; b < nblocks; b++) {
