@@ -66,12 +66,8 @@ int main(int argc, char **argv) {
         fprintf(stderr, "bench_llm_infer: %s\n", allmrec_error_message());
         return summary ? 0 : 1;
     }
-    struct opt_config c = {.vocab_size = VOCAB, .hidden_size = cuda ? 4096 : 64, .n_layers = cuda ? 32 : 2,
-                           .n_heads = cuda ? 32 : 4, .ffn_dim = cuda ? 16384 : 256, .max_positions = 2048,
-                           .do_layer_norm_before = true, .final_layer_norm = true, .enable_bias = true,
-                           .ln_affine = true, .ln_eps = 1e-5f, .bos_id = 2, .eos_id = 2, .pad_id = 1,
-                           .activation = "relu"};
-    c.word_embed_proj_dim = c.hidden_size;
+    struct opt_config c = cuda ? opt_config_released(VOCAB, 4096, 32, 32, 16384, 2048)
+                               : opt_config_released(VOCAB, 64, 2, 4, 256, 2048);
     const int64_t Wd = c.word_embed_proj_dim;
     struct llm_vocab v = {.bos = 2, .eos = 2, .pad = 50265, .user_rep = 50266, .history = 50267, .candidate = 50268};
     struct opt_options oo = {.dtype = cuda ? ALLMREC_DTYPE_F16 : ALLMREC_DTYPE_F32};

@@ -105,20 +105,8 @@ int main(int argc, char **argv) {
         printf("SUMMARY|opt6.7b/train_step_B4_T512/ours|-1|ms|no CUDA device: not measured\n");
 
     // OPT-6.7B dimensions on a GPU; a small config on the CPU
-    struct opt_config c;
-    memset(&c, 0, sizeof c);
-    c.vocab_size = small ? 1000 : 50272;
-    c.hidden_size = small ? 128 : 4096;
-    c.n_layers = small ? 2 : 32;
-    c.n_heads = small ? 4 : 32;
-    c.ffn_dim = small ? 512 : 16384;
-    c.max_positions = 2048;
-    c.word_embed_proj_dim = c.hidden_size;
-    c.do_layer_norm_before = c.final_layer_norm = c.enable_bias = c.ln_affine = true;
-    c.ln_eps = 1e-5f;
-    c.bos_id = c.eos_id = 2;
-    c.pad_id = 1;
-    snprintf(c.activation, sizeof c.activation, "relu");
+    struct opt_config c = small ? opt_config_released(1000, 128, 2, 4, 512, 2048)
+                                : opt_config_released(50272, 4096, 32, 32, 16384, 2048);
     int64_t B = 4, T = small ? 64 : 512, Tp = small ? 50 : 400, NEW = 32, Ts = small ? 60 : 500, NC = 20, LC = 12;
     int64_t NT = 24; // scored positions per row in the training step (HF probe: the last 24)
 

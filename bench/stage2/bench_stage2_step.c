@@ -106,12 +106,9 @@ int main(int argc, char **argv) {
         tokenizer_free(tok);
         return summary ? 0 : 1;
     }
-    struct opt_config c = {.vocab_size = tokenizer_vocab_size(tok), .hidden_size = cuda ? 4096 : 64,
-                           .n_layers = cuda ? 32 : 2, .n_heads = cuda ? 32 : 4, .ffn_dim = cuda ? 16384 : 256,
-                           .max_positions = 2048, .do_layer_norm_before = true, .final_layer_norm = true,
-                           .enable_bias = true, .ln_affine = true, .ln_eps = 1e-5f, .bos_id = 2, .eos_id = 2,
-                           .pad_id = 1, .activation = "relu"};
-    c.word_embed_proj_dim = c.hidden_size;
+    int64_t V = tokenizer_vocab_size(tok);
+    struct opt_config c = cuda ? opt_config_released(V, 4096, 32, 32, 16384, 2048)
+                               : opt_config_released(V, 64, 2, 4, 256, 2048);
     struct opt_options oo = {.dtype = cuda ? ALLMREC_DTYPE_F16 : ALLMREC_DTYPE_F32, .vocab_size = 0, .comm = NULL};
     struct opt_model m;
     memset(&m, 0, sizeof m);

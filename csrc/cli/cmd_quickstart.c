@@ -148,18 +148,7 @@ static allmrec_status make_models(const struct dataset *ds, const char *sbert_di
         ALLMREC_TRY(quickstart_write_sbert(sbert_dir, ds, 11));
         snprintf(sbert_used, cap, "%s", sbert_dir);
     }
-    struct opt_config c;
-    memset(&c, 0, sizeof c);
-    c.hidden_size = c.word_embed_proj_dim = 32;
-    c.n_layers = 2;
-    c.n_heads = 2;
-    c.ffn_dim = 64;
-    c.max_positions = 1024;
-    c.do_layer_norm_before = c.final_layer_norm = c.enable_bias = c.ln_affine = true;
-    c.ln_eps = 1e-5f;
-    c.bos_id = c.eos_id = 2;
-    c.pad_id = 1;
-    snprintf(c.activation, sizeof c.activation, "relu");
+    struct opt_config c = opt_config_released(0, 32, 2, 2, 64, 1024); // vocab: the titles' BPE
     return quickstart_write_opt(opt_dir, ds, &c, 0.3f, 0x4f5054u);
 }
 

@@ -71,6 +71,16 @@ allmrec_status opt_config_load(struct opt_config *c, const char *model_dir) {
     return s;
 }
 
+struct opt_config opt_config_released(int64_t vocab, int64_t hidden, int64_t n_layers, int64_t n_heads,
+                                      int64_t ffn_dim, int64_t max_positions) {
+    struct opt_config c = {.vocab_size = vocab, .hidden_size = hidden, .n_layers = n_layers, .n_heads = n_heads,
+                           .ffn_dim = ffn_dim, .max_positions = max_positions, .word_embed_proj_dim = hidden,
+                           .do_layer_norm_before = true, .final_layer_norm = true, .enable_bias = true,
+                           .ln_affine = true, .ln_eps = 1e-5f, .bos_id = 2, .eos_id = 2, .pad_id = 1,
+                           .activation = "relu"};
+    return c;
+}
+
 void opt_config_print(const struct opt_config *c, FILE *f) {
     fprintf(f, "opt: %lld layers, hidden %lld, %lld heads, ffn %lld, vocab %lld, positions %lld, "
                "embed dim %lld, %s-LN%s (%.3f B parameters)\n",

@@ -36,7 +36,7 @@
 // token, or with `recompute` only its input (C per token) and one layer's
 // worth, re-running the layer forward during backward.
 //
-// defines: struct opt_config, opt_config_from_hf, opt_config_load, opt_config_print,
+// defines: struct opt_config, opt_config_from_hf, opt_config_load, opt_config_print, opt_config_released,
 //          struct opt_options, struct opt_layer, struct opt_model, opt_model_load,
 //          opt_model_init_random, opt_model_init_random_std, opt_model_save, opt_model_free,
 //          opt_model_param_count,
@@ -88,6 +88,12 @@ struct hf_config;
 allmrec_status opt_config_from_hf(struct opt_config *c, const struct hf_config *hf);
 allmrec_status opt_config_load(struct opt_config *c, const char *model_dir);
 void opt_config_print(const struct opt_config *c, FILE *f);
+// A config of the given dimensions with everything else as the released
+// facebook/opt models have it (pre-LN with a final LayerNorm, biases, affine
+// LayerNorms eps 1e-5, ReLU, bos = eos = 2, pad = 1, Wd = hidden): the random
+// models of benches, tests and the quickstart. vocab 0 = set later.
+struct opt_config opt_config_released(int64_t vocab, int64_t hidden, int64_t n_layers, int64_t n_heads,
+                                      int64_t ffn_dim, int64_t max_positions);
 
 struct opt_options {
     enum allmrec_dtype dtype; // F32 (CPU) or F16 / BF16 (CUDA)

@@ -304,17 +304,7 @@ static void test_tp_eight_heads(void) {
 static void test_tp_degree_must_divide_heads(void) {
     struct op_ctx ctx;
     CHECK_OK(op_ctx_init(&ctx, ALLMREC_DEVICE_CPU, 0));
-    struct opt_config c;
-    memset(&c, 0, sizeof c);
-    c.vocab_size = 50;
-    c.hidden_size = 48;
-    c.n_layers = 1;
-    c.n_heads = 3; // not divisible by 2 or 4 ranks
-    c.ffn_dim = 96;
-    c.max_positions = 16;
-    c.word_embed_proj_dim = 48;
-    c.do_layer_norm_before = c.final_layer_norm = c.enable_bias = c.ln_affine = true;
-    c.ln_eps = 1e-5f;
+    struct opt_config c = opt_config_released(50, 48, 1, 3, 96, 16); // 3 heads: not divisible by 2 or 4 ranks
     struct opt_model m;
     struct opt_options o = {ALLMREC_DTYPE_F32, 0, g_comm};
     CHECK_STATUS(opt_model_init_random(&m, &ctx, &c, &o, 1), ALLMREC_ERR_CONFIG);

@@ -53,19 +53,7 @@ static bool same_tensor(struct tensor a, struct tensor b) {
 }
 
 static void test_opt_save_round_trip(void) {
-    struct opt_config c;
-    memset(&c, 0, sizeof c);
-    c.vocab_size = 300;
-    c.hidden_size = c.word_embed_proj_dim = 16;
-    c.n_layers = 2;
-    c.n_heads = 2;
-    c.ffn_dim = 24;
-    c.max_positions = 40;
-    c.do_layer_norm_before = c.final_layer_norm = c.enable_bias = c.ln_affine = true;
-    c.ln_eps = 1e-5f;
-    c.bos_id = c.eos_id = 2;
-    c.pad_id = 1;
-    snprintf(c.activation, sizeof c.activation, "relu");
+    struct opt_config c = opt_config_released(300, 16, 2, 2, 24, 40);
     struct op_ctx ctx;
     CHECK_OK(op_ctx_init(&ctx, ALLMREC_DEVICE_CPU, 0));
     struct opt_options oo = {.dtype = ALLMREC_DTYPE_F32};
@@ -108,18 +96,7 @@ static void test_quickstart_models(void) {
     char opt_dir[1200], sbert_dir[1200];
     snprintf(opt_dir, sizeof opt_dir, "%s/qs_opt", test_tmpdir());
     snprintf(sbert_dir, sizeof sbert_dir, "%s/qs_sbert", test_tmpdir());
-    struct opt_config c;
-    memset(&c, 0, sizeof c);
-    c.hidden_size = c.word_embed_proj_dim = 16;
-    c.n_layers = 1;
-    c.n_heads = 2;
-    c.ffn_dim = 16;
-    c.max_positions = 64;
-    c.do_layer_norm_before = c.final_layer_norm = c.enable_bias = c.ln_affine = true;
-    c.ln_eps = 1e-5f;
-    c.bos_id = c.eos_id = 2;
-    c.pad_id = 1;
-    snprintf(c.activation, sizeof c.activation, "relu");
+    struct opt_config c = opt_config_released(0, 16, 1, 2, 16, 64);
     CHECK_OK(quickstart_write_opt(opt_dir, &ds, &c, 0.3f, 5));
     struct tokenizer *tok = NULL;
     CHECK_OK(tokenizer_load_dir(&tok, opt_dir));
@@ -336,18 +313,7 @@ static void test_runner_pipeline(void) {
     snprintf(sbert, sizeof sbert, "%s/sbert", dir);
     snprintf(opt, sizeof opt, "%s/opt", dir);
     CHECK_OK(quickstart_write_sbert(sbert, &ds, 3));
-    struct opt_config c;
-    memset(&c, 0, sizeof c);
-    c.hidden_size = c.word_embed_proj_dim = 16;
-    c.n_layers = 1;
-    c.n_heads = 2;
-    c.ffn_dim = 32;
-    c.max_positions = 1024;
-    c.do_layer_norm_before = c.final_layer_norm = c.enable_bias = c.ln_affine = true;
-    c.ln_eps = 1e-5f;
-    c.bos_id = c.eos_id = 2;
-    c.pad_id = 1;
-    snprintf(c.activation, sizeof c.activation, "relu");
+    struct opt_config c = opt_config_released(0, 16, 1, 2, 32, 1024);
     CHECK_OK(quickstart_write_opt(opt, &ds, &c, 0.3f, 9));
     dataset_free(&ds);
     char exp[1300];
