@@ -379,13 +379,8 @@ static void test_preset_configs(void) {
 // the CLI: allmrec train stage1 --config FILE
 static void test_cli(void) {
     if (!setup()) TEST_SKIP("setup failed");
-    char self[PATH_MAX], cli[PATH_MAX + 16];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    CHECK(n > 0);
-    self[n] = '\0';
-    for (int k = 0; k < 3; k++) *strrchr(self, '/') = '\0';
-    snprintf(cli, sizeof cli, "%s/allmrec", self);
-    if (!fs_exists(cli)) TEST_SKIP("the allmrec command is not built (target allmrec_cli)");
+    const char *cli = test_cli_path();
+    if (!cli) TEST_SKIP("the allmrec command is not built (target allmrec_cli)");
     char yaml[8192], path[1200], cmd[8192], out[1200];
     snprintf(out, sizeof out, "%s/cli_run", test_tmpdir());
     snprintf(yaml, sizeof yaml, "%scf: {export: %s}\nsbert: {path: %s}\ndata: {path: %s}\nout_dir: %s\n", STAGE1_YAML,

@@ -7,7 +7,7 @@
 //
 // defines: CHECK, CHECK_OK, CHECK_EQ_INT, CHECK_NEAR, CHECK_REL, CHECK_STR_CONTAINS,
 //          TEST_SKIP, TEST_NEED_GPU, TEST_MAIN, test_rel_error, test_max_abs_diff,
-//          test_shared_path, test_tmpdir, test_fill_uniform
+//          test_shared_path, test_cli_path, test_tmpdir, test_fill_uniform
 #ifndef ALLMREC_TESTING_H
 #define ALLMREC_TESTING_H
 
@@ -108,6 +108,9 @@ double test_rel_error_d(const float *a, const double *ref, size_t n);
 double test_max_abs_diff(const float *a, const float *b, size_t n);
 // "<ALLMREC_SHARED or ../shared>/<rel>" if it exists, else NULL (caller skips)
 const char *test_shared_path(const char *rel);
+// the `allmrec` command of this build (<build>/allmrec; this binary is <build>/tests/<area>/<name>),
+// NULL if it is not built
+const char *test_cli_path(void);
 // a fresh temporary directory for this test binary (removed by nobody; under /tmp)
 const char *test_tmpdir(void);
 // deterministic uniform [lo, hi) fill (splitmix64 on `seed`)

@@ -15,23 +15,10 @@
 #include "allmrec/log.h"
 #include "data_test_util.h"
 
-static const char *cli(void) {
-    static char p[1200];
-    char self[1024];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (n <= 0) return NULL;
-    self[n] = '\0';
-    char *s = strrchr(self, '/');
-    if (!s) return NULL;
-    *s = '\0';
-    snprintf(p, sizeof p, "%s/../../allmrec", self);
-    return access(p, X_OK) == 0 ? p : NULL;
-}
-
 // run "allmrec <args>" capturing stdout+stderr; returns the exit code
 static int run(const char *args, char *out, size_t cap) {
     char cmd[4096];
-    snprintf(cmd, sizeof cmd, "%s %s 2>&1", cli(), args);
+    snprintf(cmd, sizeof cmd, "%s %s 2>&1", test_cli_path(), args);
     FILE *p = popen(cmd, "r");
     if (!p) return -1;
     size_t n = fread(out, 1, cap - 1, p);
@@ -43,7 +30,7 @@ static int run(const char *args, char *out, size_t cap) {
 static char buf[1 << 16];
 
 static void test_synth_split_stats(void) {
-    if (!cli()) TEST_SKIP("the allmrec command is not built beside this test (build target allmrec_cli)");
+    if (!test_cli_path()) TEST_SKIP("the allmrec command is not built beside this test (build target allmrec_cli)");
     const char *out = tpath("synth.h5");
     char args[2048];
     snprintf(args, sizeof args, "data synth --out %s", out);
@@ -105,7 +92,7 @@ static void test_synth_split_stats(void) {
 }
 
 static void test_prepare_and_errors(void) {
-    if (!cli()) TEST_SKIP("the allmrec command is not built beside this test (build target allmrec_cli)");
+    if (!test_cli_path()) TEST_SKIP("the allmrec command is not built beside this test (build target allmrec_cli)");
     const char *inter = write_text("i.tsv", "user\titem\ttimestamp\nu1\ta\t1\nu1\tb\t2\nu1\tc\t3\nu2\ta\t5\n");
     const char *out = tpath("cli.h5");
     char args[3000];
@@ -157,14 +144,14 @@ static void test_prepare_and_errors(void) {
 
 // Ctrl-C while the output is being written: neither the file nor its temporary remains
 static void test_interrupt_leaves_nothing(void) {
-    if (!cli()) TEST_SKIP("the allmrec command is not built beside this test (build target allmrec_cli)");
+    if (!test_cli_path()) TEST_SKIP("the allmrec command is not built beside this test (build target allmrec_cli)");
     const char *out = tpath("interrupted.h5");
     unlink(out);
     pid_t pid = fork();
     if (pid == 0) {
         int fd = open("/dev/null", O_WRONLY);
         dup2(fd, 2);
-        execl(cli(), "allmrec", "data", "synth", "--out", out, "--users", "20000", "--items", "2000", (char *)NULL);
+        execl(test_cli_path(), "allmrec", "data", "synth", "--out", out, "--users", "20000", "--items", "2000", (char *)NULL);
         _exit(127);
     }
     CHECK(pid > 0);

@@ -58,20 +58,6 @@ static void len_stats(const struct dataset *ds, int64_t *mn, int64_t *mx) {
     }
 }
 
-// the CLI next to this test binary (build/tests/data/ -> build/allmrec)
-static const char *cli_path(void) {
-    static char p[1200];
-    char self[1024];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (n <= 0) return NULL;
-    self[n] = '\0';
-    char *s = strrchr(self, '/');
-    if (!s) return NULL;
-    *s = '\0';
-    snprintf(p, sizeof p, "%s/../../allmrec", self);
-    return access(p, X_OK) == 0 ? p : NULL;
-}
-
 static void test_beauty_2014_p5(void) {
     const char *seq = shared("data/amazon_beauty_2014/sequential_data.txt");
     const char *items = shared("data/amazon_beauty_2014/items.tsv");
@@ -115,7 +101,7 @@ static void test_beauty_2014_p5(void) {
     CHECK_STR_CONTAINS(buf, "8.88");
     dataset_free(&ds);
     // the command itself, when built beside this test
-    const char *cli = cli_path();
+    const char *cli = test_cli_path();
     if (cli) {
         char cmd[2600];
         snprintf(cmd, sizeof cmd, "%s data stats --dataset %s", cli, out);

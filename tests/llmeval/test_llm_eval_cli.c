@@ -26,21 +26,6 @@
 #include "allmrec/llm_eval.h"
 #include "testing.h"
 
-static const char *cli_path(void) {
-    static char p[1200];
-    char self[1024];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (n <= 0) return NULL;
-    self[n] = '\0';
-    for (int up = 0; up < 3; up++) { // build/tests/llmeval/<test> -> build/allmrec
-        char *s = strrchr(self, '/');
-        if (!s) return NULL;
-        *s = '\0';
-    }
-    snprintf(p, sizeof p, "%s/allmrec", self);
-    return fs_exists(p) ? p : NULL;
-}
-
 static const char *src_dir(void) {
     const char *s = getenv("ALLMREC_SOURCE");
     return s && *s ? s : ALLMREC_SOURCE_DIR;
@@ -231,7 +216,7 @@ static void check_outputs(const char *out, int n_scen, int64_t users_per_scen, b
 }
 
 static void test_eval_llm_end_to_end(void) {
-    const char *cli = cli_path();
+    const char *cli = test_cli_path();
     if (!cli) TEST_SKIP("the allmrec command is not built next to the tests (build target allmrec_cli)");
     char tokdir[1024];
     const char *q = test_shared_path("data/tokenizer_gpt2_opt/vocab.json");

@@ -32,21 +32,6 @@
 #include "cli/quickstart.h"
 #include "testing.h"
 
-static const char *cli_path(void) {
-    static char p[1200];
-    char self[1024];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (n <= 0) return NULL;
-    self[n] = '\0';
-    for (int up = 0; up < 3; up++) { // build/tests/quickstart/<test> -> build/allmrec
-        char *s = strrchr(self, '/');
-        if (!s) return NULL;
-        *s = '\0';
-    }
-    snprintf(p, sizeof p, "%s/allmrec", self);
-    return fs_exists(p) ? p : NULL;
-}
-
 static bool same_tensor(struct tensor a, struct tensor b) {
     if (tensor_is_none(a) || tensor_is_none(b)) return tensor_is_none(a) && tensor_is_none(b);
     return tensor_nbytes(a) == tensor_nbytes(b) && !memcmp(a.data, b.data, tensor_nbytes(a));
@@ -233,7 +218,7 @@ static int table_row(const char *out, const char *label, double v[9]) {
 }
 
 static void test_quickstart_cli(void) {
-    const char *cli = cli_path();
+    const char *cli = test_cli_path();
     if (!cli) TEST_SKIP("allmrec binary not found next to the tests");
     char out[1100], cmd[4000];
     snprintf(out, sizeof out, "%s/quickstart_run", test_tmpdir());
@@ -294,7 +279,7 @@ static void test_quickstart_cli(void) {
 
 // The runner with the real stage commands: models made by the quickstart's code
 static void test_runner_pipeline(void) {
-    const char *cli = cli_path();
+    const char *cli = test_cli_path();
     if (!cli) TEST_SKIP("allmrec binary not found next to the tests");
     char dir[1100], p[1300], cmd[4000];
     snprintf(dir, sizeof dir, "%s/runner_pipeline", test_tmpdir());

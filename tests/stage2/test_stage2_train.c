@@ -318,26 +318,10 @@ static void test_stage2_config_errors(void) {
     }
 }
 
-// the `allmrec` binary: <build>/allmrec, this test is <build>/tests/stage2/<name>
-static const char *cli_path(void) {
-    static char p[PATH_MAX + 16];
-    char self[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (n <= 0) return NULL;
-    self[n] = '\0';
-    for (int k = 0; k < 3; k++) {
-        char *s = strrchr(self, '/');
-        if (!s) return NULL;
-        *s = '\0';
-    }
-    snprintf(p, sizeof p, "%s/allmrec", self);
-    return fs_exists(p) ? p : NULL;
-}
-
 // `allmrec train stage2` with a tiny random OPT (llm.random): runs, writes
 // checkpoint.h5; a bad key fails naming it
 static void test_train_stage2_command(void) {
-    const char *cli = cli_path();
+    const char *cli = test_cli_path();
     if (!cli) TEST_SKIP("the allmrec command is not built next to the tests (build target allmrec_cli)");
     const char *tok = test_shared_path("data/tokenizer_gpt2_opt");
     if (!tok) TEST_SKIP("../shared/data/tokenizer_gpt2_opt not found");
@@ -425,7 +409,7 @@ static bool same_state(const char *a, const char *b) {
 // SIGKILL `allmrec train stage2` at a random logged step, run it again: the
 // final state equals an uninterrupted run's bit for bit
 static void test_stage2_sigkill_resume_is_bitwise(void) {
-    const char *cli = cli_path();
+    const char *cli = test_cli_path();
     if (!cli) TEST_SKIP("the allmrec command is not built next to the tests (build target allmrec_cli)");
     const char *tok = test_shared_path("data/tokenizer_gpt2_opt");
     if (!tok) TEST_SKIP("../shared/data/tokenizer_gpt2_opt not found");

@@ -18,22 +18,6 @@
 #include "testing.h"
 #include "text_test_util.h"
 
-// the `allmrec` binary: <build>/allmrec, this test is <build>/tests/text/<name>
-static const char *cli_path(void) {
-    static char p[PATH_MAX + 16];
-    char self[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (n <= 0) return NULL;
-    self[n] = '\0';
-    for (int k = 0; k < 3; k++) {
-        char *s = strrchr(self, '/');
-        if (!s) return NULL;
-        *s = '\0';
-    }
-    snprintf(p, sizeof p, "%s/allmrec", self);
-    return fs_exists(p) ? p : NULL;
-}
-
 static void copy_file(const char *src, const char *dst) {
     char *d = NULL;
     size_t n = 0;
@@ -42,7 +26,7 @@ static void copy_file(const char *src, const char *dst) {
 }
 
 static void test_encode_command_matches_library(void) {
-    const char *cli = cli_path();
+    const char *cli = test_cli_path();
     if (!cli) TEST_SKIP("the allmrec command is not built next to the tests (build target allmrec_cli)");
     const char *vocab = text_shared("data/tokenizer_bert_uncased/vocab.txt");
     if (!vocab) TEST_SKIP("../shared/data/tokenizer_bert_uncased not found");
