@@ -17,51 +17,22 @@ Prints bench/gpu_check.sh's lines:
   SUMMARY|llm_score/B1_T500_C20x14_opt6.7b_f16/torch|<ms>|ms|20 candidates
 usage: python3 bench/llmeval/pytorch_llm_infer.py
 """
-import time
+import os
+import sys
 
 import torch
 
-CUDA = torch.cuda.is_available()
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pytorch"))
+from opt_common import CUDA, median_ms, random_opt  # noqa: E402
+
 GEN_B, T_PROMPT, N_NEW, NC, HIST, CAND_LEN = 2, 500, 64, 20, 10, 14
 GEN_KEY = "llm_generate/B2_T500_N64_opt6.7b_f16/torch"
 SCORE_KEY = "llm_score/B1_T500_C20x14_opt6.7b_f16/torch"
 
 
-def bench(fn, warm=1, rep=3):
-    for _ in range(warm):
-        fn()
-    ts = []
-    for _ in range(rep):
-        if CUDA:
-            s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            s.record()
-            fn()
-            e.record()
-            torch.cuda.synchronize()
-            ts.append(s.elapsed_time(e))
-        else:
-            s = time.perf_counter()
-            fn()
-            ts.append((time.perf_counter() - s) * 1e3)
-    ts.sort()
-    return ts[len(ts) // 2]
-
-
 def main():
-    from transformers import OPTConfig, OPTForCausalLM
-    dev = "cuda" if CUDA else "cpu"
     dt = torch.float16 if CUDA else torch.float32
-    H = 4096 if CUDA else 64
-    cfg = OPTConfig(hidden_size=H, num_hidden_layers=32 if CUDA else 2, ffn_dim=16384 if CUDA else 256,
-                    num_attention_heads=32 if CUDA else 4, vocab_size=50269, max_position_embeddings=2048,
-                    word_embed_proj_dim=H)
-    torch.set_default_dtype(dt)
-    with torch.device(dev):
-        m = OPTForCausalLM(cfg)
-    torch.set_default_dtype(torch.float32)
-    m.eval()
-    for p in m.parameters():
-        p.requires_grad_(False)
+    m, H, dev = random_opt(50269)
     g = torch.Generator(device="cpu").manual_seed(1)
     ids = torch.randint(4, 50004, (GEN_B, T_PROMPT + 1), generator=g)
     ids[:, 0] = 2
@@ -92,8 +63,8 @@ def main():
             lp = torch.log_softmax(o.logits[:, :-1].float(), -1).gather(-1, cand[:, 1:, None])[..., 0]
             return first + lp.sum(-1)
 
-        gen_ms = bench(generate)
-        score_ms = bench(score)
+        gen_ms = median_ms(generate, 1, 3)
+        score_ms = median_ms(score, 1, 3)
     print(f"SUMMARY|{GEN_KEY}|{gen_ms:.2f}|ms|{gen_ms / N_NEW:.3f} ms per new token"
           f"{'' if CUDA else ' (CPU check, tiny OPT)'}")
     print(f"SUMMARY|{SCORE_KEY}|{score_ms:.2f}|ms|20 candidates{'' if CUDA else ' (CPU check, tiny OPT)'}")

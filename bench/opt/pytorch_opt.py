@@ -16,56 +16,22 @@ Prints one JSON object on stdout (bench_opt --pytorch FILE reads it).
 usage: python3 bench/opt/pytorch_opt.py > /tmp/pt_opt.json
 """
 import json
+import os
 import sys
 import time
 
 import torch
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pytorch"))
+from opt_common import CUDA, median_ms, random_opt  # noqa: E402
 
-CUDA = torch.cuda.is_available()
 
-
-def bench(fn, warm=2, rep=6):
-    for _ in range(warm):
-        fn()
-    if not CUDA:  # CPU check of the script itself (small config)
-        ts = []
-        for _ in range(rep):
-            s = time.perf_counter()
-            fn()
-            ts.append((time.perf_counter() - s) * 1e3)
-        ts.sort()
-        return ts[len(ts) // 2]
-    torch.cuda.synchronize()
-    ts = []
-    for _ in range(rep):
-        s = torch.cuda.Event(enable_timing=True)
-        e = torch.cuda.Event(enable_timing=True)
-        s.record()
-        fn()
-        e.record()
-        torch.cuda.synchronize()
-        ts.append(s.elapsed_time(e))
-    ts.sort()
-    return ts[len(ts) // 2]
 
 
 def main():
-    from transformers import OPTConfig, OPTForCausalLM
     torch.set_num_threads(4)
-    dev = "cuda" if CUDA else "cpu"
     t0 = time.time()
-    H = 4096 if CUDA else 64
-    cfg = OPTConfig(hidden_size=H, num_hidden_layers=32 if CUDA else 2, ffn_dim=4 * H,
-                    num_attention_heads=32 if CUDA else 4, vocab_size=50272,
-                    max_position_embeddings=2048, word_embed_proj_dim=H)
-    torch.set_default_dtype(torch.float16 if CUDA else torch.float32)
-    with torch.device(dev):
-        m = OPTForCausalLM(cfg)
-    torch.set_default_dtype(torch.float32)
-    m.eval()
-    for p in m.parameters():
-        p.requires_grad_(False)
+    m, H, dev = random_opt(50272)
     out = {"attn_impl": getattr(m.config, "_attn_implementation", "?"), "torch": torch.__version__}
     B, T = 4, 512
     emb = torch.randn(B, T, H, device=dev, dtype=torch.float16 if CUDA else torch.float32) * 0.02
@@ -76,13 +42,13 @@ def main():
         x = emb.clone().requires_grad_(True)
         m(inputs_embeds=x, labels=labels).loss.backward()
 
-    out["stage2_step_ms_b4_t512"] = round(bench(train_step), 2)
+    out["stage2_step_ms_b4_t512"] = round(median_ms(train_step), 2)
 
     @torch.no_grad()
     def prefill():
         m(inputs_embeds=emb)
 
-    out["prefill_ms_b4_t512"] = round(bench(prefill), 2)
+    out["prefill_ms_b4_t512"] = round(median_ms(prefill), 2)
     ids = torch.randint(3, 50000, (B, 400), device=dev)
 
     @torch.no_grad()
@@ -90,7 +56,7 @@ def main():
         m.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=32,
                    min_new_tokens=32, do_sample=False)
 
-    out["generate32_ms_b4_p400"] = round(bench(gen, 1, 3), 2)
+    out["generate32_ms_b4_p400"] = round(median_ms(gen, 1, 3), 2)
     prompt = torch.randint(3, 50000, (1, 500), device=dev)
     cands = torch.randint(3, 50000, (20, 12), device=dev)
     lens = torch.tensor([12 - (i % 4) for i in range(20)], device=dev)
@@ -113,7 +79,7 @@ def main():
         return first + (lp * mask).sum(1)
 
     try:
-        out["score20_ms_p500"] = round(bench(score), 2)
+        out["score20_ms_p500"] = round(median_ms(score), 2)
     except Exception as e:  # cache API differences across transformers versions
         out["score20_error"] = str(e)[:300]
     out["peak_mem_GB"] = round(torch.cuda.max_memory_allocated() / 1e9, 1) if CUDA else -1

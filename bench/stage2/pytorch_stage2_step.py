@@ -18,10 +18,14 @@ work (its model part) and, separately, its host part.
 usage: python3 bench/stage2/pytorch_stage2_step.py [--seq 600] [--steps 6]
 """
 import argparse
-import time
+import os
+import sys
 
 import torch
 import torch.nn as nn
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pytorch"))
+from opt_common import CUDA, median_ms, random_opt  # noqa: E402
 
 
 def main():
@@ -30,20 +34,7 @@ def main():
     ap.add_argument("--target", type=int, default=14)
     ap.add_argument("--steps", type=int, default=6)
     a = ap.parse_args()
-    from transformers import OPTConfig, OPTForCausalLM
-    cuda = torch.cuda.is_available()
-    dev = "cuda" if cuda else "cpu"
-    H = 4096 if cuda else 64
-    cfg = OPTConfig(hidden_size=H, num_hidden_layers=32 if cuda else 2, ffn_dim=4 * H,
-                    num_attention_heads=32 if cuda else 4, vocab_size=50272,
-                    max_position_embeddings=2048, word_embed_proj_dim=H)
-    torch.set_default_dtype(torch.float16 if cuda else torch.float32)
-    with torch.device(dev):
-        llm = OPTForCausalLM(cfg)
-    torch.set_default_dtype(torch.float32)
-    llm.eval()
-    for p in llm.parameters():
-        p.requires_grad_(False)
+    llm, H, dev = random_opt(50272)
     f_u = nn.Sequential(nn.Linear(50, H), nn.LayerNorm(H), nn.LeakyReLU(), nn.Linear(H, H)).to(dev)
     f_i = nn.Sequential(nn.Linear(128, H), nn.LayerNorm(H), nn.GELU(), nn.Linear(H, H)).to(dev)
     opt = torch.optim.Adam(list(f_u.parameters()) + list(f_i.parameters()), lr=1e-4, betas=(0.9, 0.98))
@@ -59,7 +50,7 @@ def main():
 
     def step():
         opt.zero_grad(set_to_none=True)
-        with torch.autocast(device_type=dev, dtype=torch.float16, enabled=cuda):
+        with torch.autocast(device_type=dev, dtype=torch.float16, enabled=CUDA):
             emb = llm.get_input_embeddings()(ids)
             o_i = f_i(e_i).to(emb.dtype)
             rows = torch.arange(B, device=dev)[:, None].expand(B, NI)
@@ -70,26 +61,10 @@ def main():
         loss.backward()
         opt.step()
 
-    for _ in range(2):
-        step()
-    ts = []
-    for _ in range(a.steps):
-        if cuda:
-            s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            s.record()
-            step()
-            e.record()
-            torch.cuda.synchronize()
-            ts.append(s.elapsed_time(e))
-        else:
-            t0 = time.perf_counter()
-            step()
-            ts.append((time.perf_counter() - t0) * 1e3)
-    ts.sort()
-    ms = ts[len(ts) // 2]
+    ms = median_ms(step, 2, a.steps)
     print("pytorch stage2 step (%s, OPT hidden %d, batch %d, T %d): %.2f ms (median of %d)"
           % (dev, H, B, T, ms, a.steps))
-    if cuda:
+    if CUDA:
         print("SUMMARY|stage2_step/B4_T600_opt6.7b_f16/torch|%.4g|ms|transformers %s, autocast fp16, peak %.1f GB"
               % (ms, __import__("transformers").__version__, torch.cuda.max_memory_allocated() / 1e9))
 
