@@ -172,7 +172,7 @@ fi
 # ------------------------------------------------------------------ 4-5. benchmarks
 declare -A BENCH_ARGS
 if [ $BUILD_OK -eq 1 ]; then
-    for b in bench_ceilings bench_attention bench_attention_v2 bench_layernorm bench_xent bench_ops; do
+    for b in bench_ceilings bench_attention bench_layernorm bench_xent bench_ops; do
         exe=$(find "$BUILD/bench" -type f -name "$b" -perm -u+x | head -1)
         [ -n "$exe" ] || { PHASES+=("$b"); PHASE_STATUS[$b]="not built"; continue; }
         run_phase "$b" 60 "$exe" --gpu-summary
@@ -256,7 +256,6 @@ fi
         END {
             s1="B4_H32_T512_D128_causal_f16"; s2="B128_H1_T200_D50_causal_f16"; s3="B4_H32_T512_D128_f16";
             show("attn fwd " s1 " hand/torch", ratio("attn_fwd/" s1 "/hand", "attn_fwd/" s1 "/torch"), 0.7, ">=");
-            show("attn fwd " s1 " hand_v2/torch", ratio("attn_fwd/" s1 "/hand_v2", "attn_fwd/" s1 "/torch"), 0.7, ">=");
             show("attn fwd " s2 " hand/torch", ratio("attn_fwd/" s2 "/hand", "attn_fwd/" s2 "/torch"), 1.0, ">");
             show("attn fwd " s3 " hand/torch", ratio("attn_fwd/" s3 "/hand", "attn_fwd/" s3 "/torch"), 0.7, ">=");
             show("attn fwd " s3 " cudnn/torch", ratio("attn_fwd/" s3 "/cudnn", "attn_fwd/" s3 "/torch"), 0.7, ">=");

@@ -5,15 +5,14 @@
 // (index ((b*NH + h)*Tq + i)*Tk + j), any head dim, any q/k/v strides.
 //
 // Kernels (ctx->kernel_version 0 picks the fastest that applies, 1 forces the
-// scalar reference kernels, 2 the ldmatrix + cp.async / tensor-core kernels
-// only where they apply, as 0 does since they were measured on an H200):
+// scalar reference kernels):
 //   attn_fwd_mma     F16/BF16, head dim <= 128 (padded to 32/64/96/128):
 //                    tensor cores through mma.sync.m16n8k16 (sm_80+), 4 warps
 //                    x 16 query rows, 64-key tiles in shared memory, scores
 //                    and the output accumulator in registers (FlashAttention-2
 //                    register layout: the score accumulator is re-used as the
 //                    A operand of P @ V).
-//   attn_fwd_mma<FAST> (kernel_version 2; 16-byte aligned rows, HD % 8 == 0):
+//   attn_fwd_mma<FAST> (16-byte aligned rows, HD % 8 == 0):
 //                    the same kernel with fragments through ldmatrix(.trans)
 //                    and K/V tiles double-buffered with cp.async. The default
 //                    for 16-byte aligned rows since its first GPU run (parity
@@ -120,7 +119,7 @@ __device__ __forceinline__ void mma_load_tile(T *dst, const T *src, int64_t st, 
 }
 
 
-// ---- kernel_version 2 helpers: ldmatrix fragment loads and cp.async tile copies (sm_80+)
+// ---- FAST helpers: ldmatrix fragment loads and cp.async tile copies (sm_80+)
 __device__ __forceinline__ uint32_t smem_u32(const void *p) { return (uint32_t)__cvta_generic_to_shared(p); }
 __device__ __forceinline__ void ldsm_x4(uint32_t &r0, uint32_t &r1, uint32_t &r2, uint32_t &r3, uint32_t addr) {
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
@@ -151,9 +150,9 @@ __device__ __forceinline__ void mma_async_tile(T *dst, const T *src, int64_t st,
     }
 }
 
-// FAST (kernel_version 2, 16-byte rows only): fragments through ldmatrix and
+// FAST (16-byte rows only): fragments through ldmatrix and
 // K/V tiles double-buffered with cp.async (dynamic shared memory, 4 tiles);
-// otherwise (kernel_version 0) plain loads into one K and one V tile.
+// otherwise plain loads into one K and one V tile.
 template <typename T, int D, bool FAST>
 __global__ void __launch_bounds__(128) attn_fwd_mma(attn_args a, int vec) {
     constexpr int LD = D + 8;
@@ -585,7 +584,7 @@ __global__ void __launch_bounds__(SC_THREADS) attn_bwd_dq(attn_args a) {
     acc_store<T>((T *)a.dq + (int64_t)b * a.dq_sb + (int64_t)h * a.dq_sh, a.dq_st, dQs, q0, a.Tq, HD);
 }
 
-// ------------------------------------------------------------------ tensor-core backward (kernel_version 2)
+// ------------------------------------------------------------------ tensor-core backward
 // FlashAttention-2's backward split into two passes without atomics:
 //   attn_bwd_mma_dq:   per 64-query tile: S = Q K^T, dP = dO V^T, dS = P (dP - D),
 //                      dQ += scale dS K                       (over the key tiles)
@@ -834,7 +833,7 @@ template <typename T>
 static allmrec_status fwd_launch(struct op_ctx *ctx, const attn_args &a) {
     cudaStream_t st = cuda_stream_of(ctx);
     bool lowp = sizeof(T) == 2;
-    if ((ctx->kernel_version == 0 || ctx->kernel_version == 2) && lowp && a.HD <= 128) {
+    if (ctx->kernel_version == 0 && lowp && a.HD <= 128) {
         int vec = (a.HD % 8 == 0) && a.q_st % 8 == 0 && a.q_sb % 8 == 0 && a.q_sh % 8 == 0 && a.k_st % 8 == 0 &&
                   a.k_sb % 8 == 0 && a.k_sh % 8 == 0 && a.v_st % 8 == 0 && a.v_sb % 8 == 0 && a.v_sh % 8 == 0 &&
                   aligned16(a.q) && aligned16(a.k) && aligned16(a.v);
@@ -847,19 +846,19 @@ static allmrec_status fwd_launch(struct op_ctx *ctx, const attn_args &a) {
             int D = a.HD <= 32 ? 32 : a.HD <= 64 ? 64 : a.HD <= 96 ? 96 : 128;
             size_t smem = (size_t)4 * MMA_BC * (D + 8) * sizeof(TL);
             if (D == 32) {
-                ALLMREC_TRY(set_smem(ctx, attn_fwd_mma<TL, 32, true>, smem, "attention_forward (mma v2)"));
+                ALLMREC_TRY(set_smem(ctx, attn_fwd_mma<TL, 32, true>, smem, "attention_forward (mma, ldmatrix + cp.async)"));
                 attn_fwd_mma<TL, 32, true><<<grid, 128, smem, st>>>(a, vec);
             } else if (D == 64) {
-                ALLMREC_TRY(set_smem(ctx, attn_fwd_mma<TL, 64, true>, smem, "attention_forward (mma v2)"));
+                ALLMREC_TRY(set_smem(ctx, attn_fwd_mma<TL, 64, true>, smem, "attention_forward (mma, ldmatrix + cp.async)"));
                 attn_fwd_mma<TL, 64, true><<<grid, 128, smem, st>>>(a, vec);
             } else if (D == 96) {
-                ALLMREC_TRY(set_smem(ctx, attn_fwd_mma<TL, 96, true>, smem, "attention_forward (mma v2)"));
+                ALLMREC_TRY(set_smem(ctx, attn_fwd_mma<TL, 96, true>, smem, "attention_forward (mma, ldmatrix + cp.async)"));
                 attn_fwd_mma<TL, 96, true><<<grid, 128, smem, st>>>(a, vec);
             } else {
-                ALLMREC_TRY(set_smem(ctx, attn_fwd_mma<TL, 128, true>, smem, "attention_forward (mma v2)"));
+                ALLMREC_TRY(set_smem(ctx, attn_fwd_mma<TL, 128, true>, smem, "attention_forward (mma, ldmatrix + cp.async)"));
                 attn_fwd_mma<TL, 128, true><<<grid, 128, smem, st>>>(a, vec);
             }
-            CUDA_LAUNCH_CHECK(ctx, "attention_forward (mma v2)");
+            CUDA_LAUNCH_CHECK(ctx, "attention_forward (mma, ldmatrix + cp.async)");
             return ALLMREC_OK;
         }
         if (a.HD <= 32) attn_fwd_mma<TL, 32, false><<<grid, 128, 0, st>>>(a, vec);
@@ -955,7 +954,7 @@ extern "C" allmrec_status cuda_attention_backward(struct op_ctx *ctx, struct ten
     cudaStream_t st = cuda_stream_of(ctx);
     // the tensor-core backward is the default where it applies (H200, 2026-12-04: 6x the
     // fp32 CUDA-core kernels at B4 H32 T512 D128, parity passing); version 1 forces those
-    if ((ctx->kernel_version == 0 || ctx->kernel_version == 2) && q.dtype != ALLMREC_DTYPE_F32 && a.HD <= 128 && a.HD % 8 == 0 &&
+    if (ctx->kernel_version == 0 && q.dtype != ALLMREC_DTYPE_F32 && a.HD <= 128 && a.HD % 8 == 0 &&
         a.q_st % 8 == 0 && a.q_sb % 8 == 0 && a.q_sh % 8 == 0 && a.k_st % 8 == 0 && a.k_sb % 8 == 0 &&
         a.k_sh % 8 == 0 && a.v_st % 8 == 0 && a.v_sb % 8 == 0 && a.v_sh % 8 == 0 && aligned16(a.q) &&
         aligned16(a.k) && aligned16(a.v) && aligned16(a.dout)) {

@@ -6,9 +6,7 @@
 //
 // Kernel versions (ctx->kernel_version): 0 = the default kernels; 1 = the
 // simple reference kernels (scalar fp32 attention, cuBLAS instead of
-// cuBLASLt); 2 = experimental attention (ldmatrix + cp.async forward,
-// tensor-core backward; opt-in until measured on a GPU). bench/ and
-// tests/gpu run all three (version 2 in its own processes).
+// cuBLASLt). bench/ and tests/gpu run both.
 // Attention path (ctx->attention): ATTENTION_HAND (kernels/attention.cu) or
 // ATTENTION_CUDNN (kernels/attention_cudnn.cu, fused SDPA through cuDNN's
 // backend graph API; F16/BF16, no dropout in our use).

@@ -101,14 +101,8 @@ int main(int argc, char **argv) {
         r.p.scale = 1.0f / sqrtf((float)c->HD);
         r.p.causal = c->causal;
         double fl = 4.0 * c->B * c->NH * c->T * c->T * c->HD * (c->causal ? 0.5 : 1.0);
-        // bench_attention_v2 (same source, BENCH_ATTN_V2_ONLY) times the experimental
-        // kernel_version 2 in its own process, so a fault there cannot hide these
         const struct { const char *name; enum attention_impl impl; int version; } impls[] = {
-#ifdef BENCH_ATTN_V2_ONLY
-            {"hand", ATTENTION_HAND, 0}, {"hand_v2", ATTENTION_HAND, 2}};
-#else
             {"hand", ATTENTION_HAND, 0}, {"hand_scalar", ATTENTION_HAND, 1}, {"cudnn", ATTENTION_CUDNN, 0}};
-#endif
         const int nimpl = (int)(sizeof impls / sizeof impls[0]);
         for (int ii = 0; ii < nimpl; ii++) {
             r.impl = impls[ii].impl;
@@ -127,9 +121,6 @@ int main(int argc, char **argv) {
             double err = 0;
             if (ii == 0) op_copy(&b.ctx, out_hand, r.out);
             else err = rel_err_dev(&b, r.out, out_hand);
-#ifdef BENCH_ATTN_V2_ONLY
-            if (ii == 0) continue; // the reference output only
-#endif
             int nrep = (r.version == 1 && ci <= 1) ? 5 : reps; // the scalar reference is slow
             double ms = bench_time_ms(&b, fwd, &r, 2, nrep);
             snprintf(key, sizeof key, "attn_fwd/%s/%s", c->name, impls[ii].name);

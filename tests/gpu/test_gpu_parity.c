@@ -899,12 +899,9 @@ static int reps(void) {
     return r < 1 ? 1 : r;
 }
 
-// version: -1 = the default set (0, and 1 for cases with alternatives);
-// 2 = only the experimental kernel_version 2 on cases with alternatives
-static void parity_run(enum allmrec_dtype dt, bool cudnn, int version);
-static void parity_for_dtype(enum allmrec_dtype dt, bool cudnn) { parity_run(dt, cudnn, -1); }
-
-static void parity_run(enum allmrec_dtype dt, bool cudnn, int version) {
+// every case of dtype dt with kernel_version 0 (and 1 for cases with alternatives),
+// or with the cuDNN attention path
+static void parity_for_dtype(enum allmrec_dtype dt, bool cudnn) {
     if (!allmrec_cuda_compiled())
         TEST_SKIP("built without CUDA: no GPU parity to test (the CPU self-test covers the harness)");
     if (allmrec_cuda_device_count() == 0)
@@ -919,14 +916,7 @@ static void parity_run(enum allmrec_dtype dt, bool cudnn, int version) {
         const struct pcase *c = &g_cases[ci];
         if (c->dtype != dt || !selected(c)) continue;
         if (cudnn && (!c->attention || dt == ALLMREC_DTYPE_F32)) continue;
-        if (version == 2 && !c->versions) continue;
         for (int r = 0; r < reps(); r++) {
-            if (version == 2) {
-                gpu.kernel_version = 2;
-                run_case(&cpu, &gpu, c, "v2", &rs);
-                gpu.kernel_version = 0;
-                continue;
-            }
             if (cudnn) {
                 gpu.attention = ATTENTION_CUDNN;
                 gpu.kernel_version = 0;
@@ -947,7 +937,7 @@ static void parity_run(enum allmrec_dtype dt, bool cudnn, int version) {
     op_ctx_free(&cpu);
     fprintf(stderr, "  %s%s: %d case runs, %d failed, %d skipped\n", dtype_name(dt), cudnn ? " (cudnn attention)" : "",
             rs.run, rs.failed, rs.skipped);
-    printf("PARITY_SUMMARY|%s%s|%d|%d|%d\n", dtype_name(dt), cudnn ? "_cudnn" : version == 2 ? "_attn_v2" : "", rs.run,
+    printf("PARITY_SUMMARY|%s%s|%d|%d|%d\n", dtype_name(dt), cudnn ? "_cudnn" : "", rs.run,
            rs.failed, rs.skipped);
     fflush(stdout);
     CHECK_MSG(rs.failed == 0, "%d of %d %s parity case runs failed (lines marked FAIL above)", rs.failed, rs.run,
@@ -958,8 +948,6 @@ static void parity_run(enum allmrec_dtype dt, bool cudnn, int version) {
 static void test_parity_f32(void) { parity_for_dtype(ALLMREC_DTYPE_F32, false); }
 static void test_parity_f16(void) { parity_for_dtype(ALLMREC_DTYPE_F16, false); }
 static void test_parity_bf16(void) { parity_for_dtype(ALLMREC_DTYPE_BF16, false); }
-static void test_parity_v2_f16(void) { parity_run(ALLMREC_DTYPE_F16, false, 2); }
-static void test_parity_v2_bf16(void) { parity_run(ALLMREC_DTYPE_BF16, false, 2); }
 static void test_parity_cudnn_f16(void) { parity_for_dtype(ALLMREC_DTYPE_F16, true); }
 static void test_parity_cudnn_bf16(void) { parity_for_dtype(ALLMREC_DTYPE_BF16, true); }
 
@@ -988,6 +976,5 @@ static void setup(void) { init_seed(); }
 static void test_setup(void) { setup(); }
 
 TEST_MAIN(TEST_CASE(test_setup), TEST_CASE(test_harness_cpu_selftest), TEST_CASE(test_parity_f32),
-          TEST_CASE(test_parity_f16), TEST_CASE(test_parity_bf16), TEST_CASE(test_parity_v2_f16),
-          TEST_CASE(test_parity_v2_bf16), TEST_CASE(test_parity_cudnn_f16),
+          TEST_CASE(test_parity_f16), TEST_CASE(test_parity_bf16), TEST_CASE(test_parity_cudnn_f16),
           TEST_CASE(test_parity_cudnn_bf16))
