@@ -1,6 +1,7 @@
 // cmd_train.c: `allmrec train <model> --config FILE [key=value ...]`.
 // SASRec (csrc/models/sasrec*.c) and A-LLMRec Stage 1 and Stage 2
-// (csrc/models/stage1*.c, stage2*.c) are built; the other CF models (ncf,
+// (csrc/models/stage1*.c, stage2*.c) and TALLRec (csrc/models/tallrec_run.c,
+// LoRA on OPT) are built; the other CF models (ncf,
 // gru4rec, nextitnet) report that they are not built yet.
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,12 +11,14 @@
 #include "allmrec/sasrec_train.h"
 #include "allmrec/stage1.h"
 #include "allmrec/stage2.h"
+#include "allmrec/tallrec.h"
 #include "cli/commands.h"
 
 static const char *USAGE =
     "usage: allmrec train <model> --config FILE [key=value ...] [--out DIR] [--restart] [--device cpu|cuda]\n"
-    "  <model>        sasrec | stage1 | stage2 (A-LLMRec Stages 1, 2) (ncf, gru4rec, nextitnet: not built yet)\n"
-    "  --config FILE  YAML config (configs/{sasrec,stage1,stage2}/*.yaml; `base:` inheritance)\n"
+    "  <model>        sasrec | stage1 | stage2 (A-LLMRec Stages 1, 2) | tallrec (LoRA on OPT, then the LLM\n"
+    "                 evaluation) (ncf, gru4rec, nextitnet: not built yet)\n"
+    "  --config FILE  YAML config (configs/{sasrec,stage1,stage2,tallrec}/*.yaml; `base:` inheritance)\n"
     "  key=value      override any config key, e.g. train.epochs=50 train.device=cuda\n"
     "  --out DIR      same as out_dir=DIR\n"
     "  --restart      ignore <out_dir>/last.h5 (default: resume from it)\n"
@@ -23,7 +26,9 @@ static const char *USAGE =
     "sasrec writes <out_dir>/{config.yaml, train_log.jsonl, last.h5, best.h5, metrics.json, metrics.txt,\n"
     "cf_export.h5}; stage1 writes <out_dir>/{config.yaml, train_log.jsonl, last.h5, best.h5, checkpoint.h5,\n"
     "sbert/, joint.h5, metrics.json, metrics.txt} (docs/stage1.md); stage2 writes <out_dir>/{config.yaml,\n"
-    "train_log.jsonl, last.h5, best.h5, checkpoint.h5} (docs/stage2.md). Interrupt with Ctrl-C: the state is\n"
+    "train_log.jsonl, last.h5, best.h5, checkpoint.h5} (docs/stage2.md); tallrec writes <out_dir>/{config.yaml,\n"
+    "train_log.jsonl, last.h5, best.h5, adapter/ (peft's layout), metrics.json, generations.jsonl}.\n"
+    "Interrupt with Ctrl-C: the state is\n"
     "saved; re-run the same command to resume.\n";
 
 int cmd_train(int argc, char **argv) {
@@ -33,10 +38,11 @@ int cmd_train(int argc, char **argv) {
         return argc < 2 ? 2 : 0;
     }
     const char *model = argv[1];
-    bool stage1 = !strcmp(model, "stage1"), stage2 = !strcmp(model, "stage2");
-    if (strcmp(model, "sasrec") && !stage1 && !stage2) {
+    bool stage1 = !strcmp(model, "stage1"), stage2 = !strcmp(model, "stage2"), tallrec = !strcmp(model, "tallrec");
+    if (strcmp(model, "sasrec") && !stage1 && !stage2 && !tallrec) {
         if (!strcmp(model, "ncf") || !strcmp(model, "gru4rec") || !strcmp(model, "nextitnet"))
-            return cli_usage_error(cmd, USAGE, "model '%s' is not built yet (only sasrec, stage1 and stage2)", model);
+            return cli_usage_error(cmd, USAGE, "model '%s' is not built yet (only sasrec, stage1, stage2 and tallrec)",
+                                   model);
         return cli_usage_error(cmd, USAGE, "unknown model '%s'", model);
     }
     const char *config_path = NULL;
@@ -81,6 +87,12 @@ int cmd_train(int argc, char **argv) {
         if (!s) s = stage2_options_from_config(&cfg, &o2);
         if (!s) s = stage2_run_train(&o2, NULL);
         stage2_options_free(&o2);
+    } else if (tallrec) {
+        struct tallrec_options ot;
+        memset(&ot, 0, sizeof ot);
+        if (!s) s = tallrec_options_from_config(&cfg, &ot);
+        if (!s) s = tallrec_run(&ot, NULL, NULL);
+        tallrec_options_free(&ot);
     } else {
         struct sasrec_run_options o;
         memset(&o, 0, sizeof o);

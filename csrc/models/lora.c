@@ -91,24 +91,20 @@ allmrec_status lora_init(struct opt_lora *l, struct opt_model *m, const struct l
     l->scale = c->alpha / (float)c->r;
     l->max_tokens = max_tokens;
     l->n_layers = m->cfg.n_layers;
-    int64_t L = l->n_layers, r = c->r, N = max_tokens, max_in = 0;
+    int64_t L = l->n_layers, r = c->r, N = max_tokens;
     l->mods = calloc((size_t)(L * LORA_N_TARGETS), sizeof *l->mods);
     if (!l->mods) return ALLMREC_ERR(ALLMREC_ERR_NOMEM, "lora: out of host memory");
     enum allmrec_dtype dt = m->dtype;
     bool lowp = dt != F32;
-    size_t pbytes = 0, bbytes = 0;
+    size_t pbytes = 0;
     for (int t = 0; t < LORA_N_TARGETS; t++) {
         if (!c->targets[t]) continue;
         int64_t in, out;
         module_dims(m, (enum lora_target)t, &in, &out);
-        if (in > max_in) max_in = in;
         size_t fa = SZ(r * in, F32), fb = SZ(out * r, F32), ha = SZ(r * in, dt), hb = SZ(out * r, dt);
         pbytes += (size_t)L * (3 * (fa + fb) + ha + hb + (lowp ? ha + hb : 0));
-        bbytes += (size_t)L * SZ(N * r, dt);
     }
-    bbytes += 2 * SZ(N * max_in, dt) + SZ(N * r, dt);
     ALLMREC_TRY(arena_init(&l->params, "lora params", m->ctx->device, pbytes));
-    ALLMREC_TRY(arena_init(&l->bufs, "lora buffers", m->ctx->device, bbytes));
     float *h = NULL;
     for (int64_t y = 0; y < L; y++)
         for (int t = 0; t < LORA_N_TARGETS; t++) {
@@ -131,12 +127,10 @@ allmrec_status lora_init(struct opt_lora *l, struct opt_model *m, const struct l
                 ALLMREC_TRY(alloc2(P, &md->a_c, dt, r, md->in));
                 ALLMREC_TRY(alloc2(P, &md->b_c, dt, md->out, r));
             }
-            ALLMREC_TRY(alloc2(&l->bufs, &md->u, dt, N, r));
         }
     ALLMREC_TRY(arena_zero(&l->params));
-    ALLMREC_TRY(alloc2(&l->bufs, &l->xd, dt, N, max_in));
-    ALLMREC_TRY(alloc2(&l->bufs, &l->dxd, dt, N, max_in));
-    ALLMREC_TRY(alloc2(&l->bufs, &l->du, dt, N, r));
+    l->max_tokens = 0;
+    ALLMREC_TRY(lora_reserve(l, N));
     // A ~ kaiming_uniform(a = sqrt 5) = U(-1/sqrt(in), 1/sqrt(in)); B = 0
     for (int64_t y = 0; y < L; y++)
         for (int t = 0; t < LORA_N_TARGETS; t++) {
@@ -161,6 +155,28 @@ allmrec_status lora_init(struct opt_lora *l, struct opt_model *m, const struct l
         }
     free(h);
     return op_ctx_sync(l->ctx);
+}
+
+allmrec_status lora_reserve(struct opt_lora *l, int64_t max_tokens) {
+    if (max_tokens <= l->max_tokens) return ALLMREC_OK;
+    enum allmrec_dtype dt = l->model->dtype;
+    int64_t N = max_tokens, r = l->cfg.r, max_in = 0, n_on = 0;
+    for (int64_t i = 0; i < l->n_layers * LORA_N_TARGETS; i++)
+        if (l->mods[i].on) {
+            n_on++;
+            if (l->mods[i].in > max_in) max_in = l->mods[i].in;
+        }
+    arena_free(&l->bufs);
+    l->max_tokens = 0;
+    size_t bytes = (size_t)n_on * SZ(N * r, dt) + 2 * SZ(N * max_in, dt) + SZ(N * r, dt);
+    ALLMREC_TRY(arena_init(&l->bufs, "lora buffers", l->ctx->device, bytes));
+    for (int64_t i = 0; i < l->n_layers * LORA_N_TARGETS; i++)
+        if (l->mods[i].on) ALLMREC_TRY(alloc2(&l->bufs, &l->mods[i].u, dt, N, r));
+    ALLMREC_TRY(alloc2(&l->bufs, &l->xd, dt, N, max_in));
+    ALLMREC_TRY(alloc2(&l->bufs, &l->dxd, dt, N, max_in));
+    ALLMREC_TRY(alloc2(&l->bufs, &l->du, dt, N, r));
+    l->max_tokens = N;
+    return ALLMREC_OK;
 }
 
 void lora_free(struct opt_lora *l) {
@@ -253,7 +269,7 @@ static allmrec_status adapter_input(struct opt_lora *l, int64_t layer, enum lora
 static allmrec_status check_rows(const struct opt_lora *l, int64_t N) {
     if (N > l->max_tokens)
         return ALLMREC_ERR(ALLMREC_ERR_INVALID, "lora: a forward of %lld tokens exceeds the adapters' max_tokens "
-                           "%lld (lora_init)", (long long)N, (long long)l->max_tokens);
+                           "%lld (lora_init / lora_reserve)", (long long)N, (long long)l->max_tokens);
     return ALLMREC_OK;
 }
 

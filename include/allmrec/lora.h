@@ -26,7 +26,7 @@
 //
 // defines: enum lora_target, LORA_N_TARGETS, lora_target_name, struct lora_config,
 //          lora_config_tallrec, lora_config_parse_targets, struct lora_module, struct opt_lora,
-//          lora_init, lora_free, lora_config_load_peft, lora_attach, lora_detach, lora_zero_grad, lora_adam_step,
+//          lora_init, lora_free, lora_reserve, lora_config_load_peft, lora_attach, lora_detach, lora_zero_grad, lora_adam_step,
 //          lora_allreduce, lora_forward, lora_backward, lora_save_peft, lora_load_peft,
 //          lora_write_h5, lora_read_h5, lora_param_count
 #ifndef ALLMREC_LORA_H
@@ -95,6 +95,10 @@ struct opt_lora {
 allmrec_status lora_init(struct opt_lora *l, struct opt_model *m, const struct lora_config *c, int64_t max_tokens,
                          uint64_t seed);
 void lora_free(struct opt_lora *l);
+// Grow the activation buffers to max_tokens (B * T) tokens a forward call
+// (a workspace made larger later); never shrinks. Buffers only: the
+// adapters, gradients and moments stay.
+allmrec_status lora_reserve(struct opt_lora *l, int64_t max_tokens);
 // Make m's forward (training, inference, generation) apply the adapters and
 // opt_backward fill their gradients; detach restores the plain model.
 allmrec_status lora_attach(struct opt_lora *l);
