@@ -114,7 +114,7 @@ static allmrec_status train_options(const struct config *cfg, struct tallrec_opt
     ALLMREC_TRY(config_get_int_range(cfg, "train.device_index", 0, 64, &i)); o->device_index = (int)i;
     ALLMREC_TRY(config_get_int_range(cfg, "train.batch_size", 1, 4096, &i)); o->batch_size = (int)i;
     ALLMREC_TRY(config_get_double(cfg, "train.lr", &x)); o->adam.lr = (float)x;
-    if (!(x > 0)) return config_key_error(cfg, "train.lr", "%s", "must be > 0");
+    if (!(x >= 0)) return config_key_error(cfg, "train.lr", "%s", "must be >= 0 (0: nothing learns, a reference run)");
     double *betas;
     int nb;
     ALLMREC_TRY(config_get_double_list(cfg, "train.betas", &betas, &nb));
