@@ -104,6 +104,7 @@ allmrec_status lora_init(struct opt_lora *l, struct opt_model *m, const struct l
         size_t fa = SZ(r * in, F32), fb = SZ(out * r, F32), ha = SZ(r * in, dt), hb = SZ(out * r, dt);
         pbytes += (size_t)L * (3 * (fa + fb) + ha + hb + (lowp ? ha + hb : 0));
     }
+    pbytes += SZ(1, F32); // sumsq
     ALLMREC_TRY(arena_init(&l->params, "lora params", m->ctx->device, pbytes));
     float *h = NULL;
     for (int64_t y = 0; y < L; y++)
@@ -128,6 +129,7 @@ allmrec_status lora_init(struct opt_lora *l, struct opt_model *m, const struct l
                 ALLMREC_TRY(alloc2(P, &md->b_c, dt, md->out, r));
             }
         }
+    ALLMREC_TRY(arena_alloc_tensor(&l->params, &l->sumsq, F32, 1, (int64_t[]){1}));
     ALLMREC_TRY(arena_zero(&l->params));
     l->max_tokens = 0;
     ALLMREC_TRY(lora_reserve(l, N));
@@ -227,6 +229,20 @@ allmrec_status lora_adam_step(struct opt_lora *l, const struct adam_params *p, f
                                    grad_scale));
     }
     l->adam_t = t;
+    return ALLMREC_OK;
+}
+
+allmrec_status lora_grads_finite(struct opt_lora *l, bool *finite) {
+    ALLMREC_TRY(op_fill(l->ctx, l->sumsq, 0));
+    for (int64_t i = 0; i < l->n_layers * LORA_N_TARGETS; i++) {
+        struct lora_module *md = &l->mods[i];
+        if (!md->on) continue;
+        ALLMREC_TRY(op_sum_squares(l->ctx, l->sumsq, md->ga));
+        ALLMREC_TRY(op_sum_squares(l->ctx, l->sumsq, md->gb));
+    }
+    float h = 0;
+    ALLMREC_TRY(device_memcpy(&h, ALLMREC_DEVICE_CPU, l->sumsq.data, l->sumsq.device, sizeof h));
+    *finite = isfinite(h);
     return ALLMREC_OK;
 }
 

@@ -464,6 +464,11 @@ static allmrec_status tr_step(void *self, int64_t epoch, int64_t step, int64_t *
         return allmrec_error_prefix("tallrec epoch %lld step %lld: ", (long long)epoch + 1, (long long)step);
     ALLMREC_TRY(lora_zero_grad(&tr->lora));
     ALLMREC_TRY(opt_backward(&tr->in->llm, &tr->ws, &in, tensor_none(), tr->scaler.scale, &overflow));
+    if (tr->scaler.scale != 1.0f) { // fp16: the adapters' gradients decide (no injected vectors here)
+        bool finite = true;
+        ALLMREC_TRY(lora_grads_finite(&tr->lora, &finite));
+        overflow = overflow || !finite;
+    }
     if (opt_loss_scaler_update(&tr->scaler, overflow))
         ALLMREC_TRY(lora_adam_step(&tr->lora, &o->adam, 1.0f / tr->scaler.scale));
     else

@@ -26,7 +26,7 @@
 //
 // defines: enum lora_target, LORA_N_TARGETS, lora_target_name, struct lora_config,
 //          lora_config_tallrec, lora_config_parse_targets, struct lora_module, struct opt_lora,
-//          lora_init, lora_free, lora_reserve, lora_config_load_peft, lora_attach, lora_detach, lora_zero_grad, lora_adam_step,
+//          lora_init, lora_free, lora_reserve, lora_config_load_peft, lora_attach, lora_detach, lora_zero_grad, lora_grads_finite, lora_adam_step,
 //          lora_allreduce, lora_forward, lora_backward, lora_save_peft, lora_load_peft,
 //          lora_write_h5, lora_read_h5, lora_param_count
 #ifndef ALLMREC_LORA_H
@@ -86,6 +86,7 @@ struct opt_lora {
     struct lora_module *mods;     // n_layers * LORA_N_TARGETS, [l * LORA_N_TARGETS + target]
     struct arena params, bufs;
     struct tensor xd, dxd, du;    // scratch: dropped input, its gradient (max_tokens, max in), du (max_tokens, r)
+    struct tensor sumsq;          // (1) f32: lora_grads_finite
     int64_t adam_t;               // Adam steps taken
     uint64_t dropout_seed;        // the trainer sets it per optimizer step (resume-exact masks)
 };
@@ -107,6 +108,9 @@ allmrec_status lora_zero_grad(struct opt_lora *l);
 // One Adam(W) step on every adapter (adam_t += 1); grad_scale divides out a
 // loss scale (1 / scale) or clips.
 allmrec_status lora_adam_step(struct opt_lora *l, const struct adam_params *p, float grad_scale);
+// *finite = no Inf/NaN in any adapter gradient (fp16 loss scaling: opt_backward
+// checks only the injected vectors' gradient)
+allmrec_status lora_grads_finite(struct opt_lora *l, bool *finite);
 // Data parallel: sum the gradients over comm (NULL or size 1: nothing).
 allmrec_status lora_allreduce(struct opt_lora *l, allmrec_comm_t comm);
 int64_t lora_param_count(const struct opt_lora *l);
