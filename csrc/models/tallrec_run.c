@@ -32,7 +32,8 @@ static const struct config_key SCHEMA[] = {
     {"data.train_scenario", CONFIG_STRING, "all", false, "users to train on: all | cold_users | fewshot_<K>"},
     {"eval_data.path", CONFIG_STRING, "", false, "evaluate on this dataset instead (cross-domain); \"\" = data.path"},
     {"scenario", CONFIG_STRING, "", false, "one evaluation scenario (the runner's contract); \"\" = eval.scenarios"},
-    {"llm.path", CONFIG_STRING, NULL, true, "OPT model folder (config.json + safetensors), e.g. facebook/opt-6.7b"},
+    {"llm.path", CONFIG_STRING, "", false, "OPT model folder (config.json + safetensors), e.g. facebook/opt-6.7b "
+     "(required; not marked so in the schema because the runner's baseline section is shared with other models)"},
     {"llm.dtype", CONFIG_STRING, "auto", false, "auto (f32 on cpu, f16 on cuda) | f32 | f16 | bf16 (the frozen base)"},
     {"tokenizer.path", CONFIG_STRING, "", false, "tokenizer folder (vocab.json + merges.txt); default llm.path"},
     {"tokenizer.fairseq_dict", CONFIG_STRING, "", false, "renumber a GPT-2 vocab.json into OPT's ids (fairseq dict.txt)"},
@@ -190,6 +191,7 @@ allmrec_status tallrec_options_from_config(const struct config *cfg_in, struct t
     ALLMREC_TRY(config_get_string_into(cfg, "eval_data.path", o->eval_data_path, sizeof o->eval_data_path));
     ALLMREC_TRY(config_get_string_into(cfg, "out_dir", o->out_dir, sizeof o->out_dir));
     ALLMREC_TRY(config_get_string_into(cfg, "llm.path", o->llm_path, sizeof o->llm_path));
+    if (!o->llm_path[0]) return config_key_error(cfg, "llm.path", "%s", "give the OPT model folder (e.g. facebook/opt-6.7b)");
     ALLMREC_TRY(train_options(cfg, o));
     const char *s;
     ALLMREC_TRY(config_get_string(cfg, "llm.dtype", &s));

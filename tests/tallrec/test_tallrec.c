@@ -172,6 +172,7 @@ static void test_tallrec_config_errors(void) {
         {"llm.dtype=f16", "llm.dtype"},
         {"train.betas=[0.9]", "train.betas"},
         {"eval.preset=fancy", "preset"},
+        {"llm.path=\"\"", "llm.path"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         struct config cfg;
@@ -182,6 +183,26 @@ static void test_tallrec_config_errors(void) {
         CHECK_MSG(s != ALLMREC_OK, "%s accepted", cases[i][0]);
         CHECK_STR_CONTAINS(allmrec_error_message(), cases[i][1]);
     }
+}
+
+static void test_tallrec_preset_loads(void) {
+    const char *src = getenv("ALLMREC_SOURCE");
+    char path[1200];
+    snprintf(path, sizeof path, "%s/configs/tallrec/paper.yaml", src && *src ? src : ALLMREC_SOURCE_DIR);
+    char *ov[] = {"data.path=/x/data.h5", "llm.path=/x/opt-6.7b"};
+    struct config cfg;
+    config_init(&cfg);
+    struct tallrec_options o;
+    memset(&o, 0, sizeof o);
+    allmrec_status s = config_load(&cfg, path, ov, 2);
+    if (!s) s = tallrec_options_from_config(&cfg, &o);
+    bool ok = !s && o.lora.r == 8 && o.lora.alpha == 16.0f && fabsf(o.lora.dropout - 0.05f) < 1e-7f &&
+              o.lora.targets[LORA_Q] && o.lora.targets[LORA_V] && !o.lora.targets[LORA_K] && o.batch_size == 4 &&
+              o.epochs == 5 && o.adam.lr == 1e-4f;
+    tallrec_options_free(&o);
+    config_free(&cfg);
+    CHECK_OK(s);
+    CHECK(ok);
 }
 
 static void test_train_tallrec_command(void) {
@@ -204,5 +225,5 @@ static void test_train_tallrec_command(void) {
     free(g);
 }
 
-TEST_MAIN(TEST_CASE(test_tallrec_config_errors), TEST_CASE(test_tallrec_trains_and_evaluates),
+TEST_MAIN(TEST_CASE(test_tallrec_preset_loads), TEST_CASE(test_tallrec_config_errors), TEST_CASE(test_tallrec_trains_and_evaluates),
           TEST_CASE(test_tallrec_resume_is_exact), TEST_CASE(test_train_tallrec_command))
