@@ -104,7 +104,7 @@ allmrec_status lora_init(struct opt_lora *l, struct opt_model *m, const struct l
         size_t fa = SZ(r * in, F32), fb = SZ(out * r, F32), ha = SZ(r * in, dt), hb = SZ(out * r, dt);
         pbytes += (size_t)L * (3 * (fa + fb) + ha + hb + (lowp ? ha + hb : 0));
     }
-    pbytes += SZ(1, F32); // sumsq
+    pbytes += 2 * SZ(2, F32); // sumsq, red
     ALLMREC_TRY(arena_init(&l->params, "lora params", m->ctx->device, pbytes));
     float *h = NULL;
     for (int64_t y = 0; y < L; y++)
@@ -130,6 +130,7 @@ allmrec_status lora_init(struct opt_lora *l, struct opt_model *m, const struct l
             }
         }
     ALLMREC_TRY(arena_alloc_tensor(&l->params, &l->sumsq, F32, 1, (int64_t[]){1}));
+    ALLMREC_TRY(arena_alloc_tensor(&l->params, &l->red, F32, 1, (int64_t[]){2}));
     ALLMREC_TRY(arena_zero(&l->params));
     l->max_tokens = 0;
     ALLMREC_TRY(lora_reserve(l, N));
@@ -246,14 +247,33 @@ allmrec_status lora_grads_finite(struct opt_lora *l, bool *finite) {
     return ALLMREC_OK;
 }
 
-allmrec_status lora_allreduce(struct opt_lora *l, allmrec_comm_t comm) {
+// grads *= a for every adapter
+static allmrec_status scale_grads(struct opt_lora *l, float a) {
+    for (int64_t i = 0; i < l->n_layers * LORA_N_TARGETS; i++) {
+        struct lora_module *md = &l->mods[i];
+        if (!md->on) continue;
+        ALLMREC_TRY(op_scale(l->ctx, md->ga, a));
+        ALLMREC_TRY(op_scale(l->ctx, md->gb, a));
+    }
+    return ALLMREC_OK;
+}
+
+allmrec_status lora_allreduce(struct opt_lora *l, allmrec_comm_t comm, int64_t n_local, float *loss) {
     if (!comm || comm_size(comm) <= 1) return ALLMREC_OK;
+    ALLMREC_TRY(scale_grads(l, (float)n_local)); // sum_r n_r g_r
     for (int64_t i = 0; i < l->n_layers * LORA_N_TARGETS; i++) {
         struct lora_module *md = &l->mods[i];
         if (!md->on) continue;
         ALLMREC_TRY(comm_allreduce_sum(comm, md->ga));
         ALLMREC_TRY(comm_allreduce_sum(comm, md->gb));
     }
+    float h[2] = {n_local ? *loss * (float)n_local : 0.0f, (float)n_local};
+    ALLMREC_TRY(device_memcpy(l->red.data, l->red.device, h, ALLMREC_DEVICE_CPU, sizeof h));
+    ALLMREC_TRY(comm_allreduce_sum(comm, l->red));
+    ALLMREC_TRY(device_memcpy(h, ALLMREC_DEVICE_CPU, l->red.data, l->red.device, sizeof h));
+    if (!(h[1] > 0)) return ALLMREC_ERR(ALLMREC_ERR_DATA, "lora: a batch without target tokens on every rank");
+    ALLMREC_TRY(scale_grads(l, 1.0f / h[1]));
+    *loss = h[0] / h[1];
     return ALLMREC_OK;
 }
 

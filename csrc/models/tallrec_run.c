@@ -69,6 +69,8 @@ static const struct config_key SCHEMA[] = {
     {"train.log_every", CONFIG_INT, "0", false, "a step line in train_log.jsonl every N steps (0 = none)"},
     {"train.restart", CONFIG_BOOL, "false", false, "ignore <out_dir>/last.h5 and start over"},
     {"train.progress", CONFIG_BOOL, "true", false, "progress lines on stderr"},
+    {"train.data_parallel", CONFIG_BOOL, "false", false, "split each batch over the MPI ranks (CPU; launch with "
+     "mpirun -np N): gradients pooled as one process's; rank r > 0 writes to <out_dir>/rank<r>; rank 0 evaluates"},
     {"evaluate", CONFIG_BOOL, "true", false, "run the LLM evaluation (eval.*) with the best adapters after training"},
     {"eval.*", CONFIG_ANY, NULL, false, "the LLM evaluation's keys (allmrec eval llm: preset, mode, num_users, "
      "batch_size, generation.*, scenarios, ...); the prompt, model and data keys come from above"},
@@ -140,6 +142,12 @@ static allmrec_status train_options(const struct config *cfg, struct tallrec_opt
     ALLMREC_TRY(config_get_int_range(cfg, "train.log_every", 0, INT64_MAX, &o->log_every));
     ALLMREC_TRY(config_get_bool(cfg, "train.restart", &o->restart));
     ALLMREC_TRY(config_get_bool(cfg, "train.progress", &o->progress));
+    ALLMREC_TRY(config_get_bool(cfg, "train.data_parallel", &o->data_parallel));
+    if (o->data_parallel && !strcmp(o->device, "cuda"))
+        return config_key_error(cfg, "train.data_parallel", "%s", "data parallel TALLRec runs on CPU ranks only (NCCL: not built)");
+    if (o->data_parallel && o->max_minutes > 0)
+        return config_key_error(cfg, "train.max_minutes", "%s", "a time budget would stop the ranks at different steps; "
+                                "not with train.data_parallel");
     return ALLMREC_OK;
 }
 
@@ -339,6 +347,7 @@ struct tallrec_trainer {
     int64_t epoch_steps;
     double *curve;                        // mean loss of each epoch this call ran
     int n_curve;
+    allmrec_comm_t comm;                  // data parallel (NULL: one process)
 };
 
 static void trainer_free(struct tallrec_trainer *tr) {
@@ -451,26 +460,32 @@ static allmrec_status tr_begin_epoch(void *self, int64_t epoch, int64_t *n_steps
     return ALLMREC_OK;
 }
 
+// one optimizer step on batch `step` of the epoch; with data parallelism this
+// rank runs its block of the batch's rows and the gradients are pooled
 static allmrec_status tr_step(void *self, int64_t epoch, int64_t step, int64_t *n_examples) {
     struct tallrec_trainer *tr = self;
     const struct tallrec_options *o = tr->o;
     int64_t first = step * o->batch_size, rows = tr->in->n_rows - first;
     if (rows > o->batch_size) rows = o->batch_size;
-    for (int r = 0; r < rows; r++)
-        ALLMREC_TRY(fill_row(tr, r, tr->in->rows[tr->perm[first + r]], STREAM_CAND + (uint32_t)epoch));
+    struct tp_range mine = tp_split(rows, comm_rank(tr->comm), comm_size(tr->comm));
+    for (int r = 0; r < mine.len; r++)
+        ALLMREC_TRY(fill_row(tr, r, tr->in->rows[tr->perm[first + mine.start + r]], STREAM_CAND + (uint32_t)epoch));
     tr->lora.dropout_seed = sasrec_step_seed(o->seed ^ SEED_DROPOUT, tr->lora.adam_t + 1);
-    struct opt_input in;
     float loss = 0;
     bool overflow = false;
-    if (batch_loss(tr, rows, &in, &loss) != ALLMREC_OK)
-        return allmrec_error_prefix("tallrec epoch %lld step %lld: ", (long long)epoch + 1, (long long)step);
     ALLMREC_TRY(lora_zero_grad(&tr->lora));
-    ALLMREC_TRY(opt_backward(&tr->in->llm, &tr->ws, &in, tensor_none(), tr->scaler.scale, &overflow));
-    if (tr->scaler.scale != 1.0f) { // fp16: the adapters' gradients decide (no injected vectors here)
-        bool finite = true;
-        ALLMREC_TRY(lora_grads_finite(&tr->lora, &finite));
-        overflow = overflow || !finite;
+    if (mine.len > 0) {
+        struct opt_input in;
+        if (batch_loss(tr, mine.len, &in, &loss) != ALLMREC_OK)
+            return allmrec_error_prefix("tallrec epoch %lld step %lld: ", (long long)epoch + 1, (long long)step);
+        ALLMREC_TRY(opt_backward(&tr->in->llm, &tr->ws, &in, tensor_none(), tr->scaler.scale, &overflow));
+        if (tr->scaler.scale != 1.0f) { // fp16: the adapters' gradients decide (no injected vectors here)
+            bool finite = true;
+            ALLMREC_TRY(lora_grads_finite(&tr->lora, &finite));
+            overflow = overflow || !finite;
+        }
     }
+    ALLMREC_TRY(lora_allreduce(&tr->lora, tr->comm, mine.len > 0 ? tr->batch.n_targets : 0, &loss));
     if (opt_loss_scaler_update(&tr->scaler, overflow))
         ALLMREC_TRY(lora_adam_step(&tr->lora, &o->adam, 1.0f / tr->scaler.scale));
     else
@@ -548,6 +563,14 @@ static allmrec_status tr_load(void *self, const char *path) {
     tr->scaler.scale = (float)scale;
     if (!s) s = lora_read_h5(&f, "/lora", &tr->lora, true);
     h5_close(&f);
+    if (!s && tr->comm) { // the ranks must resume from the same step (a kill may land between their saves)
+        float hi[2] = {(float)tr->lora.adam_t, -(float)tr->lora.adam_t};
+        struct tensor red = tensor_1d(hi, ALLMREC_DTYPE_F32, ALLMREC_DEVICE_CPU, 2);
+        s = comm_allreduce_max(tr->comm, red);
+        if (!s && hi[0] != -hi[1])
+            s = ALLMREC_ERR_AT(ALLMREC_ERR_DATA, path, 0, "out_dir", "the ranks' last.h5 hold different steps "
+                               "(%g .. %g): rerun with train.restart=true", -hi[1], hi[0]);
+    }
     return s;
 }
 
@@ -567,14 +590,23 @@ allmrec_status tallrec_run(struct tallrec_options *o, double **curve, int *n_epo
     struct tallrec_trainer tr;
     memset(&tr, 0, sizeof tr);
     tr.o = o;
-    char p_cfg[1200], p_best[1200], p_adapter[1200];
-    fs_join(p_cfg, sizeof p_cfg, o->out_dir, "config.yaml");
-    fs_join(p_best, sizeof p_best, o->out_dir, "best.h5");
-    fs_join(p_adapter, sizeof p_adapter, o->out_dir, "adapter");
-    allmrec_status s = fs_mkdir_p(o->out_dir);
+    char out_dir[1100], p_cfg[1200], p_best[1200], p_adapter[1200];
+    snprintf(out_dir, sizeof out_dir, "%s", o->out_dir);
+    allmrec_comm_t comm = NULL;
+    allmrec_status s = ALLMREC_OK;
+    if (o->data_parallel) { // every rank holds the same adapters; rank r > 0 keeps its own files in rank<r>/
+        if (comm_init_mpi(&comm)) return allmrec_error_prefix("train.data_parallel: ");
+        if (comm_rank(comm) > 0) snprintf(out_dir, sizeof out_dir, "%.1000s/rank%d", o->out_dir, comm_rank(comm));
+        log_info("tallrec: data parallel, rank %d of %d", comm_rank(comm), comm_size(comm));
+    }
+    fs_join(p_cfg, sizeof p_cfg, out_dir, "config.yaml");
+    fs_join(p_best, sizeof p_best, out_dir, "best.h5");
+    fs_join(p_adapter, sizeof p_adapter, out_dir, "adapter");
+    s = fs_mkdir_p(out_dir);
     if (!s) s = fs_write_atomic(p_cfg, o->config_yaml, strlen(o->config_yaml));
     if (!s) s = load_inputs(o, &in);
     if (!s) s = trainer_init(&tr, o, &in);
+    tr.comm = comm;
     struct train_loop_result res;
     memset(&res, 0, sizeof res);
     if (!s) {
@@ -587,7 +619,7 @@ allmrec_status tallrec_run(struct tallrec_options *o, double **curve, int *n_epo
                             tr_load};
         struct train_loop_options lo;
         train_loop_options_default(&lo);
-        lo.out_dir = o->out_dir;
+        lo.out_dir = out_dir;
         lo.epochs = o->epochs;
         lo.eval_every = in.n_valid > 0 ? 1 : 0;
         lo.patience = o->patience;
@@ -597,7 +629,7 @@ allmrec_status tallrec_run(struct tallrec_options *o, double **curve, int *n_epo
         lo.checkpoint_every = o->checkpoint_every;
         lo.log_every = o->log_every;
         lo.restart = o->restart;
-        lo.progress = o->progress;
+        lo.progress = o->progress && comm_rank(comm) == 0;
         lo.stop_after_steps = o->stop_after_steps;
         s = train_loop_run(&lo, &t, &res);
     }
@@ -612,7 +644,7 @@ allmrec_status tallrec_run(struct tallrec_options *o, double **curve, int *n_epo
         *n_epochs = tr.n_curve;
         tr.curve = NULL;
     }
-    bool eval = !s && res.finished && o->evaluate;
+    bool eval = !s && res.finished && o->evaluate && comm_rank(comm) == 0;
     trainer_free(&tr);
     inputs_free(&in); // the evaluation loads the model again, with the adapters
     if (eval) {
@@ -621,5 +653,6 @@ allmrec_status tallrec_run(struct tallrec_options *o, double **curve, int *n_epo
         if (!s) s = llm_eval_run(&lo);
         llm_eval_options_free(&lo);
     }
+    if (comm) comm_free(comm);
     return s;
 }

@@ -6,11 +6,12 @@
 // i.e. U(-1/sqrt(in), 1/sqrt(in)) drawn from Philox, B as zeros.
 //
 // Only the adapters learn: opt_backward (opt.h) fills their gradients while
-// the base weights stay frozen (f32 on the CPU, f16/bf16 on CUDA). Masters,
-// Adam moments and gradients of the adapters are f32; with a low-precision
-// model a compute copy in the model's dtype is refreshed by every Adam step
-// (op_adam_update's param_lowp). One process only (tensor parallel is refused);
-// data parallel callers sum the gradients with lora_allreduce.
+// the base weights stay frozen (f32 on the CPU, f16/bf16 on CUDA). Masters and
+// Adam moments of the adapters are f32, their gradients in the model's dtype;
+// with a low-precision model a compute copy of A and B in that dtype is
+// refreshed by every Adam step (op_adam_update's param_lowp). One process per
+// model (tensor parallel is refused); data parallel callers pool the gradients
+// with lora_allreduce.
 //
 // Files in peft's layout (peft 0.6.x, safe_serialization): a folder with
 // adapter_config.json (peft_type LORA, r, lora_alpha, lora_dropout,
@@ -86,7 +87,7 @@ struct opt_lora {
     struct lora_module *mods;     // n_layers * LORA_N_TARGETS, [l * LORA_N_TARGETS + target]
     struct arena params, bufs;
     struct tensor xd, dxd, du;    // scratch: dropped input, its gradient (max_tokens, max in), du (max_tokens, r)
-    struct tensor sumsq;          // (1) f32: lora_grads_finite
+    struct tensor sumsq, red;     // (1), (2) f32: lora_grads_finite, lora_allreduce
     int64_t adam_t;               // Adam steps taken
     uint64_t dropout_seed;        // the trainer sets it per optimizer step (resume-exact masks)
 };
@@ -111,8 +112,12 @@ allmrec_status lora_adam_step(struct opt_lora *l, const struct adam_params *p, f
 // *finite = no Inf/NaN in any adapter gradient (fp16 loss scaling: opt_backward
 // checks only the injected vectors' gradient)
 allmrec_status lora_grads_finite(struct opt_lora *l, bool *finite);
-// Data parallel: sum the gradients over comm (NULL or size 1: nothing).
-allmrec_status lora_allreduce(struct opt_lora *l, allmrec_comm_t comm);
+// Data parallel: each rank's gradients are those of the mean loss over its
+// n_local target tokens (*loss; a rank without rows zeroes its gradients and
+// passes 0). Afterwards every rank holds the gradients of the mean over all
+// ranks' tokens (sum_r n_r g_r / sum_r n_r, the single process's pooled loss)
+// and *loss that mean. comm NULL or of size 1: nothing changes.
+allmrec_status lora_allreduce(struct opt_lora *l, allmrec_comm_t comm, int64_t n_local, float *loss);
 int64_t lora_param_count(const struct opt_lora *l);
 
 // Called by opt.c. x (N, in) contiguous: the module's input; y (N, out) view

@@ -52,7 +52,7 @@ struct tallrec_options {
     int64_t valid_users, max_tokens, max_target_tokens;
     uint64_t seed;
     struct adam_params adam;
-    bool recompute, restart, progress, evaluate;
+    bool recompute, restart, progress, evaluate, data_parallel;
     double max_minutes;
     int64_t checkpoint_every, log_every, stop_after_steps;
     struct config eval_cfg;    // the llm_eval configuration (eval.* plus what TALLRec fixes)

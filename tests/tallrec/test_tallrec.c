@@ -13,58 +13,12 @@
 #include "allmrec/fs.h"
 #include "allmrec/h5.h"
 #include "allmrec/tallrec.h"
+#include "tallrec_test_util.h"
 #include "testing.h"
-
-static char g_data[1200], g_llm[1200], g_tok[1024];
-
-// a synthetic dataset with splits and candidate sets (the CLI's data synth)
-static bool make_data(void) {
-    static int done = 0;
-    if (done) return done > 0;
-    done = -1;
-    const char *cli = test_cli_path(), *tok = test_shared_path("data/tokenizer_gpt2_opt");
-    if (!cli || !tok) return false;
-    const char *src = getenv("ALLMREC_SOURCE");
-    snprintf(g_llm, sizeof g_llm, "%s/tests/fixtures/allmrec/stage2_tiny", src && *src ? src : ALLMREC_SOURCE_DIR);
-    snprintf(g_tok, sizeof g_tok, "%s", tok);
-    snprintf(g_data, sizeof g_data, "%.1000s/synth.h5", test_tmpdir());
-    char cmd[4096];
-    snprintf(cmd, sizeof cmd, "%s data synth --out %s --users 40 --items 150 --mean-len 8 > /dev/null 2>&1", cli, g_data);
-    if (system(cmd) != 0) return false;
-    done = 1;
-    return true;
-}
-
-static allmrec_status options(struct config *cfg, struct tallrec_options *o, const char *out, const char *const *ov,
-                              int n_ov) {
-    char yaml[8192];
-    snprintf(yaml, sizeof yaml,
-             "data: {path: %s}\nllm: {path: %s}\n"
-             "tokenizer: {path: %s, fairseq_dict: %s/fairseq_gpt2_dict.txt}\n"
-             "prompt: {verb_past: bought, verb: buy, noun: item}\n"
-             "train: {batch_size: 4, epochs: 4, lr: 1.0e-2, seed: 7, progress: false, valid_users: 8}\n"
-             "eval: {preset: strict, mode: score, num_users: 6, progress: false, scenarios: [all]}\n"
-             "out_dir: %s/%s\n",
-             g_data, g_llm, g_tok, g_tok, test_tmpdir(), out);
-    config_init(cfg);
-    ALLMREC_TRY(config_load_string(cfg, yaml, "test.yaml", NULL));
-    for (int i = 0; i < n_ov; i++) ALLMREC_TRY(config_apply_override(cfg, ov[i]));
-    return tallrec_options_from_config(cfg, o);
-}
-
-static allmrec_status run(const char *out, const char *const *ov, int n_ov, double **curve, int *n) {
-    struct config cfg;
-    struct tallrec_options o;
-    allmrec_status s = options(&cfg, &o, out, ov, n_ov);
-    if (!s) s = tallrec_run(&o, curve, n);
-    tallrec_options_free(&o);
-    config_free(&cfg);
-    return s;
-}
 
 static char *read_text(const char *out, const char *file) {
     char p[1400];
-    snprintf(p, sizeof p, "%s/%s/%s", test_tmpdir(), out, file);
+    snprintf(p, sizeof p, "%s/%s/%s", fx_dir(), out, file);
     char *t = NULL;
     size_t n = 0;
     return fs_read_all(p, &t, &n) == ALLMREC_OK ? t : NULL;
@@ -107,7 +61,7 @@ static void test_tallrec_trains_and_evaluates(void) {
     CHECK(log && metrics && cfg);
     int be = best_valid_epoch(log);
     char p[1400];
-    snprintf(p, sizeof p, "%s/run_full/best.h5", test_tmpdir());
+    snprintf(p, sizeof p, "%s/run_full/best.h5", fx_dir());
     struct h5_file f;
     double epoch = 0;
     CHECK_OK(h5_open_read(&f, p));
@@ -141,8 +95,8 @@ static void test_tallrec_resume_is_exact(void) {
     const char *names[] = {"/lora/layers.0.q_proj.lora_A", "/lora/layers.1.v_proj.lora_B",
                            "/lora/layers.1.q_proj.adam_v_A", "/lora/layers.0.v_proj.adam_m_B"};
     char pa[1400], pb[1400];
-    snprintf(pa, sizeof pa, "%s/resume_a/last.h5", test_tmpdir());
-    snprintf(pb, sizeof pb, "%s/resume_b/last.h5", test_tmpdir());
+    snprintf(pa, sizeof pa, "%s/resume_a/last.h5", fx_dir());
+    snprintf(pb, sizeof pb, "%s/resume_b/last.h5", fx_dir());
     struct h5_file fa, fb;
     CHECK_OK(h5_open_read(&fa, pa));
     CHECK_OK(h5_open_read(&fb, pb));
@@ -213,10 +167,10 @@ static void test_train_tallrec_command(void) {
              "train: {epochs: 1, valid_users: 4, progress: false}\neval: {preset: release, num_users: 2, "
              "generation.max_new_tokens: 8, progress: false, scenarios: [all]}\n",
              g_data, g_llm, g_tok, g_tok);
-    snprintf(path, sizeof path, "%s/cli.yaml", test_tmpdir());
+    snprintf(path, sizeof path, "%s/cli.yaml", fx_dir());
     CHECK_OK(fs_write_atomic(path, yaml, strlen(yaml)));
     snprintf(cmd, sizeof cmd, "%s train tallrec --config %s --out %s/run_cli > %s/cli.log 2>&1", test_cli_path(), path,
-             test_tmpdir(), test_tmpdir());
+             fx_dir(), fx_dir());
     CHECK_EQ_INT(system(cmd), 0);
     char *m = read_text("run_cli", "metrics.json"), *g = read_text("run_cli", "generations.jsonl");
     CHECK(m && g);
