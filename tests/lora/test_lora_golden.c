@@ -167,6 +167,8 @@ static void check_golden(const char *name, bool recompute) {
 static void test_qv_matches_peft(void) { check_golden("qv", false); }
 static void test_all_targets_match_peft(void) { check_golden("all", false); }
 static void test_recompute_matches_peft(void) { check_golden("qv", true); }
+static void test_post_ln_matches_peft(void) { check_golden("all_post_ln", false); }
+static void test_post_ln_recompute_matches_peft(void) { check_golden("all_post_ln", true); }
 
 // ours -> peft's layout: same tensor names/shapes/dtype as peft's file, the
 // config reads back, and the saved adapters give the same logits
@@ -310,5 +312,6 @@ static void test_bad_adapter_config(void) {
 }
 
 TEST_MAIN(TEST_CASE(test_qv_matches_peft), TEST_CASE(test_all_targets_match_peft),
-          TEST_CASE(test_recompute_matches_peft), TEST_CASE(test_save_roundtrip_peft_layout),
+          TEST_CASE(test_recompute_matches_peft), TEST_CASE(test_post_ln_matches_peft),
+          TEST_CASE(test_post_ln_recompute_matches_peft), TEST_CASE(test_save_roundtrip_peft_layout),
           TEST_CASE(test_dropout_gradient_finite_differences), TEST_CASE(test_bad_adapter_config))

@@ -6,6 +6,8 @@ wrapped by peft's get_peft_model, for two adapter settings:
 
   qv/   TALLRec's targets (q_proj, v_proj), r 8, alpha 16
   all/  every linear layer (q_proj, k_proj, v_proj, out_proj, fc1, fc2), r 4, alpha 12
+  all_post_ln/  the same on the opt-350m shape (do_layer_norm_before false,
+        word_embed_proj_dim 16: project_in / project_out)
 
 lora_dropout is 0 in both (dropout masks are torch's RNG; the C test checks its
 own dropout path against finite differences instead). B is set to random
@@ -51,16 +53,17 @@ def batch():
     return ids, mask, labels
 
 
-def make(name, targets, r, alpha):
+def make(name, targets, r, alpha, post_ln=False):
     torch.manual_seed(11)
     cfg = OPTConfig(vocab_size=V, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, ffn_dim=64,
                     max_position_embeddings=64, dropout=0.0, attention_dropout=0.0, activation_dropout=0.0,
-                    layerdrop=0.0, word_embed_proj_dim=32, pad_token_id=1, bos_token_id=2, eos_token_id=2,
-                    init_std=0.2)
+                    layerdrop=0.0, word_embed_proj_dim=16 if post_ln else 32, do_layer_norm_before=not post_ln,
+                    pad_token_id=1, bos_token_id=2, eos_token_id=2, init_std=0.2)
     base = OPTForCausalLM(cfg).eval()
     out = os.path.join(OUT, name)
     os.makedirs(out, exist_ok=True)
     base.save_pretrained(os.path.join(out, "base"), safe_serialization=True)
+    os.remove(os.path.join(out, "base", "generation_config.json"))  # not read by allmrec
     lcfg = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=0.0, target_modules=targets, bias="none",
                       task_type="CAUSAL_LM")
     model = get_peft_model(base, lcfg)
@@ -95,3 +98,4 @@ def make(name, targets, r, alpha):
 
 make("qv", ["q_proj", "v_proj"], 8, 16)
 make("all", ["q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"], 4, 12)
+make("all_post_ln", ["q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"], 4, 12, post_ln=True)
