@@ -503,6 +503,13 @@ allmrec_status lora_load_peft(struct opt_lora *l, const char *dir) {
     l->scale = c.alpha / (float)c.r;
     char path[1200], nm[160];
     fs_join(path, sizeof path, dir, "adapter_model.safetensors");
+    if (!fs_exists(path)) {
+        char bin[1200];
+        fs_join(bin, sizeof bin, dir, "adapter_model.bin");
+        return ALLMREC_ERR_AT(ALLMREC_ERR_DATA, path, 0, "adapter_model.safetensors", "missing%s", fs_exists(bin)
+                              ? " (this folder holds adapter_model.bin, a pickle: re-save it in Python with "
+                                "model.save_pretrained(dir, safe_serialization=True))" : "");
+    }
     struct safetensors st;
     ALLMREC_TRY(safetensors_open(&st, path));
     allmrec_status s = ALLMREC_OK;
