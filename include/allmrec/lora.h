@@ -27,8 +27,8 @@
 //
 // defines: enum lora_target, LORA_N_TARGETS, lora_target_name, struct lora_config,
 //          lora_config_tallrec, lora_config_parse_targets, struct lora_module, struct opt_lora,
-//          lora_init, lora_free, lora_reserve, lora_config_load_peft, lora_attach, lora_detach, lora_zero_grad, lora_grads_finite, lora_adam_step,
-//          lora_allreduce, lora_forward, lora_backward, lora_save_peft, lora_load_peft,
+//          lora_init, lora_free, lora_reserve, lora_config_load_peft, lora_attach, lora_detach,
+//          lora_zero_grad, lora_grads_finite, lora_adam_step, lora_allreduce, lora_forward, lora_backward, lora_save_peft, lora_load_peft,
 //          lora_write_h5, lora_read_h5, lora_param_count
 #ifndef ALLMREC_LORA_H
 #define ALLMREC_LORA_H
