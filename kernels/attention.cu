@@ -150,6 +150,19 @@ __device__ __forceinline__ void mma_async_tile(T *dst, const T *src, int64_t st,
     }
 }
 
+// the key side of a 64-key tile's visibility as additive biases in shared
+// memory (0: visible, -inf: beyond Tk or padded out by the key mask): the score
+// loops then mask with arithmetic and selects; a global load and a branch per
+// element made the masking cost more than the tensor-core work (Nsight Compute
+// on an H200: 18 instructions issued per mma, 271 divergent branch regions)
+__device__ __forceinline__ void mma_key_bias(const attn_args &a, int b, int k0, float *kb) {
+    for (int j = threadIdx.x; j < 64; j += blockDim.x) {
+        int kj = k0 + j;
+        bool ok = kj < a.Tk && (!a.mask || a.mask[(int64_t)b * a.Tk + kj]);
+        kb[j] = ok ? 0.0f : -INFINITY;
+    }
+}
+
 // FAST (16-byte rows only): fragments through ldmatrix and
 // K/V tiles double-buffered with cp.async (dynamic shared memory, 4 tiles);
 // otherwise plain loads into one K and one V tile.
@@ -159,6 +172,7 @@ __global__ void __launch_bounds__(128) attn_fwd_mma(attn_args a, int vec) {
     constexpr float LOG2E = 1.4426950408889634f;
     __shared__ __align__(16) T Ks0[FAST ? 8 : MMA_BC * LD];
     __shared__ __align__(16) T Vs0[FAST ? 8 : MMA_BC * LD];
+    __shared__ __align__(16) float kb[MMA_BC];
     extern __shared__ uint4 mma_dyn_smem[];
     T *Ks = FAST ? reinterpret_cast<T *>(mma_dyn_smem) : Ks0; // FAST: K[2], V[2] tiles
     T *Vs = FAST ? Ks + 2 * MMA_BC * LD : Vs0;
@@ -196,6 +210,7 @@ __global__ void __launch_bounds__(128) attn_fwd_mma(attn_args a, int vec) {
     float m_r[2] = {-INFINITY, -INFINITY}, l_r[2] = {0.0f, 0.0f};
     const float sl2 = a.scale * LOG2E;
     const int qrow[2] = {q0 + warp * 16 + g, q0 + warp * 16 + g + 8};
+    const int causal_off = a.Tk - a.Tq;
     int kend = a.Tk;
     if (a.causal) kend = min(a.Tk, q0 + MMA_BR + (a.Tk - a.Tq));
 
@@ -221,6 +236,7 @@ __global__ void __launch_bounds__(128) attn_fwd_mma(attn_args a, int vec) {
             mma_load_tile<T, D>(Ks, kp, a.k_st, k0, a.Tk, a.HD, vec);
             mma_load_tile<T, D>(Vs, vp, a.v_st, k0, a.Tk, a.HD, vec);
         }
+        mma_key_bias(a, b, k0, kb); // kb's last readers finished before the previous iteration's barrier
         __syncthreads();
 
         float s[MMA_BC / 8][4];
@@ -248,15 +264,17 @@ __global__ void __launch_bounds__(128) attn_fwd_mma(attn_args a, int vec) {
                 }
             }
         }
-        // scale (log2 domain) and mask
+        // scale (log2 domain) and mask; the causal test only on tiles that cross this warp's diagonal
         float mx[2] = {-INFINITY, -INFINITY};
+        const bool diag = a.causal && k0 + MMA_BC - 1 > q0 + warp * 16 + causal_off;
 #pragma unroll
         for (int nt = 0; nt < MMA_BC / 8; nt++) {
+            const float2 kb2 = *reinterpret_cast<const float2 *>(&kb[nt * 8 + tig * 2]);
 #pragma unroll
             for (int e = 0; e < 4; e++) {
                 int r = e >> 1, kj = k0 + nt * 8 + tig * 2 + (e & 1);
-                bool vis = attn_visible(a, b, qrow[r], kj);
-                float v = vis ? s[nt][e] * sl2 : -INFINITY;
+                float v = s[nt][e] * sl2 + ((e & 1) ? kb2.y : kb2.x);
+                if (diag && kj > qrow[r] + causal_off) v = -INFINITY;
                 s[nt][e] = v;
                 mx[r] = fmaxf(mx[r], v);
             }
@@ -276,15 +294,20 @@ __global__ void __launch_bounds__(128) attn_fwd_mma(attn_args a, int vec) {
         for (int nt = 0; nt < MMA_BC / 8; nt++) {
 #pragma unroll
             for (int e = 0; e < 4; e++) {
-                int r = e >> 1;
-                float p = exp2f(s[nt][e] - muse[r]);
-                ls[r] += p;
-                if (a.dropout) {
-                    int kj = k0 + nt * 8 + tig * 2 + (e & 1);
-                    bool keep = qrow[r] < a.Tq && kj < a.Tk && attn_keep(a, b, h, qrow[r], kj);
-                    p = keep ? p * a.drop_scale : 0.0f;
-                }
+                float p = exp2f(s[nt][e] - muse[e >> 1]);
+                ls[e >> 1] += p;
                 s[nt][e] = p;
+            }
+        }
+        if (a.dropout) { // after the row sums: the normaliser counts dropped probabilities
+#pragma unroll
+            for (int nt = 0; nt < MMA_BC / 8; nt++) {
+#pragma unroll
+                for (int e = 0; e < 4; e++) {
+                    int r = e >> 1, kj = k0 + nt * 8 + tig * 2 + (e & 1);
+                    bool keep = qrow[r] < a.Tq && kj < a.Tk && attn_keep(a, b, h, qrow[r], kj);
+                    s[nt][e] = keep ? s[nt][e] * a.drop_scale : 0.0f;
+                }
             }
         }
 #pragma unroll
@@ -333,6 +356,7 @@ __global__ void __launch_bounds__(128) attn_fwd_mma(attn_args a, int vec) {
         l_r[r] += __shfl_xor_sync(0xffffffffu, l_r[r], 2);
     }
     T *op = (T *)a.out;
+    const float inv_l[2] = {l_r[0] > 0.0f ? 1.0f / l_r[0] : 0.0f, l_r[1] > 0.0f ? 1.0f / l_r[1] : 0.0f};
 #pragma unroll
     for (int nd = 0; nd < D / 8; nd++) {
 #pragma unroll
@@ -340,7 +364,7 @@ __global__ void __launch_bounds__(128) attn_fwd_mma(attn_args a, int vec) {
             int r = e >> 1, d = nd * 8 + tig * 2 + (e & 1);
             int qi = qrow[r];
             if (qi < a.Tq && d < a.HD) {
-                float val = l_r[r] > 0.0f ? o[nd][e] / l_r[r] : 0.0f;
+                float val = o[nd][e] * inv_l[r];
                 op[(((int64_t)b * a.Tq + qi) * a.NH + h) * a.HD + d] = from_f<T>(val);
             }
         }
@@ -678,14 +702,66 @@ __device__ __forceinline__ void mma_acc_store(T *dst, int64_t st, int r0, int T_
     }
 }
 
+// dq pass, one warp's 16 queries (rows qi0, qi0 + 8 per thread) x 64 keys: the
+// scores s become dS = P (dP - D) in place, masked by selects (see mma_key_bias;
+// rows beyond Tq have L = -inf); DROP instantiates the dropout path separately
+// so the common path carries no Philox code
+template <bool DROP>
+__device__ __forceinline__ void mma_bwd_dq_scores(const attn_args &a, int b, int h, int qi0, int k0, bool diag,
+                                                  float sl2, const float Lr[2], const float Dr[2], const float *kb,
+                                                  float s[8][4], const float dp[8][4]) {
+    const int tig = threadIdx.x & 3, causal_off = a.Tk - a.Tq;
+#pragma unroll
+    for (int nt = 0; nt < 8; nt++) {
+        const float2 kb2 = *reinterpret_cast<const float2 *>(&kb[nt * 8 + tig * 2]);
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            int r = e >> 1, qi = qi0 + r * 8, kj = k0 + nt * 8 + tig * 2 + (e & 1);
+            bool vis = Lr[r] != -INFINITY && ((e & 1) ? kb2.y : kb2.x) == 0.0f && !(diag && kj > qi + causal_off);
+            float p = exp2f(s[nt][e] * sl2 - Lr[r]), dpv = dp[nt][e];
+            if (DROP) dpv = attn_keep(a, b, h, qi, kj) ? dpv * a.drop_scale : 0.0f;
+            s[nt][e] = vis ? p * (dpv - Dr[r]) : 0.0f;
+        }
+    }
+}
+
+// dK/dV pass, one warp's 16 keys (kj0, kj0 + 8 per thread) x 64 queries from q0:
+// st (S^T) becomes P~^T (dropped probabilities), dpt (dP^T) becomes dS^T
+template <bool DROP>
+__device__ __forceinline__ void mma_bwd_dkdv_scores(const attn_args &a, int b, int h, int q0, int kj0,
+                                                    const bool kok[2], bool diag, float sl2, const float *Lsm,
+                                                    const float *Dsm, float st[8][4], float dpt[8][4]) {
+    const int tig = threadIdx.x & 3, causal_off = a.Tk - a.Tq;
+#pragma unroll
+    for (int nt = 0; nt < 8; nt++) {
+        const int il0 = nt * 8 + tig * 2;
+        const float2 L2 = *reinterpret_cast<const float2 *>(&Lsm[il0]);
+        const float2 D2 = *reinterpret_cast<const float2 *>(&Dsm[il0]);
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            int r = e >> 1, kj = kj0 + r * 8, qi = q0 + il0 + (e & 1);
+            float L = (e & 1) ? L2.y : L2.x, Di = (e & 1) ? D2.y : D2.x;
+            bool vis = kok[r] && L != -INFINITY && !(diag && kj > qi + causal_off);
+            float p = exp2f(st[nt][e] * sl2 - L), dpv = dpt[nt][e], pd = p;
+            if (DROP) {
+                bool keep = attn_keep(a, b, h, qi, kj);
+                pd = keep ? p * a.drop_scale : 0.0f;
+                dpv = keep ? dpv * a.drop_scale : 0.0f;
+            }
+            st[nt][e] = vis ? pd : 0.0f;
+            dpt[nt][e] = vis ? p * (dpv - Di) : 0.0f;
+        }
+    }
+}
+
 template <typename T, int D>
 __global__ void __launch_bounds__(128) attn_bwd_mma_dq(attn_args a) {
     constexpr int LD = D + 8;
     constexpr float LOG2E = 1.4426950408889634f;
     extern __shared__ uint4 mma_dyn_smem[];
     T *Qs = reinterpret_cast<T *>(mma_dyn_smem), *dOs = Qs + 64 * LD, *Ks = dOs + 64 * LD, *Vs = Ks + 64 * LD;
-    float *Dsm = reinterpret_cast<float *>(Vs + 64 * LD), *Lsm = Dsm + 64;
-    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, tig = lane & 3;
+    float *Dsm = reinterpret_cast<float *>(Vs + 64 * LD), *Lsm = Dsm + 64, *kb = Lsm + 64;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2;
     const int b = blockIdx.z, h = blockIdx.y, q0 = blockIdx.x * 64;
     const T *qp = (const T *)a.q + (int64_t)b * a.q_sb + (int64_t)h * a.q_sh;
     const T *kp = (const T *)a.k + (int64_t)b * a.k_sb + (int64_t)h * a.k_sh;
@@ -699,30 +775,23 @@ __global__ void __launch_bounds__(128) attn_bwd_mma_dq(attn_args a) {
     for (int nd = 0; nd < D / 8; nd++) dq[nd][0] = dq[nd][1] = dq[nd][2] = dq[nd][3] = 0.0f;
     const float sl2 = a.scale * LOG2E;
     const int rl[2] = {warp * 16 + g, warp * 16 + g + 8}; // local rows
+    const int causal_off = a.Tk - a.Tq;
     int kend = a.Tk;
     if (a.causal) kend = min(a.Tk, q0 + 64 + (a.Tk - a.Tq));
     for (int k0 = 0; k0 < kend; k0 += 64) {
         __syncthreads();
         mma_load_tile<T, D>(Ks, kp, a.k_st, k0, a.Tk, a.HD, true);
         mma_load_tile<T, D>(Vs, vp, a.v_st, k0, a.Tk, a.HD, true);
+        mma_key_bias(a, b, k0, kb);
         __syncthreads();
         float s[8][4], dp[8][4];
         mma_rows_x_rowsT<T, D>(s, Qs, warp * 16, Ks);
         mma_rows_x_rowsT<T, D>(dp, dOs, warp * 16, Vs);
-#pragma unroll
-        for (int nt = 0; nt < 8; nt++) {
-#pragma unroll
-            for (int e = 0; e < 4; e++) {
-                int r = e >> 1, qi = q0 + rl[r], kj = k0 + nt * 8 + tig * 2 + (e & 1);
-                float L = Lsm[rl[r]], ds = 0.0f;
-                if (qi < a.Tq && L != -INFINITY && attn_visible(a, b, qi, kj)) {
-                    float p = exp2f(s[nt][e] * sl2 - L), dpv = dp[nt][e];
-                    if (a.dropout) dpv = attn_keep(a, b, h, qi, kj) ? dpv * a.drop_scale : 0.0f;
-                    ds = p * (dpv - Dsm[rl[r]]);
-                }
-                s[nt][e] = ds;
-            }
-        }
+        // masking by selects (see mma_key_bias); rows beyond Tq have L = -inf
+        const float Lr[2] = {Lsm[rl[0]], Lsm[rl[1]]}, Dr[2] = {Dsm[rl[0]], Dsm[rl[1]]};
+        const bool diag = a.causal && k0 + 63 > q0 + warp * 16 + causal_off;
+        if (a.dropout) mma_bwd_dq_scores<true>(a, b, h, q0 + rl[0], k0, diag, sl2, Lr, Dr, kb, s, dp);
+        else mma_bwd_dq_scores<false>(a, b, h, q0 + rl[0], k0, diag, sl2, Lr, Dr, kb, s, dp);
         mma_p_x_rows<T, D>(dq, s, Ks);
     }
     mma_acc_store<T, D>((T *)a.dq + (int64_t)b * a.dq_sb + (int64_t)h * a.dq_sh, a.dq_st, q0, a.Tq, a.HD, dq, a.scale);
@@ -735,7 +804,7 @@ __global__ void __launch_bounds__(128) attn_bwd_mma_dkdv(attn_args a) {
     extern __shared__ uint4 mma_dyn_smem[];
     T *Ks = reinterpret_cast<T *>(mma_dyn_smem), *Vs = Ks + 64 * LD, *Qs = Vs + 64 * LD, *dOs = Qs + 64 * LD;
     float *Dsm = reinterpret_cast<float *>(dOs + 64 * LD), *Lsm = Dsm + 64;
-    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, tig = lane & 3;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2;
     const int b = blockIdx.z, h = blockIdx.y, k0 = blockIdx.x * 64;
     const T *qp = (const T *)a.q + (int64_t)b * a.q_sb + (int64_t)h * a.q_sh;
     const T *kp = (const T *)a.k + (int64_t)b * a.k_sb + (int64_t)h * a.k_sh;
@@ -751,6 +820,13 @@ __global__ void __launch_bounds__(128) attn_bwd_mma_dkdv(attn_args a) {
     }
     const float sl2 = a.scale * LOG2E;
     const int kl[2] = {warp * 16 + g, warp * 16 + g + 8}; // local key rows
+    const int causal_off = a.Tk - a.Tq;
+    bool kok[2]; // this thread's two keys: within Tk and not padded out
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        int kj = k0 + kl[r];
+        kok[r] = kj < a.Tk && (!a.mask || a.mask[(int64_t)b * a.Tk + kj]);
+    }
     int qstart = 0;
     if (a.causal) qstart = max(0, k0 - (a.Tk - a.Tq));
     qstart = (qstart / 64) * 64;
@@ -763,26 +839,10 @@ __global__ void __launch_bounds__(128) attn_bwd_mma_dkdv(attn_args a) {
         float st[8][4], dpt[8][4];
         mma_rows_x_rowsT<T, D>(st, Ks, warp * 16, Qs);   // S^T: rows keys, cols queries
         mma_rows_x_rowsT<T, D>(dpt, Vs, warp * 16, dOs); // dP^T
-#pragma unroll
-        for (int nt = 0; nt < 8; nt++) {
-#pragma unroll
-            for (int e = 0; e < 4; e++) {
-                int r = e >> 1, kj = k0 + kl[r], il = nt * 8 + tig * 2 + (e & 1), qi = q0 + il;
-                float L = Lsm[il], pd = 0.0f, ds = 0.0f;
-                if (qi < a.Tq && L != -INFINITY && attn_visible(a, b, qi, kj)) {
-                    float p = exp2f(st[nt][e] * sl2 - L), dpv = dpt[nt][e];
-                    pd = p;
-                    if (a.dropout) {
-                        bool keep = attn_keep(a, b, h, qi, kj);
-                        pd = keep ? p * a.drop_scale : 0.0f;
-                        dpv = keep ? dpv * a.drop_scale : 0.0f;
-                    }
-                    ds = p * (dpv - Dsm[il]);
-                }
-                st[nt][e] = pd;
-                dpt[nt][e] = ds;
-            }
-        }
+        // masking by selects (see mma_key_bias); queries beyond Tq have L = -inf
+        const bool diag = a.causal && k0 + warp * 16 + 15 > q0 + causal_off;
+        if (a.dropout) mma_bwd_dkdv_scores<true>(a, b, h, q0, k0 + kl[0], kok, diag, sl2, Lsm, Dsm, st, dpt);
+        else mma_bwd_dkdv_scores<false>(a, b, h, q0, k0 + kl[0], kok, diag, sl2, Lsm, Dsm, st, dpt);
         mma_p_x_rows<T, D>(dv, st, dOs);
         mma_p_x_rows<T, D>(dk, dpt, Qs);
     }
@@ -880,7 +940,7 @@ static allmrec_status fwd_launch(struct op_ctx *ctx, const attn_args &a) {
 template <typename T, int D>
 static allmrec_status bwd_mma_launch_d(struct op_ctx *ctx, const attn_args &a) {
     cudaStream_t st = cuda_stream_of(ctx);
-    size_t smem = (size_t)4 * 64 * (D + 8) * sizeof(T) + 128 * sizeof(float);
+    size_t smem = (size_t)4 * 64 * (D + 8) * sizeof(T) + 3 * 64 * sizeof(float); // tiles, D, lse, key bias
     if (a.dk || a.dv) {
         ALLMREC_TRY(set_smem(ctx, attn_bwd_mma_dkdv<T, D>, smem, "attention_backward (mma dk, dv)"));
         dim3 grid((unsigned)((a.Tk + 63) / 64), (unsigned)a.NH, (unsigned)a.B);
