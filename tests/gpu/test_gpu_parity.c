@@ -427,8 +427,12 @@ static void build_cases(void) {
             {2, 37, 37, 3, 50, 1, 0, 0},   {2, 64, 64, 2, 64, 0, 1, 0},  {1, 100, 100, 2, 128, 1, 0, 0},
             {2, 5, 40, 2, 64, 1, 1, 0},    {2, 50, 50, 1, 50, 1, 1, 1},  {1, 130, 130, 1, 32, 1, 0, 0},
             {1, 33, 33, 2, 80, 0, 0, 0},   {3, 20, 20, 1, 50, 1, 1, 0},  {2, 128, 128, 4, 128, 0, 0, 0},
-            {2, 50, 50, 2, 64, 0, 0, 1},   {2, 70, 70, 2, 64, 1, 1, 0}};
-        static const float at_drop[] = {0, 0, 0, 0, 0, 0, 0, 0.3f, 0, 0, 0.2f};
+            {2, 50, 50, 2, 64, 0, 0, 1},   {2, 70, 70, 2, 64, 1, 1, 0},
+            // Tq >= 256 takes the 128-row forward (attn_fwd_mma128): ragged last block, KV-cache offset,
+            // key mask, fused qkv, dropout
+            {1, 300, 300, 2, 128, 1, 1, 0}, {1, 260, 330, 1, 64, 1, 0, 0}, {1, 256, 256, 2, 64, 0, 0, 1},
+            {1, 280, 280, 1, 64, 1, 0, 0}};
+        static const float at_drop[] = {0, 0, 0, 0, 0, 0, 0, 0.3f, 0, 0, 0.2f, 0, 0, 0, 0.1f};
         for (size_t i = 0; i < sizeof at / sizeof at[0]; i++) {
             int64_t B = at[i][0], Tq = at[i][1], Tk = at[i][2], NH = at[i][3], HD = at[i][4];
             snprintf(nm, sizeof nm, "attention_B%lld_Tq%lld_Tk%lld_NH%lld_HD%lld%s%s%s%s", (long long)B,
