@@ -4,6 +4,7 @@
 #include "allmrec/train_loop.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -35,12 +36,15 @@ void train_loop_log_jsonl(const char *path, const char *line) {
 
 // The loop's position, stored as f64 root attributes of last.h5 (doubles hold
 // every step count exactly up to 2^53).
+// log_bytes is the length of train_log.jsonl when the state was saved: a
+// resume cuts the log back to it, so lines written after the last save by a
+// killed run are not there twice.
 struct loop_state {
-    double epoch, step_in_epoch, global_step, best, best_epoch, bad_evals, finished;
+    double epoch, step_in_epoch, global_step, best, best_epoch, bad_evals, finished, log_bytes;
 };
 static const char *const STATE_KEYS[] = {"epoch",      "step_in_epoch", "global_step", "best_metric",
-                                         "best_epoch", "bad_evals",     "finished"};
-#define N_STATE_KEYS 7
+                                         "best_epoch", "bad_evals",     "finished",    "log_bytes"};
+#define N_STATE_KEYS 8
 
 struct loop {
     const struct train_loop_options *o;
@@ -59,10 +63,38 @@ static volatile sig_atomic_t g_interrupted = 0;
 static void on_signal(int sig) { (void)sig; g_interrupted = 1; }
 
 static allmrec_status save_last(struct loop *L) {
-    const struct loop_state *s = &L->st;
+    struct loop_state *s = &L->st;
+    int64_t log_bytes = 0;
+    if (fs_exists(L->p_log)) ALLMREC_TRY(fs_file_size(L->p_log, &log_bytes));
+    s->log_bytes = (double)log_bytes;
     double vals[N_STATE_KEYS] = {s->epoch,      s->step_in_epoch, s->global_step, s->best,
-                                 s->best_epoch, s->bad_evals,     s->finished};
+                                 s->best_epoch, s->bad_evals,     s->finished,    s->log_bytes};
     return L->t->save(L->t->self, L->p_last, true, N_STATE_KEYS, STATE_KEYS, vals);
+}
+
+// a counter of the state: a whole number in [lo, hi] (a NaN or 1e300 would
+// otherwise reach an int64 cast, a -3 an array index)
+static allmrec_status check_count(const char *path, const char *key, double v, double lo, double hi) {
+    if (!(v >= lo && v <= hi && v == floor(v)))
+        return ALLMREC_ERR_AT(ALLMREC_ERR_DATA, path, 0, key, "corrupt training state: %s = %g is not a whole "
+                              "number in [%.0f, %.0f]; use a new out_dir or train.restart=true", key, v, lo, hi);
+    return ALLMREC_OK;
+}
+
+// every value of last.h5 range-checked before the loop uses it
+static allmrec_status check_state(const char *path, const struct loop_state *st) {
+    const double max_count = 9007199254740992.0; // 2^53: doubles count exactly up to here
+    ALLMREC_TRY(check_count(path, "epoch", st->epoch, 0, INT32_MAX));
+    ALLMREC_TRY(check_count(path, "step_in_epoch", st->step_in_epoch, 0, max_count));
+    ALLMREC_TRY(check_count(path, "global_step", st->global_step, 0, max_count));
+    ALLMREC_TRY(check_count(path, "best_epoch", st->best_epoch, 0, st->epoch));
+    ALLMREC_TRY(check_count(path, "bad_evals", st->bad_evals, 0, st->epoch));
+    ALLMREC_TRY(check_count(path, "finished", st->finished, 0, 1));
+    ALLMREC_TRY(check_count(path, "log_bytes", st->log_bytes, -1, max_count));
+    if (!isfinite(st->best))
+        return ALLMREC_ERR_AT(ALLMREC_ERR_DATA, path, 0, "best_metric", "corrupt training state: best_metric = %g; "
+                              "use a new out_dir or train.restart=true", st->best);
+    return ALLMREC_OK;
 }
 
 static allmrec_status load_state(const char *path, struct loop_state *st) {
@@ -70,18 +102,17 @@ static allmrec_status load_state(const char *path, struct loop_state *st) {
     ALLMREC_TRY(h5_open_read(&f, path));
     allmrec_status s = ALLMREC_OK;
     double *dst[N_STATE_KEYS] = {&st->epoch,      &st->step_in_epoch, &st->global_step, &st->best,
-                                 &st->best_epoch, &st->bad_evals,     &st->finished};
+                                 &st->best_epoch, &st->bad_evals,     &st->finished,    &st->log_bytes};
+    st->log_bytes = -1; // unknown: the log is kept as it is
     for (int i = 0; i < N_STATE_KEYS && !s; i++) {
-        // global_step came with the shared loop; older SASRec states lack it (logs only)
-        if (!strcmp(STATE_KEYS[i], "global_step") && !h5_attr_exists(&f, "/", STATE_KEYS[i])) continue;
+        // global_step came with the shared loop, log_bytes later; older states lack them (logs only)
+        bool optional = !strcmp(STATE_KEYS[i], "global_step") || !strcmp(STATE_KEYS[i], "log_bytes");
+        if (optional && !h5_attr_exists(&f, "/", STATE_KEYS[i])) continue;
         s = h5_attr_get_f64(&f, "/", STATE_KEYS[i], dst[i]);
     }
     h5_close(&f);
     if (s) return allmrec_error_prefix("reading the training state of %s: ", path);
-    if (!(st->epoch >= 0 && st->step_in_epoch >= 0 && st->global_step >= 0))
-        return ALLMREC_ERR_AT(ALLMREC_ERR_DATA, path, 0, "epoch", "corrupt training state (epoch %g, step %g)",
-                              st->epoch, st->step_in_epoch);
-    return ALLMREC_OK;
+    return check_state(path, st);
 }
 
 static allmrec_status read_loss(struct loop *L, double *sum) {
@@ -90,15 +121,33 @@ static allmrec_status read_loss(struct loop *L, double *sum) {
     return L->t->read_loss(L->t->self, sum, true);
 }
 
+// drop what a killed run logged after its last save (log_bytes < 0: unknown, keep all)
+static allmrec_status cut_log(const char *p_log, double log_bytes) {
+    int64_t size = 0;
+    if (log_bytes < 0 || !fs_exists(p_log)) return ALLMREC_OK;
+    ALLMREC_TRY(fs_file_size(p_log, &size));
+    if (size > (int64_t)log_bytes && truncate(p_log, (off_t)log_bytes) != 0)
+        return ALLMREC_ERR_AT(ALLMREC_ERR_IO, p_log, 0, NULL, "cannot cut the log back to its last saved line");
+    return ALLMREC_OK;
+}
+
 // resume from last.h5, or start over (a stale best.h5 of an earlier run goes)
 static allmrec_status start(struct loop *L, struct train_loop_result *res) {
     const struct train_loop_options *o = L->o;
     char line[512];
-    L->st = (struct loop_state){0, 0, 0, -1, 0, 0, 0};
+    L->st = (struct loop_state){0, 0, 0, -1, 0, 0, 0, 0};
     if (!o->restart && fs_exists(L->p_last)) {
         ALLMREC_TRY(L->t->load(L->t->self, L->p_last));
         ALLMREC_TRY(load_state(L->p_last, &L->st));
+        ALLMREC_TRY(cut_log(L->p_log, L->st.log_bytes));
         res->resumed = true;
+        if (L->st.epoch > o->epochs)
+            log_warn("%s already holds %d trained epochs, more than train.epochs=%d: nothing is trained and "
+                     "best.h5 and the metrics are those of the %d-epoch run (train.restart=true trains %d epochs "
+                     "from scratch)", L->p_last, (int)L->st.epoch, o->epochs, (int)L->st.epoch, o->epochs);
+        else if (L->st.finished)
+            log_info("%s holds a finished run of %d epochs: nothing to train%s", L->p_last, (int)L->st.epoch,
+                     L->st.epoch < o->epochs ? " (it ended there; train.restart=true trains anew)" : "");
         log_info("resuming from %s: epoch %d, step %lld of that epoch, global step %lld", L->p_last,
                  (int)L->st.epoch, (long long)L->st.step_in_epoch, (long long)L->st.global_step);
         snprintf(line, sizeof line, "{\"event\": \"resume\", \"epoch\": %lld, \"step_in_epoch\": %lld, "
