@@ -4,6 +4,7 @@
 // pre-split sequence files and the documented CSV/TSV interchange format.
 #include <ctype.h>
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -122,6 +123,15 @@ static int split_fields(char *line, const char *sep, char **f, int maxf) {
     return n;
 }
 
+// a number stored as int64 (a timestamp written as a float): false when it is
+// not finite or outside int64, where the cast is undefined (1e30 and 2^63 became
+// INT64_MIN and sorted first); the fraction is dropped
+static bool i64_from_double(double d, int64_t *v) {
+    if (!(d >= -9223372036854775808.0 && d < 9223372036854775808.0)) return false;
+    *v = (int64_t)d;
+    return true;
+}
+
 static bool parse_i64(const char *s, int64_t *v) {
     while (*s == ' ') s++;
     char *e;
@@ -133,14 +143,13 @@ static bool parse_i64(const char *s, int64_t *v) {
     if (e == s) return false;
     while (*e == ' ') e++;
     if (*e) return false;
-    *v = (int64_t)d;
-    return true;
+    return i64_from_double(d, v);
 }
 
 static bool parse_f64(const char *s, double *v) {
     char *e;
     *v = strtod(s, &e);
-    if (e == s) return false;
+    if (e == s || !isfinite(*v)) return false;
     while (*e == ' ') e++;
     return *e == '\0';
 }
@@ -202,9 +211,15 @@ static allmrec_status amazon_reviews(const struct prepare_options *o, struct int
             issues_note(&is, 2, r.line_no, "empty %s; line skipped", f[0].len == 0 ? "reviewerID" : "asin");
             continue;
         }
+        int64_t t;
+        if (!i64_from_double(f[3].num, &t)) {
+            rep->missing_fields++;
+            issues_note(&is, 2, r.line_no, "unixReviewTime %g is outside the int64 range; line skipped", f[3].num);
+            continue;
+        }
         double rating = f[2].type == 2 ? f[2].num : 0.0;
         bool low = f[2].type == 2 && rating < o->min_rating;
-        st = builder_add(b, f[0].val, f[0].len, f[1].val, f[1].len, (int64_t)f[3].num, (float)rating, low);
+        st = builder_add(b, f[0].val, f[0].len, f[1].val, f[1].len, t, (float)rating, low);
         if (st != ALLMREC_OK) break;
         good++;
     }
@@ -916,9 +931,11 @@ static void seq_free(struct seq_acc *a) {
     memset(a, 0, sizeof *a);
 }
 
-// Read "user item item ..." lines. With `index`, rows are matched to users by
-// id (pre-split files): per_user[u] receives the items of user u.
-struct seq_file_rows { int64_t n; char **user; int64_t *off; int32_t *items; int64_t n_items; };
+// Read "user item item ..." lines: row k is user[k] (on line line[k]) with
+// items[off[k] .. off[k+1]). A user on two lines is an error naming both lines
+// (P5 and the pre-split files have one line per user; joining them would
+// guess an order the source does not give).
+struct seq_file_rows { int64_t n; char **user; int64_t *line; int64_t *off; int32_t *items; int64_t n_items; };
 
 static allmrec_status read_seq_file(const struct prepare_options *o, const char *path, int item_offset,
                                     struct seq_file_rows *out, struct prepare_report *rep, struct sources *src) {
@@ -928,10 +945,16 @@ static allmrec_status read_seq_file(const struct prepare_options *o, const char 
     allmrec_status st = ALLMREC_OK;
     int64_t cap_u = 1024, cap_i = 1 << 16;
     out->user = malloc((size_t)cap_u * sizeof *out->user);
+    out->line = malloc((size_t)cap_u * sizeof *out->line);
     out->off = malloc(((size_t)cap_u + 1) * sizeof *out->off);
     out->items = malloc((size_t)cap_i * sizeof *out->items);
-    if (!out->user || !out->off || !out->items) { line_reader_close(&r); return ALLMREC_ERR(ALLMREC_ERR_NOMEM, "out of memory"); }
+    if (!out->user || !out->line || !out->off || !out->items) {
+        line_reader_close(&r);
+        return ALLMREC_ERR(ALLMREC_ERR_NOMEM, "out of memory");
+    }
     out->off[0] = 0;
+    struct strmap seen; // user id -> row
+    strmap_init(&seen);
     for (;;) {
         char *line;
         size_t len;
@@ -951,9 +974,20 @@ static allmrec_status read_seq_file(const struct prepare_options *o, const char 
             if (nu) out->user = nu;
             int64_t *no = realloc(out->off, ((size_t)cap_u + 1) * sizeof *no);
             if (no) out->off = no;
-            if (!nu || !no) { st = ALLMREC_ERR(ALLMREC_ERR_NOMEM, "out of memory"); break; }
+            int64_t *nl = realloc(out->line, (size_t)cap_u * sizeof *nl);
+            if (nl) out->line = nl;
+            if (!nu || !no || !nl) { st = ALLMREC_ERR(ALLMREC_ERR_NOMEM, "out of memory"); break; }
+        }
+        bool added;
+        int64_t row = strmap_get_or_add(&seen, p, (size_t)(uend - p), &added);
+        if (row < 0) { st = ALLMREC_ERR(ALLMREC_ERR_NOMEM, "out of memory"); break; }
+        if (!added) {
+            st = ALLMREC_ERR_AT(ALLMREC_ERR_DATA, path, r.line_no, NULL, "user '%s' is also on line %lld: this format "
+                                "has one line per user (merge the two lines into one)", p, (long long)out->line[row]);
+            break;
         }
         out->user[out->n] = xstrdup(p);
+        out->line[out->n] = r.line_no;
         *uend = save;
         p = uend;
         for (;;) {
@@ -986,6 +1020,7 @@ static allmrec_status read_seq_file(const struct prepare_options *o, const char 
         out->n++;
         out->off[out->n] = out->n_items;
     }
+    strmap_free(&seen);
     rep->bytes += r.content_bytes;
     sources_add_reader(src, &r);
     line_reader_close(&r);
@@ -995,6 +1030,7 @@ static allmrec_status read_seq_file(const struct prepare_options *o, const char 
 static void seq_rows_free(struct seq_file_rows *s) {
     if (s->user) for (int64_t k = 0; k < s->n; k++) free(s->user[k]);
     free(s->user);
+    free(s->line);
     free(s->off);
     free(s->items);
     memset(s, 0, sizeof *s);
@@ -1087,15 +1123,11 @@ static allmrec_status prepare_presplit(const struct prepare_options *o, struct d
     strmap_init(&idx);
     int64_t *row_of[3] = {NULL, NULL, NULL};
     if (st == ALLMREC_OK) {
-        // users in order of the train file; valid/test rows matched by user id
+        // users in order of the train file (each once: read_seq_file); valid/test rows matched by user id
         for (int64_t k = 0; k < part[0].n; k++) {
             bool added;
             if (strmap_get_or_add(&idx, part[0].user[k], strlen(part[0].user[k]), &added) < 0) {
                 st = ALLMREC_ERR(ALLMREC_ERR_NOMEM, "out of memory");
-                break;
-            }
-            if (!added) {
-                st = ALLMREC_ERR_AT(ALLMREC_ERR_DATA, paths[0], 0, NULL, "user '%s' appears on two lines", part[0].user[k]);
                 break;
             }
         }
@@ -1107,7 +1139,7 @@ static allmrec_status prepare_presplit(const struct prepare_options *o, struct d
         for (int64_t k = 0; k < part[p].n; k++) {
             int64_t u = strmap_find(&idx, part[p].user[k], strlen(part[p].user[k]));
             if (u < 0) {
-                st = ALLMREC_ERR_AT(ALLMREC_ERR_DATA, paths[p], k + 1, NULL,
+                st = ALLMREC_ERR_AT(ALLMREC_ERR_DATA, paths[p], part[p].line[k], NULL,
                                     "user '%s' is not in the train file %s (the files do not belong together)",
                                     part[p].user[k], paths[0]);
                 break;
@@ -1303,7 +1335,7 @@ static allmrec_status prepare_csv(const struct prepare_options *o, struct datase
         }
         if ((ct >= 0 && !parse_i64(f[ct], &ts)) || (cr >= 0 && !parse_f64(f[cr], &rating))) {
             rep->bad_json++;
-            issues_note(&is, 1, r.line_no, "timestamp/rating is not a number; line skipped");
+            issues_note(&is, 1, r.line_no, "timestamp/rating is not a number (or outside int64); line skipped");
             continue;
         }
         if (!f[cu][0] || !f[ci][0]) {

@@ -1,0 +1,108 @@
+// test_data_hostile.c: the data inputs of issue 16 that once passed silently,
+// each now an error naming the file (and line) or a counted skip:
+//  - timestamps of 1e30 or 2^63 (outside int64) were stored as INT64_MIN and
+//    sorted first: now a skipped, counted line (RecBole, Amazon reviews);
+//  - the same user on two P5 lines became two users: now an error naming both
+//    lines (also in the pre-split valid/test files);
+//  - bytes after the last member of a gzip file were ignored: now an error
+//    (zero padding, which gzip(1) accepts, stays accepted).
+#include "allmrec/data.h"
+#include "data_test_util.h"
+
+static void base_opts(struct prepare_options *o, enum data_format f, const char *rev, const char *meta) {
+    prepare_options_default(o);
+    o->format = f;
+    o->reviews = rev;
+    o->meta = meta;
+    o->progress = false;
+    o->min_user = 1;
+    o->min_item = 1;
+}
+
+static void test_timestamps_outside_int64(void) {
+    // u1: i1 at 30, i2 at 10, i3 at 1e30 (skipped), i4 at 2^63 (skipped); u2: i1 at 5, i2 at -2^63 (kept: in range)
+    const char *inter = "user_id:token\titem_id:token\ttimestamp:float\n"
+                        "u1\ti1\t30\nu1\ti2\t10\nu1\ti3\t1e30\nu1\ti4\t9223372036854775808\n"
+                        "u2\ti1\t5\nu2\ti2\t-9223372036854775808\nu2\ti3\t1.5\n";
+    struct prepare_options o;
+    base_opts(&o, DATA_FORMAT_RECBOLE, write_text("ts.inter", inter), NULL);
+    struct dataset ds;
+    struct prepare_report rep;
+    CHECK_OK(dataset_prepare(&o, &ds, &rep));
+    CHECK_EQ_INT(rep.bad_json, 2);
+    CHECK_EQ_INT(ds.n_interactions, 5);
+    int64_t len;
+    dataset_user_seq(&ds, 0, &len);
+    CHECK_EQ_INT(len, 2); // u1: i2 (10) then i1 (30); neither skipped line sorts first
+    CHECK(ds.has_timestamps && ds.timestamps[ds.offsets[0]] == 10 && ds.timestamps[ds.offsets[0] + 1] == 30);
+    CHECK(ds.timestamps[ds.offsets[1]] == INT64_MIN);
+    dataset_free(&ds);
+
+    // Amazon reviews: unixReviewTime 1e30 is a counted skip, not INT64_MIN
+    char buf[4096] = "";
+    for (int k = 0; k < 4; k++) {
+        char line[256];
+        snprintf(line, sizeof line, "{\"reviewerID\": \"u%d\", \"asin\": \"a%d\", \"overall\": 5.0, "
+                 "\"unixReviewTime\": %d}\n", k % 2, k, 100 + k);
+        strcat(buf, line);
+    }
+    strcat(buf, "{\"reviewerID\": \"u0\", \"asin\": \"a9\", \"overall\": 5.0, \"unixReviewTime\": 1e30}\n");
+    base_opts(&o, DATA_FORMAT_AMAZON2018, write_text("ts.json", buf), NULL);
+    CHECK_OK(dataset_prepare(&o, &ds, &rep));
+    CHECK_EQ_INT(rep.missing_fields, 1);
+    CHECK_EQ_INT(ds.n_interactions, 4);
+    for (int64_t k = 0; k < ds.n_interactions; k++) CHECK(ds.timestamps[k] >= 100 && ds.timestamps[k] < 104);
+    dataset_free(&ds);
+}
+
+static void test_p5_user_on_two_lines(void) {
+    struct prepare_options o;
+    struct dataset ds;
+    base_opts(&o, DATA_FORMAT_P5, write_text("dup_seq.txt", "1 1 2 3\n2 4 5\n\n1 6 7\n"), NULL);
+    o.min_user = o.min_item = 0;
+    CHECK_STATUS(dataset_prepare(&o, &ds, NULL), ALLMREC_ERR_DATA);
+    CHECK_STR_CONTAINS(allmrec_error_message(), "dup_seq.txt:4");
+    CHECK_STR_CONTAINS(allmrec_error_message(), "user '1' is also on line 1");
+    // pre-split: a user twice in the valid file (the second line silently won before)
+    base_opts(&o, DATA_FORMAT_PRESPLIT, write_text("ps_train.txt", "1 1 2 3\n2 4 5\n"), NULL);
+    o.min_user = o.min_item = 0;
+    o.valid = write_text("ps_valid.txt", "1 6\n2\n1 7\n");
+    o.test = write_text("ps_test.txt", "1\n2\n");
+    CHECK_STATUS(dataset_prepare(&o, &ds, NULL), ALLMREC_ERR_DATA);
+    CHECK_STR_CONTAINS(allmrec_error_message(), "ps_valid.txt:3");
+}
+
+static void append_bytes(const char *path, const void *b, size_t n) {
+    FILE *f = fopen(path, "ab");
+    fwrite(b, 1, n, f);
+    fclose(f);
+}
+
+static void test_gzip_trailing_garbage(void) {
+    const char *inter = "user_id:token\titem_id:token\nu1\ti1\nu1\ti2\nu2\ti1\n";
+    struct prepare_options o;
+    struct dataset ds;
+    // zero padding after the stream: accepted, as gzip(1) does
+    const char *pz = write_gz("pad.inter.gz", inter, strlen(inter));
+    static const char zeros[700] = {0};
+    append_bytes(pz, zeros, sizeof zeros);
+    base_opts(&o, DATA_FORMAT_RECBOLE, pz, NULL);
+    CHECK_OK(dataset_prepare(&o, &ds, NULL));
+    CHECK_EQ_INT(ds.n_interactions, 3);
+    dataset_free(&ds);
+    // anything else after the stream: an error naming the file
+    const char *pg = write_gz("tail.inter.gz", inter, strlen(inter));
+    append_bytes(pg, "\0\0garbage", 9);
+    base_opts(&o, DATA_FORMAT_RECBOLE, pg, NULL);
+    CHECK_STATUS(dataset_prepare(&o, &ds, NULL), ALLMREC_ERR_IO);
+    CHECK_STR_CONTAINS(allmrec_error_message(), "tail.inter.gz");
+    CHECK_STR_CONTAINS(allmrec_error_message(), "trailing garbage after the gzip stream");
+    const char *p1 = write_gz("tail1.inter.gz", inter, strlen(inter));
+    append_bytes(p1, "x", 1); // a single byte: not even a member's magic
+    base_opts(&o, DATA_FORMAT_RECBOLE, p1, NULL);
+    CHECK_STATUS(dataset_prepare(&o, &ds, NULL), ALLMREC_ERR_IO);
+    CHECK_STR_CONTAINS(allmrec_error_message(), "trailing garbage");
+}
+
+TEST_MAIN(TEST_CASE(test_timestamps_outside_int64), TEST_CASE(test_p5_user_on_two_lines),
+          TEST_CASE(test_gzip_trailing_garbage))
