@@ -475,6 +475,7 @@ static void loop_options(const struct sasrec_run_options *o, struct train_loop_o
     lo->restart = o->restart;
     lo->progress = o->progress;
     lo->stop_after_steps = o->stop_after_steps;
+    lo->config_yaml = o->config_yaml;
 }
 
 // users with >= 2 train items (the release skips the others: no (input, next) pair)
@@ -540,6 +541,9 @@ allmrec_status sasrec_run_train(struct sasrec_run_options *o, struct eval_metric
     char p_cfg[1200];
     fs_join(p_cfg, sizeof p_cfg, o->out_dir, "config.yaml");
 
+    struct train_loop_options lo;
+    loop_options(o, &lo);
+    if ((s = train_loop_check_resume(&lo))) goto done; // before config.yaml is rewritten
     if ((s = fs_mkdir_p(o->out_dir))) goto done;
     if ((s = fs_write_atomic(p_cfg, o->config_yaml, strlen(o->config_yaml)))) goto done;
     if ((s = open_ctx(o, &ctx))) goto done;
@@ -562,8 +566,6 @@ allmrec_status sasrec_run_train(struct sasrec_run_options *o, struct eval_metric
     struct sasrec_trainer tr = {o, &m, &ds, &hist, &vc, users, n_users, perm};
     struct trainer t = {&tr, tr_begin_epoch, tr_step, tr_read_loss, o->eval_every > 0 ? tr_validate : NULL,
                         tr_save, tr_load};
-    struct train_loop_options lo;
-    loop_options(o, &lo);
     struct train_loop_result res;
     if ((s = train_loop_run(&lo, &t, &res))) goto done;
     s = final_outputs(o, &m, &ds, res.best_epoch, final_metrics, n_max, n_out);

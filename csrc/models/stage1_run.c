@@ -974,6 +974,7 @@ allmrec_status stage1_run_train(struct stage1_options *o, struct stage1_losses *
     lo.restart = o->restart;
     lo.progress = o->progress && rank0;
     lo.stop_after_steps = o->stop_after_steps;
+    lo.config_yaml = o->config_yaml;
     struct train_loop_result res;
     if ((s = train_loop_run(&lo, &tr, &res))) goto done;
     flush_terms(&t, last);

@@ -761,6 +761,7 @@ allmrec_status stage2_run_train(struct stage2_options *o, double *final_loss) {
         lo.restart = o->restart;
         lo.progress = o->progress && comm_rank(comm) == 0;
         lo.stop_after_steps = o->stop_after_steps;
+        lo.config_yaml = o->config_yaml;
         struct train_loop_result res;
         s = train_loop_run(&lo, &t, &res);
         if (!s && res.finished) {

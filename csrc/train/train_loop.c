@@ -7,9 +7,11 @@
 #include <stdint.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "allmrec/config.h"
 #include "allmrec/fs.h"
 #include "allmrec/h5.h"
 #include "allmrec/log.h"
@@ -121,6 +123,96 @@ static allmrec_status read_loss(struct loop *L, double *sum) {
     return L->t->read_loss(L->t->self, sum, true);
 }
 
+// ------------------------------------------------------------------ resume: same config
+
+// keys that do not change what a run computes (a resume may change them)
+static const char *const RESUME_FREE_KEYS[] = {
+    "out_dir",      "train.epochs",      "train.max_minutes", "train.progress",  "train.restart",
+    "train.log_every", "train.checkpoint_every", "train.device", "train.device_index", "eval.final",
+    "eval.scenarios", "eval.kinds",     "export.*",          "run.*",           "paper.*",
+};
+
+static bool resume_free(const char *key) {
+    for (size_t i = 0; i < sizeof RESUME_FREE_KEYS / sizeof RESUME_FREE_KEYS[0]; i++) {
+        const char *k = RESUME_FREE_KEYS[i];
+        size_t n = strlen(k);
+        if (n > 2 && !strcmp(k + n - 2, ".*") ? !strncmp(key, k, n - 1) : !strcmp(key, k)) return true;
+    }
+    return false;
+}
+
+// equal values; numbers compare as numbers (1e-3 == 0.001)
+static bool same_value(const struct config_entry *a, const struct config_entry *b) {
+    if (!a || !b) return a == b;
+    if (a->is_list != b->is_list || a->n_items != b->n_items) return false;
+    for (int i = 0; i < a->n_items; i++) {
+        double x, y;
+        if (strcmp(a->items[i], b->items[i]) &&
+            !(config_parse_double(a->items[i], &x) && config_parse_double(b->items[i], &y) && x == y))
+            return false;
+    }
+    return true;
+}
+
+static void put_value(char *buf, size_t cap, const struct config_entry *e) {
+    if (!e) { snprintf(buf, cap, "(unset)"); return; }
+    size_t n = (size_t)snprintf(buf, cap, "%s", e->is_list ? "[" : "");
+    for (int i = 0; i < e->n_items && n < cap; i++)
+        n += (size_t)snprintf(buf + n, cap - n, "%s%s", i ? ", " : "", e->items[i]);
+    if (e->is_list && n < cap) snprintf(buf + n, cap - n, "]");
+}
+
+// the keys in which saved and now differ, "key (saved -> now), ..." into msg; their number
+static int config_diff(const struct config *saved, const struct config *now, char *msg, size_t cap,
+                       const char **first) {
+    int n_diff = 0;
+    size_t n = 0;
+    msg[0] = '\0';
+    for (int pass = 0; pass < 2; pass++) {
+        const struct config *c = pass ? saved : now;
+        for (int i = 0; i < c->n; i++) {
+            const char *key = c->entries[i].key;
+            if (resume_free(key) || (pass && config_find(now, key))) continue; // pass 2: keys only saved
+            const struct config_entry *a = config_find(saved, key), *b = config_find(now, key);
+            if (same_value(a, b)) continue;
+            char va[96], vb[96];
+            put_value(va, sizeof va, a);
+            put_value(vb, sizeof vb, b);
+            if (n_diff++ == 0) *first = key;
+            if (n < cap) n += (size_t)snprintf(msg + n, cap - n, "%s%s (%s -> %s)", n ? ", " : "", key, va, vb);
+        }
+    }
+    return n_diff;
+}
+
+allmrec_status train_loop_check_resume(const struct train_loop_options *o) {
+    char p_last[1200];
+    fs_join(p_last, sizeof p_last, o->out_dir, "last.h5");
+    if (o->restart || !o->config_yaml || !fs_exists(p_last)) return ALLMREC_OK;
+    struct h5_file f;
+    ALLMREC_TRY(h5_open_read(&f, p_last));
+    char *saved_yaml = NULL;
+    allmrec_status s = h5_attr_exists(&f, "/", "config") ? h5_attr_get_str(&f, "/", "config", &saved_yaml) : ALLMREC_OK;
+    h5_close(&f);
+    if (s || !saved_yaml || !saved_yaml[0]) { free(saved_yaml); return s; }
+    struct config saved, now;
+    config_init(&saved);
+    config_init(&now);
+    s = config_load_string(&saved, saved_yaml, p_last, ".");
+    if (s) s = allmrec_error_prefix("the config saved in %s: ", p_last);
+    if (!s) s = config_load_string(&now, o->config_yaml, "<this run>", ".");
+    char diff[1024];
+    const char *first = NULL;
+    if (!s && config_diff(&saved, &now, diff, sizeof diff, &first) > 0)
+        s = ALLMREC_ERR_AT(ALLMREC_ERR_CONFIG, p_last, 0, first, "this out_dir holds a run with other settings: %s; "
+                           "re-run with the saved settings to resume it, start over with train.restart=true "
+                           "(--restart), or use a new out_dir", diff);
+    config_free(&saved);
+    config_free(&now);
+    free(saved_yaml);
+    return s;
+}
+
 // drop what a killed run logged after its last save (log_bytes < 0: unknown, keep all)
 static allmrec_status cut_log(const char *p_log, double log_bytes) {
     int64_t size = 0;
@@ -137,6 +229,7 @@ static allmrec_status start(struct loop *L, struct train_loop_result *res) {
     char line[512];
     L->st = (struct loop_state){0, 0, 0, -1, 0, 0, 0, 0};
     if (!o->restart && fs_exists(L->p_last)) {
+        ALLMREC_TRY(train_loop_check_resume(o));
         ALLMREC_TRY(L->t->load(L->t->self, L->p_last));
         ALLMREC_TRY(load_state(L->p_last, &L->st));
         ALLMREC_TRY(cut_log(L->p_log, L->st.log_bytes));

@@ -226,6 +226,52 @@ static void test_resume_is_bitwise(void) {
     config_free(&cb);
 }
 
+// issue 16: re-running with another train.lr resumed silently and rewrote
+// config.yaml; now the keys that change results must match last.h5's config
+static void test_resume_refuses_other_config(void) {
+    if (!dataset_path()) TEST_SKIP("could not make the synthetic dataset");
+    char *ov[] = {"train.epochs=2", "train.eval_every=0", "eval.final=false", "export.enabled=false"};
+    struct config ca, cb, cc, cd;
+    struct sasrec_run_options oa, ob, oc, od;
+    CHECK_OK(options(&ca, &oa, "run_cfgcheck", ov, 4));
+    oa.stop_after_steps = 3;
+    CHECK_STATUS(sasrec_run_train(&oa, NULL, 0, NULL), ALLMREC_ERR_INTERRUPTED);
+    char p_cfg[1200], *before, *after;
+    snprintf(p_cfg, sizeof p_cfg, "%s/run_cfgcheck/config.yaml", test_tmpdir());
+    CHECK_OK(fs_read_all(p_cfg, &before, NULL));
+    // another lr and d: refused, both named with their values, config.yaml untouched
+    char *ov2[] = {"train.epochs=2", "train.eval_every=0", "eval.final=false", "export.enabled=false",
+                   "train.lr=2.0e-3", "model.dropout=0.3"};
+    CHECK_OK(options(&cb, &ob, "run_cfgcheck", ov2, 6));
+    CHECK_STATUS(sasrec_run_train(&ob, NULL, 0, NULL), ALLMREC_ERR_CONFIG);
+    CHECK_STR_CONTAINS(allmrec_error_message(), "run_cfgcheck/last.h5");
+    CHECK_STR_CONTAINS(allmrec_error_message(), "train.lr (5.0e-3 -> 2.0e-3)");
+    CHECK_STR_CONTAINS(allmrec_error_message(), "model.dropout (0.2 -> 0.3)");
+    CHECK_STR_CONTAINS(allmrec_error_message(), "train.restart=true");
+    CHECK_OK(fs_read_all(p_cfg, &after, NULL));
+    CHECK_MSG(!strcmp(before, after), "config.yaml was rewritten by the refused run");
+    free(after);
+    // more epochs and progress/logging settings may change: resumes
+    char *ov3[] = {"train.epochs=3", "train.eval_every=0", "eval.final=false", "export.enabled=false",
+                   "train.log_every=5", "train.lr=5e-3"};
+    CHECK_OK(options(&cc, &oc, "run_cfgcheck", ov3, 6));
+    CHECK_OK(sasrec_run_train(&oc, NULL, 0, NULL));
+    // train.restart=true starts over with the new settings
+    char *ov4[] = {"train.epochs=1", "train.eval_every=0", "eval.final=false", "export.enabled=false",
+                   "train.lr=2.0e-3", "train.restart=true"};
+    CHECK_OK(options(&cd, &od, "run_cfgcheck", ov4, 6));
+    CHECK_OK(sasrec_run_train(&od, NULL, 0, NULL));
+    free(before);
+    sasrec_run_options_free(&oa);
+    sasrec_run_options_free(&ob);
+    sasrec_run_options_free(&oc);
+    sasrec_run_options_free(&od);
+    config_free(&ca);
+    config_free(&cb);
+    config_free(&cc);
+    config_free(&cd);
+}
+
 static void test_checkpoint_errors(void) {
     struct op_ctx ctx;
     CHECK_OK(op_ctx_init(&ctx, ALLMREC_DEVICE_CPU, 0));
@@ -298,4 +344,4 @@ static void test_config_errors(void) {
 }
 
 TEST_MAIN(TEST_CASE(test_quickstart_yaml_matches_file), TEST_CASE(test_config_errors), TEST_CASE(test_checkpoint_errors),
-          TEST_CASE(test_train_eval_export), TEST_CASE(test_resume_is_bitwise))
+          TEST_CASE(test_train_eval_export), TEST_CASE(test_resume_is_bitwise), TEST_CASE(test_resume_refuses_other_config))
