@@ -1424,6 +1424,20 @@ allmrec_status dataset_prepare_to_file(const struct prepare_options *o, const ch
     struct prepare_report local;
     if (!rep) rep = &local;
     memset(rep, 0, sizeof *rep);
+    // the output replaces its path at the end: an input given as --out would be lost
+    const char *inputs[4] = {o->reviews, o->meta, o->valid, o->test};
+    for (int k = 0; k < 4; k++)
+        if (inputs[k] && (!strcmp(inputs[k], out_path) || fs_same_file(inputs[k], out_path)))
+            return ALLMREC_ERR_AT(ALLMREC_ERR_INVALID, out_path, 0, "--out", "the output is also an input (%s): "
+                                  "it would be overwritten; write the dataset to another path", inputs[k]);
+    char dir[1100];
+    snprintf(dir, sizeof dir, "%s", out_path);
+    char *slash = strrchr(dir, '/');
+    if (slash) *slash = '\0';
+    else snprintf(dir, sizeof dir, ".");
+    int n_stale = 0;
+    ALLMREC_TRY(fs_remove_stale_tmp(dir, &n_stale));
+    if (n_stale) log_info("removed %d temporary file(s) of a killed writer from %s", n_stale, dir);
     struct sources src;
     memset(&src, 0, sizeof src);
     struct dataset ds;

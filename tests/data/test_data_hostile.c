@@ -7,6 +7,7 @@
 //  - bytes after the last member of a gzip file were ignored: now an error
 //    (zero padding, which gzip(1) accepts, stays accepted).
 #include "allmrec/data.h"
+#include "allmrec/fs.h"
 #include "data_test_util.h"
 
 static void base_opts(struct prepare_options *o, enum data_format f, const char *rev, const char *meta) {
@@ -104,5 +105,30 @@ static void test_gzip_trailing_garbage(void) {
     CHECK_STR_CONTAINS(allmrec_error_message(), "trailing garbage");
 }
 
+// --out equal to an input replaced the input; now refused before anything is read
+static void test_out_equal_to_input(void) {
+    const char *inter = "user_id:token\titem_id:token\nu1\ti1\nu1\ti2\nu2\ti1\n";
+    const char *in = write_text("same.inter", inter);
+    struct prepare_options o;
+    base_opts(&o, DATA_FORMAT_RECBOLE, in, NULL);
+    CHECK_STATUS(dataset_prepare_to_file(&o, in, NULL), ALLMREC_ERR_INVALID);
+    CHECK_STR_CONTAINS(allmrec_error_message(), "key '--out': the output is also an input");
+    char *back;
+    CHECK_OK(fs_read_all(in, &back, NULL));
+    CHECK(!strcmp(back, inter));
+    free(back);
+    // another spelling of the same file
+    char other[1200];
+    snprintf(other, sizeof other, "%s/./same.inter", test_tmpdir());
+    CHECK_STATUS(dataset_prepare_to_file(&o, other, NULL), ALLMREC_ERR_INVALID);
+    // a stale temporary file of a killed writer beside the output goes
+    char out[1200], stale[1300];
+    snprintf(out, sizeof out, "%s/prepared.h5", test_tmpdir());
+    snprintf(stale, sizeof stale, "%s.tmp.999999999", out);
+    CHECK_OK(fs_write_atomic(stale, "x", 1));
+    CHECK_OK(dataset_prepare_to_file(&o, out, NULL));
+    CHECK(fs_exists(out) && !fs_exists(stale));
+}
+
 TEST_MAIN(TEST_CASE(test_timestamps_outside_int64), TEST_CASE(test_p5_user_on_two_lines),
-          TEST_CASE(test_gzip_trailing_garbage))
+          TEST_CASE(test_gzip_trailing_garbage), TEST_CASE(test_out_equal_to_input))

@@ -297,7 +297,17 @@ static void test_toy_resume_log_has_no_repeats(void) {
     snprintf(buf, sizeof buf, "mv '%s' '%s'", p_keep, p_last);
     CHECK(system(buf) == 0);
     o.stop_after_steps = 0;
+    // a temporary file of a killed writer (pid 999999999 runs nowhere) is removed by the resume;
+    // one of a live process (ours) stays
+    char p_dead[1300], p_live[1300];
+    snprintf(p_dead, sizeof p_dead, "%s.tmp.999999999", p_last);
+    snprintf(p_live, sizeof p_live, "%s/other.h5.tmp.%ld", dir, (long)getppid());
+    CHECK_OK(fs_write_atomic(p_dead, "x", 1));
+    CHECK_OK(fs_write_atomic(p_live, "x", 1));
     CHECK_OK(train_loop_run(&o, &tc, NULL));
+    CHECK_MSG(!fs_exists(p_dead), "the stale %s is still there", p_dead);
+    CHECK(fs_exists(p_live));
+    unlink(p_live);
     char *log;
     CHECK_OK(fs_read_all(p_log, &log, NULL));
     for (int g = 1; g <= 3 * TOY_STEPS; g++) {
