@@ -496,6 +496,19 @@ static allmrec_status train_users(const struct sasrec_run_options *o, const stru
     return ALLMREC_OK;
 }
 
+// the stored test sets the final evaluation will read load and pass their range
+// checks now (a missing one is skipped then, with a warning, as before)
+static allmrec_status check_test_sets(const struct sasrec_run_options *o, const struct dataset *ds) {
+    for (int i = 0; i < o->n_scenarios; i++)
+        for (int k = 0; k < o->n_kinds; k++) {
+            if (!dataset_candidates_exist(ds, o->scenarios[i], "test", o->kinds[k])) continue;
+            struct candidate_set c;
+            ALLMREC_TRY(dataset_candidates_load(ds, o->scenarios[i], "test", o->kinds[k], &c));
+            candidate_set_free(&c);
+        }
+    return ALLMREC_OK;
+}
+
 // after the loop: test metrics of best.h5 and the CF export
 static allmrec_status final_outputs(struct sasrec_run_options *o, struct sasrec_model *m, const struct dataset *ds,
                                     int64_t best_epoch, struct eval_metrics *final_metrics, int n_max, int *n_out) {
@@ -561,6 +574,7 @@ allmrec_status sasrec_run_train(struct sasrec_run_options *o, struct eval_metric
     if ((s = dataset_history_sets(&ds, HISTORY_TRAIN, &hist))) goto done;
     if (o->eval_every > 0 && (s = dataset_candidates_load(&ds, o->valid_scenario, "valid", o->valid_kind, &vc)))
         goto done;
+    if (o->final_eval && (s = check_test_sets(o, &ds))) goto done; // before the first epoch, not after the last
     if ((s = sasrec_init_weights(&m, o->seed))) goto done; // a resume overwrites it from last.h5
 
     struct sasrec_trainer tr = {o, &m, &ds, &hist, &vc, users, n_users, perm};

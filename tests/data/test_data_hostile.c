@@ -8,6 +8,7 @@
 //    (zero padding, which gzip(1) accepts, stays accepted).
 #include "allmrec/data.h"
 #include "allmrec/fs.h"
+#include "allmrec/h5.h"
 #include "data_test_util.h"
 
 static void base_opts(struct prepare_options *o, enum data_format f, const char *rev, const char *meta) {
@@ -130,5 +131,43 @@ static void test_out_equal_to_input(void) {
     CHECK(fs_exists(out) && !fs_exists(stale));
 }
 
+// candidate sets are range-checked when loaded (an item id past the dataset's
+// items indexed the score arrays out of bounds)
+static void test_candidates_checked(void) {
+    const char *p = tpath("cands.h5");
+    struct synth_options so;
+    synth_options_default(&so);
+    so.n_users = 120;
+    so.n_items = 60;
+    so.mean_len = 8;
+    struct dataset ds;
+    dataset_init(&ds);
+    struct split_options sp;
+    split_options_default(&sp);
+    CHECK_OK(dataset_synth(&so, &ds));
+    CHECK_OK(dataset_save_hdf5(&ds, p, NULL, 0, NULL, NULL, NULL));
+    dataset_free(&ds);
+    CHECK_OK(dataset_split_hdf5(p, &sp));
+    CHECK_OK(dataset_load_hdf5(&ds, p));
+    struct candidate_set c;
+    CHECK_OK(dataset_candidates_load(&ds, "all", "test", "neg19", &c));
+    CHECK(dataset_candidates_exist(&ds, "all", "test", "neg19") && !dataset_candidates_exist(&ds, "all", "test", "x"));
+    // item 3 of row 5 becomes n_items + 7
+    c.items[5 * c.n_cands + 3] = (int32_t)ds.n_items + 7;
+    struct h5_file f;
+    CHECK_OK(h5_edit_atomic(&f, p));
+    CHECK_OK(h5_delete(&f, "candidates/all/test/neg19/items"));
+    int64_t sh[2] = {c.n_users, c.n_cands};
+    CHECK_OK(h5_write(&f, "candidates/all/test/neg19/items", ALLMREC_DTYPE_I32, 2, sh, c.items, false));
+    CHECK_OK(h5_commit(&f));
+    candidate_set_free(&c);
+    CHECK_STATUS(dataset_candidates_load(&ds, "all", "test", "neg19", &c), ALLMREC_ERR_DATA);
+    CHECK_STR_CONTAINS(allmrec_error_message(), "cands.h5");
+    CHECK_STR_CONTAINS(allmrec_error_message(), "candidates/all/test/neg19");
+    CHECK_STR_CONTAINS(allmrec_error_message(), "row 5: item 67 is outside 1..60");
+    dataset_free(&ds);
+}
+
 TEST_MAIN(TEST_CASE(test_timestamps_outside_int64), TEST_CASE(test_p5_user_on_two_lines),
-          TEST_CASE(test_gzip_trailing_garbage), TEST_CASE(test_out_equal_to_input))
+          TEST_CASE(test_gzip_trailing_garbage), TEST_CASE(test_out_equal_to_input),
+          TEST_CASE(test_candidates_checked))

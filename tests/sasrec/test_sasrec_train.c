@@ -272,6 +272,40 @@ static void test_resume_refuses_other_config(void) {
     config_free(&cd);
 }
 
+// issue 16: a bad test candidate set failed only after the last epoch; now before the first
+static void test_bad_test_set_fails_first(void) {
+    if (!dataset_path()) TEST_SKIP("could not make the synthetic dataset");
+    char bad[1200], cmd[2600];
+    snprintf(bad, sizeof bad, "%s/bad_cands.h5", test_tmpdir());
+    snprintf(cmd, sizeof cmd, "cp '%s' '%s'", dataset_path(), bad);
+    CHECK(system(cmd) == 0);
+    struct h5_file f;
+    int32_t *users = NULL;
+    int nd;
+    int64_t sh[H5_MAX_DIMS];
+    CHECK_OK(h5_edit_atomic(&f, bad));
+    CHECK_OK(h5_read_alloc(&f, "candidates/cold_items/test/neg100/users", ALLMREC_DTYPE_I32, (void **)&users, &nd, sh));
+    users[0] = -4;
+    CHECK_OK(h5_delete(&f, "candidates/cold_items/test/neg100/users"));
+    CHECK_OK(h5_write(&f, "candidates/cold_items/test/neg100/users", ALLMREC_DTYPE_I32, 1, sh, users, false));
+    CHECK_OK(h5_commit(&f));
+    free(users);
+    char data_ov[1300];
+    snprintf(data_ov, sizeof data_ov, "data.path=%s", bad);
+    char *ov[] = {"train.epochs=1", "export.enabled=false", data_ov};
+    struct config c;
+    struct sasrec_run_options o;
+    CHECK_OK(options(&c, &o, "run_badset", ov, 3));
+    CHECK_STATUS(sasrec_run_train(&o, NULL, 0, NULL), ALLMREC_ERR_DATA);
+    CHECK_STR_CONTAINS(allmrec_error_message(), "candidates/cold_items/test/neg100");
+    CHECK_STR_CONTAINS(allmrec_error_message(), "row 0: user -4");
+    char p_last[1300];
+    snprintf(p_last, sizeof p_last, "%s/run_badset/last.h5", test_tmpdir());
+    CHECK_MSG(!fs_exists(p_last), "training ran before the bad test set was found");
+    sasrec_run_options_free(&o);
+    config_free(&c);
+}
+
 static void test_checkpoint_errors(void) {
     struct op_ctx ctx;
     CHECK_OK(op_ctx_init(&ctx, ALLMREC_DEVICE_CPU, 0));
@@ -344,4 +378,5 @@ static void test_config_errors(void) {
 }
 
 TEST_MAIN(TEST_CASE(test_quickstart_yaml_matches_file), TEST_CASE(test_config_errors), TEST_CASE(test_checkpoint_errors),
-          TEST_CASE(test_train_eval_export), TEST_CASE(test_resume_is_bitwise), TEST_CASE(test_resume_refuses_other_config))
+          TEST_CASE(test_train_eval_export), TEST_CASE(test_resume_is_bitwise), TEST_CASE(test_resume_refuses_other_config),
+          TEST_CASE(test_bad_test_set_fails_first))
