@@ -72,6 +72,21 @@ allmrec_status dataset_validate(const struct dataset *ds) {
             return ALLMREC_ERR_AT(ALLMREC_ERR_DATA, p, 0, "users/items",
                                   "item id %d at position %lld outside 1..%lld", ds->items[k], (long long)k,
                                   (long long)ds->n_items);
+    for (int64_t k = 0; ds->cold_users && k < ds->n_cold_users; k++)
+        if (ds->cold_users[k] < 0 || ds->cold_users[k] >= ds->n_users)
+            return ALLMREC_ERR_AT(ALLMREC_ERR_DATA, p, 0, "splits/cold_users", "user %d at position %lld outside "
+                                  "0..%lld", ds->cold_users[k], (long long)k, (long long)ds->n_users - 1);
+    for (int64_t x = 0; ds->item_group && x <= ds->n_items; x++)
+        if (ds->item_group[x] > ITEM_GROUP_WARM)
+            return ALLMREC_ERR_AT(ALLMREC_ERR_DATA, p, 0, "splits/item_group", "group %d of item %lld is not 0, 1 "
+                                  "or 2", ds->item_group[x], (long long)x);
+    for (int64_t u = 0; ds->presplit_counts && u < ds->n_users; u++) {
+        const int32_t *c = ds->presplit_counts + 3 * u;
+        if (c[0] < 0 || c[1] < 0 || c[2] < 0 || (int64_t)c[0] + c[1] + c[2] != ds->offsets[u + 1] - ds->offsets[u])
+            return ALLMREC_ERR_AT(ALLMREC_ERR_DATA, p, 0, "users/presplit_counts", "the counts of user %lld do not "
+                                  "add up to the %lld items of its sequence", (long long)u,
+                                  (long long)(ds->offsets[u + 1] - ds->offsets[u]));
+    }
     return ALLMREC_OK;
 }
 

@@ -323,6 +323,18 @@ static void test_checkpoint_errors(void) {
     struct sasrec_config r;
     CHECK_OK(sasrec_checkpoint_read_config(p, &r));
     CHECK(r.d == 8 && r.maxlen == 6 && r.n_items == 50 && r.n_blocks == 2);
+    {   // a stored maxlen of 2^32 + 6 was read as 6 by an int cast; now refused, naming the attribute
+        char p2[1300], cmd[2700];
+        snprintf(p2, sizeof p2, "%s/small_bad.h5", test_tmpdir());
+        snprintf(cmd, sizeof cmd, "cp '%s' '%s'", p, p2);
+        CHECK(system(cmd) == 0);
+        struct h5_file fb;
+        CHECK_OK(h5_edit_atomic(&fb, p2));
+        CHECK_OK(h5_attr_set_i64(&fb, "/", "maxlen", (1LL << 32) + 6));
+        CHECK_OK(h5_commit(&fb));
+        CHECK_STATUS(sasrec_checkpoint_read_config(p2, &r), ALLMREC_ERR_DATA);
+        CHECK_STR_CONTAINS(allmrec_error_message(), "small_bad.h5: key 'maxlen': checkpoint attribute out of range");
+    }
     c.d = 16; // the config asks for another width
     CHECK_OK(sasrec_init(&m2, &c, &ctx, 2));
     CHECK_STATUS(sasrec_checkpoint_load(&m2, p, false), ALLMREC_ERR_SHAPE);
