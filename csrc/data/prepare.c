@@ -826,16 +826,105 @@ static allmrec_status finish_rows_with_items(struct inter_builder *b, allmrec_st
 
 // ---------------------------------------------------------------- RecBole atomic files
 
-static allmrec_status prepare_recbole(const struct prepare_options *o, struct dataset *ds, struct prepare_report *rep,
-                                      struct sources *src) {
-    struct inter_builder b;
-    builder_init(&b);
+// RecBole atomic files: a header of name:type columns (types token,
+// token_seq, float, float_seq). The columns read must have RecBole's types:
+// user_id and item_id token, timestamp and rating float, item_id_list
+// token_seq; another type, or an unknown type, is an error naming the column.
+// With an item_id_list column the file is one of RecBole's sequential
+// benchmark files (.train/.valid/.test.inter, given as --reviews/--valid/--test):
+// each row is a history and its next item, and a user's sequence is its
+// longest row (history + item); every other row of the user must be a prefix
+// of it. Without it each row is one interaction (sorted by timestamp if any).
+struct rb_cols { int user, item, time, rating, list, n; };
+
+static allmrec_status rb_header(const char *path, char **f, int nf, struct rb_cols *c) {
+    static const char *const TYPES[] = {"token", "token_seq", "float", "float_seq"};
+    static const struct { const char *name, *type; } WANT[] = {
+        {"user_id", "token"}, {"item_id", "token"}, {"timestamp", "float"}, {"rating", "float"},
+        {"item_id_list", "token_seq"}};
+    *c = (struct rb_cols){-1, -1, -1, -1, -1, nf};
+    for (int k = 0; k < nf; k++) {
+        char *colon = strrchr(f[k], ':');
+        const char *type = colon ? colon + 1 : "";
+        bool known = false;
+        for (int t = 0; t < 4; t++) known |= !strcmp(type, TYPES[t]);
+        if (!colon || !known)
+            return ALLMREC_ERR_AT(ALLMREC_ERR_PARSE, path, 1, f[k], "a RecBole header column reads name:type with "
+                                  "type token, token_seq, float or float_seq");
+        size_t nl = (size_t)(colon - f[k]);
+        for (int w = 0; w < 5; w++) {
+            if (strlen(WANT[w].name) != nl || strncmp(f[k], WANT[w].name, nl)) continue;
+            if (strcmp(type, WANT[w].type))
+                return ALLMREC_ERR_AT(ALLMREC_ERR_PARSE, path, 1, f[k], "RecBole's %s column has type %s",
+                                      WANT[w].name, WANT[w].type);
+            int *slot[5] = {&c->user, &c->item, &c->time, &c->rating, &c->list};
+            *slot[w] = k;
+        }
+    }
+    if (c->user < 0 || c->item < 0)
+        return ALLMREC_ERR_AT(ALLMREC_ERR_PARSE, path, 1, NULL,
+                              "a RecBole .inter header needs user_id:token and item_id:token columns");
+    return ALLMREC_OK;
+}
+
+// the users' longest rows of sequential benchmark files ("i1 i2 ... target")
+struct rb_seqs { struct strmap users; char **seq; int64_t *line; int64_t n, cap; };
+
+static allmrec_status rb_seq_row(struct rb_seqs *q, const char *path, int64_t line_no, const char *user,
+                                 const char *list, const char *target) {
+    size_t ll = strlen(list), tl = strlen(target);
+    char *row = malloc(ll + tl + 2), *w = row;
+    if (!row) return ALLMREC_ERR(ALLMREC_ERR_NOMEM, "out of memory");
+    for (const char *p = list; *p;) { // tokens joined by one space
+        while (*p == ' ') p++;
+        size_t k = strcspn(p, " ");
+        if (!k) break;
+        memcpy(w, p, k);
+        w += k;
+        *w++ = ' ';
+        p += k;
+    }
+    memcpy(w, target, tl + 1);
+    bool added;
+    int64_t u = strmap_get_or_add(&q->users, user, strlen(user), &added);
+    if (u < 0) { free(row); return ALLMREC_ERR(ALLMREC_ERR_NOMEM, "out of memory"); }
+    if (added) {
+        if (q->n == q->cap) {
+            int64_t nc = q->cap ? 2 * q->cap : 1024;
+            char **ns = realloc(q->seq, (size_t)nc * sizeof *ns);
+            if (ns) q->seq = ns;
+            int64_t *nl = realloc(q->line, (size_t)nc * sizeof *nl);
+            if (nl) q->line = nl;
+            if (!ns || !nl) { free(row); return ALLMREC_ERR(ALLMREC_ERR_NOMEM, "out of memory"); }
+            q->cap = nc;
+        }
+        q->seq[q->n] = row;
+        q->line[q->n++] = line_no;
+        return ALLMREC_OK;
+    }
+    const char *a = q->seq[u], *b = row; // the shorter must be a token prefix of the longer
+    size_t la = strlen(a), lb = strlen(b);
+    const char *lo = la <= lb ? a : b, *hi = la <= lb ? b : a;
+    size_t n = la <= lb ? la : lb;
+    if (strncmp(lo, hi, n) || (hi[n] != '\0' && hi[n] != ' ')) {
+        free(row);
+        return ALLMREC_ERR_AT(ALLMREC_ERR_DATA, path, line_no, "item_id_list", "user '%s': this history + item is not "
+                              "a prefix of (nor extends) the one on line %lld: rows of one user must follow one "
+                              "sequence", user, (long long)q->line[u]);
+    }
+    if (lb > la) { free(q->seq[u]); q->seq[u] = row; q->line[u] = line_no; }
+    else free(row);
+    return ALLMREC_OK;
+}
+
+static allmrec_status rb_read_file(const struct prepare_options *o, const char *path, struct inter_builder *b,
+                                   struct rb_seqs *q, struct prepare_report *rep, struct sources *src) {
     struct line_reader r;
-    allmrec_status st = line_reader_open(&r, o->reviews, o->progress, "inter");
-    if (st != ALLMREC_OK) { builder_free(&b); return st; }
+    ALLMREC_TRY(line_reader_open(&r, path, o->progress, "inter"));
     struct issues is;
-    issues_init(&is, o->reviews, o->max_reported);
-    int cu = -1, ci = -1, ct = -1, cr = -1, ncols = 0;
+    issues_init(&is, path, o->max_reported);
+    struct rb_cols c = {-1, -1, -1, -1, -1, 0};
+    allmrec_status st = ALLMREC_OK;
     for (;;) {
         char *line;
         size_t len;
@@ -845,40 +934,85 @@ static allmrec_status prepare_recbole(const struct prepare_options *o, struct da
         char *f[64];
         int nf = split_fields(line, "\t", f, 64);
         if (r.line_no == 1) {
-            ncols = nf;
-            for (int k = 0; k < nf && k < 64; k++) {
-                if (!strncmp(f[k], "user_id:", 8)) cu = k;
-                else if (!strncmp(f[k], "item_id:", 8)) ci = k;
-                else if (!strncmp(f[k], "timestamp:", 10)) ct = k;
-                else if (!strncmp(f[k], "rating:", 7)) cr = k;
-            }
-            if (cu < 0 || ci < 0) {
-                st = ALLMREC_ERR_AT(ALLMREC_ERR_PARSE, o->reviews, 1, NULL,
-                                    "a RecBole .inter header needs user_id:token and item_id:token columns");
+            if ((st = rb_header(path, f, nf, &c))) break;
+            if ((c.list >= 0) != (q != NULL)) {
+                st = ALLMREC_ERR_AT(ALLMREC_ERR_PARSE, path, 1, "item_id_list", "%s", q ? "the first file has an "
+                                    "item_id_list column (sequential benchmark files): this one must have it too"
+                                    : "an item_id_list column (a sequential benchmark file) here but not in the "
+                                    "first file");
                 break;
             }
-            b.has_time = ct >= 0;
-            b.has_rating = cr >= 0;
+            b->has_time = c.time >= 0 && !q;
+            b->has_rating = c.rating >= 0 && !q;
             continue;
         }
         rep->lines++;
         int64_t ts = 0;
         double rating = 0;
-        if (nf != ncols || (ct >= 0 && !parse_i64(f[ct], &ts)) || (cr >= 0 && !parse_f64(f[cr], &rating))) {
+        if (nf != c.n || (c.time >= 0 && !parse_i64(f[c.time], &ts)) || (c.rating >= 0 && !parse_f64(f[c.rating], &rating))) {
             rep->bad_json++;
-            issues_note(&is, 0, r.line_no, "malformed row (%d fields, header has %d); line skipped", nf, ncols);
+            issues_note(&is, 0, r.line_no, "malformed row (%d fields, header has %d; or a timestamp/rating that is "
+                        "not a number in range); line skipped", nf, c.n);
             continue;
         }
-        st = builder_add(&b, f[cu], strlen(f[cu]), f[ci], strlen(f[ci]), ts, (float)rating,
-                         cr >= 0 && rating < o->min_rating);
+        if (q) st = rb_seq_row(q, path, r.line_no, f[c.user], f[c.list], f[c.item]);
+        else st = builder_add(b, f[c.user], strlen(f[c.user]), f[c.item], strlen(f[c.item]), ts, (float)rating,
+                              c.rating >= 0 && rating < o->min_rating);
         if (st != ALLMREC_OK) break;
     }
     rep->bytes += r.content_bytes;
     sources_add_reader(src, &r);
     line_reader_close(&r);
     issues_summary(&is, "bad rows");
+    return st;
+}
+
+// is the first line of path a header with an item_id_list column?
+static allmrec_status rb_is_sequential(const struct prepare_options *o, const char *path, bool *yes) {
+    struct line_reader r;
+    ALLMREC_TRY(line_reader_open(&r, path, false, "inter"));
+    char *line;
+    size_t len;
+    allmrec_status st = line_reader_next(&r, &line, &len);
+    *yes = st == ALLMREC_OK && line && strstr(line, "item_id_list:") != NULL;
+    line_reader_close(&r);
+    (void)o;
+    return st;
+}
+
+static allmrec_status prepare_recbole(const struct prepare_options *o, struct dataset *ds, struct prepare_report *rep,
+                                      struct sources *src) {
+    struct inter_builder b;
+    builder_init(&b);
+    bool seq = false;
+    allmrec_status st = rb_is_sequential(o, o->reviews, &seq);
+    struct rb_seqs q;
+    memset(&q, 0, sizeof q);
+    strmap_init(&q.users);
+    const char *files[3] = {o->reviews, seq ? o->valid : NULL, seq ? o->test : NULL};
+    if (!st && !seq && (o->valid || o->test))
+        st = ALLMREC_ERR_AT(ALLMREC_ERR_INVALID, o->reviews, 1, NULL, "--valid/--test go with RecBole's sequential "
+                            "benchmark files (an item_id_list:token_seq column); this .inter has none");
+    for (int k = 0; k < 3 && !st; k++)
+        if (files[k]) st = rb_read_file(o, files[k], &b, seq ? &q : NULL, rep, src);
+    // each user's sequence in the order of its row
+    for (int64_t u = 0; seq && !st && u < q.n; u++) {
+        const char *user = strmap_key(&q.users, u);
+        int64_t pos = 0;
+        for (const char *p = q.seq[u]; *p && !st; pos++) {
+            size_t k = strcspn(p, " ");
+            st = builder_add(&b, user, strlen(user), p, k, pos, 0.0f, false);
+            p += k;
+            while (*p == ' ') p++;
+        }
+    }
+    for (int64_t u = 0; u < q.n; u++) free(q.seq[u]);
+    free(q.seq);
+    free(q.line);
+    strmap_free(&q.users);
     int64_t matched;
-    return finish_rows_with_items(&b, st, o, ds, rep, src, "file order (the source has no timestamps)", '\t',
+    return finish_rows_with_items(&b, st, o, ds, rep, src, seq ? "order of each user's longest history row (RecBole "
+                                  "sequential benchmark files)" : "file order (the source has no timestamps)", '\t',
                                   true, &matched);
 }
 

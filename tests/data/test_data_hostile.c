@@ -168,6 +168,58 @@ static void test_candidates_checked(void) {
     dataset_free(&ds);
 }
 
+// the sequence of user u as its items' original ids joined by spaces
+static void seq_names(const struct dataset *ds, int64_t u, char *buf, size_t cap) {
+    int64_t len;
+    const int32_t *s = dataset_user_seq(ds, u, &len);
+    size_t n = 0;
+    buf[0] = '\0';
+    for (int64_t k = 0; k < len && n < cap; k++)
+        n += (size_t)snprintf(buf + n, cap - n, "%s%s", k ? " " : "", ds->item_ids[s[k]]);
+}
+
+// RecBole header types are checked; RecBole's sequential benchmark files (a
+// history column beside the item, pre-split .train/.valid/.test.inter) load as
+// sequences (each row was one interaction and the history was dropped)
+static void test_recbole_types_and_sequences(void) {
+    struct prepare_options o;
+    struct dataset ds;
+    base_opts(&o, DATA_FORMAT_RECBOLE, write_text("t1.inter", "user_id:token\titem_id:float\nu1\t3\n"), NULL);
+    CHECK_STATUS(dataset_prepare(&o, &ds, NULL), ALLMREC_ERR_PARSE);
+    CHECK_STR_CONTAINS(allmrec_error_message(), "t1.inter:1: key 'item_id:float': RecBole's item_id column has type token");
+    base_opts(&o, DATA_FORMAT_RECBOLE, write_text("t2.inter", "user_id:token\titem_id:token\tx:int\nu1\ti\t3\n"), NULL);
+    CHECK_STATUS(dataset_prepare(&o, &ds, NULL), ALLMREC_ERR_PARSE);
+    CHECK_STR_CONTAINS(allmrec_error_message(), "key 'x:int': a RecBole header column reads name:type");
+
+    const char *H = "user_id:token\titem_id_list:token_seq\titem_id:token\n";
+    char tr[256], va[256], te[256];
+    snprintf(tr, sizeof tr, "%su1\ti1\ti2\nu1\ti1 i2\ti3\nu2\ti4\ti5\n", H);
+    snprintf(va, sizeof va, "%su1\ti1 i2 i3\ti4\nu2\ti4 i5\ti6\n", H);
+    snprintf(te, sizeof te, "%su1\ti1 i2 i3 i4\ti5\nu2\ti4  i5 i6\ti1\n", H);
+    base_opts(&o, DATA_FORMAT_RECBOLE, write_text("b.train.inter", tr), NULL);
+    o.valid = write_text("b.valid.inter", va);
+    o.test = write_text("b.test.inter", te);
+    CHECK_OK(dataset_prepare(&o, &ds, NULL));
+    CHECK_EQ_INT(ds.n_users, 2);
+    CHECK_EQ_INT(ds.n_interactions, 9);
+    char got[256];
+    seq_names(&ds, 0, got, sizeof got);
+    CHECK_MSG(!strcmp(got, "i1 i2 i3 i4 i5"), "u1: %s", got);
+    seq_names(&ds, 1, got, sizeof got);
+    CHECK_MSG(!strcmp(got, "i4 i5 i6 i1"), "u2: %s", got);
+    CHECK_STR_CONTAINS(ds.order_note, "sequential benchmark");
+    dataset_free(&ds);
+    // a row of u1 that does not follow its sequence
+    snprintf(va, sizeof va, "%su1\ti1 i9 i3\ti4\nu2\ti4 i5\ti6\n", H);
+    o.valid = write_text("c.valid.inter", va);
+    CHECK_STATUS(dataset_prepare(&o, &ds, NULL), ALLMREC_ERR_DATA);
+    CHECK_STR_CONTAINS(allmrec_error_message(), "c.valid.inter:2: key 'item_id_list': user 'u1'");
+    // --valid with a plain .inter is an error, not ignored
+    base_opts(&o, DATA_FORMAT_RECBOLE, write_text("p.inter", "user_id:token\titem_id:token\nu1\ti1\n"), NULL);
+    o.valid = write_text("p.valid.inter", "user_id:token\titem_id:token\nu1\ti2\n");
+    CHECK_STATUS(dataset_prepare(&o, &ds, NULL), ALLMREC_ERR_INVALID);
+}
+
 TEST_MAIN(TEST_CASE(test_timestamps_outside_int64), TEST_CASE(test_p5_user_on_two_lines),
           TEST_CASE(test_gzip_trailing_garbage), TEST_CASE(test_out_equal_to_input),
-          TEST_CASE(test_candidates_checked))
+          TEST_CASE(test_candidates_checked), TEST_CASE(test_recbole_types_and_sequences))
