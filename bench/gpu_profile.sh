@@ -53,7 +53,8 @@ tot = collections.defaultdict(float); cnt = collections.Counter()
 for r in rows[1:]:
     try: v = float(r[vi].replace(",", ""))
     except ValueError: continue
-    v = v / 1000 if r[ui] == "nsecond" else v if r[ui] == "usecond" else v * 1000
+    u = r[ui]
+    v = v / 1000 if u in ("ns", "nsecond") else v if u in ("us", "usecond") else v * 1000 if u in ("ms", "msecond") else v * 1e6
     k = r[ki].split("(")[0][:70]; tot[k] += v; cnt[k] += 1
 s = sum(tot.values())
 print(f"  {sum(cnt.values())} launches, {s:.1f} us of kernel time")
