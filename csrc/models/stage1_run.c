@@ -130,8 +130,7 @@ allmrec_status stage1_options_from_config(const struct config *cfg_in, struct st
     ALLMREC_TRY(config_get_string_into(cfg, "data.train_scenario", o->train_scenario, sizeof o->train_scenario));
     ALLMREC_TRY(config_get_string_into(cfg, "train.device", o->device, sizeof o->device));
     if (strcmp(o->device, "cpu") && strcmp(o->device, "cuda")) return config_key_error(cfg, "train.device", "%s", "must be 'cpu' or 'cuda'");
-    ALLMREC_TRY(config_get_int(cfg, "train.device_index", &i));
-    o->device_index = (int)i;
+    ALLMREC_TRY(config_get_int32(cfg, "train.device_index", 0, 1023, &o->device_index));
     ALLMREC_TRY(get_positive(cfg, "train.batch_size", &o->batch_size));
     ALLMREC_TRY(get_positive(cfg, "train.chunk", &o->chunk));
     ALLMREC_TRY(get_positive(cfg, "train.epochs", &o->epochs));
@@ -975,6 +974,7 @@ allmrec_status stage1_run_train(struct stage1_options *o, struct stage1_losses *
     lo.restart = o->restart;
     lo.progress = o->progress && rank0;
     lo.stop_after_steps = o->stop_after_steps;
+    lo.config_yaml = o->config_yaml;
     struct train_loop_result res;
     if ((s = train_loop_run(&lo, &tr, &res))) goto done;
     flush_terms(&t, last);

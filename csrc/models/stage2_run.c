@@ -195,7 +195,7 @@ allmrec_status stage2_options_from_config(const struct config *cfg_in, struct st
     ALLMREC_TRY(config_get_string_into(cfg, "out_dir", o->out_dir, sizeof o->out_dir));
     ALLMREC_TRY(config_get_string_into(cfg, "train.device", o->device, sizeof o->device));
     if (strcmp(o->device, "cpu") && strcmp(o->device, "cuda")) return config_key_error(cfg, "train.device", "%s", "must be cpu or cuda");
-    ALLMREC_TRY(config_get_int_range(cfg, "train.device_index", 0, INT64_MAX, &i)); o->device_index = (int)i;
+    ALLMREC_TRY(config_get_int32(cfg, "train.device_index", 0, 1023, &o->device_index));
     ALLMREC_TRY(llm_options(cfg, o));
     ALLMREC_TRY(config_get_string_into(cfg, "prompt.verb_past", o->verb_past, sizeof o->verb_past));
     ALLMREC_TRY(config_get_string_into(cfg, "prompt.verb", o->verb, sizeof o->verb));
@@ -204,14 +204,14 @@ allmrec_status stage2_options_from_config(const struct config *cfg_in, struct st
     if (given != 0 && given != 3)
         return config_key_error(cfg, "prompt.verb_past", "%s", "give prompt.verb_past, prompt.verb and prompt.noun together "
                        "(e.g. bought, buy, item) or none (the release's words for the dataset name)");
-    ALLMREC_TRY(config_get_int_range(cfg, "history_len", 1, INT64_MAX, &i)); o->history_len = (int)i;
-    ALLMREC_TRY(config_get_int_range(cfg, "window", 1, INT64_MAX, &i)); o->window = (int)i;
+    ALLMREC_TRY(config_get_int32(cfg, "history_len", 1, 1000000, &o->history_len));
+    ALLMREC_TRY(config_get_int32(cfg, "window", 1, 1000000, &o->window));
     ALLMREC_TRY(config_get_int_range(cfg, "n_candidates", 1, INT64_MAX, &i));
     if (i != RELEASE_LLM20_CANDIDATES) return config_key_error(cfg, "n_candidates", "%s", "the release draw gives 20 candidates");
     o->n_candidates = (int)i;
     ALLMREC_TRY(config_get_bool(cfg, "train.all_items", &o->all_items));
     ALLMREC_TRY(variant_options(cfg, o));
-    ALLMREC_TRY(config_get_int_range(cfg, "train.batch_size", 1, INT64_MAX, &i)); o->batch_size = (int)i;
+    ALLMREC_TRY(config_get_int32(cfg, "train.batch_size", 1, 1000000, &o->batch_size));
     ALLMREC_TRY(config_get_double(cfg, "train.lr", &x)); o->adam.lr = (float)x;
     double *betas;
     int nb;
@@ -221,7 +221,7 @@ allmrec_status stage2_options_from_config(const struct config *cfg_in, struct st
     free(betas);
     if (!ok) return config_key_error(cfg, "train.betas", "%s", "must be two numbers in [0, 1), e.g. [0.9, 0.98]");
     ALLMREC_TRY(config_get_double(cfg, "train.eps", &x)); o->adam.eps = (float)x;
-    ALLMREC_TRY(config_get_int_range(cfg, "train.epochs", 1, INT64_MAX, &i)); o->epochs = (int)i;
+    ALLMREC_TRY(config_get_int32(cfg, "train.epochs", 1, 1000000, &o->epochs));
     ALLMREC_TRY(config_get_int(cfg, "train.seed", &i)); o->seed = (uint64_t)i;
     ALLMREC_TRY(config_get_int_range(cfg, "train.max_tokens", 8, INT64_MAX, &o->max_tokens));
     ALLMREC_TRY(config_get_int_range(cfg, "train.max_target_tokens", 2, INT64_MAX, &o->max_target_tokens));
@@ -761,6 +761,7 @@ allmrec_status stage2_run_train(struct stage2_options *o, double *final_loss) {
         lo.restart = o->restart;
         lo.progress = o->progress && comm_rank(comm) == 0;
         lo.stop_after_steps = o->stop_after_steps;
+        lo.config_yaml = o->config_yaml;
         struct train_loop_result res;
         s = train_loop_run(&lo, &t, &res);
         if (!s && res.finished) {
