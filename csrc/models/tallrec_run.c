@@ -631,6 +631,7 @@ allmrec_status tallrec_run(struct tallrec_options *o, double **curve, int *n_epo
         lo.restart = o->restart;
         lo.progress = o->progress && comm_rank(comm) == 0;
         lo.stop_after_steps = o->stop_after_steps;
+        lo.config_yaml = o->config_yaml; // a resume with other result-changing keys is refused
         s = train_loop_run(&lo, &t, &res);
     }
     if (!s && res.finished) s = export_best(&tr, p_best, p_adapter);
