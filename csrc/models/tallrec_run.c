@@ -114,8 +114,8 @@ static allmrec_status train_options(const struct config *cfg, struct tallrec_opt
     double x;
     ALLMREC_TRY(config_get_string_into(cfg, "train.device", o->device, sizeof o->device));
     if (strcmp(o->device, "cpu") && strcmp(o->device, "cuda")) return config_key_error(cfg, "train.device", "%s", "must be cpu or cuda");
-    ALLMREC_TRY(config_get_int_range(cfg, "train.device_index", 0, 64, &i)); o->device_index = (int)i;
-    ALLMREC_TRY(config_get_int_range(cfg, "train.batch_size", 1, 4096, &i)); o->batch_size = (int)i;
+    ALLMREC_TRY(config_get_int32(cfg, "train.device_index", 0, 64, &o->device_index));
+    ALLMREC_TRY(config_get_int32(cfg, "train.batch_size", 1, 4096, &o->batch_size));
     ALLMREC_TRY(config_get_double(cfg, "train.lr", &x)); o->adam.lr = (float)x;
     if (!(x >= 0)) return config_key_error(cfg, "train.lr", "%s", "must be >= 0 (0: nothing learns, a reference run)");
     double *betas;
@@ -130,8 +130,8 @@ static allmrec_status train_options(const struct config *cfg, struct tallrec_opt
     if (!(x >= 0)) return config_key_error(cfg, "train.weight_decay", "%s", "must be >= 0");
     o->adam.weight_decay = (float)x;
     o->adam.decoupled = true;
-    ALLMREC_TRY(config_get_int_range(cfg, "train.epochs", 1, 100000, &i)); o->epochs = (int)i;
-    ALLMREC_TRY(config_get_int_range(cfg, "train.patience", 0, 100000, &i)); o->patience = (int)i;
+    ALLMREC_TRY(config_get_int32(cfg, "train.epochs", 1, 100000, &o->epochs));
+    ALLMREC_TRY(config_get_int32(cfg, "train.patience", 0, 100000, &o->patience));
     ALLMREC_TRY(config_get_int_range(cfg, "train.valid_users", 0, INT64_MAX, &o->valid_users));
     ALLMREC_TRY(config_get_int(cfg, "train.seed", &i)); o->seed = (uint64_t)i;
     ALLMREC_TRY(config_get_int_range(cfg, "train.max_tokens", 8, INT64_MAX, &o->max_tokens));
@@ -193,7 +193,6 @@ allmrec_status tallrec_options_from_config(const struct config *cfg_in, struct t
     int n_schema;
     const struct config_key *schema = tallrec_config_schema(&n_schema);
     ALLMREC_TRY(config_validate(cfg, schema, n_schema));
-    int64_t i;
     ALLMREC_TRY(config_get_string_into(cfg, "data.path", o->data_path, sizeof o->data_path));
     ALLMREC_TRY(config_get_string_into(cfg, "data.train_scenario", o->train_scenario, sizeof o->train_scenario));
     ALLMREC_TRY(config_get_string_into(cfg, "eval_data.path", o->eval_data_path, sizeof o->eval_data_path));
@@ -220,8 +219,8 @@ allmrec_status tallrec_options_from_config(const struct config *cfg_in, struct t
     if (given != 0 && given != 3)
         return config_key_error(cfg, "prompt.verb_past", "%s", "give prompt.verb_past, prompt.verb and prompt.noun "
                                 "together (e.g. bought, buy, item) or none (the release's words for the dataset name)");
-    ALLMREC_TRY(config_get_int_range(cfg, "history_len", 1, 64, &i)); o->history_len = (int)i;
-    ALLMREC_TRY(config_get_int_range(cfg, "window", 1, 100000, &i)); o->window = (int)i;
+    ALLMREC_TRY(config_get_int32(cfg, "history_len", 1, 64, &o->history_len));
+    ALLMREC_TRY(config_get_int32(cfg, "window", 1, 100000, &o->window));
     ALLMREC_TRY(lora_options(cfg, o));
     ALLMREC_TRY(config_get_bool(cfg, "evaluate", &o->evaluate));
     ALLMREC_TRY(eval_options(cfg, o));
