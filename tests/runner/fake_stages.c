@@ -55,6 +55,8 @@ static const struct config_key SCHEMA[] = {
     {"train.lr", CONFIG_DOUBLE, "0.001", false, "lr"},
     {"train.num_epochs", CONFIG_INT, "3", false, "epochs"},
     {"train.seed", CONFIG_INT, "1", false, "seed"},
+    {"train.data_parallel", CONFIG_BOOL, "false", false, "stage 1/2: run under srun (the runner's contract)"},
+    {"test.fail_usage", CONFIG_BOOL, "false", false, "fail like a command's usage error: an error line, then usage"},
     {"test.fail", CONFIG_BOOL, "false", false, "fail on purpose"},
     {"eval.k", CONFIG_INT, "10", false, "anything"},
     // Stage 1 / Stage 2 / LLM evaluation (the contract in experiments/README.md)
@@ -150,6 +152,13 @@ int main(int argc, char **argv) {
         fprintf(stderr, "fake train %s: epochs %lld\n", argc > 2 ? argv[2] : "?", (long long)epochs);
         if (sl && atof(sl) > 0) usleep((useconds_t)(atof(sl) * 1e6));
         if (fail) { fprintf(stderr, "fake train: failing on purpose (test.fail)\n"); return 3; }
+        bool usage = false;
+        config_get_bool(&c, "test.fail_usage", &usage);
+        if (usage) {
+            fprintf(stderr, "allmrec train: error: fake: model.d must be even (test.fail_usage) [config error]\n"
+                            "usage: allmrec train <model> --config FILE\n  --config FILE  YAML config\n");
+            return 2;
+        }
         size_t n = 0;
         for (int64_t e = 1; e <= epochs; e++)
             n += (size_t)snprintf(text + n, sizeof text - n, "{\"epoch\": %lld, \"loss\": %.6f, \"valid_hr10\": %.4f}\n",
