@@ -19,7 +19,8 @@ static const char *EXPERIMENT_USAGE =
     "  --dry-run            print the plan with cache hits; run nothing\n"
     "  --report-only        write the report from what is complete; run nothing\n"
     "  --stop-on-failure    stop at the first failed run (default: report it and go on)\n"
-    "  --run-stage RUN:STAGE  run one stage of one run (what Slurm jobs do)\n"
+    "  --run-stage RUN:STAGE  run one stage of one run (what Slurm jobs do); with --dry-run, print its\n"
+    "                       command and stage config instead\n"
     "  --list               the models, scenarios and stages the runner knows (no file needed)\n"
     "  --schema             the keys of an experiment file\n"
     "  --slurm              write sbatch scripts (one per stage of the runs that are built, chained\n"
@@ -146,7 +147,8 @@ int cmd_experiment(int argc, char **argv) {
         }
         char run_id[256];
         snprintf(run_id, sizeof run_id, "%.*s", (int)(colon - run_stage), run_stage);
-        s = experiment_run_stage(&ex, run_id, colon + 1, stdout);
+        s = dry ? experiment_preview_stage(&ex, run_id, colon + 1, stdout)
+                : experiment_run_stage(&ex, run_id, colon + 1, stdout);
         rc = s == ALLMREC_OK ? 0 : cli_report_error(argv[0], s);
     } else if (dry) {
         experiment_print_plan(&ex, stdout);

@@ -607,6 +607,40 @@ allmrec_status experiment_run_stage(struct experiment *ex, const char *run_id, c
                        ex->name, run_id, ex->path);
 }
 
+allmrec_status experiment_preview_stage(struct experiment *ex, const char *run_id, const char *stage, FILE *out) {
+    for (int i = 0; i < ex->n_runs; i++) {
+        struct run *r = &ex->runs[i];
+        if (strcmp(r->id, run_id)) continue;
+        int si = stage_index(r, stage);
+        if (si < 0) return ALLMREC_ERR(ALLMREC_ERR_INVALID, "run %s has no stage %s", run_id, stage);
+        const struct run_stage *st = &r->stages[si];
+        char why[512];
+        fprintf(out, "run %s stage %s (key %s, %s)\n", r->id, stage, st->key,
+                run_stage_unbuilt_reason(r, si, why, sizeof why) ? why : stage_state_name(st->state));
+        struct stage_cmd cmds[RUNNER_MAX_CMDS];
+        memset(cmds, 0, sizeof cmds);
+        int n_cmds = 0;
+        ALLMREC_TRY(st->def->build(r, si, cmds, &n_cmds));
+        for (int c = 0; c < n_cmds; c++) {
+            fprintf(out, "command:");
+            for (int a = 0; a < cmds[c].argc; a++) fprintf(out, " %s", cmds[c].argv[a]);
+            fprintf(out, "\n");
+            for (int a = 0; a < cmds[c].argc; a++) free(cmds[c].argv[a]);
+        }
+        if (!st->def->writes_config) return ALLMREC_OK;
+        struct config sc;
+        char *yaml = NULL;
+        allmrec_status s = stage_config_build(r, si, &sc);
+        if (s == ALLMREC_OK) s = config_to_yaml(&sc, &yaml);
+        config_free(&sc);
+        if (s == ALLMREC_OK) fprintf(out, "stage config (%s/stage.yaml):\n%s", st->dir, yaml);
+        free(yaml);
+        return s;
+    }
+    return ALLMREC_ERR(ALLMREC_ERR_INVALID, "experiment %s has no run '%s' (see allmrec experiment %s --dry-run)",
+                       ex->name, run_id, ex->path);
+}
+
 // ---------------------------------------------------------------- status
 
 // the Slurm job id in <dir>/slurm_job (written when the stage was submitted)

@@ -207,6 +207,9 @@ bool run_buildable(const struct run *r);
 allmrec_status experiment_execute(struct experiment *ex, const struct run_options *opt);
 // Run one stage of one run (Slurm jobs call this through --run-stage).
 allmrec_status experiment_run_stage(struct experiment *ex, const char *run_id, const char *stage, FILE *out);
+// What --run-stage would run, without running it: the command lines and the stage config
+// (with the device a Slurm job's ALLMREC_STAGE_DEVICE gives it).
+allmrec_status experiment_preview_stage(struct experiment *ex, const char *run_id, const char *stage, FILE *out);
 void experiment_print_status(const struct experiment *ex, FILE *f);
 
 // ---------------------------------------------------------------- reports
