@@ -204,7 +204,53 @@ static void log_progress_line(const char *path, char *out, size_t cap) {
 
 static volatile sig_atomic_t g_interrupted;
 static FILE *g_progress_out; // where heartbeats of long stages go (the experiment's output)
-static void on_signal(int sig) { g_interrupted = sig; }
+static void on_signal(int sig) { g_interrupted = sig == SIGALRM ? SIGUSR1 : sig; }
+
+// ---------------------------------------------------------------- Slurm time limits
+
+// Seconds left before this Slurm job's time limit (squeue %L), -1 when unknown.
+static long slurm_time_left(void) {
+    const char *job = getenv("SLURM_JOB_ID");
+    if (!job || !job[0] || strspn(job, "0123456789_") != strlen(job)) return -1;
+    char cmd[128], buf[64] = "";
+    snprintf(cmd, sizeof cmd, "squeue -h -j %s -o %%L 2>/dev/null", job);
+    FILE *f = popen(cmd, "r");
+    if (!f) return -1;
+    if (!fgets(buf, sizeof buf, f)) buf[0] = '\0';
+    pclose(f);
+    // [days-][hours:]minutes:seconds
+    long d = 0, h = 0, m = 0, sec = 0;
+    if (sscanf(buf, "%ld-%ld:%ld:%ld", &d, &h, &m, &sec) == 4) return ((d * 24 + h) * 60 + m) * 60 + sec;
+    if (sscanf(buf, "%ld:%ld:%ld", &h, &m, &sec) == 3) return (h * 60 + m) * 60 + sec;
+    if (sscanf(buf, "%ld:%ld", &m, &sec) == 2) return m * 60 + sec;
+    return -1;
+}
+
+// the job's --signal lead time (the job script exports it), 0 when not a requeueing job
+static long slurm_signal_seconds(void) {
+    const char *v = getenv("ALLMREC_SLURM_SIGNAL_SECONDS");
+    return v && getenv("SLURM_JOB_ID") ? atol(v) : 0;
+}
+
+// Is a SIGUSR1 Slurm's warning for THIS start of the job? slurmctld sends it when
+// the time left is within the lead time plus its check period (30 s); right after a
+// requeued job starts again it can still see the previous start's end time and
+// send it at once. A warning with far more time left is ignored (the runner's own
+// alarm, armed at the start, stands in for the one Slurm will not send again).
+static bool slurm_warning_is_due(void) {
+    long lead = slurm_signal_seconds(), left = slurm_time_left();
+    return lead <= 0 || left < 0 || left <= lead + 45;
+}
+
+// At the start of a stage job: a SIGALRM when the lead time before the limit begins.
+static void slurm_arm_alarm(void) {
+    long lead = slurm_signal_seconds(), left = lead > 0 ? slurm_time_left() : -1;
+    if (left < 0) return;
+    struct sigaction sa = {0};
+    sa.sa_handler = on_signal;
+    sigaction(SIGALRM, &sa, NULL);
+    alarm((unsigned)(left > lead ? left - lead : 1));
+}
 
 static int run_command(const struct experiment *ex, const struct run *r, int si, const struct stage_cmd *c,
                        bool parallel, const char *log_path, char *why, size_t why_cap) {
@@ -274,6 +320,11 @@ static int run_command(const struct experiment *ex, const struct run *r, int si,
         pid_t w = waitpid(pid, &status, WNOHANG);
         if (w == pid) break;
         if (w < 0 && errno != EINTR) { snprintf(why, why_cap, "waitpid: %s", strerror(errno)); return 1; }
+        if (g_interrupted == SIGUSR1 && !slurm_warning_is_due()) {
+            dprintf(2, "allmrec experiment: ignoring a SIGUSR1 that came %ld s before the time limit\n",
+                    slurm_time_left());
+            g_interrupted = 0;
+        }
         if (g_interrupted) {
             // Slurm's warning before the time limit (SIGUSR1): the stage saves and stops as on SIGTERM
             kill(pid, g_interrupted == SIGUSR1 ? SIGTERM : g_interrupted);
@@ -599,6 +650,7 @@ allmrec_status experiment_run_stage(struct experiment *ex, const char *run_id, c
         sa.sa_handler = on_signal;
         sigaction(SIGTERM, &sa, NULL);
         sigaction(SIGUSR1, &sa, NULL); // sbatch --signal=B:USR1@N: the time limit is near
+        slurm_arm_alarm();
         allmrec_status s = execute_stage(ex, r, si, out, "[slurm]");
         if (s == ALLMREC_ERR_INTERRUPTED && g_interrupted == SIGUSR1) return requeue_self(&r->stages[si], out);
         return s;

@@ -159,6 +159,9 @@ static allmrec_status write_script(const struct experiment *ex, const struct job
     if (run_stage && jr->signal_seconds > 0)
         fprintf(f, "#SBATCH --requeue\n#SBATCH --signal=B:USR1@%d\n", jr->signal_seconds);
     fprintf(f, "set -eo pipefail\n");
+    if (run_stage && jr->signal_seconds > 0)
+        fprintf(f, "trap '' USR1   # until the runner takes over: a warning meant for an earlier start can come at once\n"
+                   "export ALLMREC_SLURM_SIGNAL_SECONDS=%d\n", jr->signal_seconds);
     for (int i = 0; i < jr->n_setup; i++) fprintf(f, "%s\n", jr->setup[i]);
     char q[RUNNER_PATH * 2];
     char cwd[RUNNER_PATH];

@@ -245,6 +245,7 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "eval")) {
         const char *ck;
         config_get_string(&c, "checkpoint", &ck);
+        if (!ck[0] && flag(argc, argv, "--checkpoint")) ck = flag(argc, argv, "--checkpoint"); // as `allmrec eval`
         char *t = NULL;
         if (fs_read_all(ck, &t, NULL) != ALLMREC_OK) { fprintf(stderr, "fake eval: %s\n", allmrec_error_message()); return 1; }
         double clr = 0;

@@ -263,6 +263,8 @@ static void test_gpu_and_cpu_stage_scripts(void) {
     CHECK_STR_CONTAINS(cf, "#SBATCH --gres=gpu:1\n");
     CHECK_STR_CONTAINS(cf, "#SBATCH --time=00:20:00\n#SBATCH --mem=32G\n#SBATCH --cpus-per-task=4\n");
     CHECK_STR_CONTAINS(cf, "#SBATCH --requeue\n#SBATCH --signal=B:USR1@300\n");
+    CHECK_STR_CONTAINS(cf, "trap '' USR1"); // until the runner handles it
+    CHECK_STR_CONTAINS(cf, "export ALLMREC_SLURM_SIGNAL_SECONDS=300\n");
     CHECK_STR_CONTAINS(cf, "#SBATCH --open-mode=append\n"); // a requeued job appends to its log
     CHECK_STR_CONTAINS(cf, "\nmodule load cuda/12.4\nexport OMP_NUM_THREADS=4\n");
     CHECK_STR_CONTAINS(cf, "export ALLMREC_STAGE_DEVICE=cuda");
@@ -388,7 +390,8 @@ static void test_table1_submits_only_built_runs(void) {
     stop_slurm(sd);
 }
 
-// A stage job killed by its time limit (1 minute; Slurm's SIGUSR1 40 s before it):
+// A stage job killed by its time limit (1 minute; Slurm's SIGUSR1 10 s before it, sent
+// up to 30 s earlier by slurmctld's periodic check):
 // the stage saves last.h5, the job requeues itself, resumes from last.h5 and
 // completes; the stage that depends on it (eval, afterok) then runs. A second
 // variant's stage fails with an error line followed by usage text: status and
@@ -407,7 +410,7 @@ static void test_time_limit_requeue_and_failure(void) {
                "models: [sasrec]\n"
                "variants:\n  - {name: ok, set: {cf.test.wait_for_signal: true}}\n"
                "  - {name: broken, set: {cf.test.fail_usage: true}}\n"
-               "slurm: {signal_seconds: 40, stages: {cf: {time: \"1\"}}}\n", dir, dir);
+               "slurm: {signal_seconds: 10, stages: {cf: {time: \"1\"}}}\n", dir, dir);
     fclose(f);
     if (!start_slurm(dir)) {
         if (!test_failed_flag) TEST_SKIP("Slurm or munge is not installed (apt-get install -y slurm-wlm munge)");
@@ -440,6 +443,10 @@ static void test_time_limit_requeue_and_failure(void) {
     CHECK(sh("grep -q 'requeueing the job' '%s'/results/rq/runs/synth__sasrec__ok/cf/log.txt", dir) == 0);
     CHECK(sh("grep -q 'resumed from .*last.h5 at step' '%s'/results/rq/runs/synth__sasrec__ok/cf/log.txt", dir) == 0);
     CHECK(sh("test -s '%s'/results/rq/runs/synth__sasrec__ok/cf/resumed_from", dir) == 0);
+    // the job's own output streamed the stage's log path and its progress lines (epoch, rate, ETA)
+    CHECK(sh("grep -q '^    log: .*/log.txt' '%s'/results/rq/runs/synth__sasrec__ok/cf/slurm-*.out", dir) == 0);
+    CHECK(sh("grep -q '^    cf synth__sasrec__ok \\[.*\\]: epoch 1/3 .*steps/s  ETA' "
+             "'%s'/results/rq/runs/synth__sasrec__ok/cf/slurm-*.out", dir) == 0);
     CHECK(sh("test -f '%s'/results/rq/runs/synth__sasrec__ok/eval/done.json", dir) == 0);
     CHECK(sh("test '%s'/results/rq/runs/synth__sasrec__ok/eval/done.json -nt "
              "'%s'/results/rq/runs/synth__sasrec__ok/cf/done.json", dir, dir) == 0);
@@ -460,9 +467,80 @@ static void test_time_limit_requeue_and_failure(void) {
     stop_slurm(sd);
 }
 
+// The real trainer under the same signal: `allmrec train sasrec` in a Slurm job gets
+// SIGUSR1 (as Slurm sends it before a time limit; here through scancel, so the test
+// need not wait for a limit) after its first epoch: it saves last.h5, the job
+// requeues itself, the second start resumes from last.h5 (train_log.jsonl says
+// "resume") and finishes; the dependent evaluation runs after it.
+static void test_real_trainer_requeue_resumes(void) {
+    if (!bin() || !getenv("ALLMREC_SOURCE")) TEST_SKIP("run through ctest (ALLMREC_BIN, ALLMREC_SOURCE)");
+    if (getenv("ALLMREC_SLURM_FAKE_ONLY")) TEST_SKIP("ALLMREC_SLURM_FAKE_ONLY is set");
+    if (sh("'%s' train sasrec 2>&1 | grep -q 'config FILE is required'", bin()) != 0)
+        TEST_SKIP("`allmrec train sasrec` is not built");
+    char dir[1100], exp[1200];
+    snprintf(dir, sizeof dir, "%s/realrq", test_tmpdir());
+    fs_mkdir_p(dir);
+    snprintf(exp, sizeof exp, "%s/exp.yaml", dir);
+    FILE *f = fopen(exp, "w");
+    fprintf(f, "experiment: {name: rq2, out_dir: %s/results/rq2, cache_dir: %s/results/cache, metrics: [hit1]}\n"
+               "datasets:\n  - {name: synth, set: {data.source: synth, data.synth.users: 120, data.synth.items: 80, "
+               "data.synth.seed: 3, eval_data.source: synth, eval_data.synth.users: 60, eval_data.synth.items: 80, "
+               "eval_data.synth.seed: 4}}\n"
+               "models: [sasrec]\n"
+               "defaults:\n  cf:\n    model: {d: 8, blocks: 1, maxlen: 10}\n"
+               "    train: {epochs: 600, batch_size: 32, eval_every: 1000}\n"
+               // a warning 560 s before a 10-minute limit is due from the start (the runner ignores
+               // one that comes far earlier than its job's lead time)
+               "slurm: {signal_seconds: 560, stages: {cf: {time: \"10\"}}}\n", dir, dir);
+    fclose(f);
+    if (!start_slurm(dir)) {
+        if (!test_failed_flag) TEST_SKIP("Slurm or munge is not installed (apt-get install -y slurm-wlm munge)");
+        return;
+    }
+    int rc = sh("cd '%s' && . slurm/env.sh && '%s' experiment '%s' --slurm --gpus-per-run 0 --cpus-per-task 1 --mem 200M "
+                "> submit.txt 2>&1", dir, bin(), exp);
+    char *out = file_of(dir, "submit.txt");
+    CHECK_MSG(rc == 0, "--slurm: %s", out ? out : "");
+    free(out);
+    char job[32] = "";
+    CHECK(sh("awk -F'\\t' '$3 == \"cf\" {print $1}' '%s/results/rq2/slurm/jobs.tsv' > '%s/cf_job'", dir, dir) == 0);
+    char *j = file_of(dir, "cf_job");
+    if (j) snprintf(job, sizeof job, "%.*s", (int)strcspn(j, "\n"), j);
+    free(j);
+    CHECK_MSG(job[0], "no cf job in jobs.tsv");
+    // after the first epoch: the time-limit warning
+    bool trained = false;
+    for (int i = 0; i < 240 && !trained; i++) {
+        usleep(500000);
+        trained = sh("grep -q '\"event\": \"epoch\"' '%s'/results/rq2/runs/synth__sasrec/cf/train_log.jsonl "
+                     "2>/dev/null", dir) == 0;
+    }
+    CHECK_MSG(trained, "the cf job never logged an epoch");
+    CHECK(sh("cd '%s' && . slurm/env.sh && scancel --signal=USR1 --batch %s", dir, job) == 0);
+    CHECK_MSG(wait_jobs(dir, 300), "Slurm jobs did not finish in time");
+    char *log = file_of(dir, "results/rq2/runs/synth__sasrec/cf/log.txt");
+    char *tl = file_of(dir, "results/rq2/runs/synth__sasrec/cf/train_log.jsonl");
+    CHECK_STR_CONTAINS(log, "requeueing the job");
+    CHECK_STR_CONTAINS(log, "state saved to"); // the training loop's own message on the signal
+    CHECK_STR_CONTAINS(tl, "\"event\": \"resume\"");
+    CHECK_STR_CONTAINS(tl, "\"epoch\": 600");
+    free(log);
+    free(tl);
+    CHECK(sh("cd '%s' && . slurm/env.sh && scontrol show job %s | grep -q 'Restarts=1'", dir, job) == 0);
+    CHECK(sh("test '%s'/results/rq2/runs/synth__sasrec/eval/done.json -nt '%s'/results/rq2/runs/synth__sasrec/cf/done.json",
+             dir, dir) == 0);
+    char *md = file_of(dir, "results/rq2/report.md");
+    CHECK_STR_CONTAINS(md, "## Runs (1 of 1 complete)");
+    free(md);
+    char sd[1200];
+    snprintf(sd, sizeof sd, "%s/slurm", dir);
+    stop_slurm(sd);
+}
+
 static void test_slurm_fake_stages(void) { run_slurm_case(false); }
 static void test_slurm_real_commands(void) { run_slurm_case(true); }
 
 TEST_MAIN(TEST_CASE(test_no_submit_scripts), TEST_CASE(test_gpu_and_cpu_stage_scripts),
           TEST_CASE(test_slurm_fake_stages), TEST_CASE(test_slurm_real_commands),
-          TEST_CASE(test_table1_submits_only_built_runs), TEST_CASE(test_time_limit_requeue_and_failure))
+          TEST_CASE(test_table1_submits_only_built_runs), TEST_CASE(test_time_limit_requeue_and_failure),
+          TEST_CASE(test_real_trainer_requeue_resumes))
