@@ -209,7 +209,7 @@ static void run_slurm_case(bool real) {
     snprintf(dir, sizeof dir, "%s/%s", test_tmpdir(), real ? "real" : "fake");
     fs_mkdir_p(dir);
     int rc = sh("'%s/tests/runner/slurm_start.sh' '%s/slurm' > '%s/slurm_start.txt' 2>&1", src, dir, dir);
-    if (rc == 77) TEST_SKIP("Slurm or munge is not installed (apt-get install -y slurm-wlm munge)");
+    if (rc == 77) TEST_SKIP("Slurm or munge is not installed (apt-get install -y slurm-wlm munge), or not root");
     g_started = 1;
     char *start = read_text("%s/slurm_start.txt", dir);
     char sd[1200];
@@ -340,7 +340,7 @@ static void test_table1_submits_only_built_runs(void) {
     snprintf(dir, sizeof dir, "%s/table1", test_tmpdir());
     fs_mkdir_p(dir);
     if (!start_slurm(dir)) {
-        if (!test_failed_flag) TEST_SKIP("Slurm or munge is not installed (apt-get install -y slurm-wlm munge)");
+        if (!test_failed_flag) TEST_SKIP("Slurm or munge is not installed (apt-get install -y slurm-wlm munge), or not root");
         return;
     }
     char ov[3000];
@@ -413,7 +413,7 @@ static void test_time_limit_requeue_and_failure(void) {
                "slurm: {signal_seconds: 10, stages: {cf: {time: \"1\"}}}\n", dir, dir);
     fclose(f);
     if (!start_slurm(dir)) {
-        if (!test_failed_flag) TEST_SKIP("Slurm or munge is not installed (apt-get install -y slurm-wlm munge)");
+        if (!test_failed_flag) TEST_SKIP("Slurm or munge is not installed (apt-get install -y slurm-wlm munge), or not root");
         return;
     }
     char env[1600];
@@ -494,7 +494,7 @@ static void test_real_trainer_requeue_resumes(void) {
                "slurm: {signal_seconds: 560, stages: {cf: {time: \"10\"}}}\n", dir, dir);
     fclose(f);
     if (!start_slurm(dir)) {
-        if (!test_failed_flag) TEST_SKIP("Slurm or munge is not installed (apt-get install -y slurm-wlm munge)");
+        if (!test_failed_flag) TEST_SKIP("Slurm or munge is not installed (apt-get install -y slurm-wlm munge), or not root");
         return;
     }
     int rc = sh("cd '%s' && . slurm/env.sh && '%s' experiment '%s' --slurm --gpus-per-run 0 --cpus-per-task 1 --mem 200M "
