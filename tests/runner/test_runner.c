@@ -641,7 +641,50 @@ static void test_svg_pieces(void) {
     free(svg);
 }
 
+// A command that fails with its error line and then its usage text (as cli_usage_error
+// and commands that print usage after an error do): the failure recorded, shown by
+// status and the report is the error line, with the log path, not the usage's last line.
+static void test_failure_message_is_the_error_line(void) {
+    setup();
+    if (!getenv("ALLMREC_FAKE_STAGES")) TEST_SKIP("ALLMREC_FAKE_STAGES not set (run through ctest)");
+    const char *p = write_file("usage.yaml", experiment_text("usage", ""));
+    char *ov[] = {"defaults.cf.test.fail_usage=true"};
+    struct experiment ex;
+    CHECK_OK(experiment_load(&ex, p, ov, 1));
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    struct run_options opt = {.keep_going = true, .out = f};
+    CHECK_STATUS(experiment_execute(&ex, &opt), ALLMREC_ERR_DATA);
+    fclose(f);
+    const struct run_stage *cf = stage_of(find_run(&ex, "tiny__sasrec"), "cf");
+    CHECK_EQ_INT(cf->state, STAGE_FAILED);
+    CHECK(!strcmp(cf->message, "exit code 2: allmrec train: error: fake: model.d must be even (test.fail_usage) "
+                               "[config error]"));
+    CHECK_STR_CONTAINS(buf, "    log: "); // the experiment's output names each stage's log
+    free(buf);
+    CHECK_OK(experiment_report(&ex, NULL));
+    experiment_free(&ex);
+    CHECK_OK(experiment_load(&ex, p, ov, 1)); // status reads failed.json back
+    buf = NULL;
+    f = open_memstream(&buf, &len);
+    experiment_print_status(&ex, f);
+    fclose(f);
+    CHECK_STR_CONTAINS(buf, "cf failed: exit code 2: allmrec train: error: fake: model.d must be even");
+    CHECK(buf && !strstr(buf, "YAML config"));
+    free(buf);
+    char q[1200], *md = NULL;
+    snprintf(q, sizeof q, "%s/report.md", ex.out_dir);
+    CHECK_OK(fs_read_all(q, &md, NULL));
+    CHECK_STR_CONTAINS(md, "stage cf failed: exit code 2: allmrec train: error: fake: model.d must be even");
+    CHECK_STR_CONTAINS(md, "/log.txt)");
+    CHECK(md && !strstr(md, "YAML config"));
+    free(md);
+    experiment_free(&ex);
+}
+
 TEST_MAIN(TEST_CASE(test_plan_expansion), TEST_CASE(test_plan_errors), TEST_CASE(test_cache_keys),
           TEST_CASE(test_execute_cache_and_report), TEST_CASE(test_failure_is_per_run),
+          TEST_CASE(test_failure_message_is_the_error_line),
           TEST_CASE(test_resume_after_kill), TEST_CASE(test_full_pipeline_reuse_and_srun), TEST_CASE(test_shipped_experiments),
           TEST_CASE(test_svg_pieces))
