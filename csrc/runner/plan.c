@@ -674,7 +674,7 @@ static bool make_absolute(char *dir, size_t cap) {
 }
 
 // slurm.stages.<stage>.<key>: a known stage and time, mem or cpus_per_task (a valid count)
-static allmrec_status check_slurm_stages(const struct config *cfg) {
+allmrec_status check_slurm_stages(const struct config *cfg) {
     for (int i = 0; i < cfg->n; i++) {
         const struct config_entry *e = &cfg->entries[i];
         if (strncmp(e->key, "slurm.stages.", 13)) continue;

@@ -217,6 +217,11 @@ static allmrec_status load_site(const struct experiment *ex, struct config *site
             return s;
         }
     }
+    allmrec_status s = check_slurm_stages(site);
+    if (s != ALLMREC_OK) {
+        config_free(site);
+        return s;
+    }
     *have = true;
     return ALLMREC_OK;
 }

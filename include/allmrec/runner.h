@@ -177,6 +177,8 @@ struct experiment {
 };
 
 const struct config_key *experiment_schema(int *n);
+// slurm.stages.<stage>.<key> of an experiment or a Slurm site file: a known stage, a known key
+allmrec_status check_slurm_stages(const struct config *cfg);
 // Load and validate the file, expand the plan, compute stage keys and states.
 allmrec_status experiment_load(struct experiment *ex, const char *path, char *const *overrides, int n_overrides);
 void experiment_free(struct experiment *ex);

@@ -310,6 +310,17 @@ static void test_gpu_and_cpu_stage_scripts(void) {
     CHECK(s1 && !strstr(s1, "ALLMREC_SRUN_TASKS"));
     free(s2);
     free(s1);
+
+    // a site file with a key an experiment cannot have: an error naming the file and line
+    f = fopen(site, "w");
+    fprintf(f, "slurm:\n  account: proj7\n  partitionn: gpu\n");
+    fclose(f);
+    rc = sh("cd '%s' && ALLMREC_SLURM_SITE='%s' '%s' experiment '%s' --slurm --no-submit > '%s/bad_site.txt' 2>&1", dir,
+            site, bin(), exp, dir);
+    char *bad = file_of(dir, "bad_site.txt");
+    CHECK(rc == 1);
+    CHECK_STR_CONTAINS(bad, "site.yaml:3: key 'slurm.partitionn'");
+    free(bad);
 }
 
 // Start a private Slurm in <dir>/slurm; false (test skipped or failed) when it cannot.
