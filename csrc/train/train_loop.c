@@ -464,16 +464,20 @@ allmrec_status train_loop_run(const struct train_loop_options *o, const struct t
     fs_join(L.p_best, sizeof L.p_best, o->out_dir, "best.h5");
     fs_join(L.p_log, sizeof L.p_log, o->out_dir, "train_log.jsonl");
 
-    struct sigaction sa, old_int, old_term;
+    // SIGUSR1 as well: what Slurm sends before a time limit (sbatch --signal=USR1@N
+    // reaches job steps, e.g. stages run under srun)
+    struct sigaction sa, old_int, old_term, old_usr1;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
     sigemptyset(&sa.sa_mask);
     g_interrupted = 0;
     sigaction(SIGINT, &sa, &old_int);
     sigaction(SIGTERM, &sa, &old_term);
+    sigaction(SIGUSR1, &sa, &old_usr1);
     allmrec_status s = loop_body(&L, res);
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
+    sigaction(SIGUSR1, &old_usr1, NULL);
 
     res->epochs_done = (int64_t)L.st.epoch;
     res->global_step = (int64_t)L.st.global_step;

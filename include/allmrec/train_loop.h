@@ -12,7 +12,7 @@
 //     `checkpoint_every` steps inside an epoch, on SIGINT/SIGTERM and when a
 //     stop is asked; re-running the same command resumes at the exact step
 //     (`restart` ignores it and starts over, removing a stale best.h5).
-//   - SIGINT/SIGTERM: finish the running step, save last.h5, return
+//   - SIGINT/SIGTERM/SIGUSR1 (Slurm's time-limit warning): finish the running step, save last.h5, return
 //     ALLMREC_ERR_INTERRUPTED ("run the same command again to resume").
 //   - max_minutes: a time budget; after the epoch that passes it the loop
 //     validates, saves and stops, not finished (a re-run resumes). With

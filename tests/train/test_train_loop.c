@@ -4,7 +4,8 @@
 //    state of a straight run; checkpoints every N steps record the position;
 //    early stopping after `patience` validations without improvement keeps
 //    best.h5 = the state of the best epoch; without validation best.h5 is the
-//    final state; a restart removes a stale best.h5; the JSON-lines log.
+//    final state; a restart removes a stale best.h5; the JSON-lines log;
+//    SIGUSR1 (Slurm's time-limit warning) and SIGTERM save and resume.
 //  - SASRec killed with SIGKILL at a random step (a forked child, killed after
 //    it has logged k steps, k random; twice), re-run on the same out_dir, ends
 //    with parameters and Adam moments bit-identical to an uninterrupted run.
@@ -36,6 +37,7 @@ struct toy {
     double steps;            // its own counter (saved, like Adam's t)
     const double *metrics;   // validation metric after epoch e (1-based): metrics[e - 1]
     int n_validations;
+    int signal_at, signal;   // raise(signal) during global step signal_at (1-based; 0 = never)
 };
 
 static allmrec_status toy_begin(void *self, int64_t epoch, int64_t *n_steps) {
@@ -51,6 +53,7 @@ static allmrec_status toy_step(void *self, int64_t epoch, int64_t step, int64_t 
     t->steps += 1;
     for (int i = 0; i < TOY_N; i++) t->w[i] = t->w[i] * 0.75f + (float)(epoch * 7 + step * 3 + i) * 0.01f;
     *n_examples = 5;
+    if (t->signal_at && (int)t->steps == t->signal_at) raise(t->signal);
     return ALLMREC_OK;
 }
 
@@ -428,6 +431,38 @@ static void test_sasrec_sigkill_resume_is_bitwise(void) {
     free(log);
 }
 
-TEST_MAIN(TEST_CASE(test_toy_resume_early_stop), TEST_CASE(test_toy_no_validation_and_restart),
+// SIGUSR1 (Slurm's warning before a job's time limit) and SIGTERM mid-epoch: the loop
+// finishes the step, saves last.h5 there, returns INTERRUPTED; the re-run resumes and
+// ends with the straight run's state.
+static void test_toy_signal_saves_and_resumes(void) {
+    static const int SIGS[] = {SIGUSR1, SIGTERM};
+    for (int k = 0; k < 2; k++) {
+        char straight[1100], stopped[1100], p[1200];
+        snprintf(straight, sizeof straight, "%s/sig%d_straight", test_tmpdir(), k);
+        snprintf(stopped, sizeof stopped, "%s/sig%d_stopped", test_tmpdir(), k);
+        struct train_loop_options o;
+        train_loop_options_default(&o);
+        o.epochs = 3;
+        o.progress = false;
+        struct toy a = {0}, b = {.signal_at = 5, .signal = SIGS[k]}, c = {0};
+        struct trainer ta = toy_trainer(&a, false), tb = toy_trainer(&b, false), tc = toy_trainer(&c, false);
+        struct train_loop_result r;
+        o.out_dir = straight;
+        CHECK_OK(train_loop_run(&o, &ta, &r));
+        o.out_dir = stopped;
+        CHECK_STATUS(train_loop_run(&o, &tb, &r), ALLMREC_ERR_INTERRUPTED);
+        CHECK_STR_CONTAINS(allmrec_error_message(), "state saved to");
+        CHECK_EQ_INT(r.global_step, 5); // the step that was running finished, then the loop stopped
+        fs_join(p, sizeof p, stopped, "last.h5");
+        CHECK(fs_exists(p));
+        CHECK_OK(train_loop_run(&o, &tc, &r)); // a fresh process: state only from last.h5
+        CHECK(r.resumed && r.finished);
+        CHECK_EQ_INT(r.steps_run, 3 * TOY_STEPS - 5);
+        CHECK_MSG(!memcmp(a.w, c.w, sizeof a.w) && a.steps == c.steps, "signal %d: resumed state differs", SIGS[k]);
+    }
+}
+
+TEST_MAIN(TEST_CASE(test_toy_resume_early_stop), TEST_CASE(test_toy_signal_saves_and_resumes),
+          TEST_CASE(test_toy_no_validation_and_restart),
           TEST_CASE(test_toy_corrupt_state_refused), TEST_CASE(test_toy_resume_log_has_no_repeats),
           TEST_CASE(test_sasrec_sigkill_resume_is_bitwise))
