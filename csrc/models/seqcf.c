@@ -437,8 +437,8 @@ static void dilations_str(const struct seqcf_config *c, char *buf, size_t cap) {
 }
 
 static allmrec_status write_attrs(struct h5_file *f, const struct seqcf_config *c, const char *config_yaml) {
-    char dil[256];
-    dilations_str(c, dil, sizeof dil);
+    char dil[256] = "";
+    if (c->kind == SEQCF_NEXTITNET) dilations_str(c, dil, sizeof dil);
     ALLMREC_TRY(h5_attr_set_str(f, "/", "format", CKPT_FORMAT));
     ALLMREC_TRY(h5_attr_set_i64(f, "/", "format_version", 1));
     ALLMREC_TRY(h5_attr_set_str(f, "/", "model", seqcf_kind_name(c->kind)));
@@ -516,7 +516,7 @@ static allmrec_status read_attrs(struct h5_file *f, const char *path, struct seq
     if (!s && !(s = h5_attr_get_f64(f, "/", "ln_eps", &x))) cfg->ln_eps = (float)x;
     if (!s && !(s = h5_attr_get_str(f, "/", "loss", &loss))) cfg->loss = strcmp(loss, "ce") ? SEQCF_LOSS_BCE : SEQCF_LOSS_CE;
     if (!s) s = h5_attr_get_str(f, "/", "dilations", &dil);
-    if (!s) s = parse_dilations(path, dil, cfg);
+    if (!s && cfg->kind == SEQCF_NEXTITNET) s = parse_dilations(path, dil, cfg);
     free(fmt);
     free(model);
     free(dil);
