@@ -11,7 +11,6 @@ Uses recbole.config / data / trainer directly (recbole.quick_start imports ray).
 """
 import argparse
 import json
-import os
 import time
 
 import torch
@@ -59,7 +58,7 @@ cfg = {
     "device": "cpu",
     "use_gpu": False,
     "show_progress": False,
-    "checkpoint_dir": os.path.join(os.path.dirname(os.path.abspath(a.json)), "saved"),
+    "checkpoint_dir": "saved",  # relative to the working directory (compare.sh: runs/)
     "train_neg_sample_args": {"distribution": "uniform", "sample_num": 1, "alpha": 1.0, "dynamic": False,
                               "candidate_num": 0},
 }

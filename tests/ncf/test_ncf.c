@@ -11,6 +11,7 @@
 #include "allmrec/cf_export.h"
 #include "allmrec/config.h"
 #include "allmrec/data.h"
+#include "allmrec/device.h"
 #include "allmrec/fs.h"
 #include "allmrec/h5.h"
 #include "allmrec/ncf.h"
@@ -184,6 +185,57 @@ static void test_score_all_matches_pairs(void) {
     op_ctx_free(&ctx);
 }
 
+// three training steps and full-ranking scores on CUDA equal the CPU's (skips
+// without a device; ALLMREC_NCF_PARITY_SELFTEST=1 compares two CPU models, to
+// check the test itself)
+static void test_cuda_matches_cpu(void) {
+    bool self = getenv("ALLMREC_NCF_PARITY_SELFTEST") != NULL;
+    if (!self && allmrec_cuda_device_count() < 1)
+        TEST_SKIP("no CUDA device (built %s CUDA)", allmrec_cuda_compiled() ? "with" : "without");
+    struct op_ctx cpu, gpu;
+    CHECK_OK(op_ctx_init(&cpu, ALLMREC_DEVICE_CPU, 0));
+    CHECK_OK(op_ctx_init(&gpu, self ? ALLMREC_DEVICE_CPU : ALLMREC_DEVICE_CUDA, 0));
+    struct ncf_config c;
+    ncf_config_default(&c); // d 50, [100, 50], dropout 0.1
+    c.n_users = 300;
+    c.n_items = 500;
+    struct ncf_model a, b;
+    CHECK_OK(ncf_init(&a, &c, &cpu, 256));
+    CHECK_OK(ncf_init(&b, &c, &gpu, 256));
+    CHECK_OK(ncf_init_weights(&a, 5));
+    CHECK_OK(ncf_init_weights(&b, 5));
+    struct adam_params p = {.lr = 1e-2f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f};
+    int32_t u[128], it[128];
+    float lab[128];
+    for (int step = 0; step < 3; step++) {
+        for (int r = 0; r < 128; r++) {
+            u[r] = (r * 37 + step * 11) % 300;
+            it[r] = 1 + (r * 53 + step * 7) % 500;
+            lab[r] = (float)(r % 2);
+        }
+        CHECK_OK(ncf_train_step(&a, 128, u, it, lab, 9, &p));
+        CHECK_OK(ncf_train_step(&b, 128, u, it, lab, 9, &p));
+    }
+    double la, lb;
+    CHECK_OK(ncf_read_loss(&a, &la, false));
+    CHECK_OK(ncf_read_loss(&b, &lb, false));
+    CHECK_MSG(fabs(la - lb) <= 1e-4 * fabs(la), "summed loss cpu %.7f vs %.7f", la, lb);
+    int32_t users[4] = {0, 17, 150, 299};
+    float *sa = malloc(sizeof(float) * 4 * 501), *sb = malloc(sizeof(float) * 4 * 501);
+    CHECK_OK(ncf_score_all(&a, 4, users, sa));
+    CHECK_OK(ncf_score_all(&b, 4, users, sb));
+    double worst = 0;
+    for (int i = 0; i < 4 * 501; i++) worst = fmax(worst, fabs((double)sa[i] - sb[i]));
+    fprintf(stderr, "  ncf cpu vs %s: loss %.7f vs %.7f, max |score diff| %.2e\n", self ? "cpu" : "cuda", la, lb, worst);
+    CHECK_MSG(worst < 1e-3, "scores differ by %g", worst);
+    free(sa);
+    free(sb);
+    ncf_free(&a);
+    ncf_free(&b);
+    op_ctx_free(&cpu);
+    op_ctx_free(&gpu);
+}
+
 // ------------------------------------------------------------------ runs on synthetic data
 
 static char g_data[1024];
@@ -325,4 +377,4 @@ static void test_resume_is_bitwise(void) {
 }
 
 TEST_MAIN(TEST_CASE(test_grad_no_dropout), TEST_CASE(test_grad_dropout), TEST_CASE(test_score_all_matches_pairs),
-          TEST_CASE(test_train_eval_export), TEST_CASE(test_resume_is_bitwise))
+          TEST_CASE(test_cuda_matches_cpu), TEST_CASE(test_train_eval_export), TEST_CASE(test_resume_is_bitwise))
