@@ -18,7 +18,7 @@ PY=${RECBOLE_PY:-/work/venv-recbole/bin/python}
 DATA=${DATA_DIR:-$ROOT/data}
 OUT=$ROOT/bench/recbole/out
 RB=${RB_DIR:-$ROOT/runs/recbole_data}
-mkdir -p "$OUT" "$RB"
+mkdir -p "$OUT" "$RB" "$ROOT/runs/recbole_cmp"
 export OMP_NUM_THREADS=$THREADS OPENBLAS_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 [ -f "$RB/$DS/$DS.inter" ] || "$PY" "$ROOT/bench/recbole/h5_to_atomic.py" "$DATA/$DS.h5" "$RB" "$DS"
 case $MODEL in
@@ -34,16 +34,4 @@ RUN=$ROOT/runs/recbole_cmp/${MODEL}_${DS}
 "$ROOT/build/allmrec" train $MODEL --config "$CFG" data.path="$DATA/$DS.h5" out_dir="$RUN" train.epochs="$EPOCHS" \
     train.eval_every=1 train.patience=0 train.restart=true train.progress=false eval.valid_kind=full \
     "eval.scenarios=[all]" "eval.kinds=[full]" export.enabled=false "${EXTRA[@]}" > "$RUN.log" 2>&1
-"$PY" - "$RUN" "$OUT/${MODEL}_${DS}_ours.json" "$MODEL" "$DS" "$EPOCHS" "$THREADS" <<'PYEOF'
-import json, sys
-run, out, model, ds, epochs, threads = sys.argv[1:]
-ep = [json.loads(l) for l in open(run + "/train_log.jsonl") if '"event": "epoch"' in l]
-m = json.load(open(run + "/metrics.json"))["results"]
-r = [x for x in m if x["scenario"] == "all" and x["kind"] == "full"][0]
-res = {"model": model, "dataset": ds, "epochs": int(epochs), "threads": int(threads),
-       "test": {"hit@10": r["hit@10"], "ndcg@10": r["ndcg@10"]}, "test_users": r["n_users"],
-       "epoch_train_seconds": [e["seconds"] for e in ep],
-       "mean_epoch_train_seconds": sum(e["seconds"] for e in ep) / len(ep)}
-json.dump(res, open(out, "w"), indent=1)
-print(json.dumps(res))
-PYEOF
+"$PY" "$ROOT/bench/recbole/ours_json.py" "$RUN" "$OUT/${MODEL}_${DS}_ours.json" "$MODEL" "$DS" "$EPOCHS" "$THREADS"
