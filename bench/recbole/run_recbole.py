@@ -65,8 +65,10 @@ cfg = {
 if a.model == "NeuMF":
     cfg.update({"mf_embedding_size": 50, "mlp_embedding_size": 50, "mlp_hidden_size": [100, 50],
                 "dropout_prob": 0.1, "mf_train": True, "mlp_train": True})
-else:  # sequential models: one negative per target and BCE, as our SASRec (the release)
-    cfg.update({"MAX_ITEM_LIST_LENGTH": 50, "loss_type": "BCE", "hidden_size": 50, "embedding_size": 50})
+else:  # sequential models: one uniform negative per target. RecBole 1.2's SASRec offers BPR (pairwise,
+    # -log sigmoid(s_pos - s_neg)) or CE over all items; ours (the release) is BCE on the positive and
+    # the negative, so BPR with one negative is the nearest
+    cfg.update({"MAX_ITEM_LIST_LENGTH": 50, "loss_type": "BPR", "hidden_size": 50, "embedding_size": 50})
 if a.model == "SASRec":
     cfg.update({"n_layers": 2, "n_heads": 1, "inner_size": 50, "hidden_dropout_prob": 0.5,
                 "attn_dropout_prob": 0.5, "hidden_act": "relu", "layer_norm_eps": 1e-8})
