@@ -131,9 +131,10 @@ allmrec_status ncf_init(struct ncf_model *m, const struct ncf_config *cfg, struc
     int64_t widths = 0;
     for (int l = 0; l < L; l++) widths += layer_in(cfg, l) + cfg->hidden[l];
     size_t f = sizeof(float);
-    size_t bytes = (size_t)(R * (3 + 8 * d + 2 * d + 2 * widths + 2 * last_width(cfg) + 6)) * f +
-                   (size_t)(3 * d * d + d + 4) * f + (size_t)(4 * L + 40) * ARENA_ALIGN;
-    bytes += (size_t)R * (size_t)(2 * widths) * f; // dx/dxd/dpre
+    // per row: ids 2, labels, logits, dot, losses, dlogits; u_mf, i_mf, uw, duw, du_mf, di_mf,
+    // du_mlp, di_mlp, x0, dx0 (12 d); per layer xd, dxd (2 in) and pre, dpre, x, dx (4 h)
+    size_t bytes = (size_t)(R * (8 + 12 * d + 4 * widths)) * f + (size_t)(3 * d * d + d + 4) * f +
+                   (size_t)(6 * L + 40) * ARENA_ALIGN;
     if ((s = arena_init(&m->a_acts, "ncf.acts", ctx->device, bytes))) { ncf_free(m); return s; }
     struct arena *a = &m->a_acts;
 #define ALLOC(t, dt, ...)                                                              \
