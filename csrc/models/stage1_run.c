@@ -290,11 +290,6 @@ static allmrec_status open_models(struct s1 *t) {
     if (!t->xu || !t->E || !t->pos || !t->neg || !t->texts || !t->text_buf)
         return ALLMREC_ERR(ALLMREC_ERR_NOMEM, "stage1: host staging");
     if (o->user_rep == STAGE1_USER_REP_RELEASE_DROPOUT || o->all_items) {
-        // these re-run SASRec itself; any other CF model is read from its export alone
-        if (strcmp(t->cf.model, "sasrec"))
-            return ALLMREC_ERR_AT(ALLMREC_ERR_CONFIG, o->cf_export, 0, o->all_items ? "train.all_items" : "user_rep",
-                                  "user_rep release_dropout and train.all_items re-run SASRec, but this CF export "
-                                  "comes from '%s': use user_rep export and train.all_items false", t->cf.model);
         char ckpt[1024];
         snprintf(ckpt, sizeof ckpt, "%s", o->cf_checkpoint);
         if (!ckpt[0]) { // the checkpoint the export was written from

@@ -424,10 +424,6 @@ static allmrec_status select_rows(const struct stage2_options *o, struct stage2_
 // user_rep release_dropout: the SASRec checkpoint (cf.checkpoint, else the one
 // the CF export names) on the LLM's device, B rows
 static allmrec_status load_sasrec(const struct stage2_options *o, struct stage2_inputs *in) {
-    if (in->have_cf && strcmp(in->cf.model, "sasrec")) // other CF models: their export alone
-        return ALLMREC_ERR_AT(ALLMREC_ERR_CONFIG, o->cf_export, 0, o->all_items ? "train.all_items" : "user_rep",
-                              "user_rep release_dropout and train.all_items re-run SASRec, but this CF export comes "
-                              "from '%s': use user_rep export and train.all_items false", in->cf.model);
     char ckpt[1024];
     snprintf(ckpt, sizeof ckpt, "%s", o->cf_checkpoint);
     if (!ckpt[0]) {
