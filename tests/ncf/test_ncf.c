@@ -376,5 +376,35 @@ static void test_resume_is_bitwise(void) {
     config_free(&c2);
 }
 
+// `allmrec train ncf` and `allmrec eval` on an NCF run; a bad key is refused
+static void test_cli(void) {
+    if (!dataset_path()) TEST_SKIP("could not make the synthetic dataset");
+    const char *cli = test_cli_path();
+    if (!cli) TEST_SKIP("the allmrec command is not built (target allmrec_cli)");
+    char yaml[4096], path[1200], cmd[8192], out[1200], p[1300];
+    snprintf(out, sizeof out, "%s/ncf_cli", test_tmpdir());
+    snprintf(yaml, sizeof yaml, "model: {name: ncf, d: 8, mlp_hidden: [8]}\ndata: {path: %s}\n"
+             "train: {epochs: 1, eval_every: 0, progress: false}\neval: {scenarios: [all], kinds: [neg19]}\n"
+             "out_dir: %s\n", g_data, out);
+    snprintf(path, sizeof path, "%s/ncf.yaml", test_tmpdir());
+    CHECK_OK(fs_write_atomic(path, yaml, strlen(yaml)));
+    snprintf(cmd, sizeof cmd, "%s train ncf --config %s > /dev/null 2>&1", cli, path);
+    CHECK_EQ_INT(system(cmd), 0);
+    snprintf(p, sizeof p, "%s/cf_export.h5", out);
+    CHECK(fs_exists(p));
+    snprintf(cmd, sizeof cmd, "%s eval --config %s --json %s/eval.json > /dev/null 2>&1", cli, path, out);
+    CHECK_EQ_INT(system(cmd), 0);
+    char *js;
+    size_t len;
+    snprintf(p, sizeof p, "%s/eval.json", out);
+    CHECK_OK(fs_read_all(p, &js, &len));
+    CHECK_STR_CONTAINS(js, "\"neg19\"");
+    CHECK_STR_CONTAINS(js, "\"ndcg@10\"");
+    free(js);
+    snprintf(cmd, sizeof cmd, "%s train ncf --config %s model.mlp_hidden=[8.5] > /dev/null 2>&1", cli, path);
+    CHECK(system(cmd) != 0);
+}
+
 TEST_MAIN(TEST_CASE(test_grad_no_dropout), TEST_CASE(test_grad_dropout), TEST_CASE(test_score_all_matches_pairs),
-          TEST_CASE(test_cuda_matches_cpu), TEST_CASE(test_train_eval_export), TEST_CASE(test_resume_is_bitwise))
+          TEST_CASE(test_cuda_matches_cpu), TEST_CASE(test_train_eval_export), TEST_CASE(test_resume_is_bitwise),
+          TEST_CASE(test_cli))
