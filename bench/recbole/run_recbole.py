@@ -30,7 +30,8 @@ p.add_argument("--model", required=True, choices=["NeuMF", "SASRec", "GRU4Rec", 
 p.add_argument("--data-dir", required=True)
 p.add_argument("--dataset", required=True)
 p.add_argument("--epochs", type=int, default=10)
-p.add_argument("--eval-step", type=int, default=1, help="validate every N epochs")
+p.add_argument("--eval-step", type=int, default=1,
+               help="validate every N epochs (0: never; the last epoch's model is tested)")
 p.add_argument("--threads", type=int, default=2)
 p.add_argument("--json", required=True)
 p.add_argument("--set", nargs="*", default=[], help="extra key=value (YAML values)")
@@ -102,7 +103,7 @@ res = {
     "model": a.model, "dataset": a.dataset, "epochs": a.epochs, "threads": a.threads,
     "n_users": int(dataset.user_num - 1), "n_items": int(dataset.item_num - 1),
     "train_interactions": len(train_data.dataset),
-    "best_valid": {k: float(v) for k, v in best_valid_result.items()},
+    "best_valid": {k: float(v) for k, v in (best_valid_result or {}).items()},  # {} with --eval-step 0
     "test": {k: float(v) for k, v in test.items()},
     "epoch_train_seconds": epoch_secs,
     "mean_epoch_train_seconds": sum(epoch_secs) / max(len(epoch_secs), 1),
