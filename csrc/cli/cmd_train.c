@@ -1,12 +1,13 @@
 // cmd_train.c: `allmrec train <model> --config FILE [key=value ...]`.
-// SASRec (csrc/models/sasrec*.c), GRU4Rec and NextItNet (csrc/models/seqcf*.c,
-// gru4rec.c, nextitnet.c) and A-LLMRec Stage 1 and Stage 2
-// (csrc/models/stage1*.c, stage2*.c) are built; ncf reports that it is not built yet.
+// SASRec (csrc/models/sasrec*.c), NCF (csrc/models/ncf*.c), GRU4Rec and
+// NextItNet (csrc/models/seqcf*.c, gru4rec.c, nextitnet.c) and A-LLMRec Stage 1
+// and Stage 2 (csrc/models/stage1*.c, stage2*.c) are built.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "allmrec/config.h"
+#include "allmrec/ncf_train.h"
 #include "allmrec/sasrec_train.h"
 #include "allmrec/seqcf_train.h"
 #include "allmrec/stage1.h"
@@ -15,13 +16,14 @@
 
 static const char *USAGE =
     "usage: allmrec train <model> --config FILE [key=value ...] [--out DIR] [--restart] [--device cpu|cuda]\n"
-    "  <model>        sasrec | gru4rec | nextitnet | stage1 | stage2 (A-LLMRec Stages 1, 2) (ncf: not built yet)\n"
-    "  --config FILE  YAML config (configs/{sasrec,gru4rec,nextitnet,stage1,stage2}/*.yaml; `base:` inheritance)\n"
+    "  <model>        sasrec | ncf | gru4rec | nextitnet | stage1 | stage2 (A-LLMRec Stages 1, 2)\n"
+    "  --config FILE  YAML config (configs/{sasrec,ncf,gru4rec,nextitnet,stage1,stage2}/*.yaml; `base:` inheritance)\n"
     "  key=value      override any config key, e.g. train.epochs=50 train.device=cuda\n"
     "  --out DIR      same as out_dir=DIR\n"
     "  --restart      ignore <out_dir>/last.h5 (default: resume from it)\n"
     "  --device D     same as train.device=D\n"
-    "sasrec, gru4rec and nextitnet write <out_dir>/{config.yaml, train_log.jsonl, last.h5, best.h5, metrics.json, metrics.txt,\n"
+    "sasrec, ncf, gru4rec and nextitnet write <out_dir>/{config.yaml, train_log.jsonl, last.h5, best.h5, metrics.json,\n"
+    "metrics.txt, "
     "cf_export.h5}; stage1 writes <out_dir>/{config.yaml, train_log.jsonl, last.h5, best.h5, checkpoint.h5,\n"
     "sbert/, joint.h5, metrics.json, metrics.txt} (docs/stage1.md); stage2 writes <out_dir>/{config.yaml,\n"
     "train_log.jsonl, last.h5, best.h5, checkpoint.h5} (docs/stage2.md). Interrupt with Ctrl-C: the state is\n"
@@ -34,12 +36,9 @@ int cmd_train(int argc, char **argv) {
         return argc < 2 ? 2 : 0;
     }
     const char *model = argv[1];
-    bool stage1 = !strcmp(model, "stage1"), stage2 = !strcmp(model, "stage2");
+    bool stage1 = !strcmp(model, "stage1"), stage2 = !strcmp(model, "stage2"), ncf = !strcmp(model, "ncf");
     bool gru4rec = !strcmp(model, "gru4rec"), nextitnet = !strcmp(model, "nextitnet");
-    if (strcmp(model, "sasrec") && !stage1 && !stage2 && !gru4rec && !nextitnet) {
-        if (!strcmp(model, "ncf"))
-            return cli_usage_error(cmd, USAGE, "model '%s' is not built yet (sasrec, gru4rec, nextitnet, stage1, "
-                                   "stage2 are)", model);
+    if (strcmp(model, "sasrec") && !ncf && !stage1 && !stage2 && !gru4rec && !nextitnet) {
         return cli_usage_error(cmd, USAGE, "unknown model '%s'", model);
     }
     const char *config_path = NULL;
@@ -84,6 +83,12 @@ int cmd_train(int argc, char **argv) {
         if (!s) s = stage2_options_from_config(&cfg, &o2);
         if (!s) s = stage2_run_train(&o2, NULL);
         stage2_options_free(&o2);
+    } else if (ncf) {
+        struct ncf_run_options on;
+        memset(&on, 0, sizeof on);
+        if (!s) s = ncf_run_options_from_config(&cfg, &on);
+        if (!s) s = ncf_run_train(&on, NULL, 0, NULL);
+        ncf_run_options_free(&on);
     } else if (gru4rec || nextitnet) {
         struct seqcf_run_options o3;
         memset(&o3, 0, sizeof o3);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "allmrec/cf_export.h"
+#include "allmrec/cf_run.h"
 #include "allmrec/fs.h"
 #include "allmrec/h5.h"
 #include "allmrec/log.h"
@@ -311,66 +312,10 @@ static allmrec_status eval_sets(struct sasrec_model *m, const struct dataset *ds
     struct sasrec_scorer_ctx sc;
     struct eval_scorer s;
     ALLMREC_TRY(sasrec_make_scorer(m, &sc, &s));
-    allmrec_status st = sasrec_run_eval_sets(&s, ds, o, split, out, n_max, n_out);
+    allmrec_status st = cf_eval_sets(&s, ds, o->n_scenarios, (const char (*)[32])o->scenarios, o->n_kinds,
+                                     (const char (*)[24])o->kinds, split, o->progress, out, n_max, n_out);
     sasrec_scorer_free(&sc);
     return st;
-}
-
-allmrec_status sasrec_run_eval_sets(const struct eval_scorer *s, const struct dataset *ds,
-                                    const struct sasrec_run_options *o, const char *split, struct eval_metrics *out,
-                                    int n_max, int *n_out) {
-    allmrec_status st = ALLMREC_OK;
-    int n = 0;
-    for (int i = 0; i < o->n_scenarios && !st; i++)
-        for (int k = 0; k < o->n_kinds && !st; k++) {
-            struct candidate_set c;
-            memset(&c, 0, sizeof c);
-            allmrec_status ls = dataset_candidates_load(ds, o->scenarios[i], split, o->kinds[k], &c);
-            if (ls != ALLMREC_OK) {
-                log_warn("skipping %s/%s/%s: %s", o->scenarios[i], split, o->kinds[k], allmrec_error_message());
-                allmrec_error_clear();
-                continue;
-            }
-            if (c.n_users == 0) {
-                log_warn("skipping %s/%s/%s: no users in this set", o->scenarios[i], split, o->kinds[k]);
-                candidate_set_free(&c);
-                continue;
-            }
-            if (n < n_max) {
-                st = eval_candidate_set(s, ds, &c, o->progress, &out[n]);
-                if (!st) n++;
-            }
-            candidate_set_free(&c);
-        }
-    *n_out = n;
-    return st;
-}
-
-static allmrec_status write_metrics(const char *out_dir, const struct eval_metrics *mt, int n, const char *checkpoint) {
-    return sasrec_run_write_metrics(out_dir, "sasrec", mt, n, checkpoint);
-}
-
-allmrec_status sasrec_run_write_metrics(const char *out_dir, const char *model, const struct eval_metrics *mt, int n,
-                                        const char *checkpoint) {
-    char path[1200];
-    char *js = eval_metrics_json(mt, n);
-    if (!js) return ALLMREC_ERR(ALLMREC_ERR_NOMEM, "metrics json");
-    size_t cap = strlen(js) + 2048;
-    char *doc = malloc(cap);
-    if (!doc) { free(js); return ALLMREC_ERR(ALLMREC_ERR_NOMEM, "metrics json"); }
-    snprintf(doc, cap, "{\"model\": \"%s\", \"checkpoint\": \"%s\", \"tie_rule\": \"strict kinds: ties count "
-             "against the target; release_* kinds: ties favour the target\", \"results\": %s}\n", model, checkpoint, js);
-    free(js);
-    allmrec_status s = fs_write_atomic(fs_join(path, sizeof path, out_dir, "metrics.json"), doc, strlen(doc));
-    free(doc);
-    if (s) return s;
-    char tmp[1300];
-    fs_tmp_path(fs_join(path, sizeof path, out_dir, "metrics.txt"), tmp, sizeof tmp);
-    FILE *f = fopen(tmp, "w");
-    if (!f) return ALLMREC_ERR(ALLMREC_ERR_IO, "cannot write %s", tmp);
-    eval_print_table(f, mt, n);
-    fclose(f);
-    return fs_commit(tmp, path);
 }
 
 allmrec_status sasrec_run_open_ctx(const struct sasrec_run_options *o, struct op_ctx *ctx) {
@@ -378,15 +323,6 @@ allmrec_status sasrec_run_open_ctx(const struct sasrec_run_options *o, struct op
     return op_ctx_init(ctx, dev, o->device_index);
 }
 
-allmrec_status sasrec_run_load_dataset(const char *path, struct dataset *ds) {
-    dataset_init(ds);
-    allmrec_status s = dataset_load_hdf5(ds, path);
-    if (s) return allmrec_error_prefix("data.path: ");
-    if (!ds->has_splits)
-        return ALLMREC_ERR_AT(ALLMREC_ERR_DATA, path, 0, "data.path", "the dataset has no splits/candidate sets: "
-                              "run `allmrec data split --dataset %s` first", path);
-    return ALLMREC_OK;
-}
 
 // ------------------------------------------------------------------ the SASRec trainer
 // (its step, its validation and its state; the loop is train_loop.c)
@@ -544,7 +480,7 @@ static allmrec_status final_outputs(struct sasrec_run_options *o, struct sasrec_
                ds->name, (int)best_epoch);
         eval_print_table(stdout, mt, n);
         fflush(stdout);
-        ALLMREC_TRY(write_metrics(o->out_dir, mt, n, p_best));
+        ALLMREC_TRY(cf_write_metrics(o->out_dir, "sasrec", mt, n, p_best));
         if (n_out) *n_out = n;
     }
     if (o->export_cf) {
@@ -558,7 +494,7 @@ allmrec_status sasrec_run_train(struct sasrec_run_options *o, struct eval_metric
                                 int *n_out) {
     if (n_out) *n_out = 0;
     struct dataset ds;
-    allmrec_status s = sasrec_run_load_dataset(o->data_path, &ds);
+    allmrec_status s = cf_load_dataset(o->data_path, &ds);
     if (s) { dataset_free(&ds); return s; }
     o->model.n_items = ds.n_items;
     struct op_ctx ctx;
@@ -617,7 +553,7 @@ allmrec_status sasrec_run_eval(const struct sasrec_run_options *o, const char *c
                                struct eval_metrics *out, int n_max, int *n_out) {
     *n_out = 0;
     struct dataset ds;
-    allmrec_status s = sasrec_run_load_dataset(o->data_path, &ds);
+    allmrec_status s = cf_load_dataset(o->data_path, &ds);
     if (s) { dataset_free(&ds); return s; }
     struct sasrec_config cfg;
     if ((s = sasrec_checkpoint_read_config(checkpoint, &cfg))) { dataset_free(&ds); return s; }

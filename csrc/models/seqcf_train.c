@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "allmrec/cf_export.h"
+#include "allmrec/cf_run.h"
 #include "allmrec/device.h"
 #include "allmrec/fs.h"
 #include "allmrec/log.h"
@@ -285,14 +286,15 @@ static allmrec_status final_outputs(struct seqcf_run_options *o, struct seqcf_mo
         struct seqcf_scorer sc;
         struct eval_scorer s;
         ALLMREC_TRY(make_scorer(m, &sc, &s));
-        allmrec_status st = sasrec_run_eval_sets(&s, ds, r, "test", mt, cap, &n);
+        allmrec_status st = cf_eval_sets(&s, ds, r->n_scenarios, (const char (*)[32])r->scenarios, r->n_kinds,
+                                         (const char (*)[24])r->kinds, "test", r->progress, mt, cap, &n);
         scorer_free(&sc);
         if (st) return st;
         printf("\n%s test metrics (%s, best.h5 from epoch %d; strict kinds rank ties against the target)\n", name,
                ds->name, (int)best_epoch);
         eval_print_table(stdout, mt, n);
         fflush(stdout);
-        ALLMREC_TRY(sasrec_run_write_metrics(r->out_dir, name, mt, n, p_best));
+        ALLMREC_TRY(cf_write_metrics(r->out_dir, name, mt, n, p_best));
         if (n_out) *n_out = n;
     }
     if (r->export_cf) {
@@ -307,7 +309,7 @@ allmrec_status seqcf_run_train(struct seqcf_run_options *o, struct eval_metrics 
     struct sasrec_run_options *r = &o->run;
     if (n_out) *n_out = 0;
     struct dataset ds;
-    allmrec_status s = sasrec_run_load_dataset(r->data_path, &ds);
+    allmrec_status s = cf_load_dataset(r->data_path, &ds);
     if (s) { dataset_free(&ds); return s; }
     o->model.n_items = ds.n_items;
     struct op_ctx ctx;

@@ -31,10 +31,9 @@
 // defines: sasrec_config_schema, sasrec_quickstart_yaml, struct sasrec_run_options, sasrec_run_options_from_config,
 //          sasrec_run_options_free, sasrec_scorer_free,
 //          sasrec_run_train, sasrec_run_eval, struct sasrec_scorer_ctx, sasrec_make_scorer,
-//          sasrec_export_cf, sasrec_run_options_common_from_config, sasrec_run_load_dataset,
-//          sasrec_run_open_ctx, sasrec_run_train_users, sasrec_run_epoch_permutation,
-//          sasrec_run_fill_train_batch, sasrec_run_loop_options, sasrec_run_valid_summary,
-//          sasrec_run_eval_sets, sasrec_run_write_metrics
+//          sasrec_export_cf, sasrec_run_options_common_from_config, sasrec_run_open_ctx,
+//          sasrec_run_train_users, sasrec_run_epoch_permutation, sasrec_run_fill_train_batch,
+//          sasrec_run_loop_options, sasrec_run_valid_summary
 #ifndef ALLMREC_SASREC_TRAIN_H
 #define ALLMREC_SASREC_TRAIN_H
 
@@ -110,10 +109,10 @@ allmrec_status sasrec_export_cf(struct sasrec_model *m, const struct dataset *ds
 
 
 // ---- pieces shared with the other sequential CF runs (seqcf_train.c: GRU4Rec, NextItNet),
-// which reuse struct sasrec_run_options for every key but model.* ----
+// which reuse struct sasrec_run_options for every key but model.* (evaluation sets,
+// metrics files and the dataset load are cf_run.h's) ----
 // every non-model key (data.*, train.*, eval.*, export.*, out_dir) into o
 allmrec_status sasrec_run_options_common_from_config(const struct config *cfg, struct sasrec_run_options *o);
-allmrec_status sasrec_run_load_dataset(const char *path, struct dataset *ds); // errors if it has no splits
 allmrec_status sasrec_run_open_ctx(const struct sasrec_run_options *o, struct op_ctx *ctx);
 // users of data.train_scenario with >= 2 train items
 allmrec_status sasrec_run_train_users(const struct sasrec_run_options *o, const struct dataset *ds, int32_t **users,
@@ -130,13 +129,6 @@ void sasrec_run_loop_options(const struct sasrec_run_options *o, struct train_lo
 void sasrec_run_valid_summary(const struct sasrec_run_options *o, const struct candidate_set *vc,
                               const struct eval_metrics *v, double *metric, char *summary, size_t summary_cap,
                               char *json, size_t json_cap);
-// every eval.scenarios x eval.kinds set of `split` stored in ds (missing sets skipped with a warning)
-allmrec_status sasrec_run_eval_sets(const struct eval_scorer *s, const struct dataset *ds,
-                                    const struct sasrec_run_options *o, const char *split, struct eval_metrics *out,
-                                    int n_max, int *n_out);
-// <out_dir>/metrics.json ("model": model) and metrics.txt, atomically
-allmrec_status sasrec_run_write_metrics(const char *out_dir, const char *model, const struct eval_metrics *mt, int n,
-                                        const char *checkpoint);
 
 #ifdef __cplusplus
 }
