@@ -163,7 +163,7 @@ static void test_plan_errors(void) {
     struct experiment ex;
     const char *p = write_file("bad1.yaml", experiment_text("bad1", "models: [sasrec, sasrek]\n"));
     CHECK_STATUS(experiment_load(&ex, p, NULL, 0), ALLMREC_ERR_CONFIG);
-    CHECK_STR_CONTAINS(allmrec_error_message(), "unknown model 'sasrek' (known: sasrec, ncf");
+    CHECK_STR_CONTAINS(allmrec_error_message(), "unknown model 'sasrek' (did you mean 'sasrec'? known: sasrec, ncf");
     p = write_file("bad2.yaml", experiment_text("bad2", "modles: [sasrec]\n"));
     CHECK_STATUS(experiment_load(&ex, p, NULL, 0), ALLMREC_ERR_CONFIG);
     CHECK_STR_CONTAINS(allmrec_error_message(), "bad2.yaml:12: key 'modles': unknown key (did you mean 'models'?)");
