@@ -22,6 +22,7 @@ static const char *USAGE =
     "  --json PATH        also write the metrics as JSON (\"-\" = stdout, then no table)\n"
     "  --device D         cpu | cuda (train.device)\n"
     "Candidate sets are those stored by `allmrec data split`; missing ones are skipped with a note.\n"
+    "The config is a SASRec run's: its keys are listed by `allmrec train sasrec --help`.\n"
     "`allmrec eval llm --config FILE` evaluates A-LLMRec with its LLM (see `allmrec eval llm --help`).\n"
     "examples:\n"
     "  allmrec data synth --out synth.h5 --users 300 --items 150\n"

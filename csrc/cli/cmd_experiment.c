@@ -74,16 +74,17 @@ static void print_tables(void) {
                st[i].doc);
 }
 
+static void print_schema(void) {
+    int n;
+    const struct config_key *sc = experiment_schema(&n);
+    printf("\nkeys of an experiment file (experiments/README.md; key, type, default, range; then what it means):\n");
+    config_print_schema(stdout, sc, n);
+}
+
 int cmd_experiment(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--list")) { print_tables(); return 0; }
-        if (!strcmp(argv[i], "--schema")) {
-            int n;
-            const struct config_key *sc = experiment_schema(&n);
-            printf("keys of an experiment file (experiments/README.md):\n");
-            config_print_schema(stdout, sc, n);
-            return 0;
-        }
+        if (!strcmp(argv[i], "--schema")) { print_schema(); return 0; }
     }
     const char *path = NULL;
     char **ov = calloc((size_t)argc + 1, sizeof(char *));
@@ -94,7 +95,12 @@ int cmd_experiment(int argc, char **argv) {
     so.submit = true;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { printf("%s", EXPERIMENT_USAGE); free(ov); return 0; }
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            printf("%s", EXPERIMENT_USAGE);
+            print_schema(); // the same table that validates experiment files
+            free(ov);
+            return 0;
+        }
         else if (!strcmp(a, "--dry-run")) dry = true;
         else if (!strcmp(a, "--report-only")) report_only = true;
         else if (!strcmp(a, "--stop-on-failure")) stop = true;

@@ -1,5 +1,5 @@
 // cmd_opt.c: `allmrec opt info|generate|score --model DIR ...`: an OPT model
-// from a Hugging Face directory (config.json + safetensors) on the CPU or a
+// from a Hugging Face directory (config.json + safetensors or PyTorch .bin shards) on the CPU or a
 // GPU, tensor parallel when launched under `mpirun -np N` / `srun -n N` with
 // --tp. Prompts are text (byte-level BPE from --tokenizer DIR, default the
 // model directory; --fairseq-dict FILE renumbers a GPT-2 vocabulary into

@@ -188,6 +188,7 @@ static allmrec_status pk_seq(struct pk *k, enum pv_kind kind, struct pv *const *
 
 static allmrec_status seq_append(struct pk *k, struct pv *list, struct pv *const *items, int64_t n) {
     if (list->kind != PV_LIST) return pk_bad(k, "APPEND to something that is not a list");
+    if (n == 0) return ALLMREC_OK;
     if (n > INT64_MAX / 2 - list->seq.n) return pk_bad(k, "list too long");
     if (list->seq.n + n > list->seq.cap) {
         int64_t nc = (list->seq.n + n) * 2;
@@ -573,8 +574,10 @@ allmrec_status torch_unpickle_state_dict(const void *pkl, size_t n, const char *
     k.storage = storage;
     k.storage_ctx = storage_ctx;
     k.marks = malloc(PK_MAX_MARKS * sizeof *k.marks);
+    k.stack_cap = 64; // never NULL: `stack + from` of an empty MARK stays defined
+    k.stack = malloc((size_t)k.stack_cap * sizeof *k.stack);
     char *name = malloc(PK_MAX_NAME + 2);
-    allmrec_status s = k.marks && name ? ALLMREC_OK : pk_nomem(&k);
+    allmrec_status s = k.marks && k.stack && name ? ALLMREC_OK : pk_nomem(&k);
     bool stop = false;
     while (s == ALLMREC_OK && !stop) s = pk_step(&k, &stop);
     struct pv *top = NULL;

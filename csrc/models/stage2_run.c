@@ -31,7 +31,7 @@ static const struct config_key SCHEMA[] = {
     {"stage1.checkpoint", CONFIG_STRING, "", false, "Stage-1 checkpoint; its folder's joint.h5 is read"},
     {"stage1.joint", CONFIG_STRING, "", false, "Stage-1 joint embeddings (/items/e, /items/q); default: "
      "joint.h5 next to stage1.checkpoint"},
-    {"llm.path", CONFIG_STRING, "", false, "OPT model folder (config.json + safetensors), e.g. facebook/opt-6.7b"},
+    {"llm.path", CONFIG_STRING, "", false, "OPT model folder (config.json + safetensors or PyTorch .bin shards), e.g. facebook/opt-6.7b"},
     {"llm.dtype", CONFIG_STRING, "auto", false, "auto (f32 on cpu, f16 on cuda) | f32 | f16 | bf16", "auto|f32|f16|bf16"},
     {"llm.random", CONFIG_BOOL, "false", false, "a random OPT of the llm.random_* shape instead of llm.path"},
     {"llm.random_hidden", CONFIG_INT, "32", false, "random OPT: hidden size", "[1, inf)"},
