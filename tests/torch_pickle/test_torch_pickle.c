@@ -3,12 +3,12 @@
 // tests/golden/torch_pickle/make_torch_pickle_fixtures.py under torch and
 // transformers 4.32.1 from PyPI):
 //   - every tensor of a mixed state dict (7 dtypes, a 0-d scalar, a view at a storage offset,
-//     nested dicts), pickle protocols 2 and 4, equals byte for byte the same tensors written
-//     by the safetensors library;
+//     nested dicts), pickle protocols 2 and 4 and the zip64 layout, equals byte for byte the
+//     same tensors written by the safetensors library;
 //   - a tiny OPT saved by save_pretrained in HF's sharded .bin layout opens as a directory and
 //     loads into opt_model with weights identical to its safetensors save;
 //   - the release's .pt state dicts convert to allmrec checkpoints whose networks reproduce
-//     PyTorch's forward outputs;
+//     PyTorch's forward outputs, and its sbert.pt to the BERT's own safetensors;
 //   - a pickle that names os.system (GLOBAL or STACK_GLOBAL + REDUCE) is refused with a clear
 //     error and runs nothing; legacy, strided, truncated and corrupted files are refused.
 #include <stdio.h>
@@ -53,8 +53,9 @@ static void test_mixed_state_dict_matches_safetensors(void) {
     struct safetensors ref;
     CHECK_OK(safetensors_open(&ref, fx("mixed_ref.safetensors")));
     CHECK_EQ_INT(ref.n_tensors, 12);
-    const char *files[] = {"mixed.pt", "mixed_p4.pt"};
-    for (int f = 0; f < 2; f++) {
+    // protocol 2, protocol 4, and the zip64 layout of files over 4 GiB
+    const char *files[] = {"mixed.pt", "mixed_p4.pt", "mixed_zip64.pt"};
+    for (int f = 0; f < 3; f++) {
         struct safetensors st;
         CHECK_OK(safetensors_open(&st, fx(files[f])));
         CHECK_EQ_INT(st.n_tensors, ref.n_tensors); // nothing more, nothing less
@@ -139,7 +140,18 @@ static void test_release_pt_convert_and_run(void) {
     snprintf(out, sizeof out, "%s/release", test_tmpdir());
     struct convert_release_result r;
     CHECK_OK(convert_release(fx("release"), out, &r));
-    CHECK(r.stage1 && r.stage2 && !r.sbert);
+    CHECK(r.stage1 && r.stage2 && r.sbert);
+    // sbert.pt: SentenceTransformer's "0.auto_model." names become the BERT's own
+    struct safetensors sb, sref;
+    char sp[1100];
+    snprintf(sp, sizeof sp, "%s/stage1/sbert.safetensors", out);
+    CHECK_OK(safetensors_open(&sb, sp));
+    CHECK_OK(safetensors_open(&sref, fx("release/sbert_ref.safetensors")));
+    CHECK(sref.n_tensors >= 16);
+    CHECK_EQ_INT(sb.n_tensors, sref.n_tensors);
+    same_tensors(&sb, &sref);
+    safetensors_close(&sb);
+    safetensors_close(&sref);
     struct safetensors g;
     CHECK_OK(safetensors_open(&g, fx("release/golden.safetensors")));
     struct op_ctx ctx;

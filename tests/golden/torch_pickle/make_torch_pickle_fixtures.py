@@ -10,13 +10,17 @@ It writes tests/fixtures/torch_pickle/:
                    storage, a nested dict (flattened with dots), pickle protocol 2
   mixed_p4.pt      the same with pickle protocol 4 (FRAME, STACK_GLOBAL, MEMOIZE)
   mixed_ref.safetensors  the tensors of mixed.pt (flattened names), contiguous, by the safetensors library
+  mixed_zip64.pt   mixed.pt's entries rewritten by Python's zipfile with every size and offset in zip64
+                   fields and a zip64 end record (as torch.save writes files over 4 GiB); torch.load reads it
   strided.pt       a transposed (non-contiguous) view: must be refused with a clear error
   hostile.pt       a torch.save zip whose pickle calls posix.system (GLOBAL + REDUCE): must be refused
   hostile_p4.pt    the same through STACK_GLOBAL (protocol 4)
   legacy.pt        the pre-1.6 (non-zip) format: refused with advice
   release/         the release's state_dicts (RELEASE.md 1.4-1.5): mlp.pt, mlp2.pt (two_layer_mlp),
                    log_proj.pt (Linear-LayerNorm-LeakyReLU-Linear), item_proj.pt (Linear-LayerNorm-GELU-Linear),
-                   and golden.safetensors: an input batch and each net's forward output (float32)
+                   and golden.safetensors: an input batch and each net's forward output (float32);
+                   sbert.pt: a tiny BERT inside a SentenceTransformer-style module ("0.auto_model.*" names)
+                   and sbert_ref.safetensors: the BERT's own state dict by the safetensors library
 and the seeds of the unpickler's fuzz harness, tests/fuzz/seeds/torch_pickle/: some of these files
 prefixed with byte 0x00 (read as a torch.save zip) and their data.pkl prefixed with 0x01 (a bare pickle).
 """
@@ -128,6 +132,39 @@ def release():
         golden = {"x_cf": x_cf, "x_text": x_text, "x_joint": x_joint, "mlp.z": z1, "mlp.recon": r1,
                   "mlp2.z": z2, "mlp2.recon": r2, "log_proj.out": log_proj(x_cf), "item_proj.out": item_proj(x_joint)}
     save_file({k: v.contiguous() for k, v in golden.items()}, str(d / "golden.safetensors"))
+    # SBERT as the release saves it: SentenceTransformer's state dict, module 0 = Transformer(auto_model)
+    from transformers import BertConfig, BertModel
+
+    class Transformer(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.auto_model = BertModel(BertConfig(vocab_size=40, hidden_size=8, num_hidden_layers=1,
+                                                   num_attention_heads=2, intermediate_size=16,
+                                                   max_position_embeddings=16), add_pooling_layer=False)
+    sbert = nn.Sequential(Transformer())
+    torch.save(sbert.state_dict(), d / "sbert.pt")
+    save_file({k: v.contiguous() for k, v in sbert[0].auto_model.state_dict().items()}, str(d / "sbert_ref.safetensors"))
+
+
+def zip64_copy():
+    import zipfile
+    src = zipfile.ZipFile(OUT / "mixed.pt")
+    old = (zipfile.ZIP64_LIMIT, zipfile.ZIP_FILECOUNT_LIMIT)
+    zipfile.ZIP64_LIMIT, zipfile.ZIP_FILECOUNT_LIMIT = 0, 0  # every size, offset and count in zip64 form
+    try:
+        with zipfile.ZipFile(OUT / "mixed_zip64.pt", "w", compression=zipfile.ZIP_STORED, allowZip64=True) as z:
+            for info in src.infolist():
+                z.writestr(info.filename, src.read(info.filename))
+    finally:
+        zipfile.ZIP64_LIMIT, zipfile.ZIP_FILECOUNT_LIMIT = old
+    raw = bytearray((OUT / "mixed_zip64.pt").read_bytes())
+    assert b"PK\x06\x06" in raw and b"PK\x06\x07" in raw, "no zip64 end record"
+    # the classic end record defers to the zip64 one, as in a file over 4 GiB
+    e = raw.rfind(b"PK\x05\x06")
+    raw[e + 8:e + 20] = b"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff"
+    (OUT / "mixed_zip64.pt").write_bytes(bytes(raw))
+    back = torch.load(OUT / "mixed_zip64.pt")
+    assert torch.equal(back["f32"], torch.load(OUT / "mixed.pt")["f32"])
 
 
 def fuzz_seeds():
@@ -148,6 +185,7 @@ if __name__ == "__main__":
     OUT.mkdir(parents=True, exist_ok=True)
     tiny_opt()
     mixed()
+    zip64_copy()
     hostile()
     release()
     fuzz_seeds()
