@@ -325,7 +325,8 @@ static int data_synth(int argc, char **argv) {
         else if (!strcmp(a.key, "--zipf") && parse_dbl(v, &d)) o.zipf = d;
         else if (!strcmp(a.key, "--seq-dep") && parse_dbl(v, &d)) o.seq_dep = d;
         else if (!strcmp(a.key, "--cold-user-frac") && parse_dbl(v, &d)) o.cold_user_frac = d;
-        else if (strstr(USAGE_SYNTH, a.key)) return cli_usage_error(cmd, USAGE_SYNTH, "bad value for %s: '%s'", a.key, v);
+        else if (strstr(USAGE_SYNTH, a.key))
+            return cli_usage_error(cmd, USAGE_SYNTH, "bad value for %s: '%s'", a.key, v);
         else return cli_unknown_option(cmd, USAGE_SYNTH, a.key);
     }
     if (!out) return cli_usage_error(cmd, USAGE_SYNTH, "--out is required");

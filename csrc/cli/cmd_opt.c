@@ -30,7 +30,8 @@ static const char *USAGE =
     "  " CLI_EXAMPLE_QUICKSTART "\n"
     "  allmrec opt info --model qs/models/opt\n"
     "  allmrec opt generate --model qs/models/opt --prompt \"I bought\" --max-new 4\n"
-    "  allmrec opt score --model qs/models/opt --prompt \"I bought\" --candidate \" a lipstick\" --candidate \" a game\"\n";
+    "  allmrec opt score --model qs/models/opt --prompt \"I bought\" --candidate \" a lipstick\" "
+    "--candidate \" a game\"\n";
 
 #define MAX_ITEMS 64
 

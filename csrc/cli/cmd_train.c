@@ -87,7 +87,8 @@ int cmd_train(int argc, char **argv) {
         if (!strcmp(model, MODELS[i].name)) m = &MODELS[i];
     }
     if (!m) return cli_unknown_word(cmd, USAGE, "model", model, names, N_MODELS);
-    if (!m->schema) return cli_usage_error(cmd, USAGE, "model '%s' is not built yet (only sasrec, stage1 and stage2)", model);
+    if (!m->schema)
+        return cli_usage_error(cmd, USAGE, "model '%s' is not built yet (only sasrec, stage1 and stage2)", model);
     for (int i = 2; i < argc; i++)
         if (is_help(argv[i])) { print_help(m); return 0; }
     bool stage1 = !strcmp(model, "stage1"), stage2 = !strcmp(model, "stage2");

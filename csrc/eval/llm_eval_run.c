@@ -52,8 +52,10 @@ static const struct config_key SCHEMA[] = {
      "Stage 2's checkpoint with log_emb_proj.* and item_emb_proj.* (needed unless use_user_rep is false "
      "and item_embedding is none: the LLM-Only prompt)"},
     {"stage2.group", CONFIG_STRING, "", false, "HDF5 group of the projections in the checkpoint (\"\" = root)"},
-    {"llm.path", CONFIG_STRING, NULL, true, "Hugging Face OPT directory (config.json + safetensors or PyTorch .bin shards)"},
-    {"llm.dtype", CONFIG_STRING, "auto", false, "auto (f32 on cpu, f16 on cuda) | f32 | f16 | bf16", "auto|f32|f16|bf16"},
+    {"llm.path", CONFIG_STRING, NULL, true,
+     "Hugging Face OPT directory (config.json + safetensors or PyTorch .bin shards)"},
+    {"llm.dtype", CONFIG_STRING, "auto", false, "auto (f32 on cpu, f16 on cuda) | f32 | f16 | bf16",
+     "auto|f32|f16|bf16"},
     {"tokenizer.path", CONFIG_STRING, "", false, "tokenizer directory (\"\" = llm.path)"},
     {"tokenizer.fairseq_dict", CONFIG_STRING, "", false,
      "fairseq dict.txt: renumber a GPT-2-numbered vocab.json into OPT ids and append the four "

@@ -18,7 +18,9 @@
 
 // ---------------------------------------------------------------- values
 
-enum pv_kind { PV_NONE, PV_BOOL, PV_INT, PV_FLOAT, PV_STR, PV_TUPLE, PV_LIST, PV_DICT, PV_GLOBAL, PV_STORAGE, PV_TENSOR };
+enum pv_kind {
+    PV_NONE, PV_BOOL, PV_INT, PV_FLOAT, PV_STR, PV_TUPLE, PV_LIST, PV_DICT, PV_GLOBAL, PV_STORAGE, PV_TENSOR
+};
 
 // the globals a checkpoint may name; the storage types carry their dtype
 enum pk_global {
@@ -59,7 +61,13 @@ struct pv {
         struct { struct pv **keys, **vals; int64_t n, cap; } dict;
         struct { enum pk_global g; enum allmrec_dtype dtype; } global;
         struct { enum allmrec_dtype dtype; const void *data; size_t nbytes; } storage;
-        struct { enum allmrec_dtype dtype; int ndim; int64_t shape[TENSOR_MAX_DIMS]; const void *data; size_t nbytes; } tensor;
+        struct {
+            enum allmrec_dtype dtype;
+            int ndim;
+            int64_t shape[TENSOR_MAX_DIMS];
+            const void *data;
+            size_t nbytes;
+        } tensor;
     };
 };
 

@@ -31,8 +31,10 @@ static const struct config_key SCHEMA[] = {
     {"stage1.checkpoint", CONFIG_STRING, "", false, "Stage-1 checkpoint; its folder's joint.h5 is read"},
     {"stage1.joint", CONFIG_STRING, "", false, "Stage-1 joint embeddings (/items/e, /items/q); default: "
      "joint.h5 next to stage1.checkpoint"},
-    {"llm.path", CONFIG_STRING, "", false, "OPT model folder (config.json + safetensors or PyTorch .bin shards), e.g. facebook/opt-6.7b"},
-    {"llm.dtype", CONFIG_STRING, "auto", false, "auto (f32 on cpu, f16 on cuda) | f32 | f16 | bf16", "auto|f32|f16|bf16"},
+    {"llm.path", CONFIG_STRING, "", false,
+     "OPT model folder (config.json + safetensors or PyTorch .bin shards), e.g. facebook/opt-6.7b"},
+    {"llm.dtype", CONFIG_STRING, "auto", false, "auto (f32 on cpu, f16 on cuda) | f32 | f16 | bf16",
+     "auto|f32|f16|bf16"},
     {"llm.random", CONFIG_BOOL, "false", false, "a random OPT of the llm.random_* shape instead of llm.path"},
     {"llm.random_hidden", CONFIG_INT, "32", false, "random OPT: hidden size", "[1, inf)"},
     {"llm.random_layers", CONFIG_INT, "2", false, "random OPT: layers", "[1, inf)"},
@@ -77,7 +79,8 @@ static const struct config_key SCHEMA[] = {
     {"train.seed", CONFIG_INT, "42", false, "seed of init, user order and candidates"},
     {"train.all_items", CONFIG_BOOL, "false", false, "A-LLMRec_all (paper Table 8): every prefix of a train part "
      "is a row (history = the items before t, target = item t, x_u = the SASRec checkpoint over the prefix)"},
-    {"train.max_tokens", CONFIG_INT, "2048", false, "tokens per row the workspace holds (O_u + prompt + target)", "[8, inf)"},
+    {"train.max_tokens", CONFIG_INT, "2048", false, "tokens per row the workspace holds (O_u + prompt + target)",
+     "[8, inf)"},
     {"train.max_target_tokens", CONFIG_INT, "128", false, "target tokens per row the workspace holds", "[2, inf)"},
     {"train.recompute", CONFIG_BOOL, "false", false, "keep only layer inputs, re-run layers in backward"},
     {"train.max_minutes", CONFIG_DOUBLE, "0", false, "time budget (0 = none; re-running resumes)"},

@@ -630,8 +630,8 @@ static const char *item_out_of_range(const struct config_entry *e, const struct 
 static allmrec_status range_error(const char *file, int64_t line, const struct config_key *k, const char *bad) {
     char sug[128];
     if (is_string_type(k->type) && suggest_range_word(k->range, bad, sug, sizeof sug))
-        return ALLMREC_ERR_AT(ALLMREC_ERR_CONFIG, file, line, k->key, "must be one of %s, got '%s' (did you mean '%s'?)",
-                              k->range, bad, sug);
+        return ALLMREC_ERR_AT(ALLMREC_ERR_CONFIG, file, line, k->key,
+                              "must be one of %s, got '%s' (did you mean '%s'?)", k->range, bad, sug);
     return ALLMREC_ERR_AT(ALLMREC_ERR_CONFIG, file, line, k->key, "must be %s %s, got '%s'",
                           is_string_type(k->type) ? "one of" : "in", k->range, bad);
 }
@@ -801,8 +801,9 @@ void config_print_schema(FILE *f, const struct config_key *schema, int n) {
         const struct config_key *k = &schema[i];
         fprintf(f, "  %-28s %-22s %s%s%s", k->key, config_type_name(k->type), k->required ? "(required) " : "",
                 k->def ? "default " : "", k->def ? k->def : "");
-        if (k->range) fprintf(f, "%s%s %s", k->def || k->required ? ", " : "", is_string_type(k->type) ? "one of" : "in",
-                              k->range);
+        if (k->range)
+            fprintf(f, "%s%s %s", k->def || k->required ? ", " : "", is_string_type(k->type) ? "one of" : "in",
+                    k->range);
         fprintf(f, "\n");
         if (k->doc && k->doc[0]) fprintf(f, "  %-28s %s\n", "", k->doc);
     }

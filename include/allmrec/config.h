@@ -35,7 +35,8 @@
 //          config_get_string_list, config_get_bool_list, config_get_int_or, config_get_double_or,
 //          config_get_bool_or, config_get_string_or, config_write_resolved,
 //          config_to_yaml, config_copy, config_merge_prefix, config_free, config_type_name,
-//          config_suggest_key, config_suggest_word, config_schema_check, config_print_schema, config_parse_bool, config_parse_int,
+//          config_suggest_key, config_suggest_word, config_schema_check, config_print_schema,
+//          config_parse_bool, config_parse_int,
 //          config_parse_double, config_schema_find
 #ifndef ALLMREC_CONFIG_H
 #define ALLMREC_CONFIG_H
