@@ -58,7 +58,7 @@ struct pv {
         double f;
         struct { char *s; size_t n; } str;
         struct { struct pv **items; int64_t n, cap; } seq;         // tuple, list
-        struct { struct pv **keys, **vals; int64_t n, cap; } dict;
+        struct { struct pv **keys, **vals; int64_t n, cap; bool emitted; } dict;
         struct { enum pk_global g; enum allmrec_dtype dtype; } global;
         struct { enum allmrec_dtype dtype; const void *data; size_t nbytes; } storage;
         struct {
@@ -211,16 +211,10 @@ static allmrec_status seq_append(struct pk *k, struct pv *list, struct pv *const
     return ALLMREC_OK;
 }
 
-// dict[key] = val; string keys replace an equal key, as Python does
+// dict[key] = val, appended in O(1): a pickled dict never repeats a key, and a crafted
+// one that does names a tensor twice, which the caller's table refuses
 static allmrec_status dict_set(struct pk *k, struct pv *d, struct pv *key, struct pv *val) {
     if (d->kind != PV_DICT) return pk_bad(k, "SETITEM on something that is not a dict");
-    if (key->kind == PV_STR)
-        for (int64_t i = 0; i < d->dict.n; i++)
-            if (d->dict.keys[i]->kind == PV_STR && d->dict.keys[i]->str.n == key->str.n &&
-                !memcmp(d->dict.keys[i]->str.s, key->str.s, key->str.n)) {
-                d->dict.vals[i] = val;
-                return ALLMREC_OK;
-            }
     if (d->dict.n == d->dict.cap) {
         int64_t nc = d->dict.cap ? d->dict.cap * 2 : 16;
         struct pv **nk = pool_alloc(&k->pool, (size_t)nc * sizeof *nk);
@@ -545,6 +539,10 @@ static allmrec_status pk_step(struct pk *k, bool *stop) {
 static allmrec_status emit_dict(struct pk *k, const struct pv *d, char *name, size_t len, int depth,
                                 torch_tensor_fn fn, void *ctx, int64_t *n_tensors) {
     if (depth > PK_MAX_DEPTH) return pk_bad(k, "dicts nested deeper than 16");
+    // a dict reached twice (memo references: a cycle, or one shared twice) is no state dict,
+    // and walking it again could take exponential time
+    if (d->dict.emitted) return pk_bad(k, "a dict appears twice in the checkpoint");
+    ((struct pv *)d)->dict.emitted = true;
     for (int64_t i = 0; i < d->dict.n; i++) {
         const struct pv *key = d->dict.keys[i], *val = d->dict.vals[i];
         if (val->kind != PV_TENSOR && val->kind != PV_DICT) continue;
