@@ -22,6 +22,10 @@ static const char *USAGE =
     "  --release DIR   the authors' release run: mlp.pt + mlp2.pt -> DIR/stage1/checkpoint.h5,\n"
     "                  log_proj.pt + item_proj.pt -> DIR/stage2/checkpoint.h5 (`allmrec eval llm`'s\n"
     "                  stage2.checkpoint), sbert.pt -> DIR/stage1/sbert.safetensors\n"
+    "  --sbert-base B  with --release: the encoder the run started from (config and vocab files, e.g.\n"
+    "                  nq-distilbert-base-v1): sbert.pt becomes the model directory DIR/stage1/sbert/\n"
+    "Then `allmrec train stage1 ... init.checkpoint=DIR/stage1/checkpoint.h5 sbert.path=DIR/stage1/sbert\n"
+    "train.epochs=0` writes the run's joint.h5 (stage1.joint of `allmrec eval llm`) without training.\n"
     "PyTorch files are read without Python: only tensors, OrderedDict and torch's tensor rebuild functions\n"
     "are accepted; a file naming anything else (os.system, ...) is refused. OPT, BERT and the other loaders\n"
     "read .bin shards directly too; converting once makes later loads faster (no unpickling).\n"
@@ -30,26 +34,8 @@ static const char *USAGE =
     "  allmrec convert tests/fixtures/torch_pickle/mixed.pt --out runs/mixed.safetensors\n"
     "  allmrec convert --release tests/fixtures/torch_pickle/release --out runs/release\n";
 
-// the small files of a Hugging Face model directory, copied next to model.safetensors
-static allmrec_status copy_model_files(const char *src, const char *dir) {
-    static const char *FILES[] = {"config.json", "generation_config.json", "vocab.json", "merges.txt", "vocab.txt",
-                                  "tokenizer_config.json", "special_tokens_map.json", "tokenizer.json",
-                                  "sentence_bert_config.json", "modules.json"};
-    for (size_t i = 0; i < sizeof FILES / sizeof FILES[0]; i++) {
-        char a[1200], b[1200];
-        if (!fs_exists(fs_join(a, sizeof a, src, FILES[i]))) continue;
-        char *text = NULL;
-        size_t len = 0;
-        ALLMREC_TRY(fs_read_all(a, &text, &len));
-        allmrec_status s = fs_write_atomic(fs_join(b, sizeof b, dir, FILES[i]), text, len);
-        free(text);
-        ALLMREC_TRY(s);
-    }
-    return ALLMREC_OK;
-}
-
 int cmd_convert(int argc, char **argv) {
-    const char *cmd = "convert", *src = NULL, *out = NULL, *strip = NULL, *release = NULL;
+    const char *cmd = "convert", *src = NULL, *out = NULL, *strip = NULL, *release = NULL, *sbert_base = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         bool has = i + 1 < argc;
@@ -57,6 +43,7 @@ int cmd_convert(int argc, char **argv) {
         if (!strcmp(a, "--out") && has) out = argv[++i];
         else if (!strcmp(a, "--strip") && has) strip = argv[++i];
         else if (!strcmp(a, "--release") && has) release = argv[++i];
+        else if (!strcmp(a, "--sbert-base") && has) sbert_base = argv[++i];
         else if (a[0] == '-') return cli_unknown_option(cmd, USAGE, a);
         else if (!src) src = a;
         else return cli_usage_error(cmd, USAGE, "one checkpoint at a time ('%s' and '%s')", src, a);
@@ -66,10 +53,11 @@ int cmd_convert(int argc, char **argv) {
     allmrec_status s;
     if (release) {
         struct convert_release_result r;
-        s = convert_release(release, out, &r);
+        s = convert_release(release, out, sbert_base, &r);
         if (!s)
             printf("converted %s -> %s:%s%s%s\n", release, out, r.stage1 ? " stage1/checkpoint.h5" : "",
-                   r.stage2 ? " stage2/checkpoint.h5" : "", r.sbert ? " stage1/sbert.safetensors" : "");
+                   r.stage2 ? " stage2/checkpoint.h5" : "",
+                   r.sbert ? (sbert_base ? " stage1/sbert/" : " stage1/sbert.safetensors") : "");
     } else {
         size_t n = strlen(out);
         bool file = n > 12 && !strcmp(out + n - 12, ".safetensors");
@@ -78,7 +66,7 @@ int cmd_convert(int argc, char **argv) {
         s = file ? ALLMREC_OK : fs_mkdir_p(out);
         if (!s && !file) fs_join(dst, sizeof dst, out, "model.safetensors");
         if (!s) s = convert_to_safetensors(src, dst, strip);
-        if (!s && !file && fs_is_dir(src)) s = copy_model_files(src, out);
+        if (!s && !file && fs_is_dir(src)) s = convert_copy_model_files(src, out);
         if (!s) printf("converted %s -> %s\n", src, dst);
     }
     if (s) return cli_report_error(cmd, s);

@@ -108,7 +108,25 @@ static allmrec_status release_pair(const char *dir, const char *out, const char 
     return s;
 }
 
-allmrec_status convert_release(const char *release_dir, const char *out_dir, struct convert_release_result *r) {
+allmrec_status convert_copy_model_files(const char *src, const char *dir) {
+    static const char *FILES[] = {"config.json", "generation_config.json", "vocab.json", "merges.txt", "vocab.txt",
+                                  "tokenizer_config.json", "special_tokens_map.json", "tokenizer.json",
+                                  "sentence_bert_config.json", "modules.json"};
+    for (size_t i = 0; i < sizeof FILES / sizeof FILES[0]; i++) {
+        char a[1200], b[1200];
+        if (!fs_exists(fs_join(a, sizeof a, src, FILES[i]))) continue;
+        char *text = NULL;
+        size_t len = 0;
+        ALLMREC_TRY(fs_read_all(a, &text, &len));
+        allmrec_status s = fs_write_atomic(fs_join(b, sizeof b, dir, FILES[i]), text, len);
+        free(text);
+        ALLMREC_TRY(s);
+    }
+    return ALLMREC_OK;
+}
+
+allmrec_status convert_release(const char *release_dir, const char *out_dir, const char *sbert_base,
+                               struct convert_release_result *r) {
     memset(r, 0, sizeof *r);
     static const struct release_file S1[2] = {{"mlp.pt", "mlp", AE_NAMES, 4}, {"mlp2.pt", "mlp2", AE_NAMES, 4}};
     static const struct release_file S2[2] = {{"log_proj.pt", "log_emb_proj", PROJ_NAMES, 6},
@@ -119,9 +137,14 @@ allmrec_status convert_release(const char *release_dir, const char *out_dir, str
     ALLMREC_TRY(release_pair(release_dir, d1, "params", S1, &r->stage1)); // as `allmrec train stage1` writes
     ALLMREC_TRY(release_pair(release_dir, d2, "", S2, &r->stage2));       // as `allmrec train stage2` writes
     if (fs_exists(fs_join(p, sizeof p, release_dir, "sbert.pt"))) {
-        ALLMREC_TRY(fs_mkdir_p(d1));
-        snprintf(q, sizeof q, "%s/sbert.safetensors", d1);
+        char sd[1300];
+        snprintf(sd, sizeof sd, "%s/sbert", d1);
+        if (sbert_base && !fs_exists(fs_join(q, sizeof q, sbert_base, "config.json")))
+            return ALLMREC_ERR_AT(ALLMREC_ERR_IO, sbert_base, 0, NULL, "no config.json: not the encoder's model directory");
+        ALLMREC_TRY(fs_mkdir_p(sbert_base ? sd : d1));
+        snprintf(q, sizeof q, sbert_base ? "%s/sbert/model.safetensors" : "%s/sbert.safetensors", d1);
         ALLMREC_TRY(convert_to_safetensors(p, q, "0.auto_model."));
+        if (sbert_base) ALLMREC_TRY(convert_copy_model_files(sbert_base, sd));
         r->sbert = true;
     }
     if (!r->stage1 && !r->stage2 && !r->sbert)

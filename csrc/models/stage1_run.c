@@ -43,6 +43,9 @@ static const struct config_key SCHEMA[] = {
     {"cf.export", CONFIG_STRING, NULL, true, "CF export (cf_export.h5 of `allmrec train sasrec`): E and x_u"},
     {"cf.checkpoint", CONFIG_STRING, "", false,
      "SASRec checkpoint for user_rep release_dropout (empty: the export's `checkpoint` attribute)"},
+    {"init.checkpoint", CONFIG_STRING, "", false,
+     "start from the autoencoders (params/mlp.*, params/mlp2.*) of this Stage-1 checkpoint.h5, e.g. the release's "
+     "mlp.pt/mlp2.pt converted by `allmrec convert --release` (\"\" = the release's random init)"},
     {"data.path", CONFIG_STRING, NULL, true, "prepared dataset (allmrec data prepare/synth + split)"},
     {"data.train_scenario", CONFIG_STRING, "all", false, "users to train on: all | cold_users | fewshot_<K>"},
     {"train.device", CONFIG_STRING, "cpu", false, "cpu | cuda", "cpu|cuda"},
@@ -52,7 +55,8 @@ static const struct config_key SCHEMA[] = {
     {"train.lr", CONFIG_DOUBLE, "1e-4", false, "Adam learning rate", "(0, 1)"},
     {"train.betas", CONFIG_DOUBLE_LIST, "[0.9, 0.98]", false, "Adam betas", "[0, 1)"},
     {"train.eps", CONFIG_DOUBLE, "1e-8", false, "Adam epsilon", "(0, inf)"},
-    {"train.epochs", CONFIG_INT, "10", false, "epochs", "[1, 1000000]"},
+    {"train.epochs", CONFIG_INT, "10", false,
+     "epochs (0 = no training: the outputs, joint.h5 included, from init.checkpoint's autoencoders)", "[0, 1000000]"},
     {"train.seed", CONFIG_INT, "42", false, "seed of the init, negatives, order and dropout"},
     {"train.all_items", CONFIG_BOOL, "false", false,
      "every position of each train sequence is a row (A-LLMRec_all, paper Table 8; x_u from the SASRec checkpoint "
@@ -137,7 +141,12 @@ allmrec_status stage1_options_from_config(const struct config *cfg_in, struct st
     o->device_index = (int)i;
     ALLMREC_TRY(get_positive(cfg, "train.batch_size", &o->batch_size));
     ALLMREC_TRY(get_positive(cfg, "train.chunk", &o->chunk));
-    ALLMREC_TRY(get_positive(cfg, "train.epochs", &o->epochs));
+    ALLMREC_TRY(config_get_string_into(cfg, "init.checkpoint", o->init_checkpoint, sizeof o->init_checkpoint));
+    int64_t epochs;
+    ALLMREC_TRY(config_get_int(cfg, "train.epochs", &epochs)); // range checked by the schema
+    o->epochs = (int)epochs;
+    if (o->epochs == 0 && !o->init_checkpoint[0])
+        return config_key_error(cfg, "train.epochs", "%s", "0 epochs (no training) needs init.checkpoint");
     ALLMREC_TRY(config_get_double(cfg, "train.lr", &x));
     if (!(x > 0 && x < 1)) return config_key_error(cfg, "train.lr", "%s", "must be in (0, 1)");
     o->adam.lr = (float)x;
@@ -946,6 +955,18 @@ static allmrec_status write_outputs(struct s1 *t, const struct train_loop_result
     return s;
 }
 
+// init.checkpoint: the autoencoders of a Stage-1 checkpoint (shapes checked by align_net_read)
+static allmrec_status load_init(struct s1 *t) {
+    if (!t->o->init_checkpoint[0]) return ALLMREC_OK;
+    struct h5_file f;
+    ALLMREC_TRY(h5_open_read(&f, t->o->init_checkpoint));
+    allmrec_status s = align_net_read(&f, "params", &t->m.mlp, false);
+    if (!s) s = align_net_read(&f, "params", &t->m.mlp2, false);
+    h5_close(&f);
+    if (!s) log_info("stage1: autoencoders from %s", t->o->init_checkpoint);
+    return s ? allmrec_error_prefix("init.checkpoint: ") : ALLMREC_OK;
+}
+
 allmrec_status stage1_run_train(struct stage1_options *o, struct stage1_losses *last) {
     struct s1 t;
     memset(&t, 0, sizeof t);
@@ -963,8 +984,13 @@ allmrec_status stage1_run_train(struct stage1_options *o, struct stage1_losses *
     fs_join(p_cfg, sizeof p_cfg, out_dir, "config.yaml");
     if ((s = fs_mkdir_p(out_dir)) || (s = fs_write_atomic(p_cfg, o->config_yaml, strlen(o->config_yaml))) ||
         (s = open_data(&t)) || (s = open_models(&t)) || (s = align_net_init_weights(&t.m.mlp, o->seed, 0)) ||
-        (s = align_net_init_weights(&t.m.mlp2, o->seed, 1)))
+        (s = align_net_init_weights(&t.m.mlp2, o->seed, 1)) || (s = load_init(&t)))
         goto done;
+    if (o->epochs == 0) { // encode only: the outputs of the initial nets
+        struct train_loop_result none = {.finished = true};
+        if (rank0) s = write_outputs(&t, &none);
+        goto done;
+    }
     struct trainer tr = {.self = &t, .begin_epoch = tr_begin_epoch, .step = tr_step, .read_loss = tr_read_loss,
                          .save = tr_save, .load = tr_load};
     struct train_loop_options lo;

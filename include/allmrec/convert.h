@@ -18,10 +18,12 @@
 //                                                 stage2.checkpoint)
 //                           sbert.pt           -> <out>/stage1/sbert.safetensors (the
 //                                                 SentenceTransformer prefix "0.auto_model."
-//                                                 dropped: Hugging Face BERT names)
+//                                                 dropped: Hugging Face BERT names), or with
+//                                                 sbert_base the model directory <out>/stage1/sbert/
 //                           each pair converted when both files are there
 //
-// defines: convert_to_safetensors, convert_to_h5, struct convert_release_result, convert_release
+// defines: convert_to_safetensors, convert_to_h5, struct convert_release_result, convert_release,
+//          convert_copy_model_files
 #ifndef ALLMREC_CONVERT_H
 #define ALLMREC_CONVERT_H
 
@@ -46,7 +48,13 @@ allmrec_status convert_to_h5(struct h5_file *f, const char *src, const char *gro
 struct convert_release_result {
     bool stage1, stage2, sbert; // which outputs were written
 };
-allmrec_status convert_release(const char *release_dir, const char *out_dir, struct convert_release_result *r);
+// sbert_base (may be NULL): the encoder directory the run started from; then sbert.pt becomes
+// the model directory <out>/stage1/sbert/ (its config and vocab files + model.safetensors)
+allmrec_status convert_release(const char *release_dir, const char *out_dir, const char *sbert_base,
+                               struct convert_release_result *r);
+// Copy the small files of a Hugging Face model directory (config.json, vocab, tokenizer and
+// sentence-transformers files; those present) from src into dir.
+allmrec_status convert_copy_model_files(const char *src, const char *dir);
 
 #ifdef __cplusplus
 }

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "allmrec/align.h"
+#include "allmrec/bert.h"
 #include "allmrec/convert.h"
 #include "allmrec/fs.h"
 #include "allmrec/h5.h"
@@ -141,7 +142,7 @@ static void test_release_pt_convert_and_run(void) {
     char out[1024];
     snprintf(out, sizeof out, "%s/release", test_tmpdir());
     struct convert_release_result r;
-    CHECK_OK(convert_release(fx("release"), out, &r));
+    CHECK_OK(convert_release(fx("release"), out, NULL, &r));
     CHECK(r.stage1 && r.stage2 && r.sbert);
     // sbert.pt: SentenceTransformer's "0.auto_model." names become the BERT's own
     struct safetensors sb, sref;
@@ -182,6 +183,18 @@ static void test_release_pt_convert_and_run(void) {
     check_net_output(&fu, &g, "x_cf", "log_proj.out", true);
     check_net_output(&fi, &g, "x_joint", "item_proj.out", true);
     align_net_free(&mlp), align_net_free(&mlp2), align_net_free(&fu), align_net_free(&fi);
+    // with the encoder's directory, sbert.pt becomes a model directory the BERT loader reads
+    snprintf(path, sizeof path, "%s/release_dir", test_tmpdir());
+    CHECK_OK(convert_release(fx("release"), path, fx("release/sbert_base"), &r));
+    CHECK(r.sbert);
+    char sdir[1200];
+    snprintf(sdir, sizeof sdir, "%s/stage1/sbert", path);
+    struct bert_config bc;
+    CHECK_OK(bert_config_from_dir(&bc, sdir));
+    struct bert_model bm;
+    CHECK_OK(bert_model_init(&bm, &bc, &ctx, ALLMREC_DTYPE_F32, false, 2, 8));
+    CHECK_OK(bert_model_load(&bm, sdir));
+    bert_model_free(&bm);
     op_ctx_free(&ctx);
     safetensors_close(&g);
     // a net's file in the other's place is caught by its tensor names

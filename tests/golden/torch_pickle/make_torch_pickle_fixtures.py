@@ -20,7 +20,8 @@ It writes tests/fixtures/torch_pickle/:
                    log_proj.pt (Linear-LayerNorm-LeakyReLU-Linear), item_proj.pt (Linear-LayerNorm-GELU-Linear),
                    and golden.safetensors: an input batch and each net's forward output (float32);
                    sbert.pt: a tiny BERT inside a SentenceTransformer-style module ("0.auto_model.*" names)
-                   and sbert_ref.safetensors: the BERT's own state dict by the safetensors library
+                   and sbert_ref.safetensors: the BERT's own state dict by the safetensors library;
+                   sbert_base/: that BERT's config.json and a 40-word vocab.txt (no weights)
 and the seeds of the unpickler's fuzz harness, tests/fuzz/seeds/torch_pickle/: some of these files
 prefixed with byte 0x00 (read as a torch.save zip) and their data.pkl prefixed with 0x01 (a bare pickle).
 """
@@ -144,6 +145,11 @@ def release():
     sbert = nn.Sequential(Transformer())
     torch.save(sbert.state_dict(), d / "sbert.pt")
     save_file({k: v.contiguous() for k, v in sbert[0].auto_model.state_dict().items()}, str(d / "sbert_ref.safetensors"))
+    # the encoder's directory the run started from (config + vocab, no weights): --sbert-base
+    sbert[0].auto_model.config.save_pretrained(d / "sbert_base")
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [chr(ord("a") + i) for i in range(26)]
+    words += ["the", "red", "lip", "##stick", "game", "movie", "a", "toy", "book"][: 40 - len(words)]
+    (d / "sbert_base" / "vocab.txt").write_text("\n".join(words) + "\n")
 
 
 def zip64_copy():
