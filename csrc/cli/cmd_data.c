@@ -30,6 +30,8 @@ static const char *USAGE_PREPARE =
     "  ml-100k     --reviews u.data                  --meta u.item\n"
     "  ml-1m       --reviews ratings.dat             --meta movies.dat\n"
     "  recbole     --reviews <name>.inter            --meta <name>.item\n"
+    "              (sequential benchmark files: --reviews <name>.train.inter --valid <name>.valid.inter\n"
+    "               --test <name>.test.inter, with an item_id_list:token_seq column)\n"
     "  p5          --reviews sequential_data.txt     --meta items.tsv (item_id, title, ... header)\n"
     "  lcrec       --reviews <name>.inter.json       --meta <name>.item.json\n"
     "  presplit    --train F --valid F --test F      --meta items.tsv\n"

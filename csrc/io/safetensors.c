@@ -134,6 +134,43 @@ static allmrec_status st_add_torch_tensor(void *ctx, const struct torch_tensor_i
     return s;
 }
 
+// a JSON number that is a whole count in [0, 2^63) (checked before the cast,
+// which is undefined outside that range)
+static bool st_json_count(const cJSON *x, uint64_t *out) {
+    if (!cJSON_IsNumber(x)) return false;
+    double v = x->valuedouble;
+    if (!(v >= 0 && v < 9223372036854775808.0) || v != (double)(uint64_t)v) return false;
+    *out = (uint64_t)v;
+    return true;
+}
+
+static int st_cmp_data(const void *a, const void *b) {
+    const struct safetensors_entry *x = *(const struct safetensors_entry *const *)a;
+    const struct safetensors_entry *y = *(const struct safetensors_entry *const *)b;
+    return (const char *)x->data < (const char *)y->data ? -1 : (const char *)x->data > (const char *)y->data;
+}
+
+// the tensors of file fi must not share bytes (two names over one buffer would
+// make one parameter silently alias another)
+static allmrec_status st_check_overlap(const struct safetensors *st, int fi, const char *path) {
+    int n = 0;
+    for (int i = 0; i < st->n_tensors; i++) n += st->tensors[i].file == fi;
+    if (n < 2) return ALLMREC_OK;
+    const struct safetensors_entry **v = malloc(sizeof *v * (size_t)n);
+    if (!v) return ALLMREC_ERR(ALLMREC_ERR_NOMEM, "safetensors: out of memory");
+    n = 0;
+    for (int i = 0; i < st->n_tensors; i++)
+        if (st->tensors[i].file == fi) v[n++] = &st->tensors[i];
+    qsort(v, (size_t)n, sizeof *v, st_cmp_data);
+    allmrec_status s = ALLMREC_OK;
+    for (int i = 1; i < n && !s; i++)
+        if ((const char *)v[i - 1]->data + v[i - 1]->nbytes > (const char *)v[i]->data)
+            s = ALLMREC_ERR_AT(ALLMREC_ERR_DATA, path, 0, v[i]->name,
+                               "data_offsets overlap those of %s (corrupt header)", v[i - 1]->name);
+    free(v);
+    return s;
+}
+
 // map one file (safetensors, or a torch.save zip) and append its tensors
 static allmrec_status st_open_file(struct safetensors *st, const char *path, int *tcap) {
     int fi = st->n_files;
@@ -221,38 +258,40 @@ static allmrec_status st_open_file(struct safetensors *st, const char *path, int
                                TENSOR_MAX_DIMS);
             break;
         }
-        int64_t numel = 1;
+        // every product is checked: a shape such as [2^58, 64] must not wrap to a small size
+        uint64_t nbytes = dtype_size(e.dtype);
         e.ndim = nd == 0 ? 1 : nd;
         e.shape[0] = 1;
-        for (int d = 0; d < nd; d++) {
-            cJSON *x = cJSON_GetArrayItem(jsh, d);
-            if (!cJSON_IsNumber(x) || x->valuedouble < 0) {
-                s = ALLMREC_ERR_AT(ALLMREC_ERR_PARSE, path, 0, name, "bad shape entry");
-                break;
-            }
-            e.shape[d] = (int64_t)x->valuedouble;
-            numel *= e.shape[d];
+        for (int d = 0; d < nd && !s; d++) {
+            uint64_t dim;
+            if (!st_json_count(cJSON_GetArrayItem(jsh, d), &dim))
+                s = ALLMREC_ERR_AT(ALLMREC_ERR_PARSE, path, 0, name,
+                                   "shape entry %d is not a whole number in [0, 2^63)", d);
+            else if (__builtin_mul_overflow(nbytes, dim, &nbytes) || nbytes > (uint64_t)INT64_MAX)
+                s = ALLMREC_ERR_AT(ALLMREC_ERR_SHAPE, path, 0, name,
+                                   "shape overflows: its byte size exceeds 2^63 (corrupt header)");
+            else
+                e.shape[d] = (int64_t)dim;
         }
         if (s != ALLMREC_OK) break;
-        double o0 = cJSON_GetArrayItem(jof, 0)->valuedouble;
-        double o1 = cJSON_GetArrayItem(jof, 1)->valuedouble;
-        if (!(o0 >= 0 && o1 >= o0)) {
-            s = ALLMREC_ERR_AT(ALLMREC_ERR_PARSE, path, 0, name, "bad data_offsets [%.0f, %.0f]",
-                               o0, o1);
+        uint64_t off0, off1;
+        if (!st_json_count(cJSON_GetArrayItem(jof, 0), &off0) ||
+            !st_json_count(cJSON_GetArrayItem(jof, 1), &off1) || off1 < off0) {
+            s = ALLMREC_ERR_AT(ALLMREC_ERR_PARSE, path, 0, name,
+                               "bad data_offsets (need whole numbers begin <= end)");
             break;
         }
-        size_t off0 = (size_t)o0, off1 = (size_t)o1;
-        e.nbytes = off1 - off0;
-        if (e.nbytes != (size_t)numel * dtype_size(e.dtype)) {
+        e.nbytes = (size_t)(off1 - off0);
+        if (off1 - off0 != nbytes) {
             s = ALLMREC_ERR_AT(ALLMREC_ERR_DATA, path, 0, name,
-                               "data_offsets span %zu bytes but shape x dtype needs %zu "
-                               "(corrupt header)", e.nbytes, (size_t)numel * dtype_size(e.dtype));
+                               "data_offsets span %" PRIu64 " bytes but shape x dtype needs %" PRIu64
+                               " (corrupt header)", off1 - off0, nbytes);
             break;
         }
         if (off1 > data_size) {
             s = ALLMREC_ERR_AT(ALLMREC_ERR_DATA, path, 0, name,
-                               "truncated file: tensor data ends at byte %zu of the data section "
-                               "but the file holds only %zu data bytes (re-download the file)",
+                               "truncated file: tensor data ends at byte %" PRIu64 " of the data "
+                               "section but the file holds only %zu data bytes (re-download the file)",
                                off1, data_size);
             break;
         }
@@ -263,6 +302,7 @@ static allmrec_status st_open_file(struct safetensors *st, const char *path, int
         if (s != ALLMREC_OK) { free(e.name); break; }
     }
     cJSON_Delete(root);
+    if (s == ALLMREC_OK) s = st_check_overlap(st, fi, path);
     return s;
 }
 

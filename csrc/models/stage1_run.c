@@ -49,7 +49,7 @@ static const struct config_key SCHEMA[] = {
     {"data.path", CONFIG_STRING, NULL, true, "prepared dataset (allmrec data prepare/synth + split)"},
     {"data.train_scenario", CONFIG_STRING, "all", false, "users to train on: all | cold_users | fewshot_<K>"},
     {"train.device", CONFIG_STRING, "cpu", false, "cpu | cuda", "cpu|cuda"},
-    {"train.device_index", CONFIG_INT, "0", false, "CUDA device index", "[0, inf)"},
+    {"train.device_index", CONFIG_INT, "0", false, "CUDA device index", "[0, 1023]"},
     {"train.batch_size", CONFIG_INT, "32", false, "users per batch (release: 32)", "[1, 1000000]"},
     {"train.chunk", CONFIG_INT, "60", false, "users per optimizer step within a batch (release: 60)", "[1, 1000000]"},
     {"train.lr", CONFIG_DOUBLE, "1e-4", false, "Adam learning rate", "(0, 1)"},
@@ -137,8 +137,7 @@ allmrec_status stage1_options_from_config(const struct config *cfg_in, struct st
     ALLMREC_TRY(config_get_string_into(cfg, "data.train_scenario", o->train_scenario, sizeof o->train_scenario));
     ALLMREC_TRY(config_get_string_into(cfg, "train.device", o->device, sizeof o->device));
     if (strcmp(o->device, "cpu") && strcmp(o->device, "cuda")) return config_key_error(cfg, "train.device", "%s", "must be 'cpu' or 'cuda'");
-    ALLMREC_TRY(config_get_int(cfg, "train.device_index", &i));
-    o->device_index = (int)i;
+    ALLMREC_TRY(config_get_int32(cfg, "train.device_index", 0, 1023, &o->device_index));
     ALLMREC_TRY(get_positive(cfg, "train.batch_size", &o->batch_size));
     ALLMREC_TRY(get_positive(cfg, "train.chunk", &o->chunk));
     ALLMREC_TRY(config_get_string_into(cfg, "init.checkpoint", o->init_checkpoint, sizeof o->init_checkpoint));
@@ -1004,6 +1003,7 @@ allmrec_status stage1_run_train(struct stage1_options *o, struct stage1_losses *
     lo.restart = o->restart;
     lo.progress = o->progress && rank0;
     lo.stop_after_steps = o->stop_after_steps;
+    lo.config_yaml = o->config_yaml;
     struct train_loop_result res;
     if ((s = train_loop_run(&lo, &tr, &res))) goto done;
     flush_terms(&t, last);

@@ -53,8 +53,8 @@ static const struct config_key SCHEMA[] = {
      "release's words for the dataset name"},
     {"prompt.verb", CONFIG_STRING, "", false, "present verb (watch|play|buy)"},
     {"prompt.noun", CONFIG_STRING, "", false, "noun (movie|game|item)"},
-    {"history_len", CONFIG_INT, "10", false, "history items shown in the prompt (last ones)", "[1, inf)"},
-    {"window", CONFIG_INT, "50", false, "input window whose items candidates avoid (the release's maxlen)", "[1, inf)"},
+    {"history_len", CONFIG_INT, "10", false, "history items shown in the prompt (last ones)", "[1, 1000000]"},
+    {"window", CONFIG_INT, "50", false, "input window whose items candidates avoid (the release's maxlen)", "[1, 1000000]"},
     {"n_candidates", CONFIG_INT, "20", false, "candidates per prompt (the release draw: 20)"},
     {"use_user_rep", CONFIG_BOOL, "true", false, "O_u = F_U(x_u) before BOS and its sentence (false: both "
      "dropped)"},
@@ -70,12 +70,12 @@ static const struct config_key SCHEMA[] = {
     {"skip_short_users", CONFIG_BOOL, "false", false, "skip users with < 2 train items (release: false, "
      "they train on target 'No Title')"},
     {"train.device", CONFIG_STRING, "cpu", false, "cpu | cuda", "cpu|cuda"},
-    {"train.device_index", CONFIG_INT, "0", false, "CUDA device index", "[0, inf)"},
-    {"train.batch_size", CONFIG_INT, "4", false, "users per step (paper 4, release 2)", "[1, inf)"},
+    {"train.device_index", CONFIG_INT, "0", false, "CUDA device index", "[0, 1023]"},
+    {"train.batch_size", CONFIG_INT, "4", false, "users per step (paper 4, release 2)", "[1, 1000000]"},
     {"train.lr", CONFIG_DOUBLE, "1e-4", false, "Adam learning rate"},
     {"train.betas", CONFIG_DOUBLE_LIST, "[0.9, 0.98]", false, "Adam betas", "[0, 1)"},
     {"train.eps", CONFIG_DOUBLE, "1e-8", false, "Adam epsilon"},
-    {"train.epochs", CONFIG_INT, "5", false, "epochs (no validation, RELEASE.md 6.6)", "[1, inf)"},
+    {"train.epochs", CONFIG_INT, "5", false, "epochs (no validation, RELEASE.md 6.6)", "[1, 1000000]"},
     {"train.seed", CONFIG_INT, "42", false, "seed of init, user order and candidates"},
     {"train.all_items", CONFIG_BOOL, "false", false, "A-LLMRec_all (paper Table 8): every prefix of a train part "
      "is a row (history = the items before t, target = item t, x_u = the SASRec checkpoint over the prefix)"},
@@ -198,7 +198,7 @@ allmrec_status stage2_options_from_config(const struct config *cfg_in, struct st
     ALLMREC_TRY(config_get_string_into(cfg, "out_dir", o->out_dir, sizeof o->out_dir));
     ALLMREC_TRY(config_get_string_into(cfg, "train.device", o->device, sizeof o->device));
     if (strcmp(o->device, "cpu") && strcmp(o->device, "cuda")) return config_key_error(cfg, "train.device", "%s", "must be cpu or cuda");
-    ALLMREC_TRY(config_get_int_range(cfg, "train.device_index", 0, INT64_MAX, &i)); o->device_index = (int)i;
+    ALLMREC_TRY(config_get_int32(cfg, "train.device_index", 0, 1023, &o->device_index));
     ALLMREC_TRY(llm_options(cfg, o));
     ALLMREC_TRY(config_get_string_into(cfg, "prompt.verb_past", o->verb_past, sizeof o->verb_past));
     ALLMREC_TRY(config_get_string_into(cfg, "prompt.verb", o->verb, sizeof o->verb));
@@ -207,14 +207,14 @@ allmrec_status stage2_options_from_config(const struct config *cfg_in, struct st
     if (given != 0 && given != 3)
         return config_key_error(cfg, "prompt.verb_past", "%s", "give prompt.verb_past, prompt.verb and prompt.noun together "
                        "(e.g. bought, buy, item) or none (the release's words for the dataset name)");
-    ALLMREC_TRY(config_get_int_range(cfg, "history_len", 1, INT64_MAX, &i)); o->history_len = (int)i;
-    ALLMREC_TRY(config_get_int_range(cfg, "window", 1, INT64_MAX, &i)); o->window = (int)i;
+    ALLMREC_TRY(config_get_int32(cfg, "history_len", 1, 1000000, &o->history_len));
+    ALLMREC_TRY(config_get_int32(cfg, "window", 1, 1000000, &o->window));
     ALLMREC_TRY(config_get_int_range(cfg, "n_candidates", 1, INT64_MAX, &i));
     if (i != RELEASE_LLM20_CANDIDATES) return config_key_error(cfg, "n_candidates", "%s", "the release draw gives 20 candidates");
     o->n_candidates = (int)i;
     ALLMREC_TRY(config_get_bool(cfg, "train.all_items", &o->all_items));
     ALLMREC_TRY(variant_options(cfg, o));
-    ALLMREC_TRY(config_get_int_range(cfg, "train.batch_size", 1, INT64_MAX, &i)); o->batch_size = (int)i;
+    ALLMREC_TRY(config_get_int32(cfg, "train.batch_size", 1, 1000000, &o->batch_size));
     ALLMREC_TRY(config_get_double(cfg, "train.lr", &x)); o->adam.lr = (float)x;
     double *betas;
     int nb;
@@ -224,7 +224,7 @@ allmrec_status stage2_options_from_config(const struct config *cfg_in, struct st
     free(betas);
     if (!ok) return config_key_error(cfg, "train.betas", "%s", "must be two numbers in [0, 1), e.g. [0.9, 0.98]");
     ALLMREC_TRY(config_get_double(cfg, "train.eps", &x)); o->adam.eps = (float)x;
-    ALLMREC_TRY(config_get_int_range(cfg, "train.epochs", 1, INT64_MAX, &i)); o->epochs = (int)i;
+    ALLMREC_TRY(config_get_int32(cfg, "train.epochs", 1, 1000000, &o->epochs));
     ALLMREC_TRY(config_get_int(cfg, "train.seed", &i)); o->seed = (uint64_t)i;
     ALLMREC_TRY(config_get_int_range(cfg, "train.max_tokens", 8, INT64_MAX, &o->max_tokens));
     ALLMREC_TRY(config_get_int_range(cfg, "train.max_target_tokens", 2, INT64_MAX, &o->max_target_tokens));
@@ -764,6 +764,7 @@ allmrec_status stage2_run_train(struct stage2_options *o, double *final_loss) {
         lo.restart = o->restart;
         lo.progress = o->progress && comm_rank(comm) == 0;
         lo.stop_after_steps = o->stop_after_steps;
+        lo.config_yaml = o->config_yaml;
         struct train_loop_result res;
         s = train_loop_run(&lo, &t, &res);
         if (!s && res.finished) {

@@ -164,9 +164,12 @@ static allmrec_status read_axis(const struct config *cfg, const char *axis, stru
     for (int i = 0; i < n; i++)
         for (int j = 0; j < i; j++)
             if (!strcmp(v[i].id, v[j].id)) {
+                // the message is formatted before v is freed: it quotes v[i].id
+                allmrec_status s = ALLMREC_ERR_AT(ALLMREC_ERR_CONFIG, list ? list->file : cfg->path,
+                                                  list ? list->line : 0, axis, "'%s' appears twice (entries %d and "
+                                                  "%d); give each entry its own name", v[i].id, j + 1, i + 1);
                 free(v);
-                return ALLMREC_ERR_AT(ALLMREC_ERR_CONFIG, list ? list->file : cfg->path, list ? list->line : 0, axis,
-                                      "'%s' appears twice", v[i].id);
+                return s;
             }
     *out = v;
     *n_out = n;

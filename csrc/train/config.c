@@ -450,6 +450,9 @@ allmrec_status config_apply_override(struct config *cfg, const char *assignment)
     ctx.file = CMDLINE_FILE;
     ctx.base_dir = ".";
     const char *val = eq + 1;
+    if (val[strspn(val, " \t")] == '\0') // "key=" is a forgotten value far more often than a wish for null
+        return ALLMREC_ERR_AT(ALLMREC_ERR_CONFIG, CMDLINE_FILE, 0, key,
+                              "override '%s' has no value (write %s='' for an empty string)", assignment, key);
     g_no_lines = true;
     allmrec_status s = parse_text(cfg, val, strlen(val), key, &ctx);
     g_no_lines = false;
@@ -910,9 +913,18 @@ allmrec_status config_get_int_range(const struct config *cfg, const char *key, i
                                     int64_t *out) {
     ALLMREC_TRY(config_get_int(cfg, key, out));
     if (*out < lo || *out > hi) {
-        if (hi == INT64_MAX) return config_key_error(cfg, key, "must be >= %lld", (long long)lo);
-        return config_key_error(cfg, key, "must be in %lld..%lld", (long long)lo, (long long)hi);
+        if (hi == INT64_MAX) return config_key_error(cfg, key, "must be >= %lld (got %lld)", (long long)lo,
+                                                     (long long)*out);
+        return config_key_error(cfg, key, "must be in %lld..%lld (got %lld)", (long long)lo, (long long)hi,
+                                (long long)*out);
     }
+    return ALLMREC_OK;
+}
+
+allmrec_status config_get_int32(const struct config *cfg, const char *key, int lo, int hi, int *out) {
+    int64_t v;
+    ALLMREC_TRY(config_get_int_range(cfg, key, lo, hi, &v));
+    *out = (int)v;
     return ALLMREC_OK;
 }
 

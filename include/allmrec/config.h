@@ -31,7 +31,7 @@
 //          config_set, config_set_list, config_unset, config_find, config_has,
 //          config_validate, config_get_int, config_get_double, config_get_bool,
 //          config_get_string, config_get_int_list, config_get_double_list,
-//          config_key_error, config_get_string_into, config_get_int_range, config_get_names,
+//          config_key_error, config_get_string_into, config_get_int_range, config_get_int32, config_get_names,
 //          config_get_string_list, config_get_bool_list, config_get_int_or, config_get_double_or,
 //          config_get_bool_or, config_get_string_or, config_write_resolved,
 //          config_to_yaml, config_copy, config_merge_prefix, config_free, config_type_name,
@@ -163,6 +163,9 @@ allmrec_status config_get_string_into(const struct config *cfg, const char *key,
 // an integer within [lo, hi], else an error naming the key and the range
 allmrec_status config_get_int_range(const struct config *cfg, const char *key, int64_t lo, int64_t hi,
                                     int64_t *out);
+// an integer within [lo, hi] (a subrange of int) stored in an int: a value such
+// as 4294967346 is an error naming the key and file, never truncated to 50
+allmrec_status config_get_int32(const struct config *cfg, const char *key, int lo, int hi, int *out);
 // a list of at most `max` names of at most 31 characters each, copied into dst
 allmrec_status config_get_names(const struct config *cfg, const char *key, char (*dst)[32], int max, int *n);
 
