@@ -17,36 +17,38 @@
 
 static const struct config_key SCHEMA[] = {
     {"model.name", CONFIG_STRING, "sasrec", false, "CF model (sasrec)"},
-    {"model.d", CONFIG_INT, "50", false, "hidden units"},
-    {"model.blocks", CONFIG_INT, "2", false, "self-attention blocks"},
-    {"model.heads", CONFIG_INT, "1", false, "attention heads"},
-    {"model.maxlen", CONFIG_INT, "50", false, "input window (most recent items)"},
-    {"model.dropout", CONFIG_DOUBLE, "0.5", false, "dropout rate (embedding, attention, FFN)"},
+    {"model.d", CONFIG_INT, "50", false, "hidden units", "[1, 65536]"},
+    {"model.blocks", CONFIG_INT, "2", false, "self-attention blocks", "[0, 8]"},
+    {"model.heads", CONFIG_INT, "1", false, "attention heads", "[1, 65536]"},
+    {"model.maxlen", CONFIG_INT, "50", false, "input window (most recent items)", "[1, 65536]"},
+    {"model.dropout", CONFIG_DOUBLE, "0.5", false, "dropout rate (embedding, attention, FFN)", "[0, 1)"},
     {"model.ln_eps", CONFIG_DOUBLE, "1e-8", false, "LayerNorm epsilon (release: 1e-8)"},
     {"model.key_padding_mask", CONFIG_BOOL, "false", false,
      "mask padded keys in attention (release: false, padded keys enter the softmax)"},
     {"model.attention", CONFIG_STRING, "auto", false,
-     "attention core: auto (= fused) | fused (op_attention) | gemm (matmul + softmax, keeps (T, T))"},
+     "attention core: auto (= fused) | fused (op_attention) | gemm (matmul + softmax, keeps (T, T))",
+     "auto|fused|gemm"},
     {"data.path", CONFIG_STRING, NULL, true, "prepared dataset (allmrec data prepare/synth + split)"},
     {"data.train_scenario", CONFIG_STRING, "all", false, "users to train on: all | cold_users | fewshot_<K>"},
-    {"train.device", CONFIG_STRING, "cpu", false, "cpu | cuda"},
-    {"train.device_index", CONFIG_INT, "0", false, "CUDA device index"},
-    {"train.batch_size", CONFIG_INT, "128", false, "users per batch"},
+    {"train.device", CONFIG_STRING, "cpu", false, "cpu | cuda", "cpu|cuda"},
+    {"train.device_index", CONFIG_INT, "0", false, "CUDA device index", "[0, 1023]"},
+    {"train.batch_size", CONFIG_INT, "128", false, "users per batch", "[1, 1000000]"},
     {"train.lr", CONFIG_DOUBLE, "1e-3", false, "Adam learning rate"},
-    {"train.betas", CONFIG_DOUBLE_LIST, "[0.9, 0.98]", false, "Adam betas (release: 0.9, 0.98)"},
+    {"train.betas", CONFIG_DOUBLE_LIST, "[0.9, 0.98]", false, "Adam betas (release: 0.9, 0.98)", "[0, 1)"},
     {"train.eps", CONFIG_DOUBLE, "1e-8", false, "Adam epsilon"},
     {"train.l2_emb", CONFIG_DOUBLE, "0.0", false, "release's l2_emb * ||E|| term (0 = off)"},
-    {"train.epochs", CONFIG_INT, "200", false, "maximum epochs"},
+    {"train.epochs", CONFIG_INT, "200", false, "maximum epochs", "[1, 1000000]"},
     {"train.seed", CONFIG_INT, "42", false, "seed of init, dropout, negatives and order"},
-    {"train.eval_every", CONFIG_INT, "20", false, "validate every N epochs (0 = never)"},
-    {"train.patience", CONFIG_INT, "3", false, "stop after N validations without improvement (0 = never)"},
+    {"train.eval_every", CONFIG_INT, "20", false, "validate every N epochs (0 = never)", "[0, 1000000]"},
+    {"train.patience", CONFIG_INT, "3", false, "stop after N validations without improvement (0 = never)", "[0, 1000000]"},
     {"train.early_metric", CONFIG_STRING, "ndcg@10", false, "validation metric for best.h5 / early stopping"},
     {"train.max_minutes", CONFIG_DOUBLE, "0", false,
      "time budget: after the epoch that passes it, validate, stop and evaluate best.h5 (0 = none; "
-     "re-running resumes training)"},
+     "re-running resumes training)", "[0, inf)"},
     {"train.checkpoint_every", CONFIG_INT, "0", false,
-     "also write last.h5 every N steps inside an epoch (0 = at epoch ends only)"},
-    {"train.log_every", CONFIG_INT, "0", false, "a step line (mean loss) in train_log.jsonl every N steps (0 = none)"},
+     "also write last.h5 every N steps inside an epoch (0 = at epoch ends only)", "[0, inf)"},
+    {"train.log_every", CONFIG_INT, "0", false, "a step line (mean loss) in train_log.jsonl every N steps (0 = none)",
+     "[0, inf)"},
     {"train.restart", CONFIG_BOOL, "false", false, "ignore <out_dir>/last.h5 and start over"},
     {"train.progress", CONFIG_BOOL, "true", false, "progress lines on stderr"},
     {"eval.valid_scenario", CONFIG_STRING, "all", false, "validation candidate scenario"},
@@ -71,7 +73,7 @@ allmrec_status sasrec_run_options_from_config(const struct config *cfg_in, struc
     int n_schema;
     const struct config_key *schema = sasrec_config_schema(&n_schema);
     struct config *cfg = (struct config *)cfg_in;
-    ALLMREC_TRY(config_validate(cfg, schema, n_schema));
+    ALLMREC_TRY(config_validate(cfg, schema, n_schema)); // types and ranges
     int64_t i;
     double x;
     bool b;
@@ -90,24 +92,20 @@ allmrec_status sasrec_run_options_from_config(const struct config *cfg_in, struc
     ALLMREC_TRY(config_get_string(cfg, "model.attention", &s));
     if (!strcmp(s, "auto")) o->model.attention_impl = SASREC_ATTN_AUTO;
     else if (!strcmp(s, "fused")) o->model.attention_impl = SASREC_ATTN_FUSED;
-    else if (!strcmp(s, "gemm")) o->model.attention_impl = SASREC_ATTN_GEMM;
-    else return config_key_error(cfg, "model.attention", "%s", "must be auto, fused or gemm");
+    else o->model.attention_impl = SASREC_ATTN_GEMM; // the schema allows auto|fused|gemm
     if (o->model.d % o->model.n_heads)
         return config_key_error(cfg, "model.d", "%s", "model.d must be a positive multiple of model.heads");
-    if (!(o->model.dropout >= 0 && o->model.dropout < 1)) return config_key_error(cfg, "model.dropout", "%s", "must be in [0, 1)");
     ALLMREC_TRY(config_get_string_into(cfg, "data.path", o->data_path, sizeof o->data_path));
     ALLMREC_TRY(config_get_string_into(cfg, "data.train_scenario", o->train_scenario, sizeof o->train_scenario));
     ALLMREC_TRY(config_get_string_into(cfg, "out_dir", o->out_dir, sizeof o->out_dir));
     ALLMREC_TRY(config_get_string_into(cfg, "train.device", o->device, sizeof o->device));
-    if (strcmp(o->device, "cpu") && strcmp(o->device, "cuda"))
-        return config_key_error(cfg, "train.device", "%s", "must be 'cpu' or 'cuda'");
     ALLMREC_TRY(config_get_int32(cfg, "train.device_index", 0, 1023, &o->device_index));
     ALLMREC_TRY(config_get_int32(cfg, "train.batch_size", 1, 1000000, &o->batch_size));
     ALLMREC_TRY(config_get_double(cfg, "train.lr", &x)); o->adam.lr = (float)x;
     double *betas;
     int nb;
     ALLMREC_TRY(config_get_double_list(cfg, "train.betas", &betas, &nb));
-    if (nb != 2 || !(betas[0] >= 0 && betas[0] < 1 && betas[1] >= 0 && betas[1] < 1)) {
+    if (nb != 2) { // each in [0, 1) by the schema
         free(betas);
         return config_key_error(cfg, "train.betas", "%s", "must be two numbers in [0, 1), e.g. [0.9, 0.98]");
     }
@@ -131,9 +129,7 @@ allmrec_status sasrec_run_options_from_config(const struct config *cfg_in, struc
     }
     ALLMREC_TRY(config_get_double(cfg, "train.max_minutes", &o->max_minutes));
     ALLMREC_TRY(config_get_int(cfg, "train.checkpoint_every", &o->checkpoint_every));
-    if (o->checkpoint_every < 0) return config_key_error(cfg, "train.checkpoint_every", "%s", "must be >= 0");
     ALLMREC_TRY(config_get_int(cfg, "train.log_every", &o->log_every));
-    if (o->log_every < 0) return config_key_error(cfg, "train.log_every", "%s", "must be >= 0");
     ALLMREC_TRY(config_get_bool(cfg, "train.restart", &o->restart));
     ALLMREC_TRY(config_get_bool(cfg, "train.progress", &o->progress));
     ALLMREC_TRY(config_get_string_into(cfg, "eval.valid_scenario", o->valid_scenario, sizeof o->valid_scenario));
