@@ -323,7 +323,10 @@ allmrec_status seqcf_run_train(struct seqcf_run_options *o, struct eval_metrics 
     char p_cfg[1200];
     fs_join(p_cfg, sizeof p_cfg, r->out_dir, "config.yaml");
 
+    struct train_loop_options lo;
+    sasrec_run_loop_options(r, &lo);
     if (!m) { s = ALLMREC_ERR(ALLMREC_ERR_NOMEM, "seqcf model"); goto done; }
+    if ((s = train_loop_check_resume(&lo))) goto done; // before config.yaml is rewritten
     if ((s = fs_mkdir_p(r->out_dir))) goto done;
     if ((s = fs_write_atomic(p_cfg, r->config_yaml, strlen(r->config_yaml)))) goto done;
     if ((s = sasrec_run_open_ctx(r, &ctx))) goto done;
@@ -342,8 +345,6 @@ allmrec_status seqcf_run_train(struct seqcf_run_options *o, struct eval_metrics 
         struct seqcf_trainer tr = {o, m, &ds, &hist, &vc, users, n_users, perm};
         struct trainer t = {&tr, tr_begin_epoch, tr_step, tr_read_loss, r->eval_every > 0 ? tr_validate : NULL,
                             tr_save, tr_load};
-        struct train_loop_options lo;
-        sasrec_run_loop_options(r, &lo);
         struct train_loop_result res;
         if ((s = train_loop_run(&lo, &t, &res))) goto done;
         s = final_outputs(o, m, &ds, res.best_epoch, final_metrics, n_max, n_out);
