@@ -17,6 +17,7 @@
 #include "allmrec/h5.h"
 #include "allmrec/io.h"
 #include "allmrec/sasrec_train.h"
+#include "allmrec/ncf_train.h"
 #include "allmrec/stage1.h"
 #include "allmrec/text.h"
 #include "testing.h"
@@ -435,7 +436,43 @@ static void test_cli(void) {
     CHECK(system(cmd) != 0);
 }
 
-TEST_MAIN(TEST_CASE(test_loss_terms_fall), TEST_CASE(test_outputs), TEST_CASE(test_init_checkpoint_encode_only),
-          TEST_CASE(test_resume_exact),
+// Stage 1 over an NCF export (ncf_train.h): d is the export's (20 with
+// export.embedding concat of d 10), not SASRec's 12; user_rep release_dropout,
+// which re-runs SASRec from the checkpoint the export names, is refused over it
+static void test_ncf_export(void) {
+    if (!setup()) TEST_SKIP("setup failed");
+    struct config nc;
+    config_init(&nc);
+    char y[2048];
+    snprintf(y, sizeof y, "model: {name: ncf, d: 10, mlp_hidden: [16, 8]}\ndata: {path: %s}\n"
+             "train: {batch_size: 64, epochs: 2, eval_every: 0, progress: false}\neval: {final: false}\n"
+             "export: {embedding: concat}\nout_dir: %s/ncf\n", g_data, test_tmpdir());
+    struct ncf_run_options no;
+    CHECK_OK(config_load_string(&nc, y, "<test>", "."));
+    CHECK_OK(ncf_run_options_from_config(&nc, &no));
+    CHECK_OK(ncf_run_train(&no, NULL, 0, NULL));
+    ncf_run_options_free(&no);
+    config_free(&nc);
+    char exp[1200], ov[1300];
+    snprintf(exp, sizeof exp, "%s/ncf/cf_export.h5", test_tmpdir());
+    snprintf(ov, sizeof ov, "cf.export=%s", exp);
+    const char *extra[] = {ov, "train.epochs=1"};
+    CHECK_OK(run("over_ncf", extra, 2, 0));
+    char p[1200];
+    snprintf(p, sizeof p, "%s/over_ncf/checkpoint.h5", test_tmpdir());
+    struct h5_file f;
+    CHECK_OK(h5_open_read(&f, p));
+    int64_t d = 0;
+    CHECK_OK(h5_attr_get_i64(&f, "/", "d", &d));
+    h5_close(&f);
+    CHECK_EQ_INT(d, 20);
+    const char *bad[] = {ov, "train.epochs=1", "user_rep=release_dropout"};
+    CHECK(run("over_ncf_dropout", bad, 3, 0) != ALLMREC_OK);
+    CHECK_STR_CONTAINS(allmrec_error_message(), "holds a 'ncf' model, not sasrec");
+    allmrec_error_clear();
+}
+
+TEST_MAIN(TEST_CASE(test_loss_terms_fall), TEST_CASE(test_ncf_export), TEST_CASE(test_outputs),
+          TEST_CASE(test_init_checkpoint_encode_only), TEST_CASE(test_resume_exact),
           TEST_CASE(test_release_dropout_and_options), TEST_CASE(test_all_items), TEST_CASE(test_config_errors),
           TEST_CASE(test_preset_configs), TEST_CASE(test_cli))
