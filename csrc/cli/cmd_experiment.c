@@ -13,7 +13,7 @@ static const char *EXPERIMENT_USAGE =
     "Expands the experiment's plan (datasets x models x scenarios x variants x sweep x seeds),\n"
     "runs every stage that is not cached yet (each stage is an allmrec command in its own process),\n"
     "and writes report.md, report.csv, report.json and report.html to the experiment's out_dir.\n"
-    "Overrides change the experiment file: defaults.cf.train.num_epochs=2, seeds=[1,2], ...\n"
+    "Overrides change the experiment file: defaults.cf.train.epochs=2, seeds=[1,2], ...\n"
     "\n"
     "options:\n"
     "  --dry-run            print the plan with cache hits; run nothing\n"
@@ -33,13 +33,22 @@ static const char *EXPERIMENT_USAGE =
     "    --no-submit          write the scripts and submit.sh only\n"
     "\n"
     "environment: ALLMREC_STAGE_EXE replaces the binary that runs stage commands (wrappers, tests);\n"
-    "ALLMREC_SLURM_SITE names a Slurm site file (slurm.* keys: partitions, account, setup lines).\n";
+    "ALLMREC_SLURM_SITE names a Slurm site file (slurm.* keys: partitions, account, setup lines).\n"
+    "\n"
+    "examples:\n"
+    "  allmrec experiment --list\n"
+    "  allmrec experiment experiments/table1.yaml --dry-run\n"
+    "  allmrec experiment experiments/quickstart.yaml defaults.cf.train.epochs=2 seeds=[1,2] --dry-run\n"
+    "  allmrec experiment experiments/quickstart.yaml defaults.cf.train.epochs=2\n";
 
 static const char *STATUS_USAGE =
     "usage: allmrec status <experiments/x.yaml> [key.sub=value ...]\n"
     "\n"
     "Shows where each run of the experiment stands: stages done (cache), running, queued in Slurm\n"
-    "(with the job's state), failed (with the reason and the log), pending or not available.\n";
+    "(with the job's state), failed (with the reason and the log), pending or not available.\n"
+    "\n"
+    "examples:\n"
+    "  allmrec status experiments/quickstart.yaml\n";
 
 static int need_value(int i, int argc, char **argv) {
     return i + 1 < argc ? 1 : cli_usage_error(argv[0], EXPERIMENT_USAGE, "%s needs a value", argv[i]) * 0;
@@ -74,16 +83,17 @@ static void print_tables(void) {
            "reported as \"not built\", never run or submitted.\n");
 }
 
+static void print_schema(void) {
+    int n;
+    const struct config_key *sc = experiment_schema(&n);
+    printf("\nkeys of an experiment file (experiments/README.md; key, type, default, range; then what it means):\n");
+    config_print_schema(stdout, sc, n);
+}
+
 int cmd_experiment(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--list")) { print_tables(); return 0; }
-        if (!strcmp(argv[i], "--schema")) {
-            int n;
-            const struct config_key *sc = experiment_schema(&n);
-            printf("keys of an experiment file (experiments/README.md):\n");
-            config_print_schema(stdout, sc, n);
-            return 0;
-        }
+        if (!strcmp(argv[i], "--schema")) { print_schema(); return 0; }
     }
     const char *path = NULL;
     char **ov = calloc((size_t)argc + 1, sizeof(char *));
@@ -96,7 +106,12 @@ int cmd_experiment(int argc, char **argv) {
     so.cpus_per_task = -1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { printf("%s", EXPERIMENT_USAGE); free(ov); return 0; }
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            printf("%s", EXPERIMENT_USAGE);
+            print_schema(); // the same table that validates experiment files
+            free(ov);
+            return 0;
+        }
         else if (!strcmp(a, "--dry-run")) dry = true;
         else if (!strcmp(a, "--report-only")) report_only = true;
         else if (!strcmp(a, "--stop-on-failure")) stop = true;
@@ -123,7 +138,7 @@ int cmd_experiment(int argc, char **argv) {
             }
         } else if (a[0] == '-') {
             free(ov);
-            return cli_usage_error(argv[0], EXPERIMENT_USAGE, "unknown option '%s'", a);
+            return cli_unknown_option(argv[0], EXPERIMENT_USAGE, a);
         } else if (strchr(a, '=')) {
             ov[n_ov++] = argv[i];
         } else if (!path) {
@@ -181,7 +196,7 @@ int cmd_status(int argc, char **argv) {
     int n_ov = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) { printf("%s", STATUS_USAGE); free(ov); return 0; }
-        if (argv[i][0] == '-') { free(ov); return cli_usage_error(argv[0], STATUS_USAGE, "unknown option '%s'", argv[i]); }
+        if (argv[i][0] == '-') { free(ov); return cli_unknown_option(argv[0], STATUS_USAGE, argv[i]); }
         if (strchr(argv[i], '=')) ov[n_ov++] = argv[i];
         else if (!path) path = argv[i];
         else { free(ov); return cli_usage_error(argv[0], STATUS_USAGE, "one experiment file at a time"); }

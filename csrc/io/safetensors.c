@@ -1,5 +1,7 @@
 // safetensors.c: mmap'ed safetensors reader (single file or sharded via
 // model.safetensors.index.json), dtype-converting copies, and a writer.
+// PyTorch checkpoints (pytorch_model*.bin, .pt) open through the same table:
+// their zip entries are mapped the same way and torch_pickle.c lists the tensors.
 #include "allmrec/io.h"
 
 #include <cJSON.h>
@@ -18,6 +20,7 @@
 #include "allmrec/device.h"
 #include "allmrec/fs.h"
 #include "allmrec/half.h"
+#include "allmrec/torch_pickle.h"
 
 #define ST_MAX_HEADER ((uint64_t)100 * 1024 * 1024) // the format's own limit
 
@@ -107,6 +110,30 @@ static allmrec_status st_add_tensor(struct safetensors *st, int *cap, struct saf
     return ALLMREC_OK;
 }
 
+struct torch_add {
+    struct safetensors *st;
+    int *tcap;
+    int file;
+};
+
+// a tensor of a PyTorch checkpoint, as a view into the mapped file (a 0-d scalar is shape (1))
+static allmrec_status st_add_torch_tensor(void *ctx, const struct torch_tensor_info *t) {
+    struct torch_add *c = ctx;
+    struct safetensors_entry e = {0};
+    e.file = c->file;
+    e.dtype = t->dtype;
+    e.ndim = t->ndim == 0 ? 1 : t->ndim;
+    e.shape[0] = 1;
+    for (int d = 0; d < t->ndim; d++) e.shape[d] = t->shape[d];
+    e.data = t->data;
+    e.nbytes = t->nbytes;
+    e.name = strdup(t->name);
+    if (!e.name) return ALLMREC_ERR(ALLMREC_ERR_NOMEM, "safetensors: out of memory");
+    allmrec_status s = st_add_tensor(c->st, c->tcap, e);
+    if (s != ALLMREC_OK) free(e.name);
+    return s;
+}
+
 // a JSON number that is a whole count in [0, 2^63) (checked before the cast,
 // which is undefined outside that range)
 static bool st_json_count(const cJSON *x, uint64_t *out) {
@@ -144,7 +171,7 @@ static allmrec_status st_check_overlap(const struct safetensors *st, int fi, con
     return s;
 }
 
-// map one file and append its tensors
+// map one file (safetensors, or a torch.save zip) and append its tensors
 static allmrec_status st_open_file(struct safetensors *st, const char *path, int *tcap) {
     int fi = st->n_files;
     struct safetensors_file *nf = realloc(st->files, sizeof *nf * (size_t)(fi + 1));
@@ -179,6 +206,10 @@ static allmrec_status st_open_file(struct safetensors *st, const char *path, int
     if (m == MAP_FAILED)
         return ALLMREC_ERR_AT(ALLMREC_ERR_IO, path, 0, NULL, "mmap failed: %s", strerror(errno));
     f->map = m;
+    if (torch_file_kind(m, f->size) != TORCH_FILE_OTHER) {
+        struct torch_add c = {st, tcap, fi};
+        return torch_zip_read(m, f->size, path, st_add_torch_tensor, &c);
+    }
 
     uint64_t hlen = 0;
     const unsigned char *b = (const unsigned char *)m;
@@ -317,7 +348,7 @@ static allmrec_status st_open_index(struct safetensors *st, const char *index_pa
         if (!fs_exists(shard)) {
             s = ALLMREC_ERR_AT(ALLMREC_ERR_IO, index_path, 0, it->string,
                                "missing shard %s (listed in the index for this tensor); download "
-                               "every *.safetensors file of the model", shard);
+                               "every shard file of the model", shard);
             break;
         }
         s = st_open_file(st, shard, tcap);
@@ -361,11 +392,15 @@ allmrec_status safetensors_open(struct safetensors *st, const char *path) {
         } else if (fs_exists(fs_join(buf, sizeof buf, path, "model.safetensors"))) {
             s = st_open_file(st, buf, &tcap);
             if (s == ALLMREC_OK) s = st_build_hash(st);
+        } else if (fs_exists(fs_join(buf, sizeof buf, path, "pytorch_model.bin.index.json"))) {
+            s = st_open_index(st, buf, &tcap); // PyTorch shards: pytorch_model-0000k-of-0000n.bin
+        } else if (fs_exists(fs_join(buf, sizeof buf, path, "pytorch_model.bin"))) {
+            s = st_open_file(st, buf, &tcap);
+            if (s == ALLMREC_OK) s = st_build_hash(st);
         } else {
             s = ALLMREC_ERR_AT(ALLMREC_ERR_IO, path, 0, NULL,
-                               "no model.safetensors or model.safetensors.index.json in this "
-                               "directory (a PyTorch .bin checkpoint must be converted to "
-                               "safetensors first)");
+                               "no model.safetensors, model.safetensors.index.json, pytorch_model.bin or "
+                               "pytorch_model.bin.index.json in this directory");
         }
     } else if (ends_with(path, ".json")) {
         s = st_open_index(st, path, &tcap);

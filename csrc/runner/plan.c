@@ -418,14 +418,18 @@ static allmrec_status build_run(struct experiment *ex, struct run *r, const stru
     if (!md) {
         int nm;
         const struct model_def *mt = model_table(&nm);
-        char known[512] = "";
+        char known[512] = "", hint[96] = "";
+        const char *names[64];
         for (int i = 0; i < nm; i++) {
             strncat(known, i ? ", " : "", sizeof known - strlen(known) - 1);
             strncat(known, mt[i].name, sizeof known - strlen(known) - 1);
+            if (i < 64) names[i] = mt[i].name;
         }
+        const char *sug = config_suggest_word(names, nm < 64 ? nm : 64, model_name);
+        if (sug) snprintf(hint, sizeof hint, "did you mean '%s'? ", sug);
         return ALLMREC_ERR_AT(ALLMREC_ERR_CONFIG, ex->path, 0, "models",
-                              "unknown model '%s' (known: %s; a new name needs model: <one of them>)", model_name,
-                              known);
+                              "unknown model '%s' (%sknown: %s; a new name needs model: <one of them>)", model_name,
+                              hint, known);
     }
     r->model = md;
     ALLMREC_TRY(apply_assignments(c, md->set, 6));

@@ -29,8 +29,10 @@
 #include <string.h>
 
 #include "allmrec/llm_eval.h"
+#include "allmrec/ncf_train.h"
 #include "allmrec/runner.h"
 #include "allmrec/sasrec_train.h"
+#include "allmrec/seqcf_train.h"
 #include "allmrec/stage1.h"
 #include "allmrec/stage2.h"
 #include "allmrec/tallrec.h"
@@ -190,11 +192,15 @@ static allmrec_status build_baseline(const struct run *r, int si, struct stage_c
     return build_config_cmd(r, si, c, n, "train", "run.baseline_model", NULL);
 }
 
-// The CF command's schema (SASRec's; the other CF models are not built yet)
+// The CF command's schema: SASRec's, NCF's, GRU4Rec's or NextItNet's
 static const struct config_key *schema_cf(const struct run *r, int *n) {
     const char *m = NULL;
-    if (config_get_string(&r->cfg, "run.cf_model", &m) != ALLMREC_OK || strcmp(m, "sasrec")) return NULL;
-    return sasrec_config_schema(n);
+    if (config_get_string(&r->cfg, "run.cf_model", &m) != ALLMREC_OK) return NULL;
+    if (!strcmp(m, "sasrec")) return sasrec_config_schema(n);
+    if (!strcmp(m, "ncf")) return ncf_config_schema(n);
+    if (!strcmp(m, "gru4rec")) return seqcf_config_schema(SEQCF_GRU4REC, n);
+    if (!strcmp(m, "nextitnet")) return seqcf_config_schema(SEQCF_NEXTITNET, n);
+    return NULL;
 }
 static const struct config_key *schema_stage1(const struct run *r, int *n) {
     (void)r;

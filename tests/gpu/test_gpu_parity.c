@@ -265,6 +265,20 @@ static allmrec_status run_rowdot(struct op_ctx *ctx, struct tensor *t, const str
     return op_rowdot_backward(ctx, t[4], t[5], t[3], t[0], t[1]);
 }
 
+static allmrec_status run_conv1d(struct op_ctx *ctx, struct tensor *t, const struct pcase *c) {
+    // inp, weight, bias, out, dout, dinp, dweight, dbias; p[0] = dilation
+    int dil = (int)c->p[0];
+    ALLMREC_TRY(op_conv1d_causal_forward(ctx, t[3], t[0], t[1], t[2], dil));
+    return op_conv1d_causal_backward(ctx, t[5], t[6], t[7], t[4], t[0], t[1], dil);
+}
+
+static allmrec_status run_gru(struct op_ctx *ctx, struct tensor *t, const struct pcase *c) {
+    // xg, w_hh, b_hh, mask, h, hg, dh (in: from above; out: total), dhg, dxg, dw_hh, db_hh
+    (void)c;
+    ALLMREC_TRY(op_gru_forward(ctx, t[4], t[5], t[0], t[1], t[2], t[3]));
+    return op_gru_backward(ctx, t[8], t[9], t[10], t[7], t[6], t[0], t[5], t[4], t[1], t[3]);
+}
+
 static allmrec_status run_masked_mean(struct op_ctx *ctx, struct tensor *t, const struct pcase *c) {
     // x, mask, out, dout, dx
     ALLMREC_TRY(op_masked_mean_forward(ctx, t[2], t[0], t[1]));
@@ -534,6 +548,44 @@ static void build_cases(void) {
             IN(c, "dout", 1, N, 0, 0, 0);
             INOUT(c, "da", 2, N, C, 0, 0);
             INOUT(c, "db", 2, N, C, 0, 0);
+        }
+        // sequence layers (F32 only): NextItNet's dilated causal conv, GRU4Rec's GRU
+        if (dt == ALLMREC_DTYPE_F32) {
+            static const int64_t cv[][6] = {{4, 37, 50, 50, 3, 1}, {3, 29, 24, 40, 3, 4}, {2, 7, 8, 5, 2, 8}};
+            for (size_t i = 0; i < 3; i++) {
+                int64_t B = cv[i][0], T = cv[i][1], C = cv[i][2], OC = cv[i][3], K = cv[i][4];
+                snprintf(nm, sizeof nm, "conv1d_causal_B%lld_T%lld_C%lld_OC%lld_K%lld_d%lld", (long long)B,
+                         (long long)T, (long long)C, (long long)OC, (long long)K, (long long)cv[i][5]);
+                c = add_case(nm, run_conv1d, dt);
+                c->p[0] = cv[i][5];
+                c->tol32 = 2e-5;
+                IN(c, "inp", 3, B, T, C, 0);
+                IN(c, "weight", 3, OC, K, C, 0);
+                IN(c, "bias", 1, OC, 0, 0, 0);
+                OUT(c, "out", 3, B, T, OC, 0);
+                IN(c, "dout", 3, B, T, OC, 0);
+                INOUT(c, "dinp", 3, B, T, C, 0);
+                INOUT(c, "dweight", 3, OC, K, C, 0);
+                INOUT(c, "dbias", 1, OC, 0, 0, 0);
+            }
+            static const int64_t gr[][3] = {{5, 21, 50}, {3, 9, 7}};
+            for (size_t i = 0; i < 2; i++) {
+                int64_t B = gr[i][0], T = gr[i][1], H = gr[i][2];
+                snprintf(nm, sizeof nm, "gru_B%lld_T%lld_H%lld", (long long)B, (long long)T, (long long)H);
+                c = add_case(nm, run_gru, dt);
+                c->tol32 = 1e-4; // a recurrence of T steps: rounding differences compound
+                IN(c, "xg", 3, B, T, 3 * H, 0);
+                add_slot(c, "w_hh", S_IN, DT_CASE, G_UNIFORM, -0.3f, 0.3f, 2, 3 * H, H, 0, 0);
+                IN(c, "b_hh", 1, 3 * H, 0, 0, 0);
+                MASK_IN(c, "mask", 0.8f, 2, B, T, 0, 0);
+                OUT(c, "h", 3, B, T, H, 0);
+                OUT(c, "hg", 3, B, T, 3 * H, 0);
+                INOUT(c, "dh", 3, B, T, H, 0);
+                OUT(c, "dhg", 3, B, T, 3 * H, 0);
+                INOUT(c, "dxg", 3, B, T, 3 * H, 0);
+                INOUT(c, "dw_hh", 2, 3 * H, H, 0, 0);
+                INOUT(c, "db_hh", 1, 3 * H, 0, 0, 0);
+            }
         }
         // masked mean pooling
         {

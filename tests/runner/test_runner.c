@@ -163,7 +163,7 @@ static void test_plan_errors(void) {
     struct experiment ex;
     const char *p = write_file("bad1.yaml", experiment_text("bad1", "models: [sasrec, sasrek]\n"));
     CHECK_STATUS(experiment_load(&ex, p, NULL, 0), ALLMREC_ERR_CONFIG);
-    CHECK_STR_CONTAINS(allmrec_error_message(), "unknown model 'sasrek' (known: sasrec, ncf");
+    CHECK_STR_CONTAINS(allmrec_error_message(), "unknown model 'sasrek' (did you mean 'sasrec'? known: sasrec, ncf");
     // issue 16: a repeated entry quoted the freed list in its error (use after free)
     p = write_file("twice.yaml", experiment_text("twice", "models: [sasrec, sasrec]\n"));
     CHECK_STATUS(experiment_load(&ex, p, NULL, 0), ALLMREC_ERR_CONFIG);
