@@ -308,9 +308,9 @@ const struct stage_def *stage_find(const char *name) {
 static const struct model_def MODELS[] = {
     // CF models evaluate on the test candidate sets at the end of training (metrics.json of cf)
     {"sasrec", "SASRec", {"data", "cf"}, {"run.cf_model=sasrec"}, .built = true},
-    {"ncf", "NCF", {"data", "cf"}, {"run.cf_model=ncf"}, .built = false},
-    {"nextitnet", "NextItNet", {"data", "cf"}, {"run.cf_model=nextitnet"}, .built = false},
-    {"gru4rec", "GRU4Rec", {"data", "cf"}, {"run.cf_model=gru4rec"}, .built = false},
+    {"ncf", "NCF", {"data", "cf"}, {"run.cf_model=ncf"}, .built = true},
+    {"nextitnet", "NextItNet", {"data", "cf"}, {"run.cf_model=nextitnet"}, .built = true},
+    {"gru4rec", "GRU4Rec", {"data", "cf"}, {"run.cf_model=gru4rec"}, .built = true},
     {"a-llmrec", "A-LLMRec", {"data", "cf", "stage1", "stage2", "llm_eval"},
      {"run.cf_model=sasrec", "llm_eval.item_embedding=joint"}, .built = true},
     {"a-llmrec-sbert", "A-LLMRec (SBERT)", {"data", "cf", "stage1", "stage2", "llm_eval"},
