@@ -206,6 +206,10 @@ if [ $BUILD_OK -eq 1 ]; then
     [ -n "$PY" ] && { run_phase torch_stage2 90 "$PY" "$ROOT/bench/stage2/pytorch_stage2_step.py"; collect torch_stage2; }
     run_phase bench_stage2_step 90 "$B/stage2/bench_stage2_step" --gpu-summary --steps 6
     collect bench_stage2_step
+    # TALLRec step (LLM-Only prompts + LoRA r 8 on q/v of the frozen OPT-6.7B dims, fp16), transformers + peft beside it
+    [ -n "$PY" ] && { run_phase torch_tallrec 120 "$PY" "$ROOT/bench/tallrec/pytorch_tallrec_step.py"; collect torch_tallrec; }
+    run_phase bench_tallrec_step 120 "$B/tallrec/bench_tallrec_step" --gpu-summary --steps 6
+    collect bench_tallrec_step
     # A-LLMRec LLM inference per batch (generation B2 x 64 new tokens, scoring 20 candidates), OPT-6.7B dims fp16
     [ -n "$PY" ] && { run_phase torch_llm_infer 120 "$PY" "$ROOT/bench/llmeval/pytorch_llm_infer.py"; collect torch_llm_infer; }
     run_phase bench_llm_infer 120 "$B/llmeval/bench_llm_infer" --device cuda --gpu-summary
@@ -280,6 +284,8 @@ fi
             show("LLM eval scoring 20 candidates: ours / transformers", ratio(k "/ours", k "/torch"), 1.0, "<=");
             k="stage2_step/B4_T600_opt6.7b_f16";
             show("A-LLMRec Stage-2 step B4 T600 (OPT-6.7B dims): ours / transformers", ratio(k "/ours", k "/torch"), 0.82, "<=");
+            k="tallrec_step/B4_T500_opt6.7b_f16";
+            show("TALLRec LoRA step B4 T500 (OPT-6.7B dims): ours / transformers+peft", ratio(k "/ours", k "/torch"), 1.0, "<=");
             # A-LLMRec at Beauty scale (issue targets): a Stage-2 epoch = 9,930 users / batch 4 steps of
             # the measured step (model + host part), in minutes; inference by scoring per batch of 2 users
             # (two one-prefill scorings of 20 candidates) against the published 1.98 s of the paper (Table 8)

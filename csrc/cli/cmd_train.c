@@ -1,7 +1,8 @@
 // cmd_train.c: `allmrec train <model> --config FILE [key=value ...]`.
 // SASRec (csrc/models/sasrec*.c), NCF (csrc/models/ncf*.c), GRU4Rec and
 // NextItNet (csrc/models/seqcf*.c, gru4rec.c, nextitnet.c) and A-LLMRec Stage 1
-// and Stage 2 (csrc/models/stage1*.c, stage2*.c) are built. `allmrec train
+// and Stage 2 (csrc/models/stage1*.c, stage2*.c) and TALLRec (LoRA on OPT,
+// csrc/models/tallrec_run.c) are built. `allmrec train
 // <model> --help` lists the model's config keys from the schema that
 // validates its configs.
 #include <stdio.h>
@@ -14,13 +15,16 @@
 #include "allmrec/seqcf_train.h"
 #include "allmrec/stage1.h"
 #include "allmrec/stage2.h"
+#include "allmrec/tallrec.h"
 #include "cli/commands.h"
 
 static const char *USAGE =
-    "usage: allmrec train <sasrec|ncf|gru4rec|nextitnet|stage1|stage2> --config FILE [key=value ...] [--out DIR]\n"
-    "                     [--restart] [--device cpu|cuda]\n"
-    "  <model>        sasrec | ncf | gru4rec | nextitnet | stage1 | stage2 (A-LLMRec Stages 1, 2)\n"
-    "  --config FILE  YAML config (configs/{sasrec,ncf,gru4rec,nextitnet,stage1,stage2}/*.yaml; `base:` inheritance)\n"
+    "usage: allmrec train <sasrec|ncf|gru4rec|nextitnet|stage1|stage2|tallrec> --config FILE [key=value ...]\n"
+    "                     [--out DIR] [--restart] [--device cpu|cuda]\n"
+    "  <model>        sasrec | ncf | gru4rec | nextitnet | stage1 | stage2 (A-LLMRec Stages 1, 2) | tallrec (LoRA\n"
+    "                 on OPT, then the LLM evaluation)\n"
+    "  --config FILE  YAML config (configs/{sasrec,ncf,gru4rec,nextitnet,stage1,stage2,tallrec}/*.yaml; `base:`\n"
+    "                 inheritance)\n"
     "  key=value      override any config key, e.g. train.epochs=50 train.device=cuda\n"
     "  --out DIR      same as out_dir=DIR\n"
     "  --restart      ignore <out_dir>/last.h5 (default: resume from it)\n"
@@ -28,7 +32,9 @@ static const char *USAGE =
     "sasrec, ncf, gru4rec and nextitnet write <out_dir>/{config.yaml, train_log.jsonl, last.h5, best.h5,\n"
     "metrics.json, metrics.txt, cf_export.h5}; stage1 writes <out_dir>/{config.yaml, train_log.jsonl, last.h5, best.h5, checkpoint.h5,\n"
     "sbert/, joint.h5, metrics.json, metrics.txt} (docs/stage1.md); stage2 writes <out_dir>/{config.yaml,\n"
-    "train_log.jsonl, last.h5, best.h5, checkpoint.h5} (docs/stage2.md). Interrupt with Ctrl-C: the state is\n"
+    "train_log.jsonl, last.h5, best.h5, checkpoint.h5} (docs/stage2.md); tallrec writes <out_dir>/{config.yaml,\n"
+    "train_log.jsonl, last.h5, best.h5, adapter/ (peft's layout), metrics.json, generations.jsonl}\n"
+    "(docs/tallrec.md). Interrupt with Ctrl-C: the state is\n"
     "saved; re-run the same command to resume.\n"
     "`allmrec train <model> --help` lists the model's config keys (type, default, range, meaning).\n";
 
@@ -62,6 +68,10 @@ static const struct train_model MODELS[] = {
     {"nextitnet", nextitnet_schema,
      "  " EXAMPLE_SYNTH "\n  allmrec train nextitnet --config configs/nextitnet/base.yaml data.path=synth.h5 "
      "train.epochs=2 --out runs/nextitnet\n"},
+    {"tallrec", tallrec_config_schema,
+     "  " CLI_EXAMPLE_QUICKSTART "\n"
+     "  allmrec train tallrec --config configs/tallrec/paper.yaml data.path=qs/synth.h5 llm.path=qs/models/opt "
+     "train.epochs=1 train.valid_users=8 eval.num_users=4 eval.generation.max_new_tokens=8 --out runs/tallrec\n"},
 };
 #define N_MODELS (int)(sizeof MODELS / sizeof MODELS[0])
 
@@ -102,7 +112,7 @@ int cmd_train(int argc, char **argv) {
     for (int i = 2; i < argc; i++)
         if (is_help(argv[i])) { print_help(m); return 0; }
     bool stage1 = !strcmp(model, "stage1"), stage2 = !strcmp(model, "stage2"), ncf = !strcmp(model, "ncf");
-    bool gru4rec = !strcmp(model, "gru4rec"), nextitnet = !strcmp(model, "nextitnet");
+    bool gru4rec = !strcmp(model, "gru4rec"), nextitnet = !strcmp(model, "nextitnet"), tallrec = !strcmp(model, "tallrec");
     const char *config_path = NULL;
     char **ov = calloc((size_t)argc + 4, sizeof(char *));
     char extra[3][1100];
@@ -152,6 +162,12 @@ int cmd_train(int argc, char **argv) {
         if (!s) s = ncf_run_options_from_config(&cfg, &on);
         if (!s) s = ncf_run_train(&on, NULL, 0, NULL);
         ncf_run_options_free(&on);
+    } else if (tallrec) {
+        struct tallrec_options ot;
+        memset(&ot, 0, sizeof ot);
+        if (!s) s = tallrec_options_from_config(&cfg, &ot);
+        if (!s) s = tallrec_run(&ot, NULL, NULL);
+        tallrec_options_free(&ot);
     } else if (gru4rec || nextitnet) {
         struct seqcf_run_options o3;
         memset(&o3, 0, sizeof o3);

@@ -33,6 +33,7 @@
 #include "allmrec/h5.h"
 #include "allmrec/llm_eval.h"
 #include "allmrec/log.h"
+#include "allmrec/lora.h"
 #include "allmrec/philox.h"
 #include "allmrec/prompt.h"
 
@@ -56,6 +57,8 @@ static const struct config_key SCHEMA[] = {
      "Hugging Face OPT directory (config.json + safetensors or PyTorch .bin shards)"},
     {"llm.dtype", CONFIG_STRING, "auto", false, "auto (f32 on cpu, f16 on cuda) | f32 | f16 | bf16",
      "auto|f32|f16|bf16"},
+    {"lora.adapter", CONFIG_STRING, "", false, "LoRA adapters on the OPT (a peft folder: adapter_config.json + "
+     "adapter_model.safetensors; TALLRec's or any peft LoRA of q/k/v/out_proj/fc1/fc2); \"\" = none"},
     {"tokenizer.path", CONFIG_STRING, "", false, "tokenizer directory (\"\" = llm.path)"},
     {"tokenizer.fairseq_dict", CONFIG_STRING, "", false,
      "fairseq dict.txt: renumber a GPT-2-numbered vocab.json into OPT ids and append the four "
@@ -124,6 +127,7 @@ allmrec_status llm_eval_options_from_config(struct config *cfg, struct llm_eval_
     ALLMREC_TRY(config_get_string(cfg, "stage2.group", &o->stage2_group));
     ALLMREC_TRY(config_get_string(cfg, "llm.path", &o->llm_path));
     ALLMREC_TRY(config_get_string(cfg, "llm.dtype", &o->dtype));
+    ALLMREC_TRY(config_get_string(cfg, "lora.adapter", &o->lora_adapter));
     ALLMREC_TRY(config_get_string(cfg, "tokenizer.path", &o->tokenizer_path));
     if (!*o->tokenizer_path) o->tokenizer_path = o->llm_path;
     ALLMREC_TRY(config_get_string(cfg, "tokenizer.fairseq_dict", &o->fairseq_dict));
@@ -225,6 +229,8 @@ struct llm_eval_ctx {
     struct opt_workspace wg, ws; // generation (batch_size rows) and scoring (20 candidate rows)
     bool have_wg, have_ws;
     struct opt_workspace_options wgo, wso;
+    struct opt_lora lora;      // lora.adapter, attached to model
+    bool have_lora;
 };
 
 static allmrec_status read_joint(struct llm_eval_ctx *c) {
@@ -272,6 +278,17 @@ static allmrec_status load_model(struct llm_eval_ctx *c) {
     ALLMREC_TRY(opt_model_load(&c->model, &c->ctx, o->llm_path, &oo));
     c->have_model = true;
     c->Wd = c->model.cfg.word_embed_proj_dim;
+    if (*o->lora_adapter) { // buffers grow with the workspaces (ensure_ws)
+        struct lora_config lc;
+        allmrec_status s = lora_config_load_peft(&lc, o->lora_adapter);
+        if (!s) s = lora_init(&c->lora, &c->model, &lc, 1, 0);
+        c->have_lora = s == ALLMREC_OK;
+        if (!s) s = lora_load_peft(&c->lora, o->lora_adapter);
+        if (!s) s = lora_attach(&c->lora);
+        if (s) return allmrec_error_prefix("lora.adapter: ");
+        log_info("eval llm: LoRA adapters from %s (r %lld, alpha %g, %lld parameters)", o->lora_adapter,
+                 (long long)lc.r, lc.alpha, (long long)lora_param_count(&c->lora));
+    }
     // F_U and F_I from Stage 2 (only those the prompt uses)
     c->max_rows = o->batch_size * (o->history_len + 64) + 64;
     if (o->use_user_rep) {
@@ -302,6 +319,7 @@ static void ctx_free(struct llm_eval_ctx *c) {
     if (c->dev_in) device_free(c->ctx.device, c->dev_in);
     if (c->have_fu) align_net_free(&c->fu);
     if (c->have_fi) align_net_free(&c->fi);
+    if (c->have_lora) lora_free(&c->lora);
     if (c->have_model) opt_model_free(&c->model);
     if (c->have_ctx) op_ctx_free(&c->ctx);
     tokenizer_free(c->tok);
@@ -339,6 +357,7 @@ static allmrec_status ensure_ws(struct llm_eval_ctx *c, struct opt_workspace *w,
     o.max_cache += o.max_seq / 4;
     o.max_targets += o.max_targets / 4;
     ALLMREC_TRY(opt_workspace_init(w, &c->model, &o));
+    if (c->have_lora) ALLMREC_TRY(lora_reserve(&c->lora, o.max_batch * o.max_seq));
     *have = true;
     *cur = o;
     return ALLMREC_OK;
@@ -766,10 +785,10 @@ static allmrec_status load_all(struct llm_eval_ctx *c) {
 // may grow: more users are added to the same file).
 static void run_fingerprint(const struct llm_eval_options *o, char *buf, size_t cap) {
     snprintf(buf, cap,
-             "data=%s\ncf=%s\njoint=%s\nstage2=%s:%s\nllm=%s:%s\ntokenizer=%s:%s:%d\nprompt=%s/%s/%s\n"
+             "data=%s\ncf=%s\njoint=%s\nstage2=%s:%s\nllm=%s:%s:%s\ntokenizer=%s:%s:%d\nprompt=%s/%s/%s\n"
              "split=%s kind=%s mode=%d item_embedding=%s use_user_rep=%d history_len=%lld maxlen=%lld seed=%lld\n"
              "generation=%lld/%lld/%.6g/%d\n",
-             o->data_path, o->cf_export, o->joint, o->stage2, o->stage2_group, o->llm_path, o->dtype,
+             o->data_path, o->cf_export, o->joint, o->stage2, o->stage2_group, o->llm_path, o->dtype, o->lora_adapter,
              o->tokenizer_path, o->fairseq_dict, o->strip_special_ws, o->verb_past, o->verb, o->noun, o->split, o->kind,
              (int)o->mode, o->item_embedding, o->use_user_rep, (long long)o->history_len, (long long)o->maxlen,
              (long long)o->seed, (long long)o->gen.max_new_tokens, (long long)o->gen.min_new_tokens,
@@ -861,12 +880,14 @@ allmrec_status llm_eval_run(const struct llm_eval_options *o) {
     cJSON_Delete(prev);
     if (s == ALLMREC_OK) {
         cJSON *doc = cJSON_CreateObject();
-        cJSON_AddStringToObject(doc, "model", !o->use_user_rep && !c.have_fi ? "llm-only"
+        cJSON_AddStringToObject(doc, "model", c.have_lora && !o->use_user_rep && !c.have_fi ? "tallrec"
+                                              : !o->use_user_rep && !c.have_fi ? "llm-only"
                                               : strcmp(o->item_embedding, "sbert") ? "a-llmrec" : "a-llmrec-sbert");
         cJSON_AddStringToObject(doc, "preset", o->preset);
         cJSON_AddStringToObject(doc, "item_embedding", o->item_embedding);
         cJSON_AddStringToObject(doc, "stage2_checkpoint", o->stage2);
         cJSON_AddStringToObject(doc, "llm", o->llm_path);
+        if (c.have_lora) cJSON_AddStringToObject(doc, "lora_adapter", o->lora_adapter);
         cJSON_AddStringToObject(doc, "tie_rule", "scoring: strict kinds: ties count against the target; "
                                 "release_* kinds: ties favour the target");
         cJSON_AddItemToObject(doc, "results", results);

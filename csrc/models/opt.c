@@ -12,6 +12,7 @@
 #include "allmrec/half.h"
 #include "allmrec/io.h"
 #include "allmrec/log.h"
+#include "allmrec/lora.h"
 #include "allmrec/philox.h"
 #include "models/opt_internal.h"
 
@@ -626,6 +627,12 @@ static struct tensor v4(struct tensor base, int64_t off, int64_t B, int64_t T, i
     return tensor_view(base, off, 4, shp, str);
 }
 
+// column block j (q 0, k 1, v 2) of a fused (N, 3 Cl) q | k | v buffer as an (N, Cl) view
+static struct tensor qkv_part(struct tensor base, int64_t N, int64_t Cl, int j) {
+    int64_t shp[2] = {N, Cl}, str[2] = {3 * Cl, 1};
+    return tensor_view(base, j * Cl, 2, shp, str);
+}
+
 static allmrec_status upload(struct tensor dst, const void *src, size_t bytes) {
     return device_memcpy(dst.data, dst.device, src, ALLMREC_DEVICE_CPU, bytes);
 }
@@ -770,6 +777,8 @@ static allmrec_status layer_forward(struct opt_model *m, struct opt_workspace *w
         attn_in = ln;
     }
     ALLMREC_TRY(op_linear_forward(ctx, qkv, none, attn_in, y->qkv_w, y->qkv_b, no_act));
+    for (int j = 0; j < 3 && m->lora; j++)
+        ALLMREC_TRY(lora_forward(m->lora, l, (enum lora_target)(LORA_Q + j), attn_in, qkv_part(qkv, N, Cl, j), train));
     struct tensor q = v4(a->qkv, 0, B, T, NHl, HD, T * 3 * Cl, 3 * Cl);
     struct tensor k = v4(a->qkv, Cl, B, T, NHl, HD, T * 3 * Cl, 3 * Cl);
     struct tensor v = v4(a->qkv, 2 * Cl, B, T, NHl, HD, T * 3 * Cl, 3 * Cl);
@@ -794,6 +803,7 @@ static allmrec_status layer_forward(struct opt_model *m, struct opt_workspace *w
     ALLMREC_TRY(op_attention_forward(ctx, att4, lse, q, kk, vv, kmask, &ap));
     // row-parallel out-projection: bias once (rank 0), one all-reduce
     ALLMREC_TRY(op_linear_forward(ctx, yb, none, att, y->out_w, rank0 ? y->out_b : none, no_act));
+    if (m->lora) ALLMREC_TRY(lora_forward(m->lora, l, LORA_OUT, att, yb, train));
     ALLMREC_TRY(tp_sum(m, yb));
     ALLMREC_TRY(op_add(ctx, res1, xi, yb));
     struct tensor ffn_in;
@@ -804,8 +814,15 @@ static allmrec_status layer_forward(struct opt_model *m, struct opt_workspace *w
         ALLMREC_TRY(op_layernorm_forward(ctx, ln, m1, r1, res1, y->ln1_w, y->ln1_b, eps));
         ffn_in = ln;
     }
-    ALLMREC_TRY(op_linear_forward(ctx, h, none, ffn_in, y->fc1_w, y->fc1_b, relu));
+    if (m->lora && m->lora->cfg.targets[LORA_FC1]) { // the adapter adds before the ReLU
+        ALLMREC_TRY(op_linear_forward(ctx, h, none, ffn_in, y->fc1_w, y->fc1_b, no_act));
+        ALLMREC_TRY(lora_forward(m->lora, l, LORA_FC1, ffn_in, h, train));
+        ALLMREC_TRY(op_act_forward(ctx, h, h, none, relu));
+    } else {
+        ALLMREC_TRY(op_linear_forward(ctx, h, none, ffn_in, y->fc1_w, y->fc1_b, relu));
+    }
     ALLMREC_TRY(op_linear_forward(ctx, yb, none, h, y->fc2_w, rank0 ? y->fc2_b : none, no_act));
+    if (m->lora) ALLMREC_TRY(lora_forward(m->lora, l, LORA_FC2, h, yb, train));
     ALLMREC_TRY(tp_sum(m, yb));
     if (pre_ln) {
         ALLMREC_TRY(op_add(ctx, xo, res1, yb));
@@ -845,10 +862,17 @@ static allmrec_status layer_backward(struct opt_model *m, struct opt_workspace *
     }
     ALLMREC_TRY(op_fill(ctx, dh, 0));
     ALLMREC_TRY(op_linear_backward(ctx, dh, none, none, dffn_out, none, y->fc2_w));
+    if (m->lora) ALLMREC_TRY(lora_backward(m->lora, l, LORA_FC2, h, dffn_out, dh));
     ALLMREC_TRY(op_fill(ctx, dpre, 0));
     ALLMREC_TRY(op_act_backward(ctx, dpre, none, dh, h, none, relu));
     ALLMREC_TRY(op_fill(ctx, dtmp, 0));
     ALLMREC_TRY(op_linear_backward(ctx, dtmp, none, none, dpre, none, y->fc1_w));
+    if (m->lora && m->lora->cfg.targets[LORA_FC1]) { // its input LN(res1) again, into lnbuf
+        struct tensor ln = v2(w->lnbuf, N, C);
+        ALLMREC_TRY(op_layernorm_forward(ctx, ln, none, none, res1, pre_ln ? y->ln2_w : y->ln1_w,
+                                         pre_ln ? y->ln2_b : y->ln1_b, c->ln_eps));
+        ALLMREC_TRY(lora_backward(m->lora, l, LORA_FC1, ln, dpre, dtmp));
+    }
     ALLMREC_TRY(tp_sum(m, dtmp));
     if (pre_ln) {
         // x_out = res1 + ffn(LN2(res1)): dx += LN2'(dtmp) -> dL/dres1
@@ -862,6 +886,7 @@ static allmrec_status layer_backward(struct opt_model *m, struct opt_workspace *
     // attention: dx = dL/dres1 = dL/d(attention output after projection)
     ALLMREC_TRY(op_fill(ctx, datt, 0));
     ALLMREC_TRY(op_linear_backward(ctx, datt, none, none, dx, none, y->out_w));
+    if (m->lora) ALLMREC_TRY(lora_backward(m->lora, l, LORA_OUT, v2(a->att, N, Cl), dx, datt));
     ALLMREC_TRY(op_fill(ctx, dqkv, 0));
     int64_t s3 = T * 3 * Cl;
     struct tensor q = v4(a->qkv, 0, B, T, NHl, HD, s3, 3 * Cl), k = v4(a->qkv, Cl, B, T, NHl, HD, s3, 3 * Cl),
@@ -877,6 +902,15 @@ static allmrec_status layer_backward(struct opt_model *m, struct opt_workspace *
     ALLMREC_TRY(op_attention_backward(ctx, dq, dk, dv, datt4, q, k, v, att4, lse, kmask, &ap));
     ALLMREC_TRY(op_fill(ctx, dtmp, 0));
     ALLMREC_TRY(op_linear_backward(ctx, dtmp, none, none, dqkv, none, y->qkv_w));
+    if (m->lora) { // the adapters' input: LN1(x_in) again (pre-LN, into lnbuf) or x_in
+        struct tensor attn_in = v2(x_in, N, C);
+        if (pre_ln) {
+            attn_in = v2(w->lnbuf, N, C);
+            ALLMREC_TRY(op_layernorm_forward(ctx, attn_in, none, none, v2(x_in, N, C), y->ln1_w, y->ln1_b, c->ln_eps));
+        }
+        for (int j = 0; j < 3; j++)
+            ALLMREC_TRY(lora_backward(m->lora, l, (enum lora_target)(LORA_Q + j), attn_in, qkv_part(dqkv, N, Cl, j), dtmp));
+    }
     ALLMREC_TRY(tp_sum(m, dtmp));
     if (pre_ln) {
         ALLMREC_TRY(op_layernorm_backward(ctx, dx, none, none, dtmp, v2(x_in, N, C), y->ln1_w, m1, r1));

@@ -29,7 +29,8 @@
 //   kind) gives Hit@1/5/10, NDCG@5/10 and MRR through eval_accum.
 // Variants: item_embedding sbert uses q_i instead of e_i (A-LLMRec (SBERT));
 // item_embedding none drops the markers (titles only) and use_user_rep false
-// the O_u slot and its sentence; both = the LLM-Only prompt (RELEASE.md 6.3).
+// the O_u slot and its sentence; both = the LLM-Only prompt (RELEASE.md 6.3),
+// which with LoRA adapters on the OPT (lora.adapter) is TALLRec's (tallrec.h).
 //
 // defines: struct llm_vocab, llm_vocab_from_tokenizer, llm_decode_release,
 //          llm_release_answer, llm_release_prediction, llm_release_hit,
@@ -105,6 +106,7 @@ enum llm_parser { LLM_PARSER_RELEASE = 0, LLM_PARSER_STRICT = 1 };
 struct llm_eval_options {
     const char *preset;          // "release" | "strict"
     const char *data_path, *cf_export, *joint, *stage2, *stage2_group, *llm_path, *tokenizer_path;
+    const char *lora_adapter;    // peft LoRA folder attached to the OPT ("" = none; lora.h)
     const char *fairseq_dict;    // "" = the tokenizer directory is OPT-numbered already
     const char *out_dir, *split, *kind, *item_embedding, *device, *dtype;
     const char *verb_past, *verb, *noun; // prompt phrasing ("" x 3 = from the dataset name)

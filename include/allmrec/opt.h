@@ -110,6 +110,8 @@ struct opt_layer {
     struct tensor fc2_w, fc2_b;   // (C, Fl), (C): row-parallel
 };
 
+struct opt_lora; // lora.h
+
 struct opt_model {
     struct opt_config cfg;
     struct op_ctx *ctx;
@@ -129,6 +131,7 @@ struct opt_model {
     struct tensor proj_out;      // (Wd, C) or none
     struct tensor lnf_w, lnf_b;  // (C) or none
     struct opt_layer *layers;    // n_layers
+    struct opt_lora *lora;       // attached LoRA adapters (lora.h) or NULL; not owned
 };
 
 // Load a Hugging Face OPT directory onto ctx's device.
@@ -226,7 +229,9 @@ allmrec_status opt_logits_host(struct opt_model *m, struct opt_workspace *w,
 // opt_backward needs (the workspace must be created with train = true).
 allmrec_status opt_loss_forward(struct opt_model *m, struct opt_workspace *w,
                                 const struct opt_input *in, float *loss, int64_t *n_targets);
-// Backward of the last opt_loss_forward down to the injected vectors:
+// Backward of the last opt_loss_forward down to the injected vectors (and,
+// with LoRA adapters attached (lora.h), into their gradients: += dloss/dA,
+// dB times loss_scale; the base weights get none):
 // d_inject (n_inject, Wd) += dloss/dinject (every rank gets the full
 // gradient). loss_scale multiplies the loss before backward (fp16; 1 on f32)
 // and is divided out of d_inject. *overflow (optional) is set when a
