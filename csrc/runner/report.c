@@ -129,27 +129,33 @@ double report_run_metric(const struct report *rep, int run, const char *metric) 
     if (!m) return NAN;
     // {"results": [{scenario, split, kind, hit@1, ...}, ...]}: the entry of this run's
     // evaluation scenario (run.eval_scenario, default all), candidate kind
-    // (run.eval_kind, default neg19) and the test split; for entries with a "mode"
-    // (`eval llm`: generate | score) the one of run.eval_mode when that is set
+    // (run.eval_kind, default neg19; a list: the first kind the file has, so one
+    // setting serves the LLM rows' release_llm20 and the CF rows' release_neg19)
+    // and the test split; for entries with a "mode" (`eval llm`: generate | score)
+    // the one of run.eval_mode when that is set
     const cJSON *results = cJSON_IsArray(m) ? m : cJSON_GetObjectItemCaseSensitive(m, "results");
     if (cJSON_IsArray(results)) {
-        const char *want_sc = "all", *want_kind = "neg19", *want_mode = "";
+        const char *want_sc = "all", *want_mode = "";
         config_get_string_or(&r->cfg, "run.eval_scenario", "all", &want_sc);
-        config_get_string_or(&r->cfg, "run.eval_kind", "neg19", &want_kind);
         config_get_string_or(&r->cfg, "run.eval_mode", "", &want_mode);
+        const struct config_entry *ke = config_find(&r->cfg, "run.eval_kind");
+        static const char *const default_kind[] = {"neg19"};
+        const char *const *kinds = ke ? (const char *const *)ke->items : default_kind;
+        int n_kinds = ke ? ke->n_items : 1;
         const cJSON *pick = NULL, *it;
-        cJSON_ArrayForEach(it, results) {
-            const cJSON *sc = cJSON_GetObjectItemCaseSensitive(it, "scenario");
-            const cJSON *kd = cJSON_GetObjectItemCaseSensitive(it, "kind");
-            const cJSON *sp = cJSON_GetObjectItemCaseSensitive(it, "split");
-            const cJSON *md = cJSON_GetObjectItemCaseSensitive(it, "mode");
-            if (cJSON_IsString(sc) && strcmp(sc->valuestring, want_sc)) continue;
-            if (cJSON_IsString(kd) && strcmp(kd->valuestring, want_kind)) continue;
-            if (cJSON_IsString(sp) && strcmp(sp->valuestring, "test")) continue;
-            if (want_mode[0] && cJSON_IsString(md) && strcmp(md->valuestring, want_mode)) continue;
-            pick = it;
-            break;
-        }
+        for (int k = 0; k < n_kinds && !pick; k++)
+            cJSON_ArrayForEach(it, results) {
+                const cJSON *sc = cJSON_GetObjectItemCaseSensitive(it, "scenario");
+                const cJSON *kd = cJSON_GetObjectItemCaseSensitive(it, "kind");
+                const cJSON *sp = cJSON_GetObjectItemCaseSensitive(it, "split");
+                const cJSON *md = cJSON_GetObjectItemCaseSensitive(it, "mode");
+                if (cJSON_IsString(sc) && strcmp(sc->valuestring, want_sc)) continue;
+                if (cJSON_IsString(kd) && strcmp(kd->valuestring, kinds[k])) continue;
+                if (cJSON_IsString(sp) && strcmp(sp->valuestring, "test")) continue;
+                if (want_mode[0] && cJSON_IsString(md) && strcmp(md->valuestring, want_mode)) continue;
+                pick = it;
+                break;
+            }
         if (!pick) return NAN;
         m = pick;
     }
