@@ -35,6 +35,7 @@
 #include "allmrec/log.h"
 #include "allmrec/philox.h"
 #include "allmrec/prompt.h"
+#include "allmrec/stage2.h"
 
 #define LLM_STREAM_ORDER 0x4C4C4D00u // Philox stream of the display permutation (kinds without one)
 
@@ -68,7 +69,8 @@ static const struct config_key SCHEMA[] = {
     {"use_user_rep", CONFIG_BOOL, "true", false,
      "O_u slot and the 'is a user representation.' sentence (false: both dropped, RELEASE.md 6.4)"},
     {"item_embedding", CONFIG_STRING, "joint", false,
-     "joint (e_i, A-LLMRec) | sbert (q_i, A-LLMRec (SBERT)) | none (titles without [HistoryEmb]/[CandidateEmb])"},
+     "joint (e_i, A-LLMRec) | sbert (q_i, A-LLMRec (SBERT)) | none (titles without [HistoryEmb]/[CandidateEmb]) | "
+     "random (Stage 2's Philox U(0,1) vectors, seed from the checkpoint) | cf (the CF item embedding: MLP-LLM)"},
     {"split", CONFIG_STRING, "test", false, "test | valid"},
     {"scenarios", CONFIG_STRING_LIST, "[all, cold_items, warm_items]", false,
      "stored candidate scenarios (all, cold_items, warm_items, cold_users, fewshot_<K>)"},
@@ -141,11 +143,14 @@ allmrec_status llm_eval_options_from_config(struct config *cfg, struct llm_eval_
     if (o->maxlen < 1) return config_key_error(cfg, "maxlen", "%s", "must be >= 1");
     ALLMREC_TRY(config_get_bool(cfg, "use_user_rep", &o->use_user_rep));
     ALLMREC_TRY(config_get_string(cfg, "item_embedding", &o->item_embedding));
-    if (!one_of(o->item_embedding, "joint", "sbert", "none"))
-        return config_key_error(cfg, "item_embedding", "%s", "must be joint (e_i), sbert (q_i) or none");
+    if (!one_of(o->item_embedding, "joint", "sbert", "none") && !one_of(o->item_embedding, "random", "cf", NULL))
+        return config_key_error(cfg, "item_embedding", "%s", "must be joint (e_i), sbert (q_i), none, random or cf");
     bool items = strcmp(o->item_embedding, "none") != 0;
+    bool from_joint = one_of(o->item_embedding, "joint", "sbert", NULL);
     if (o->use_user_rep && !*o->cf_export) return config_key_error(cfg, "cf.export", "%s", "needed for x_u (use_user_rep)");
-    if (items && !*o->joint) return config_key_error(cfg, "stage1.joint", "%s", "needed for the item vectors (item_embedding)");
+    if (!strcmp(o->item_embedding, "cf") && !*o->cf_export)
+        return config_key_error(cfg, "cf.export", "%s", "needed for the CF item embeddings (item_embedding cf)");
+    if (from_joint && !*o->joint) return config_key_error(cfg, "stage1.joint", "%s", "needed for the item vectors (item_embedding)");
     if ((items || o->use_user_rep) && !*o->stage2)
         return config_key_error(cfg, "stage2.checkpoint", "%s", "needed for F_U / F_I");
     ALLMREC_TRY(config_get_string(cfg, "split", &o->split));
@@ -225,19 +230,68 @@ struct llm_eval_ctx {
     struct opt_workspace_options wgo, wso;
 };
 
-static allmrec_status read_joint(struct llm_eval_ctx *c) {
+// a root string attribute of the Stage-2 checkpoint (what it was trained with)
+static allmrec_status stage2_attr(const char *path, const char *key, char *dst, size_t cap) {
     struct h5_file f;
-    ALLMREC_TRY(h5_open_read(&f, c->o->joint));
-    const char *name = strcmp(c->o->item_embedding, "sbert") ? "/items/e" : "/items/q";
+    ALLMREC_TRY(h5_open_read(&f, path));
+    char *v = NULL;
+    allmrec_status s = h5_attr_get_str(&f, "/", key, &v);
+    h5_close(&f);
+    if (s) return allmrec_error_prefix("stage2.checkpoint: ");
+    snprintf(dst, cap, "%s", v);
+    free(v);
+    return ALLMREC_OK;
+}
+
+// The item vectors F_I reads: e_i (joint) or q_i (sbert) from Stage 1's joint.h5;
+// random: Stage 2's fixed Philox U(0,1) vectors, seeded by the checkpoint's
+// seed so inference sees the vectors F_I was trained on (Table 7 (4)); cf: the
+// CF item embedding E_i (MLP-LLM). The checkpoint must have been trained the same way.
+static allmrec_status read_item_vectors(struct llm_eval_ctx *c) {
+    const struct llm_eval_options *o = c->o;
+    bool random = !strcmp(o->item_embedding, "random"), cf = !strcmp(o->item_embedding, "cf");
+    if (random || cf) {
+        char trained[32];
+        ALLMREC_TRY(stage2_attr(o->stage2, random ? "item_embedding" : "projector", trained, sizeof trained));
+        if (strcmp(trained, random ? "random" : "mlp"))
+            return ALLMREC_ERR_AT(ALLMREC_ERR_CONFIG, o->stage2, 0, "item_embedding", "item_embedding %s needs a "
+                                  "Stage-2 checkpoint trained with %s, this one has %s '%s'", o->item_embedding,
+                                  random ? "item_embedding random" : "projector mlp",
+                                  random ? "item_embedding" : "projector", trained);
+    }
+    int64_t n = c->ds.n_items + 1;
+    if (cf) {
+        c->d_joint = c->cf.d;
+        c->item_vecs = malloc((size_t)(n * c->d_joint) * sizeof(float));
+        if (!c->item_vecs) return ALLMREC_ERR(ALLMREC_ERR_NOMEM, "eval llm: item vectors");
+        memcpy(c->item_vecs, c->cf.item_emb, (size_t)(n * c->d_joint) * sizeof(float));
+        return ALLMREC_OK;
+    }
+    if (random) {
+        struct h5_file f;
+        int64_t seed = 0;
+        ALLMREC_TRY(h5_open_read(&f, o->stage2));
+        allmrec_status s = h5_attr_get_i64(&f, "/", "seed", &seed);
+        h5_close(&f);
+        if (s) return allmrec_error_prefix("stage2.checkpoint: ");
+        c->d_joint = STAGE2_D_JOINT;
+        c->item_vecs = malloc((size_t)(n * c->d_joint) * sizeof(float));
+        if (!c->item_vecs) return ALLMREC_ERR(ALLMREC_ERR_NOMEM, "eval llm: item vectors");
+        stage2_random_item_vectors(c->item_vecs, c->ds.n_items, c->d_joint, (uint64_t)seed);
+        return ALLMREC_OK;
+    }
+    struct h5_file f;
+    ALLMREC_TRY(h5_open_read(&f, o->joint));
+    const char *name = strcmp(o->item_embedding, "sbert") ? "/items/e" : "/items/q";
     int nd = 0;
     int64_t shape[4] = {0};
     allmrec_status s = h5_read_alloc(&f, name, ALLMREC_DTYPE_F32, (void **)&c->item_vecs, &nd, shape);
     h5_close(&f);
     if (s) return s;
-    if (nd != 2 || shape[0] != c->ds.n_items + 1)
-        return ALLMREC_ERR_AT(ALLMREC_ERR_SHAPE, c->o->joint, 0, name, "expected (n_items + 1 = %lld, d_joint), "
+    if (nd != 2 || shape[0] != n)
+        return ALLMREC_ERR_AT(ALLMREC_ERR_SHAPE, o->joint, 0, name, "expected (n_items + 1 = %lld, d_joint), "
                               "got %d axes of %lld rows: the joint embeddings of another dataset?",
-                              (long long)(c->ds.n_items + 1), nd, (long long)shape[0]);
+                              (long long)n, nd, (long long)shape[0]);
     c->d_joint = shape[1];
     return ALLMREC_OK;
 }
@@ -755,7 +809,7 @@ static allmrec_status load_all(struct llm_eval_ctx *c) {
                               "%s has %lld x %lld: an export of another dataset", (long long)c->cf.n_users,
                               (long long)c->cf.n_items, o->data_path, (long long)c->ds.n_users,
                               (long long)c->ds.n_items);
-    if (strcmp(o->item_embedding, "none")) ALLMREC_TRY(read_joint(c));
+    if (strcmp(o->item_embedding, "none")) ALLMREC_TRY(read_item_vectors(c));
     ALLMREC_TRY(load_tokenizer(c));
     return load_model(c);
 }
@@ -859,8 +913,10 @@ allmrec_status llm_eval_run(const struct llm_eval_options *o) {
     cJSON_Delete(prev);
     if (s == ALLMREC_OK) {
         cJSON *doc = cJSON_CreateObject();
-        cJSON_AddStringToObject(doc, "model", !o->use_user_rep && !c.have_fi ? "llm-only"
-                                              : strcmp(o->item_embedding, "sbert") ? "a-llmrec" : "a-llmrec-sbert");
+        cJSON_AddStringToObject(doc, "model", !o->use_user_rep && !c.have_fi   ? "llm-only"
+                                              : !strcmp(o->item_embedding, "sbert") ? "a-llmrec-sbert"
+                                              : !strcmp(o->item_embedding, "cf")    ? "mlp-llm"
+                                                                                    : "a-llmrec");
         cJSON_AddStringToObject(doc, "preset", o->preset);
         cJSON_AddStringToObject(doc, "item_embedding", o->item_embedding);
         cJSON_AddStringToObject(doc, "stage2_checkpoint", o->stage2);

@@ -116,10 +116,19 @@ double report_run_metric(const struct report *rep, int run, const char *metric) 
     if (!strcmp(metric, "train_minutes") || !strcmp(metric, "total_minutes")) {
         bool all = !strcmp(metric, "total_minutes");
         double s = 0;
+        // train_minutes: the LLM side's training only (Stage 1 + Stage 2, or a
+        // baseline's run), as the paper's Table 8 times A-LLMRec against
+        // TALLRec; the CF model's pre-training counts only when it is the row's
+        // whole model (a CF row). total_minutes: every stage.
+        bool llm_side = false;
+        for (int j = 0; j < r->n_stages; j++)
+            llm_side |= !strcmp(r->stages[j].def->name, "stage1") || !strcmp(r->stages[j].def->name, "stage2") ||
+                        !strcmp(r->stages[j].def->name, "baseline");
         for (int j = 0; j < r->n_stages; j++) {
             const struct stage_def *d = r->stages[j].def;
-            bool training = strcmp(d->name, "data") && strcmp(d->name, "eval_data") &&
-                            (!d->result_required || !strcmp(d->name, "baseline"));
+            bool training = llm_side ? !strcmp(d->name, "stage1") || !strcmp(d->name, "stage2") ||
+                                           !strcmp(d->name, "baseline")
+                                     : !strcmp(d->name, "cf");
             if (all || training)
                 s += r->stages[j].seconds;
         }
