@@ -897,7 +897,8 @@ allmrec_status llm_eval_run(const struct llm_eval_options *o) {
         s = dataset_candidates_load(&c.ds, o->scenarios[i], o->split, o->kind, &cs);
         if (s) break;
         if (cs.n_users == 0) {
-            log_warn("skipping %s/%s/%s: no users in this set", cs.scenario, cs.split, cs.kind);
+            log_warn("skipping %s/%s/%s: no users in this set%s", cs.scenario, cs.split, cs.kind,
+                     dataset_scenario_empty_hint(cs.scenario));
             candidate_set_free(&cs);
             continue;
         }

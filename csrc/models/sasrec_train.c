@@ -317,7 +317,9 @@ static allmrec_status eval_sets(struct sasrec_model *m, const struct dataset *ds
                 continue;
             }
             if (c.n_users == 0) {
-                log_warn("skipping %s/%s/%s: no users in this set", o->scenarios[i], split, o->kinds[k]);
+                // the why and what-to-do once per scenario, not once per kind
+                log_warn("skipping %s/%s/%s: no users in this set%s", o->scenarios[i], split, o->kinds[k],
+                         k == 0 ? dataset_scenario_empty_hint(o->scenarios[i]) : "");
                 candidate_set_free(&c);
                 continue;
             }
