@@ -18,6 +18,7 @@
 // (the users already there are counted from their lines, not run again), and
 // the file becomes generations.jsonl at the end. Metrics are always computed
 // from the lines.
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -71,6 +72,9 @@ static const struct config_key SCHEMA[] = {
     {"item_embedding", CONFIG_STRING, "joint", false,
      "joint (e_i, A-LLMRec) | sbert (q_i, A-LLMRec (SBERT)) | none (titles without [HistoryEmb]/[CandidateEmb]) | "
      "random (Stage 2's Philox U(0,1) vectors, seed from the checkpoint) | cf (the CF item embedding: MLP-LLM)"},
+    {"task", CONFIG_STRING, "next_item", false,
+     "next_item (the recommendation prompt) | favorite_genre (Figures 4/6: '... Which <noun> genres would this "
+     "user enjoy? The favorite genres are ', generation only, the users of each set, no candidates)"},
     {"split", CONFIG_STRING, "test", false, "test | valid"},
     {"scenarios", CONFIG_STRING_LIST, "[all, cold_items, warm_items]", false,
      "stored candidate scenarios (all, cold_items, warm_items, cold_users, fewshot_<K>)"},
@@ -167,8 +171,14 @@ allmrec_status llm_eval_options_from_config(struct config *cfg, struct llm_eval_
     if (o->n_scenarios < 1) return config_key_error(cfg, "scenarios", "%s", "name at least one scenario");
     ALLMREC_TRY(config_get_string(cfg, "kind", &o->kind));
     if (!*o->kind) o->kind = rel ? "release_llm20" : "neg19";
+    ALLMREC_TRY(config_get_string(cfg, "task", &s));
+    if (!one_of(s, "next_item", "favorite_genre", NULL))
+        return config_key_error(cfg, "task", "%s", "must be next_item or favorite_genre");
+    o->favorite_genre = !strcmp(s, "favorite_genre");
     ALLMREC_TRY(config_get_string(cfg, "mode", &s));
-    if (!*s) s = rel ? "generate" : "both";
+    if (o->favorite_genre && *s && strcmp(s, "generate"))
+        return config_key_error(cfg, "mode", "%s", "task favorite_genre generates: mode must be generate (or unset)");
+    if (!*s) s = rel || o->favorite_genre ? "generate" : "both";
     if (!strcmp(s, "generate")) o->mode = LLM_MODE_GENERATE;
     else if (!strcmp(s, "score")) o->mode = LLM_MODE_SCORE;
     else if (!strcmp(s, "both")) o->mode = LLM_MODE_BOTH;
@@ -453,12 +463,12 @@ static allmrec_status prepare_user(struct llm_eval_ctx *c, const struct candidat
     int64_t show = len - w0 < o->history_len ? len - w0 : o->history_len;
     it->n_hist = show;
     for (int64_t j = 0; j < show; j++) it->hist[j] = seq[len - show + j];
-    it->n_cand = cs->n_cands;
-    for (int64_t j = 0; j < cs->n_cands; j++) it->cand_col[j] = (int32_t)j;
-    if (cs->display_order) {
+    it->n_cand = o->favorite_genre ? 0 : cs->n_cands;
+    for (int64_t j = 0; j < it->n_cand; j++) it->cand_col[j] = (int32_t)j;
+    if (cs->display_order && it->n_cand) {
         for (int64_t j = 0; j < cs->n_cands; j++) it->cand_col[j] = cs->display_order[row * cs->n_cands + j];
     } else {
-        for (int64_t j = cs->n_cands - 1; j > 0; j--) { // Fisher-Yates keyed by (seed, user)
+        for (int64_t j = it->n_cand - 1; j > 0; j--) { // Fisher-Yates keyed by (seed, user)
             int64_t r = philox_below((uint64_t)o->seed, LLM_STREAM_ORDER, ((uint64_t)it->user << 8) + (uint64_t)j,
                                      (uint32_t)(j + 1));
             int32_t t = it->cand_col[j];
@@ -466,7 +476,7 @@ static allmrec_status prepare_user(struct llm_eval_ctx *c, const struct candidat
             it->cand_col[r] = t;
         }
     }
-    for (int64_t j = 0; j < cs->n_cands; j++) it->cand[j] = items[it->cand_col[j]];
+    for (int64_t j = 0; j < it->n_cand; j++) it->cand[j] = items[it->cand_col[j]];
 
     // the prompt text and its ids (BOS first)
     const char *ht[64], *ct[32];
@@ -476,6 +486,7 @@ static allmrec_status prepare_user(struct llm_eval_ctx *c, const struct candidat
     po.history_len = (int)o->history_len;
     po.user_rep = o->use_user_rep;
     po.item_markers = c->have_fi;
+    po.favorite_genre = o->favorite_genre;
     po.phrase.verb_past = o->verb_past;
     po.phrase.verb = o->verb;
     po.phrase.noun = o->noun;
@@ -593,6 +604,37 @@ struct scen_result {
     int64_t batches;                  // ceil(users / batch_size)
 };
 
+// A favourite-genre answer is valid when it names something (a word of at
+// least 3 letters) and is not a shown history title repeated (the failure the
+// paper's Figure 4 shows for LLM-Only); the rate is all Figures 4 and 6 give
+// a number for.
+static bool genre_answer_valid(const struct llm_eval_ctx *c, const struct user_item *it) {
+    const char *t = it->text ? it->text : "";
+    int run = 0, best = 0;
+    for (const char *p = t; *p; p++) {
+        run = isalpha((unsigned char)*p) ? run + 1 : 0;
+        if (run > best) best = run;
+    }
+    if (best < 3) return false;
+    for (int64_t j = 0; j < it->n_hist; j++) {
+        const char *h = dataset_item_title(&c->ds, it->hist[j]);
+        if (h && strlen(h) >= 3 && strstr(t, h)) return false;
+    }
+    return true;
+}
+
+// the genre task's line: the shown history titles, the answer, its validity
+static cJSON *genre_json(const struct llm_eval_ctx *c, const struct user_item *it, cJSON *o, double sec_gen) {
+    cJSON *h = cJSON_CreateArray();
+    for (int64_t j = 0; j < it->n_hist; j++)
+        cJSON_AddItemToArray(h, cJSON_CreateString(prompt_title_or_default(dataset_item_title(&c->ds, it->hist[j]))));
+    cJSON_AddItemToObject(o, "history", h);
+    cJSON_AddStringToObject(o, "llm", it->text ? it->text : "");
+    cJSON_AddBoolToObject(o, "valid", genre_answer_valid(c, it));
+    cJSON_AddNumberToObject(o, "sec_gen", sec_gen);
+    return o;
+}
+
 // the user's JSON line: prompt, answer, generated text with both parses, scores, rank
 static cJSON *user_json(const struct llm_eval_ctx *c, const struct candidate_set *cs, const struct user_item *it,
                         bool gen, bool score, int64_t rank, double sec_gen, double sec_score) {
@@ -610,6 +652,7 @@ static cJSON *user_json(const struct llm_eval_ctx *c, const struct candidate_set
         free(ans);
     }
     cJSON_AddStringToObject(o, "prompt", it->prompt.s);
+    if (c->o->favorite_genre) return genre_json(c, it, o, sec_gen);
     cJSON *cands = cJSON_CreateArray();
     for (int64_t j = 0; j < it->n_cand; j++) cJSON_AddItemToArray(cands, cJSON_CreateNumber(it->cand[j]));
     cJSON_AddItemToObject(o, "candidates", cands);
@@ -640,6 +683,15 @@ static cJSON *user_json(const struct llm_eval_ctx *c, const struct candidate_set
 
 // Metrics come from the lines, whether written now or by an interrupted run.
 static allmrec_status count_line(const cJSON *u, bool gen, bool score, struct scen_result *r) {
+    if (gen && cJSON_GetObjectItem(u, "history")) { // the favourite-genre task
+        const cJSON *v = cJSON_GetObjectItem(u, "valid"), *sg = cJSON_GetObjectItem(u, "sec_gen");
+        if (!cJSON_IsBool(v) || !cJSON_IsNumber(sg))
+            return ALLMREC_ERR(ALLMREC_ERR_DATA, "eval llm: a favorite-genre line lacks valid / sec_gen");
+        r->n_gen++;
+        r->valid_strict += cJSON_IsTrue(v);
+        r->sec_gen += sg->valuedouble;
+        return ALLMREC_OK;
+    }
     if (gen) {
         const cJSON *ps = cJSON_GetObjectItem(u, "parsed_strict"), *sg = cJSON_GetObjectItem(u, "sec_gen");
         if (!cJSON_IsBool(cJSON_GetObjectItem(u, "hit_release")) || !ps || !cJSON_IsNumber(sg))
@@ -755,6 +807,23 @@ static allmrec_status add_results(const struct llm_eval_ctx *c, const struct can
                                   const struct scen_result *r, cJSON *results) {
     const struct llm_eval_options *o = c->o;
     double nb = r->batches > 0 ? (double)r->batches : 1.0; // the time of ceil(users / batch_size) batches
+    if (o->favorite_genre) {
+        double n = r->n_gen > 0 ? (double)r->n_gen : 1.0;
+        cJSON *g = cJSON_CreateObject();
+        cJSON_AddStringToObject(g, "scenario", cs->scenario);
+        cJSON_AddStringToObject(g, "split", cs->split);
+        cJSON_AddStringToObject(g, "kind", cs->kind);
+        cJSON_AddStringToObject(g, "task", "favorite_genre");
+        cJSON_AddStringToObject(g, "mode", "generate");
+        cJSON_AddNumberToObject(g, "n_users", (double)r->n_gen);
+        cJSON_AddNumberToObject(g, "validity_rate", r->valid_strict / n);
+        cJSON_AddNumberToObject(g, "max_new_tokens", (double)o->gen.max_new_tokens);
+        cJSON_AddNumberToObject(g, "batch_size", (double)o->batch_size);
+        cJSON_AddNumberToObject(g, "inference_sec_per_batch", r->sec_gen / nb);
+        cJSON_AddNumberToObject(g, "seconds", r->sec_gen);
+        cJSON_AddItemToArray(results, g);
+        return ALLMREC_OK;
+    }
     if (o->mode & LLM_MODE_GENERATE) {
         double n = r->n_gen > 0 ? (double)r->n_gen : 1.0;
         double hit = (o->parser == LLM_PARSER_RELEASE ? r->hit_release : r->hit_strict) / n;
@@ -820,12 +889,12 @@ static void run_fingerprint(const struct llm_eval_options *o, char *buf, size_t 
     snprintf(buf, cap,
              "data=%s\ncf=%s\njoint=%s\nstage2=%s:%s\nllm=%s:%s\ntokenizer=%s:%s:%d\nprompt=%s/%s/%s\n"
              "split=%s kind=%s mode=%d item_embedding=%s use_user_rep=%d history_len=%lld maxlen=%lld seed=%lld\n"
-             "generation=%lld/%lld/%.6g/%d\n",
+             "generation=%lld/%lld/%.6g/%d task=%d\n",
              o->data_path, o->cf_export, o->joint, o->stage2, o->stage2_group, o->llm_path, o->dtype,
              o->tokenizer_path, o->fairseq_dict, o->strip_special_ws, o->verb_past, o->verb, o->noun, o->split, o->kind,
              (int)o->mode, o->item_embedding, o->use_user_rep, (long long)o->history_len, (long long)o->maxlen,
              (long long)o->seed, (long long)o->gen.max_new_tokens, (long long)o->gen.min_new_tokens,
-             (double)o->gen.repetition_penalty, (int)o->gen.penalty_scope);
+             (double)o->gen.repetition_penalty, (int)o->gen.penalty_scope, (int)o->favorite_genre);
 }
 
 // *prev = the complete lines of an interrupted run with the same fingerprint

@@ -308,4 +308,48 @@ static void test_table7(void) {
     cJSON_Delete(rep);
 }
 
-TEST_MAIN(TEST_CASE(test_table1), TEST_CASE(test_table2), TEST_CASE(test_table6), TEST_CASE(test_table7))
+// Figure 4: the favourite-genre task; valid answers recounted from the lines;
+// LLM-Only's prompts = A-LLMRec's without the sentence and the markers; the
+// report shows each user's history and both answers
+static void test_figure4(void) {
+    cJSON *rep;
+    run_table("figure4", "'datasets=[movies]'", 2, &rep);
+    if (!rep) return;
+    const char *ids[2] = {"movies__a-llmrec", "movies__llm-only"};
+    char *md = slurp("%s/out/report.md", g_out);
+    CHECK(md && strstr(md, "## Favourite genres: each model's answer per sampled user"));
+    for (int k = 0; k < 2; k++) {
+        char *t = slurp("%s/out/runs/%s/llm_eval/generations.jsonl", g_out, ids[k]);
+        CHECK(t != NULL);
+        int n = 0, valid = 0;
+        for (char *line = strtok(t, "\n"); line; line = strtok(NULL, "\n")) {
+            cJSON *j = cJSON_Parse(line);
+            CHECK(j && strstr(cJSON_GetObjectItem(j, "prompt")->valuestring, "? The favorite genres are "));
+            CHECK(cJSON_IsArray(cJSON_GetObjectItem(j, "history")) && !cJSON_GetObjectItem(j, "candidates"));
+            valid += cJSON_IsTrue(cJSON_GetObjectItem(j, "valid"));
+            if (n < 5 && md) { // shown in the report
+                const char *ans = cJSON_GetObjectItem(j, "llm")->valuestring;
+                char head[24];
+                snprintf(head, sizeof head, "%.20s", ans);
+                for (char *p = head; *p; p++) if (*p == '|' || *p == '\n') *p = ' ';
+                CHECK_MSG(strstr(md, head), "answer '%s' of %s not in report.md", head, ids[k]);
+            }
+            n++;
+            cJSON_Delete(j);
+        }
+        free(t);
+        cJSON *m = run_metrics(ids[k]);
+        const cJSON *e = cJSON_GetArrayItem(cJSON_GetObjectItem(m, "results"), 0);
+        double rate = cJSON_GetObjectItem(e, "validity_rate")->valuedouble;
+        fprintf(stderr, "  %s: %d users, %d valid answers, validity_rate %.4f\n", ids[k], n, valid, rate);
+        CHECK(n > 0 && fabs(rate - (double)valid / n) < 1e-12);
+        CHECK(!strcmp(cJSON_GetObjectItem(e, "task")->valuestring, "favorite_genre"));
+        cJSON_Delete(m);
+    }
+    check_prompts(ids[0], ids[1], NEITHER);
+    free(md);
+    cJSON_Delete(rep);
+}
+
+TEST_MAIN(TEST_CASE(test_table1), TEST_CASE(test_table2), TEST_CASE(test_table6), TEST_CASE(test_table7),
+          TEST_CASE(test_figure4))
