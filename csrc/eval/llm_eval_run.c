@@ -240,6 +240,13 @@ struct llm_eval_ctx {
     struct opt_workspace_options wgo, wso;
 };
 
+// Models trained on one dataset and evaluated on another (paper Table 5) need
+// the target's items mapped into the source's spaces; not built yet
+#define CROSS_DOMAIN_NOT_BUILT                                                                              \
+    " (evaluating on another dataset, the cross-domain setting of paper Table 5, needs the mapping rule of " \
+    "RELEASE.md section 6, decision 5: target items' q_i through the source's fine-tuned SBERT, x_u from the " \
+    "source SASRec over histories mapped to the nearest source item; it is not built)"
+
 // a root string attribute of the Stage-2 checkpoint (what it was trained with)
 static allmrec_status stage2_attr(const char *path, const char *key, char *dst, size_t cap) {
     struct h5_file f;
@@ -300,8 +307,8 @@ static allmrec_status read_item_vectors(struct llm_eval_ctx *c) {
     if (s) return s;
     if (nd != 2 || shape[0] != n)
         return ALLMREC_ERR_AT(ALLMREC_ERR_SHAPE, o->joint, 0, name, "expected (n_items + 1 = %lld, d_joint), "
-                              "got %d axes of %lld rows: the joint embeddings of another dataset?",
-                              (long long)n, nd, (long long)shape[0]);
+                              "got %d axes of %lld rows: the joint embeddings of another dataset%s",
+                              (long long)n, nd, (long long)shape[0], CROSS_DOMAIN_NOT_BUILT);
     c->d_joint = shape[1];
     return ALLMREC_OK;
 }
@@ -875,9 +882,9 @@ static allmrec_status load_all(struct llm_eval_ctx *c) {
     if (*o->cf_export) ALLMREC_TRY(cf_export_read(o->cf_export, &c->cf));
     if (*o->cf_export && (c->cf.n_users != c->ds.n_users || c->cf.n_items != c->ds.n_items))
         return ALLMREC_ERR_AT(ALLMREC_ERR_SHAPE, o->cf_export, 0, "cf.export", "%lld users x %lld items, the dataset "
-                              "%s has %lld x %lld: an export of another dataset", (long long)c->cf.n_users,
+                              "%s has %lld x %lld: an export of another dataset%s", (long long)c->cf.n_users,
                               (long long)c->cf.n_items, o->data_path, (long long)c->ds.n_users,
-                              (long long)c->ds.n_items);
+                              (long long)c->ds.n_items, CROSS_DOMAIN_NOT_BUILT);
     if (strcmp(o->item_embedding, "none")) ALLMREC_TRY(read_item_vectors(c));
     ALLMREC_TRY(load_tokenizer(c));
     return load_model(c);

@@ -611,7 +611,7 @@ void report_genre_answers(struct strbuf *b, const struct experiment *ex, bool ht
         for (int u = 0; u < cJSON_GetArraySize(gens[a]) && u < MAX_USERS; u++) {
             const cJSON *line = cJSON_GetArrayItem(gens[a], u), *h;
             double user = cJSON_GetObjectItem(line, "user")->valuedouble;
-            sb_printf(b, html ? "<tr><td>%.0f</td><td>" : "| %.0f | ", user);
+            sb_printf(b, html ? "<tr><td>%.0f</td><td style=\"text-align:left\">" : "| %.0f | ", user);
             int j = 0;
             cJSON_ArrayForEach(h, cJSON_GetObjectItem(line, "history")) {
                 if (j++) sb_printf(b, "; ");
@@ -623,7 +623,7 @@ void report_genre_answers(struct strbuf *b, const struct experiment *ex, bool ht
                 report_axis_of_run(runs[k], "dataset", &d2, &l2);
                 if (strcmp(ds, d2)) continue;
                 const char *ans = answer_of(gens[k], user);
-                sb_printf(b, html ? "<td>" : " ");
+                sb_printf(b, html ? "<td style=\"text-align:left\">" : " ");
                 put_text(b, ans ? ans : "–", html);
                 sb_printf(b, html ? "</td>" : " |");
             }

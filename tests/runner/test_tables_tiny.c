@@ -53,7 +53,12 @@ static char g_out[1200];
 
 // run `allmrec experiment experiments/<table>.yaml --preset tiny datasets=[beauty] <extra>`
 // from the source root; *rep: report.json parsed (NULL: skipped or failed)
+static void run_table_failing(const char *table, const char *extra, int n_runs, int n_failed, cJSON **rep);
 static void run_table(const char *table, const char *extra, int n_runs, cJSON **rep) {
+    run_table_failing(table, extra, n_runs, 0, rep);
+}
+// n_failed runs are expected to fail (models not built: TALLRec's baseline stage)
+static void run_table_failing(const char *table, const char *extra, int n_runs, int n_failed, cJSON **rep) {
     *rep = NULL;
     const char *bin = getenv("ALLMREC_BIN"), *src = getenv("ALLMREC_SOURCE");
     if (!bin || !src) TEST_SKIP("run through ctest (ALLMREC_BIN, ALLMREC_SOURCE)");
@@ -73,9 +78,9 @@ static void run_table(const char *table, const char *extra, int n_runs, cJSON **
                 "experiment.out_dir=%s/out experiment.cache_dir=%s/cache > %s/log.txt 2>&1",
                 src, bin, table, extra, tk, g_out, g_out, g_out);
     char *log = slurp("%s/log.txt", g_out);
-    CHECK_MSG(rc == 0, "allmrec experiment %s --preset tiny failed (%d):\n%s", table, rc, log ? log : "");
+    CHECK_MSG(rc == (n_failed ? 1 : 0), "allmrec experiment %s --preset tiny exited %d:\n%s", table, rc, log ? log : "");
     char want[128];
-    snprintf(want, sizeof want, "%d of %d runs complete, 0 failed", n_runs, n_runs);
+    snprintf(want, sizeof want, "%d of %d runs complete, %d failed", n_runs - n_failed, n_runs, n_failed);
     CHECK_MSG(log && strstr(log, want), "%s: expected '%s' in:\n%s", table, want, log ? log : "");
     free(log);
     char *js = slurp("%s/out/report.json", g_out);
@@ -120,6 +125,7 @@ static void check_cells(cJSON *rep, int want_runs) {
     int n = 0;
     cJSON_ArrayForEach(r, cJSON_GetObjectItem(rep, "runs")) {
         const char *id = cJSON_GetObjectItem(r, "id")->valuestring;
+        if (strstr(id, "tallrec")) continue; // not built: its run fails and its cell stays empty
         CHECK_MSG(!strcmp(cJSON_GetObjectItem(r, "state")->valuestring, "complete"), "run %s not complete", id);
         const char *sc = cJSON_GetObjectItem(cJSON_GetObjectItem(r, "axes"), "scenario")->valuestring;
         cJSON *m = run_metrics(id);
@@ -139,7 +145,7 @@ static void check_cells(cJSON *rep, int want_runs) {
         const cJSON *o = cJSON_GetObjectItem(c, "ours");
         if (!cJSON_IsNumber(o)) continue;
         filled++;
-        CHECK(o->valuedouble >= 0 && o->valuedouble <= 1);
+        CHECK(o->valuedouble >= 0);
         CHECK(cJSON_IsNumber(cJSON_GetObjectItem(c, "paper"))); // the paper's value sits beside ours
     }
     CHECK_EQ_INT(filled, want_runs);
@@ -351,5 +357,115 @@ static void test_figure4(void) {
     cJSON_Delete(rep);
 }
 
+
+// a value of a stage's stage.yaml ("key: value" line), "" when absent
+static void stage_value(const char *run_id, const char *stage, const char *key, char *out, size_t cap) {
+    char *t = slurp("%s/out/runs/%s/%s/stage.yaml", g_out, run_id, stage);
+    out[0] = '\0';
+    if (!t) return;
+    char pat[128];
+    snprintf(pat, sizeof pat, "\n%s: ", key);
+    const char *p = strstr(t, pat);
+    if (p) sscanf(p + strlen(pat), "%63s", out);
+    free(t);
+}
+
+static void check_train_scenario(const char *run_id, const char *want) {
+    const char *stages[3] = {"cf", "stage1", "stage2"};
+    for (int k = 0; k < 3; k++) {
+        char *t = slurp("%s/out/runs/%s/%s/stage.yaml", g_out, run_id, stages[k]);
+        if (!t) continue; // a model without that stage
+        char pat[96];
+        snprintf(pat, sizeof pat, "train_scenario: %s", want);
+        CHECK_MSG(strstr(t, pat) != NULL, "%s/%s trains on another scenario than %s", run_id, stages[k], want);
+        free(t);
+    }
+}
+
+// Table 3: cold users held out of the CF model, Stage 1 and Stage 2; evaluated on them
+static void test_table3(void) {
+    cJSON *rep;
+    run_table("table3", "'models=[sasrec, mlp-llm, a-llmrec]'", 3, &rep);
+    if (!rep) return;
+    check_cells(rep, 3);
+    const char *ids[3] = {"beauty__sasrec__cold_user", "beauty__mlp-llm__cold_user", "beauty__a-llmrec__cold_user"};
+    for (int k = 0; k < 3; k++) check_train_scenario(ids[k], "cold_users");
+    cJSON_Delete(rep);
+}
+
+// Table 4: few-shot K = 256 and 128 in every stage
+static void test_table4(void) {
+    cJSON *rep;
+    run_table("table4", "'models=[sasrec, a-llmrec, a-llmrec-sbert]'", 6, &rep);
+    if (!rep) return;
+    check_cells(rep, 6);
+    check_train_scenario("beauty__a-llmrec__few_shot_256", "fewshot_256");
+    check_train_scenario("beauty__a-llmrec__few_shot_128", "fewshot_128");
+    check_train_scenario("beauty__sasrec__few_shot_128", "fewshot_128");
+    cJSON_Delete(rep);
+}
+
+static double stage_seconds(const char *run_id, const char *stage) {
+    char *t = slurp("%s/out/runs/%s/%s/done.json", g_out, run_id, stage);
+    cJSON *j = t ? cJSON_Parse(t) : NULL;
+    free(t);
+    double v = j ? cJSON_GetObjectItem(j, "seconds")->valuedouble : NAN;
+    cJSON_Delete(j);
+    return v;
+}
+
+// Table 8: train minutes = Stage 1 + Stage 2 (not SASRec), inference s/batch, Hit@1; A-LLMRec_all
+// trains over every position; TALLRec is not built (its run fails, its cells stay empty)
+static void test_table8(void) {
+    cJSON *rep;
+    run_table_failing("table8", "", 3, 1, &rep);
+    if (!rep) return;
+    const char *ids[2] = {"beauty__a-llmrec", "beauty__a-llmrec-all"};
+    for (int k = 0; k < 2; k++) {
+        const cJSON *r;
+        cJSON_ArrayForEach(r, cJSON_GetObjectItem(rep, "runs")) {
+            if (strcmp(cJSON_GetObjectItem(r, "id")->valuestring, ids[k])) continue;
+            const cJSON *m = cJSON_GetObjectItem(r, "metrics");
+            double tm = cJSON_GetObjectItem(m, "train_minutes")->valuedouble;
+            double want = (stage_seconds(ids[k], "stage1") + stage_seconds(ids[k], "stage2")) / 60.0;
+            double cf = stage_seconds(ids[k], "cf") / 60.0;
+            cJSON *mj = run_metrics(ids[k]);
+            const cJSON *e = cJSON_GetArrayItem(cJSON_GetObjectItem(mj, "results"), 0);
+            double isb = cJSON_GetObjectItem(e, "inference_sec_per_batch")->valuedouble;
+            fprintf(stderr, "  %s: train %.4f min (stage1 + stage2 %.4f; SASRec's %.4f not counted), %.4f s/batch "
+                    "(metrics.json %.4f)\n", ids[k], tm, want, cf, cJSON_GetObjectItem(m, "inference_sec_per_batch")->valuedouble, isb);
+            CHECK(fabs(tm - want) < 1e-9 && want > 0);
+            CHECK(fabs(cJSON_GetObjectItem(m, "inference_sec_per_batch")->valuedouble - isb) < 1e-12);
+            cJSON_Delete(mj);
+        }
+    }
+    char v[64];
+    stage_value("beauty__a-llmrec-all", "stage1", "train.all_items", v, sizeof v);
+    if (!*v) { // nested form: "train:" block with "all_items: true"
+        char *t = slurp("%s/out/runs/beauty__a-llmrec-all/stage1/stage.yaml", g_out);
+        CHECK(t && strstr(t, "all_items: true"));
+        free(t);
+        t = slurp("%s/out/runs/beauty__a-llmrec-all/stage2/stage.yaml", g_out);
+        CHECK(t && strstr(t, "all_items: true"));
+        free(t);
+    } else {
+        CHECK(!strcmp(v, "true"));
+    }
+    cJSON_Delete(rep);
+}
+
+// Table 12: alpha / beta reach Stage 1's loss (logged totals = the run's weights x terms)
+static void test_table12(void) {
+    cJSON *rep;
+    run_table_failing("table12", "", 5, 1, &rep);
+    if (!rep) return;
+    check_stage1_total("beauty__a-llmrec", 1, 1, 0.5, 0.2);
+    check_stage1_total("beauty__a1-b1", 1, 1, 1.0, 1.0);
+    check_stage1_total("beauty__a05-b05", 1, 1, 0.5, 0.5);
+    check_stage1_total("beauty__a02-b02", 1, 1, 0.2, 0.2);
+    cJSON_Delete(rep);
+}
+
 TEST_MAIN(TEST_CASE(test_table1), TEST_CASE(test_table2), TEST_CASE(test_table6), TEST_CASE(test_table7),
-          TEST_CASE(test_figure4))
+          TEST_CASE(test_figure4), TEST_CASE(test_table3), TEST_CASE(test_table4), TEST_CASE(test_table8),
+          TEST_CASE(test_table12))
