@@ -1,5 +1,6 @@
 // cmd_eval.c: `allmrec eval --config FILE [--checkpoint PATH] ...`: Hit@k / NDCG@k
-// (k = 1, 5, 10, 20) and MRR of a SASRec checkpoint on the stored candidate sets,
+// (k = 1, 5, 10, 20) and MRR of a SASRec or NCF checkpoint (the config's
+// model.name) on the stored candidate sets,
 // as a table and as JSON; `allmrec eval llm --config FILE`: A-LLMRec's LLM
 // evaluation (llm_eval.h).
 #include <stdio.h>
@@ -9,12 +10,13 @@
 #include "allmrec/config.h"
 #include "allmrec/fs.h"
 #include "allmrec/llm_eval.h"
+#include "allmrec/ncf_train.h"
 #include "allmrec/sasrec_train.h"
 #include "cli/commands.h"
 
 static const char *USAGE =
     "usage: allmrec eval --config FILE [key=value ...] [options]\n"
-    "  --config FILE      the run's config (e.g. <out_dir>/config.yaml or configs/sasrec/*.yaml)\n"
+    "  --config FILE      the run's config (e.g. <out_dir>/config.yaml or configs/{sasrec,ncf}/*.yaml)\n"
     "  --checkpoint PATH  checkpoint to evaluate (default <out_dir>/best.h5)\n"
     "  --split S          test (default) | valid\n"
     "  --scenarios LIST   e.g. all,cold_items,warm_items,cold_users (default: eval.scenarios)\n"
@@ -22,7 +24,12 @@ static const char *USAGE =
     "  --json PATH        also write the metrics as JSON (\"-\" = stdout, then no table)\n"
     "  --device D         cpu | cuda (train.device)\n"
     "Candidate sets are those stored by `allmrec data split`; missing ones are skipped with a note.\n"
-    "`allmrec eval llm --config FILE` evaluates A-LLMRec with its LLM (see `allmrec eval llm --help`).\n";
+    "The config is a SASRec run's: its keys are listed by `allmrec train sasrec --help`.\n"
+    "`allmrec eval llm --config FILE` evaluates A-LLMRec with its LLM (see `allmrec eval llm --help`).\n"
+    "examples:\n"
+    "  allmrec data synth --out synth.h5 --users 300 --items 150\n"
+    "  allmrec train sasrec --config configs/quickstart.yaml data.path=synth.h5 train.epochs=2 --out runs/sasrec\n"
+    "  allmrec eval --config runs/sasrec/config.yaml --kinds neg19,neg100 --scenarios all,cold_items\n";
 
 static const char *USAGE_LLM =
     "usage: allmrec eval llm --config FILE [key=value ...]\n"
@@ -30,7 +37,12 @@ static const char *USAGE_LLM =
     "(transformers 4.32.1 semantics) parsed by the release's substring parser or the strict exact-title\n"
     "parser, and/or ranking the candidates by the LLM's log-likelihood of each title.\n"
     "Writes <out_dir>/generations.jsonl (one line per user) and <out_dir>/metrics.json.\n"
-    "Config keys:\n";
+    "examples (the models of a quickstart run):\n"
+    "  " CLI_EXAMPLE_QUICKSTART "\n"
+    "  allmrec eval llm --config configs/llm_eval/strict.yaml data.path=qs/synth.h5 cf.export=qs/sasrec/cf_export.h5 "
+    "stage1.joint=qs/stage1/joint.h5 stage2.checkpoint=qs/stage2/checkpoint.h5 llm.path=qs/models/opt num_users=10 "
+    "out_dir=runs/llm_eval\n"
+    "\nconfig keys (key, type, default, range; then what it means):\n";
 
 static int cmd_eval_llm(int argc, char **argv) {
     const char *cmd = "eval llm", *config_path = NULL;
@@ -50,6 +62,7 @@ static int cmd_eval_llm(int argc, char **argv) {
         else if (strchr(a, '=') && a[0] != '-') ov[n_ov++] = argv[i];
         else {
             free(ov);
+            if (a[0] == '-') return cli_unknown_option(cmd, USAGE_LLM, a);
             return cli_usage_error(cmd, USAGE_LLM, "unexpected argument '%s'", a);
         }
     }
@@ -98,6 +111,7 @@ int cmd_eval(int argc, char **argv) {
         } else if (strchr(a, '=') && a[0] != '-') ov[n_ov++] = argv[i];
         else {
             free(ov);
+            if (a[0] == '-') return cli_unknown_option(cmd, USAGE, a);
             return cli_usage_error(cmd, USAGE, "unexpected argument '%s'", a);
         }
     }
@@ -113,23 +127,30 @@ int cmd_eval(int argc, char **argv) {
     config_init(&cfg);
     allmrec_status s = config_load(&cfg, config_path, ov, n_ov);
     free(ov);
+    const char *model = "sasrec";
+    if (!s) s = config_get_string_or(&cfg, "model.name", "sasrec", &model);
+    bool ncf = !s && !strcmp(model, "ncf");
     struct sasrec_run_options o;
+    struct ncf_run_options on;
     memset(&o, 0, sizeof o);
-    if (!s) s = sasrec_run_options_from_config(&cfg, &o);
+    memset(&on, 0, sizeof on);
+    if (!s) s = ncf ? ncf_run_options_from_config(&cfg, &on) : sasrec_run_options_from_config(&cfg, &o);
     char def_ckpt[1200];
     if (!s && !ckpt) {
-        ckpt = fs_join(def_ckpt, sizeof def_ckpt, o.out_dir, "best.h5");
+        ckpt = fs_join(def_ckpt, sizeof def_ckpt, ncf ? on.out_dir : o.out_dir, "best.h5");
         if (!fs_exists(ckpt))
             s = ALLMREC_ERR_AT(ALLMREC_ERR_IO, ckpt, 0, "out_dir", "no checkpoint here: train first "
-                               "(`allmrec train sasrec --config %s`) or pass --checkpoint", config_path);
+                               "(`allmrec train %s --config %s`) or pass --checkpoint", ncf ? "ncf" : "sasrec",
+                               config_path);
     }
     struct eval_metrics mt[64];
     int n = 0;
-    if (!s) s = sasrec_run_eval(&o, ckpt, split, mt, 64, &n);
+    if (!s) s = ncf ? ncf_run_eval(&on, ckpt, split, mt, 64, &n) : sasrec_run_eval(&o, ckpt, split, mt, 64, &n);
     if (!s) {
         bool json_stdout = json && !strcmp(json, "-");
         if (!json_stdout) {
-            printf("SASRec %s metrics of %s (strict kinds: ties count against the target)\n", split, ckpt);
+            printf("%s %s metrics of %s (strict kinds: ties count against the target)\n", ncf ? "NCF" : "SASRec",
+                   split, ckpt);
             eval_print_table(stdout, mt, n);
         }
         if (json) {
@@ -140,6 +161,7 @@ int cmd_eval(int argc, char **argv) {
         }
     }
     sasrec_run_options_free(&o);
+    ncf_run_options_free(&on);
     config_free(&cfg);
     if (s) return cli_report_error(cmd, s);
     return 0;

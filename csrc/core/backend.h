@@ -88,7 +88,17 @@ extern "C" {
                          uint64_t seed, uint32_t stream))                                         \
     X(adam_update, (struct op_ctx * ctx, struct tensor param, struct tensor grad,                 \
                     struct tensor m, struct tensor v, struct tensor param_lowp,                   \
-                    const struct adam_params *p, int64_t t, float grad_scale))
+                    const struct adam_params *p, int64_t t, float grad_scale)) \
+    X(conv1d_causal_forward, (struct op_ctx * ctx, struct tensor out, struct tensor inp,          \
+                              struct tensor weight, struct tensor bias, int dilation))            \
+    X(conv1d_causal_backward, (struct op_ctx * ctx, struct tensor dinp, struct tensor dweight,    \
+                               struct tensor dbias, struct tensor dout, struct tensor inp,        \
+                               struct tensor weight, int dilation))                               \
+    X(gru_forward, (struct op_ctx * ctx, struct tensor h, struct tensor hg, struct tensor xg,     \
+                    struct tensor w_hh, struct tensor b_hh, struct tensor mask))                  \
+    X(gru_backward, (struct op_ctx * ctx, struct tensor dxg, struct tensor dw_hh,                 \
+                     struct tensor db_hh, struct tensor dhg, struct tensor dh, struct tensor xg,  \
+                     struct tensor hg, struct tensor h, struct tensor w_hh, struct tensor mask))
 
 struct op_backend {
     const char *name;

@@ -1,8 +1,10 @@
 // fs.c: file helpers with atomic writes.
 #include "allmrec/fs.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,4 +109,43 @@ const char *fs_join(char *buf, size_t cap, const char *a, const char *b) {
     size_t n = strlen(a);
     snprintf(buf, cap, "%s%s%s", a, (n && a[n - 1] == '/') ? "" : "/", b);
     return buf;
+}
+
+// "<name>.tmp.<pid>" with a pid that is not running (nor ours): a writer was
+// killed between creating its temporary file and renaming it into place
+static bool fs_is_stale_tmp(const char *name) {
+    const char *t = strstr(name, ".tmp.");
+    if (!t || t == name) return false;
+    const char *d = t + 5;
+    while (strstr(d, ".tmp.")) { t = strstr(d, ".tmp."); d = t + 5; } // the last ".tmp."
+    if (!*d || strspn(d, "0123456789") != strlen(d) || strlen(d) > 9) return false;
+    long pid = strtol(d, NULL, 10);
+    if (pid <= 0 || pid == (long)getpid()) return false;
+    return kill((pid_t)pid, 0) != 0 && errno == ESRCH;
+}
+
+allmrec_status fs_remove_stale_tmp(const char *dir, int *n_removed) {
+    if (n_removed) *n_removed = 0;
+    DIR *dp = opendir(dir);
+    if (!dp) return errno == ENOENT ? ALLMREC_OK : ALLMREC_ERR_AT(ALLMREC_ERR_IO, dir, 0, NULL, "cannot list: %s",
+                                                                  strerror(errno));
+    allmrec_status s = ALLMREC_OK;
+    struct dirent *e;
+    while ((e = readdir(dp)) && !s) {
+        if (!fs_is_stale_tmp(e->d_name)) continue;
+        char p[4200];
+        fs_join(p, sizeof p, dir, e->d_name);
+        if (unlink(p) != 0 && errno != ENOENT)
+            s = ALLMREC_ERR_AT(ALLMREC_ERR_IO, p, 0, NULL, "cannot remove the stale temporary file: %s",
+                               strerror(errno));
+        else if (n_removed) (*n_removed)++;
+    }
+    closedir(dp);
+    return s;
+}
+
+bool fs_same_file(const char *a, const char *b) {
+    struct stat sa, sb;
+    if (!a || !b || stat(a, &sa) != 0 || stat(b, &sb) != 0) return false;
+    return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
 }

@@ -761,6 +761,96 @@ allmrec_status op_adam_update(struct op_ctx *ctx, struct tensor param, struct te
     CALL(adam_update, ctx, param, grad, m, v, param_lowp, p, t, grad_scale);
 }
 
+// ------------------------------------------------------------------ sequence layers (F32 only)
+
+static allmrec_status conv1d_shapes(const char *op, struct tensor inp, struct tensor weight, struct tensor out,
+                                    struct tensor bias, int dilation) {
+    if (inp.ndim != 3) return shape_err(op, "inp must be (B, T, C)", inp, weight);
+    if (weight.ndim != 3 || weight.shape[2] != inp.shape[2])
+        return shape_err(op, "weight must be (OC, K, C) with C = inp's last axis", weight, inp);
+    if (dilation < 1)
+        return ALLMREC_ERR(ALLMREC_ERR_INVALID, "%s: dilation must be >= 1, got %d", op, dilation);
+    int64_t so[3] = {inp.shape[0], inp.shape[1], weight.shape[0]};
+    ALLMREC_TRY(tensor_expect(out, op, "out/dout", F32, 3, so));
+    return vec(op, "bias/dbias", bias, weight.shape[0]);
+}
+
+allmrec_status op_conv1d_causal_forward(struct op_ctx *ctx, struct tensor out, struct tensor inp,
+                                        struct tensor weight, struct tensor bias, int dilation) {
+    const char *op = "op_conv1d_causal_forward";
+    ALLMREC_TRY(arg(ctx, op, "out", out, false, F32, true));
+    ALLMREC_TRY(arg(ctx, op, "inp", inp, false, F32, true));
+    ALLMREC_TRY(arg(ctx, op, "weight", weight, false, F32, true));
+    ALLMREC_TRY(arg(ctx, op, "bias", bias, true, F32, true));
+    ALLMREC_TRY(conv1d_shapes(op, inp, weight, out, bias, dilation));
+    CALL(conv1d_causal_forward, ctx, out, inp, weight, bias, dilation);
+}
+
+allmrec_status op_conv1d_causal_backward(struct op_ctx *ctx, struct tensor dinp, struct tensor dweight,
+                                         struct tensor dbias, struct tensor dout, struct tensor inp,
+                                         struct tensor weight, int dilation) {
+    const char *op = "op_conv1d_causal_backward";
+    ALLMREC_TRY(arg(ctx, op, "dinp", dinp, true, F32, true));
+    ALLMREC_TRY(arg(ctx, op, "dweight", dweight, true, F32, true));
+    ALLMREC_TRY(arg(ctx, op, "dbias", dbias, true, F32, true));
+    ALLMREC_TRY(arg(ctx, op, "dout", dout, false, F32, true));
+    ALLMREC_TRY(arg(ctx, op, "inp", inp, false, F32, true));
+    ALLMREC_TRY(arg(ctx, op, "weight", weight, false, F32, true));
+    ALLMREC_TRY(conv1d_shapes(op, inp, weight, dout, dbias, dilation));
+    ALLMREC_TRY(same_shape(op, "dinp", dinp, "inp", inp));
+    ALLMREC_TRY(same_shape(op, "dweight", dweight, "weight", weight));
+    CALL(conv1d_causal_backward, ctx, dinp, dweight, dbias, dout, inp, weight, dilation);
+}
+
+// h (B, T, H); hg, xg (B, T, 3H); w_hh (3H, H); b_hh (3H); mask (B, T)
+static allmrec_status gru_shapes(const char *op, struct tensor h, struct tensor hg, struct tensor xg,
+                                 struct tensor w_hh, struct tensor b_hh, struct tensor mask) {
+    if (h.ndim != 3) return shape_err(op, "h/dh must be (B, T, H)", h, xg);
+    int64_t B = h.shape[0], T = h.shape[1], H = h.shape[2];
+    int64_t s3[3] = {B, T, 3 * H}, sw[2] = {3 * H, H}, sm[2] = {B, T};
+    ALLMREC_TRY(tensor_expect(hg, op, "hg/dhg", F32, 3, s3));
+    ALLMREC_TRY(tensor_expect(xg, op, "xg", F32, 3, s3));
+    ALLMREC_TRY(tensor_expect(w_hh, op, "w_hh", F32, 2, sw));
+    ALLMREC_TRY(vec(op, "b_hh/db_hh", b_hh, 3 * H));
+    if (!tensor_is_none(mask)) ALLMREC_TRY(tensor_expect(mask, op, "mask", U8, 2, sm));
+    return ALLMREC_OK;
+}
+
+allmrec_status op_gru_forward(struct op_ctx *ctx, struct tensor h, struct tensor hg, struct tensor xg,
+                              struct tensor w_hh, struct tensor b_hh, struct tensor mask) {
+    const char *op = "op_gru_forward";
+    ALLMREC_TRY(arg(ctx, op, "h", h, false, F32, true));
+    ALLMREC_TRY(arg(ctx, op, "hg", hg, false, F32, true));
+    ALLMREC_TRY(arg(ctx, op, "xg", xg, false, F32, true));
+    ALLMREC_TRY(arg(ctx, op, "w_hh", w_hh, false, F32, true));
+    ALLMREC_TRY(arg(ctx, op, "b_hh", b_hh, true, F32, true));
+    ALLMREC_TRY(arg(ctx, op, "mask", mask, true, U8, true));
+    ALLMREC_TRY(gru_shapes(op, h, hg, xg, w_hh, b_hh, mask));
+    CALL(gru_forward, ctx, h, hg, xg, w_hh, b_hh, mask);
+}
+
+allmrec_status op_gru_backward(struct op_ctx *ctx, struct tensor dxg, struct tensor dw_hh, struct tensor db_hh,
+                               struct tensor dhg, struct tensor dh, struct tensor xg, struct tensor hg,
+                               struct tensor h, struct tensor w_hh, struct tensor mask) {
+    const char *op = "op_gru_backward";
+    ALLMREC_TRY(arg(ctx, op, "dxg", dxg, true, F32, true));
+    ALLMREC_TRY(arg(ctx, op, "dw_hh", dw_hh, true, F32, true));
+    ALLMREC_TRY(arg(ctx, op, "db_hh", db_hh, true, F32, true));
+    ALLMREC_TRY(arg(ctx, op, "dhg", dhg, false, F32, true));
+    ALLMREC_TRY(arg(ctx, op, "dh", dh, false, F32, true));
+    ALLMREC_TRY(arg(ctx, op, "xg", xg, false, F32, true));
+    ALLMREC_TRY(arg(ctx, op, "hg", hg, false, F32, true));
+    ALLMREC_TRY(arg(ctx, op, "h", h, false, F32, true));
+    ALLMREC_TRY(arg(ctx, op, "w_hh", w_hh, false, F32, true));
+    ALLMREC_TRY(arg(ctx, op, "mask", mask, true, U8, true));
+    ALLMREC_TRY(gru_shapes(op, h, hg, xg, w_hh, db_hh, mask));
+    ALLMREC_TRY(gru_shapes(op, dh, dhg, xg, w_hh, tensor_none(), mask));
+    ALLMREC_TRY(same_shape(op, "dxg", dxg, "xg", xg));
+    ALLMREC_TRY(same_shape(op, "dw_hh", dw_hh, "w_hh", w_hh));
+    ALLMREC_TRY(same_shape(op, "dh", dh, "h", h));
+    CALL(gru_backward, ctx, dxg, dw_hh, db_hh, dhg, dh, xg, hg, h, w_hh, mask);
+}
+
 // ------------------------------------------------------------------ init (host-side, then copied)
 
 static allmrec_status init_from_host(struct op_ctx *ctx, const char *op, struct tensor x,

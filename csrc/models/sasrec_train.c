@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "allmrec/cf_export.h"
+#include "allmrec/cf_run.h"
 #include "allmrec/fs.h"
 #include "allmrec/h5.h"
 #include "allmrec/log.h"
@@ -17,36 +18,38 @@
 
 static const struct config_key SCHEMA[] = {
     {"model.name", CONFIG_STRING, "sasrec", false, "CF model (sasrec)"},
-    {"model.d", CONFIG_INT, "50", false, "hidden units"},
-    {"model.blocks", CONFIG_INT, "2", false, "self-attention blocks"},
-    {"model.heads", CONFIG_INT, "1", false, "attention heads"},
-    {"model.maxlen", CONFIG_INT, "50", false, "input window (most recent items)"},
-    {"model.dropout", CONFIG_DOUBLE, "0.5", false, "dropout rate (embedding, attention, FFN)"},
+    {"model.d", CONFIG_INT, "50", false, "hidden units", "[1, 65536]"},
+    {"model.blocks", CONFIG_INT, "2", false, "self-attention blocks", "[0, 8]"},
+    {"model.heads", CONFIG_INT, "1", false, "attention heads", "[1, 65536]"},
+    {"model.maxlen", CONFIG_INT, "50", false, "input window (most recent items)", "[1, 65536]"},
+    {"model.dropout", CONFIG_DOUBLE, "0.5", false, "dropout rate (embedding, attention, FFN)", "[0, 1)"},
     {"model.ln_eps", CONFIG_DOUBLE, "1e-8", false, "LayerNorm epsilon (release: 1e-8)"},
     {"model.key_padding_mask", CONFIG_BOOL, "false", false,
      "mask padded keys in attention (release: false, padded keys enter the softmax)"},
     {"model.attention", CONFIG_STRING, "auto", false,
-     "attention core: auto (= fused) | fused (op_attention) | gemm (matmul + softmax, keeps (T, T))"},
+     "attention core: auto (= fused) | fused (op_attention) | gemm (matmul + softmax, keeps (T, T))",
+     "auto|fused|gemm"},
     {"data.path", CONFIG_STRING, NULL, true, "prepared dataset (allmrec data prepare/synth + split)"},
     {"data.train_scenario", CONFIG_STRING, "all", false, "users to train on: all | cold_users | fewshot_<K>"},
-    {"train.device", CONFIG_STRING, "cpu", false, "cpu | cuda"},
-    {"train.device_index", CONFIG_INT, "0", false, "CUDA device index"},
-    {"train.batch_size", CONFIG_INT, "128", false, "users per batch"},
+    {"train.device", CONFIG_STRING, "cpu", false, "cpu | cuda", "cpu|cuda"},
+    {"train.device_index", CONFIG_INT, "0", false, "CUDA device index", "[0, 1023]"},
+    {"train.batch_size", CONFIG_INT, "128", false, "users per batch", "[1, 1000000]"},
     {"train.lr", CONFIG_DOUBLE, "1e-3", false, "Adam learning rate"},
-    {"train.betas", CONFIG_DOUBLE_LIST, "[0.9, 0.98]", false, "Adam betas (release: 0.9, 0.98)"},
+    {"train.betas", CONFIG_DOUBLE_LIST, "[0.9, 0.98]", false, "Adam betas (release: 0.9, 0.98)", "[0, 1)"},
     {"train.eps", CONFIG_DOUBLE, "1e-8", false, "Adam epsilon"},
     {"train.l2_emb", CONFIG_DOUBLE, "0.0", false, "release's l2_emb * ||E|| term (0 = off)"},
-    {"train.epochs", CONFIG_INT, "200", false, "maximum epochs"},
+    {"train.epochs", CONFIG_INT, "200", false, "maximum epochs", "[1, 1000000]"},
     {"train.seed", CONFIG_INT, "42", false, "seed of init, dropout, negatives and order"},
-    {"train.eval_every", CONFIG_INT, "20", false, "validate every N epochs (0 = never)"},
-    {"train.patience", CONFIG_INT, "3", false, "stop after N validations without improvement (0 = never)"},
+    {"train.eval_every", CONFIG_INT, "20", false, "validate every N epochs (0 = never)", "[0, 1000000]"},
+    {"train.patience", CONFIG_INT, "3", false, "stop after N validations without improvement (0 = never)", "[0, 1000000]"},
     {"train.early_metric", CONFIG_STRING, "ndcg@10", false, "validation metric for best.h5 / early stopping"},
     {"train.max_minutes", CONFIG_DOUBLE, "0", false,
      "time budget: after the epoch that passes it, validate, stop and evaluate best.h5 (0 = none; "
-     "re-running resumes training)"},
+     "re-running resumes training)", "[0, inf)"},
     {"train.checkpoint_every", CONFIG_INT, "0", false,
-     "also write last.h5 every N steps inside an epoch (0 = at epoch ends only)"},
-    {"train.log_every", CONFIG_INT, "0", false, "a step line (mean loss) in train_log.jsonl every N steps (0 = none)"},
+     "also write last.h5 every N steps inside an epoch (0 = at epoch ends only)", "[0, inf)"},
+    {"train.log_every", CONFIG_INT, "0", false, "a step line (mean loss) in train_log.jsonl every N steps (0 = none)",
+     "[0, inf)"},
     {"train.restart", CONFIG_BOOL, "false", false, "ignore <out_dir>/last.h5 and start over"},
     {"train.progress", CONFIG_BOOL, "true", false, "progress lines on stderr"},
     {"eval.valid_scenario", CONFIG_STRING, "all", false, "validation candidate scenario"},
@@ -71,46 +74,45 @@ allmrec_status sasrec_run_options_from_config(const struct config *cfg_in, struc
     int n_schema;
     const struct config_key *schema = sasrec_config_schema(&n_schema);
     struct config *cfg = (struct config *)cfg_in;
-    ALLMREC_TRY(config_validate(cfg, schema, n_schema));
-    int64_t i;
+    ALLMREC_TRY(config_validate(cfg, schema, n_schema)); // types and ranges
     double x;
     bool b;
     const char *s;
     ALLMREC_TRY(config_get_string(cfg, "model.name", &s));
     if (strcmp(s, "sasrec")) return config_key_error(cfg, "model.name", "%s", "this command trains 'sasrec' only");
     sasrec_config_default(&o->model);
-    ALLMREC_TRY(config_get_int(cfg, "model.d", &i)); o->model.d = (int)i;
-    ALLMREC_TRY(config_get_int(cfg, "model.blocks", &i)); o->model.n_blocks = (int)i;
-    ALLMREC_TRY(config_get_int(cfg, "model.heads", &i)); o->model.n_heads = (int)i;
-    ALLMREC_TRY(config_get_int(cfg, "model.maxlen", &i)); o->model.maxlen = (int)i;
+    // bounds: what one (T, T) attention score block per head and an int index can hold
+    ALLMREC_TRY(config_get_int32(cfg, "model.d", 1, 65536, &o->model.d));
+    ALLMREC_TRY(config_get_int32(cfg, "model.blocks", 0, SASREC_MAX_BLOCKS, &o->model.n_blocks));
+    ALLMREC_TRY(config_get_int32(cfg, "model.heads", 1, 65536, &o->model.n_heads));
+    ALLMREC_TRY(config_get_int32(cfg, "model.maxlen", 1, 65536, &o->model.maxlen));
     ALLMREC_TRY(config_get_double(cfg, "model.dropout", &x)); o->model.dropout = (float)x;
     ALLMREC_TRY(config_get_double(cfg, "model.ln_eps", &x)); o->model.ln_eps = (float)x;
     ALLMREC_TRY(config_get_bool(cfg, "model.key_padding_mask", &b)); o->model.key_padding_mask = b;
     ALLMREC_TRY(config_get_string(cfg, "model.attention", &s));
     if (!strcmp(s, "auto")) o->model.attention_impl = SASREC_ATTN_AUTO;
     else if (!strcmp(s, "fused")) o->model.attention_impl = SASREC_ATTN_FUSED;
-    else if (!strcmp(s, "gemm")) o->model.attention_impl = SASREC_ATTN_GEMM;
-    else return config_key_error(cfg, "model.attention", "%s", "must be auto, fused or gemm");
-    if (o->model.d < 1 || o->model.n_heads < 1 || o->model.d % o->model.n_heads)
+    else o->model.attention_impl = SASREC_ATTN_GEMM; // the schema allows auto|fused|gemm
+    if (o->model.d % o->model.n_heads)
         return config_key_error(cfg, "model.d", "%s", "model.d must be a positive multiple of model.heads");
-    if (o->model.n_blocks < 0 || o->model.n_blocks > SASREC_MAX_BLOCKS)
-        return config_key_error(cfg, "model.blocks", "%s", "model.blocks must be in [0, 8]");
-    if (o->model.maxlen < 1) return config_key_error(cfg, "model.maxlen", "%s", "model.maxlen must be >= 1");
-    if (!(o->model.dropout >= 0 && o->model.dropout < 1)) return config_key_error(cfg, "model.dropout", "%s", "must be in [0, 1)");
+    return sasrec_run_options_common_from_config(cfg, o);
+}
+
+allmrec_status sasrec_run_options_common_from_config(const struct config *cfg_in, struct sasrec_run_options *o) {
+    struct config *cfg = (struct config *)cfg_in;
+    int64_t i;
+    double x;
     ALLMREC_TRY(config_get_string_into(cfg, "data.path", o->data_path, sizeof o->data_path));
     ALLMREC_TRY(config_get_string_into(cfg, "data.train_scenario", o->train_scenario, sizeof o->train_scenario));
     ALLMREC_TRY(config_get_string_into(cfg, "out_dir", o->out_dir, sizeof o->out_dir));
     ALLMREC_TRY(config_get_string_into(cfg, "train.device", o->device, sizeof o->device));
-    if (strcmp(o->device, "cpu") && strcmp(o->device, "cuda"))
-        return config_key_error(cfg, "train.device", "%s", "must be 'cpu' or 'cuda'");
-    ALLMREC_TRY(config_get_int(cfg, "train.device_index", &i)); o->device_index = (int)i;
-    ALLMREC_TRY(config_get_int(cfg, "train.batch_size", &i)); o->batch_size = (int)i;
-    if (o->batch_size < 1) return config_key_error(cfg, "train.batch_size", "%s", "must be >= 1");
+    ALLMREC_TRY(config_get_int32(cfg, "train.device_index", 0, 1023, &o->device_index));
+    ALLMREC_TRY(config_get_int32(cfg, "train.batch_size", 1, 1000000, &o->batch_size));
     ALLMREC_TRY(config_get_double(cfg, "train.lr", &x)); o->adam.lr = (float)x;
     double *betas;
     int nb;
     ALLMREC_TRY(config_get_double_list(cfg, "train.betas", &betas, &nb));
-    if (nb != 2 || !(betas[0] >= 0 && betas[0] < 1 && betas[1] >= 0 && betas[1] < 1)) {
+    if (nb != 2) { // each in [0, 1) by the schema
         free(betas);
         return config_key_error(cfg, "train.betas", "%s", "must be two numbers in [0, 1), e.g. [0.9, 0.98]");
     }
@@ -121,11 +123,10 @@ allmrec_status sasrec_run_options_from_config(const struct config *cfg_in, struc
     o->adam.weight_decay = 0;
     o->adam.decoupled = false;
     ALLMREC_TRY(config_get_double(cfg, "train.l2_emb", &x)); o->l2_emb = (float)x;
-    ALLMREC_TRY(config_get_int(cfg, "train.epochs", &i)); o->epochs = (int)i;
-    if (o->epochs < 1) return config_key_error(cfg, "train.epochs", "%s", "must be >= 1");
+    ALLMREC_TRY(config_get_int32(cfg, "train.epochs", 1, 1000000, &o->epochs));
     ALLMREC_TRY(config_get_int(cfg, "train.seed", &i)); o->seed = (uint64_t)i;
-    ALLMREC_TRY(config_get_int(cfg, "train.eval_every", &i)); o->eval_every = (int)i;
-    ALLMREC_TRY(config_get_int(cfg, "train.patience", &i)); o->patience = (int)i;
+    ALLMREC_TRY(config_get_int32(cfg, "train.eval_every", 0, 1000000, &o->eval_every));
+    ALLMREC_TRY(config_get_int32(cfg, "train.patience", 0, 1000000, &o->patience));
     ALLMREC_TRY(config_get_string_into(cfg, "train.early_metric", o->early_metric, sizeof o->early_metric));
     {
         struct eval_metrics probe;
@@ -135,9 +136,7 @@ allmrec_status sasrec_run_options_from_config(const struct config *cfg_in, struc
     }
     ALLMREC_TRY(config_get_double(cfg, "train.max_minutes", &o->max_minutes));
     ALLMREC_TRY(config_get_int(cfg, "train.checkpoint_every", &o->checkpoint_every));
-    if (o->checkpoint_every < 0) return config_key_error(cfg, "train.checkpoint_every", "%s", "must be >= 0");
     ALLMREC_TRY(config_get_int(cfg, "train.log_every", &o->log_every));
-    if (o->log_every < 0) return config_key_error(cfg, "train.log_every", "%s", "must be >= 0");
     ALLMREC_TRY(config_get_bool(cfg, "train.restart", &o->restart));
     ALLMREC_TRY(config_get_bool(cfg, "train.progress", &o->progress));
     ALLMREC_TRY(config_get_string_into(cfg, "eval.valid_scenario", o->valid_scenario, sizeof o->valid_scenario));
@@ -278,7 +277,7 @@ static int32_t neg_draw(void *user, int t) {
 #define STREAM_PERM 0x20000000u
 #define STREAM_NEG 0x40000000u
 
-static void epoch_permutation(uint64_t seed, int64_t epoch, const int32_t *users, int64_t n, int32_t *out) {
+void sasrec_run_epoch_permutation(uint64_t seed, int64_t epoch, const int32_t *users, int64_t n, int32_t *out) {
     memcpy(out, users, (size_t)n * sizeof(int32_t));
     uint32_t stream = STREAM_PERM + (uint32_t)epoch;
     for (int64_t i = n - 1; i > 0; i--) {
@@ -304,72 +303,17 @@ static allmrec_status eval_sets(struct sasrec_model *m, const struct dataset *ds
     struct sasrec_scorer_ctx sc;
     struct eval_scorer s;
     ALLMREC_TRY(sasrec_make_scorer(m, &sc, &s));
-    allmrec_status st = ALLMREC_OK;
-    int n = 0;
-    for (int i = 0; i < o->n_scenarios && !st; i++)
-        for (int k = 0; k < o->n_kinds && !st; k++) {
-            struct candidate_set c;
-            memset(&c, 0, sizeof c);
-            allmrec_status ls = dataset_candidates_load(ds, o->scenarios[i], split, o->kinds[k], &c);
-            if (ls != ALLMREC_OK) {
-                log_warn("skipping %s/%s/%s: %s", o->scenarios[i], split, o->kinds[k], allmrec_error_message());
-                allmrec_error_clear();
-                continue;
-            }
-            if (c.n_users == 0) {
-                // the why and what-to-do once per scenario, not once per kind
-                log_warn("skipping %s/%s/%s: no users in this set%s", o->scenarios[i], split, o->kinds[k],
-                         k == 0 ? dataset_scenario_empty_hint(o->scenarios[i]) : "");
-                candidate_set_free(&c);
-                continue;
-            }
-            if (n < n_max) {
-                st = eval_candidate_set(&s, ds, &c, o->progress, &out[n]);
-                if (!st) n++;
-            }
-            candidate_set_free(&c);
-        }
+    allmrec_status st = cf_eval_sets(&s, ds, o->n_scenarios, (const char (*)[32])o->scenarios, o->n_kinds,
+                                     (const char (*)[24])o->kinds, split, o->progress, out, n_max, n_out);
     sasrec_scorer_free(&sc);
-    *n_out = n;
     return st;
 }
 
-static allmrec_status write_metrics(const char *out_dir, const struct eval_metrics *mt, int n, const char *checkpoint) {
-    char path[1200];
-    char *js = eval_metrics_json(mt, n);
-    if (!js) return ALLMREC_ERR(ALLMREC_ERR_NOMEM, "metrics json");
-    size_t cap = strlen(js) + 2048;
-    char *doc = malloc(cap);
-    if (!doc) { free(js); return ALLMREC_ERR(ALLMREC_ERR_NOMEM, "metrics json"); }
-    snprintf(doc, cap, "{\"model\": \"sasrec\", \"checkpoint\": \"%s\", \"tie_rule\": \"strict kinds: ties count "
-             "against the target; release_* kinds: ties favour the target\", \"results\": %s}\n", checkpoint, js);
-    free(js);
-    allmrec_status s = fs_write_atomic(fs_join(path, sizeof path, out_dir, "metrics.json"), doc, strlen(doc));
-    free(doc);
-    if (s) return s;
-    char tmp[1300];
-    fs_tmp_path(fs_join(path, sizeof path, out_dir, "metrics.txt"), tmp, sizeof tmp);
-    FILE *f = fopen(tmp, "w");
-    if (!f) return ALLMREC_ERR(ALLMREC_ERR_IO, "cannot write %s", tmp);
-    eval_print_table(f, mt, n);
-    fclose(f);
-    return fs_commit(tmp, path);
-}
-
-static allmrec_status open_ctx(const struct sasrec_run_options *o, struct op_ctx *ctx) {
+allmrec_status sasrec_run_open_ctx(const struct sasrec_run_options *o, struct op_ctx *ctx) {
     enum allmrec_device dev = strcmp(o->device, "cuda") ? ALLMREC_DEVICE_CPU : ALLMREC_DEVICE_CUDA;
     return op_ctx_init(ctx, dev, o->device_index);
 }
 
-static allmrec_status load_dataset(const char *path, struct dataset *ds) {
-    dataset_init(ds);
-    allmrec_status s = dataset_load_hdf5(ds, path);
-    if (s) return allmrec_error_prefix("data.path: ");
-    if (!ds->has_splits)
-        return ALLMREC_ERR_AT(ALLMREC_ERR_DATA, path, 0, "data.path", "the dataset has no splits/candidate sets: "
-                              "run `allmrec data split --dataset %s` first", path);
-    return ALLMREC_OK;
-}
 
 // ------------------------------------------------------------------ the SASRec trainer
 // (its step, its validation and its state; the loop is train_loop.c)
@@ -387,7 +331,7 @@ struct sasrec_trainer {
 
 static allmrec_status tr_begin_epoch(void *self, int64_t epoch, int64_t *n_steps) {
     struct sasrec_trainer *tr = self;
-    epoch_permutation(tr->o->seed, epoch, tr->users, tr->n_users, tr->perm);
+    sasrec_run_epoch_permutation(tr->o->seed, epoch, tr->users, tr->n_users, tr->perm);
     *n_steps = (tr->n_users + tr->o->batch_size - 1) / tr->o->batch_size;
     return ALLMREC_OK;
 }
@@ -396,25 +340,29 @@ static allmrec_status tr_begin_epoch(void *self, int64_t epoch, int64_t *n_steps
 // keyed by (epoch, slot), dropout by the Adam step: a pure function of the state
 static allmrec_status tr_step(void *self, int64_t epoch, int64_t step, int64_t *n_examples) {
     struct sasrec_trainer *tr = self;
-    const struct sasrec_run_options *o = tr->o;
-    const struct history_sets *hist = tr->hist;
-    struct sasrec_batch *b = &tr->m->batch;
+    *n_examples = sasrec_run_fill_train_batch(tr->o, tr->ds, tr->hist, tr->perm, tr->n_users, epoch, step,
+                                              &tr->m->batch);
+    return sasrec_train_step(tr->m, tr->o->seed, &tr->o->adam, tr->o->l2_emb);
+}
+
+int sasrec_run_fill_train_batch(const struct sasrec_run_options *o, const struct dataset *ds,
+                                const struct history_sets *hist, const int32_t *perm, int64_t n_users, int64_t epoch,
+                                int64_t step, struct sasrec_batch *b) {
     const int B = o->batch_size;
     sasrec_batch_clear(b);
     int rows = 0;
     for (int r = 0; r < B; r++) {
         int64_t slot = step * B + r;
-        if (slot >= tr->n_users) break;
-        int32_t u = tr->perm[slot];
-        struct user_split sp = dataset_user_split(tr->ds, u);
-        struct neg_ctx nc = {o->seed, (uint64_t)slot << 20, STREAM_NEG + (uint32_t)epoch, (int32_t)tr->ds->n_items,
+        if (slot >= n_users) break;
+        int32_t u = perm[slot];
+        struct user_split sp = dataset_user_split(ds, u);
+        struct neg_ctx nc = {o->seed, (uint64_t)slot << 20, STREAM_NEG + (uint32_t)epoch, (int32_t)ds->n_items,
                              hist->items + hist->offsets[u], hist->offsets[u + 1] - hist->offsets[u]};
         sasrec_batch_fill_row(b, r, sp.train, sp.train_len, true, neg_draw, &nc);
         rows++;
     }
     sasrec_batch_finish(b);
-    *n_examples = rows;
-    return sasrec_train_step(tr->m, o->seed, &o->adam, o->l2_emb);
+    return rows;
 }
 
 static allmrec_status tr_read_loss(void *self, double *sum, bool reset) {
@@ -429,17 +377,23 @@ static allmrec_status tr_validate(void *self, int64_t epoch, double *metric, cha
                                   char *json, size_t json_cap) {
     (void)epoch;
     struct sasrec_trainer *tr = self;
-    const struct candidate_set *vc = tr->vc;
     struct eval_metrics vm;
-    ALLMREC_TRY(validate(tr->m, tr->ds, vc, &vm, false));
+    ALLMREC_TRY(validate(tr->m, tr->ds, tr->vc, &vm, false));
+    sasrec_run_valid_summary(tr->o, tr->vc, &vm, metric, summary, summary_cap, json, json_cap);
+    return ALLMREC_OK;
+}
+
+void sasrec_run_valid_summary(const struct sasrec_run_options *o, const struct candidate_set *vc,
+                              const struct eval_metrics *v, double *metric, char *summary, size_t summary_cap,
+                              char *json, size_t json_cap) {
+    struct eval_metrics vm = *v;
     *metric = 0;
-    eval_metric_value(&vm, tr->o->early_metric, metric);
+    eval_metric_value(&vm, o->early_metric, metric);
     snprintf(summary, summary_cap, "valid %s/%s (%lld users): Hit@10 %.4f  NDCG@10 %.4f  Hit@1 %.4f  MRR %.4f",
              vc->scenario, vc->kind, (long long)vm.n_users, vm.hit[2], vm.ndcg[2], vm.hit[0], vm.mrr);
     snprintf(json, json_cap, "\"scenario\": \"%s\", \"kind\": \"%s\", \"n_users\": %lld, \"hit@1\": %.6f, "
              "\"hit@10\": %.6f, \"ndcg@10\": %.6f, \"mrr\": %.6f", vc->scenario, vc->kind, (long long)vm.n_users,
              vm.hit[0], vm.hit[2], vm.ndcg[2], vm.mrr);
-    return ALLMREC_OK;
 }
 
 // the loop's attributes, plus the seed in resumable states
@@ -468,7 +422,7 @@ static allmrec_status tr_load(void *self, const char *path) {
     return sasrec_checkpoint_load(tr->m, path, true);
 }
 
-static void loop_options(const struct sasrec_run_options *o, struct train_loop_options *lo) {
+void sasrec_run_loop_options(const struct sasrec_run_options *o, struct train_loop_options *lo) {
     train_loop_options_default(lo);
     lo->out_dir = o->out_dir;
     lo->epochs = o->epochs;
@@ -481,10 +435,11 @@ static void loop_options(const struct sasrec_run_options *o, struct train_loop_o
     lo->restart = o->restart;
     lo->progress = o->progress;
     lo->stop_after_steps = o->stop_after_steps;
+    lo->config_yaml = o->config_yaml;
 }
 
 // users with >= 2 train items (the release skips the others: no (input, next) pair)
-static allmrec_status train_users(const struct sasrec_run_options *o, const struct dataset *ds, int32_t **users,
+allmrec_status sasrec_run_train_users(const struct sasrec_run_options *o, const struct dataset *ds, int32_t **users,
                                   int64_t *n_users) {
     int64_t n_all;
     int32_t *all;
@@ -498,6 +453,19 @@ static allmrec_status train_users(const struct sasrec_run_options *o, const stru
     if (*n_users == 0)
         return ALLMREC_ERR_AT(ALLMREC_ERR_DATA, o->data_path, 0, "data.train_scenario",
                               "no user of scenario '%s' has 2 or more train items", o->train_scenario);
+    return ALLMREC_OK;
+}
+
+// the stored test sets the final evaluation will read load and pass their range
+// checks now (a missing one is skipped then, with a warning, as before)
+static allmrec_status check_test_sets(const struct sasrec_run_options *o, const struct dataset *ds) {
+    for (int i = 0; i < o->n_scenarios; i++)
+        for (int k = 0; k < o->n_kinds; k++) {
+            if (!dataset_candidates_exist(ds, o->scenarios[i], "test", o->kinds[k])) continue;
+            struct candidate_set c;
+            ALLMREC_TRY(dataset_candidates_load(ds, o->scenarios[i], "test", o->kinds[k], &c));
+            candidate_set_free(&c);
+        }
     return ALLMREC_OK;
 }
 
@@ -517,7 +485,7 @@ static allmrec_status final_outputs(struct sasrec_run_options *o, struct sasrec_
                ds->name, (int)best_epoch);
         eval_print_table(stdout, mt, n);
         fflush(stdout);
-        ALLMREC_TRY(write_metrics(o->out_dir, mt, n, p_best));
+        ALLMREC_TRY(cf_write_metrics(o->out_dir, "sasrec", mt, n, p_best));
         if (n_out) *n_out = n;
     }
     if (o->export_cf) {
@@ -531,7 +499,7 @@ allmrec_status sasrec_run_train(struct sasrec_run_options *o, struct eval_metric
                                 int *n_out) {
     if (n_out) *n_out = 0;
     struct dataset ds;
-    allmrec_status s = load_dataset(o->data_path, &ds);
+    allmrec_status s = cf_load_dataset(o->data_path, &ds);
     if (s) { dataset_free(&ds); return s; }
     o->model.n_items = ds.n_items;
     struct op_ctx ctx;
@@ -546,9 +514,12 @@ allmrec_status sasrec_run_train(struct sasrec_run_options *o, struct eval_metric
     char p_cfg[1200];
     fs_join(p_cfg, sizeof p_cfg, o->out_dir, "config.yaml");
 
+    struct train_loop_options lo;
+    sasrec_run_loop_options(o, &lo);
+    if ((s = train_loop_check_resume(&lo))) goto done; // before config.yaml is rewritten
     if ((s = fs_mkdir_p(o->out_dir))) goto done;
     if ((s = fs_write_atomic(p_cfg, o->config_yaml, strlen(o->config_yaml)))) goto done;
-    if ((s = open_ctx(o, &ctx))) goto done;
+    if ((s = sasrec_run_open_ctx(o, &ctx))) goto done;
     if ((s = sasrec_init(&m, &o->model, &ctx, o->batch_size))) goto done;
     log_info("sasrec: %lld items, d %d, %d blocks, %d heads, maxlen %d: %lld parameters on %s",
              (long long)ds.n_items, o->model.d, o->model.n_blocks, o->model.n_heads, o->model.maxlen,
@@ -557,19 +528,18 @@ allmrec_status sasrec_run_train(struct sasrec_run_options *o, struct eval_metric
         arena_print(&m.a_params, stderr);
         arena_print(&m.a_acts, stderr);
     }
-    if ((s = train_users(o, &ds, &users, &n_users))) goto done;
+    if ((s = sasrec_run_train_users(o, &ds, &users, &n_users))) goto done;
     perm = malloc((size_t)n_users * sizeof(int32_t));
     if (!perm) { s = ALLMREC_ERR(ALLMREC_ERR_NOMEM, "user permutation"); goto done; }
     if ((s = dataset_history_sets(&ds, HISTORY_TRAIN, &hist))) goto done;
     if (o->eval_every > 0 && (s = dataset_candidates_load(&ds, o->valid_scenario, "valid", o->valid_kind, &vc)))
         goto done;
+    if (o->final_eval && (s = check_test_sets(o, &ds))) goto done; // before the first epoch, not after the last
     if ((s = sasrec_init_weights(&m, o->seed))) goto done; // a resume overwrites it from last.h5
 
     struct sasrec_trainer tr = {o, &m, &ds, &hist, &vc, users, n_users, perm};
     struct trainer t = {&tr, tr_begin_epoch, tr_step, tr_read_loss, o->eval_every > 0 ? tr_validate : NULL,
                         tr_save, tr_load};
-    struct train_loop_options lo;
-    loop_options(o, &lo);
     struct train_loop_result res;
     if ((s = train_loop_run(&lo, &t, &res))) goto done;
     s = final_outputs(o, &m, &ds, res.best_epoch, final_metrics, n_max, n_out);
@@ -590,7 +560,7 @@ allmrec_status sasrec_run_eval(const struct sasrec_run_options *o, const char *c
                                struct eval_metrics *out, int n_max, int *n_out) {
     *n_out = 0;
     struct dataset ds;
-    allmrec_status s = load_dataset(o->data_path, &ds);
+    allmrec_status s = cf_load_dataset(o->data_path, &ds);
     if (s) { dataset_free(&ds); return s; }
     struct sasrec_config cfg;
     if ((s = sasrec_checkpoint_read_config(checkpoint, &cfg))) { dataset_free(&ds); return s; }
@@ -605,7 +575,7 @@ allmrec_status sasrec_run_eval(const struct sasrec_run_options *o, const char *c
     struct op_ctx ctx;
     struct sasrec_model m;
     memset(&m, 0, sizeof m);
-    if ((s = open_ctx(o, &ctx))) { dataset_free(&ds); return s; }
+    if ((s = sasrec_run_open_ctx(o, &ctx))) { dataset_free(&ds); return s; }
     s = sasrec_init(&m, &cfg, &ctx, o->batch_size);
     if (!s) s = sasrec_checkpoint_load(&m, checkpoint, false);
     if (!s) s = eval_sets(&m, &ds, o, split, out, n_max, n_out);

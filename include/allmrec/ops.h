@@ -42,6 +42,7 @@
 //   op_masked_mean_forward, op_masked_mean_backward,
 //   op_embedding_forward, op_embedding_backward,
 //   op_dropout_forward, op_dropout_backward,
+//   op_conv1d_causal_forward, op_conv1d_causal_backward, op_gru_forward, op_gru_backward,
 //   op_adam_update, op_init_normal, op_init_xavier_normal
 #ifndef ALLMREC_OPS_H
 #define ALLMREC_OPS_H
@@ -274,6 +275,40 @@ allmrec_status op_dropout_forward(struct op_ctx *ctx, struct tensor out, struct 
 // dinp += dout * keep / (1 - p), the same mask regenerated
 allmrec_status op_dropout_backward(struct op_ctx *ctx, struct tensor dinp, struct tensor dout,
                                    float p, uint64_t seed, uint32_t stream);
+
+// ------------------------------------------------------------------ sequence layers (NextItNet, GRU4Rec)
+// F32 only on both backends (these models train in fp32).
+//
+// Dilated causal 1-D convolution over time (NextItNet's residual blocks):
+// out (B, T, OC)[b, t, o] = bias[o] + sum_{k < K} sum_c weight[o, k, c] * inp[b, t - (K-1-k) * dilation, c],
+// inp (B, T, C), weight (OC, K, C), bias (OC) optional; taps before t = 0 read
+// zeros (left zero-padding of (K-1) * dilation, so out[t] sees only inp[<= t]).
+// Tap k = K-1 is the current position.
+allmrec_status op_conv1d_causal_forward(struct op_ctx *ctx, struct tensor out, struct tensor inp,
+                                        struct tensor weight, struct tensor bias, int dilation);
+// dinp (B, T, C) +=, dweight (OC, K, C) +=, dbias (OC) += ; any may be none.
+allmrec_status op_conv1d_causal_backward(struct op_ctx *ctx, struct tensor dinp, struct tensor dweight,
+                                         struct tensor dbias, struct tensor dout, struct tensor inp,
+                                         struct tensor weight, int dilation);
+
+// One GRU layer over time (PyTorch nn.GRU, gate order r, z, n; h_{-1} = 0):
+//   xg (B, T, 3H) = x_t W_ih^T + b_ih, the input projections (op_linear_forward)
+//   hg (B, T, 3H) = h_{t-1} W_hh^T + b_hh            (written; saved for backward)
+//   r = sigmoid(xg_r + hg_r), z = sigmoid(xg_z + hg_z), n = tanh(xg_n + r * hg_n)
+//   h (B, T, H): h_t = (1 - z) * n + z * h_{t-1}
+// w_hh (3H, H); b_hh (3H) optional. mask (B, T) U8 optional: where 0 the step
+// is skipped, h_t = h_{t-1} (left-padded sequences keep h = 0 until their first item).
+allmrec_status op_gru_forward(struct op_ctx *ctx, struct tensor h, struct tensor hg, struct tensor xg,
+                              struct tensor w_hh, struct tensor b_hh, struct tensor mask);
+// Backward through time. dh (B, T, H) is read AND overwritten: on entry the
+// gradient of the loss w.r.t. each h_t from above, on return the total
+// gradient including the recurrent paths. dhg (B, T, 3H) is WRITTEN (the
+// gradient w.r.t. hg; workspace the caller provides). dxg (B, T, 3H) +=,
+// dw_hh (3H, H) +=, db_hh (3H) += ; these three may be none.
+// xg, hg, h are the forward's tensors.
+allmrec_status op_gru_backward(struct op_ctx *ctx, struct tensor dxg, struct tensor dw_hh, struct tensor db_hh,
+                               struct tensor dhg, struct tensor dh, struct tensor xg, struct tensor hg,
+                               struct tensor h, struct tensor w_hh, struct tensor mask);
 
 // ------------------------------------------------------------------ optimizer and init
 struct adam_params {

@@ -31,7 +31,9 @@
 // defines: sasrec_config_schema, sasrec_quickstart_yaml, struct sasrec_run_options, sasrec_run_options_from_config,
 //          sasrec_run_options_free, sasrec_scorer_free,
 //          sasrec_run_train, sasrec_run_eval, struct sasrec_scorer_ctx, sasrec_make_scorer,
-//          sasrec_export_cf
+//          sasrec_export_cf, sasrec_run_options_common_from_config, sasrec_run_open_ctx,
+//          sasrec_run_train_users, sasrec_run_epoch_permutation, sasrec_run_fill_train_batch,
+//          sasrec_run_loop_options, sasrec_run_valid_summary
 #ifndef ALLMREC_SASREC_TRAIN_H
 #define ALLMREC_SASREC_TRAIN_H
 
@@ -42,6 +44,7 @@
 #include "allmrec/data.h"
 #include "allmrec/eval.h"
 #include "allmrec/sasrec.h"
+#include "allmrec/train_loop.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -103,6 +106,29 @@ void sasrec_scorer_free(struct sasrec_scorer_ctx *sc);
 // E and x_u of a trained model into a CF export file
 allmrec_status sasrec_export_cf(struct sasrec_model *m, const struct dataset *ds, const char *path,
                                 const char *checkpoint, const char *config_yaml, bool progress);
+
+
+// ---- pieces shared with the other sequential CF runs (seqcf_train.c: GRU4Rec, NextItNet),
+// which reuse struct sasrec_run_options for every key but model.* (evaluation sets,
+// metrics files and the dataset load are cf_run.h's) ----
+// every non-model key (data.*, train.*, eval.*, export.*, out_dir) into o
+allmrec_status sasrec_run_options_common_from_config(const struct config *cfg, struct sasrec_run_options *o);
+allmrec_status sasrec_run_open_ctx(const struct sasrec_run_options *o, struct op_ctx *ctx);
+// users of data.train_scenario with >= 2 train items
+allmrec_status sasrec_run_train_users(const struct sasrec_run_options *o, const struct dataset *ds, int32_t **users,
+                                      int64_t *n_users);
+// the epoch's order of users: a Philox permutation keyed by (seed, epoch)
+void sasrec_run_epoch_permutation(uint64_t seed, int64_t epoch, const int32_t *users, int64_t n, int32_t *out);
+// fill b with batch `step` of the epoch (rows = perm[step*B ..], one negative per
+// target keyed by (seed, epoch, slot)); returns the number of rows filled
+int sasrec_run_fill_train_batch(const struct sasrec_run_options *o, const struct dataset *ds,
+                                const struct history_sets *hist, const int32_t *perm, int64_t n_users, int64_t epoch,
+                                int64_t step, struct sasrec_batch *b);
+void sasrec_run_loop_options(const struct sasrec_run_options *o, struct train_loop_options *lo);
+// the validation line and JSON fields of the loop, *metric = o->early_metric of v
+void sasrec_run_valid_summary(const struct sasrec_run_options *o, const struct candidate_set *vc,
+                              const struct eval_metrics *v, double *metric, char *summary, size_t summary_cap,
+                              char *json, size_t json_cap);
 
 #ifdef __cplusplus
 }

