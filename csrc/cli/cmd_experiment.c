@@ -17,6 +17,9 @@ static const char *EXPERIMENT_USAGE =
     "\n"
     "options:\n"
     "  --dry-run            print the plan with cache hits; run nothing\n"
+    "  --preset NAME        apply presets/NAME.yaml next to the experiment file first, in the order\n"
+    "                       given (tiny: tiny models on small data on the CPU; release | strict: the\n"
+    "                       two protocols); reports go to results/<name>-<preset>...; overrides win\n"
     "  --report-only        write the report from what is complete; run nothing\n"
     "  --stop-on-failure    stop at the first failed run (default: report it and go on)\n"
     "  --run-stage RUN:STAGE  run one stage of one run (what Slurm jobs do); with --dry-run, print its\n"
@@ -42,7 +45,7 @@ static const char *EXPERIMENT_USAGE =
     "  allmrec experiment experiments/quickstart.yaml defaults.cf.train.epochs=2\n";
 
 static const char *STATUS_USAGE =
-    "usage: allmrec status <experiments/x.yaml> [key.sub=value ...]\n"
+    "usage: allmrec status <experiments/x.yaml> [--preset NAME] [key.sub=value ...]\n"
     "\n"
     "Shows where each run of the experiment stands: stages done (cache), running, queued in Slurm\n"
     "(with the job's state), failed (with the reason and the log), pending or not available.\n"
@@ -90,6 +93,37 @@ static void print_schema(void) {
     config_print_schema(stdout, sc, n);
 }
 
+// the experiment with the presets' overrides (in the order given) before the
+// command line's, and experiment.out_dir results/<name>-<preset>-... unless the
+// command line sets it
+#define MAX_PRESETS 4
+static allmrec_status load_with_presets(struct experiment *ex, const char *path, const char **presets, int n_presets,
+                                        char **ov, int n_ov) {
+    if (!n_presets) return experiment_load(ex, path, ov, n_ov);
+    char **pov[MAX_PRESETS] = {0};
+    int n_pov[MAX_PRESETS] = {0}, total = n_ov + 1;
+    char out_dir[512] = "experiment.out_dir=results/{name}";
+    allmrec_status s = ALLMREC_OK;
+    for (int p = 0; p < n_presets && s == ALLMREC_OK; p++) {
+        s = runner_preset_overrides(path, presets[p], &pov[p], &n_pov[p]);
+        total += n_pov[p];
+        snprintf(out_dir + strlen(out_dir), sizeof out_dir - strlen(out_dir), "-%s", presets[p]);
+    }
+    char **all = s == ALLMREC_OK ? calloc((size_t)total + 1, sizeof *all) : NULL;
+    if (s == ALLMREC_OK && !all) s = ALLMREC_ERR(ALLMREC_ERR_NOMEM, "out of memory");
+    if (s == ALLMREC_OK) {
+        int n = 0;
+        for (int p = 0; p < n_presets; p++)
+            for (int i = 0; i < n_pov[p]; i++) all[n++] = pov[p][i];
+        all[n++] = out_dir;
+        for (int i = 0; i < n_ov; i++) all[n++] = ov[i];
+        s = experiment_load(ex, path, all, n);
+    }
+    free(all);
+    for (int p = 0; p < n_presets; p++) runner_overrides_free(pov[p], n_pov[p]);
+    return s;
+}
+
 int cmd_experiment(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--list")) { print_tables(); return 0; }
@@ -99,7 +133,8 @@ int cmd_experiment(int argc, char **argv) {
     char **ov = calloc((size_t)argc + 1, sizeof(char *));
     int n_ov = 0;
     bool dry = false, report_only = false, stop = false, slurm = false;
-    const char *run_stage = NULL;
+    const char *run_stage = NULL, *presets[MAX_PRESETS];
+    int n_presets = 0;
     struct slurm_options so = {0};
     so.submit = true;
     so.gpus_per_run = -1;
@@ -117,7 +152,11 @@ int cmd_experiment(int argc, char **argv) {
         else if (!strcmp(a, "--stop-on-failure")) stop = true;
         else if (!strcmp(a, "--slurm")) slurm = true;
         else if (!strcmp(a, "--no-submit")) so.submit = false;
-        else if (!strcmp(a, "--run-stage") || !strcmp(a, "--partition") || !strcmp(a, "--account") ||
+        else if (!strcmp(a, "--preset")) {
+            if (!need_value(i, argc, argv)) { free(ov); return 2; }
+            if (n_presets == MAX_PRESETS) { free(ov); return cli_usage_error(argv[0], EXPERIMENT_USAGE, "at most %d presets", MAX_PRESETS); }
+            presets[n_presets++] = argv[++i];
+        } else if (!strcmp(a, "--run-stage") || !strcmp(a, "--partition") || !strcmp(a, "--account") ||
                  !strcmp(a, "--cpu-partition") ||
                  !strcmp(a, "--time") || !strcmp(a, "--gpus-per-run") || !strcmp(a, "--cpus-per-task") ||
                  !strcmp(a, "--mem")) {
@@ -150,7 +189,7 @@ int cmd_experiment(int argc, char **argv) {
     }
     if (!path) { free(ov); return cli_usage_error(argv[0], EXPERIMENT_USAGE, "which experiment? (experiments/*.yaml)"); }
     struct experiment ex;
-    allmrec_status s = experiment_load(&ex, path, ov, n_ov);
+    allmrec_status s = load_with_presets(&ex, path, presets, n_presets, ov, n_ov);
     free(ov);
     if (s != ALLMREC_OK) return cli_report_error(argv[0], s);
     int rc = 0;
@@ -191,11 +230,13 @@ int cmd_experiment(int argc, char **argv) {
 }
 
 int cmd_status(int argc, char **argv) {
-    const char *path = NULL;
+    const char *path = NULL, *presets[MAX_PRESETS];
+    int n_presets = 0;
     char **ov = calloc((size_t)argc + 1, sizeof(char *));
     int n_ov = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) { printf("%s", STATUS_USAGE); free(ov); return 0; }
+        if (!strcmp(argv[i], "--preset") && i + 1 < argc && n_presets < MAX_PRESETS) { presets[n_presets++] = argv[++i]; continue; }
         if (argv[i][0] == '-') { free(ov); return cli_unknown_option(argv[0], STATUS_USAGE, argv[i]); }
         if (strchr(argv[i], '=')) ov[n_ov++] = argv[i];
         else if (!path) path = argv[i];
@@ -203,7 +244,7 @@ int cmd_status(int argc, char **argv) {
     }
     if (!path) { free(ov); return cli_usage_error(argv[0], STATUS_USAGE, "which experiment? (experiments/*.yaml)"); }
     struct experiment ex;
-    allmrec_status s = experiment_load(&ex, path, ov, n_ov);
+    allmrec_status s = load_with_presets(&ex, path, presets, n_presets, ov, n_ov);
     free(ov);
     if (s != ALLMREC_OK) return cli_report_error(argv[0], s);
     experiment_print_status(&ex, stdout);

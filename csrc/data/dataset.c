@@ -515,3 +515,14 @@ allmrec_status dataset_train_users(const struct dataset *ds, const char *scenari
     *users = out;
     return ALLMREC_OK;
 }
+
+const char *dataset_scenario_empty_hint(const char *scenario) {
+    if (!strcmp(scenario, "cold_users"))
+        return " (the paper's cold users, Table 3, are users with exactly 3 interactions; a dataset filtered to"
+               " at least 5 interactions per user, the usual 5-core pass, has none: prepare it with"
+               " `allmrec data prepare ... --min-user 3` (or lower) to have them; the cell stays empty)";
+    if (!strncmp(scenario, "fewshot_", 8))
+        return " (the few-shot users are drawn by `data split`; a dataset with fewer eligible users than K has"
+               " fewer; the cell stays empty)";
+    return "";
+}

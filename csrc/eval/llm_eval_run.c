@@ -18,6 +18,7 @@
 // (the users already there are counted from their lines, not run again), and
 // the file becomes generations.jsonl at the end. Metrics are always computed
 // from the lines.
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -36,6 +37,7 @@
 #include "allmrec/lora.h"
 #include "allmrec/philox.h"
 #include "allmrec/prompt.h"
+#include "allmrec/stage2.h"
 
 #define LLM_STREAM_ORDER 0x4C4C4D00u // Philox stream of the display permutation (kinds without one)
 
@@ -73,7 +75,13 @@ static const struct config_key SCHEMA[] = {
     {"use_user_rep", CONFIG_BOOL, "true", false,
      "O_u slot and the 'is a user representation.' sentence (false: both dropped, RELEASE.md 6.4)"},
     {"item_embedding", CONFIG_STRING, "joint", false,
-     "joint (e_i, A-LLMRec) | sbert (q_i, A-LLMRec (SBERT)) | none (titles without [HistoryEmb]/[CandidateEmb])"},
+     "joint (e_i, A-LLMRec) | sbert (q_i, A-LLMRec (SBERT)) | none (titles without [HistoryEmb]/[CandidateEmb]) | "
+     "random (Stage 2's Philox U(0,1) vectors, seed from the checkpoint) | cf (the CF item embedding: MLP-LLM)",
+     "joint|sbert|none|random|cf"},
+    {"task", CONFIG_STRING, "next_item", false,
+     "next_item (the recommendation prompt) | favorite_genre (Figures 4/6: '... Which <noun> genres would this "
+     "user enjoy? The favorite genres are ', generation only, the users of each set, no candidates)",
+     "next_item|favorite_genre"},
     {"split", CONFIG_STRING, "test", false, "test | valid", "test|valid"},
     {"scenarios", CONFIG_STRING_LIST, "[all, cold_items, warm_items]", false,
      "stored candidate scenarios (all, cold_items, warm_items, cold_users, fewshot_<K>)"},
@@ -147,11 +155,14 @@ allmrec_status llm_eval_options_from_config(struct config *cfg, struct llm_eval_
     if (o->maxlen < 1) return config_key_error(cfg, "maxlen", "%s", "must be >= 1");
     ALLMREC_TRY(config_get_bool(cfg, "use_user_rep", &o->use_user_rep));
     ALLMREC_TRY(config_get_string(cfg, "item_embedding", &o->item_embedding));
-    if (!one_of(o->item_embedding, "joint", "sbert", "none"))
-        return config_key_error(cfg, "item_embedding", "%s", "must be joint (e_i), sbert (q_i) or none");
+    if (!one_of(o->item_embedding, "joint", "sbert", "none") && !one_of(o->item_embedding, "random", "cf", NULL))
+        return config_key_error(cfg, "item_embedding", "%s", "must be joint (e_i), sbert (q_i), none, random or cf");
     bool items = strcmp(o->item_embedding, "none") != 0;
+    bool from_joint = one_of(o->item_embedding, "joint", "sbert", NULL);
     if (o->use_user_rep && !*o->cf_export) return config_key_error(cfg, "cf.export", "%s", "needed for x_u (use_user_rep)");
-    if (items && !*o->joint) return config_key_error(cfg, "stage1.joint", "%s", "needed for the item vectors (item_embedding)");
+    if (!strcmp(o->item_embedding, "cf") && !*o->cf_export)
+        return config_key_error(cfg, "cf.export", "%s", "needed for the CF item embeddings (item_embedding cf)");
+    if (from_joint && !*o->joint) return config_key_error(cfg, "stage1.joint", "%s", "needed for the item vectors (item_embedding)");
     if ((items || o->use_user_rep) && !*o->stage2)
         return config_key_error(cfg, "stage2.checkpoint", "%s", "needed for F_U / F_I");
     ALLMREC_TRY(config_get_string(cfg, "split", &o->split));
@@ -168,8 +179,14 @@ allmrec_status llm_eval_options_from_config(struct config *cfg, struct llm_eval_
     if (o->n_scenarios < 1) return config_key_error(cfg, "scenarios", "%s", "name at least one scenario");
     ALLMREC_TRY(config_get_string(cfg, "kind", &o->kind));
     if (!*o->kind) o->kind = rel ? "release_llm20" : "neg19";
+    ALLMREC_TRY(config_get_string(cfg, "task", &s));
+    if (!one_of(s, "next_item", "favorite_genre", NULL))
+        return config_key_error(cfg, "task", "%s", "must be next_item or favorite_genre");
+    o->favorite_genre = !strcmp(s, "favorite_genre");
     ALLMREC_TRY(config_get_string(cfg, "mode", &s));
-    if (!*s) s = rel ? "generate" : "both";
+    if (o->favorite_genre && *s && strcmp(s, "generate"))
+        return config_key_error(cfg, "mode", "%s", "task favorite_genre generates: mode must be generate (or unset)");
+    if (!*s) s = rel || o->favorite_genre ? "generate" : "both";
     if (!strcmp(s, "generate")) o->mode = LLM_MODE_GENERATE;
     else if (!strcmp(s, "score")) o->mode = LLM_MODE_SCORE;
     else if (!strcmp(s, "both")) o->mode = LLM_MODE_BOTH;
@@ -233,19 +250,75 @@ struct llm_eval_ctx {
     bool have_lora;
 };
 
-static allmrec_status read_joint(struct llm_eval_ctx *c) {
+// Models trained on one dataset and evaluated on another (paper Table 5) need
+// the target's items mapped into the source's spaces; not built yet
+#define CROSS_DOMAIN_NOT_BUILT                                                                              \
+    " (evaluating on another dataset, the cross-domain setting of paper Table 5, needs the mapping rule of " \
+    "RELEASE.md section 6, decision 5: target items' q_i through the source's fine-tuned SBERT, x_u from the " \
+    "source SASRec over histories mapped to the nearest source item; it is not built)"
+
+// a root string attribute of the Stage-2 checkpoint (what it was trained with)
+static allmrec_status stage2_attr(const char *path, const char *key, char *dst, size_t cap) {
     struct h5_file f;
-    ALLMREC_TRY(h5_open_read(&f, c->o->joint));
-    const char *name = strcmp(c->o->item_embedding, "sbert") ? "/items/e" : "/items/q";
+    ALLMREC_TRY(h5_open_read(&f, path));
+    char *v = NULL;
+    allmrec_status s = h5_attr_get_str(&f, "/", key, &v);
+    h5_close(&f);
+    if (s) return allmrec_error_prefix("stage2.checkpoint: ");
+    snprintf(dst, cap, "%s", v);
+    free(v);
+    return ALLMREC_OK;
+}
+
+// The item vectors F_I reads: e_i (joint) or q_i (sbert) from Stage 1's joint.h5;
+// random: Stage 2's fixed Philox U(0,1) vectors, seeded by the checkpoint's
+// seed so inference sees the vectors F_I was trained on (Table 7 (4)); cf: the
+// CF item embedding E_i (MLP-LLM). The checkpoint must have been trained the same way.
+static allmrec_status read_item_vectors(struct llm_eval_ctx *c) {
+    const struct llm_eval_options *o = c->o;
+    bool random = !strcmp(o->item_embedding, "random"), cf = !strcmp(o->item_embedding, "cf");
+    if (random || cf) {
+        char trained[32];
+        ALLMREC_TRY(stage2_attr(o->stage2, random ? "item_embedding" : "projector", trained, sizeof trained));
+        if (strcmp(trained, random ? "random" : "mlp"))
+            return ALLMREC_ERR_AT(ALLMREC_ERR_CONFIG, o->stage2, 0, "item_embedding", "item_embedding %s needs a "
+                                  "Stage-2 checkpoint trained with %s, this one has %s '%s'", o->item_embedding,
+                                  random ? "item_embedding random" : "projector mlp",
+                                  random ? "item_embedding" : "projector", trained);
+    }
+    int64_t n = c->ds.n_items + 1;
+    if (cf) {
+        c->d_joint = c->cf.d;
+        c->item_vecs = malloc((size_t)(n * c->d_joint) * sizeof(float));
+        if (!c->item_vecs) return ALLMREC_ERR(ALLMREC_ERR_NOMEM, "eval llm: item vectors");
+        memcpy(c->item_vecs, c->cf.item_emb, (size_t)(n * c->d_joint) * sizeof(float));
+        return ALLMREC_OK;
+    }
+    if (random) {
+        struct h5_file f;
+        int64_t seed = 0;
+        ALLMREC_TRY(h5_open_read(&f, o->stage2));
+        allmrec_status s = h5_attr_get_i64(&f, "/", "seed", &seed);
+        h5_close(&f);
+        if (s) return allmrec_error_prefix("stage2.checkpoint: ");
+        c->d_joint = STAGE2_D_JOINT;
+        c->item_vecs = malloc((size_t)(n * c->d_joint) * sizeof(float));
+        if (!c->item_vecs) return ALLMREC_ERR(ALLMREC_ERR_NOMEM, "eval llm: item vectors");
+        stage2_random_item_vectors(c->item_vecs, c->ds.n_items, c->d_joint, (uint64_t)seed);
+        return ALLMREC_OK;
+    }
+    struct h5_file f;
+    ALLMREC_TRY(h5_open_read(&f, o->joint));
+    const char *name = strcmp(o->item_embedding, "sbert") ? "/items/e" : "/items/q";
     int nd = 0;
     int64_t shape[4] = {0};
     allmrec_status s = h5_read_alloc(&f, name, ALLMREC_DTYPE_F32, (void **)&c->item_vecs, &nd, shape);
     h5_close(&f);
     if (s) return s;
-    if (nd != 2 || shape[0] != c->ds.n_items + 1)
-        return ALLMREC_ERR_AT(ALLMREC_ERR_SHAPE, c->o->joint, 0, name, "expected (n_items + 1 = %lld, d_joint), "
-                              "got %d axes of %lld rows: the joint embeddings of another dataset?",
-                              (long long)(c->ds.n_items + 1), nd, (long long)shape[0]);
+    if (nd != 2 || shape[0] != n)
+        return ALLMREC_ERR_AT(ALLMREC_ERR_SHAPE, o->joint, 0, name, "expected (n_items + 1 = %lld, d_joint), "
+                              "got %d axes of %lld rows: the joint embeddings of another dataset%s",
+                              (long long)n, nd, (long long)shape[0], CROSS_DOMAIN_NOT_BUILT);
     c->d_joint = shape[1];
     return ALLMREC_OK;
 }
@@ -420,12 +493,12 @@ static allmrec_status prepare_user(struct llm_eval_ctx *c, const struct candidat
     int64_t show = len - w0 < o->history_len ? len - w0 : o->history_len;
     it->n_hist = show;
     for (int64_t j = 0; j < show; j++) it->hist[j] = seq[len - show + j];
-    it->n_cand = cs->n_cands;
-    for (int64_t j = 0; j < cs->n_cands; j++) it->cand_col[j] = (int32_t)j;
-    if (cs->display_order) {
+    it->n_cand = o->favorite_genre ? 0 : cs->n_cands;
+    for (int64_t j = 0; j < it->n_cand; j++) it->cand_col[j] = (int32_t)j;
+    if (cs->display_order && it->n_cand) {
         for (int64_t j = 0; j < cs->n_cands; j++) it->cand_col[j] = cs->display_order[row * cs->n_cands + j];
     } else {
-        for (int64_t j = cs->n_cands - 1; j > 0; j--) { // Fisher-Yates keyed by (seed, user)
+        for (int64_t j = it->n_cand - 1; j > 0; j--) { // Fisher-Yates keyed by (seed, user)
             int64_t r = philox_below((uint64_t)o->seed, LLM_STREAM_ORDER, ((uint64_t)it->user << 8) + (uint64_t)j,
                                      (uint32_t)(j + 1));
             int32_t t = it->cand_col[j];
@@ -433,7 +506,7 @@ static allmrec_status prepare_user(struct llm_eval_ctx *c, const struct candidat
             it->cand_col[r] = t;
         }
     }
-    for (int64_t j = 0; j < cs->n_cands; j++) it->cand[j] = items[it->cand_col[j]];
+    for (int64_t j = 0; j < it->n_cand; j++) it->cand[j] = items[it->cand_col[j]];
 
     // the prompt text and its ids (BOS first)
     const char *ht[64], *ct[32];
@@ -443,6 +516,7 @@ static allmrec_status prepare_user(struct llm_eval_ctx *c, const struct candidat
     po.history_len = (int)o->history_len;
     po.user_rep = o->use_user_rep;
     po.item_markers = c->have_fi;
+    po.favorite_genre = o->favorite_genre;
     po.phrase.verb_past = o->verb_past;
     po.phrase.verb = o->verb;
     po.phrase.noun = o->noun;
@@ -560,6 +634,37 @@ struct scen_result {
     int64_t batches;                  // ceil(users / batch_size)
 };
 
+// A favourite-genre answer is valid when it names something (a word of at
+// least 3 letters) and is not a shown history title repeated (the failure the
+// paper's Figure 4 shows for LLM-Only); the rate is all Figures 4 and 6 give
+// a number for.
+static bool genre_answer_valid(const struct llm_eval_ctx *c, const struct user_item *it) {
+    const char *t = it->text ? it->text : "";
+    int run = 0, best = 0;
+    for (const char *p = t; *p; p++) {
+        run = isalpha((unsigned char)*p) ? run + 1 : 0;
+        if (run > best) best = run;
+    }
+    if (best < 3) return false;
+    for (int64_t j = 0; j < it->n_hist; j++) {
+        const char *h = dataset_item_title(&c->ds, it->hist[j]);
+        if (h && strlen(h) >= 3 && strstr(t, h)) return false;
+    }
+    return true;
+}
+
+// the genre task's line: the shown history titles, the answer, its validity
+static cJSON *genre_json(const struct llm_eval_ctx *c, const struct user_item *it, cJSON *o, double sec_gen) {
+    cJSON *h = cJSON_CreateArray();
+    for (int64_t j = 0; j < it->n_hist; j++)
+        cJSON_AddItemToArray(h, cJSON_CreateString(prompt_title_or_default(dataset_item_title(&c->ds, it->hist[j]))));
+    cJSON_AddItemToObject(o, "history", h);
+    cJSON_AddStringToObject(o, "llm", it->text ? it->text : "");
+    cJSON_AddBoolToObject(o, "valid", genre_answer_valid(c, it));
+    cJSON_AddNumberToObject(o, "sec_gen", sec_gen);
+    return o;
+}
+
 // the user's JSON line: prompt, answer, generated text with both parses, scores, rank
 static cJSON *user_json(const struct llm_eval_ctx *c, const struct candidate_set *cs, const struct user_item *it,
                         bool gen, bool score, int64_t rank, double sec_gen, double sec_score) {
@@ -577,6 +682,7 @@ static cJSON *user_json(const struct llm_eval_ctx *c, const struct candidate_set
         free(ans);
     }
     cJSON_AddStringToObject(o, "prompt", it->prompt.s);
+    if (c->o->favorite_genre) return genre_json(c, it, o, sec_gen);
     cJSON *cands = cJSON_CreateArray();
     for (int64_t j = 0; j < it->n_cand; j++) cJSON_AddItemToArray(cands, cJSON_CreateNumber(it->cand[j]));
     cJSON_AddItemToObject(o, "candidates", cands);
@@ -607,6 +713,15 @@ static cJSON *user_json(const struct llm_eval_ctx *c, const struct candidate_set
 
 // Metrics come from the lines, whether written now or by an interrupted run.
 static allmrec_status count_line(const cJSON *u, bool gen, bool score, struct scen_result *r) {
+    if (gen && cJSON_GetObjectItem(u, "history")) { // the favourite-genre task
+        const cJSON *v = cJSON_GetObjectItem(u, "valid"), *sg = cJSON_GetObjectItem(u, "sec_gen");
+        if (!cJSON_IsBool(v) || !cJSON_IsNumber(sg))
+            return ALLMREC_ERR(ALLMREC_ERR_DATA, "eval llm: a favorite-genre line lacks valid / sec_gen");
+        r->n_gen++;
+        r->valid_strict += cJSON_IsTrue(v);
+        r->sec_gen += sg->valuedouble;
+        return ALLMREC_OK;
+    }
     if (gen) {
         const cJSON *ps = cJSON_GetObjectItem(u, "parsed_strict"), *sg = cJSON_GetObjectItem(u, "sec_gen");
         if (!cJSON_IsBool(cJSON_GetObjectItem(u, "hit_release")) || !ps || !cJSON_IsNumber(sg))
@@ -722,6 +837,23 @@ static allmrec_status add_results(const struct llm_eval_ctx *c, const struct can
                                   const struct scen_result *r, cJSON *results) {
     const struct llm_eval_options *o = c->o;
     double nb = r->batches > 0 ? (double)r->batches : 1.0; // the time of ceil(users / batch_size) batches
+    if (o->favorite_genre) {
+        double n = r->n_gen > 0 ? (double)r->n_gen : 1.0;
+        cJSON *g = cJSON_CreateObject();
+        cJSON_AddStringToObject(g, "scenario", cs->scenario);
+        cJSON_AddStringToObject(g, "split", cs->split);
+        cJSON_AddStringToObject(g, "kind", cs->kind);
+        cJSON_AddStringToObject(g, "task", "favorite_genre");
+        cJSON_AddStringToObject(g, "mode", "generate");
+        cJSON_AddNumberToObject(g, "n_users", (double)r->n_gen);
+        cJSON_AddNumberToObject(g, "validity_rate", r->valid_strict / n);
+        cJSON_AddNumberToObject(g, "max_new_tokens", (double)o->gen.max_new_tokens);
+        cJSON_AddNumberToObject(g, "batch_size", (double)o->batch_size);
+        cJSON_AddNumberToObject(g, "inference_sec_per_batch", r->sec_gen / nb);
+        cJSON_AddNumberToObject(g, "seconds", r->sec_gen);
+        cJSON_AddItemToArray(results, g);
+        return ALLMREC_OK;
+    }
     if (o->mode & LLM_MODE_GENERATE) {
         double n = r->n_gen > 0 ? (double)r->n_gen : 1.0;
         double hit = (o->parser == LLM_PARSER_RELEASE ? r->hit_release : r->hit_strict) / n;
@@ -773,10 +905,10 @@ static allmrec_status load_all(struct llm_eval_ctx *c) {
     if (*o->cf_export) ALLMREC_TRY(cf_export_read(o->cf_export, &c->cf));
     if (*o->cf_export && (c->cf.n_users != c->ds.n_users || c->cf.n_items != c->ds.n_items))
         return ALLMREC_ERR_AT(ALLMREC_ERR_SHAPE, o->cf_export, 0, "cf.export", "%lld users x %lld items, the dataset "
-                              "%s has %lld x %lld: an export of another dataset", (long long)c->cf.n_users,
+                              "%s has %lld x %lld: an export of another dataset%s", (long long)c->cf.n_users,
                               (long long)c->cf.n_items, o->data_path, (long long)c->ds.n_users,
-                              (long long)c->ds.n_items);
-    if (strcmp(o->item_embedding, "none")) ALLMREC_TRY(read_joint(c));
+                              (long long)c->ds.n_items, CROSS_DOMAIN_NOT_BUILT);
+    if (strcmp(o->item_embedding, "none")) ALLMREC_TRY(read_item_vectors(c));
     ALLMREC_TRY(load_tokenizer(c));
     return load_model(c);
 }
@@ -787,12 +919,12 @@ static void run_fingerprint(const struct llm_eval_options *o, char *buf, size_t 
     snprintf(buf, cap,
              "data=%s\ncf=%s\njoint=%s\nstage2=%s:%s\nllm=%s:%s:%s\ntokenizer=%s:%s:%d\nprompt=%s/%s/%s\n"
              "split=%s kind=%s mode=%d item_embedding=%s use_user_rep=%d history_len=%lld maxlen=%lld seed=%lld\n"
-             "generation=%lld/%lld/%.6g/%d\n",
+             "generation=%lld/%lld/%.6g/%d task=%d\n",
              o->data_path, o->cf_export, o->joint, o->stage2, o->stage2_group, o->llm_path, o->dtype, o->lora_adapter,
              o->tokenizer_path, o->fairseq_dict, o->strip_special_ws, o->verb_past, o->verb, o->noun, o->split, o->kind,
              (int)o->mode, o->item_embedding, o->use_user_rep, (long long)o->history_len, (long long)o->maxlen,
              (long long)o->seed, (long long)o->gen.max_new_tokens, (long long)o->gen.min_new_tokens,
-             (double)o->gen.repetition_penalty, (int)o->gen.penalty_scope);
+             (double)o->gen.repetition_penalty, (int)o->gen.penalty_scope, (int)o->favorite_genre);
 }
 
 // *prev = the complete lines of an interrupted run with the same fingerprint
@@ -864,7 +996,8 @@ allmrec_status llm_eval_run(const struct llm_eval_options *o) {
         s = dataset_candidates_load(&c.ds, o->scenarios[i], o->split, o->kind, &cs);
         if (s) break;
         if (cs.n_users == 0) {
-            log_warn("skipping %s/%s/%s: no users in this set", cs.scenario, cs.split, cs.kind);
+            log_warn("skipping %s/%s/%s: no users in this set%s", cs.scenario, cs.split, cs.kind,
+                     dataset_scenario_empty_hint(cs.scenario));
             candidate_set_free(&cs);
             continue;
         }
@@ -881,8 +1014,10 @@ allmrec_status llm_eval_run(const struct llm_eval_options *o) {
     if (s == ALLMREC_OK) {
         cJSON *doc = cJSON_CreateObject();
         cJSON_AddStringToObject(doc, "model", c.have_lora && !o->use_user_rep && !c.have_fi ? "tallrec"
-                                              : !o->use_user_rep && !c.have_fi ? "llm-only"
-                                              : strcmp(o->item_embedding, "sbert") ? "a-llmrec" : "a-llmrec-sbert");
+                                              : !o->use_user_rep && !c.have_fi         ? "llm-only"
+                                              : !strcmp(o->item_embedding, "sbert")    ? "a-llmrec-sbert"
+                                              : !strcmp(o->item_embedding, "cf")       ? "mlp-llm"
+                                                                                       : "a-llmrec");
         cJSON_AddStringToObject(doc, "preset", o->preset);
         cJSON_AddStringToObject(doc, "item_embedding", o->item_embedding);
         cJSON_AddStringToObject(doc, "stage2_checkpoint", o->stage2);

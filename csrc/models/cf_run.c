@@ -25,7 +25,9 @@ allmrec_status cf_eval_sets(const struct eval_scorer *s, const struct dataset *d
                 continue;
             }
             if (c.n_users == 0) {
-                log_warn("skipping %s/%s/%s: no users in this set", scenarios[i], split, kinds[k]);
+                // the why and what-to-do once per scenario, not once per kind
+                log_warn("skipping %s/%s/%s: no users in this set%s", scenarios[i], split, kinds[k],
+                         k == 0 ? dataset_scenario_empty_hint(scenarios[i]) : "");
                 candidate_set_free(&c);
                 continue;
             }

@@ -20,7 +20,7 @@
 #define STREAM_CAND 0x53320100u  // + epoch: the candidates drawn for the epoch
 #define STREAM_CAND_ALL 0x53340100u // + epoch: the same with all_items (counters keyed by user and prefix)
 #define STREAM_XU_DROPOUT 0x5332u // seed salt of the x_u dropout masks
-#define D_JOINT 128
+#define D_JOINT STAGE2_D_JOINT
 
 // ------------------------------------------------------------------ config
 

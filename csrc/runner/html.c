@@ -432,6 +432,7 @@ allmrec_status report_write_html_file(const struct report *rep, const char *path
         training_curves(&b, rep);
     }
 
+    report_genre_answers(&b, ex, true);
     generation_samples(&b, ex);
 
     // runs

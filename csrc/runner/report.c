@@ -116,10 +116,19 @@ double report_run_metric(const struct report *rep, int run, const char *metric) 
     if (!strcmp(metric, "train_minutes") || !strcmp(metric, "total_minutes")) {
         bool all = !strcmp(metric, "total_minutes");
         double s = 0;
+        // train_minutes: the LLM side's training only (Stage 1 + Stage 2, or a
+        // baseline's run), as the paper's Table 8 times A-LLMRec against
+        // TALLRec; the CF model's pre-training counts only when it is the row's
+        // whole model (a CF row). total_minutes: every stage.
+        bool llm_side = false;
+        for (int j = 0; j < r->n_stages; j++)
+            llm_side |= !strcmp(r->stages[j].def->name, "stage1") || !strcmp(r->stages[j].def->name, "stage2") ||
+                        !strcmp(r->stages[j].def->name, "baseline");
         for (int j = 0; j < r->n_stages; j++) {
             const struct stage_def *d = r->stages[j].def;
-            bool training = strcmp(d->name, "data") && strcmp(d->name, "eval_data") &&
-                            (!d->result_required || !strcmp(d->name, "baseline"));
+            bool training = llm_side ? !strcmp(d->name, "stage1") || !strcmp(d->name, "stage2") ||
+                                           !strcmp(d->name, "baseline")
+                                     : !strcmp(d->name, "cf");
             if (all || training)
                 s += r->stages[j].seconds;
         }
@@ -129,27 +138,33 @@ double report_run_metric(const struct report *rep, int run, const char *metric) 
     if (!m) return NAN;
     // {"results": [{scenario, split, kind, hit@1, ...}, ...]}: the entry of this run's
     // evaluation scenario (run.eval_scenario, default all), candidate kind
-    // (run.eval_kind, default neg19) and the test split; for entries with a "mode"
-    // (`eval llm`: generate | score) the one of run.eval_mode when that is set
+    // (run.eval_kind, default neg19; a list: the first kind the file has, so one
+    // setting serves the LLM rows' release_llm20 and the CF rows' release_neg19)
+    // and the test split; for entries with a "mode" (`eval llm`: generate | score)
+    // the one of run.eval_mode when that is set
     const cJSON *results = cJSON_IsArray(m) ? m : cJSON_GetObjectItemCaseSensitive(m, "results");
     if (cJSON_IsArray(results)) {
-        const char *want_sc = "all", *want_kind = "neg19", *want_mode = "";
+        const char *want_sc = "all", *want_mode = "";
         config_get_string_or(&r->cfg, "run.eval_scenario", "all", &want_sc);
-        config_get_string_or(&r->cfg, "run.eval_kind", "neg19", &want_kind);
         config_get_string_or(&r->cfg, "run.eval_mode", "", &want_mode);
+        const struct config_entry *ke = config_find(&r->cfg, "run.eval_kind");
+        static const char *const default_kind[] = {"neg19"};
+        const char *const *kinds = ke ? (const char *const *)ke->items : default_kind;
+        int n_kinds = ke ? ke->n_items : 1;
         const cJSON *pick = NULL, *it;
-        cJSON_ArrayForEach(it, results) {
-            const cJSON *sc = cJSON_GetObjectItemCaseSensitive(it, "scenario");
-            const cJSON *kd = cJSON_GetObjectItemCaseSensitive(it, "kind");
-            const cJSON *sp = cJSON_GetObjectItemCaseSensitive(it, "split");
-            const cJSON *md = cJSON_GetObjectItemCaseSensitive(it, "mode");
-            if (cJSON_IsString(sc) && strcmp(sc->valuestring, want_sc)) continue;
-            if (cJSON_IsString(kd) && strcmp(kd->valuestring, want_kind)) continue;
-            if (cJSON_IsString(sp) && strcmp(sp->valuestring, "test")) continue;
-            if (want_mode[0] && cJSON_IsString(md) && strcmp(md->valuestring, want_mode)) continue;
-            pick = it;
-            break;
-        }
+        for (int k = 0; k < n_kinds && !pick; k++)
+            cJSON_ArrayForEach(it, results) {
+                const cJSON *sc = cJSON_GetObjectItemCaseSensitive(it, "scenario");
+                const cJSON *kd = cJSON_GetObjectItemCaseSensitive(it, "kind");
+                const cJSON *sp = cJSON_GetObjectItemCaseSensitive(it, "split");
+                const cJSON *md = cJSON_GetObjectItemCaseSensitive(it, "mode");
+                if (cJSON_IsString(sc) && strcmp(sc->valuestring, want_sc)) continue;
+                if (cJSON_IsString(kd) && strcmp(kd->valuestring, kinds[k])) continue;
+                if (cJSON_IsString(sp) && strcmp(sp->valuestring, "test")) continue;
+                if (want_mode[0] && cJSON_IsString(md) && strcmp(md->valuestring, want_mode)) continue;
+                pick = it;
+                break;
+            }
         if (!pick) return NAN;
         m = pick;
     }
@@ -500,12 +515,125 @@ static allmrec_status write_markdown(const struct report *rep, const char *path)
             if (*p == '|' || *p == '\n') *p = ' ';
         sb_printf(&b, " | %s |\n", why);
     }
+    report_genre_answers(&b, ex, false);
     sb_printf(&b, "\nStage artifacts: `%s/<stage>/<key>/` (stage.yaml, log.txt, done.json). Per-run resolved configs: "
                   "`%s/runs/<run>/run.yaml`.\n", ex->cache_dir, ex->out_dir);
     if (b.oom) { free(b.p); return ALLMREC_ERR(ALLMREC_ERR_NOMEM, "oom"); }
     allmrec_status s = fs_write_atomic(path, b.p, b.n);
     free(b.p);
     return s;
+}
+
+// ---------------------------------------------------------------- favourite-genre answers
+
+// generations.jsonl of a run's evaluation stage, parsed line by line (NULL when absent)
+static cJSON *run_generations(const struct run *r) {
+    const struct run_stage *st = NULL;
+    for (int j = r->n_stages - 1; j >= 0 && !st; j--)
+        if (r->stages[j].def->result_file) st = &r->stages[j];
+    if (!st || (st->state != STAGE_DONE && st->state != STAGE_CACHED)) return NULL;
+    char p[RUNNER_PATH + 32];
+    snprintf(p, sizeof p, "%s/generations.jsonl", st->dir);
+    char *text = NULL;
+    if (fs_read_all(p, &text, NULL) != ALLMREC_OK) return NULL;
+    cJSON *arr = cJSON_CreateArray();
+    char *save = NULL;
+    for (char *line = strtok_r(text, "\n", &save); arr && line; line = strtok_r(NULL, "\n", &save)) {
+        cJSON *j = cJSON_Parse(line);
+        if (j) cJSON_AddItemToArray(arr, j);
+    }
+    free(text);
+    return arr;
+}
+
+static const char *answer_of(const cJSON *lines, double user) {
+    const cJSON *u;
+    cJSON_ArrayForEach(u, lines) {
+        const cJSON *us = cJSON_GetObjectItem(u, "user"), *a = cJSON_GetObjectItem(u, "llm");
+        if (cJSON_IsNumber(us) && us->valuedouble == user && cJSON_IsString(a)) return a->valuestring;
+    }
+    return NULL;
+}
+
+static void put_text(struct strbuf *b, const char *s, bool html) {
+    if (html) { html_escape_into(b, s); return; }
+    for (; *s; s++) sb_printf(b, "%c", *s == '|' || *s == '\n' ? ' ' : *s);
+}
+
+// Figures 4 and 6: per dataset, the first sampled users of the favourite-genre
+// task (llm_eval.task: favorite_genre), their history titles and each model's
+// answer side by side; nothing when no run has such lines.
+void report_genre_answers(struct strbuf *b, const struct experiment *ex, bool html) {
+    enum { MAX_RUNS = 8, MAX_USERS = 5 };
+    cJSON *gens[MAX_RUNS] = {0};
+    const struct run *runs[MAX_RUNS];
+    int n = 0;
+    for (int i = 0; i < ex->n_runs && n < MAX_RUNS; i++) {
+        cJSON *g = run_generations(&ex->runs[i]);
+        const cJSON *first = g ? cJSON_GetArrayItem(g, 0) : NULL;
+        if (!first || !cJSON_GetObjectItem(first, "history")) { cJSON_Delete(g); continue; }
+        runs[n] = &ex->runs[i];
+        gens[n++] = g;
+    }
+    bool title_done = false;
+    for (int a = 0; a < n; a++) {
+        const char *ds = NULL, *dl = NULL;
+        report_axis_of_run(runs[a], "dataset", &ds, &dl);
+        bool seen = false; // one table per dataset, from its first run
+        for (int k = 0; k < a && !seen; k++) {
+            const char *d2 = NULL, *l2 = NULL;
+            report_axis_of_run(runs[k], "dataset", &d2, &l2);
+            seen = !strcmp(ds, d2);
+        }
+        if (seen) continue;
+        if (!title_done)
+            sb_printf(b, html ? "<h2>Favourite genres: each model's answer per sampled user</h2>\n"
+                              : "\n## Favourite genres: each model's answer per sampled user\n");
+        title_done = true;
+        sb_printf(b, html ? "<h3>" : "\n### ");
+        put_text(b, dl, html);
+        sb_printf(b, html ? "</h3>\n<table>\n<tr><th>user</th><th>history (oldest first)</th>" : "\n| user | history (oldest first) |");
+        for (int k = a; k < n; k++) {
+            const char *d2 = NULL, *l2 = NULL, *m = NULL, *ml = NULL;
+            report_axis_of_run(runs[k], "dataset", &d2, &l2);
+            if (strcmp(ds, d2)) continue;
+            report_axis_of_run(runs[k], "model", &m, &ml);
+            sb_printf(b, html ? "<th>" : " ");
+            put_text(b, ml, html);
+            sb_printf(b, html ? "</th>" : " |");
+        }
+        sb_printf(b, html ? "</tr>\n" : "\n|---|---|");
+        if (!html)
+            for (int k = a; k < n; k++) {
+                const char *d2 = NULL, *l2 = NULL;
+                report_axis_of_run(runs[k], "dataset", &d2, &l2);
+                if (!strcmp(ds, d2)) sb_printf(b, "---|");
+            }
+        if (!html) sb_printf(b, "\n");
+        for (int u = 0; u < cJSON_GetArraySize(gens[a]) && u < MAX_USERS; u++) {
+            const cJSON *line = cJSON_GetArrayItem(gens[a], u), *h;
+            double user = cJSON_GetObjectItem(line, "user")->valuedouble;
+            sb_printf(b, html ? "<tr><td>%.0f</td><td style=\"text-align:left\">" : "| %.0f | ", user);
+            int j = 0;
+            cJSON_ArrayForEach(h, cJSON_GetObjectItem(line, "history")) {
+                if (j++) sb_printf(b, "; ");
+                if (cJSON_IsString(h)) put_text(b, h->valuestring, html);
+            }
+            sb_printf(b, html ? "</td>" : " |");
+            for (int k = a; k < n; k++) {
+                const char *d2 = NULL, *l2 = NULL;
+                report_axis_of_run(runs[k], "dataset", &d2, &l2);
+                if (strcmp(ds, d2)) continue;
+                const char *ans = answer_of(gens[k], user);
+                sb_printf(b, html ? "<td style=\"text-align:left\">" : " ");
+                put_text(b, ans ? ans : "–", html);
+                sb_printf(b, html ? "</td>" : " |");
+            }
+            sb_printf(b, html ? "</tr>\n" : "\n");
+        }
+        if (html) sb_printf(b, "</table>\n");
+    }
+    for (int k = 0; k < n; k++) cJSON_Delete(gens[k]);
 }
 
 // ---------------------------------------------------------------- CSV

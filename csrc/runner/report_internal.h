@@ -58,6 +58,9 @@ double report_run_metric(const struct report *rep, int run, const char *metric);
 bool report_run_done(const struct run *r);
 // id/label of a run along a named axis (dataset, model, scenario, variant, sweep, seed or a sweep key)
 bool report_axis_of_run(const struct run *r, const char *axis, const char **id, const char **label);
+// Figures 4/6: per dataset, sampled users' history titles and each model's favourite-genre
+// answer side by side (Markdown or HTML); nothing when no run did that task
+void report_genre_answers(struct strbuf *b, const struct experiment *ex, bool html);
 allmrec_status report_write_html_file(const struct report *rep, const char *path);
 
 #endif

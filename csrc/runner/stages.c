@@ -315,7 +315,8 @@ static const struct model_def MODELS[] = {
      {"run.cf_model=sasrec", "llm_eval.item_embedding=joint"}, .built = true},
     {"a-llmrec-sbert", "A-LLMRec (SBERT)", {"data", "cf", "stage1", "stage2", "llm_eval"},
      {"run.cf_model=sasrec", "llm_eval.item_embedding=sbert"}, .built = true},
-    {"mlp-llm", "MLP-LLM", {"data", "cf", "stage2", "llm_eval"}, {"run.cf_model=sasrec", "stage2.projector=mlp"},
+    {"mlp-llm", "MLP-LLM", {"data", "cf", "stage2", "llm_eval"}, {"run.cf_model=sasrec", "stage2.projector=mlp",
+      "llm_eval.item_embedding=cf"},
      .built = true},
     // LLM-Only (Figure 5): titles only, no user representation, no Stage 1/2
     {"llm-only", "LLM-Only", {"data", "llm_eval"}, {"llm_eval.item_embedding=none", "llm_eval.use_user_rep=false"},

@@ -96,6 +96,15 @@ allmrec_status prompt_build(const struct prompt_options *o, const char *const *h
         ALLMREC_TRY(put(out, " "));
     }
     ALLMREC_TRY(put_titles(out, history_titles + h0, n_hist - h0, o->item_markers ? PROMPT_HISTORY_TOKEN : NULL));
+    if (o->favorite_genre) {
+        if (n_cand > 0) return ALLMREC_ERR(ALLMREC_ERR_INVALID, "prompt: the favorite-genre prompt has no candidates");
+        char buf[256];
+        int n = clause ? snprintf(buf, sizeof buf, " in the previous. Which %s genres would this user enjoy? The "
+                                  "favorite genres are ", p->noun)
+                       : snprintf(buf, sizeof buf, " Which genres would this user enjoy? The favorite genres are ");
+        if (n < 0 || (size_t)n >= sizeof buf) return ALLMREC_ERR(ALLMREC_ERR_CONFIG, "prompt: prompt.noun too long");
+        return put(out, buf);
+    }
     if (clause) {
         char buf[512];
         int n = snprintf(buf, sizeof buf,

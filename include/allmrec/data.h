@@ -138,6 +138,9 @@ struct user_split dataset_user_split(const struct dataset *ds, int64_t u);
 // the item got no text (never NULL). dataset_item_text writes
 // "<title>, <description>" (the SBERT input) into buf.
 const char *dataset_item_title(const struct dataset *ds, int32_t item);
+// Why a stored scenario can have no users, and what would give it some (for
+// the "no users" message of the evaluations); "" when there is nothing to add.
+const char *dataset_scenario_empty_hint(const char *scenario);
 const char *dataset_item_description(const struct dataset *ds, int32_t item);
 const char *dataset_item_text(const struct dataset *ds, int32_t item, char *buf, size_t cap);
 

@@ -116,6 +116,7 @@ struct llm_eval_options {
     enum llm_mode mode;
     enum llm_parser parser;
     bool use_user_rep, progress, restart;
+    bool favorite_genre;         // task favorite_genre (Figures 4, 6): generation only, no candidates
     int64_t num_users, batch_size, history_len, maxlen, seed;
     struct opt_gen_params gen;
 };

@@ -73,6 +73,11 @@ struct prompt_options {
     int history_len;    // last items of the history shown (release 10); <= 0 = all
     bool user_rep;      // ' is a user representation.' sentence (O_u slot)
     bool item_markers;  // [HistoryEmb]/[CandidateEmb] after each title
+    bool favorite_genre; // Figures 4 and 6: ask for the user's favourite genres instead of
+                         // the next item (no candidates; RELEASE.md section 6, decision 3):
+                         // ... + H + ' in the previous. Which <noun> genres would this user
+                         // enjoy? The favorite genres are ' (no phrasing: H + ' Which genres
+                         // would this user enjoy? The favorite genres are ')
 };
 // kind PROMPT_ALLMREC: user_rep and item_markers true; PROMPT_LLM_ONLY: both
 // false. history_len 10, no phrasing.

@@ -190,6 +190,10 @@ allmrec_status stage_key_compute(const struct experiment *ex, struct run *r, int
 allmrec_status stage_config_build(const struct run *r, int stage_index, struct config *out);
 // 64-bit FNV-1a of a string (the cache-key hash)
 uint64_t runner_hash64(const char *s, size_t n, uint64_t seed);
+// `--preset NAME`: the "key=value" overrides of <experiment dir>/presets/<NAME>.yaml
+// (csrc/runner/preset.c); free with runner_overrides_free
+allmrec_status runner_preset_overrides(const char *experiment_path, const char *name, char ***out, int *n);
+void runner_overrides_free(char **ov, int n);
 
 // ---------------------------------------------------------------- execution
 

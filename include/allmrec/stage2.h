@@ -128,6 +128,8 @@ allmrec_status stage2_forward_backward(struct stage2_net *n, const struct stage2
 allmrec_status stage2_net_allreduce(struct stage2_net *n, allmrec_comm_t comm, int64_t n_local, float *loss);
 allmrec_status stage2_net_zero_grad(struct stage2_net *n);
 
+// the width of the Stage-1 joint embeddings F_I reads (128 in the release)
+#define STAGE2_D_JOINT 128
 // v_i = Philox(seed, stream) U(0,1) for i = 0..n_items (row-major (n_items+1, d)):
 // the "random joint embedding" ablation (RELEASE.md section 6, decision 4).
 void stage2_random_item_vectors(float *out, int64_t n_items, int64_t d, uint64_t seed);

@@ -64,6 +64,12 @@ static const struct config_key SCHEMA[] = {
     {"test.fail_usage", CONFIG_BOOL, "false", false, "fail like a command's usage error: an error line, then usage"},
     {"test.fail", CONFIG_BOOL, "false", false, "fail on purpose"},
     {"eval.k", CONFIG_INT, "10", false, "anything"},
+    {"eval.kinds", CONFIG_STRING_LIST, "[neg19, neg100]", false, "cf: candidate kinds (experiments/_paper.yaml)"},
+    // the release preset of experiments/_paper.yaml
+    {"user_rep", CONFIG_STRING, "export", false, "stage 1/2"},
+    {"train.order", CONFIG_STRING, "release", false, "stage 1"},
+    {"train.batch_size", CONFIG_INT, "4", false, "stage 2"},
+    {"preset", CONFIG_STRING, "release", false, "llm_eval"},
     // Stage 1 / Stage 2 / LLM evaluation (the contract in experiments/README.md)
     {"alpha", CONFIG_DOUBLE, "0.5", false, "stage 1"},
     {"beta", CONFIG_DOUBLE, "0.5", false, "stage 1"},
@@ -231,11 +237,13 @@ int main(int argc, char **argv) {
         size_t m = (size_t)snprintf(text, sizeof text, "{\"model\": \"fake\", \"results\": [");
         for (int i = 0; i < nsc; i++) {
             double h = (!strcmp(sc[i], "all") ? 0.3 : !strcmp(sc[i], "cold_items") ? 0.2 : 0.4) + 10 * lr;
-            for (int k = 0; k < 2; k++)
+            // neg19, neg100, and release_neg19 (= neg19's value) for the release preset's CF rows
+            for (int k = 0; k < 3; k++)
                 m += (size_t)snprintf(text + m, sizeof text - m,
                                       "%s{\"scenario\": \"%s\", \"split\": \"test\", \"kind\": \"%s\", "
                                       "\"hit@1\": %.6f, \"ndcg@10\": 0.5}",
-                                      i + k ? ", " : "", sc[i], k ? "neg100" : "neg19", h - 0.1 * k);
+                                      i + k ? ", " : "", sc[i], k == 1 ? "neg100" : k == 2 ? "release_neg19" : "neg19",
+                                      h - 0.1 * (k == 1));
         }
         free(sc);
         snprintf(text + m, sizeof text - m, "]}\n");

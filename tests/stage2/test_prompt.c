@@ -127,6 +127,29 @@ static void test_variants(void) {
                 "to buy next from the following item title set, \"B\"[CandidateEmb]. The recommendation is ");
 }
 
+// Figures 4 and 6: the favourite-genre prompt (RELEASE.md section 6, decision 3), typed by hand
+static void test_favorite_genre(void) {
+    const char *h[] = {"Heat (1995)", "Casino (1995)"};
+    struct prompt_options o = opts("watched", "watch", "movie");
+    o.favorite_genre = true;
+    check_build(&o, h, 2, NULL, 0,
+                " is a user representation.This user has watched \"Heat (1995)\"[HistoryEmb],\"Casino (1995)\""
+                "[HistoryEmb] in the previous. Which movie genres would this user enjoy? The favorite genres are ");
+    o.user_rep = false; o.item_markers = false; // LLM-Only
+    check_build(&o, h, 1, NULL, 0,
+                "This user has watched \"Heat (1995)\" in the previous. Which movie genres would this user enjoy? "
+                "The favorite genres are ");
+    struct prompt_options np = prompt_options_default(PROMPT_ALLMREC); // no phrasing
+    np.favorite_genre = true;
+    check_build(&np, h, 1, NULL, 0,
+                " is a user representation.\"Heat (1995)\"[HistoryEmb] Which genres would this user enjoy? The "
+                "favorite genres are ");
+    const char *c[] = {"B"};
+    struct prompt_text t = {0};
+    CHECK_STATUS(prompt_build(&o, h, 1, c, 1, &t), ALLMREC_ERR_INVALID); // no candidates in this task
+    prompt_text_free(&t);
+}
+
 // release_llm20_draw: 50 distinct items outside the window, target first,
 // a permutation of 0..19, deterministic in (seed, stream, counter)
 static void test_candidate_draw(void) {
@@ -265,5 +288,5 @@ static void test_golden_prompt_tokens(void) {
 }
 
 TEST_MAIN(TEST_CASE(test_three_phrasings), TEST_CASE(test_empty_history_and_no_title),
-          TEST_CASE(test_history_window_and_20_candidates), TEST_CASE(test_variants),
+          TEST_CASE(test_history_window_and_20_candidates), TEST_CASE(test_variants), TEST_CASE(test_favorite_genre),
           TEST_CASE(test_candidate_draw), TEST_CASE(test_strip_special_ws), TEST_CASE(test_golden_prompt_tokens))
