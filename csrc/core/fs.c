@@ -1,8 +1,10 @@
 // fs.c: file helpers with atomic writes.
 #include "allmrec/fs.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,4 +109,46 @@ const char *fs_join(char *buf, size_t cap, const char *a, const char *b) {
     size_t n = strlen(a);
     snprintf(buf, cap, "%s%s%s", a, (n && a[n - 1] == '/') ? "" : "/", b);
     return buf;
+}
+
+// the pid of a "<name>.tmp.<pid>" file name, or 0 when the name is not one
+static long tmp_writer_pid(const char *name) {
+    const char *t = strstr(name, ".tmp.");
+    while (t && strstr(t + 1, ".tmp.")) t = strstr(t + 1, ".tmp."); // the last one
+    if (!t || t == name || !t[5]) return 0;
+    char *end;
+    long pid = strtol(t + 5, &end, 10);
+    return *end == '\0' && pid > 0 ? pid : 0;
+}
+
+allmrec_status fs_remove_stale_tmp(const char *dir, int *n_removed) {
+    if (n_removed) *n_removed = 0;
+    DIR *d = opendir(dir);
+    if (!d) return errno == ENOENT ? ALLMREC_OK : ALLMREC_ERR_AT(ALLMREC_ERR_IO, dir, 0, NULL, "cannot list: %s", strerror(errno));
+    allmrec_status s = ALLMREC_OK;
+    struct dirent *e;
+    char path[4200];
+    while ((e = readdir(d))) {
+        long pid = tmp_writer_pid(e->d_name);
+        // a live writer (this process included) keeps its file; EPERM means alive too
+        if (!pid || pid == (long)getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
+        fs_join(path, sizeof path, dir, e->d_name);
+        if (unlink(path) != 0 && errno != ENOENT) {
+            s = ALLMREC_ERR_AT(ALLMREC_ERR_IO, path, 0, NULL, "cannot remove the stale temporary file: %s", strerror(errno));
+            break;
+        }
+        if (n_removed) (*n_removed)++;
+    }
+    closedir(d);
+    return s;
+}
+
+allmrec_status fs_remove_stale_tmp_beside(const char *path, int *n_removed) {
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (!slash) snprintf(dir, sizeof dir, ".");
+    else if (slash == dir) dir[1] = '\0';
+    else *slash = '\0';
+    return fs_remove_stale_tmp(dir, n_removed);
 }

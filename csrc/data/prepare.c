@@ -1395,6 +1395,7 @@ allmrec_status dataset_prepare_to_file(const struct prepare_options *o, const ch
     struct sources src;
     memset(&src, 0, sizeof src);
     struct dataset ds;
+    ALLMREC_TRY(fs_remove_stale_tmp_beside(out_path, NULL)); // a killed earlier run's partial output
     ALLMREC_TRY(prepare_impl(o, &ds, rep, &src));
     bool amazon = o->format == DATA_FORMAT_AMAZON2018 || o->format == DATA_FORMAT_AMAZON2014;
     cJSON *p = cJSON_CreateObject();

@@ -288,6 +288,10 @@ static allmrec_status run_epoch(struct loop *L, bool *stop) {
 static allmrec_status loop_body(struct loop *L, struct train_loop_result *res) {
     const struct train_loop_options *o = L->o;
     ALLMREC_TRY(fs_mkdir_p(o->out_dir));
+    // a run killed inside a write leaves its "<file>.tmp.<pid>": tidy them before resuming
+    int n_stale = 0;
+    ALLMREC_TRY(fs_remove_stale_tmp(o->out_dir, &n_stale));
+    if (n_stale) log_info("removed %d temporary file(s) of an interrupted run in %s", n_stale, o->out_dir);
     ALLMREC_TRY(start(L, res));
     L->t_start = time_now();
     bool stop = false;
