@@ -36,7 +36,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     snprintf(ov, sizeof ov, "%.*s", (int)(p[1].size < sizeof ov ? p[1].size : sizeof ov - 1), (const char *)p[1].data);
     char *ovs[1] = {ov};
     struct experiment ex;
-    if (experiment_load(&ex, path, ovs, ov[0] ? 1 : 0) != ALLMREC_OK) return 0;
+    if (experiment_load(&ex, path, ovs, ov[0] ? 1 : 0) != ALLMREC_OK) {
+        if (getenv("FUZZ_VERBOSE")) fprintf(stderr, "refused: %s\n", allmrec_error_message());
+        return 0;
+    }
+    if (getenv("FUZZ_VERBOSE")) fprintf(stderr, "accepted: %d runs\n", ex.n_runs);
     experiment_print_plan(&ex, devnull);
     experiment_free(&ex);
     return 0;

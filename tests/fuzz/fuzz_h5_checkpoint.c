@@ -78,7 +78,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     struct config cfg;
     struct sasrec_run_options o;
     options(&cfg, &o, fuzz_path(5, "run"));
-    if (sasrec_run_train(&o, NULL, 0, NULL) == ALLMREC_OK) {
+    allmrec_status st = sasrec_run_train(&o, NULL, 0, NULL);
+    if (getenv("FUZZ_VERBOSE")) fprintf(stderr, "%s: %s\n", st ? "refused" : "accepted", st ? allmrec_error_message() : "");
+    if (st == ALLMREC_OK) {
         struct sasrec_config c;
         if (sasrec_checkpoint_read_config(fuzz_path(6, "run/best.h5"), &c) != ALLMREC_OK)
             fuzz_fail("an accepted resume wrote a best.h5 that does not read: %s", allmrec_error_message());

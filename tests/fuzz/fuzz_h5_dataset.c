@@ -64,7 +64,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (h5_image_edit_and_write(&g_template, data, size, path) != 0) return 0;
     struct dataset ds;
     dataset_init(&ds);
-    if (dataset_load_hdf5(&ds, path) != ALLMREC_OK) return 0;
+    if (dataset_load_hdf5(&ds, path) != ALLMREC_OK) {
+        if (getenv("FUZZ_VERBOSE")) fprintf(stderr, "refused: %s\n", allmrec_error_message());
+        return 0;
+    }
+    if (getenv("FUZZ_VERBOSE")) fprintf(stderr, "accepted\n");
     char buf[256];
     for (int64_t u = 0; u < ds.n_users; u++) {
         struct user_split s = dataset_user_split(&ds, u);

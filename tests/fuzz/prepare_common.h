@@ -12,6 +12,7 @@
 #ifndef ALLMREC_FUZZ_PREPARE_COMMON_H
 #define ALLMREC_FUZZ_PREPARE_COMMON_H
 
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "allmrec/data.h"
@@ -46,7 +47,13 @@ static inline void fuzz_prepare(enum data_format format, const char *const names
     }
     struct dataset ds;
     struct prepare_report rep;
-    if (dataset_prepare(&o, &ds, &rep) != ALLMREC_OK) return;
+    if (dataset_prepare(&o, &ds, &rep) != ALLMREC_OK) {
+        if (getenv("FUZZ_VERBOSE")) fprintf(stderr, "refused: %s\n", allmrec_error_message());
+        return;
+    }
+    if (getenv("FUZZ_VERBOSE"))
+        fprintf(stderr, "accepted: %lld users, %lld items, %lld interactions\n", (long long)ds.n_users,
+                (long long)ds.n_items, (long long)ds.n_interactions);
     if (dataset_validate(&ds) != ALLMREC_OK) fuzz_fail("prepared dataset fails validation: %s", allmrec_error_message());
     if (rep.kept_interactions != ds.n_interactions) fuzz_fail("report and dataset disagree");
     struct dataset_stats st;

@@ -11,13 +11,16 @@
 //   - every HDF5 output (last.h5, best.h5, cf_export.h5, checkpoint.h5,
 //     joint.h5, the prepared dataset) holds exactly the reference's datasets,
 //     bit for bit, and its numeric attributes (epoch, step counters, best
-//     metric, Adam steps); every other output (metrics.json,
-//     model.safetensors, ...) is byte-identical, except config.yaml and
-//     train_log.jsonl (they name the folder and carry times);
+//     metric, Adam steps); a JSON output (metrics.json) holds the same
+//     values (its "seconds" timings and the output folder in paths aside);
+//     every other output (model.safetensors, ...) is byte-identical, except
+//     config.yaml, train_log.jsonl and metrics.txt (they name the folder or
+//     carry times; metrics.txt is metrics.json as a table);
 //   - no "*.tmp.*" file is left anywhere in the output, and every HDF5 file
 //     present after a kill opens (atomic writes: nothing truncated).
 // The inputs of the trainers come from one `allmrec quickstart` run (tiny
 // models, a few epochs). ALLMREC_TEST_KILL_SEED=s replays the kill moments.
+#include <cjson/cJSON.h>
 #include <dirent.h>
 #include <hdf5.h>
 #include <signal.h>
@@ -135,6 +138,31 @@ static bool same_h5_group(struct h5_file *fa, struct h5_file *fb, const char *g,
     return same;
 }
 
+// the same JSON values, "seconds" timings aside, and strings equal once the
+// reference folder in them reads as the other run's
+static bool same_json(const cJSON *a, const cJSON *b, const char *dir_a, const char *dir_b) {
+    if (!a || !b || (a->type & 0xff) != (b->type & 0xff)) return false;
+    if (cJSON_IsNumber(a)) return a->valuedouble == b->valuedouble;
+    if (cJSON_IsString(a)) {
+        const char *at = strstr(a->valuestring, dir_a);
+        if (!at) return !strcmp(a->valuestring, b->valuestring);
+        char buf[4096];
+        snprintf(buf, sizeof buf, "%.*s%s%s", (int)(at - a->valuestring), a->valuestring, dir_b, at + strlen(dir_a));
+        return !strcmp(buf, b->valuestring);
+    }
+    if (cJSON_IsArray(a) || cJSON_IsObject(a)) {
+        if (cJSON_GetArraySize(a) != cJSON_GetArraySize(b)) return false;
+        const cJSON *x = a->child, *y = b->child;
+        for (; x && y; x = x->next, y = y->next) {
+            if (cJSON_IsObject(a) && strcmp(x->string, y->string)) return false;
+            if (cJSON_IsObject(a) && !strcmp(x->string, "seconds")) continue;
+            if (!same_json(x, y, dir_a, dir_b)) return false;
+        }
+        return true;
+    }
+    return true; // null, true, false: the type said it
+}
+
 static bool same_file(const char *a, const char *b, char *why, size_t cap) {
     if (ends_with(a, ".h5")) {
         struct h5_file fa, fb;
@@ -155,15 +183,29 @@ static bool same_file(const char *a, const char *b, char *why, size_t cap) {
         free(x);
         return snprintf(why, cap, "cannot read %s", b), false;
     }
-    bool same = nx == ny && !memcmp(x, y, nx);
-    if (!same) snprintf(why, cap, "bytes differ");
+    bool same;
+    if (ends_with(a, ".json")) {
+        char da[1200], db[1200]; // the two output folders
+        snprintf(da, sizeof da, "%s", a);
+        snprintf(db, sizeof db, "%s", b);
+        *strrchr(da, '/') = 0;
+        *strrchr(db, '/') = 0;
+        cJSON *ja = cJSON_Parse(x), *jb = cJSON_Parse(y);
+        same = ja && jb && same_json(ja, jb, da, db);
+        if (!same) snprintf(why, cap, "JSON values differ");
+        cJSON_Delete(ja);
+        cJSON_Delete(jb);
+    } else {
+        same = nx == ny && !memcmp(x, y, nx);
+        if (!same) snprintf(why, cap, "bytes differ");
+    }
     free(x);
     free(y);
     return same;
 }
 
 // every file of the reference folder ref is in out with the same content
-// (config.yaml and train_log.jsonl aside), and out holds no other file; returns
+// (config.yaml, train_log.jsonl and metrics.txt aside), and out holds no other file; returns
 // the number of files compared, -1 (with why) on a difference
 static int compare_outputs(const char *ref, const char *out, char *why, size_t cap) {
     DIR *d = opendir(ref);
@@ -172,7 +214,8 @@ static int compare_outputs(const char *ref, const char *out, char *why, size_t c
     struct dirent *e;
     char pa[1400], pb[1400];
     while (n >= 0 && (e = readdir(d))) {
-        if (e->d_name[0] == '.' || !strcmp(e->d_name, "config.yaml") || !strcmp(e->d_name, "train_log.jsonl"))
+        if (e->d_name[0] == '.' || !strcmp(e->d_name, "config.yaml") || !strcmp(e->d_name, "train_log.jsonl") ||
+            !strcmp(e->d_name, "metrics.txt"))
             continue;
         fs_join(pa, sizeof pa, ref, e->d_name);
         fs_join(pb, sizeof pb, out, e->d_name);
