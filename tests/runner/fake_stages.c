@@ -71,49 +71,31 @@ static const struct config_key SCHEMA[] = {
     {"model.*", CONFIG_ANY, NULL, false, "model sizes"},
 };
 
-int main(int argc, char **argv) {
-    log_call(argc, argv);
-    if (argc < 2) return 2;
-    if (!strcmp(argv[1], "data")) {
-        const char *out = flag(argc, argv, "--out");
-        if (argc > 2 && !strcmp(argv[2], "split")) out = flag(argc, argv, "--dataset");
-        if (!out) { fprintf(stderr, "fake data: no --out\n"); return 2; }
-        if (argc > 2 && !strcmp(argv[2], "split")) return fs_exists(out) ? 0 : 1;
-        char text[256];
-        const char *users = flag(argc, argv, "--users");
-        snprintf(text, sizeof text, "fake dataset users=%s\n", users ? users : "100");
-        return write_text(out, text);
-    }
-    const char *cfg_path = flag(argc, argv, "--config");
-    if (!cfg_path) { fprintf(stderr, "fake: no --config\n"); return 2; }
-    struct config c;
-    if (config_load(&c, cfg_path, NULL, 0) != ALLMREC_OK ||
-        config_validate(&c, SCHEMA, (int)(sizeof SCHEMA / sizeof SCHEMA[0])) != ALLMREC_OK) {
-        fprintf(stderr, "fake: %s\n", allmrec_error_message());
-        return 1;
-    }
+// everything after the config is loaded: one stage's work (main frees the config
+// on every path, so that the sanitizer run finds no leak of ours)
+static int run_stage(struct config *cfg, int argc, char **argv) {
     const char *out, *data;
     double lr;
     int64_t epochs;
     bool fail;
-    config_get_string(&c, "out_dir", &out);
-    config_get_string(&c, "data.path", &data);
-    config_get_double(&c, "train.lr", &lr);
-    config_get_int(&c, "train.num_epochs", &epochs);
-    config_get_bool(&c, "test.fail", &fail);
+    config_get_string(cfg, "out_dir", &out);
+    config_get_string(cfg, "data.path", &data);
+    config_get_double(cfg, "train.lr", &lr);
+    config_get_int(cfg, "train.num_epochs", &epochs);
+    config_get_bool(cfg, "test.fail", &fail);
     if (!fs_exists(data)) { fprintf(stderr, "fake: dataset %s missing\n", data); return 1; }
     char p[2048], text[8192];
     // the alignment stages: check the inputs the runner injected, write a checkpoint
     if (!strcmp(argv[1], "train") && argc > 2 && (!strcmp(argv[2], "stage1") || !strcmp(argv[2], "stage2"))) {
         const char *in = NULL;
-        config_get_string(&c, !strcmp(argv[2], "stage1") ? "cf.export" : "stage1.joint", &in);
+        config_get_string(cfg, !strcmp(argv[2], "stage1") ? "cf.export" : "stage1.joint", &in);
         if (!in[0] || !fs_exists(in)) { fprintf(stderr, "fake %s: input '%s' missing\n", argv[2], in); return 1; }
         const char *ck = NULL;
-        config_get_string(&c, "cf.checkpoint", &ck);
+        config_get_string(cfg, "cf.checkpoint", &ck);
         if (!ck[0] || !fs_exists(ck)) { fprintf(stderr, "fake %s: cf.checkpoint '%s' missing\n", argv[2], ck); return 1; }
         double alpha = 0;
         char *t = NULL;
-        if (!strcmp(argv[2], "stage1")) config_get_double(&c, "alpha", &alpha);
+        if (!strcmp(argv[2], "stage1")) config_get_double(cfg, "alpha", &alpha);
         else if (fs_read_all(in, &t, NULL) == ALLMREC_OK) { sscanf(t, "alpha=%lf", &alpha); free(t); }
         snprintf(text, sizeof text, "{\"epoch\": 1, \"loss\": %.4f}\n{\"epoch\": 2, \"loss\": %.4f}\n", 1.0, 0.5 + lr);
         snprintf(p, sizeof p, "%s/train_log.jsonl", out);
@@ -126,13 +108,13 @@ int main(int argc, char **argv) {
     }
     if (!strcmp(argv[1], "eval") && argc > 2 && !strcmp(argv[2], "llm")) {
         const char *in = NULL, *ex = NULL, *joint = NULL;
-        config_get_string(&c, "cf.export", &ex);
-        config_get_string(&c, "stage1.joint", &joint);
+        config_get_string(cfg, "cf.export", &ex);
+        config_get_string(cfg, "stage1.joint", &joint);
         if (!ex[0] || !fs_exists(ex) || !joint[0] || !fs_exists(joint)) {
             fprintf(stderr, "fake eval llm: cf.export '%s' or stage1.joint '%s' missing\n", ex, joint);
             return 1;
         }
-        config_get_string(&c, "stage2.checkpoint", &in);
+        config_get_string(cfg, "stage2.checkpoint", &in);
         char *t = NULL;
         double alpha = 0, s2lr = 0;
         if (fs_read_all(in, &t, NULL) != ALLMREC_OK) { fprintf(stderr, "fake eval llm: %s\n", allmrec_error_message()); return 1; }
@@ -163,7 +145,7 @@ int main(int argc, char **argv) {
         if (write_text(p, text)) return 1;
         const char **sc;
         int nsc;
-        config_get_string_list(&c, "eval.scenarios", &sc, &nsc);
+        config_get_string_list(cfg, "eval.scenarios", &sc, &nsc);
         size_t m = (size_t)snprintf(text, sizeof text, "{\"model\": \"fake\", \"results\": [");
         for (int i = 0; i < nsc; i++) {
             double h = (!strcmp(sc[i], "all") ? 0.3 : !strcmp(sc[i], "cold_items") ? 0.2 : 0.4) + 10 * lr;
@@ -180,7 +162,7 @@ int main(int argc, char **argv) {
     }
     if (!strcmp(argv[1], "eval")) {
         const char *ck;
-        config_get_string(&c, "checkpoint", &ck);
+        config_get_string(cfg, "checkpoint", &ck);
         char *t = NULL;
         if (fs_read_all(ck, &t, NULL) != ALLMREC_OK) { fprintf(stderr, "fake eval: %s\n", allmrec_error_message()); return 1; }
         double clr = 0;
@@ -192,4 +174,31 @@ int main(int argc, char **argv) {
     }
     fprintf(stderr, "fake: unknown command %s\n", argv[1]);
     return 2;
+}
+
+int main(int argc, char **argv) {
+    log_call(argc, argv);
+    if (argc < 2) return 2;
+    if (!strcmp(argv[1], "data")) {
+        const char *out = flag(argc, argv, "--out");
+        if (argc > 2 && !strcmp(argv[2], "split")) out = flag(argc, argv, "--dataset");
+        if (!out) { fprintf(stderr, "fake data: no --out\n"); return 2; }
+        if (argc > 2 && !strcmp(argv[2], "split")) return fs_exists(out) ? 0 : 1;
+        char text[256];
+        const char *users = flag(argc, argv, "--users");
+        snprintf(text, sizeof text, "fake dataset users=%s\n", users ? users : "100");
+        return write_text(out, text);
+    }
+    const char *cfg_path = flag(argc, argv, "--config");
+    if (!cfg_path) { fprintf(stderr, "fake: no --config\n"); return 2; }
+    struct config c;
+    if (config_load(&c, cfg_path, NULL, 0) != ALLMREC_OK ||
+        config_validate(&c, SCHEMA, (int)(sizeof SCHEMA / sizeof SCHEMA[0])) != ALLMREC_OK) {
+        fprintf(stderr, "fake: %s\n", allmrec_error_message());
+        config_free(&c);
+        return 1;
+    }
+    int rc = run_stage(&c, argc, argv);
+    config_free(&c);
+    return rc;
 }
