@@ -21,7 +21,7 @@ start=$SECONDS
 nice -n 10 env ASAN_OPTIONS="${ASAN_OPTIONS:-}" "$build/tests/fuzz/fuzz_$name" -max_total_time="$secs" -timeout=20 -rss_limit_mb=2048 \
   -print_final_stats=1 $fork -artifact_prefix="$work/" "$work/corpus" "tests/fuzz/seeds/$name" >"$log" 2>&1 || rc=$?
 # fork mode: the parent's status lines read "#<executions>: cov: ..."; plain mode prints the total
-execs=$(grep -aoE '^#[0-9]+:' "$log" | tail -1 | tr -d '#:')
+execs=$(grep -aoE '^#[0-9]+:' "$log" | tail -1 | tr -d '#:' || true)
 [ -n "$execs" ] || execs=$(awk '/stat::number_of_executed_units/{print $2}' "$log" | tail -1)
 crashes=$(ls "$work" | grep -cE '^(crash|leak|timeout|oom|slow-unit)-' || true)
 printf '%s %s secs=%s execs=%s corpus=%s artifacts=%s rc=%s\n' "$(date -u +%FT%TZ)" "$name" "$((SECONDS - start))" \
