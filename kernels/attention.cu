@@ -41,6 +41,9 @@ struct attn_args {
     int64_t q_sb, q_st, q_sh, k_sb, k_st, k_sh, v_sb, v_st, v_sh;
     void *out; // (B, Tq, NH, HD) contiguous
     float *lse; // (B, NH, Tq) or NULL
+    // backward: D_i = dO_i . O_i and lse * log2(e) per row ((b * NH + h) * Tq + i),
+    // precomputed once by attn_bwd_row_stats into the backend scratch (NULL: per tile)
+    const float *Dg, *Lg;
     const uint8_t *mask; // (B, Tk) or NULL
     // backward only
     const void *dout; // contiguous like out
@@ -150,6 +153,46 @@ __device__ __forceinline__ void mma_async_tile(T *dst, const T *src, int64_t st,
     }
 }
 
+// rows [r0, r0 + ROWS) of a (T, HD) slice (16-byte rows) into smem (ROWS, D),
+// asynchronously, for head dims whose 16-byte chunks per row divide the 128
+// threads: each thread copies one column chunk of every (128 / chunks)-th row,
+// with the loop unrolled and no division (the generic loop's index arithmetic
+// cost as much as the copies)
+template <typename T, int D, int ROWS>
+__device__ __forceinline__ void mma_async_rows(T *dst, const T *src, int64_t st, int r0, int T_len, int HD) {
+    constexpr int LD = D + 8, CH = D / 8, STEP = 128 / CH;
+    static_assert(128 % CH == 0, "mma_async_rows: D / 8 must divide 128");
+    const int c = (threadIdx.x % CH) * 8, rr = threadIdx.x / CH;
+    const bool cok = c < HD;
+    const T *gp = src + (int64_t)(r0 + rr) * st + c;
+    uint32_t sp = smem_u32(dst + rr * LD + c);
+#pragma unroll 1
+    for (int r = rr; r < ROWS; r += STEP, gp += STEP * st, sp += STEP * LD * sizeof(T)) {
+        bool ok = cok && r0 + r < T_len;
+        cp_async16(sp, ok ? gp : src, ok ? 16 : 0);
+    }
+}
+
+// 64 rows asynchronously: the unrolled copy where the head dim allows it
+template <typename T, int D>
+__device__ __forceinline__ void mma_async_tile64(T *dst, const T *src, int64_t st, int r0, int T_len, int HD) {
+    if constexpr (128 % (D / 8) == 0) mma_async_rows<T, D, 64>(dst, src, st, r0, T_len, HD);
+    else mma_async_tile<T, D>(dst, src, st, r0, T_len, HD);
+}
+
+// the key side of a 64-key tile's visibility as additive biases in shared
+// memory (0: visible, -inf: beyond Tk or padded out by the key mask): the score
+// loops then mask with arithmetic and selects; a global load and a branch per
+// element made the masking cost more than the tensor-core work (Nsight Compute
+// on an H200: 18 instructions issued per mma, 271 divergent branch regions)
+__device__ __forceinline__ void mma_key_bias(const attn_args &a, int b, int k0, float *kb) {
+    for (int j = threadIdx.x; j < 64; j += blockDim.x) {
+        int kj = k0 + j;
+        bool ok = kj < a.Tk && (!a.mask || a.mask[(int64_t)b * a.Tk + kj]);
+        kb[j] = ok ? 0.0f : -INFINITY;
+    }
+}
+
 // FAST (16-byte rows only): fragments through ldmatrix and
 // K/V tiles double-buffered with cp.async (dynamic shared memory, 4 tiles);
 // otherwise plain loads into one K and one V tile.
@@ -159,6 +202,7 @@ __global__ void __launch_bounds__(128) attn_fwd_mma(attn_args a, int vec) {
     constexpr float LOG2E = 1.4426950408889634f;
     __shared__ __align__(16) T Ks0[FAST ? 8 : MMA_BC * LD];
     __shared__ __align__(16) T Vs0[FAST ? 8 : MMA_BC * LD];
+    __shared__ __align__(16) float kb[MMA_BC];
     extern __shared__ uint4 mma_dyn_smem[];
     T *Ks = FAST ? reinterpret_cast<T *>(mma_dyn_smem) : Ks0; // FAST: K[2], V[2] tiles
     T *Vs = FAST ? Ks + 2 * MMA_BC * LD : Vs0;
@@ -196,13 +240,14 @@ __global__ void __launch_bounds__(128) attn_fwd_mma(attn_args a, int vec) {
     float m_r[2] = {-INFINITY, -INFINITY}, l_r[2] = {0.0f, 0.0f};
     const float sl2 = a.scale * LOG2E;
     const int qrow[2] = {q0 + warp * 16 + g, q0 + warp * 16 + g + 8};
+    const int causal_off = a.Tk - a.Tq;
     int kend = a.Tk;
     if (a.causal) kend = min(a.Tk, q0 + MMA_BR + (a.Tk - a.Tq));
 
     if constexpr (FAST) {
         if (kend > 0) {
-            mma_async_tile<T, D>(Ks, kp, a.k_st, 0, a.Tk, a.HD);
-            mma_async_tile<T, D>(Vs, vp, a.v_st, 0, a.Tk, a.HD);
+            mma_async_tile64<T, D>(Ks, kp, a.k_st, 0, a.Tk, a.HD);
+            mma_async_tile64<T, D>(Vs, vp, a.v_st, 0, a.Tk, a.HD);
         }
         cp_async_commit();
     }
@@ -212,8 +257,8 @@ __global__ void __launch_bounds__(128) attn_fwd_mma(attn_args a, int vec) {
             Kt = Ks + (it & 1) * MMA_BC * LD;
             Vt = Vs + (it & 1) * MMA_BC * LD;
             if (k0 + MMA_BC < kend) { // prefetch the next tile into the other buffer
-                mma_async_tile<T, D>(Ks + ((it + 1) & 1) * MMA_BC * LD, kp, a.k_st, k0 + MMA_BC, a.Tk, a.HD);
-                mma_async_tile<T, D>(Vs + ((it + 1) & 1) * MMA_BC * LD, vp, a.v_st, k0 + MMA_BC, a.Tk, a.HD);
+                mma_async_tile64<T, D>(Ks + ((it + 1) & 1) * MMA_BC * LD, kp, a.k_st, k0 + MMA_BC, a.Tk, a.HD);
+                mma_async_tile64<T, D>(Vs + ((it + 1) & 1) * MMA_BC * LD, vp, a.v_st, k0 + MMA_BC, a.Tk, a.HD);
             }
             cp_async_commit();
             cp_async_wait<1>(); // all but the newest group: this tile has landed
@@ -221,6 +266,7 @@ __global__ void __launch_bounds__(128) attn_fwd_mma(attn_args a, int vec) {
             mma_load_tile<T, D>(Ks, kp, a.k_st, k0, a.Tk, a.HD, vec);
             mma_load_tile<T, D>(Vs, vp, a.v_st, k0, a.Tk, a.HD, vec);
         }
+        mma_key_bias(a, b, k0, kb); // kb's last readers finished before the previous iteration's barrier
         __syncthreads();
 
         float s[MMA_BC / 8][4];
@@ -248,15 +294,17 @@ __global__ void __launch_bounds__(128) attn_fwd_mma(attn_args a, int vec) {
                 }
             }
         }
-        // scale (log2 domain) and mask
+        // scale (log2 domain) and mask; the causal test only on tiles that cross this warp's diagonal
         float mx[2] = {-INFINITY, -INFINITY};
+        const bool diag = a.causal && k0 + MMA_BC - 1 > q0 + warp * 16 + causal_off;
 #pragma unroll
         for (int nt = 0; nt < MMA_BC / 8; nt++) {
+            const float2 kb2 = *reinterpret_cast<const float2 *>(&kb[nt * 8 + tig * 2]);
 #pragma unroll
             for (int e = 0; e < 4; e++) {
                 int r = e >> 1, kj = k0 + nt * 8 + tig * 2 + (e & 1);
-                bool vis = attn_visible(a, b, qrow[r], kj);
-                float v = vis ? s[nt][e] * sl2 : -INFINITY;
+                float v = s[nt][e] * sl2 + ((e & 1) ? kb2.y : kb2.x);
+                if (diag && kj > qrow[r] + causal_off) v = -INFINITY;
                 s[nt][e] = v;
                 mx[r] = fmaxf(mx[r], v);
             }
@@ -276,15 +324,20 @@ __global__ void __launch_bounds__(128) attn_fwd_mma(attn_args a, int vec) {
         for (int nt = 0; nt < MMA_BC / 8; nt++) {
 #pragma unroll
             for (int e = 0; e < 4; e++) {
-                int r = e >> 1;
-                float p = exp2f(s[nt][e] - muse[r]);
-                ls[r] += p;
-                if (a.dropout) {
-                    int kj = k0 + nt * 8 + tig * 2 + (e & 1);
-                    bool keep = qrow[r] < a.Tq && kj < a.Tk && attn_keep(a, b, h, qrow[r], kj);
-                    p = keep ? p * a.drop_scale : 0.0f;
-                }
+                float p = exp2f(s[nt][e] - muse[e >> 1]);
+                ls[e >> 1] += p;
                 s[nt][e] = p;
+            }
+        }
+        if (a.dropout) { // after the row sums: the normaliser counts dropped probabilities
+#pragma unroll
+            for (int nt = 0; nt < MMA_BC / 8; nt++) {
+#pragma unroll
+                for (int e = 0; e < 4; e++) {
+                    int r = e >> 1, kj = k0 + nt * 8 + tig * 2 + (e & 1);
+                    bool keep = qrow[r] < a.Tq && kj < a.Tk && attn_keep(a, b, h, qrow[r], kj);
+                    s[nt][e] = keep ? s[nt][e] * a.drop_scale : 0.0f;
+                }
             }
         }
 #pragma unroll
@@ -333,6 +386,7 @@ __global__ void __launch_bounds__(128) attn_fwd_mma(attn_args a, int vec) {
         l_r[r] += __shfl_xor_sync(0xffffffffu, l_r[r], 2);
     }
     T *op = (T *)a.out;
+    const float inv_l[2] = {l_r[0] > 0.0f ? 1.0f / l_r[0] : 0.0f, l_r[1] > 0.0f ? 1.0f / l_r[1] : 0.0f};
 #pragma unroll
     for (int nd = 0; nd < D / 8; nd++) {
 #pragma unroll
@@ -340,7 +394,7 @@ __global__ void __launch_bounds__(128) attn_fwd_mma(attn_args a, int vec) {
             int r = e >> 1, d = nd * 8 + tig * 2 + (e & 1);
             int qi = qrow[r];
             if (qi < a.Tq && d < a.HD) {
-                float val = l_r[r] > 0.0f ? o[nd][e] / l_r[r] : 0.0f;
+                float val = o[nd][e] * inv_l[r];
                 op[(((int64_t)b * a.Tq + qi) * a.NH + h) * a.HD + d] = from_f<T>(val);
             }
         }
@@ -352,6 +406,192 @@ __global__ void __launch_bounds__(128) attn_fwd_mma(attn_args a, int vec) {
             if (qi < a.Tq)
                 a.lse[((int64_t)b * a.NH + h) * a.Tq + qi] =
                     l_r[r] > 0.0f ? (m_r[r] + log2f(l_r[r])) * 0.6931471805599453f : -INFINITY;
+        }
+    }
+}
+
+// attn_fwd_mma128: attn_fwd_mma<FAST> with 128 query rows per block, 32 per warp
+// (two 16-row m-tiles; FlashAttention-2's tiling for head dim 128): each K and V
+// fragment read from shared memory feeds twice the mma, and the per-tile costs
+// (barriers, tile copies, key bias) are spread over twice the rows. Q stays in
+// shared memory (registers hold the two m-tiles' accumulators). A warp skips
+// a key tile that lies wholly beyond its rows' causal limit. For Tq >= 256,
+// 16-byte rows and head dims 64 and 128 (fwd_launch picks it). DROP: dropout is
+// a separate instantiation, so that the Philox registers do not crowd the
+// common path's (it spilled with both in one kernel).
+template <typename T, int D, bool DROP>
+__global__ void __launch_bounds__(128) attn_fwd_mma128(attn_args a) {
+    constexpr int LD = D + 8, BR = 128;
+    constexpr float LOG2E = 1.4426950408889634f;
+    __shared__ __align__(16) float kb[MMA_BC];
+    extern __shared__ uint4 mma_dyn_smem[];
+    T *Qs = reinterpret_cast<T *>(mma_dyn_smem), *Ks = Qs + BR * LD, *Vs = Ks + 2 * MMA_BC * LD;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, tig = lane & 3;
+    const int b = blockIdx.z, h = blockIdx.y, q0 = blockIdx.x * BR, wrow = q0 + warp * 32;
+    const T *qp = (const T *)a.q + (int64_t)b * a.q_sb + (int64_t)h * a.q_sh;
+    const T *kp = (const T *)a.k + (int64_t)b * a.k_sb + (int64_t)h * a.k_sh;
+    const T *vp = (const T *)a.v + (int64_t)b * a.v_sb + (int64_t)h * a.v_sh;
+    const int causal_off = a.Tk - a.Tq;
+    int kend = a.Tk;
+    if (a.causal) kend = min(a.Tk, q0 + BR + causal_off);
+    mma_async_rows<T, D, BR>(Qs, qp, a.q_st, q0, a.Tq, a.HD);
+    if (kend > 0) {
+        mma_async_rows<T, D, MMA_BC>(Ks, kp, a.k_st, 0, a.Tk, a.HD);
+        mma_async_rows<T, D, MMA_BC>(Vs, vp, a.v_st, 0, a.Tk, a.HD);
+    }
+    cp_async_commit();
+
+    float o[2][D / 8][4];
+#pragma unroll
+    for (int mi = 0; mi < 2; mi++)
+#pragma unroll
+        for (int nd = 0; nd < D / 8; nd++) o[mi][nd][0] = o[mi][nd][1] = o[mi][nd][2] = o[mi][nd][3] = 0.0f;
+    float m_r[2][2] = {{-INFINITY, -INFINITY}, {-INFINITY, -INFINITY}}, l_r[2][2] = {{0.0f, 0.0f}, {0.0f, 0.0f}};
+    const float sl2 = a.scale * LOG2E;
+    // ldmatrix lane offsets: A (Q rows), B from K rows, B from V rows (transposed)
+    const int ar = (lane & 7) + ((lane >> 3) & 1) * 8, ac = (lane >> 4) * 8;
+    const int kr = (lane >> 4) * 8 + (lane & 7), kc = ((lane >> 3) & 1) * 8;
+    const int vr = ((lane >> 3) & 1) * 8 + (lane & 7), vc = (lane >> 4) * 8;
+
+    for (int k0 = 0, it = 0; k0 < kend; k0 += MMA_BC, it++) {
+        const T *Kt = Ks + (it & 1) * MMA_BC * LD, *Vt = Vs + (it & 1) * MMA_BC * LD;
+        if (k0 + MMA_BC < kend) { // prefetch the next tile into the other buffer
+            mma_async_rows<T, D, MMA_BC>(Ks + ((it + 1) & 1) * MMA_BC * LD, kp, a.k_st, k0 + MMA_BC, a.Tk, a.HD);
+            mma_async_rows<T, D, MMA_BC>(Vs + ((it + 1) & 1) * MMA_BC * LD, vp, a.v_st, k0 + MMA_BC, a.Tk, a.HD);
+        }
+        cp_async_commit();
+        cp_async_wait<1>(); // all but the newest group: Q and this tile have landed
+        mma_key_bias(a, b, k0, kb);
+        __syncthreads();
+        if (!(a.causal && k0 > wrow + 31 + causal_off)) {
+            float s[2][MMA_BC / 8][4];
+#pragma unroll
+            for (int mi = 0; mi < 2; mi++)
+#pragma unroll
+                for (int nt = 0; nt < MMA_BC / 8; nt++) s[mi][nt][0] = s[mi][nt][1] = s[mi][nt][2] = s[mi][nt][3] = 0.0f;
+#pragma unroll
+            for (int kk = 0; kk < D / 16; kk++) {
+                uint32_t qa[2][4];
+#pragma unroll
+                for (int mi = 0; mi < 2; mi++)
+                    ldsm_x4(qa[mi][0], qa[mi][1], qa[mi][2], qa[mi][3],
+                            smem_u32(&Qs[(warp * 32 + mi * 16 + ar) * LD + kk * 16 + ac]));
+#pragma unroll
+                for (int nt = 0; nt < MMA_BC / 8; nt += 2) {
+                    uint32_t b0, b1, b2, b3;
+                    ldsm_x4(b0, b1, b2, b3, smem_u32(&Kt[(nt * 8 + kr) * LD + kk * 16 + kc]));
+#pragma unroll
+                    for (int mi = 0; mi < 2; mi++) {
+                        mma16816(s[mi][nt], qa[mi], b0, b1, T());
+                        mma16816(s[mi][nt + 1], qa[mi], b2, b3, T());
+                    }
+                }
+            }
+#pragma unroll
+            for (int mi = 0; mi < 2; mi++) {
+                const int row0 = wrow + mi * 16 + g; // this thread's rows: row0, row0 + 8
+                const bool diag = a.causal && k0 + MMA_BC - 1 > wrow + mi * 16 + causal_off;
+                float mx[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+                for (int nt = 0; nt < MMA_BC / 8; nt++) {
+                    const float2 kb2 = *reinterpret_cast<const float2 *>(&kb[nt * 8 + tig * 2]);
+#pragma unroll
+                    for (int e = 0; e < 4; e++) {
+                        int r = e >> 1, kj = k0 + nt * 8 + tig * 2 + (e & 1);
+                        float v = s[mi][nt][e] * sl2 + ((e & 1) ? kb2.y : kb2.x);
+                        if (diag && kj > row0 + r * 8 + causal_off) v = -INFINITY;
+                        s[mi][nt][e] = v;
+                        mx[r] = fmaxf(mx[r], v);
+                    }
+                }
+                float alpha[2], muse[2], ls[2] = {0.0f, 0.0f};
+#pragma unroll
+                for (int r = 0; r < 2; r++) {
+                    mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
+                    mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
+                    float mn = fmaxf(m_r[mi][r], mx[r]);
+                    alpha[r] = (mn == -INFINITY) ? 1.0f : exp2f(m_r[mi][r] - mn);
+                    muse[r] = (mn == -INFINITY) ? 0.0f : mn;
+                    m_r[mi][r] = mn;
+                }
+#pragma unroll
+                for (int nt = 0; nt < MMA_BC / 8; nt++)
+#pragma unroll
+                    for (int e = 0; e < 4; e++) {
+                        float p = exp2f(s[mi][nt][e] - muse[e >> 1]);
+                        ls[e >> 1] += p;
+                        s[mi][nt][e] = p;
+                    }
+                if (DROP) { // after the row sums: the normaliser counts dropped probabilities
+#pragma unroll
+                    for (int nt = 0; nt < MMA_BC / 8; nt++)
+#pragma unroll
+                        for (int e = 0; e < 4; e++) {
+                            int qi = row0 + (e >> 1) * 8, kj = k0 + nt * 8 + tig * 2 + (e & 1);
+                            bool keep = qi < a.Tq && kj < a.Tk && attn_keep(a, b, h, qi, kj);
+                            s[mi][nt][e] = keep ? s[mi][nt][e] * a.drop_scale : 0.0f;
+                        }
+                }
+#pragma unroll
+                for (int r = 0; r < 2; r++) l_r[mi][r] = l_r[mi][r] * alpha[r] + ls[r];
+#pragma unroll
+                for (int nd = 0; nd < D / 8; nd++) {
+                    o[mi][nd][0] *= alpha[0]; o[mi][nd][1] *= alpha[0];
+                    o[mi][nd][2] *= alpha[1]; o[mi][nd][3] *= alpha[1];
+                }
+            }
+            // O += P @ V
+#pragma unroll
+            for (int kc2 = 0; kc2 < MMA_BC / 16; kc2++) {
+                uint32_t pa[2][4];
+#pragma unroll
+                for (int mi = 0; mi < 2; mi++) {
+                    pa[mi][0] = pack2(s[mi][2 * kc2][0], s[mi][2 * kc2][1], T());
+                    pa[mi][1] = pack2(s[mi][2 * kc2][2], s[mi][2 * kc2][3], T());
+                    pa[mi][2] = pack2(s[mi][2 * kc2 + 1][0], s[mi][2 * kc2 + 1][1], T());
+                    pa[mi][3] = pack2(s[mi][2 * kc2 + 1][2], s[mi][2 * kc2 + 1][3], T());
+                }
+#pragma unroll
+                for (int nd = 0; nd < D / 8; nd += 2) {
+                    uint32_t b0, b1, b2, b3;
+                    ldsm_x4_t(b0, b1, b2, b3, smem_u32(&Vt[(kc2 * 16 + vr) * LD + nd * 8 + vc]));
+#pragma unroll
+                    for (int mi = 0; mi < 2; mi++) {
+                        mma16816(o[mi][nd], pa[mi], b0, b1, T());
+                        mma16816(o[mi][nd + 1], pa[mi], b2, b3, T());
+                    }
+                }
+            }
+        }
+        __syncthreads();
+    }
+
+    T *op = (T *)a.out;
+#pragma unroll
+    for (int mi = 0; mi < 2; mi++) {
+        float inv_l[2];
+#pragma unroll
+        for (int r = 0; r < 2; r++) {
+            l_r[mi][r] += __shfl_xor_sync(0xffffffffu, l_r[mi][r], 1);
+            l_r[mi][r] += __shfl_xor_sync(0xffffffffu, l_r[mi][r], 2);
+            inv_l[r] = l_r[mi][r] > 0.0f ? 1.0f / l_r[mi][r] : 0.0f;
+        }
+#pragma unroll
+        for (int nd = 0; nd < D / 8; nd++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                int qi = wrow + mi * 16 + g + (e >> 1) * 8, d = nd * 8 + tig * 2 + (e & 1);
+                if (qi < a.Tq && d < a.HD)
+                    op[(((int64_t)b * a.Tq + qi) * a.NH + h) * a.HD + d] = from_f<T>(o[mi][nd][e] * inv_l[e >> 1]);
+            }
+        if (a.lse && tig == 0) {
+#pragma unroll
+            for (int r = 0; r < 2; r++) {
+                int qi = wrow + mi * 16 + g + r * 8;
+                if (qi < a.Tq)
+                    a.lse[((int64_t)b * a.NH + h) * a.Tq + qi] =
+                        l_r[mi][r] > 0.0f ? (m_r[mi][r] + log2f(l_r[mi][r])) * 0.6931471805599453f : -INFINITY;
+            }
         }
     }
 }
@@ -593,9 +833,37 @@ __global__ void __launch_bounds__(SC_THREADS) attn_bwd_dq(attn_args a) {
 // fragments through ldmatrix (as attn_fwd_mma<FAST>), tiles loaded synchronously,
 // D_i = dO_i . O_i and lse kept per tile in shared memory. 16-byte rows only.
 
+// D_i = dO_i . O_i and lse_i * log2(e) for every row, one warp per row: read
+// once here instead of once per key tile by every block of the dK/dV pass
+template <typename T>
+__global__ void attn_bwd_row_stats(attn_args a, float *Dg, float *Lg) {
+    const int lane = threadIdx.x & 31;
+    const int64_t row = (int64_t)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    if (row >= (int64_t)a.B * a.NH * a.Tq) return;
+    const int qi = (int)(row % a.Tq), h = (int)((row / a.Tq) % a.NH), b = (int)(row / ((int64_t)a.Tq * a.NH));
+    const int64_t off = (((int64_t)b * a.Tq + qi) * a.NH + h) * a.HD;
+    const T *orow = (const T *)a.out + off, *dorow = (const T *)a.dout + off;
+    float acc = 0.0f;
+    for (int d = lane; d < a.HD; d += 32) acc += to_f<T>(orow[d]) * to_f<T>(dorow[d]);
+    acc = warp_sum(acc);
+    if (lane == 0) {
+        Dg[row] = acc;
+        Lg[row] = a.lse[row] * 1.4426950408889634f; // -inf stays -inf
+    }
+}
+
 // D and lse (log2 domain) of rows [r0, r0 + 64) into Dsm, Lsm
 template <typename T>
 __device__ __forceinline__ void mma_bwd_row_stats(const attn_args &a, int b, int h, int r0, float *Dsm, float *Lsm) {
+    if (a.Dg) { // precomputed by attn_bwd_row_stats
+        for (int i = threadIdx.x; i < 64; i += blockDim.x) {
+            int qi = r0 + i;
+            int64_t row = ((int64_t)b * a.NH + h) * a.Tq + qi;
+            Dsm[i] = qi < a.Tq ? a.Dg[row] : 0.0f;
+            Lsm[i] = qi < a.Tq ? a.Lg[row] : -INFINITY;
+        }
+        return;
+    }
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const T *dop = (const T *)a.dout + ((int64_t)b * a.Tq * a.NH + h) * a.HD;
     const T *op = (const T *)a.out + ((int64_t)b * a.Tq * a.NH + h) * a.HD;
@@ -678,14 +946,67 @@ __device__ __forceinline__ void mma_acc_store(T *dst, int64_t st, int r0, int T_
     }
 }
 
-template <typename T, int D>
+// dq pass, one warp's 16 queries (rows qi0, qi0 + 8 per thread) x 64 keys: the
+// scores s become dS = P (dP - D) in place, masked by selects (see mma_key_bias;
+// rows beyond Tq have L = -inf); DROP instantiates the dropout path separately
+// so the common path carries no Philox code
+template <bool DROP>
+__device__ __forceinline__ void mma_bwd_dq_scores(const attn_args &a, int b, int h, int qi0, int k0, bool diag,
+                                                  float sl2, const float Lr[2], const float Dr[2], const float *kb,
+                                                  float s[8][4], const float dp[8][4]) {
+    const int tig = threadIdx.x & 3, causal_off = a.Tk - a.Tq;
+#pragma unroll
+    for (int nt = 0; nt < 8; nt++) {
+        const float2 kb2 = *reinterpret_cast<const float2 *>(&kb[nt * 8 + tig * 2]);
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            int r = e >> 1, qi = qi0 + r * 8, kj = k0 + nt * 8 + tig * 2 + (e & 1);
+            bool vis = Lr[r] != -INFINITY && ((e & 1) ? kb2.y : kb2.x) == 0.0f && !(diag && kj > qi + causal_off);
+            float p = exp2f(s[nt][e] * sl2 - Lr[r]), dpv = dp[nt][e];
+            if (DROP) dpv = attn_keep(a, b, h, qi, kj) ? dpv * a.drop_scale : 0.0f;
+            s[nt][e] = vis ? p * (dpv - Dr[r]) : 0.0f;
+        }
+    }
+}
+
+// dK/dV pass, one warp's 16 keys (kj0, kj0 + 8 per thread) x 64 queries from q0:
+// st (S^T) becomes P~^T (dropped probabilities), dpt (dP^T) becomes dS^T
+template <bool DROP>
+__device__ __forceinline__ void mma_bwd_dkdv_scores(const attn_args &a, int b, int h, int q0, int kj0,
+                                                    const bool kok[2], bool diag, float sl2, const float *Lsm,
+                                                    const float *Dsm, float st[8][4], float dpt[8][4]) {
+    const int tig = threadIdx.x & 3, causal_off = a.Tk - a.Tq;
+#pragma unroll
+    for (int nt = 0; nt < 8; nt++) {
+        const int il0 = nt * 8 + tig * 2;
+        const float2 L2 = *reinterpret_cast<const float2 *>(&Lsm[il0]);
+        const float2 D2 = *reinterpret_cast<const float2 *>(&Dsm[il0]);
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            int r = e >> 1, kj = kj0 + r * 8, qi = q0 + il0 + (e & 1);
+            float L = (e & 1) ? L2.y : L2.x, Di = (e & 1) ? D2.y : D2.x;
+            bool vis = kok[r] && L != -INFINITY && !(diag && kj > qi + causal_off);
+            float p = exp2f(st[nt][e] * sl2 - L), dpv = dpt[nt][e], pd = p;
+            if (DROP) {
+                bool keep = attn_keep(a, b, h, qi, kj);
+                pd = keep ? p * a.drop_scale : 0.0f;
+                dpv = keep ? dpv * a.drop_scale : 0.0f;
+            }
+            st[nt][e] = vis ? pd : 0.0f;
+            dpt[nt][e] = vis ? p * (dpv - Di) : 0.0f;
+        }
+    }
+}
+
+template <typename T, int D, bool DROP>
 __global__ void __launch_bounds__(128) attn_bwd_mma_dq(attn_args a) {
     constexpr int LD = D + 8;
     constexpr float LOG2E = 1.4426950408889634f;
     extern __shared__ uint4 mma_dyn_smem[];
-    T *Qs = reinterpret_cast<T *>(mma_dyn_smem), *dOs = Qs + 64 * LD, *Ks = dOs + 64 * LD, *Vs = Ks + 64 * LD;
-    float *Dsm = reinterpret_cast<float *>(Vs + 64 * LD), *Lsm = Dsm + 64;
-    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, tig = lane & 3;
+    // Q, dO, then K[2] and V[2]: the next key tile is copied (cp.async) while this one is used
+    T *Qs = reinterpret_cast<T *>(mma_dyn_smem), *dOs = Qs + 64 * LD, *Ks = dOs + 64 * LD, *Vs = Ks + 2 * 64 * LD;
+    float *Dsm = reinterpret_cast<float *>(Vs + 2 * 64 * LD), *Lsm = Dsm + 64, *kb = Lsm + 64;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2;
     const int b = blockIdx.z, h = blockIdx.y, q0 = blockIdx.x * 64;
     const T *qp = (const T *)a.q + (int64_t)b * a.q_sb + (int64_t)h * a.q_sh;
     const T *kp = (const T *)a.k + (int64_t)b * a.k_sb + (int64_t)h * a.k_sh;
@@ -699,43 +1020,46 @@ __global__ void __launch_bounds__(128) attn_bwd_mma_dq(attn_args a) {
     for (int nd = 0; nd < D / 8; nd++) dq[nd][0] = dq[nd][1] = dq[nd][2] = dq[nd][3] = 0.0f;
     const float sl2 = a.scale * LOG2E;
     const int rl[2] = {warp * 16 + g, warp * 16 + g + 8}; // local rows
+    const int causal_off = a.Tk - a.Tq;
     int kend = a.Tk;
     if (a.causal) kend = min(a.Tk, q0 + 64 + (a.Tk - a.Tq));
-    for (int k0 = 0; k0 < kend; k0 += 64) {
-        __syncthreads();
-        mma_load_tile<T, D>(Ks, kp, a.k_st, k0, a.Tk, a.HD, true);
-        mma_load_tile<T, D>(Vs, vp, a.v_st, k0, a.Tk, a.HD, true);
+    if (kend > 0) {
+        mma_async_tile64<T, D>(Ks, kp, a.k_st, 0, a.Tk, a.HD);
+        mma_async_tile64<T, D>(Vs, vp, a.v_st, 0, a.Tk, a.HD);
+    }
+    cp_async_commit();
+    for (int k0 = 0, it = 0; k0 < kend; k0 += 64, it++) {
+        const T *Kt = Ks + (it & 1) * 64 * LD, *Vt = Vs + (it & 1) * 64 * LD;
+        if (k0 + 64 < kend) { // the other buffer's readers finished before the last barrier
+            mma_async_tile64<T, D>(Ks + ((it + 1) & 1) * 64 * LD, kp, a.k_st, k0 + 64, a.Tk, a.HD);
+            mma_async_tile64<T, D>(Vs + ((it + 1) & 1) * 64 * LD, vp, a.v_st, k0 + 64, a.Tk, a.HD);
+        }
+        cp_async_commit();
+        cp_async_wait<1>();
+        mma_key_bias(a, b, k0, kb);
         __syncthreads();
         float s[8][4], dp[8][4];
-        mma_rows_x_rowsT<T, D>(s, Qs, warp * 16, Ks);
-        mma_rows_x_rowsT<T, D>(dp, dOs, warp * 16, Vs);
-#pragma unroll
-        for (int nt = 0; nt < 8; nt++) {
-#pragma unroll
-            for (int e = 0; e < 4; e++) {
-                int r = e >> 1, qi = q0 + rl[r], kj = k0 + nt * 8 + tig * 2 + (e & 1);
-                float L = Lsm[rl[r]], ds = 0.0f;
-                if (qi < a.Tq && L != -INFINITY && attn_visible(a, b, qi, kj)) {
-                    float p = exp2f(s[nt][e] * sl2 - L), dpv = dp[nt][e];
-                    if (a.dropout) dpv = attn_keep(a, b, h, qi, kj) ? dpv * a.drop_scale : 0.0f;
-                    ds = p * (dpv - Dsm[rl[r]]);
-                }
-                s[nt][e] = ds;
-            }
-        }
-        mma_p_x_rows<T, D>(dq, s, Ks);
+        mma_rows_x_rowsT<T, D>(s, Qs, warp * 16, Kt);
+        mma_rows_x_rowsT<T, D>(dp, dOs, warp * 16, Vt);
+        // masking by selects (see mma_key_bias); rows beyond Tq have L = -inf
+        const float Lr[2] = {Lsm[rl[0]], Lsm[rl[1]]}, Dr[2] = {Dsm[rl[0]], Dsm[rl[1]]};
+        const bool diag = a.causal && k0 + 63 > q0 + warp * 16 + causal_off;
+        mma_bwd_dq_scores<DROP>(a, b, h, q0 + rl[0], k0, diag, sl2, Lr, Dr, kb, s, dp);
+        mma_p_x_rows<T, D>(dq, s, Kt);
+        __syncthreads();
     }
     mma_acc_store<T, D>((T *)a.dq + (int64_t)b * a.dq_sb + (int64_t)h * a.dq_sh, a.dq_st, q0, a.Tq, a.HD, dq, a.scale);
 }
 
-template <typename T, int D>
+template <typename T, int D, bool DROP>
 __global__ void __launch_bounds__(128) attn_bwd_mma_dkdv(attn_args a) {
     constexpr int LD = D + 8;
     constexpr float LOG2E = 1.4426950408889634f;
     extern __shared__ uint4 mma_dyn_smem[];
-    T *Ks = reinterpret_cast<T *>(mma_dyn_smem), *Vs = Ks + 64 * LD, *Qs = Vs + 64 * LD, *dOs = Qs + 64 * LD;
-    float *Dsm = reinterpret_cast<float *>(dOs + 64 * LD), *Lsm = Dsm + 64;
-    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, tig = lane & 3;
+    // K, V, then Q[2] and dO[2]: the next query tile is copied (cp.async) while this one is used
+    T *Ks = reinterpret_cast<T *>(mma_dyn_smem), *Vs = Ks + 64 * LD, *Qs = Vs + 64 * LD, *dOs = Qs + 2 * 64 * LD;
+    float *Dsm = reinterpret_cast<float *>(dOs + 2 * 64 * LD), *Lsm = Dsm + 64;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2;
     const int b = blockIdx.z, h = blockIdx.y, k0 = blockIdx.x * 64;
     const T *qp = (const T *)a.q + (int64_t)b * a.q_sb + (int64_t)h * a.q_sh;
     const T *kp = (const T *)a.k + (int64_t)b * a.k_sb + (int64_t)h * a.k_sh;
@@ -751,40 +1075,40 @@ __global__ void __launch_bounds__(128) attn_bwd_mma_dkdv(attn_args a) {
     }
     const float sl2 = a.scale * LOG2E;
     const int kl[2] = {warp * 16 + g, warp * 16 + g + 8}; // local key rows
+    const int causal_off = a.Tk - a.Tq;
+    bool kok[2]; // this thread's two keys: within Tk and not padded out
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        int kj = k0 + kl[r];
+        kok[r] = kj < a.Tk && (!a.mask || a.mask[(int64_t)b * a.Tk + kj]);
+    }
     int qstart = 0;
     if (a.causal) qstart = max(0, k0 - (a.Tk - a.Tq));
     qstart = (qstart / 64) * 64;
-    for (int q0 = qstart; q0 < a.Tq; q0 += 64) {
-        __syncthreads();
-        mma_load_tile<T, D>(Qs, qp, a.q_st, q0, a.Tq, a.HD, true);
-        mma_load_tile<T, D>(dOs, dop, (int64_t)a.NH * a.HD, q0, a.Tq, a.HD, true);
+    if (qstart < a.Tq) {
+        mma_async_tile64<T, D>(Qs, qp, a.q_st, qstart, a.Tq, a.HD);
+        mma_async_tile64<T, D>(dOs, dop, (int64_t)a.NH * a.HD, qstart, a.Tq, a.HD);
+    }
+    cp_async_commit();
+    for (int q0 = qstart, it = 0; q0 < a.Tq; q0 += 64, it++) {
+        const T *Qt = Qs + (it & 1) * 64 * LD, *dOt = dOs + (it & 1) * 64 * LD;
+        if (q0 + 64 < a.Tq) { // the other buffer's readers finished before the last barrier
+            mma_async_tile64<T, D>(Qs + ((it + 1) & 1) * 64 * LD, qp, a.q_st, q0 + 64, a.Tq, a.HD);
+            mma_async_tile64<T, D>(dOs + ((it + 1) & 1) * 64 * LD, dop, (int64_t)a.NH * a.HD, q0 + 64, a.Tq, a.HD);
+        }
+        cp_async_commit();
+        cp_async_wait<1>();
         mma_bwd_row_stats<T>(a, b, h, q0, Dsm, Lsm);
         __syncthreads();
         float st[8][4], dpt[8][4];
-        mma_rows_x_rowsT<T, D>(st, Ks, warp * 16, Qs);   // S^T: rows keys, cols queries
-        mma_rows_x_rowsT<T, D>(dpt, Vs, warp * 16, dOs); // dP^T
-#pragma unroll
-        for (int nt = 0; nt < 8; nt++) {
-#pragma unroll
-            for (int e = 0; e < 4; e++) {
-                int r = e >> 1, kj = k0 + kl[r], il = nt * 8 + tig * 2 + (e & 1), qi = q0 + il;
-                float L = Lsm[il], pd = 0.0f, ds = 0.0f;
-                if (qi < a.Tq && L != -INFINITY && attn_visible(a, b, qi, kj)) {
-                    float p = exp2f(st[nt][e] * sl2 - L), dpv = dpt[nt][e];
-                    pd = p;
-                    if (a.dropout) {
-                        bool keep = attn_keep(a, b, h, qi, kj);
-                        pd = keep ? p * a.drop_scale : 0.0f;
-                        dpv = keep ? dpv * a.drop_scale : 0.0f;
-                    }
-                    ds = p * (dpv - Dsm[il]);
-                }
-                st[nt][e] = pd;
-                dpt[nt][e] = ds;
-            }
-        }
-        mma_p_x_rows<T, D>(dv, st, dOs);
-        mma_p_x_rows<T, D>(dk, dpt, Qs);
+        mma_rows_x_rowsT<T, D>(st, Ks, warp * 16, Qt);   // S^T: rows keys, cols queries
+        mma_rows_x_rowsT<T, D>(dpt, Vs, warp * 16, dOt); // dP^T
+        // masking by selects (see mma_key_bias); queries beyond Tq have L = -inf
+        const bool diag = a.causal && k0 + warp * 16 + 15 > q0 + causal_off;
+        mma_bwd_dkdv_scores<DROP>(a, b, h, q0, k0 + kl[0], kok, diag, sl2, Lsm, Dsm, st, dpt);
+        mma_p_x_rows<T, D>(dv, st, dOt);
+        mma_p_x_rows<T, D>(dk, dpt, Qt);
+        __syncthreads();
     }
     if (a.dk) mma_acc_store<T, D>((T *)a.dk + (int64_t)b * a.dk_sb + (int64_t)h * a.dk_sh, a.dk_st, k0, a.Tk, a.HD, dk, a.scale);
     if (a.dv) mma_acc_store<T, D>((T *)a.dv + (int64_t)b * a.dv_sb + (int64_t)h * a.dv_sh, a.dv_st, k0, a.Tk, a.HD, dv, 1.0f);
@@ -844,6 +1168,26 @@ static allmrec_status fwd_launch(struct op_ctx *ctx, const attn_args &a) {
         // 2026-12-04: 1.8x the plain-load kernel at B4 H32 T512 D128, parity passing)
         if (vec) {
             int D = a.HD <= 32 ? 32 : a.HD <= 64 ? 64 : a.HD <= 96 ? 96 : 128;
+            if (a.Tq >= 256 && (D == 64 || D == 128)) { // long sequences: 128 query rows per block
+                size_t smem128 = (size_t)(128 + 4 * MMA_BC) * (D + 8) * sizeof(TL);
+                dim3 grid128((unsigned)((a.Tq + 127) / 128), (unsigned)a.NH, (unsigned)a.B);
+                const char *what = "attention_forward (mma, 128 rows)";
+                if (D == 64 && !a.dropout) {
+                    ALLMREC_TRY(set_smem(ctx, attn_fwd_mma128<TL, 64, false>, smem128, what));
+                    attn_fwd_mma128<TL, 64, false><<<grid128, 128, smem128, st>>>(a);
+                } else if (D == 64) {
+                    ALLMREC_TRY(set_smem(ctx, attn_fwd_mma128<TL, 64, true>, smem128, what));
+                    attn_fwd_mma128<TL, 64, true><<<grid128, 128, smem128, st>>>(a);
+                } else if (!a.dropout) {
+                    ALLMREC_TRY(set_smem(ctx, attn_fwd_mma128<TL, 128, false>, smem128, what));
+                    attn_fwd_mma128<TL, 128, false><<<grid128, 128, smem128, st>>>(a);
+                } else {
+                    ALLMREC_TRY(set_smem(ctx, attn_fwd_mma128<TL, 128, true>, smem128, what));
+                    attn_fwd_mma128<TL, 128, true><<<grid128, 128, smem128, st>>>(a);
+                }
+                CUDA_LAUNCH_CHECK(ctx, "attention_forward (mma, 128 rows)");
+                return ALLMREC_OK;
+            }
             size_t smem = (size_t)4 * MMA_BC * (D + 8) * sizeof(TL);
             if (D == 32) {
                 ALLMREC_TRY(set_smem(ctx, attn_fwd_mma<TL, 32, true>, smem, "attention_forward (mma, ldmatrix + cp.async)"));
@@ -877,27 +1221,44 @@ static allmrec_status fwd_launch(struct op_ctx *ctx, const attn_args &a) {
     return ALLMREC_OK;
 }
 
-template <typename T, int D>
+// DROP: dropout instantiated apart (the Philox code made the common path spill)
+template <typename T, int D, bool DROP>
 static allmrec_status bwd_mma_launch_d(struct op_ctx *ctx, const attn_args &a) {
     cudaStream_t st = cuda_stream_of(ctx);
-    size_t smem = (size_t)4 * 64 * (D + 8) * sizeof(T) + 128 * sizeof(float);
+    size_t smem = (size_t)6 * 64 * (D + 8) * sizeof(T) + 3 * 64 * sizeof(float); // 6 tiles, D, lse, key bias
     if (a.dk || a.dv) {
-        ALLMREC_TRY(set_smem(ctx, attn_bwd_mma_dkdv<T, D>, smem, "attention_backward (mma dk, dv)"));
+        ALLMREC_TRY(set_smem(ctx, attn_bwd_mma_dkdv<T, D, DROP>, smem, "attention_backward (mma dk, dv)"));
         dim3 grid((unsigned)((a.Tk + 63) / 64), (unsigned)a.NH, (unsigned)a.B);
-        attn_bwd_mma_dkdv<T, D><<<grid, 128, smem, st>>>(a);
+        attn_bwd_mma_dkdv<T, D, DROP><<<grid, 128, smem, st>>>(a);
         CUDA_LAUNCH_CHECK(ctx, "attention_backward (mma dk, dv)");
     }
     if (a.dq) {
-        ALLMREC_TRY(set_smem(ctx, attn_bwd_mma_dq<T, D>, smem, "attention_backward (mma dq)"));
+        ALLMREC_TRY(set_smem(ctx, attn_bwd_mma_dq<T, D, DROP>, smem, "attention_backward (mma dq)"));
         dim3 grid((unsigned)((a.Tq + 63) / 64), (unsigned)a.NH, (unsigned)a.B);
-        attn_bwd_mma_dq<T, D><<<grid, 128, smem, st>>>(a);
+        attn_bwd_mma_dq<T, D, DROP><<<grid, 128, smem, st>>>(a);
         CUDA_LAUNCH_CHECK(ctx, "attention_backward (mma dq)");
     }
     return ALLMREC_OK;
 }
 
+template <typename T, int D>
+static allmrec_status bwd_mma_launch_d(struct op_ctx *ctx, const attn_args &a) {
+    return a.dropout ? bwd_mma_launch_d<T, D, true>(ctx, a) : bwd_mma_launch_d<T, D, false>(ctx, a);
+}
+
 template <typename T>
-static allmrec_status bwd_mma_launch(struct op_ctx *ctx, const attn_args &a) {
+static allmrec_status bwd_mma_launch(struct op_ctx *ctx, attn_args a) {
+    // D and lse * log2(e) per row once, into the scratch when it holds them (the
+    // kernels compute them per tile otherwise)
+    int64_t rows = (int64_t)a.B * a.NH * a.Tq;
+    struct cuda_impl *im = cuda_impl_of(ctx);
+    if (rows > 0 && 2 * rows <= CUDA_SCRATCH_FLOATS && im->scratch) {
+        float *Dg = im->scratch, *Lg = im->scratch + rows;
+        attn_bwd_row_stats<T><<<(unsigned)((rows + 7) / 8), 256, 0, cuda_stream_of(ctx)>>>(a, Dg, Lg);
+        CUDA_LAUNCH_CHECK(ctx, "attention_backward (row statistics)");
+        a.Dg = Dg;
+        a.Lg = Lg;
+    }
     if (a.HD <= 32) return bwd_mma_launch_d<T, 32>(ctx, a);
     if (a.HD <= 64) return bwd_mma_launch_d<T, 64>(ctx, a);
     if (a.HD <= 96) return bwd_mma_launch_d<T, 96>(ctx, a);

@@ -32,6 +32,7 @@ static void cuda_ctx_free(struct op_ctx *ctx) {
     if (im->lt) cublasLtDestroy(im->lt);
     if (im->workspace) cudaFree(im->workspace);
     if (im->scratch) cudaFree(im->scratch);
+    if (im->bad_id) cudaFree(im->bad_id);
     if (im->stream) cudaStreamDestroy(im->stream);
     free(im);
     ctx->impl = NULL;
@@ -59,6 +60,8 @@ static allmrec_status cuda_ctx_init_inner(struct op_ctx *ctx, struct cuda_impl *
     CUDA_CHECK(cudaMalloc(&im->workspace, im->workspace_bytes));
     CUBLAS_CHECK(cublasSetWorkspace(im->blas, im->workspace, im->workspace_bytes));
     CUDA_CHECK(cudaMalloc((void **)&im->scratch, CUDA_SCRATCH_FLOATS * sizeof(float)));
+    CUDA_CHECK(cudaMalloc((void **)&im->bad_id, 2 * sizeof(int)));
+    CUDA_CHECK(cudaMemset(im->bad_id, 0, 2 * sizeof(int)));
 #ifdef ALLMREC_HAVE_CUDNN
     // cuDNN serves only `attention: cudnn`: a library that fails to load or
     // initialise must not take the whole backend down with it
@@ -106,3 +109,19 @@ static const struct op_backend CUDA_BACKEND = {
 };
 
 extern "C" const struct op_backend *ops_backend_cuda(void) { return &CUDA_BACKEND; }
+
+allmrec_status cuda_bad_id_check(struct op_ctx *ctx, const char *what, int64_t limit, int32_t ignore_index,
+                                 bool has_ignore) {
+    struct cuda_impl *im = cuda_impl_of(ctx);
+    int rec[2] = {0, 0};
+    CUDA_CHECK(cudaMemcpyAsync(rec, im->bad_id, sizeof rec, cudaMemcpyDeviceToHost, im->stream));
+    CUDA_CHECK(cudaStreamSynchronize(im->stream));
+    if (!rec[0]) return ALLMREC_OK;
+    CUDA_CHECK(cudaMemsetAsync(im->bad_id, 0, 2 * sizeof(int), im->stream));
+    char range[96] = "", ign[64] = "";
+    if (limit >= 0) snprintf(range, sizeof range, " outside [0, %lld)", (long long)limit);
+    else snprintf(range, sizeof range, " negative");
+    if (has_ignore) snprintf(ign, sizeof ign, " (and not ignore_index %d)", (int)ignore_index);
+    return ALLMREC_ERR(ALLMREC_ERR_DATA, "%s %d at row %lld is%s%s on CUDA; nothing valid was computed (check the "
+                       "dataset's item/token ids)", what, rec[1], (long long)rec[0] - 1, range, ign);
+}

@@ -86,6 +86,7 @@ struct cuda_impl {
     void *workspace; // cuBLASLt / cuDNN workspace
     size_t workspace_bytes;
     float *scratch;  // CUDA_SCRATCH_FLOATS floats for two-stage reductions
+    int *bad_id;     // device int[2]: {first bad row + 1, its id}; 0 = none (cuda_bad_id_*)
     int sm_count;
     int cc_major, cc_minor;
     size_t max_smem_optin;
@@ -102,6 +103,18 @@ static inline struct cuda_impl *cuda_impl_of(struct op_ctx *ctx) {
 static inline cudaStream_t cuda_stream_of(struct op_ctx *ctx) {
     return ctx && ctx->impl ? ((struct cuda_impl *)ctx->impl)->stream : (cudaStream_t)0;
 }
+
+// ------------------------------------------------------------------ bad ids
+// Kernels that index by an id from outside (embedding rows, cross-entropy
+// targets) record the first bad one here and stay in bounds; the op then calls
+// cuda_bad_id_check, which waits for the stream (one small copy) and turns a
+// record into the CPU reference's ALLMREC_ERR_DATA, so both backends fail alike.
+__device__ __forceinline__ void cuda_bad_id_note(int *bad, int64_t row, int32_t id) {
+    if (atomicCAS(bad, 0, (int)(row + 1)) == 0) bad[1] = id;
+}
+// `what` names the op and the kind of id ("op_embedding_forward: id"), `limit` the valid range's end (-1: none)
+allmrec_status cuda_bad_id_check(struct op_ctx *ctx, const char *what, int64_t limit, int32_t ignore_index,
+                                 bool has_ignore);
 
 // ------------------------------------------------------------------ dtypes
 template <typename T> __device__ __forceinline__ float to_f(T x);

@@ -4,9 +4,9 @@
 // block), its backward (one read, one write; may run in place), and the
 // vocab-parallel pieces row_max / xent_partial / xent_finish.
 // fp32 math on F32/F16/BF16 logits; statistics and losses F32.
-// A target outside [0, V) that is not ignore_index gives a NaN loss (the CPU
-// reference reports ALLMREC_ERR_DATA; the device cannot return an error
-// without a synchronisation).
+// A target outside [0, V) (forward) or negative (backward) that is not
+// ignore_index is ALLMREC_ERR_DATA naming the row, as on the CPU: the kernel
+// records it (cuda_bad_id_note) and the op checks after the launch.
 //
 // defines: cuda_softmax_forward, cuda_softmax_backward, cuda_cross_entropy_forward,
 //   cuda_cross_entropy_backward, cuda_row_max, cuda_xent_partial, cuda_xent_finish
@@ -71,7 +71,7 @@ __device__ __forceinline__ void block_lse(online_lse &o, float *sh, float *M, fl
 template <typename T, int V>
 __global__ void __launch_bounds__(SX_THREADS)
     xent_forward_kernel(float *losses, float *lse_out, const T *logits, const int32_t *targets, int64_t C,
-                        int32_t ignore_index) {
+                        int32_t ignore_index, int *bad) {
     __shared__ float sh[32];
     int64_t row = blockIdx.x;
     const T *x = logits + row * C;
@@ -102,7 +102,7 @@ __global__ void __launch_bounds__(SX_THREADS)
         int32_t t = targets[row];
         float loss;
         if (t == ignore_index) loss = 0.0f;
-        else if (t < 0 || t >= C) loss = NAN;
+        else if (t < 0 || t >= C) { loss = NAN; cuda_bad_id_note(bad, row, t); }
         else loss = lse - to_f<T>(x[t]);
         losses[row] = loss;
     }
@@ -111,12 +111,13 @@ __global__ void __launch_bounds__(SX_THREADS)
 template <typename T, int V>
 __global__ void __launch_bounds__(SX_THREADS)
     xent_backward_kernel(T *dlogits, const float *scale, const T *logits, const float *lse,
-                         const int32_t *targets, int64_t C, int32_t ignore_index, int64_t vocab_start) {
+                         const int32_t *targets, int64_t C, int32_t ignore_index, int64_t vocab_start, int *bad) {
     int64_t row = blockIdx.x;
     const T *x = logits + row * C;
     T *d = dlogits + row * C;
     int32_t t = targets[row];
     bool ignored = (t == ignore_index);
+    if (!ignored && t < 0 && threadIdx.x == 0) cuda_bad_id_note(bad, row, t);
     int64_t tl = (int64_t)t - vocab_start;
     float L = lse[row], sc = scale[row];
     if (V > 1) {
@@ -152,13 +153,15 @@ extern "C" allmrec_status cuda_cross_entropy_forward(struct op_ctx *ctx, struct 
     DISPATCH_FLOAT(logits.dtype, T, {
         if (vec_ok<T>(C, logits.data, NULL))
             xent_forward_kernel<T, 16 / sizeof(T)><<<(unsigned)N, SX_THREADS, 0, st>>>(
-                (float *)losses.data, (float *)lse.data, (const T *)logits.data, (const int32_t *)targets.data, C, ignore_index);
+                (float *)losses.data, (float *)lse.data, (const T *)logits.data, (const int32_t *)targets.data, C, ignore_index,
+                cuda_impl_of(ctx)->bad_id);
         else
             xent_forward_kernel<T, 1><<<(unsigned)N, SX_THREADS, 0, st>>>(
-                (float *)losses.data, (float *)lse.data, (const T *)logits.data, (const int32_t *)targets.data, C, ignore_index);
+                (float *)losses.data, (float *)lse.data, (const T *)logits.data, (const int32_t *)targets.data, C, ignore_index,
+                cuda_impl_of(ctx)->bad_id);
     });
     CUDA_LAUNCH_CHECK(ctx, "cross_entropy_forward");
-    return ALLMREC_OK;
+    return cuda_bad_id_check(ctx, "op_cross_entropy_forward: target", C, ignore_index, true);
 }
 
 extern "C" allmrec_status cuda_cross_entropy_backward(struct op_ctx *ctx, struct tensor dlogits, struct tensor scale,
@@ -171,14 +174,14 @@ extern "C" allmrec_status cuda_cross_entropy_backward(struct op_ctx *ctx, struct
         if (vec_ok<T>(C, logits.data, dlogits.data))
             xent_backward_kernel<T, 16 / sizeof(T)><<<(unsigned)N, SX_THREADS, 0, st>>>(
                 (T *)dlogits.data, (const float *)scale.data, (const T *)logits.data, (const float *)lse.data,
-                (const int32_t *)targets.data, C, ignore_index, vocab_start);
+                (const int32_t *)targets.data, C, ignore_index, vocab_start, cuda_impl_of(ctx)->bad_id);
         else
             xent_backward_kernel<T, 1><<<(unsigned)N, SX_THREADS, 0, st>>>(
                 (T *)dlogits.data, (const float *)scale.data, (const T *)logits.data, (const float *)lse.data,
-                (const int32_t *)targets.data, C, ignore_index, vocab_start);
+                (const int32_t *)targets.data, C, ignore_index, vocab_start, cuda_impl_of(ctx)->bad_id);
     });
     CUDA_LAUNCH_CHECK(ctx, "cross_entropy_backward");
-    return ALLMREC_OK;
+    return cuda_bad_id_check(ctx, "op_cross_entropy_backward: target", -1, ignore_index, true);
 }
 
 // ------------------------------------------------------------------ vocab-parallel pieces

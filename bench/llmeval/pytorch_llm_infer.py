@@ -17,6 +17,7 @@ Prints bench/gpu_check.sh's lines:
   SUMMARY|llm_score/B1_T500_C20x14_opt6.7b_f16/torch|<ms>|ms|20 candidates
 usage: python3 bench/llmeval/pytorch_llm_infer.py
 """
+import copy
 import os
 import sys
 
@@ -28,6 +29,18 @@ from opt_common import CUDA, median_ms, random_opt  # noqa: E402
 GEN_B, T_PROMPT, N_NEW, NC, HIST, CAND_LEN = 2, 500, 64, 20, 10, 14
 GEN_KEY = "llm_generate/B2_T500_N64_opt6.7b_f16/torch"
 SCORE_KEY = "llm_score/B1_T500_C20x14_opt6.7b_f16/torch"
+
+
+def repeat_cache(pkv, n):
+    """The prompt's key/value cache repeated for n candidates. transformers 4.x
+    returns a tuple of (key, value) per layer; 5.x a Cache object (DynamicCache),
+    whose layers iterate with entries that may be None: that broke the tuple code
+    on the GPU machine's transformers 5.17 (2026-12-04)."""
+    if hasattr(pkv, "batch_repeat_interleave"):
+        c = copy.deepcopy(pkv)
+        c.batch_repeat_interleave(n)
+        return c
+    return tuple(tuple(t.expand(n, *t.shape[1:]).contiguous() for t in layer[:2]) for layer in pkv)
 
 
 def main():
@@ -56,7 +69,7 @@ def main():
 
         def score():
             pre = m(inputs_embeds=x[:1], attention_mask=mask[:1], use_cache=True)
-            past = tuple(tuple(t.expand(NC, *t.shape[1:]).contiguous() for t in layer) for layer in pre.past_key_values)
+            past = repeat_cache(pre.past_key_values, NC)
             first = torch.log_softmax(pre.logits[:, -1].float(), -1)[0, cand[:, 0]]
             am = torch.ones(NC, x.shape[1] + CAND_LEN, dtype=torch.long, device=dev)
             o = m(input_ids=cand, attention_mask=am, past_key_values=past, use_cache=False)
@@ -64,9 +77,9 @@ def main():
             return first + lp.sum(-1)
 
         gen_ms = median_ms(generate, 1, 3)
+        print(f"SUMMARY|{GEN_KEY}|{gen_ms:.2f}|ms|{gen_ms / N_NEW:.3f} ms per new token"
+              f"{'' if CUDA else ' (CPU check, tiny OPT)'}", flush=True)
         score_ms = median_ms(score, 1, 3)
-    print(f"SUMMARY|{GEN_KEY}|{gen_ms:.2f}|ms|{gen_ms / N_NEW:.3f} ms per new token"
-          f"{'' if CUDA else ' (CPU check, tiny OPT)'}")
     print(f"SUMMARY|{SCORE_KEY}|{score_ms:.2f}|ms|20 candidates{'' if CUDA else ' (CPU check, tiny OPT)'}")
 
 

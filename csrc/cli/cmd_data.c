@@ -10,12 +10,17 @@
 #include "allmrec/status.h"
 #include "cli/commands.h"
 
+#define EXAMPLE_SYNTH "allmrec data synth --out synth.h5 --users 300 --items 150"
+
 static const char *USAGE_DATA =
     "usage: allmrec data <prepare|split|stats|synth> [options]   (`allmrec data <sub> --help`)\n"
     "  prepare  raw or published data -> one HDF5 dataset\n"
     "  split    draw the leave-one-out scenarios and candidate sets (stored in the file)\n"
     "  stats    #users, #items, #interactions, avg. length, cold/warm, text coverage\n"
-    "  synth    a deterministic synthetic dataset (with splits) for the quickstart and tests\n";
+    "  synth    a deterministic synthetic dataset (with splits) for the quickstart and tests\n"
+    "examples:\n"
+    "  " EXAMPLE_SYNTH "\n"
+    "  allmrec data stats --dataset synth.h5\n";
 
 static const char *USAGE_PREPARE =
     "usage: allmrec data prepare --format FMT --reviews FILE [--meta FILE] --out PATH.h5 [options]\n"
@@ -25,6 +30,8 @@ static const char *USAGE_PREPARE =
     "  ml-100k     --reviews u.data                  --meta u.item\n"
     "  ml-1m       --reviews ratings.dat             --meta movies.dat\n"
     "  recbole     --reviews <name>.inter            --meta <name>.item\n"
+    "              (sequential benchmark files: --reviews <name>.train.inter --valid <name>.valid.inter\n"
+    "               --test <name>.test.inter, with an item_id_list:token_seq column)\n"
     "  p5          --reviews sequential_data.txt     --meta items.tsv (item_id, title, ... header)\n"
     "  lcrec       --reviews <name>.inter.json       --meta <name>.item.json\n"
     "  presplit    --train F --valid F --test F      --meta items.tsv\n"
@@ -42,7 +49,10 @@ static const char *USAGE_PREPARE =
     "  --split                also run `data split` (default seed 42) on the result\n"
     "  --seed S               seed for --split\n"
     "  --max-reported N       bad lines reported in full before only counting (default 5)\n"
-    "  --no-progress          no progress line\n";
+    "  --no-progress          no progress line\n"
+    "examples (data/example: a tiny dataset in the csv format):\n"
+    "  allmrec data prepare --format csv --reviews data/example/interactions.csv --meta data/example/items.csv "
+    "--out example.h5 --split\n";
 
 static const char *USAGE_SPLIT =
     "usage: allmrec data split --dataset PATH.h5 [options]\n"
@@ -55,16 +65,25 @@ static const char *USAGE_SPLIT =
     "  --no-full              skip the full-ranking kind\n"
     "  --pair SOURCE.h5       cross-domain: models trained on SOURCE are tested on this dataset\n"
     "                         (adds scenario cross_domain; e.g. Movies_and_TV -> Video_Games)\n"
-    "Stores /splits and /candidates/<scenario>/<valid|test>/<kind> in the file (atomically).\n";
+    "Stores /splits and /candidates/<scenario>/<valid|test>/<kind> in the file (atomically).\n"
+    "examples:\n"
+    "  " EXAMPLE_SYNTH "\n"
+    "  allmrec data split --dataset synth.h5 --seed 7 --fewshot 0 --max-eval-users 100\n";
 
-static const char *USAGE_STATS = "usage: allmrec data stats --dataset PATH.h5 [--json]\n";
+static const char *USAGE_STATS =
+    "usage: allmrec data stats --dataset PATH.h5 [--json]\n"
+    "examples:\n"
+    "  " EXAMPLE_SYNTH "\n"
+    "  allmrec data stats --dataset synth.h5 --json\n";
 
 static const char *USAGE_SYNTH =
     "usage: allmrec data synth --out PATH.h5 [options]\n"
     "  --users N (1000) --items M (500) --categories C (8) --dim D (8) --mean-len L (12)\n"
     "  --zipf A (1.0) --seq-dep P (0.3) --cold-user-frac F (0.1) --seed S (1)\n"
     "  --split-seed S (42) --max-eval-users N (10000) --no-split\n"
-    "Writes the dataset WITH its splits and candidate sets (unless --no-split).\n";
+    "Writes the dataset WITH its splits and candidate sets (unless --no-split).\n"
+    "examples:\n"
+    "  " EXAMPLE_SYNTH "\n";
 
 // --key value / --key=value parsing
 struct argp {
@@ -169,7 +188,7 @@ static int data_prepare(int argc, char **argv) {
             int64_t m;
             if (!parse_int(v, &m)) return cli_usage_error(cmd, USAGE_PREPARE, "--max-reported needs an integer");
             o.max_reported = (int)m;
-        } else return cli_usage_error(cmd, USAGE_PREPARE, "unknown option '%s'", a.key);
+        } else return cli_unknown_option(cmd, USAGE_PREPARE, a.key);
     }
     if (!fmt_set) return cli_usage_error(cmd, USAGE_PREPARE, "--format is required");
     if (!o.reviews) return cli_usage_error(cmd, USAGE_PREPARE, "--reviews (or --input/--train) is required");
@@ -242,7 +261,7 @@ static int data_split(int argc, char **argv) {
                 if (o.n_fewshot == 4) return cli_usage_error(cmd, USAGE_SPLIT, "at most 4 few-shot sizes");
                 o.fewshot[o.n_fewshot++] = x;
             }
-        } else return cli_usage_error(cmd, USAGE_SPLIT, "unknown option '%s'", a.key);
+        } else return cli_unknown_option(cmd, USAGE_SPLIT, a.key);
     }
     if (!path) return cli_usage_error(cmd, USAGE_SPLIT, "--dataset is required");
     allmrec_status st = dataset_split_hdf5(path, &o);
@@ -262,7 +281,7 @@ static int data_stats(int argc, char **argv) {
         if (!strcmp(a.key, "--json")) { json = true; continue; }
         NEED_VAL(&a, USAGE_STATS, cmd);
         if (!strcmp(a.key, "--dataset")) path = v;
-        else return cli_usage_error(cmd, USAGE_STATS, "unknown option '%s'", a.key);
+        else return cli_unknown_option(cmd, USAGE_STATS, a.key);
     }
     if (!path) return cli_usage_error(cmd, USAGE_STATS, "--dataset is required");
     struct dataset ds;
@@ -308,7 +327,9 @@ static int data_synth(int argc, char **argv) {
         else if (!strcmp(a.key, "--zipf") && parse_dbl(v, &d)) o.zipf = d;
         else if (!strcmp(a.key, "--seq-dep") && parse_dbl(v, &d)) o.seq_dep = d;
         else if (!strcmp(a.key, "--cold-user-frac") && parse_dbl(v, &d)) o.cold_user_frac = d;
-        else return cli_usage_error(cmd, USAGE_SYNTH, "unknown option or bad value: %s %s", a.key, v);
+        else if (strstr(USAGE_SYNTH, a.key))
+            return cli_usage_error(cmd, USAGE_SYNTH, "bad value for %s: '%s'", a.key, v);
+        else return cli_unknown_option(cmd, USAGE_SYNTH, a.key);
     }
     if (!out) return cli_usage_error(cmd, USAGE_SYNTH, "--out is required");
     struct dataset ds;
@@ -353,5 +374,6 @@ int cmd_data(int argc, char **argv) {
     if (!strcmp(sub, "split")) return data_split(argc - 1, argv + 1);
     if (!strcmp(sub, "stats")) return data_stats(argc - 1, argv + 1);
     if (!strcmp(sub, "synth")) return data_synth(argc - 1, argv + 1);
-    return cli_usage_error("data", USAGE_DATA, "unknown subcommand '%s'", sub);
+    static const char *const SUBS[] = {"prepare", "split", "stats", "synth"};
+    return cli_unknown_word("data", USAGE_DATA, "subcommand", sub, SUBS, 4);
 }

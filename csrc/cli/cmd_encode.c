@@ -27,7 +27,10 @@ static const char *ENCODE_USAGE =
     "  --batch N        texts per forward (default 64)\n"
     "  --max-length N   tokens per text incl. [CLS]/[SEP] (default: the model's max_seq_length)\n"
     "  --normalize / --no-normalize   override L2 normalisation (default: as modules.json)\n"
-    "  --device cpu|cuda  (default cpu)   --dtype f32|f16|bf16 (default f32; f16/bf16 on cuda)\n";
+    "  --device cpu|cuda  (default cpu)   --dtype f32|f16|bf16 (default f32; f16/bf16 on cuda)\n"
+    "examples (the tiny encoder of a quickstart run):\n"
+    "  " CLI_EXAMPLE_QUICKSTART "\n"
+    "  allmrec encode --dataset qs/synth.h5 --model qs/models/sbert --out runs/item_text.h5 --batch 32\n";
 
 int cmd_encode(int argc, char **argv) {
     const char *dataset = NULL, *model = NULL, *out = NULL, *weights = NULL, *device = "cpu",
@@ -48,7 +51,7 @@ int cmd_encode(int argc, char **argv) {
         else if (!strcmp(a, "--dtype") && has) dtype_s = argv[++i];
         else if (!strcmp(a, "--normalize")) normalize = 1;
         else if (!strcmp(a, "--no-normalize")) normalize = 0;
-        else return cli_usage_error(argv[0], ENCODE_USAGE, "unknown or incomplete option '%s'", a);
+        else return cli_unknown_option(argv[0], ENCODE_USAGE, a);
     }
     if (!dataset || !model || !out)
         return cli_usage_error(argv[0], ENCODE_USAGE, "--dataset, --model and --out are required");
@@ -146,7 +149,11 @@ static const char *TOKENIZE_USAGE =
     "  --add TOKEN      register an added special token (repeatable), e.g. --add [UserRep]\n"
     "  --tokens         print the token strings next to the ids\n"
     "  --decode         print the decoded text of the ids too\n"
-    "  --max-length N   truncate (with --special: the total length)\n";
+    "  --max-length N   truncate (with --special: the total length)\n"
+    "examples (the tokenizers of a quickstart run):\n"
+    "  " CLI_EXAMPLE_QUICKSTART "\n"
+    "  allmrec tokenize --model qs/models/sbert --special --tokens \"a red lipstick\"\n"
+    "  allmrec tokenize --model qs/models/opt --decode \"I bought a red lipstick\"\n";
 
 static int tokenize_one(struct tokenizer *t, const char *text, size_t len, bool special, bool tokens,
                         bool decode, int64_t max_length) {
@@ -196,7 +203,7 @@ int cmd_tokenize(int argc, char **argv) {
         else if (!strcmp(a, "--decode")) decode = true;
         else if (!strcmp(a, "--max-length") && has) max_length = atoll(argv[++i]);
         else if (!strcmp(a, "--")) { first_text = i + 1; break; }
-        else if (a[0] == '-' && a[1] == '-') return cli_usage_error(argv[0], TOKENIZE_USAGE, "unknown or incomplete option '%s'", a);
+        else if (a[0] == '-' && a[1] == '-') return cli_unknown_option(argv[0], TOKENIZE_USAGE, a);
         else { first_text = i; break; }
     }
     if (!model && !vocab)

@@ -22,7 +22,12 @@ static const char *USAGE =
     "  --json PATH        also write the metrics as JSON (\"-\" = stdout, then no table)\n"
     "  --device D         cpu | cuda (train.device)\n"
     "Candidate sets are those stored by `allmrec data split`; missing ones are skipped with a note.\n"
-    "`allmrec eval llm --config FILE` evaluates A-LLMRec with its LLM (see `allmrec eval llm --help`).\n";
+    "The config is a SASRec run's: its keys are listed by `allmrec train sasrec --help`.\n"
+    "`allmrec eval llm --config FILE` evaluates A-LLMRec with its LLM (see `allmrec eval llm --help`).\n"
+    "examples:\n"
+    "  allmrec data synth --out synth.h5 --users 300 --items 150\n"
+    "  allmrec train sasrec --config configs/quickstart.yaml data.path=synth.h5 train.epochs=2 --out runs/sasrec\n"
+    "  allmrec eval --config runs/sasrec/config.yaml --kinds neg19,neg100 --scenarios all,cold_items\n";
 
 static const char *USAGE_LLM =
     "usage: allmrec eval llm --config FILE [key=value ...]\n"
@@ -30,7 +35,12 @@ static const char *USAGE_LLM =
     "(transformers 4.32.1 semantics) parsed by the release's substring parser or the strict exact-title\n"
     "parser, and/or ranking the candidates by the LLM's log-likelihood of each title.\n"
     "Writes <out_dir>/generations.jsonl (one line per user) and <out_dir>/metrics.json.\n"
-    "Config keys:\n";
+    "examples (the models of a quickstart run):\n"
+    "  " CLI_EXAMPLE_QUICKSTART "\n"
+    "  allmrec eval llm --config configs/llm_eval/strict.yaml data.path=qs/synth.h5 cf.export=qs/sasrec/cf_export.h5 "
+    "stage1.joint=qs/stage1/joint.h5 stage2.checkpoint=qs/stage2/checkpoint.h5 llm.path=qs/models/opt num_users=10 "
+    "out_dir=runs/llm_eval\n"
+    "\nconfig keys (key, type, default, range; then what it means):\n";
 
 static int cmd_eval_llm(int argc, char **argv) {
     const char *cmd = "eval llm", *config_path = NULL;
@@ -50,6 +60,7 @@ static int cmd_eval_llm(int argc, char **argv) {
         else if (strchr(a, '=') && a[0] != '-') ov[n_ov++] = argv[i];
         else {
             free(ov);
+            if (a[0] == '-') return cli_unknown_option(cmd, USAGE_LLM, a);
             return cli_usage_error(cmd, USAGE_LLM, "unexpected argument '%s'", a);
         }
     }
@@ -98,6 +109,7 @@ int cmd_eval(int argc, char **argv) {
         } else if (strchr(a, '=') && a[0] != '-') ov[n_ov++] = argv[i];
         else {
             free(ov);
+            if (a[0] == '-') return cli_unknown_option(cmd, USAGE, a);
             return cli_usage_error(cmd, USAGE, "unexpected argument '%s'", a);
         }
     }

@@ -13,27 +13,42 @@ static const char *EXPERIMENT_USAGE =
     "Expands the experiment's plan (datasets x models x scenarios x variants x sweep x seeds),\n"
     "runs every stage that is not cached yet (each stage is an allmrec command in its own process),\n"
     "and writes report.md, report.csv, report.json and report.html to the experiment's out_dir.\n"
-    "Overrides change the experiment file: defaults.cf.train.num_epochs=2, seeds=[1,2], ...\n"
+    "Overrides change the experiment file: defaults.cf.train.epochs=2, seeds=[1,2], ...\n"
     "\n"
     "options:\n"
     "  --dry-run            print the plan with cache hits; run nothing\n"
     "  --report-only        write the report from what is complete; run nothing\n"
     "  --stop-on-failure    stop at the first failed run (default: report it and go on)\n"
-    "  --run-stage RUN:STAGE  run one stage of one run (what Slurm jobs do)\n"
+    "  --run-stage RUN:STAGE  run one stage of one run (what Slurm jobs do); with --dry-run, print its\n"
+    "                       command and stage config instead\n"
     "  --list               the models, scenarios and stages the runner knows (no file needed)\n"
     "  --schema             the keys of an experiment file\n"
-    "  --slurm              write sbatch scripts (one per stage, chained with --dependency=afterok)\n"
-    "                       and submit them; options for it:\n"
-    "    --partition P  --account A  --time T  --gpus-per-run N  --cpus-per-task N  --mem M\n"
+    "  --slurm              write sbatch scripts (one per stage of the runs that are built, chained\n"
+    "                       with --dependency=afterok) and submit them. GPU stages request a GPU and\n"
+    "                       run with device cuda; CPU stages go to the CPU partition without GPUs;\n"
+    "                       jobs requeue themselves before their time limit and resume (last.h5).\n"
+    "                       Options (else the experiment's slurm.* keys, a site file, per-stage defaults):\n"
+    "    --partition P  --cpu-partition P  --account A  --time T  --mem M  --cpus-per-task N\n"
+    "    --gpus-per-run N     GPUs (srun tasks) of a data-parallel stage; 0: no GPUs at all\n"
     "    --no-submit          write the scripts and submit.sh only\n"
     "\n"
-    "environment: ALLMREC_STAGE_EXE replaces the binary that runs stage commands (wrappers, tests).\n";
+    "environment: ALLMREC_STAGE_EXE replaces the binary that runs stage commands (wrappers, tests);\n"
+    "ALLMREC_SLURM_SITE names a Slurm site file (slurm.* keys: partitions, account, setup lines).\n"
+    "\n"
+    "examples:\n"
+    "  allmrec experiment --list\n"
+    "  allmrec experiment experiments/table1.yaml --dry-run\n"
+    "  allmrec experiment experiments/quickstart.yaml defaults.cf.train.epochs=2 seeds=[1,2] --dry-run\n"
+    "  allmrec experiment experiments/quickstart.yaml defaults.cf.train.epochs=2\n";
 
 static const char *STATUS_USAGE =
     "usage: allmrec status <experiments/x.yaml> [key.sub=value ...]\n"
     "\n"
     "Shows where each run of the experiment stands: stages done (cache), running, queued in Slurm\n"
-    "(with the job's state), failed (with the reason and the log), pending or not available.\n";
+    "(with the job's state), failed (with the reason and the log), pending or not available.\n"
+    "\n"
+    "examples:\n"
+    "  allmrec status experiments/quickstart.yaml\n";
 
 static int need_value(int i, int argc, char **argv) {
     return i + 1 < argc ? 1 : cli_usage_error(argv[0], EXPERIMENT_USAGE, "%s needs a value", argv[i]) * 0;
@@ -42,9 +57,9 @@ static int need_value(int i, int argc, char **argv) {
 static void print_tables(void) {
     int n;
     const struct model_def *m = model_table(&n);
-    printf("models (name: label: pipeline):\n");
+    printf("models (name, label, built in this allmrec?, pipeline):\n");
     for (int i = 0; i < n; i++) {
-        printf("  %-15s %-18s", m[i].name, m[i].label);
+        printf("  %-15s %-18s %-10s", m[i].name, m[i].label, model_available(&m[i]) ? "built" : "not built");
         for (int j = 0; j < RUNNER_MAX_STAGES && m[i].stages[j]; j++) printf("%s%s", j ? " -> " : "", m[i].stages[j]);
         for (int j = 0; j < 6 && m[i].set[j]; j++) printf("%s%s", j ? ", " : "   [", m[i].set[j]);
         printf("%s\n", m[i].set[0] ? "]" : "");
@@ -59,22 +74,26 @@ static void print_tables(void) {
         printf("\n");
     }
     const struct stage_def *st = stage_table(&n);
-    printf("stages (section: availability: what it makes):\n");
+    printf("stages (name, config section, built?, Slurm job: device, cpus, mem, time; what it makes):\n");
     for (int i = 0; i < n; i++)
-        printf("  %-10s %-9s %-13s %s\n", st[i].name, st[i].section, stage_available(&st[i]) ? "built" : "not built yet",
-               st[i].doc);
+        printf("  %-10s %-9s %-10s %-4s %2d cpus %4s %s  %s\n", st[i].name, st[i].section,
+               stage_available(&st[i]) ? "built" : "not built", st[i].device_key ? "GPU" : "CPU", st[i].slurm.cpus,
+               st[i].slurm.mem, st[i].slurm.time, st[i].doc);
+    printf("A run is built when its model and every stage of its pipeline are; the others are planned and\n"
+           "reported as \"not built\", never run or submitted.\n");
+}
+
+static void print_schema(void) {
+    int n;
+    const struct config_key *sc = experiment_schema(&n);
+    printf("\nkeys of an experiment file (experiments/README.md; key, type, default, range; then what it means):\n");
+    config_print_schema(stdout, sc, n);
 }
 
 int cmd_experiment(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--list")) { print_tables(); return 0; }
-        if (!strcmp(argv[i], "--schema")) {
-            int n;
-            const struct config_key *sc = experiment_schema(&n);
-            printf("keys of an experiment file (experiments/README.md):\n");
-            config_print_schema(stdout, sc, n);
-            return 0;
-        }
+        if (!strcmp(argv[i], "--schema")) { print_schema(); return 0; }
     }
     const char *path = NULL;
     char **ov = calloc((size_t)argc + 1, sizeof(char *));
@@ -83,21 +102,30 @@ int cmd_experiment(int argc, char **argv) {
     const char *run_stage = NULL;
     struct slurm_options so = {0};
     so.submit = true;
+    so.gpus_per_run = -1;
+    so.cpus_per_task = -1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { printf("%s", EXPERIMENT_USAGE); free(ov); return 0; }
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            printf("%s", EXPERIMENT_USAGE);
+            print_schema(); // the same table that validates experiment files
+            free(ov);
+            return 0;
+        }
         else if (!strcmp(a, "--dry-run")) dry = true;
         else if (!strcmp(a, "--report-only")) report_only = true;
         else if (!strcmp(a, "--stop-on-failure")) stop = true;
         else if (!strcmp(a, "--slurm")) slurm = true;
         else if (!strcmp(a, "--no-submit")) so.submit = false;
         else if (!strcmp(a, "--run-stage") || !strcmp(a, "--partition") || !strcmp(a, "--account") ||
+                 !strcmp(a, "--cpu-partition") ||
                  !strcmp(a, "--time") || !strcmp(a, "--gpus-per-run") || !strcmp(a, "--cpus-per-task") ||
                  !strcmp(a, "--mem")) {
             if (!need_value(i, argc, argv)) { free(ov); return 2; }
             const char *v = argv[++i];
             if (!strcmp(a, "--run-stage")) run_stage = v;
             else if (!strcmp(a, "--partition")) so.partition = v;
+            else if (!strcmp(a, "--cpu-partition")) so.cpu_partition = v;
             else if (!strcmp(a, "--account")) so.account = v;
             else if (!strcmp(a, "--time")) so.time = v;
             else if (!strcmp(a, "--mem")) so.mem = v;
@@ -110,7 +138,7 @@ int cmd_experiment(int argc, char **argv) {
             }
         } else if (a[0] == '-') {
             free(ov);
-            return cli_usage_error(argv[0], EXPERIMENT_USAGE, "unknown option '%s'", a);
+            return cli_unknown_option(argv[0], EXPERIMENT_USAGE, a);
         } else if (strchr(a, '=')) {
             ov[n_ov++] = argv[i];
         } else if (!path) {
@@ -125,16 +153,6 @@ int cmd_experiment(int argc, char **argv) {
     allmrec_status s = experiment_load(&ex, path, ov, n_ov);
     free(ov);
     if (s != ALLMREC_OK) return cli_report_error(argv[0], s);
-    // Slurm settings of the file, unless given on the command line
-    const char *v;
-    int64_t n;
-    if (!so.partition && config_get_string(&ex.cfg, "slurm.partition", &v) == ALLMREC_OK && v[0]) so.partition = v;
-    if (!so.account && config_get_string(&ex.cfg, "slurm.account", &v) == ALLMREC_OK && v[0]) so.account = v;
-    if (!so.time && config_get_string(&ex.cfg, "slurm.time", &v) == ALLMREC_OK && v[0]) so.time = v;
-    if (!so.mem && config_get_string(&ex.cfg, "slurm.mem", &v) == ALLMREC_OK && v[0]) so.mem = v;
-    if (!so.gpus_per_run && config_get_int(&ex.cfg, "slurm.gpus_per_run", &n) == ALLMREC_OK) so.gpus_per_run = (int)n;
-    if (!so.cpus_per_task && config_get_int(&ex.cfg, "slurm.cpus_per_task", &n) == ALLMREC_OK) so.cpus_per_task = (int)n;
-
     int rc = 0;
     if (run_stage) {
         const char *colon = strrchr(run_stage, ':');
@@ -144,7 +162,8 @@ int cmd_experiment(int argc, char **argv) {
         }
         char run_id[256];
         snprintf(run_id, sizeof run_id, "%.*s", (int)(colon - run_stage), run_stage);
-        s = experiment_run_stage(&ex, run_id, colon + 1, stdout);
+        s = dry ? experiment_preview_stage(&ex, run_id, colon + 1, stdout)
+                : experiment_run_stage(&ex, run_id, colon + 1, stdout);
         rc = s == ALLMREC_OK ? 0 : cli_report_error(argv[0], s);
     } else if (dry) {
         experiment_print_plan(&ex, stdout);
@@ -177,7 +196,7 @@ int cmd_status(int argc, char **argv) {
     int n_ov = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) { printf("%s", STATUS_USAGE); free(ov); return 0; }
-        if (argv[i][0] == '-') { free(ov); return cli_usage_error(argv[0], STATUS_USAGE, "unknown option '%s'", argv[i]); }
+        if (argv[i][0] == '-') { free(ov); return cli_unknown_option(argv[0], STATUS_USAGE, argv[i]); }
         if (strchr(argv[i], '=')) ov[n_ov++] = argv[i];
         else if (!path) path = argv[i];
         else { free(ov); return cli_usage_error(argv[0], STATUS_USAGE, "one experiment file at a time"); }

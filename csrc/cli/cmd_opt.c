@@ -1,5 +1,5 @@
 // cmd_opt.c: `allmrec opt info|generate|score --model DIR ...`: an OPT model
-// from a Hugging Face directory (config.json + safetensors) on the CPU or a
+// from a Hugging Face directory (config.json + safetensors or PyTorch .bin shards) on the CPU or a
 // GPU, tensor parallel when launched under `mpirun -np N` / `srun -n N` with
 // --tp. Prompts are text (byte-level BPE from --tokenizer DIR, default the
 // model directory; --fairseq-dict FILE renumbers a GPT-2 vocabulary into
@@ -25,7 +25,13 @@ static const char *USAGE =
     "  --max-new N (32)  --min-new N (0)  --repetition-penalty F (1.0; A-LLMRec uses 1.5)\n"
     "  --penalize-generated-only  HF's inputs_embeds semantics (default: prompt ids too)\n"
     "  --vocab-size N           resize the embedding table (added tokens)\n"
-    "  --tp                     tensor parallel over the MPI ranks (launch with mpirun -np N)\n";
+    "  --tp                     tensor parallel over the MPI ranks (launch with mpirun -np N)\n"
+    "examples (the tiny random OPT of a quickstart run):\n"
+    "  " CLI_EXAMPLE_QUICKSTART "\n"
+    "  allmrec opt info --model qs/models/opt\n"
+    "  allmrec opt generate --model qs/models/opt --prompt \"I bought\" --max-new 4\n"
+    "  allmrec opt score --model qs/models/opt --prompt \"I bought\" --candidate \" a lipstick\" "
+    "--candidate \" a game\"\n";
 
 #define MAX_ITEMS 64
 
@@ -255,7 +261,7 @@ int cmd_opt(int argc, char **argv) {
         else if (strcmp(k, "--repetition-penalty") == 0) { NEEDV(); a.penalty = (float)atof(v); }
         else if (strcmp(k, "--penalize-generated-only") == 0) a.gen_only = true;
         else if (strcmp(k, "--tp") == 0) a.tp = true;
-        else return cli_usage_error(cmd, USAGE, "unknown option '%s'", k);
+        else return cli_unknown_option(cmd, USAGE, k);
 #undef NEEDV
 #undef ADD
     }
@@ -272,5 +278,6 @@ int cmd_opt(int argc, char **argv) {
     }
     if (strcmp(sub, "generate") == 0) return run("opt generate", &a);
     if (strcmp(sub, "score") == 0) return run("opt score", &a);
-    return cli_usage_error(cmd, USAGE, "unknown subcommand '%s' (info, generate, score)", sub);
+    static const char *const SUBS[] = {"info", "generate", "score"};
+    return cli_unknown_word(cmd, USAGE, "subcommand", sub, SUBS, 3);
 }

@@ -38,7 +38,9 @@ static const char *USAGE =
     "                  random DistilBERT for three) | tiny | minilm (an error when it is not installed)\n"
     "  --config FILE   another SASRec config instead of the embedded one (configs/quickstart.yaml)\n"
     "  key=value       a SASRec key, or stage1.<key>, stage2.<key>, llm_eval.<key> for the other stages\n"
-    "                  (e.g. stage2.train.epochs=2 llm_eval.num_users=50)\n";
+    "                  (e.g. stage2.train.epochs=2 llm_eval.num_users=50)\n"
+    "examples:\n"
+    "  " CLI_EXAMPLE_QUICKSTART "\n";
 
 // Stage 1: the release's loss and widths (d_joint 128: Stage 2 reads 128-d
 // joint embeddings), x_u from the eval-mode CF export, a shuffled user order
@@ -308,6 +310,7 @@ int cmd_quickstart(int argc, char **argv) {
                 if (!strncmp(a, PRE[k], strlen(PRE[k]))) st = k;
             ov_add(&ov, st, argv[i] + (st ? strlen(PRE[st]) : !strncmp(a, PRE[0], strlen(PRE[0])) ? strlen(PRE[0]) : 0));
         } else {
+            if (a[0] == '-') return cli_unknown_option(cmd, USAGE, a);
             return cli_usage_error(cmd, USAGE, "unexpected argument '%s'", a);
         }
     }

@@ -1,7 +1,9 @@
 // cmd_train.c: `allmrec train <model> --config FILE [key=value ...]`.
 // SASRec (csrc/models/sasrec*.c) and A-LLMRec Stage 1 and Stage 2
 // (csrc/models/stage1*.c, stage2*.c) are built; the other CF models (ncf,
-// gru4rec, nextitnet) report that they are not built yet.
+// gru4rec, nextitnet) report that they are not built yet. `allmrec train
+// <model> --help` lists the model's config keys from the schema that
+// validates its configs.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,7 +15,8 @@
 #include "cli/commands.h"
 
 static const char *USAGE =
-    "usage: allmrec train <model> --config FILE [key=value ...] [--out DIR] [--restart] [--device cpu|cuda]\n"
+    "usage: allmrec train <sasrec|stage1|stage2> --config FILE [key=value ...] [--out DIR] [--restart]\n"
+    "                     [--device cpu|cuda]\n"
     "  <model>        sasrec | stage1 | stage2 (A-LLMRec Stages 1, 2) (ncf, gru4rec, nextitnet: not built yet)\n"
     "  --config FILE  YAML config (configs/{sasrec,stage1,stage2}/*.yaml; `base:` inheritance)\n"
     "  key=value      override any config key, e.g. train.epochs=50 train.device=cuda\n"
@@ -24,21 +27,71 @@ static const char *USAGE =
     "cf_export.h5}; stage1 writes <out_dir>/{config.yaml, train_log.jsonl, last.h5, best.h5, checkpoint.h5,\n"
     "sbert/, joint.h5, metrics.json, metrics.txt} (docs/stage1.md); stage2 writes <out_dir>/{config.yaml,\n"
     "train_log.jsonl, last.h5, best.h5, checkpoint.h5} (docs/stage2.md). Interrupt with Ctrl-C: the state is\n"
-    "saved; re-run the same command to resume.\n";
+    "saved; re-run the same command to resume.\n"
+    "`allmrec train <model> --help` lists the model's config keys (type, default, range, meaning).\n";
+
+#define EXAMPLE_SYNTH "allmrec data synth --out synth.h5 --users 300 --items 150"
+#define EXAMPLE_SASREC \
+    "allmrec train sasrec --config configs/quickstart.yaml data.path=synth.h5 train.epochs=2 --out runs/sasrec"
+
+// The models `train` knows: the built ones with their config schema and examples.
+struct train_model {
+    const char *name;
+    const struct config_key *(*schema)(int *n); // NULL: not built yet
+    const char *examples;
+};
+
+static const struct train_model MODELS[] = {
+    {"sasrec", sasrec_config_schema, "  " EXAMPLE_SYNTH "\n  " EXAMPLE_SASREC "\n"},
+    {"stage1", stage1_config_schema,
+     "  " CLI_EXAMPLE_QUICKSTART "\n"
+     "  allmrec train stage1 --config qs/stage1/config.yaml train.epochs=1 --out runs/stage1 --restart\n"},
+    {"stage2", stage2_config_schema,
+     "  " CLI_EXAMPLE_QUICKSTART "\n"
+     "  allmrec train stage2 --config qs/stage2/config.yaml train.epochs=1 --out runs/stage2 --restart\n"},
+    {"ncf", NULL, NULL},
+    {"gru4rec", NULL, NULL},
+    {"nextitnet", NULL, NULL},
+};
+#define N_MODELS (int)(sizeof MODELS / sizeof MODELS[0])
+
+static bool is_help(const char *a) { return !strcmp(a, "--help") || !strcmp(a, "-h"); }
+
+static void print_help(const struct train_model *m) {
+    fputs(USAGE, stdout);
+    if (!m) {
+        printf("\nexamples:\n  %s\n  %s\n\n", EXAMPLE_SYNTH, EXAMPLE_SASREC);
+        printf("each model's keys: `allmrec train sasrec --help`, `allmrec train stage1 --help`, "
+               "`allmrec train stage2 --help`\n");
+        return;
+    }
+    int n;
+    const struct config_key *schema = m->schema(&n);
+    printf("\nconfig keys of `allmrec train %s` (key, type, default, range; then what it means):\n", m->name);
+    config_print_schema(stdout, schema, n);
+    printf("\nexamples:\n%s", m->examples);
+}
 
 int cmd_train(int argc, char **argv) {
     const char *cmd = "train";
-    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-        fputs(USAGE, argc < 2 ? stderr : stdout);
-        return argc < 2 ? 2 : 0;
+    if (argc < 2 || is_help(argv[1])) {
+        if (argc < 2) return cli_usage_error(cmd, USAGE, "which model?");
+        print_help(NULL);
+        return 0;
     }
     const char *model = argv[1];
-    bool stage1 = !strcmp(model, "stage1"), stage2 = !strcmp(model, "stage2");
-    if (strcmp(model, "sasrec") && !stage1 && !stage2) {
-        if (!strcmp(model, "ncf") || !strcmp(model, "gru4rec") || !strcmp(model, "nextitnet"))
-            return cli_usage_error(cmd, USAGE, "model '%s' is not built yet (only sasrec, stage1 and stage2)", model);
-        return cli_usage_error(cmd, USAGE, "unknown model '%s'", model);
+    const struct train_model *m = NULL;
+    const char *names[N_MODELS];
+    for (int i = 0; i < N_MODELS; i++) {
+        names[i] = MODELS[i].name;
+        if (!strcmp(model, MODELS[i].name)) m = &MODELS[i];
     }
+    if (!m) return cli_unknown_word(cmd, USAGE, "model", model, names, N_MODELS);
+    if (!m->schema)
+        return cli_usage_error(cmd, USAGE, "model '%s' is not built yet (only sasrec, stage1 and stage2)", model);
+    for (int i = 2; i < argc; i++)
+        if (is_help(argv[i])) { print_help(m); return 0; }
+    bool stage1 = !strcmp(model, "stage1"), stage2 = !strcmp(model, "stage2");
     const char *config_path = NULL;
     char **ov = calloc((size_t)argc + 4, sizeof(char *));
     char extra[3][1100];
@@ -58,6 +111,7 @@ int cmd_train(int argc, char **argv) {
         } else if (strchr(a, '=') && a[0] != '-') ov[n_ov++] = argv[i];
         else {
             free(ov);
+            if (a[0] == '-') return cli_unknown_option(cmd, USAGE, a);
             return cli_usage_error(cmd, USAGE, "unexpected argument '%s'", a);
         }
     }

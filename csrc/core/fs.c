@@ -111,44 +111,41 @@ const char *fs_join(char *buf, size_t cap, const char *a, const char *b) {
     return buf;
 }
 
-// the pid of a "<name>.tmp.<pid>" file name, or 0 when the name is not one
-static long tmp_writer_pid(const char *name) {
+// "<name>.tmp.<pid>" with a pid that is not running (nor ours): a writer was
+// killed between creating its temporary file and renaming it into place
+static bool fs_is_stale_tmp(const char *name) {
     const char *t = strstr(name, ".tmp.");
-    while (t && strstr(t + 1, ".tmp.")) t = strstr(t + 1, ".tmp."); // the last one
-    if (!t || t == name || !t[5]) return 0;
-    char *end;
-    long pid = strtol(t + 5, &end, 10);
-    return *end == '\0' && pid > 0 ? pid : 0;
+    if (!t || t == name) return false;
+    const char *d = t + 5;
+    while (strstr(d, ".tmp.")) { t = strstr(d, ".tmp."); d = t + 5; } // the last ".tmp."
+    if (!*d || strspn(d, "0123456789") != strlen(d) || strlen(d) > 9) return false;
+    long pid = strtol(d, NULL, 10);
+    if (pid <= 0 || pid == (long)getpid()) return false;
+    return kill((pid_t)pid, 0) != 0 && errno == ESRCH;
 }
 
 allmrec_status fs_remove_stale_tmp(const char *dir, int *n_removed) {
     if (n_removed) *n_removed = 0;
-    DIR *d = opendir(dir);
-    if (!d) return errno == ENOENT ? ALLMREC_OK : ALLMREC_ERR_AT(ALLMREC_ERR_IO, dir, 0, NULL, "cannot list: %s", strerror(errno));
+    DIR *dp = opendir(dir);
+    if (!dp) return errno == ENOENT ? ALLMREC_OK : ALLMREC_ERR_AT(ALLMREC_ERR_IO, dir, 0, NULL, "cannot list: %s",
+                                                                  strerror(errno));
     allmrec_status s = ALLMREC_OK;
     struct dirent *e;
-    char path[4200];
-    while ((e = readdir(d))) {
-        long pid = tmp_writer_pid(e->d_name);
-        // a live writer (this process included) keeps its file; EPERM means alive too
-        if (!pid || pid == (long)getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
-        fs_join(path, sizeof path, dir, e->d_name);
-        if (unlink(path) != 0 && errno != ENOENT) {
-            s = ALLMREC_ERR_AT(ALLMREC_ERR_IO, path, 0, NULL, "cannot remove the stale temporary file: %s", strerror(errno));
-            break;
-        }
-        if (n_removed) (*n_removed)++;
+    while ((e = readdir(dp)) && !s) {
+        if (!fs_is_stale_tmp(e->d_name)) continue;
+        char p[4200];
+        fs_join(p, sizeof p, dir, e->d_name);
+        if (unlink(p) != 0 && errno != ENOENT)
+            s = ALLMREC_ERR_AT(ALLMREC_ERR_IO, p, 0, NULL, "cannot remove the stale temporary file: %s",
+                               strerror(errno));
+        else if (n_removed) (*n_removed)++;
     }
-    closedir(d);
+    closedir(dp);
     return s;
 }
 
-allmrec_status fs_remove_stale_tmp_beside(const char *path, int *n_removed) {
-    char dir[4096];
-    snprintf(dir, sizeof dir, "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (!slash) snprintf(dir, sizeof dir, ".");
-    else if (slash == dir) dir[1] = '\0';
-    else *slash = '\0';
-    return fs_remove_stale_tmp(dir, n_removed);
+bool fs_same_file(const char *a, const char *b) {
+    struct stat sa, sb;
+    if (!a || !b || stat(a, &sa) != 0 || stat(b, &sb) != 0) return false;
+    return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
 }

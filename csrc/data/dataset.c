@@ -72,6 +72,21 @@ allmrec_status dataset_validate(const struct dataset *ds) {
             return ALLMREC_ERR_AT(ALLMREC_ERR_DATA, p, 0, "users/items",
                                   "item id %d at position %lld outside 1..%lld", ds->items[k], (long long)k,
                                   (long long)ds->n_items);
+    for (int64_t k = 0; ds->cold_users && k < ds->n_cold_users; k++)
+        if (ds->cold_users[k] < 0 || ds->cold_users[k] >= ds->n_users)
+            return ALLMREC_ERR_AT(ALLMREC_ERR_DATA, p, 0, "splits/cold_users", "user %d at position %lld outside "
+                                  "0..%lld", ds->cold_users[k], (long long)k, (long long)ds->n_users - 1);
+    for (int64_t x = 0; ds->item_group && x <= ds->n_items; x++)
+        if (ds->item_group[x] > ITEM_GROUP_WARM)
+            return ALLMREC_ERR_AT(ALLMREC_ERR_DATA, p, 0, "splits/item_group", "group %d of item %lld is not 0, 1 "
+                                  "or 2", ds->item_group[x], (long long)x);
+    for (int64_t u = 0; ds->presplit_counts && u < ds->n_users; u++) {
+        const int32_t *c = ds->presplit_counts + 3 * u;
+        if (c[0] < 0 || c[1] < 0 || c[2] < 0 || (int64_t)c[0] + c[1] + c[2] != ds->offsets[u + 1] - ds->offsets[u])
+            return ALLMREC_ERR_AT(ALLMREC_ERR_DATA, p, 0, "users/presplit_counts", "the counts of user %lld do not "
+                                  "add up to the %lld items of its sequence", (long long)u,
+                                  (long long)(ds->offsets[u + 1] - ds->offsets[u]));
+    }
     return ALLMREC_OK;
 }
 
@@ -377,6 +392,31 @@ void candidate_set_free(struct candidate_set *c) {
     memset(c, 0, sizeof *c);
 }
 
+// users index the dataset's users, items its items (1..n_items), display
+// columns the row (an evaluation indexes arrays with each)
+static allmrec_status check_candidates(const struct dataset *ds, const char *g, const struct candidate_set *c) {
+    if (c->n_cands < 1 && c->n_users > 0)
+        return ALLMREC_ERR_AT(ALLMREC_ERR_SHAPE, ds->path, 0, g, "no candidate per user");
+    for (int64_t r = 0; r < c->n_users; r++) {
+        if (c->users[r] < 0 || c->users[r] >= ds->n_users)
+            return ALLMREC_ERR_AT(ALLMREC_ERR_DATA, ds->path, 0, g, "row %lld: user %d is outside the dataset's "
+                                  "%lld users (a corrupt file, or candidates of another dataset)", (long long)r,
+                                  (int)c->users[r], (long long)ds->n_users);
+        for (int64_t j = 0; j < c->n_cands; j++) {
+            int32_t it = c->items[r * c->n_cands + j];
+            if (it < 1 || it > ds->n_items)
+                return ALLMREC_ERR_AT(ALLMREC_ERR_DATA, ds->path, 0, g, "row %lld: item %d is outside 1..%lld",
+                                      (long long)r, (int)it, (long long)ds->n_items);
+            if (c->display_order && (c->display_order[r * c->n_cands + j] < 0 ||
+                                     c->display_order[r * c->n_cands + j] >= c->n_cands))
+                return ALLMREC_ERR_AT(ALLMREC_ERR_DATA, ds->path, 0, g, "row %lld: display column %d is outside "
+                                      "0..%lld", (long long)r, (int)c->display_order[r * c->n_cands + j],
+                                      (long long)c->n_cands - 1);
+        }
+    }
+    return ALLMREC_OK;
+}
+
 allmrec_status dataset_candidates_load(const struct dataset *ds, const char *scenario, const char *split,
                                        const char *kind, struct candidate_set *out) {
     memset(out, 0, sizeof *out);
@@ -414,11 +454,25 @@ allmrec_status dataset_candidates_load(const struct dataset *ds, const char *sce
             st = ALLMREC_ERR_AT(ALLMREC_ERR_SHAPE, ds->path, 0, n1, "length differs from items rows");
     }
     snprintf(n1, sizeof n1, "%s/display_order", g);
-    if (st == ALLMREC_OK && h5_exists(&f, n1))
-        st = h5_read_alloc(&f, n1, ALLMREC_DTYPE_I32, (void **)&out->display_order, NULL, NULL);
+    if (st == ALLMREC_OK && h5_exists(&f, n1)) {
+        st = h5_read_alloc(&f, n1, ALLMREC_DTYPE_I32, (void **)&out->display_order, &nd, sh);
+        if (st == ALLMREC_OK && (nd != 2 || sh[0] != out->n_users || sh[1] != out->n_cands))
+            st = ALLMREC_ERR_AT(ALLMREC_ERR_SHAPE, ds->path, 0, n1, "shape differs from the items'");
+    }
     h5_close(&f);
+    if (st == ALLMREC_OK) st = check_candidates(ds, g, out);
     if (st != ALLMREC_OK) candidate_set_free(out);
     return st;
+}
+
+bool dataset_candidates_exist(const struct dataset *ds, const char *scenario, const char *split, const char *kind) {
+    struct h5_file f;
+    if (h5_open_read(&f, ds->path) != ALLMREC_OK) { allmrec_error_clear(); return false; }
+    char g[256];
+    snprintf(g, sizeof g, "candidates/%s/%s/%s", scenario, split, kind);
+    bool yes = h5_exists(&f, g);
+    h5_close(&f);
+    return yes;
 }
 
 allmrec_status dataset_train_users(const struct dataset *ds, const char *scenario, int64_t *n, int32_t **users) {

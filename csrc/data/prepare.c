@@ -4,6 +4,7 @@
 // pre-split sequence files and the documented CSV/TSV interchange format.
 #include <ctype.h>
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -122,6 +123,15 @@ static int split_fields(char *line, const char *sep, char **f, int maxf) {
     return n;
 }
 
+// a number stored as int64 (a timestamp written as a float): false when it is
+// not finite or outside int64, where the cast is undefined (1e30 and 2^63 became
+// INT64_MIN and sorted first); the fraction is dropped
+static bool i64_from_double(double d, int64_t *v) {
+    if (!(d >= -9223372036854775808.0 && d < 9223372036854775808.0)) return false;
+    *v = (int64_t)d;
+    return true;
+}
+
 static bool parse_i64(const char *s, int64_t *v) {
     while (*s == ' ') s++;
     char *e;
@@ -133,14 +143,13 @@ static bool parse_i64(const char *s, int64_t *v) {
     if (e == s) return false;
     while (*e == ' ') e++;
     if (*e) return false;
-    *v = (int64_t)d;
-    return true;
+    return i64_from_double(d, v);
 }
 
 static bool parse_f64(const char *s, double *v) {
     char *e;
     *v = strtod(s, &e);
-    if (e == s) return false;
+    if (e == s || !isfinite(*v)) return false;
     while (*e == ' ') e++;
     return *e == '\0';
 }
@@ -202,9 +211,15 @@ static allmrec_status amazon_reviews(const struct prepare_options *o, struct int
             issues_note(&is, 2, r.line_no, "empty %s; line skipped", f[0].len == 0 ? "reviewerID" : "asin");
             continue;
         }
+        int64_t t;
+        if (!i64_from_double(f[3].num, &t)) {
+            rep->missing_fields++;
+            issues_note(&is, 2, r.line_no, "unixReviewTime %g is outside the int64 range; line skipped", f[3].num);
+            continue;
+        }
         double rating = f[2].type == 2 ? f[2].num : 0.0;
         bool low = f[2].type == 2 && rating < o->min_rating;
-        st = builder_add(b, f[0].val, f[0].len, f[1].val, f[1].len, (int64_t)f[3].num, (float)rating, low);
+        st = builder_add(b, f[0].val, f[0].len, f[1].val, f[1].len, t, (float)rating, low);
         if (st != ALLMREC_OK) break;
         good++;
     }
@@ -811,16 +826,105 @@ static allmrec_status finish_rows_with_items(struct inter_builder *b, allmrec_st
 
 // ---------------------------------------------------------------- RecBole atomic files
 
-static allmrec_status prepare_recbole(const struct prepare_options *o, struct dataset *ds, struct prepare_report *rep,
-                                      struct sources *src) {
-    struct inter_builder b;
-    builder_init(&b);
+// RecBole atomic files: a header of name:type columns (types token,
+// token_seq, float, float_seq). The columns read must have RecBole's types:
+// user_id and item_id token, timestamp and rating float, item_id_list
+// token_seq; another type, or an unknown type, is an error naming the column.
+// With an item_id_list column the file is one of RecBole's sequential
+// benchmark files (.train/.valid/.test.inter, given as --reviews/--valid/--test):
+// each row is a history and its next item, and a user's sequence is its
+// longest row (history + item); every other row of the user must be a prefix
+// of it. Without it each row is one interaction (sorted by timestamp if any).
+struct rb_cols { int user, item, time, rating, list, n; };
+
+static allmrec_status rb_header(const char *path, char **f, int nf, struct rb_cols *c) {
+    static const char *const TYPES[] = {"token", "token_seq", "float", "float_seq"};
+    static const struct { const char *name, *type; } WANT[] = {
+        {"user_id", "token"}, {"item_id", "token"}, {"timestamp", "float"}, {"rating", "float"},
+        {"item_id_list", "token_seq"}};
+    *c = (struct rb_cols){-1, -1, -1, -1, -1, nf};
+    for (int k = 0; k < nf; k++) {
+        char *colon = strrchr(f[k], ':');
+        const char *type = colon ? colon + 1 : "";
+        bool known = false;
+        for (int t = 0; t < 4; t++) known |= !strcmp(type, TYPES[t]);
+        if (!colon || !known)
+            return ALLMREC_ERR_AT(ALLMREC_ERR_PARSE, path, 1, f[k], "a RecBole header column reads name:type with "
+                                  "type token, token_seq, float or float_seq");
+        size_t nl = (size_t)(colon - f[k]);
+        for (int w = 0; w < 5; w++) {
+            if (strlen(WANT[w].name) != nl || strncmp(f[k], WANT[w].name, nl)) continue;
+            if (strcmp(type, WANT[w].type))
+                return ALLMREC_ERR_AT(ALLMREC_ERR_PARSE, path, 1, f[k], "RecBole's %s column has type %s",
+                                      WANT[w].name, WANT[w].type);
+            int *slot[5] = {&c->user, &c->item, &c->time, &c->rating, &c->list};
+            *slot[w] = k;
+        }
+    }
+    if (c->user < 0 || c->item < 0)
+        return ALLMREC_ERR_AT(ALLMREC_ERR_PARSE, path, 1, NULL,
+                              "a RecBole .inter header needs user_id:token and item_id:token columns");
+    return ALLMREC_OK;
+}
+
+// the users' longest rows of sequential benchmark files ("i1 i2 ... target")
+struct rb_seqs { struct strmap users; char **seq; int64_t *line; int64_t n, cap; };
+
+static allmrec_status rb_seq_row(struct rb_seqs *q, const char *path, int64_t line_no, const char *user,
+                                 const char *list, const char *target) {
+    size_t ll = strlen(list), tl = strlen(target);
+    char *row = malloc(ll + tl + 2), *w = row;
+    if (!row) return ALLMREC_ERR(ALLMREC_ERR_NOMEM, "out of memory");
+    for (const char *p = list; *p;) { // tokens joined by one space
+        while (*p == ' ') p++;
+        size_t k = strcspn(p, " ");
+        if (!k) break;
+        memcpy(w, p, k);
+        w += k;
+        *w++ = ' ';
+        p += k;
+    }
+    memcpy(w, target, tl + 1);
+    bool added;
+    int64_t u = strmap_get_or_add(&q->users, user, strlen(user), &added);
+    if (u < 0) { free(row); return ALLMREC_ERR(ALLMREC_ERR_NOMEM, "out of memory"); }
+    if (added) {
+        if (q->n == q->cap) {
+            int64_t nc = q->cap ? 2 * q->cap : 1024;
+            char **ns = realloc(q->seq, (size_t)nc * sizeof *ns);
+            if (ns) q->seq = ns;
+            int64_t *nl = realloc(q->line, (size_t)nc * sizeof *nl);
+            if (nl) q->line = nl;
+            if (!ns || !nl) { free(row); return ALLMREC_ERR(ALLMREC_ERR_NOMEM, "out of memory"); }
+            q->cap = nc;
+        }
+        q->seq[q->n] = row;
+        q->line[q->n++] = line_no;
+        return ALLMREC_OK;
+    }
+    const char *a = q->seq[u], *b = row; // the shorter must be a token prefix of the longer
+    size_t la = strlen(a), lb = strlen(b);
+    const char *lo = la <= lb ? a : b, *hi = la <= lb ? b : a;
+    size_t n = la <= lb ? la : lb;
+    if (strncmp(lo, hi, n) || (hi[n] != '\0' && hi[n] != ' ')) {
+        free(row);
+        return ALLMREC_ERR_AT(ALLMREC_ERR_DATA, path, line_no, "item_id_list", "user '%s': this history + item is not "
+                              "a prefix of (nor extends) the one on line %lld: rows of one user must follow one "
+                              "sequence", user, (long long)q->line[u]);
+    }
+    if (lb > la) { free(q->seq[u]); q->seq[u] = row; q->line[u] = line_no; }
+    else free(row);
+    return ALLMREC_OK;
+}
+
+static allmrec_status rb_read_file(const struct prepare_options *o, const char *path, struct inter_builder *b,
+                                   struct rb_seqs *q, struct prepare_report *rep, struct sources *src) {
     struct line_reader r;
-    allmrec_status st = line_reader_open(&r, o->reviews, o->progress, "inter");
-    if (st != ALLMREC_OK) { builder_free(&b); return st; }
+    ALLMREC_TRY(line_reader_open(&r, path, o->progress, "inter"));
     struct issues is;
-    issues_init(&is, o->reviews, o->max_reported);
-    int cu = -1, ci = -1, ct = -1, cr = -1, ncols = 0;
+    issues_init(&is, path, o->max_reported);
+    struct rb_cols c = {-1, -1, -1, -1, -1, 0};
+    allmrec_status st = ALLMREC_OK;
     for (;;) {
         char *line;
         size_t len;
@@ -830,40 +934,85 @@ static allmrec_status prepare_recbole(const struct prepare_options *o, struct da
         char *f[64];
         int nf = split_fields(line, "\t", f, 64);
         if (r.line_no == 1) {
-            ncols = nf;
-            for (int k = 0; k < nf && k < 64; k++) {
-                if (!strncmp(f[k], "user_id:", 8)) cu = k;
-                else if (!strncmp(f[k], "item_id:", 8)) ci = k;
-                else if (!strncmp(f[k], "timestamp:", 10)) ct = k;
-                else if (!strncmp(f[k], "rating:", 7)) cr = k;
-            }
-            if (cu < 0 || ci < 0) {
-                st = ALLMREC_ERR_AT(ALLMREC_ERR_PARSE, o->reviews, 1, NULL,
-                                    "a RecBole .inter header needs user_id:token and item_id:token columns");
+            if ((st = rb_header(path, f, nf, &c))) break;
+            if ((c.list >= 0) != (q != NULL)) {
+                st = ALLMREC_ERR_AT(ALLMREC_ERR_PARSE, path, 1, "item_id_list", "%s", q ? "the first file has an "
+                                    "item_id_list column (sequential benchmark files): this one must have it too"
+                                    : "an item_id_list column (a sequential benchmark file) here but not in the "
+                                    "first file");
                 break;
             }
-            b.has_time = ct >= 0;
-            b.has_rating = cr >= 0;
+            b->has_time = c.time >= 0 && !q;
+            b->has_rating = c.rating >= 0 && !q;
             continue;
         }
         rep->lines++;
         int64_t ts = 0;
         double rating = 0;
-        if (nf != ncols || (ct >= 0 && !parse_i64(f[ct], &ts)) || (cr >= 0 && !parse_f64(f[cr], &rating))) {
+        if (nf != c.n || (c.time >= 0 && !parse_i64(f[c.time], &ts)) || (c.rating >= 0 && !parse_f64(f[c.rating], &rating))) {
             rep->bad_json++;
-            issues_note(&is, 0, r.line_no, "malformed row (%d fields, header has %d); line skipped", nf, ncols);
+            issues_note(&is, 0, r.line_no, "malformed row (%d fields, header has %d; or a timestamp/rating that is "
+                        "not a number in range); line skipped", nf, c.n);
             continue;
         }
-        st = builder_add(&b, f[cu], strlen(f[cu]), f[ci], strlen(f[ci]), ts, (float)rating,
-                         cr >= 0 && rating < o->min_rating);
+        if (q) st = rb_seq_row(q, path, r.line_no, f[c.user], f[c.list], f[c.item]);
+        else st = builder_add(b, f[c.user], strlen(f[c.user]), f[c.item], strlen(f[c.item]), ts, (float)rating,
+                              c.rating >= 0 && rating < o->min_rating);
         if (st != ALLMREC_OK) break;
     }
     rep->bytes += r.content_bytes;
     sources_add_reader(src, &r);
     line_reader_close(&r);
     issues_summary(&is, "bad rows");
+    return st;
+}
+
+// is the first line of path a header with an item_id_list column?
+static allmrec_status rb_is_sequential(const struct prepare_options *o, const char *path, bool *yes) {
+    struct line_reader r;
+    ALLMREC_TRY(line_reader_open(&r, path, false, "inter"));
+    char *line;
+    size_t len;
+    allmrec_status st = line_reader_next(&r, &line, &len);
+    *yes = st == ALLMREC_OK && line && strstr(line, "item_id_list:") != NULL;
+    line_reader_close(&r);
+    (void)o;
+    return st;
+}
+
+static allmrec_status prepare_recbole(const struct prepare_options *o, struct dataset *ds, struct prepare_report *rep,
+                                      struct sources *src) {
+    struct inter_builder b;
+    builder_init(&b);
+    bool seq = false;
+    allmrec_status st = rb_is_sequential(o, o->reviews, &seq);
+    struct rb_seqs q;
+    memset(&q, 0, sizeof q);
+    strmap_init(&q.users);
+    const char *files[3] = {o->reviews, seq ? o->valid : NULL, seq ? o->test : NULL};
+    if (!st && !seq && (o->valid || o->test))
+        st = ALLMREC_ERR_AT(ALLMREC_ERR_INVALID, o->reviews, 1, NULL, "--valid/--test go with RecBole's sequential "
+                            "benchmark files (an item_id_list:token_seq column); this .inter has none");
+    for (int k = 0; k < 3 && !st; k++)
+        if (files[k]) st = rb_read_file(o, files[k], &b, seq ? &q : NULL, rep, src);
+    // each user's sequence in the order of its row
+    for (int64_t u = 0; seq && !st && u < q.n; u++) {
+        const char *user = strmap_key(&q.users, u);
+        int64_t pos = 0;
+        for (const char *p = q.seq[u]; *p && !st; pos++) {
+            size_t k = strcspn(p, " ");
+            st = builder_add(&b, user, strlen(user), p, k, pos, 0.0f, false);
+            p += k;
+            while (*p == ' ') p++;
+        }
+    }
+    for (int64_t u = 0; u < q.n; u++) free(q.seq[u]);
+    free(q.seq);
+    free(q.line);
+    strmap_free(&q.users);
     int64_t matched;
-    return finish_rows_with_items(&b, st, o, ds, rep, src, "file order (the source has no timestamps)", '\t',
+    return finish_rows_with_items(&b, st, o, ds, rep, src, seq ? "order of each user's longest history row (RecBole "
+                                  "sequential benchmark files)" : "file order (the source has no timestamps)", '\t',
                                   true, &matched);
 }
 
@@ -916,9 +1065,11 @@ static void seq_free(struct seq_acc *a) {
     memset(a, 0, sizeof *a);
 }
 
-// Read "user item item ..." lines. With `index`, rows are matched to users by
-// id (pre-split files): per_user[u] receives the items of user u.
-struct seq_file_rows { int64_t n; char **user; int64_t *off; int32_t *items; int64_t n_items; };
+// Read "user item item ..." lines: row k is user[k] (on line line[k]) with
+// items[off[k] .. off[k+1]). A user on two lines is an error naming both lines
+// (P5 and the pre-split files have one line per user; joining them would
+// guess an order the source does not give).
+struct seq_file_rows { int64_t n; char **user; int64_t *line; int64_t *off; int32_t *items; int64_t n_items; };
 
 static allmrec_status read_seq_file(const struct prepare_options *o, const char *path, int item_offset,
                                     struct seq_file_rows *out, struct prepare_report *rep, struct sources *src) {
@@ -928,10 +1079,16 @@ static allmrec_status read_seq_file(const struct prepare_options *o, const char 
     allmrec_status st = ALLMREC_OK;
     int64_t cap_u = 1024, cap_i = 1 << 16;
     out->user = malloc((size_t)cap_u * sizeof *out->user);
+    out->line = malloc((size_t)cap_u * sizeof *out->line);
     out->off = malloc(((size_t)cap_u + 1) * sizeof *out->off);
     out->items = malloc((size_t)cap_i * sizeof *out->items);
-    if (!out->user || !out->off || !out->items) { line_reader_close(&r); return ALLMREC_ERR(ALLMREC_ERR_NOMEM, "out of memory"); }
+    if (!out->user || !out->line || !out->off || !out->items) {
+        line_reader_close(&r);
+        return ALLMREC_ERR(ALLMREC_ERR_NOMEM, "out of memory");
+    }
     out->off[0] = 0;
+    struct strmap seen; // user id -> row
+    strmap_init(&seen);
     for (;;) {
         char *line;
         size_t len;
@@ -951,9 +1108,20 @@ static allmrec_status read_seq_file(const struct prepare_options *o, const char 
             if (nu) out->user = nu;
             int64_t *no = realloc(out->off, ((size_t)cap_u + 1) * sizeof *no);
             if (no) out->off = no;
-            if (!nu || !no) { st = ALLMREC_ERR(ALLMREC_ERR_NOMEM, "out of memory"); break; }
+            int64_t *nl = realloc(out->line, (size_t)cap_u * sizeof *nl);
+            if (nl) out->line = nl;
+            if (!nu || !no || !nl) { st = ALLMREC_ERR(ALLMREC_ERR_NOMEM, "out of memory"); break; }
+        }
+        bool added;
+        int64_t row = strmap_get_or_add(&seen, p, (size_t)(uend - p), &added);
+        if (row < 0) { st = ALLMREC_ERR(ALLMREC_ERR_NOMEM, "out of memory"); break; }
+        if (!added) {
+            st = ALLMREC_ERR_AT(ALLMREC_ERR_DATA, path, r.line_no, NULL, "user '%s' is also on line %lld: this format "
+                                "has one line per user (merge the two lines into one)", p, (long long)out->line[row]);
+            break;
         }
         out->user[out->n] = xstrdup(p);
+        out->line[out->n] = r.line_no;
         *uend = save;
         p = uend;
         for (;;) {
@@ -986,6 +1154,7 @@ static allmrec_status read_seq_file(const struct prepare_options *o, const char 
         out->n++;
         out->off[out->n] = out->n_items;
     }
+    strmap_free(&seen);
     rep->bytes += r.content_bytes;
     sources_add_reader(src, &r);
     line_reader_close(&r);
@@ -995,6 +1164,7 @@ static allmrec_status read_seq_file(const struct prepare_options *o, const char 
 static void seq_rows_free(struct seq_file_rows *s) {
     if (s->user) for (int64_t k = 0; k < s->n; k++) free(s->user[k]);
     free(s->user);
+    free(s->line);
     free(s->off);
     free(s->items);
     memset(s, 0, sizeof *s);
@@ -1087,15 +1257,11 @@ static allmrec_status prepare_presplit(const struct prepare_options *o, struct d
     strmap_init(&idx);
     int64_t *row_of[3] = {NULL, NULL, NULL};
     if (st == ALLMREC_OK) {
-        // users in order of the train file; valid/test rows matched by user id
+        // users in order of the train file (each once: read_seq_file); valid/test rows matched by user id
         for (int64_t k = 0; k < part[0].n; k++) {
             bool added;
             if (strmap_get_or_add(&idx, part[0].user[k], strlen(part[0].user[k]), &added) < 0) {
                 st = ALLMREC_ERR(ALLMREC_ERR_NOMEM, "out of memory");
-                break;
-            }
-            if (!added) {
-                st = ALLMREC_ERR_AT(ALLMREC_ERR_DATA, paths[0], 0, NULL, "user '%s' appears on two lines", part[0].user[k]);
                 break;
             }
         }
@@ -1107,7 +1273,7 @@ static allmrec_status prepare_presplit(const struct prepare_options *o, struct d
         for (int64_t k = 0; k < part[p].n; k++) {
             int64_t u = strmap_find(&idx, part[p].user[k], strlen(part[p].user[k]));
             if (u < 0) {
-                st = ALLMREC_ERR_AT(ALLMREC_ERR_DATA, paths[p], k + 1, NULL,
+                st = ALLMREC_ERR_AT(ALLMREC_ERR_DATA, paths[p], part[p].line[k], NULL,
                                     "user '%s' is not in the train file %s (the files do not belong together)",
                                     part[p].user[k], paths[0]);
                 break;
@@ -1303,7 +1469,7 @@ static allmrec_status prepare_csv(const struct prepare_options *o, struct datase
         }
         if ((ct >= 0 && !parse_i64(f[ct], &ts)) || (cr >= 0 && !parse_f64(f[cr], &rating))) {
             rep->bad_json++;
-            issues_note(&is, 1, r.line_no, "timestamp/rating is not a number; line skipped");
+            issues_note(&is, 1, r.line_no, "timestamp/rating is not a number (or outside int64); line skipped");
             continue;
         }
         if (!f[cu][0] || !f[ci][0]) {
@@ -1392,10 +1558,23 @@ allmrec_status dataset_prepare_to_file(const struct prepare_options *o, const ch
     struct prepare_report local;
     if (!rep) rep = &local;
     memset(rep, 0, sizeof *rep);
+    // the output replaces its path at the end: an input given as --out would be lost
+    const char *inputs[4] = {o->reviews, o->meta, o->valid, o->test};
+    for (int k = 0; k < 4; k++)
+        if (inputs[k] && (!strcmp(inputs[k], out_path) || fs_same_file(inputs[k], out_path)))
+            return ALLMREC_ERR_AT(ALLMREC_ERR_INVALID, out_path, 0, "--out", "the output is also an input (%s): "
+                                  "it would be overwritten; write the dataset to another path", inputs[k]);
+    char dir[1100];
+    snprintf(dir, sizeof dir, "%s", out_path);
+    char *slash = strrchr(dir, '/');
+    if (slash) *slash = '\0';
+    else snprintf(dir, sizeof dir, ".");
+    int n_stale = 0;
+    ALLMREC_TRY(fs_remove_stale_tmp(dir, &n_stale));
+    if (n_stale) log_info("removed %d temporary file(s) of a killed writer from %s", n_stale, dir);
     struct sources src;
     memset(&src, 0, sizeof src);
     struct dataset ds;
-    ALLMREC_TRY(fs_remove_stale_tmp_beside(out_path, NULL)); // a killed earlier run's partial output
     ALLMREC_TRY(prepare_impl(o, &ds, rep, &src));
     bool amazon = o->format == DATA_FORMAT_AMAZON2018 || o->format == DATA_FORMAT_AMAZON2014;
     cJSON *p = cJSON_CreateObject();

@@ -9,7 +9,6 @@
 #include <string.h>
 
 #include "allmrec/data.h"
-#include "allmrec/fs.h"
 #include "allmrec/h5.h"
 #include "allmrec/philox.h"
 #include "data/data_internal.h"
@@ -301,7 +300,6 @@ static int cmp_rank(const void *a, const void *b) {
 }
 
 allmrec_status dataset_split_hdf5(const char *path, const struct split_options *o) {
-    ALLMREC_TRY(fs_remove_stale_tmp_beside(path, NULL)); // a killed earlier split's partial copy
     struct dataset ds;
     ALLMREC_TRY(dataset_load_hdf5(&ds, path));
     struct split_ctx c;

@@ -65,11 +65,26 @@ static bool lr_in_need(struct lr_async *a, size_t need) {
     return a->ilen - a->ipos >= need;
 }
 
-// skip a gzip member header at ibuf[ipos]: 1 ok, 0 no member (end or trailing bytes), -1 truncated/bad
+// after the last member: true when nothing but zero bytes (tape-style padding,
+// which gzip(1) accepts too) is left in the file
+static bool lr_only_zeros_left(struct lr_async *a) {
+    for (;;) {
+        for (size_t k = a->ipos; k < a->ilen; k++)
+            if (a->ibuf[k]) return false;
+        a->consumed += (int64_t)(a->ilen - a->ipos);
+        a->ipos = a->ilen;
+        if (!lr_in_need(a, 1)) return true;
+    }
+}
+
+// skip a gzip member header at ibuf[ipos]: 1 ok, 0 no member (end of the file),
+// -1 truncated, -2 bad header, -3 other bytes after the last member (gzread
+// would ignore them silently; here they are an error: a damaged or wrongly
+// concatenated file)
 static int lr_gz_header(struct lr_async *a) {
-    if (!lr_in_need(a, 2)) return 0;
+    if (!lr_in_need(a, 2)) return lr_only_zeros_left(a) ? 0 : -3;
     const unsigned char *h = a->ibuf + a->ipos;
-    if (h[0] != 0x1f || h[1] != 0x8b) return 0; // not another member: ignored, as gzread does
+    if (h[0] != 0x1f || h[1] != 0x8b) return lr_only_zeros_left(a) ? 0 : -3;
     if (!lr_in_need(a, 10)) return -1;
     h = a->ibuf + a->ipos;
     if (h[2] != 8) return -2;
@@ -106,7 +121,9 @@ static long lr_inflate(struct lr_async *a, char *dst, size_t cap) {
             if (h == 0) break;
             if (h < 0) {
                 a->err = h == -1 ? Z_BUF_ERROR : Z_DATA_ERROR;
-                snprintf(a->msg, sizeof a->msg, "%s", h == -1 ? "unexpected end of the gzip stream" : "bad gzip header");
+                snprintf(a->msg, sizeof a->msg, "%s", h == -1 ? "unexpected end of the gzip stream"
+                                                      : h == -2 ? "bad gzip header"
+                                                                : "trailing garbage after the gzip stream");
                 return -1;
             }
             memset(&a->zs, 0, sizeof a->zs);

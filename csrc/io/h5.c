@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <hdf5.h>
+#include <zlib.h>
 
 #include "allmrec/fs.h"
 
@@ -180,9 +181,12 @@ static void h5_reset(struct h5_file *f) {
     f->atomic = false;
 }
 
+// The 1.8 file format at least: its superblock, object headers (and so the
+// attributes in them) and B-trees carry checksums that HDF5 verifies on read.
 static hid_t h5_fapl(void) {
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
-    if (fapl >= 0 && H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG) < 0) {
+    if (fapl >= 0 && (H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG) < 0 ||
+                      H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_LATEST) < 0)) {
         H5Pclose(fapl);
         return -1;
     }
@@ -443,14 +447,16 @@ static allmrec_status h5_check_new(struct h5_file *f, const char *name) {
     return ALLMREC_OK;
 }
 
-// dcpl: chunked + deflate along axis 0 for large arrays, else default
+// dcpl: every non-empty array is chunked (~1 MiB along axis 0) with HDF5's
+// Fletcher-32 checksum filter, so that a flipped byte of stored data is a read
+// error and never a silent value; large arrays are also shuffled + deflated
+// when `compress`. Scalars and empty arrays stay contiguous (no data to check).
 static hid_t h5_dcpl(int ndim, const hsize_t *dims, size_t elem, bool compress) {
     hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
-    if (dcpl < 0 || !compress || ndim == 0) return dcpl;
+    if (dcpl < 0 || ndim == 0) return dcpl;
     hsize_t numel = 1;
     for (int i = 0; i < ndim; i++) numel *= dims[i];
-    if (numel == 0 || numel * elem < (1u << 16)) return dcpl; // small: contiguous
-    if (H5Zfilter_avail(H5Z_FILTER_DEFLATE) <= 0) { H5Eclear2(H5E_DEFAULT); return dcpl; }
+    if (numel == 0) return dcpl;
     hsize_t chunk[H5_MAX_DIMS];
     hsize_t row = elem;
     for (int i = 1; i < ndim; i++) { chunk[i] = dims[i]; row *= dims[i]; }
@@ -458,7 +464,10 @@ static hid_t h5_dcpl(int ndim, const hsize_t *dims, size_t elem, bool compress) 
     if (rows < 1) rows = 1;
     if (rows > dims[0]) rows = dims[0];
     chunk[0] = rows;
-    if (H5Pset_chunk(dcpl, ndim, chunk) < 0 || H5Pset_shuffle(dcpl) < 0 || H5Pset_deflate(dcpl, 1) < 0) {
+    bool deflate = compress && numel * elem >= (1u << 16);
+    if (deflate && H5Zfilter_avail(H5Z_FILTER_DEFLATE) <= 0) { H5Eclear2(H5E_DEFAULT); deflate = false; }
+    if (H5Pset_chunk(dcpl, ndim, chunk) < 0 || (deflate && (H5Pset_shuffle(dcpl) < 0 || H5Pset_deflate(dcpl, 1) < 0)) ||
+        H5Pset_fletcher32(dcpl) < 0) {
         H5Pclose(dcpl);
         return -1;
     }
@@ -672,6 +681,14 @@ allmrec_status h5_read_tensor(struct h5_file *f, const char *name, struct tensor
 
 // ---------------------------------------------------------------- strings
 
+// CRC-32 of n strings, each with its terminating NUL (so that "ab","c" and "a","bc" differ)
+#define H5_STRINGS_CRC "crc32"
+static uint32_t h5_strings_crc(int64_t n, const char *const *strs) {
+    uLong c = crc32(0L, Z_NULL, 0);
+    for (int64_t i = 0; i < n; i++) c = crc32(c, (const Bytef *)strs[i], (uInt)strlen(strs[i]) + 1);
+    return (uint32_t)c;
+}
+
 allmrec_status h5_write_strings(struct h5_file *f, const char *name, int64_t n, const char *const *strs,
                                 bool compress) {
     ALLMREC_TRY(h5_check_new(f, name));
@@ -701,6 +718,10 @@ allmrec_status h5_write_strings(struct h5_file *f, const char *name, int64_t n, 
         if (!tmp) { st = ALLMREC_ERR(ALLMREC_ERR_NOMEM, "out of memory writing %s", name); goto fail; }
         for (int64_t i = 0; i < n; i++) tmp[i] = (strs && strs[i]) ? strs[i] : "";
         HDF5_CHECK_GOTO(f, name, H5Dwrite(ds, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, tmp));
+        // the strings themselves live in HDF5's global heap, which has no checksum of its own
+        H5Dclose(ds);
+        ds = -1;
+        st = h5_attr_set_i64(f, name, H5_STRINGS_CRC, (int64_t)h5_strings_crc(n, tmp));
     }
 fail:
     free(tmp);
@@ -778,6 +799,14 @@ allmrec_status h5_read_strings(struct h5_file *f, const char *name, int64_t *n_o
             memcpy(res[i], s, len);
             res[i][len] = '\0';
         }
+    }
+    if (n > 0 && h5_attr_exists(f, name, H5_STRINGS_CRC)) {
+        int64_t want = 0;
+        st = h5_attr_get_i64(f, name, H5_STRINGS_CRC, &want);
+        if (st == ALLMREC_OK && (uint32_t)want != h5_strings_crc(n, (const char *const *)res))
+            st = ALLMREC_ERR_AT(ALLMREC_ERR_DATA, f->path, 0, name, "the strings do not match their stored CRC-32: "
+                                "the file is corrupt (write it again)");
+        if (st != ALLMREC_OK) goto fail;
     }
     *n_out = n;
     *out = res;

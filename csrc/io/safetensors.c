@@ -1,5 +1,7 @@
 // safetensors.c: mmap'ed safetensors reader (single file or sharded via
 // model.safetensors.index.json), dtype-converting copies, and a writer.
+// PyTorch checkpoints (pytorch_model*.bin, .pt) open through the same table:
+// their zip entries are mapped the same way and torch_pickle.c lists the tensors.
 #include "allmrec/io.h"
 
 #include <cJSON.h>
@@ -18,6 +20,7 @@
 #include "allmrec/device.h"
 #include "allmrec/fs.h"
 #include "allmrec/half.h"
+#include "allmrec/torch_pickle.h"
 
 #define ST_MAX_HEADER ((uint64_t)100 * 1024 * 1024) // the format's own limit
 
@@ -107,7 +110,68 @@ static allmrec_status st_add_tensor(struct safetensors *st, int *cap, struct saf
     return ALLMREC_OK;
 }
 
-// map one file and append its tensors
+struct torch_add {
+    struct safetensors *st;
+    int *tcap;
+    int file;
+};
+
+// a tensor of a PyTorch checkpoint, as a view into the mapped file (a 0-d scalar is shape (1))
+static allmrec_status st_add_torch_tensor(void *ctx, const struct torch_tensor_info *t) {
+    struct torch_add *c = ctx;
+    struct safetensors_entry e = {0};
+    e.file = c->file;
+    e.dtype = t->dtype;
+    e.ndim = t->ndim == 0 ? 1 : t->ndim;
+    e.shape[0] = 1;
+    for (int d = 0; d < t->ndim; d++) e.shape[d] = t->shape[d];
+    e.data = t->data;
+    e.nbytes = t->nbytes;
+    e.name = strdup(t->name);
+    if (!e.name) return ALLMREC_ERR(ALLMREC_ERR_NOMEM, "safetensors: out of memory");
+    allmrec_status s = st_add_tensor(c->st, c->tcap, e);
+    if (s != ALLMREC_OK) free(e.name);
+    return s;
+}
+
+// a JSON number that is a whole count in [0, 2^63) (checked before the cast,
+// which is undefined outside that range)
+static bool st_json_count(const cJSON *x, uint64_t *out) {
+    if (!cJSON_IsNumber(x)) return false;
+    double v = x->valuedouble;
+    if (!(v >= 0 && v < 9223372036854775808.0) || v != (double)(uint64_t)v) return false;
+    *out = (uint64_t)v;
+    return true;
+}
+
+static int st_cmp_data(const void *a, const void *b) {
+    const struct safetensors_entry *x = *(const struct safetensors_entry *const *)a;
+    const struct safetensors_entry *y = *(const struct safetensors_entry *const *)b;
+    return (const char *)x->data < (const char *)y->data ? -1 : (const char *)x->data > (const char *)y->data;
+}
+
+// the tensors of file fi must not share bytes (two names over one buffer would
+// make one parameter silently alias another)
+static allmrec_status st_check_overlap(const struct safetensors *st, int fi, const char *path) {
+    int n = 0;
+    for (int i = 0; i < st->n_tensors; i++) n += st->tensors[i].file == fi;
+    if (n < 2) return ALLMREC_OK;
+    const struct safetensors_entry **v = malloc(sizeof *v * (size_t)n);
+    if (!v) return ALLMREC_ERR(ALLMREC_ERR_NOMEM, "safetensors: out of memory");
+    n = 0;
+    for (int i = 0; i < st->n_tensors; i++)
+        if (st->tensors[i].file == fi) v[n++] = &st->tensors[i];
+    qsort(v, (size_t)n, sizeof *v, st_cmp_data);
+    allmrec_status s = ALLMREC_OK;
+    for (int i = 1; i < n && !s; i++)
+        if ((const char *)v[i - 1]->data + v[i - 1]->nbytes > (const char *)v[i]->data)
+            s = ALLMREC_ERR_AT(ALLMREC_ERR_DATA, path, 0, v[i]->name,
+                               "data_offsets overlap those of %s (corrupt header)", v[i - 1]->name);
+    free(v);
+    return s;
+}
+
+// map one file (safetensors, or a torch.save zip) and append its tensors
 static allmrec_status st_open_file(struct safetensors *st, const char *path, int *tcap) {
     int fi = st->n_files;
     struct safetensors_file *nf = realloc(st->files, sizeof *nf * (size_t)(fi + 1));
@@ -142,6 +206,10 @@ static allmrec_status st_open_file(struct safetensors *st, const char *path, int
     if (m == MAP_FAILED)
         return ALLMREC_ERR_AT(ALLMREC_ERR_IO, path, 0, NULL, "mmap failed: %s", strerror(errno));
     f->map = m;
+    if (torch_file_kind(m, f->size) != TORCH_FILE_OTHER) {
+        struct torch_add c = {st, tcap, fi};
+        return torch_zip_read(m, f->size, path, st_add_torch_tensor, &c);
+    }
 
     uint64_t hlen = 0;
     const unsigned char *b = (const unsigned char *)m;
@@ -190,38 +258,40 @@ static allmrec_status st_open_file(struct safetensors *st, const char *path, int
                                TENSOR_MAX_DIMS);
             break;
         }
-        int64_t numel = 1;
+        // every product is checked: a shape such as [2^58, 64] must not wrap to a small size
+        uint64_t nbytes = dtype_size(e.dtype);
         e.ndim = nd == 0 ? 1 : nd;
         e.shape[0] = 1;
-        for (int d = 0; d < nd; d++) {
-            cJSON *x = cJSON_GetArrayItem(jsh, d);
-            if (!cJSON_IsNumber(x) || x->valuedouble < 0) {
-                s = ALLMREC_ERR_AT(ALLMREC_ERR_PARSE, path, 0, name, "bad shape entry");
-                break;
-            }
-            e.shape[d] = (int64_t)x->valuedouble;
-            numel *= e.shape[d];
+        for (int d = 0; d < nd && !s; d++) {
+            uint64_t dim;
+            if (!st_json_count(cJSON_GetArrayItem(jsh, d), &dim))
+                s = ALLMREC_ERR_AT(ALLMREC_ERR_PARSE, path, 0, name,
+                                   "shape entry %d is not a whole number in [0, 2^63)", d);
+            else if (__builtin_mul_overflow(nbytes, dim, &nbytes) || nbytes > (uint64_t)INT64_MAX)
+                s = ALLMREC_ERR_AT(ALLMREC_ERR_SHAPE, path, 0, name,
+                                   "shape overflows: its byte size exceeds 2^63 (corrupt header)");
+            else
+                e.shape[d] = (int64_t)dim;
         }
         if (s != ALLMREC_OK) break;
-        double o0 = cJSON_GetArrayItem(jof, 0)->valuedouble;
-        double o1 = cJSON_GetArrayItem(jof, 1)->valuedouble;
-        if (!(o0 >= 0 && o1 >= o0)) {
-            s = ALLMREC_ERR_AT(ALLMREC_ERR_PARSE, path, 0, name, "bad data_offsets [%.0f, %.0f]",
-                               o0, o1);
+        uint64_t off0, off1;
+        if (!st_json_count(cJSON_GetArrayItem(jof, 0), &off0) ||
+            !st_json_count(cJSON_GetArrayItem(jof, 1), &off1) || off1 < off0) {
+            s = ALLMREC_ERR_AT(ALLMREC_ERR_PARSE, path, 0, name,
+                               "bad data_offsets (need whole numbers begin <= end)");
             break;
         }
-        size_t off0 = (size_t)o0, off1 = (size_t)o1;
-        e.nbytes = off1 - off0;
-        if (e.nbytes != (size_t)numel * dtype_size(e.dtype)) {
+        e.nbytes = (size_t)(off1 - off0);
+        if (off1 - off0 != nbytes) {
             s = ALLMREC_ERR_AT(ALLMREC_ERR_DATA, path, 0, name,
-                               "data_offsets span %zu bytes but shape x dtype needs %zu "
-                               "(corrupt header)", e.nbytes, (size_t)numel * dtype_size(e.dtype));
+                               "data_offsets span %" PRIu64 " bytes but shape x dtype needs %" PRIu64
+                               " (corrupt header)", off1 - off0, nbytes);
             break;
         }
         if (off1 > data_size) {
             s = ALLMREC_ERR_AT(ALLMREC_ERR_DATA, path, 0, name,
-                               "truncated file: tensor data ends at byte %zu of the data section "
-                               "but the file holds only %zu data bytes (re-download the file)",
+                               "truncated file: tensor data ends at byte %" PRIu64 " of the data "
+                               "section but the file holds only %zu data bytes (re-download the file)",
                                off1, data_size);
             break;
         }
@@ -232,6 +302,7 @@ static allmrec_status st_open_file(struct safetensors *st, const char *path, int
         if (s != ALLMREC_OK) { free(e.name); break; }
     }
     cJSON_Delete(root);
+    if (s == ALLMREC_OK) s = st_check_overlap(st, fi, path);
     return s;
 }
 
@@ -277,7 +348,7 @@ static allmrec_status st_open_index(struct safetensors *st, const char *index_pa
         if (!fs_exists(shard)) {
             s = ALLMREC_ERR_AT(ALLMREC_ERR_IO, index_path, 0, it->string,
                                "missing shard %s (listed in the index for this tensor); download "
-                               "every *.safetensors file of the model", shard);
+                               "every shard file of the model", shard);
             break;
         }
         s = st_open_file(st, shard, tcap);
@@ -321,11 +392,15 @@ allmrec_status safetensors_open(struct safetensors *st, const char *path) {
         } else if (fs_exists(fs_join(buf, sizeof buf, path, "model.safetensors"))) {
             s = st_open_file(st, buf, &tcap);
             if (s == ALLMREC_OK) s = st_build_hash(st);
+        } else if (fs_exists(fs_join(buf, sizeof buf, path, "pytorch_model.bin.index.json"))) {
+            s = st_open_index(st, buf, &tcap); // PyTorch shards: pytorch_model-0000k-of-0000n.bin
+        } else if (fs_exists(fs_join(buf, sizeof buf, path, "pytorch_model.bin"))) {
+            s = st_open_file(st, buf, &tcap);
+            if (s == ALLMREC_OK) s = st_build_hash(st);
         } else {
             s = ALLMREC_ERR_AT(ALLMREC_ERR_IO, path, 0, NULL,
-                               "no model.safetensors or model.safetensors.index.json in this "
-                               "directory (a PyTorch .bin checkpoint must be converted to "
-                               "safetensors first)");
+                               "no model.safetensors, model.safetensors.index.json, pytorch_model.bin or "
+                               "pytorch_model.bin.index.json in this directory");
         }
     } else if (ends_with(path, ".json")) {
         s = st_open_index(st, path, &tcap);

@@ -885,6 +885,27 @@ allmrec_status sasrec_checkpoint_save(struct sasrec_model *m, const char *path, 
     return h5_commit(&f);
 }
 
+// an int64 attribute as an int, -1 when it does not fit (refused by check_ckpt_config)
+static int ckpt_int(int64_t v) { return v >= 0 && v <= INT32_MAX ? (int)v : -1; }
+
+// the sizes of a checkpoint's config within what a SASRec can be (the same
+// bounds as the train config), before anything is allocated from them
+static allmrec_status check_ckpt_config(const char *path, const struct sasrec_config *c) {
+    const char *key = c->n_items < 1 || c->n_items >= INT32_MAX ? "n_items"
+                      : c->d < 1 || c->d > 65536 ? "d"
+                      : c->n_blocks < 0 || c->n_blocks > SASREC_MAX_BLOCKS ? "n_blocks"
+                      : c->n_heads < 1 || c->d % c->n_heads ? "n_heads"
+                      : c->maxlen < 1 || c->maxlen > 65536 ? "maxlen"
+                      : !(c->dropout >= 0 && c->dropout < 1) ? "dropout"
+                      : !(c->ln_eps > 0 && c->ln_eps < 1) ? "ln_eps" : NULL;
+    if (key)
+        return ALLMREC_ERR_AT(ALLMREC_ERR_DATA, path, 0, key, "checkpoint attribute out of range (n_items %lld, d %d, "
+                              "n_blocks %d, n_heads %d, maxlen %d, dropout %g, ln_eps %g): a corrupt file",
+                              (long long)c->n_items, c->d, c->n_blocks, c->n_heads, c->maxlen, (double)c->dropout,
+                              (double)c->ln_eps);
+    return ALLMREC_OK;
+}
+
 allmrec_status sasrec_checkpoint_read_config(const char *path, struct sasrec_config *cfg) {
     struct h5_file f;
     ALLMREC_TRY(h5_open_read(&f, path));
@@ -899,18 +920,19 @@ allmrec_status sasrec_checkpoint_read_config(const char *path, struct sasrec_con
     double x;
     sasrec_config_default(cfg);
     if (!s) s = h5_attr_get_i64(&f, "/", "n_items", &cfg->n_items);
-    if (!s && !(s = h5_attr_get_i64(&f, "/", "d", &v))) cfg->d = (int)v;
-    if (!s && !(s = h5_attr_get_i64(&f, "/", "n_blocks", &v))) cfg->n_blocks = (int)v;
-    if (!s && !(s = h5_attr_get_i64(&f, "/", "n_heads", &v))) cfg->n_heads = (int)v;
-    if (!s && !(s = h5_attr_get_i64(&f, "/", "maxlen", &v))) cfg->maxlen = (int)v;
+    // sizes are checked in int64 before they become ints (a stored 2^32 + 50 must not read as 50)
+    if (!s && !(s = h5_attr_get_i64(&f, "/", "d", &v))) cfg->d = ckpt_int(v);
+    if (!s && !(s = h5_attr_get_i64(&f, "/", "n_blocks", &v))) cfg->n_blocks = ckpt_int(v);
+    if (!s && !(s = h5_attr_get_i64(&f, "/", "n_heads", &v))) cfg->n_heads = ckpt_int(v);
+    if (!s && !(s = h5_attr_get_i64(&f, "/", "maxlen", &v))) cfg->maxlen = ckpt_int(v);
     if (!s && !(s = h5_attr_get_f64(&f, "/", "dropout", &x))) cfg->dropout = (float)x;
     if (!s && !(s = h5_attr_get_f64(&f, "/", "ln_eps", &x))) cfg->ln_eps = (float)x;
     if (!s && !(s = h5_attr_get_i64(&f, "/", "key_padding_mask", &v))) cfg->key_padding_mask = v != 0;
     free(fmt);
     free(model);
     h5_close(&f);
-    if (s) allmrec_error_prefix("reading checkpoint %s: ", path);
-    return s;
+    if (s) return allmrec_error_prefix("reading checkpoint %s: ", path);
+    return check_ckpt_config(path, cfg);
 }
 
 static allmrec_status read_set(struct h5_file *f, struct sasrec_model *m, struct sasrec_weights *w,

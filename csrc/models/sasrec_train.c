@@ -17,36 +17,38 @@
 
 static const struct config_key SCHEMA[] = {
     {"model.name", CONFIG_STRING, "sasrec", false, "CF model (sasrec)"},
-    {"model.d", CONFIG_INT, "50", false, "hidden units"},
-    {"model.blocks", CONFIG_INT, "2", false, "self-attention blocks"},
-    {"model.heads", CONFIG_INT, "1", false, "attention heads"},
-    {"model.maxlen", CONFIG_INT, "50", false, "input window (most recent items)"},
-    {"model.dropout", CONFIG_DOUBLE, "0.5", false, "dropout rate (embedding, attention, FFN)"},
+    {"model.d", CONFIG_INT, "50", false, "hidden units", "[1, 65536]"},
+    {"model.blocks", CONFIG_INT, "2", false, "self-attention blocks", "[0, 8]"},
+    {"model.heads", CONFIG_INT, "1", false, "attention heads", "[1, 65536]"},
+    {"model.maxlen", CONFIG_INT, "50", false, "input window (most recent items)", "[1, 65536]"},
+    {"model.dropout", CONFIG_DOUBLE, "0.5", false, "dropout rate (embedding, attention, FFN)", "[0, 1)"},
     {"model.ln_eps", CONFIG_DOUBLE, "1e-8", false, "LayerNorm epsilon (release: 1e-8)"},
     {"model.key_padding_mask", CONFIG_BOOL, "false", false,
      "mask padded keys in attention (release: false, padded keys enter the softmax)"},
     {"model.attention", CONFIG_STRING, "auto", false,
-     "attention core: auto (= fused) | fused (op_attention) | gemm (matmul + softmax, keeps (T, T))"},
+     "attention core: auto (= fused) | fused (op_attention) | gemm (matmul + softmax, keeps (T, T))",
+     "auto|fused|gemm"},
     {"data.path", CONFIG_STRING, NULL, true, "prepared dataset (allmrec data prepare/synth + split)"},
     {"data.train_scenario", CONFIG_STRING, "all", false, "users to train on: all | cold_users | fewshot_<K>"},
-    {"train.device", CONFIG_STRING, "cpu", false, "cpu | cuda"},
-    {"train.device_index", CONFIG_INT, "0", false, "CUDA device index"},
-    {"train.batch_size", CONFIG_INT, "128", false, "users per batch"},
+    {"train.device", CONFIG_STRING, "cpu", false, "cpu | cuda", "cpu|cuda"},
+    {"train.device_index", CONFIG_INT, "0", false, "CUDA device index", "[0, 1023]"},
+    {"train.batch_size", CONFIG_INT, "128", false, "users per batch", "[1, 1000000]"},
     {"train.lr", CONFIG_DOUBLE, "1e-3", false, "Adam learning rate"},
-    {"train.betas", CONFIG_DOUBLE_LIST, "[0.9, 0.98]", false, "Adam betas (release: 0.9, 0.98)"},
+    {"train.betas", CONFIG_DOUBLE_LIST, "[0.9, 0.98]", false, "Adam betas (release: 0.9, 0.98)", "[0, 1)"},
     {"train.eps", CONFIG_DOUBLE, "1e-8", false, "Adam epsilon"},
     {"train.l2_emb", CONFIG_DOUBLE, "0.0", false, "release's l2_emb * ||E|| term (0 = off)"},
-    {"train.epochs", CONFIG_INT, "200", false, "maximum epochs"},
+    {"train.epochs", CONFIG_INT, "200", false, "maximum epochs", "[1, 1000000]"},
     {"train.seed", CONFIG_INT, "42", false, "seed of init, dropout, negatives and order"},
-    {"train.eval_every", CONFIG_INT, "20", false, "validate every N epochs (0 = never)"},
-    {"train.patience", CONFIG_INT, "3", false, "stop after N validations without improvement (0 = never)"},
+    {"train.eval_every", CONFIG_INT, "20", false, "validate every N epochs (0 = never)", "[0, 1000000]"},
+    {"train.patience", CONFIG_INT, "3", false, "stop after N validations without improvement (0 = never)", "[0, 1000000]"},
     {"train.early_metric", CONFIG_STRING, "ndcg@10", false, "validation metric for best.h5 / early stopping"},
     {"train.max_minutes", CONFIG_DOUBLE, "0", false,
      "time budget: after the epoch that passes it, validate, stop and evaluate best.h5 (0 = none; "
-     "re-running resumes training)"},
+     "re-running resumes training)", "[0, inf)"},
     {"train.checkpoint_every", CONFIG_INT, "0", false,
-     "also write last.h5 every N steps inside an epoch (0 = at epoch ends only)"},
-    {"train.log_every", CONFIG_INT, "0", false, "a step line (mean loss) in train_log.jsonl every N steps (0 = none)"},
+     "also write last.h5 every N steps inside an epoch (0 = at epoch ends only)", "[0, inf)"},
+    {"train.log_every", CONFIG_INT, "0", false, "a step line (mean loss) in train_log.jsonl every N steps (0 = none)",
+     "[0, inf)"},
     {"train.restart", CONFIG_BOOL, "false", false, "ignore <out_dir>/last.h5 and start over"},
     {"train.progress", CONFIG_BOOL, "true", false, "progress lines on stderr"},
     {"eval.valid_scenario", CONFIG_STRING, "all", false, "validation candidate scenario"},
@@ -71,7 +73,7 @@ allmrec_status sasrec_run_options_from_config(const struct config *cfg_in, struc
     int n_schema;
     const struct config_key *schema = sasrec_config_schema(&n_schema);
     struct config *cfg = (struct config *)cfg_in;
-    ALLMREC_TRY(config_validate(cfg, schema, n_schema));
+    ALLMREC_TRY(config_validate(cfg, schema, n_schema)); // types and ranges
     int64_t i;
     double x;
     bool b;
@@ -79,38 +81,31 @@ allmrec_status sasrec_run_options_from_config(const struct config *cfg_in, struc
     ALLMREC_TRY(config_get_string(cfg, "model.name", &s));
     if (strcmp(s, "sasrec")) return config_key_error(cfg, "model.name", "%s", "this command trains 'sasrec' only");
     sasrec_config_default(&o->model);
-    ALLMREC_TRY(config_get_int(cfg, "model.d", &i)); o->model.d = (int)i;
-    ALLMREC_TRY(config_get_int(cfg, "model.blocks", &i)); o->model.n_blocks = (int)i;
-    ALLMREC_TRY(config_get_int(cfg, "model.heads", &i)); o->model.n_heads = (int)i;
-    ALLMREC_TRY(config_get_int(cfg, "model.maxlen", &i)); o->model.maxlen = (int)i;
+    // bounds: what one (T, T) attention score block per head and an int index can hold
+    ALLMREC_TRY(config_get_int32(cfg, "model.d", 1, 65536, &o->model.d));
+    ALLMREC_TRY(config_get_int32(cfg, "model.blocks", 0, SASREC_MAX_BLOCKS, &o->model.n_blocks));
+    ALLMREC_TRY(config_get_int32(cfg, "model.heads", 1, 65536, &o->model.n_heads));
+    ALLMREC_TRY(config_get_int32(cfg, "model.maxlen", 1, 65536, &o->model.maxlen));
     ALLMREC_TRY(config_get_double(cfg, "model.dropout", &x)); o->model.dropout = (float)x;
     ALLMREC_TRY(config_get_double(cfg, "model.ln_eps", &x)); o->model.ln_eps = (float)x;
     ALLMREC_TRY(config_get_bool(cfg, "model.key_padding_mask", &b)); o->model.key_padding_mask = b;
     ALLMREC_TRY(config_get_string(cfg, "model.attention", &s));
     if (!strcmp(s, "auto")) o->model.attention_impl = SASREC_ATTN_AUTO;
     else if (!strcmp(s, "fused")) o->model.attention_impl = SASREC_ATTN_FUSED;
-    else if (!strcmp(s, "gemm")) o->model.attention_impl = SASREC_ATTN_GEMM;
-    else return config_key_error(cfg, "model.attention", "%s", "must be auto, fused or gemm");
-    if (o->model.d < 1 || o->model.n_heads < 1 || o->model.d % o->model.n_heads)
+    else o->model.attention_impl = SASREC_ATTN_GEMM; // the schema allows auto|fused|gemm
+    if (o->model.d % o->model.n_heads)
         return config_key_error(cfg, "model.d", "%s", "model.d must be a positive multiple of model.heads");
-    if (o->model.n_blocks < 0 || o->model.n_blocks > SASREC_MAX_BLOCKS)
-        return config_key_error(cfg, "model.blocks", "%s", "model.blocks must be in [0, 8]");
-    if (o->model.maxlen < 1) return config_key_error(cfg, "model.maxlen", "%s", "model.maxlen must be >= 1");
-    if (!(o->model.dropout >= 0 && o->model.dropout < 1)) return config_key_error(cfg, "model.dropout", "%s", "must be in [0, 1)");
     ALLMREC_TRY(config_get_string_into(cfg, "data.path", o->data_path, sizeof o->data_path));
     ALLMREC_TRY(config_get_string_into(cfg, "data.train_scenario", o->train_scenario, sizeof o->train_scenario));
     ALLMREC_TRY(config_get_string_into(cfg, "out_dir", o->out_dir, sizeof o->out_dir));
     ALLMREC_TRY(config_get_string_into(cfg, "train.device", o->device, sizeof o->device));
-    if (strcmp(o->device, "cpu") && strcmp(o->device, "cuda"))
-        return config_key_error(cfg, "train.device", "%s", "must be 'cpu' or 'cuda'");
-    ALLMREC_TRY(config_get_int(cfg, "train.device_index", &i)); o->device_index = (int)i;
-    ALLMREC_TRY(config_get_int(cfg, "train.batch_size", &i)); o->batch_size = (int)i;
-    if (o->batch_size < 1) return config_key_error(cfg, "train.batch_size", "%s", "must be >= 1");
+    ALLMREC_TRY(config_get_int32(cfg, "train.device_index", 0, 1023, &o->device_index));
+    ALLMREC_TRY(config_get_int32(cfg, "train.batch_size", 1, 1000000, &o->batch_size));
     ALLMREC_TRY(config_get_double(cfg, "train.lr", &x)); o->adam.lr = (float)x;
     double *betas;
     int nb;
     ALLMREC_TRY(config_get_double_list(cfg, "train.betas", &betas, &nb));
-    if (nb != 2 || !(betas[0] >= 0 && betas[0] < 1 && betas[1] >= 0 && betas[1] < 1)) {
+    if (nb != 2) { // each in [0, 1) by the schema
         free(betas);
         return config_key_error(cfg, "train.betas", "%s", "must be two numbers in [0, 1), e.g. [0.9, 0.98]");
     }
@@ -121,11 +116,10 @@ allmrec_status sasrec_run_options_from_config(const struct config *cfg_in, struc
     o->adam.weight_decay = 0;
     o->adam.decoupled = false;
     ALLMREC_TRY(config_get_double(cfg, "train.l2_emb", &x)); o->l2_emb = (float)x;
-    ALLMREC_TRY(config_get_int(cfg, "train.epochs", &i)); o->epochs = (int)i;
-    if (o->epochs < 1) return config_key_error(cfg, "train.epochs", "%s", "must be >= 1");
+    ALLMREC_TRY(config_get_int32(cfg, "train.epochs", 1, 1000000, &o->epochs));
     ALLMREC_TRY(config_get_int(cfg, "train.seed", &i)); o->seed = (uint64_t)i;
-    ALLMREC_TRY(config_get_int(cfg, "train.eval_every", &i)); o->eval_every = (int)i;
-    ALLMREC_TRY(config_get_int(cfg, "train.patience", &i)); o->patience = (int)i;
+    ALLMREC_TRY(config_get_int32(cfg, "train.eval_every", 0, 1000000, &o->eval_every));
+    ALLMREC_TRY(config_get_int32(cfg, "train.patience", 0, 1000000, &o->patience));
     ALLMREC_TRY(config_get_string_into(cfg, "train.early_metric", o->early_metric, sizeof o->early_metric));
     {
         struct eval_metrics probe;
@@ -135,9 +129,7 @@ allmrec_status sasrec_run_options_from_config(const struct config *cfg_in, struc
     }
     ALLMREC_TRY(config_get_double(cfg, "train.max_minutes", &o->max_minutes));
     ALLMREC_TRY(config_get_int(cfg, "train.checkpoint_every", &o->checkpoint_every));
-    if (o->checkpoint_every < 0) return config_key_error(cfg, "train.checkpoint_every", "%s", "must be >= 0");
     ALLMREC_TRY(config_get_int(cfg, "train.log_every", &o->log_every));
-    if (o->log_every < 0) return config_key_error(cfg, "train.log_every", "%s", "must be >= 0");
     ALLMREC_TRY(config_get_bool(cfg, "train.restart", &o->restart));
     ALLMREC_TRY(config_get_bool(cfg, "train.progress", &o->progress));
     ALLMREC_TRY(config_get_string_into(cfg, "eval.valid_scenario", o->valid_scenario, sizeof o->valid_scenario));
@@ -479,6 +471,7 @@ static void loop_options(const struct sasrec_run_options *o, struct train_loop_o
     lo->restart = o->restart;
     lo->progress = o->progress;
     lo->stop_after_steps = o->stop_after_steps;
+    lo->config_yaml = o->config_yaml;
 }
 
 // users with >= 2 train items (the release skips the others: no (input, next) pair)
@@ -496,6 +489,19 @@ static allmrec_status train_users(const struct sasrec_run_options *o, const stru
     if (*n_users == 0)
         return ALLMREC_ERR_AT(ALLMREC_ERR_DATA, o->data_path, 0, "data.train_scenario",
                               "no user of scenario '%s' has 2 or more train items", o->train_scenario);
+    return ALLMREC_OK;
+}
+
+// the stored test sets the final evaluation will read load and pass their range
+// checks now (a missing one is skipped then, with a warning, as before)
+static allmrec_status check_test_sets(const struct sasrec_run_options *o, const struct dataset *ds) {
+    for (int i = 0; i < o->n_scenarios; i++)
+        for (int k = 0; k < o->n_kinds; k++) {
+            if (!dataset_candidates_exist(ds, o->scenarios[i], "test", o->kinds[k])) continue;
+            struct candidate_set c;
+            ALLMREC_TRY(dataset_candidates_load(ds, o->scenarios[i], "test", o->kinds[k], &c));
+            candidate_set_free(&c);
+        }
     return ALLMREC_OK;
 }
 
@@ -544,6 +550,9 @@ allmrec_status sasrec_run_train(struct sasrec_run_options *o, struct eval_metric
     char p_cfg[1200];
     fs_join(p_cfg, sizeof p_cfg, o->out_dir, "config.yaml");
 
+    struct train_loop_options lo;
+    loop_options(o, &lo);
+    if ((s = train_loop_check_resume(&lo))) goto done; // before config.yaml is rewritten
     if ((s = fs_mkdir_p(o->out_dir))) goto done;
     if ((s = fs_write_atomic(p_cfg, o->config_yaml, strlen(o->config_yaml)))) goto done;
     if ((s = open_ctx(o, &ctx))) goto done;
@@ -561,13 +570,12 @@ allmrec_status sasrec_run_train(struct sasrec_run_options *o, struct eval_metric
     if ((s = dataset_history_sets(&ds, HISTORY_TRAIN, &hist))) goto done;
     if (o->eval_every > 0 && (s = dataset_candidates_load(&ds, o->valid_scenario, "valid", o->valid_kind, &vc)))
         goto done;
+    if (o->final_eval && (s = check_test_sets(o, &ds))) goto done; // before the first epoch, not after the last
     if ((s = sasrec_init_weights(&m, o->seed))) goto done; // a resume overwrites it from last.h5
 
     struct sasrec_trainer tr = {o, &m, &ds, &hist, &vc, users, n_users, perm};
     struct trainer t = {&tr, tr_begin_epoch, tr_step, tr_read_loss, o->eval_every > 0 ? tr_validate : NULL,
                         tr_save, tr_load};
-    struct train_loop_options lo;
-    loop_options(o, &lo);
     struct train_loop_result res;
     if ((s = train_loop_run(&lo, &t, &res))) goto done;
     s = final_outputs(o, &m, &ds, res.best_epoch, final_metrics, n_max, n_out);

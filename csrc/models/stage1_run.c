@@ -23,18 +23,18 @@
 
 static const struct config_key SCHEMA[] = {
     {"model.name", CONFIG_STRING, "stage1", false, "stage1 (A-LLMRec Stage 1)"},
-    {"model.d_joint", CONFIG_INT, "128", false, "width of the joint embedding (release: 128)"},
-    {"alpha", CONFIG_DOUBLE, "0.5", false, "weight of the item reconstruction loss L_irec"},
+    {"model.d_joint", CONFIG_INT, "128", false, "width of the joint embedding (release: 128)", "[1, 65536]"},
+    {"alpha", CONFIG_DOUBLE, "0.5", false, "weight of the item reconstruction loss L_irec", "[0, inf)"},
     {"beta", CONFIG_DOUBLE, "0.2", false,
      "weight of the text reconstruction loss L_trec (release: 0.2 for every dataset; paper Table 11: 0.5 "
-     "Movies/Games, 0.2 Beauty/Toys)"},
-    {"matching_weight", CONFIG_DOUBLE, "1.0", false, "weight of L_match (0 = the w/o L_matching ablation)"},
-    {"rec_weight", CONFIG_DOUBLE, "1.0", false, "weight of L_rec (0 = the w/o L_rec ablation)"},
-    {"rec_logit", CONFIG_STRING, "mean", false, "rec-loss logit: mean (release: mean_d(x_u * Ê)) | dot"},
+     "Movies/Games, 0.2 Beauty/Toys)", "[0, inf)"},
+    {"matching_weight", CONFIG_DOUBLE, "1.0", false, "weight of L_match (0 = the w/o L_matching ablation)", "[0, inf)"},
+    {"rec_weight", CONFIG_DOUBLE, "1.0", false, "weight of L_rec (0 = the w/o L_rec ablation)", "[0, inf)"},
+    {"rec_logit", CONFIG_STRING, "mean", false, "rec-loss logit: mean (release: mean_d(x_u * Ê)) | dot", "mean|dot"},
     {"freeze_sbert", CONFIG_BOOL, "false", false, "keep SBERT frozen (eval mode, no gradients)"},
     {"user_rep", CONFIG_STRING, "export", false,
      "x_u: export (eval-mode /users/x_train_prefix of cf.export; any CF model) | release_dropout (the SASRec "
-     "checkpoint over train[:-1] with train-mode dropout, as the release)"},
+     "checkpoint over train[:-1] with train-mode dropout, as the release)", "export|release_dropout"},
     {"skip_short_users", CONFIG_BOOL, "false", false,
      "skip users with < 2 train items (release: false, they train on item 0 with pos = neg = 0)"},
     {"sbert.path", CONFIG_STRING, NULL, true,
@@ -43,28 +43,35 @@ static const struct config_key SCHEMA[] = {
     {"cf.export", CONFIG_STRING, NULL, true, "CF export (cf_export.h5 of `allmrec train sasrec`): E and x_u"},
     {"cf.checkpoint", CONFIG_STRING, "", false,
      "SASRec checkpoint for user_rep release_dropout (empty: the export's `checkpoint` attribute)"},
+    {"init.checkpoint", CONFIG_STRING, "", false,
+     "start from the autoencoders (params/mlp.*, params/mlp2.*) of this Stage-1 checkpoint.h5, e.g. the release's "
+     "mlp.pt/mlp2.pt converted by `allmrec convert --release` (\"\" = the release's random init)"},
     {"data.path", CONFIG_STRING, NULL, true, "prepared dataset (allmrec data prepare/synth + split)"},
     {"data.train_scenario", CONFIG_STRING, "all", false, "users to train on: all | cold_users | fewshot_<K>"},
-    {"train.device", CONFIG_STRING, "cpu", false, "cpu | cuda"},
-    {"train.device_index", CONFIG_INT, "0", false, "CUDA device index"},
-    {"train.batch_size", CONFIG_INT, "32", false, "users per batch (release: 32)"},
-    {"train.chunk", CONFIG_INT, "60", false, "users per optimizer step within a batch (release: 60)"},
-    {"train.lr", CONFIG_DOUBLE, "1e-4", false, "Adam learning rate"},
-    {"train.betas", CONFIG_DOUBLE_LIST, "[0.9, 0.98]", false, "Adam betas"},
-    {"train.eps", CONFIG_DOUBLE, "1e-8", false, "Adam epsilon"},
-    {"train.epochs", CONFIG_INT, "10", false, "epochs"},
+    {"train.device", CONFIG_STRING, "cpu", false, "cpu | cuda", "cpu|cuda"},
+    {"train.device_index", CONFIG_INT, "0", false, "CUDA device index", "[0, 1023]"},
+    {"train.batch_size", CONFIG_INT, "32", false, "users per batch (release: 32)", "[1, 1000000]"},
+    {"train.chunk", CONFIG_INT, "60", false, "users per optimizer step within a batch (release: 60)", "[1, 1000000]"},
+    {"train.lr", CONFIG_DOUBLE, "1e-4", false, "Adam learning rate", "(0, 1)"},
+    {"train.betas", CONFIG_DOUBLE_LIST, "[0.9, 0.98]", false, "Adam betas", "[0, 1)"},
+    {"train.eps", CONFIG_DOUBLE, "1e-8", false, "Adam epsilon", "(0, inf)"},
+    {"train.epochs", CONFIG_INT, "10", false,
+     "epochs (0 = no training: the outputs, joint.h5 included, from init.checkpoint's autoencoders)", "[0, 1000000]"},
     {"train.seed", CONFIG_INT, "42", false, "seed of the init, negatives, order and dropout"},
     {"train.all_items", CONFIG_BOOL, "false", false,
      "every position of each train sequence is a row (A-LLMRec_all, paper Table 8; x_u from the SASRec checkpoint "
      "at that position), rows in chunks of train.chunk"},
-    {"train.order", CONFIG_STRING, "release", false, "users in id order (release) | a Philox permutation per epoch (shuffle)"},
+    {"train.order", CONFIG_STRING, "release", false, "users in id order (release) | a Philox permutation per epoch (shuffle)",
+     "release|shuffle"},
     {"train.data_parallel", CONFIG_BOOL, "false", false,
      "split each chunk over the MPI ranks (CPU; launch with mpirun -np N): gradients summed as one process's; "
      "rank r > 0 keeps its state in <out_dir>/rank<r>"},
     {"train.max_minutes", CONFIG_DOUBLE, "0", false,
-     "time budget: stop after the epoch that passes it and write the outputs (0 = none; re-running resumes)"},
-    {"train.checkpoint_every", CONFIG_INT, "0", false, "also write last.h5 every N steps (0 = at epoch ends only)"},
-    {"train.log_every", CONFIG_INT, "0", false, "a step line in train_log.jsonl every N steps (0 = none)"},
+     "time budget: stop after the epoch that passes it and write the outputs (0 = none; re-running resumes)",
+     "[0, inf)"},
+    {"train.checkpoint_every", CONFIG_INT, "0", false, "also write last.h5 every N steps (0 = at epoch ends only)",
+     "[0, inf)"},
+    {"train.log_every", CONFIG_INT, "0", false, "a step line in train_log.jsonl every N steps (0 = none)", "[0, inf)"},
     {"train.restart", CONFIG_BOOL, "false", false, "ignore <out_dir>/last.h5 and start over"},
     {"train.progress", CONFIG_BOOL, "true", false, "progress lines on stderr"},
     {"eval.final", CONFIG_BOOL, "true", false,
@@ -130,11 +137,15 @@ allmrec_status stage1_options_from_config(const struct config *cfg_in, struct st
     ALLMREC_TRY(config_get_string_into(cfg, "data.train_scenario", o->train_scenario, sizeof o->train_scenario));
     ALLMREC_TRY(config_get_string_into(cfg, "train.device", o->device, sizeof o->device));
     if (strcmp(o->device, "cpu") && strcmp(o->device, "cuda")) return config_key_error(cfg, "train.device", "%s", "must be 'cpu' or 'cuda'");
-    ALLMREC_TRY(config_get_int(cfg, "train.device_index", &i));
-    o->device_index = (int)i;
+    ALLMREC_TRY(config_get_int32(cfg, "train.device_index", 0, 1023, &o->device_index));
     ALLMREC_TRY(get_positive(cfg, "train.batch_size", &o->batch_size));
     ALLMREC_TRY(get_positive(cfg, "train.chunk", &o->chunk));
-    ALLMREC_TRY(get_positive(cfg, "train.epochs", &o->epochs));
+    ALLMREC_TRY(config_get_string_into(cfg, "init.checkpoint", o->init_checkpoint, sizeof o->init_checkpoint));
+    int64_t epochs;
+    ALLMREC_TRY(config_get_int(cfg, "train.epochs", &epochs)); // range checked by the schema
+    o->epochs = (int)epochs;
+    if (o->epochs == 0 && !o->init_checkpoint[0])
+        return config_key_error(cfg, "train.epochs", "%s", "0 epochs (no training) needs init.checkpoint");
     ALLMREC_TRY(config_get_double(cfg, "train.lr", &x));
     if (!(x > 0 && x < 1)) return config_key_error(cfg, "train.lr", "%s", "must be in (0, 1)");
     o->adam.lr = (float)x;
@@ -946,6 +957,18 @@ static allmrec_status write_outputs(struct s1 *t, const struct train_loop_result
     return s;
 }
 
+// init.checkpoint: the autoencoders of a Stage-1 checkpoint (shapes checked by align_net_read)
+static allmrec_status load_init(struct s1 *t) {
+    if (!t->o->init_checkpoint[0]) return ALLMREC_OK;
+    struct h5_file f;
+    ALLMREC_TRY(h5_open_read(&f, t->o->init_checkpoint));
+    allmrec_status s = align_net_read(&f, "params", &t->m.mlp, false);
+    if (!s) s = align_net_read(&f, "params", &t->m.mlp2, false);
+    h5_close(&f);
+    if (!s) log_info("stage1: autoencoders from %s", t->o->init_checkpoint);
+    return s ? allmrec_error_prefix("init.checkpoint: ") : ALLMREC_OK;
+}
+
 allmrec_status stage1_run_train(struct stage1_options *o, struct stage1_losses *last) {
     struct s1 t;
     memset(&t, 0, sizeof t);
@@ -963,8 +986,13 @@ allmrec_status stage1_run_train(struct stage1_options *o, struct stage1_losses *
     fs_join(p_cfg, sizeof p_cfg, out_dir, "config.yaml");
     if ((s = fs_mkdir_p(out_dir)) || (s = fs_write_atomic(p_cfg, o->config_yaml, strlen(o->config_yaml))) ||
         (s = open_data(&t)) || (s = open_models(&t)) || (s = align_net_init_weights(&t.m.mlp, o->seed, 0)) ||
-        (s = align_net_init_weights(&t.m.mlp2, o->seed, 1)))
+        (s = align_net_init_weights(&t.m.mlp2, o->seed, 1)) || (s = load_init(&t)))
         goto done;
+    if (o->epochs == 0) { // encode only: the outputs of the initial nets
+        struct train_loop_result none = {.finished = true};
+        if (rank0) s = write_outputs(&t, &none);
+        goto done;
+    }
     struct trainer tr = {.self = &t, .begin_epoch = tr_begin_epoch, .step = tr_step, .read_loss = tr_read_loss,
                          .save = tr_save, .load = tr_load};
     struct train_loop_options lo;
@@ -978,6 +1006,7 @@ allmrec_status stage1_run_train(struct stage1_options *o, struct stage1_losses *
     lo.restart = o->restart;
     lo.progress = o->progress && rank0;
     lo.stop_after_steps = o->stop_after_steps;
+    lo.config_yaml = o->config_yaml;
     struct train_loop_result res;
     if ((s = train_loop_run(&lo, &tr, &res))) goto done;
     flush_terms(&t, last);

@@ -31,16 +31,18 @@ static const struct config_key SCHEMA[] = {
     {"stage1.checkpoint", CONFIG_STRING, "", false, "Stage-1 checkpoint; its folder's joint.h5 is read"},
     {"stage1.joint", CONFIG_STRING, "", false, "Stage-1 joint embeddings (/items/e, /items/q); default: "
      "joint.h5 next to stage1.checkpoint"},
-    {"llm.path", CONFIG_STRING, "", false, "OPT model folder (config.json + safetensors), e.g. facebook/opt-6.7b"},
-    {"llm.dtype", CONFIG_STRING, "auto", false, "auto (f32 on cpu, f16 on cuda) | f32 | f16 | bf16"},
+    {"llm.path", CONFIG_STRING, "", false,
+     "OPT model folder (config.json + safetensors or PyTorch .bin shards), e.g. facebook/opt-6.7b"},
+    {"llm.dtype", CONFIG_STRING, "auto", false, "auto (f32 on cpu, f16 on cuda) | f32 | f16 | bf16",
+     "auto|f32|f16|bf16"},
     {"llm.random", CONFIG_BOOL, "false", false, "a random OPT of the llm.random_* shape instead of llm.path"},
-    {"llm.random_hidden", CONFIG_INT, "32", false, "random OPT: hidden size"},
-    {"llm.random_layers", CONFIG_INT, "2", false, "random OPT: layers"},
-    {"llm.random_heads", CONFIG_INT, "2", false, "random OPT: attention heads"},
-    {"llm.random_ffn", CONFIG_INT, "64", false, "random OPT: FFN width"},
-    {"llm.random_positions", CONFIG_INT, "2048", false, "random OPT: max_position_embeddings"},
+    {"llm.random_hidden", CONFIG_INT, "32", false, "random OPT: hidden size", "[1, inf)"},
+    {"llm.random_layers", CONFIG_INT, "2", false, "random OPT: layers", "[1, inf)"},
+    {"llm.random_heads", CONFIG_INT, "2", false, "random OPT: attention heads", "[1, inf)"},
+    {"llm.random_ffn", CONFIG_INT, "64", false, "random OPT: FFN width", "[1, inf)"},
+    {"llm.random_positions", CONFIG_INT, "2048", false, "random OPT: max_position_embeddings", "[2, inf)"},
     {"llm.random_std", CONFIG_DOUBLE, "0.02", false, "random OPT: weight std (HF init 0.02; larger gives a "
-     "random LLM whose logits F_U/F_I can move, for tests and the quickstart)"},
+     "random LLM whose logits F_U/F_I can move, for tests and the quickstart)", "(0, 10)"},
     {"tokenizer.path", CONFIG_STRING, "", false, "tokenizer folder (vocab.json + merges.txt); default llm.path"},
     {"tokenizer.fairseq_dict", CONFIG_STRING, "", false,
      "renumber a GPT-2 vocab.json into OPT's ids with fairseq's dict.txt (then madeupword0000..3 fill it to "
@@ -51,38 +53,39 @@ static const struct config_key SCHEMA[] = {
      "release's words for the dataset name"},
     {"prompt.verb", CONFIG_STRING, "", false, "present verb (watch|play|buy)"},
     {"prompt.noun", CONFIG_STRING, "", false, "noun (movie|game|item)"},
-    {"history_len", CONFIG_INT, "10", false, "history items shown in the prompt (last ones)"},
-    {"window", CONFIG_INT, "50", false, "input window whose items candidates avoid (the release's maxlen)"},
+    {"history_len", CONFIG_INT, "10", false, "history items shown in the prompt (last ones)", "[1, 1000000]"},
+    {"window", CONFIG_INT, "50", false, "input window whose items candidates avoid (the release's maxlen)", "[1, 1000000]"},
     {"n_candidates", CONFIG_INT, "20", false, "candidates per prompt (the release draw: 20)"},
     {"use_user_rep", CONFIG_BOOL, "true", false, "O_u = F_U(x_u) before BOS and its sentence (false: both "
      "dropped)"},
     {"user_rep", CONFIG_STRING, "export", false, "x_u: export (/users/x_train_prefix of cf.export, eval mode; "
      "any CF model) | release_dropout (the SASRec checkpoint over the train prefix with train-mode dropout, a "
-     "new mask per step, as the release)"},
+     "new mask per step, as the release)", "export|release_dropout"},
     {"cf.checkpoint", CONFIG_STRING, "", false, "SASRec checkpoint for user_rep release_dropout (empty: the "
      "export's `checkpoint` attribute)"},
     {"item_embedding", CONFIG_STRING, "joint", false, "joint (e_i) | none (no markers) | random (Philox "
-     "U(0,1)) | sbert (q_i)"},
+     "U(0,1)) | sbert (q_i)", "joint|none|random|sbert"},
     {"projector", CONFIG_STRING, "joint", false, "joint (F_I over 128-d item vectors) | mlp (MLP-LLM: F_I "
-     "over the CF item embedding E)"},
+     "over the CF item embedding E)", "joint|mlp"},
     {"skip_short_users", CONFIG_BOOL, "false", false, "skip users with < 2 train items (release: false, "
      "they train on target 'No Title')"},
-    {"train.device", CONFIG_STRING, "cpu", false, "cpu | cuda"},
-    {"train.device_index", CONFIG_INT, "0", false, "CUDA device index"},
-    {"train.batch_size", CONFIG_INT, "4", false, "users per step (paper 4, release 2)"},
+    {"train.device", CONFIG_STRING, "cpu", false, "cpu | cuda", "cpu|cuda"},
+    {"train.device_index", CONFIG_INT, "0", false, "CUDA device index", "[0, 1023]"},
+    {"train.batch_size", CONFIG_INT, "4", false, "users per step (paper 4, release 2)", "[1, 1000000]"},
     {"train.lr", CONFIG_DOUBLE, "1e-4", false, "Adam learning rate"},
-    {"train.betas", CONFIG_DOUBLE_LIST, "[0.9, 0.98]", false, "Adam betas"},
+    {"train.betas", CONFIG_DOUBLE_LIST, "[0.9, 0.98]", false, "Adam betas", "[0, 1)"},
     {"train.eps", CONFIG_DOUBLE, "1e-8", false, "Adam epsilon"},
-    {"train.epochs", CONFIG_INT, "5", false, "epochs (no validation, RELEASE.md 6.6)"},
+    {"train.epochs", CONFIG_INT, "5", false, "epochs (no validation, RELEASE.md 6.6)", "[1, 1000000]"},
     {"train.seed", CONFIG_INT, "42", false, "seed of init, user order and candidates"},
     {"train.all_items", CONFIG_BOOL, "false", false, "A-LLMRec_all (paper Table 8): every prefix of a train part "
      "is a row (history = the items before t, target = item t, x_u = the SASRec checkpoint over the prefix)"},
-    {"train.max_tokens", CONFIG_INT, "2048", false, "tokens per row the workspace holds (O_u + prompt + target)"},
-    {"train.max_target_tokens", CONFIG_INT, "128", false, "target tokens per row the workspace holds"},
+    {"train.max_tokens", CONFIG_INT, "2048", false, "tokens per row the workspace holds (O_u + prompt + target)",
+     "[8, inf)"},
+    {"train.max_target_tokens", CONFIG_INT, "128", false, "target tokens per row the workspace holds", "[2, inf)"},
     {"train.recompute", CONFIG_BOOL, "false", false, "keep only layer inputs, re-run layers in backward"},
     {"train.max_minutes", CONFIG_DOUBLE, "0", false, "time budget (0 = none; re-running resumes)"},
-    {"train.checkpoint_every", CONFIG_INT, "0", false, "also write last.h5 every N steps (0 = epoch ends)"},
-    {"train.log_every", CONFIG_INT, "0", false, "a step line in train_log.jsonl every N steps (0 = none)"},
+    {"train.checkpoint_every", CONFIG_INT, "0", false, "also write last.h5 every N steps (0 = epoch ends)", "[0, inf)"},
+    {"train.log_every", CONFIG_INT, "0", false, "a step line in train_log.jsonl every N steps (0 = none)", "[0, inf)"},
     {"train.restart", CONFIG_BOOL, "false", false, "ignore <out_dir>/last.h5 and start over"},
     {"train.data_parallel", CONFIG_BOOL, "false", false, "split each batch over the MPI ranks (CPU; launch with "
      "mpirun -np N): gradients pooled as one process's; rank r > 0 writes to <out_dir>/rank<r>"},
@@ -195,7 +198,7 @@ allmrec_status stage2_options_from_config(const struct config *cfg_in, struct st
     ALLMREC_TRY(config_get_string_into(cfg, "out_dir", o->out_dir, sizeof o->out_dir));
     ALLMREC_TRY(config_get_string_into(cfg, "train.device", o->device, sizeof o->device));
     if (strcmp(o->device, "cpu") && strcmp(o->device, "cuda")) return config_key_error(cfg, "train.device", "%s", "must be cpu or cuda");
-    ALLMREC_TRY(config_get_int_range(cfg, "train.device_index", 0, INT64_MAX, &i)); o->device_index = (int)i;
+    ALLMREC_TRY(config_get_int32(cfg, "train.device_index", 0, 1023, &o->device_index));
     ALLMREC_TRY(llm_options(cfg, o));
     ALLMREC_TRY(config_get_string_into(cfg, "prompt.verb_past", o->verb_past, sizeof o->verb_past));
     ALLMREC_TRY(config_get_string_into(cfg, "prompt.verb", o->verb, sizeof o->verb));
@@ -204,14 +207,14 @@ allmrec_status stage2_options_from_config(const struct config *cfg_in, struct st
     if (given != 0 && given != 3)
         return config_key_error(cfg, "prompt.verb_past", "%s", "give prompt.verb_past, prompt.verb and prompt.noun together "
                        "(e.g. bought, buy, item) or none (the release's words for the dataset name)");
-    ALLMREC_TRY(config_get_int_range(cfg, "history_len", 1, INT64_MAX, &i)); o->history_len = (int)i;
-    ALLMREC_TRY(config_get_int_range(cfg, "window", 1, INT64_MAX, &i)); o->window = (int)i;
+    ALLMREC_TRY(config_get_int32(cfg, "history_len", 1, 1000000, &o->history_len));
+    ALLMREC_TRY(config_get_int32(cfg, "window", 1, 1000000, &o->window));
     ALLMREC_TRY(config_get_int_range(cfg, "n_candidates", 1, INT64_MAX, &i));
     if (i != RELEASE_LLM20_CANDIDATES) return config_key_error(cfg, "n_candidates", "%s", "the release draw gives 20 candidates");
     o->n_candidates = (int)i;
     ALLMREC_TRY(config_get_bool(cfg, "train.all_items", &o->all_items));
     ALLMREC_TRY(variant_options(cfg, o));
-    ALLMREC_TRY(config_get_int_range(cfg, "train.batch_size", 1, INT64_MAX, &i)); o->batch_size = (int)i;
+    ALLMREC_TRY(config_get_int32(cfg, "train.batch_size", 1, 1000000, &o->batch_size));
     ALLMREC_TRY(config_get_double(cfg, "train.lr", &x)); o->adam.lr = (float)x;
     double *betas;
     int nb;
@@ -221,7 +224,7 @@ allmrec_status stage2_options_from_config(const struct config *cfg_in, struct st
     free(betas);
     if (!ok) return config_key_error(cfg, "train.betas", "%s", "must be two numbers in [0, 1), e.g. [0.9, 0.98]");
     ALLMREC_TRY(config_get_double(cfg, "train.eps", &x)); o->adam.eps = (float)x;
-    ALLMREC_TRY(config_get_int_range(cfg, "train.epochs", 1, INT64_MAX, &i)); o->epochs = (int)i;
+    ALLMREC_TRY(config_get_int32(cfg, "train.epochs", 1, 1000000, &o->epochs));
     ALLMREC_TRY(config_get_int(cfg, "train.seed", &i)); o->seed = (uint64_t)i;
     ALLMREC_TRY(config_get_int_range(cfg, "train.max_tokens", 8, INT64_MAX, &o->max_tokens));
     ALLMREC_TRY(config_get_int_range(cfg, "train.max_target_tokens", 2, INT64_MAX, &o->max_target_tokens));
@@ -761,6 +764,7 @@ allmrec_status stage2_run_train(struct stage2_options *o, double *final_loss) {
         lo.restart = o->restart;
         lo.progress = o->progress && comm_rank(comm) == 0;
         lo.stop_after_steps = o->stop_after_steps;
+        lo.config_yaml = o->config_yaml;
         struct train_loop_result res;
         s = train_loop_run(&lo, &t, &res);
         if (!s && res.finished) {

@@ -1,5 +1,6 @@
 // exec.c: running the stages of an experiment as subprocesses, with locks,
 // done/failed markers (atomic), resume, per-run failure reports and progress.
+#define _GNU_SOURCE // memmem
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -138,20 +139,64 @@ static allmrec_status write_marker(const struct run *r, int si, const char *name
     return s;
 }
 
-// last non-empty line of a log file (for failure messages)
-static void log_tail(const char *path, char *out, size_t cap, int n_lines) {
+// The line of a failed command's output that says why (for status and reports): in
+// the output of the log's last command ("$ ..." line), the last "error:" line
+// (cli_report_error), else the line before a "usage:" block (cli_usage_error),
+// else the last non-empty line. Progress redraws ('\r') keep their last segment.
+static void log_error_line(const char *path, char *out, size_t cap) {
+    out[0] = '\0';
+    char *text = NULL;
+    if (fs_read_all(path, &text, NULL) != ALLMREC_OK) return;
+    char *start = text;
+    for (char *p = text; (p = strstr(p, "$ ")); p += 2)
+        if (p == text || p[-1] == '\n') start = p;
+    const char *error = NULL, *before_usage = NULL, *last = NULL, *prev = NULL;
+    size_t error_n = 0, before_n = 0, last_n = 0, prev_n = 0;
+    for (char *line = start; *line;) {
+        char *end = strchr(line, '\n');
+        size_t n = end ? (size_t)(end - line) : strlen(line);
+        const char *seg = line;
+        for (size_t k = 0; k < n; k++)
+            if (line[k] == '\r' && k + 1 < n) seg = line + k + 1;
+        size_t sn = n - (size_t)(seg - line);
+        while (sn > 0 && (seg[sn - 1] == '\r' || seg[sn - 1] == ' ')) sn--;
+        if (sn > 0 && seg != start) {
+            if (!strncmp(seg, "usage:", 6) && prev && !before_usage) { before_usage = prev; before_n = prev_n; }
+            if (memmem(seg, sn, "error:", 6) || memmem(seg, sn, "Error:", 6)) { error = seg; error_n = sn; }
+            last = seg;
+            last_n = sn;
+            prev = seg;
+            prev_n = sn;
+        }
+        if (!end) break;
+        line = end + 1;
+    }
+    const char *pick = error ? error : before_usage ? before_usage : last;
+    size_t pn = error ? error_n : before_usage ? before_n : last_n;
+    if (pick) snprintf(out, cap, "%.*s", (int)pn, pick);
+    free(text);
+}
+
+// The newest progress line of a running stage's log (the training loop's "epoch 3/20
+// 45.0% ... ETA 1m" and per-epoch lines), or its last line when none looks like one.
+static void log_progress_line(const char *path, char *out, size_t cap) {
     out[0] = '\0';
     char *text = NULL;
     size_t len = 0;
     if (fs_read_all(path, &text, &len) != ALLMREC_OK) return;
-    while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r')) text[--len] = '\0';
-    size_t start = len;
-    int lines = 0;
-    while (start > 0) {
-        if (text[start - 1] == '\n' && ++lines >= n_lines) break;
-        start--;
+    char last[512] = "";
+    for (char *line = text; *line;) {
+        char *end = strpbrk(line, "\r\n");
+        size_t n = end ? (size_t)(end - line) : strlen(line);
+        if (n > 0 && line[0] != '$') {
+            snprintf(last, sizeof last, "%.*s", (int)(n < sizeof last - 1 ? n : sizeof last - 1), line);
+            if (memmem(line, n, "ETA", 3) || memmem(line, n, "epoch", 5) || memmem(line, n, "/s", 2))
+                snprintf(out, cap, "%s", last);
+        }
+        if (!end) break;
+        line = end + 1;
     }
-    snprintf(out, cap, "%s", text + start);
+    if (!out[0]) snprintf(out, cap, "%s", last);
     free(text);
 }
 
@@ -159,10 +204,56 @@ static void log_tail(const char *path, char *out, size_t cap, int n_lines) {
 
 static volatile sig_atomic_t g_interrupted;
 static FILE *g_progress_out; // where heartbeats of long stages go (the experiment's output)
-static void on_signal(int sig) { g_interrupted = sig; }
+static void on_signal(int sig) { g_interrupted = sig == SIGALRM ? SIGUSR1 : sig; }
+
+// ---------------------------------------------------------------- Slurm time limits
+
+// Seconds left before this Slurm job's time limit (squeue %L), -1 when unknown.
+static long slurm_time_left(void) {
+    const char *job = getenv("SLURM_JOB_ID");
+    if (!job || !job[0] || strspn(job, "0123456789_") != strlen(job)) return -1;
+    char cmd[128], buf[64] = "";
+    snprintf(cmd, sizeof cmd, "squeue -h -j %s -o %%L 2>/dev/null", job);
+    FILE *f = popen(cmd, "r");
+    if (!f) return -1;
+    if (!fgets(buf, sizeof buf, f)) buf[0] = '\0';
+    pclose(f);
+    // [days-][hours:]minutes:seconds
+    long d = 0, h = 0, m = 0, sec = 0;
+    if (sscanf(buf, "%ld-%ld:%ld:%ld", &d, &h, &m, &sec) == 4) return ((d * 24 + h) * 60 + m) * 60 + sec;
+    if (sscanf(buf, "%ld:%ld:%ld", &h, &m, &sec) == 3) return (h * 60 + m) * 60 + sec;
+    if (sscanf(buf, "%ld:%ld", &m, &sec) == 2) return m * 60 + sec;
+    return -1;
+}
+
+// the job's --signal lead time (the job script exports it), 0 when not a requeueing job
+static long slurm_signal_seconds(void) {
+    const char *v = getenv("ALLMREC_SLURM_SIGNAL_SECONDS");
+    return v && getenv("SLURM_JOB_ID") ? atol(v) : 0;
+}
+
+// Is a SIGUSR1 Slurm's warning for THIS start of the job? slurmctld sends it when
+// the time left is within the lead time plus its check period (30 s); right after a
+// requeued job starts again it can still see the previous start's end time and
+// send it at once. A warning with far more time left is ignored (the runner's own
+// alarm, armed at the start, stands in for the one Slurm will not send again).
+static bool slurm_warning_is_due(void) {
+    long lead = slurm_signal_seconds(), left = slurm_time_left();
+    return lead <= 0 || left < 0 || left <= lead + 45;
+}
+
+// At the start of a stage job: a SIGALRM when the lead time before the limit begins.
+static void slurm_arm_alarm(void) {
+    long lead = slurm_signal_seconds(), left = lead > 0 ? slurm_time_left() : -1;
+    if (left < 0) return;
+    struct sigaction sa = {0};
+    sa.sa_handler = on_signal;
+    sigaction(SIGALRM, &sa, NULL);
+    alarm((unsigned)(left > lead ? left - lead : 1));
+}
 
 static int run_command(const struct experiment *ex, const struct run *r, int si, const struct stage_cmd *c,
-                       const char *log_path, char *why, size_t why_cap) {
+                       bool parallel, const char *log_path, char *why, size_t why_cap) {
     const struct stage_def *d = r->stages[si].def;
     if (!strcmp(c->argv[0], "@link")) {
         unlink(c->argv[2]);
@@ -177,10 +268,11 @@ static int run_command(const struct experiment *ex, const struct run *r, int si,
         if (symlink(target, c->argv[2]) != 0) { snprintf(why, why_cap, "cannot link %s: %s", target, strerror(errno)); return 1; }
         return 0;
     }
-    // srun for multi-GPU stages inside a Slurm allocation
+    // srun for a data-parallel stage inside a Slurm allocation (the job script sets
+    // ALLMREC_SRUN_TASKS only then): N ranks, one GPU each on a GPU job
     int tasks = 0;
     const char *t = getenv("ALLMREC_SRUN_TASKS");
-    if (t && d->multi_gpu) tasks = atoi(t);
+    if (t && parallel) tasks = atoi(t);
     char *argv[RUNNER_MAX_ARGS + 8];
     int n = 0;
     char tasks_s[32];
@@ -189,6 +281,8 @@ static int run_command(const struct experiment *ex, const struct run *r, int si,
         argv[n++] = "srun";
         argv[n++] = tasks_s;
         argv[n++] = "--kill-on-bad-exit=1";
+        const char *dev = getenv("ALLMREC_STAGE_DEVICE");
+        if (dev && !strcmp(dev, "cuda")) argv[n++] = "--gpus-per-task=1";
     }
     argv[n++] = (char *)ex->exe;
     for (int a = 0; a < c->argc; a++) argv[n++] = c->argv[a];
@@ -217,34 +311,44 @@ static int run_command(const struct experiment *ex, const struct run *r, int si,
         _exit(127);
     }
     close(fd);
-    // wait; on long stages print a heartbeat with the log's last line every 30 s
+    // wait; print the stage's newest progress line (epoch, rate, ETA) whenever it changes,
+    // at most every 10 s, and a heartbeat every 60 s when it does not
     int status = 0;
-    double t0 = time_now(), next_beat = t0 + 30;
+    double t0 = time_now(), next_look = t0 + 2, last_print = t0;
+    char shown[512] = "";
     for (;;) {
         pid_t w = waitpid(pid, &status, WNOHANG);
         if (w == pid) break;
         if (w < 0 && errno != EINTR) { snprintf(why, why_cap, "waitpid: %s", strerror(errno)); return 1; }
+        if (g_interrupted == SIGUSR1 && !slurm_warning_is_due()) {
+            dprintf(2, "allmrec experiment: ignoring a SIGUSR1 that came %ld s before the time limit\n",
+                    slurm_time_left());
+            g_interrupted = 0;
+        }
         if (g_interrupted) {
-            kill(pid, g_interrupted);
+            // Slurm's warning before the time limit (SIGUSR1): the stage saves and stops as on SIGTERM
+            kill(pid, g_interrupted == SIGUSR1 ? SIGTERM : g_interrupted);
             while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
             break;
         }
         double now = time_now();
-        if (now >= next_beat && g_progress_out) {
-            char tail[160], dur[32];
-            log_tail(log_path, tail, sizeof tail, 1);
-            // progress lines redraw with '\r': keep the last segment
-            char *cr = strrchr(tail, '\r');
-            fprintf(g_progress_out, "    ... %s %s running for %s: %s\n", d->name, r->id,
-                    format_duration(now - t0, dur, sizeof dur), cr ? cr + 1 : tail);
-            fflush(g_progress_out);
-            next_beat = now + 30;
+        if (now >= next_look && g_progress_out) {
+            char line[512], dur[32];
+            log_progress_line(log_path, line, sizeof line);
+            if ((line[0] && strcmp(line, shown)) || now - last_print >= 60) {
+                fprintf(g_progress_out, "    %s %s [%s]: %s\n", d->name, r->id, format_duration(now - t0, dur, sizeof dur),
+                        line[0] ? line : "(no output yet)");
+                fflush(g_progress_out);
+                snprintf(shown, sizeof shown, "%s", line);
+                last_print = now;
+            }
+            next_look = now + 10;
         }
         usleep(100000);
     }
     if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return 0;
-    char tail[512];
-    log_tail(log_path, tail, sizeof tail, 1);
+    char tail[480];
+    log_error_line(log_path, tail, sizeof tail);
     if (WIFSIGNALED(status))
         snprintf(why, why_cap, "killed by signal %d%s%s", WTERMSIG(status), tail[0] ? ": " : "", tail);
     else
@@ -293,9 +397,8 @@ static void set_state_everywhere(struct experiment *ex, const char *dir, enum st
 static allmrec_status execute_stage(struct experiment *ex, struct run *r, int si, FILE *out, const char *progress) {
     struct run_stage *st = &r->stages[si];
     const struct stage_def *d = st->def;
-    if (!stage_available(d)) {
-        char m[160];
-        snprintf(m, sizeof m, "stage %s is not available in this build", d->name);
+    char m[sizeof r->stages[0].message];
+    if (run_stage_unbuilt_reason(r, si, m, sizeof m)) {
         set_state_everywhere(ex, st->dir, STAGE_UNAVAILABLE, 0, m);
         return ALLMREC_ERR(ALLMREC_ERR_UNSUPPORTED, "%s", m);
     }
@@ -328,6 +431,8 @@ static allmrec_status execute_stage(struct experiment *ex, struct run *r, int si
         snprintf(p, sizeof p, "%s/stage.yaml", st->dir);
         s = config_write_resolved(&sc, p);
     }
+    bool parallel = false; // the stage's data-parallel switch is on: srun under Slurm
+    if (s == ALLMREC_OK && d->parallel_key) config_get_bool_or(&sc, d->parallel_key, false, &parallel);
     config_free(&sc);
     if (s == ALLMREC_OK) {
         snprintf(p, sizeof p, "%s/key.txt", st->dir);
@@ -346,12 +451,12 @@ static allmrec_status execute_stage(struct experiment *ex, struct run *r, int si
     fprintf(out, "%s %-9s %s  key %s: running", progress, d->name, r->id, st->key);
     for (int c = 0; c < n_cmds; c++) fprintf(out, "%s allmrec %s %s ...", c ? ";" : "", cmds[c].argv[0],
                                              cmds[c].argc > 1 ? cmds[c].argv[1] : "");
-    fprintf(out, "\n");
+    fprintf(out, "\n    log: %s\n", log_path);
     fflush(out);
     double t0 = time_now();
     char why[768] = "";
     int rc = 0;
-    for (int c = 0; c < n_cmds && rc == 0; c++) rc = run_command(ex, r, si, &cmds[c], log_path, why, sizeof why);
+    for (int c = 0; c < n_cmds && rc == 0; c++) rc = run_command(ex, r, si, &cmds[c], parallel, log_path, why, sizeof why);
     double secs = time_now() - t0;
     char dur[32];
     format_duration(secs, dur, sizeof dur);
@@ -396,21 +501,24 @@ allmrec_status experiment_execute(struct experiment *ex, const struct run_option
     g_interrupted = 0;
 
     // distinct stages still to run (for progress numbering)
-    int total = 0, done_n = 0;
-    for (int i = 0; i < ex->n_runs; i++)
+    int total = 0, done_n = 0, n_unbuilt = 0;
+    for (int i = 0; i < ex->n_runs; i++) {
+        if (!run_buildable(&ex->runs[i])) { n_unbuilt++; continue; }
         for (int j = 0; j < ex->runs[i].n_stages; j++) {
             const struct run_stage *st = &ex->runs[i].stages[j];
             if (st->state == STAGE_CACHED || st->state == STAGE_UNAVAILABLE) continue;
             bool seen = false;
             for (int a = 0; a <= i && !seen; a++)
-                for (int b = 0; b < ex->runs[a].n_stages; b++) {
+                for (int b = 0; b < ex->runs[a].n_stages && run_buildable(&ex->runs[a]); b++) {
                     if (a == i && b >= j) break;
                     if (!strcmp(ex->runs[a].stages[b].dir, st->dir)) { seen = true; break; }
                 }
             if (!seen) total++;
         }
-    fprintf(out, "experiment %s: %d runs, %d stages to run (the rest cached); results in %s\n", ex->name, ex->n_runs,
-            total, ex->out_dir);
+    }
+    fprintf(out, "experiment %s: %d runs, %d stages to run (the rest cached)", ex->name, ex->n_runs, total);
+    if (n_unbuilt) fprintf(out, "; %d runs not built in this allmrec are left out", n_unbuilt);
+    fprintf(out, "; results in %s\n", ex->out_dir);
     fflush(out);
     double t_start = time_now();
     int n_failed = 0;
@@ -419,6 +527,7 @@ allmrec_status experiment_execute(struct experiment *ex, const struct run_option
     for (int i = 0; i < ex->n_runs && !g_interrupted; i++) {
         struct run *r = &ex->runs[i];
         write_run_files(r);
+        if (!run_buildable(r)) continue; // planned, reported as not built, never run
         bool run_failed = false;
         char reason[400] = "";
         for (int j = 0; j < r->n_stages; j++) {
@@ -446,7 +555,7 @@ allmrec_status experiment_execute(struct experiment *ex, const struct run_option
                 snprintf(reason, sizeof reason, "%s", allmrec_error_message());
                 // mark the failure as this invocation's, so runs sharing the stage skip it
                 if (st->state == STAGE_FAILED) {
-                    char m[256];
+                    char m[sizeof st->message + 8];
                     snprintf(m, sizeof m, "[now] %s", st->message);
                     set_state_everywhere(ex, st->dir, STAGE_FAILED, st->seconds, m);
                 }
@@ -479,8 +588,8 @@ allmrec_status experiment_execute(struct experiment *ex, const struct run_option
             all &= ex->runs[i].stages[j].state == STAGE_CACHED || ex->runs[i].stages[j].state == STAGE_DONE;
         n_complete += all;
     }
-    fprintf(out, "experiment %s: %d of %d runs complete, %d failed%s, in %s\n", ex->name, n_complete, ex->n_runs,
-            n_failed, result == ALLMREC_ERR_INTERRUPTED ? ", interrupted" : "",
+    fprintf(out, "experiment %s: %d of %d runs complete, %d failed, %d not built%s, in %s\n", ex->name, n_complete,
+            ex->n_runs, n_failed, n_unbuilt, result == ALLMREC_ERR_INTERRUPTED ? ", interrupted" : "",
             format_duration(time_now() - t_start, dur, sizeof dur));
     fflush(out);
     if (result == ALLMREC_ERR_INTERRUPTED)
@@ -488,6 +597,37 @@ allmrec_status experiment_execute(struct experiment *ex, const struct run_option
                            "interrupted; completed stages are kept: run the same command again to resume");
     if (n_failed)
         return ALLMREC_ERR(ALLMREC_ERR_DATA, "%d of %d runs failed: %s", n_failed, ex->n_runs, failed_list);
+    return ALLMREC_OK;
+}
+
+// The stage stopped at Slurm's time-limit warning with its state saved (last.h5 for
+// trainers): put this job back in the queue. Slurm keeps its id, so jobs that wait
+// for it (afterok) keep waiting; the next start of the job resumes the stage.
+static allmrec_status requeue_self(const struct run_stage *st, FILE *out) {
+    const char *job = getenv("SLURM_JOB_ID");
+    if (!job || !job[0])
+        return ALLMREC_ERR(ALLMREC_ERR_INTERRUPTED, "stage %s stopped on SIGUSR1 outside a Slurm job", st->def->name);
+    char log_path[RUNNER_PATH + 16];
+    snprintf(log_path, sizeof log_path, "%s/log.txt", st->dir);
+    int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (fd >= 0) {
+        dprintf(fd, "allmrec experiment: the time limit of Slurm job %s is near: stage state saved, requeueing "
+                    "the job (it resumes where it stopped)\n", job);
+        close(fd);
+    }
+    fprintf(out, "[slurm] %s: time limit near; state saved; requeueing job %s\n", st->def->name, job);
+    fflush(out);
+    signal(SIGTERM, SIG_IGN); // Slurm ends this job once it is requeued
+    pid_t pid = fork();
+    if (pid == 0) {
+        execlp("scontrol", "scontrol", "requeue", job, (char *)NULL);
+        _exit(127);
+    }
+    int st_code = 1;
+    if (pid > 0) waitpid(pid, &st_code, 0);
+    if (pid < 0 || !WIFEXITED(st_code) || WEXITSTATUS(st_code) != 0)
+        return ALLMREC_ERR(ALLMREC_ERR_INTERRUPTED, "stage %s stopped before the time limit but `scontrol requeue "
+                           "%s` failed: submit the experiment again to resume it", st->def->name, job);
     return ALLMREC_OK;
 }
 
@@ -509,7 +649,45 @@ allmrec_status experiment_run_stage(struct experiment *ex, const char *run_id, c
         struct sigaction sa = {0};
         sa.sa_handler = on_signal;
         sigaction(SIGTERM, &sa, NULL);
-        return execute_stage(ex, r, si, out, "[slurm]");
+        sigaction(SIGUSR1, &sa, NULL); // sbatch --signal=B:USR1@N: the time limit is near
+        slurm_arm_alarm();
+        allmrec_status s = execute_stage(ex, r, si, out, "[slurm]");
+        if (s == ALLMREC_ERR_INTERRUPTED && g_interrupted == SIGUSR1) return requeue_self(&r->stages[si], out);
+        return s;
+    }
+    return ALLMREC_ERR(ALLMREC_ERR_INVALID, "experiment %s has no run '%s' (see allmrec experiment %s --dry-run)",
+                       ex->name, run_id, ex->path);
+}
+
+allmrec_status experiment_preview_stage(struct experiment *ex, const char *run_id, const char *stage, FILE *out) {
+    for (int i = 0; i < ex->n_runs; i++) {
+        struct run *r = &ex->runs[i];
+        if (strcmp(r->id, run_id)) continue;
+        int si = stage_index(r, stage);
+        if (si < 0) return ALLMREC_ERR(ALLMREC_ERR_INVALID, "run %s has no stage %s", run_id, stage);
+        const struct run_stage *st = &r->stages[si];
+        char why[512];
+        fprintf(out, "run %s stage %s (key %s, %s)\n", r->id, stage, st->key,
+                run_stage_unbuilt_reason(r, si, why, sizeof why) ? why : stage_state_name(st->state));
+        struct stage_cmd cmds[RUNNER_MAX_CMDS];
+        memset(cmds, 0, sizeof cmds);
+        int n_cmds = 0;
+        ALLMREC_TRY(st->def->build(r, si, cmds, &n_cmds));
+        for (int c = 0; c < n_cmds; c++) {
+            fprintf(out, "command:");
+            for (int a = 0; a < cmds[c].argc; a++) fprintf(out, " %s", cmds[c].argv[a]);
+            fprintf(out, "\n");
+            for (int a = 0; a < cmds[c].argc; a++) free(cmds[c].argv[a]);
+        }
+        if (!st->def->writes_config) return ALLMREC_OK;
+        struct config sc;
+        char *yaml = NULL;
+        allmrec_status s = stage_config_build(r, si, &sc);
+        if (s == ALLMREC_OK) s = config_to_yaml(&sc, &yaml);
+        config_free(&sc);
+        if (s == ALLMREC_OK) fprintf(out, "stage config (%s/stage.yaml):\n%s", st->dir, yaml);
+        free(yaml);
+        return s;
     }
     return ALLMREC_ERR(ALLMREC_ERR_INVALID, "experiment %s has no run '%s' (see allmrec experiment %s --dry-run)",
                        ex->name, run_id, ex->path);
@@ -517,25 +695,16 @@ allmrec_status experiment_run_stage(struct experiment *ex, const char *run_id, c
 
 // ---------------------------------------------------------------- status
 
-static bool slurm_job_state(const char *dir, char *state, size_t cap, char *job, size_t jcap) {
+// the Slurm job id in <dir>/slurm_job (written when the stage was submitted)
+static bool stage_slurm_job(const char *dir, char *job, size_t cap) {
     char p[RUNNER_PATH + 32];
     snprintf(p, sizeof p, "%s/slurm_job", dir);
     char *text = NULL;
     if (fs_read_all(p, &text, NULL) != ALLMREC_OK) return false;
-    snprintf(job, jcap, "%s", text);
+    snprintf(job, cap, "%s", text);
     free(text);
     job[strcspn(job, "\r\n ")] = '\0';
-    char cmd[256];
-    snprintf(cmd, sizeof cmd, "squeue -h -j %s -o %%T 2>/dev/null", job);
-    FILE *f = popen(cmd, "r");
-    state[0] = '\0';
-    if (f) {
-        if (!fgets(state, (int)cap, f)) state[0] = '\0';
-        pclose(f);
-    }
-    state[strcspn(state, "\r\n")] = '\0';
-    if (!state[0]) snprintf(state, cap, "not in queue");
-    return true;
+    return job[0] != '\0';
 }
 
 void experiment_print_status(const struct experiment *ex, FILE *f) {
@@ -548,9 +717,10 @@ void experiment_print_status(const struct experiment *ex, FILE *f) {
         char detail[512] = "";
         for (int j = 0; j < r->n_stages; j++) {
             const struct run_stage *st = &r->stages[j];
-            char seg[160];
-            char job[64] = "", jstate[64] = "";
-            if (st->state == STAGE_SUBMITTED && slurm_job_state(st->dir, jstate, sizeof jstate, job, sizeof job))
+            char seg[200];
+            char job[64] = "", jstate[96] = "";
+            bool queued = st->state == STAGE_SUBMITTED || st->state == STAGE_RUNNING;
+            if (queued && stage_slurm_job(st->dir, job, sizeof job) && slurm_job_state(job, jstate, sizeof jstate))
                 snprintf(seg, sizeof seg, "%s:slurm %s %s", st->def->name, job, jstate);
             else if (st->state == STAGE_CACHED) {
                 char d[24];
@@ -563,7 +733,7 @@ void experiment_print_status(const struct experiment *ex, FILE *f) {
             else if ((st->state == STAGE_RUNNING || st->state == STAGE_SUBMITTED) && !strcmp(overall, "complete"))
                 overall = "running";
             else if (st->state == STAGE_UNAVAILABLE && !strcmp(overall, "complete"))
-                overall = "unavailable";
+                overall = "not built";
             else if (st->state == STAGE_PENDING && !strcmp(overall, "complete"))
                 overall = "pending";
         }
@@ -572,11 +742,22 @@ void experiment_print_status(const struct experiment *ex, FILE *f) {
         else if (!strcmp(overall, "running")) n_running++;
         else n_blocked++;
         fprintf(f, "%-11s %s\n            %s\n", overall, r->id, detail);
-        for (int j = 0; j < r->n_stages; j++)
-            if (r->stages[j].state == STAGE_FAILED)
-                fprintf(f, "            %s failed: %s\n            log: %s/log.txt\n", r->stages[j].def->name,
-                        r->stages[j].message, r->stages[j].dir);
+        for (int j = 0; j < r->n_stages; j++) {
+            const struct run_stage *st = &r->stages[j];
+            char log_path[RUNNER_PATH + 16];
+            snprintf(log_path, sizeof log_path, "%s/log.txt", st->dir);
+            if (st->state == STAGE_FAILED)
+                fprintf(f, "            %s failed: %s\n            log: %s\n", st->def->name, st->message, log_path);
+            else if (st->state == STAGE_UNAVAILABLE)
+                fprintf(f, "            %s\n", st->message);
+            else if ((st->state == STAGE_RUNNING || st->state == STAGE_SUBMITTED) && fs_exists(log_path)) {
+                char line[512];
+                log_progress_line(log_path, line, sizeof line);
+                fprintf(f, "            %s: %s\n            log: %s\n", st->def->name, line[0] ? line : "(no output yet)",
+                        log_path);
+            }
+        }
     }
-    fprintf(f, "\n%d runs: %d complete, %d running or queued, %d failed, %d pending or not available\n", ex->n_runs,
+    fprintf(f, "\n%d runs: %d complete, %d running or queued, %d failed, %d pending or not built\n", ex->n_runs,
             n_complete, n_running, n_failed, n_blocked);
 }

@@ -367,7 +367,7 @@ allmrec_status report_write_html_file(const struct report *rep, const char *path
                   "th,td{border:1px solid #ddd;padding:4px 8px;text-align:right;vertical-align:top}\n"
                   "th{background:#f4f6f8} td.l,th.l{text-align:left}\n"
                   ".ours{font-weight:600;font-size:14px} .paper{color:#666;font-size:11px} .up{color:#17803d} .down{color:#b42318}\n"
-                  ".state-complete{color:#17803d} .state-failed{color:#b42318;font-weight:600} .state-unavailable,.state-pending{color:#8a6d00}\n"
+                  ".state-complete{color:#17803d} .state-failed{color:#b42318;font-weight:600} .state-unbuilt,.state-pending{color:#8a6d00}\n"
                   "figure{display:inline-block;margin:8px 16px 8px 0;border:1px solid #eee}\n"
                   "code{font-size:12px;background:#f6f6f6;padding:1px 3px}\n"
                   "</style>\n</head>\n<body>\n<h1>");
@@ -448,11 +448,11 @@ allmrec_status report_write_html_file(const struct report *rep, const char *path
         const char *why = "";
         for (int j = 0; j < r->n_stages; j++) {
             if (r->stages[j].state == STAGE_FAILED) { state = "failed"; why = r->stages[j].message; break; }
-            if (r->stages[j].state == STAGE_UNAVAILABLE) { state = "unavailable"; break; }
+            if (r->stages[j].state == STAGE_UNAVAILABLE) { state = "unbuilt"; why = r->stages[j].message; break; }
         }
         sb_printf(&b, "<tr><td class=\"l\"><code>");
         html_escape_into(&b, r->id);
-        sb_printf(&b, "</code></td><td class=\"l state-%s\">%s", state, state);
+        sb_printf(&b, "</code></td><td class=\"l state-%s\">%s", state, strcmp(state, "unbuilt") ? state : "not built");
         if (why[0]) { sb_printf(&b, "<br><span class=\"paper\">"); html_escape_into(&b, why); sb_printf(&b, "</span>"); }
         sb_printf(&b, "</td>");
         for (int m = 0; m < rep->n_metrics; m++) {

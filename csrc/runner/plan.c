@@ -50,12 +50,22 @@ static const struct config_key EXPERIMENT_SCHEMA[] = {
     {"report.plots", CONFIG_STRING_LIST, "[curves, bars, heatmap]", false, "plots of the HTML report"},
     {"report.bars.groups", CONFIG_STRING_LIST, "[dataset, scenario]", false, "axes of the bar groups"},
     {"report.bars.bars", CONFIG_STRING_LIST, "[model]", false, "axes of the bars in a group"},
-    {"slurm.partition", CONFIG_STRING, "", false, "sbatch --partition"},
+    {"slurm.partition", CONFIG_STRING, "", false, "sbatch --partition of the GPU stages (and of all, without cpu_partition)"},
+    {"slurm.cpu_partition", CONFIG_STRING, "", false, "sbatch --partition of the CPU stages (data, report); "
+     "default: slurm.partition"},
     {"slurm.account", CONFIG_STRING, "", false, "sbatch --account"},
-    {"slurm.time", CONFIG_STRING, "", false, "sbatch --time"},
-    {"slurm.gpus_per_run", CONFIG_INT, "0", false, "GPUs of a multi-GPU stage (srun when > 1)"},
-    {"slurm.cpus_per_task", CONFIG_INT, "0", false, "sbatch --cpus-per-task"},
-    {"slurm.mem", CONFIG_STRING, "", false, "sbatch --mem"},
+    {"slurm.gpus_per_run", CONFIG_INT, "1", false, "GPUs of a GPU stage's job: one, or N srun tasks with one GPU "
+     "each for a stage that runs data-parallel (train.data_parallel); 0: no GPUs, every stage on the CPU"},
+    {"slurm.time", CONFIG_STRING, "", false, "sbatch --time of every stage job (default: per stage kind, "
+     "allmrec experiment --list)"},
+    {"slurm.cpus_per_task", CONFIG_INT, "0", false, "sbatch --cpus-per-task of every stage job (0: per stage kind)"},
+    {"slurm.mem", CONFIG_STRING, "", false, "sbatch --mem of every stage job (default: per stage kind)"},
+    {"slurm.stages.*", CONFIG_ANY, NULL, false, "per stage kind: slurm.stages.<stage>.{time, mem, cpus_per_task}"},
+    {"slurm.signal_seconds", CONFIG_INT, "300", false, "sbatch --signal=B:USR1@N with --requeue: N s before the "
+     "time limit the stage saves (last.h5) and the job requeues itself to resume (0: neither)"},
+    {"slurm.setup", CONFIG_STRING_LIST, "[]", false, "shell lines each job runs first (module load ..., export ...)"},
+    {"slurm.site", CONFIG_STRING, "", false, "a site file (YAML, slurm.* keys) for what the experiment leaves unset; "
+     "default: $ALLMREC_SLURM_SITE"},
 };
 
 const struct config_key *experiment_schema(int *n) {
@@ -164,9 +174,12 @@ static allmrec_status read_axis(const struct config *cfg, const char *axis, stru
     for (int i = 0; i < n; i++)
         for (int j = 0; j < i; j++)
             if (!strcmp(v[i].id, v[j].id)) {
+                // the message is formatted before v is freed: it quotes v[i].id
+                allmrec_status s = ALLMREC_ERR_AT(ALLMREC_ERR_CONFIG, list ? list->file : cfg->path,
+                                                  list ? list->line : 0, axis, "'%s' appears twice (entries %d and "
+                                                  "%d); give each entry its own name", v[i].id, j + 1, i + 1);
                 free(v);
-                return ALLMREC_ERR_AT(ALLMREC_ERR_CONFIG, list ? list->file : cfg->path, list ? list->line : 0, axis,
-                                      "'%s' appears twice", v[i].id);
+                return s;
             }
     *out = v;
     *n_out = n;
@@ -319,11 +332,12 @@ allmrec_status stage_key_compute(const struct experiment *ex, struct run *r, int
 
 // ---------------------------------------------------------------- stage state from the files
 
-static void read_stage_state(struct run_stage *st) {
+static void read_stage_state(struct run *r, int si) {
+    struct run_stage *st = &r->stages[si];
     char p[RUNNER_PATH + 32];
     st->seconds = 0;
     st->message[0] = '\0';
-    if (!stage_available(st->def)) { st->state = STAGE_UNAVAILABLE; return; }
+    if (run_stage_unbuilt_reason(r, si, st->message, sizeof st->message)) { st->state = STAGE_UNAVAILABLE; return; }
     snprintf(p, sizeof p, "%s/done.json", st->dir);
     char *text = NULL;
     if (fs_exists(p) && fs_read_all(p, &text, NULL) == ALLMREC_OK) {
@@ -404,15 +418,20 @@ static allmrec_status build_run(struct experiment *ex, struct run *r, const stru
     if (!md) {
         int nm;
         const struct model_def *mt = model_table(&nm);
-        char known[512] = "";
+        char known[512] = "", hint[96] = "";
+        const char *names[64];
         for (int i = 0; i < nm; i++) {
             strncat(known, i ? ", " : "", sizeof known - strlen(known) - 1);
             strncat(known, mt[i].name, sizeof known - strlen(known) - 1);
+            if (i < 64) names[i] = mt[i].name;
         }
+        const char *sug = config_suggest_word(names, nm < 64 ? nm : 64, model_name);
+        if (sug) snprintf(hint, sizeof hint, "did you mean '%s'? ", sug);
         return ALLMREC_ERR_AT(ALLMREC_ERR_CONFIG, ex->path, 0, "models",
-                              "unknown model '%s' (known: %s; a new name needs model: <one of them>)", model_name,
-                              known);
+                              "unknown model '%s' (%sknown: %s; a new name needs model: <one of them>)", model_name,
+                              hint, known);
     }
+    r->model = md;
     ALLMREC_TRY(apply_assignments(c, md->set, 6));
     if (mo->set_prefix[0]) ALLMREC_TRY(config_merge_prefix(c, &ex->cfg, mo->set_prefix));
     // 4. scenario
@@ -514,13 +533,14 @@ static allmrec_status build_run(struct experiment *ex, struct run *r, const stru
         r->stages[r->n_stages++].def = stage_find("eval");
     for (int i = 0; i < r->n_stages; i++) {
         ALLMREC_TRY(stage_key_compute(ex, r, i));
-        read_stage_state(&r->stages[i]);
+        read_stage_state(r, i);
     }
     // check each stage config against its command's schema now, not hours into a run
     // (only when the stages run this binary: ALLMREC_STAGE_EXE may be another program)
     const char *other_exe = getenv("ALLMREC_STAGE_EXE");
     for (int i = 0; i < r->n_stages && !(other_exe && other_exe[0]); i++) {
         const struct stage_def *d = r->stages[i].def;
+        if (r->stages[i].state == STAGE_UNAVAILABLE) continue; // never runs: nothing to check it against
         int n_schema = 0;
         const struct config_key *schema = d->schema ? d->schema(r, &n_schema) : NULL;
         if (!schema) continue;
@@ -660,6 +680,29 @@ static bool make_absolute(char *dir, size_t cap) {
     return true;
 }
 
+// slurm.stages.<stage>.<key>: a known stage and time, mem or cpus_per_task (a valid count)
+allmrec_status check_slurm_stages(const struct config *cfg) {
+    for (int i = 0; i < cfg->n; i++) {
+        const struct config_entry *e = &cfg->entries[i];
+        if (strncmp(e->key, "slurm.stages.", 13)) continue;
+        char stage[64];
+        const char *dot = strchr(e->key + 13, '.');
+        snprintf(stage, sizeof stage, "%.*s", dot ? (int)(dot - e->key - 13) : 63, e->key + 13);
+        if (!dot || (!stage_find(stage) && strcmp(stage, "report")))
+            return ALLMREC_ERR_AT(ALLMREC_ERR_CONFIG, e->file, e->line, e->key,
+                                  "expected slurm.stages.<stage>.<key> with a stage of allmrec experiment --list "
+                                  "or report");
+        const char *k = dot + 1;
+        int64_t v;
+        if (!strcmp(k, "cpus_per_task") && (e->is_list || !config_parse_int(e->items[0], &v) || v < 1))
+            return ALLMREC_ERR_AT(ALLMREC_ERR_CONFIG, e->file, e->line, e->key, "wants a count >= 1");
+        if (strcmp(k, "time") && strcmp(k, "mem") && strcmp(k, "cpus_per_task"))
+            return ALLMREC_ERR_AT(ALLMREC_ERR_CONFIG, e->file, e->line, e->key,
+                                  "unknown key (expected time, mem or cpus_per_task)");
+    }
+    return ALLMREC_OK;
+}
+
 allmrec_status experiment_load(struct experiment *ex, const char *path, char *const *overrides, int n_overrides) {
     memset(ex, 0, sizeof *ex);
     snprintf(ex->path, sizeof ex->path, "%s", path);
@@ -671,6 +714,7 @@ allmrec_status experiment_load(struct experiment *ex, const char *path, char *co
     int ns;
     const struct config_key *schema = experiment_schema(&ns);
     allmrec_status s = config_validate(&ex->cfg, schema, ns);
+    if (s == ALLMREC_OK) s = check_slurm_stages(&ex->cfg);
     if (s != ALLMREC_OK) { config_free(&ex->cfg); return s; }
     ex->overrides = calloc((size_t)(n_overrides + 1), sizeof(char *));
     for (int i = 0; i < n_overrides; i++) ex->overrides[i] = strdup(overrides[i]);
@@ -720,9 +764,16 @@ void experiment_free(struct experiment *ex) {
 
 // ---------------------------------------------------------------- printing
 
+bool run_buildable(const struct run *r) {
+    for (int j = 0; j < r->n_stages; j++)
+        if (r->stages[j].state == STAGE_UNAVAILABLE) return false;
+    return true;
+}
+
 void experiment_print_plan(const struct experiment *ex, FILE *f) {
-    int n_inst = 0, n_unique = 0, n_cached = 0, n_todo = 0, n_unavail = 0;
-    // unique keys
+    int n_inst = 0, n_unique = 0, n_cached = 0, n_todo = 0, n_unavail = 0, n_unbuilt_runs = 0;
+    // unique keys (a stage of a run that is not built counts as not built unless a buildable run shares it)
+    for (int i = 0; i < ex->n_runs; i++) n_unbuilt_runs += !run_buildable(&ex->runs[i]);
     for (int i = 0; i < ex->n_runs; i++)
         for (int j = 0; j < ex->runs[i].n_stages; j++) {
             const struct run_stage *st = &ex->runs[i].stages[j];
@@ -735,17 +786,21 @@ void experiment_print_plan(const struct experiment *ex, FILE *f) {
                 }
             if (seen) continue;
             n_unique++;
+            bool will_run = false; // by a buildable run
+            for (int a = 0; a < ex->n_runs && !will_run; a++)
+                for (int b = 0; b < ex->runs[a].n_stages; b++)
+                    if (!strcmp(ex->runs[a].stages[b].dir, st->dir) && run_buildable(&ex->runs[a])) will_run = true;
             if (st->state == STAGE_CACHED) n_cached++;
-            else if (st->state == STAGE_UNAVAILABLE) n_unavail++;
+            else if (!will_run) n_unavail++;
             else n_todo++;
         }
-    fprintf(f, "experiment %s: %d runs, %d stage instances, %d distinct stages: %d cached, %d to run, %d not "
-               "available in this build\n",
-            ex->name, ex->n_runs, n_inst, n_unique, n_cached, n_todo, n_unavail);
+    fprintf(f, "experiment %s: %d runs (%d not built), %d stage instances, %d distinct stages: %d cached, %d to run, "
+               "%d left out (not built in this allmrec, or needed only by runs that are not)\n",
+            ex->name, ex->n_runs, n_unbuilt_runs, n_inst, n_unique, n_cached, n_todo, n_unavail);
     fprintf(f, "  results: %s\n  cache:   %s\n", ex->out_dir, ex->cache_dir);
     for (int i = 0; i < ex->n_runs; i++) {
         const struct run *r = &ex->runs[i];
-        fprintf(f, "run %s\n", r->id);
+        fprintf(f, "run %s%s\n", r->id, run_buildable(r) ? "" : "  (not built: not run, not submitted)");
         for (int j = 0; j < r->n_stages; j++) {
             const struct run_stage *st = &r->stages[j];
             int shared = 0;
@@ -756,6 +811,7 @@ void experiment_print_plan(const struct experiment *ex, FILE *f) {
             fprintf(f, "  %-9s %s  %-11s", st->def->name, st->key, what);
             if (shared) fprintf(f, "  (shared with %d other run%s)", shared, shared > 1 ? "s" : "");
             if (st->state == STAGE_FAILED && st->message[0]) fprintf(f, "  last failure: %s", st->message);
+            if (st->state == STAGE_UNAVAILABLE) fprintf(f, "  %s", st->message);
             fprintf(f, "\n");
         }
     }

@@ -399,10 +399,12 @@ static const char *run_state(const struct run *r, char *why, size_t cap) {
     for (int j = 0; j < r->n_stages; j++) {
         const struct run_stage *st = &r->stages[j];
         switch (st->state) {
-        case STAGE_FAILED: snprintf(why, cap, "stage %s failed: %s", st->def->name, st->message); return "failed";
+        case STAGE_FAILED:
+            snprintf(why, cap, "stage %s failed: %s (log: %s/log.txt)", st->def->name, st->message, st->dir);
+            return "failed";
         case STAGE_UNAVAILABLE:
-            snprintf(why, cap, "stage %s is not available in this build", st->def->name);
-            return "unavailable";
+            snprintf(why, cap, "%s", st->message);
+            return "not built";
         case STAGE_RUNNING: snprintf(why, cap, "stage %s is running", st->def->name); return "running";
         case STAGE_SUBMITTED: snprintf(why, cap, "stage %s is queued in Slurm", st->def->name); return "queued";
         case STAGE_PENDING: case STAGE_SKIPPED:
@@ -483,7 +485,7 @@ static allmrec_status write_markdown(const struct report *rep, const char *path)
     sb_printf(&b, "---|---|\n");
     for (int i = 0; i < ex->n_runs; i++) {
         const struct run *r = &ex->runs[i];
-        char why[400];
+        char why[2048];
         const char *state = run_state(r, why, sizeof why);
         sb_printf(&b, "| `%s` | %s | ", r->id, state);
         for (int m = 0; m < rep->n_metrics; m++) {
@@ -598,7 +600,7 @@ static allmrec_status write_json(const struct report *rep, const char *path) {
         const struct run *r = &ex->runs[i];
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "id", r->id);
-        char why[400];
+        char why[2048];
         cJSON_AddStringToObject(o, "state", run_state(r, why, sizeof why));
         if (why[0]) cJSON_AddStringToObject(o, "note", why);
         cJSON *ax = cJSON_AddObjectToObject(o, "axes");

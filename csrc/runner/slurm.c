@@ -1,11 +1,23 @@
 // slurm.c: an experiment as Slurm jobs. One sbatch script per distinct
-// pending stage (runs that share a stage share its job), chained with
-// --dependency=afterok on the jobs of its upstream stages, plus one report
-// job after all of them (afterany). Each job runs
+// pending stage of the runs that are built (runs that share a stage share its
+// job), chained with --dependency=afterok on the jobs of its upstream stages,
+// plus one report job after all of them (afterany). Each job runs
 //   allmrec experiment <file> [overrides] --run-stage <run>:<stage>
 // which is the same code path as a local run (locks, markers, logs), so a
 // local `allmrec experiment` and `allmrec status` see the jobs' results.
-// Multi-GPU stages get --ntasks/--gres and are launched with srun.
+//
+// Fitting a GPU cluster: a GPU stage (one with a device key) goes to
+// slurm.partition with a GPU and ALLMREC_STAGE_DEVICE=cuda (its stage config
+// then says device cuda); CPU stages go to slurm.cpu_partition without GPUs;
+// cpus, memory and time come from the experiment (slurm.*, slurm.stages.<stage>.*)
+// or the stage kind's defaults (stages.c). Every job has --requeue and
+// --signal=B:USR1@slurm.signal_seconds: on the signal the runner stops the
+// stage (trainers save last.h5), and requeues the job, which keeps its id so its
+// dependents keep waiting; the requeued job resumes the stage. A data-parallel
+// stage (its parallel_key on) runs under srun with slurm.gpus_per_run tasks, one
+// GPU each. slurm.setup lines (module loads, exports) run first in each job;
+// a site file (slurm.site or $ALLMREC_SLURM_SITE) supplies slurm.* keys the
+// experiment leaves unset.
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,29 +72,97 @@ static bool queued_job(const char *dir, char *id, size_t cap) {
            !strncmp(state, "REQUEUED", 8);
 }
 
-static allmrec_status write_script(const struct experiment *ex, const struct slurm_options *so, const char *self,
-                                   const char *path, const char *job_name, const char *log_path, bool multi_gpu,
-                                   bool gpu_stage, const char *run_stage) {
-    FILE *f = NULL;
+// What one job asks for, resolved from the command line, the experiment, the site
+// file and the stage kind's defaults (in this order).
+struct job_res {
+    const char *partition, *account, *time, *mem;
+    int cpus, gpus, tasks;    // gpus: per task (0 or 1); tasks > 1: srun
+    int signal_seconds;
+    const char **setup;       // shell lines (owned by the config they come from)
+    int n_setup;
+};
+
+// slurm.<key> of the experiment, else of the site file (NULL: neither sets it)
+static const struct config_entry *slurm_key(const struct experiment *ex, const struct config *site, const char *key) {
+    const struct config_entry *e = config_find(&ex->cfg, key);
+    if (!e && site) e = config_find(site, key);
+    return e;
+}
+
+static const char *slurm_str(const struct experiment *ex, const struct config *site, const char *key,
+                             const char *cli, const char *fallback) {
+    if (cli && cli[0]) return cli;
+    const struct config_entry *e = slurm_key(ex, site, key);
+    return e && !e->is_list && e->items[0][0] ? e->items[0] : fallback;
+}
+
+static int slurm_int(const struct experiment *ex, const struct config *site, const char *key, int cli, int fallback) {
+    if (cli >= 0) return cli;
+    const struct config_entry *e = slurm_key(ex, site, key);
+    int64_t v;
+    return e && !e->is_list && config_parse_int(e->items[0], &v) ? (int)v : fallback;
+}
+
+static void resolve_job(const struct experiment *ex, const struct config *site, const struct slurm_options *so,
+                        const struct run *r, int si, struct job_res *jr) {
+    const struct stage_def *d = si >= 0 ? r->stages[si].def : NULL;
+    char k[160];
+    memset(jr, 0, sizeof *jr);
+    int gpus_per_run = slurm_int(ex, site, "slurm.gpus_per_run", so->gpus_per_run, 1);
+    bool gpu = d && d->device_key && gpus_per_run > 0;
+    const char *gpu_part = slurm_str(ex, site, "slurm.partition", so->partition, NULL);
+    jr->partition = gpu ? gpu_part : slurm_str(ex, site, "slurm.cpu_partition", so->cpu_partition, gpu_part);
+    jr->account = slurm_str(ex, site, "slurm.account", so->account, NULL);
+    // per stage kind: slurm.stages.<stage>.<key>, then slurm.<key>, then the table's default
+    const char *name = d ? d->name : "report";
+    snprintf(k, sizeof k, "slurm.stages.%s.time", name);
+    jr->time = slurm_str(ex, site, k, so->time, slurm_str(ex, site, "slurm.time", NULL, d ? d->slurm.time : "00:30:00"));
+    snprintf(k, sizeof k, "slurm.stages.%s.mem", name);
+    jr->mem = slurm_str(ex, site, k, so->mem, slurm_str(ex, site, "slurm.mem", NULL, d ? d->slurm.mem : "4G"));
+    snprintf(k, sizeof k, "slurm.stages.%s.cpus_per_task", name);
+    int cpus_all = slurm_int(ex, site, "slurm.cpus_per_task", -1, 0);
+    jr->cpus = slurm_int(ex, site, k, so->cpus_per_task > 0 ? so->cpus_per_task : -1,
+                         cpus_all > 0 ? cpus_all : d ? d->slurm.cpus : 1);
+    jr->gpus = gpu ? 1 : 0;
+    jr->tasks = 1;
+    if (d && d->parallel_key && gpus_per_run > 1) {
+        struct config sc;
+        bool on = false;
+        if (stage_config_build(r, si, &sc) == ALLMREC_OK) config_get_bool_or(&sc, d->parallel_key, false, &on);
+        config_free(&sc);
+        if (on) jr->tasks = gpus_per_run;
+    }
+    jr->signal_seconds = slurm_int(ex, site, "slurm.signal_seconds", -1, 300);
+    const struct config_entry *e = slurm_key(ex, site, "slurm.setup");
+    if (e) {
+        jr->setup = (const char **)e->items;
+        jr->n_setup = e->n_items;
+    }
+}
+
+static allmrec_status write_script(const struct experiment *ex, const struct job_res *jr, const char *self,
+                                   const char *path, const char *job_name, const char *log_path,
+                                   const char *run_stage) {
     char tmp[RUNNER_PATH + 80];
     fs_tmp_path(path, tmp, sizeof tmp);
-    f = fopen(tmp, "w");
+    FILE *f = fopen(tmp, "w");
     if (!f) return ALLMREC_ERR_AT(ALLMREC_ERR_IO, tmp, 0, NULL, "cannot write: %s", strerror(errno));
     fprintf(f, "#!/bin/bash\n# written by allmrec experiment --slurm for experiment %s\n", ex->name);
-    fprintf(f, "#SBATCH --job-name=%s\n#SBATCH --output=%s\n", job_name, log_path);
-    if (so->partition && so->partition[0]) fprintf(f, "#SBATCH --partition=%s\n", so->partition);
-    if (so->account && so->account[0]) fprintf(f, "#SBATCH --account=%s\n", so->account);
-    if (so->time && so->time[0]) fprintf(f, "#SBATCH --time=%s\n", so->time);
-    if (so->mem && so->mem[0]) fprintf(f, "#SBATCH --mem=%s\n", so->mem);
-    if (so->cpus_per_task > 0) fprintf(f, "#SBATCH --cpus-per-task=%d\n", so->cpus_per_task);
-    int g = so->gpus_per_run;
-    if (gpu_stage && g > 0) {
-        int tasks = multi_gpu ? g : 1;
-        fprintf(f, "#SBATCH --nodes=1\n#SBATCH --ntasks=%d\n#SBATCH --gres=gpu:%d\n", tasks, multi_gpu ? g : 1);
-    } else {
-        fprintf(f, "#SBATCH --ntasks=1\n");
-    }
-    fprintf(f, "set -euo pipefail\n");
+    fprintf(f, "#SBATCH --job-name=%s\n#SBATCH --output=%s\n#SBATCH --open-mode=append\n", job_name, log_path);
+    if (jr->partition) fprintf(f, "#SBATCH --partition=%s\n", jr->partition);
+    if (jr->account) fprintf(f, "#SBATCH --account=%s\n", jr->account);
+    fprintf(f, "#SBATCH --time=%s\n#SBATCH --mem=%s\n#SBATCH --cpus-per-task=%d\n", jr->time, jr->mem, jr->cpus);
+    fprintf(f, "#SBATCH --ntasks=%d\n", jr->tasks);
+    if (jr->gpus && jr->tasks > 1) fprintf(f, "#SBATCH --gpus-per-task=1\n");
+    else if (jr->gpus) fprintf(f, "#SBATCH --gres=gpu:1\n");
+    // near the time limit the runner saves the stage and requeues the job (exec.c)
+    if (run_stage && jr->signal_seconds > 0)
+        fprintf(f, "#SBATCH --requeue\n#SBATCH --signal=B:USR1@%d\n", jr->signal_seconds);
+    fprintf(f, "set -eo pipefail\n");
+    if (run_stage && jr->signal_seconds > 0)
+        fprintf(f, "trap '' USR1   # until the runner takes over: a warning meant for an earlier start can come at once\n"
+                   "export ALLMREC_SLURM_SIGNAL_SECONDS=%d\n", jr->signal_seconds);
+    for (int i = 0; i < jr->n_setup; i++) fprintf(f, "%s\n", jr->setup[i]);
     char q[RUNNER_PATH * 2];
     char cwd[RUNNER_PATH];
     if (!getcwd(cwd, sizeof cwd)) snprintf(cwd, sizeof cwd, ".");
@@ -93,8 +173,8 @@ static allmrec_status write_script(const struct experiment *ex, const struct slu
         shq(q, sizeof q, stage_exe);
         fprintf(f, "export ALLMREC_STAGE_EXE=%s\n", q);
     }
-    if (gpu_stage && g > 0) fprintf(f, "export ALLMREC_STAGE_DEVICE=cuda   # the stage's device key is set to it\n");
-    if (gpu_stage && multi_gpu && g > 1) fprintf(f, "export ALLMREC_SRUN_TASKS=%d   # the stage command runs under srun\n", g);
+    if (jr->gpus) fprintf(f, "export ALLMREC_STAGE_DEVICE=cuda   # the stage config's device key is set to it\n");
+    if (jr->tasks > 1) fprintf(f, "export ALLMREC_SRUN_TASKS=%d   # the stage command runs under srun\n", jr->tasks);
     shq(q, sizeof q, self);
     fprintf(f, "exec %s experiment", q);
     shq(q, sizeof q, ex->path);
@@ -112,6 +192,38 @@ static allmrec_status write_script(const struct experiment *ex, const struct slu
     if (fclose(f) != 0) return ALLMREC_ERR_AT(ALLMREC_ERR_IO, tmp, 0, NULL, "write failed");
     chmod(tmp, 0755);
     return fs_commit(tmp, path);
+}
+
+// The site file: slurm.site of the experiment, else $ALLMREC_SLURM_SITE; NULL when none.
+static allmrec_status load_site(const struct experiment *ex, struct config *site, bool *have) {
+    *have = false;
+    const struct config_entry *e = config_find(&ex->cfg, "slurm.site");
+    const char *path = e && !e->is_list && e->items[0][0] ? e->items[0] : getenv("ALLMREC_SLURM_SITE");
+    if (!path || !path[0]) return ALLMREC_OK;
+    char full[RUNNER_PATH * 2];
+    if (path[0] != '/' && e) snprintf(full, sizeof full, "%s/%s", ex->dir, path);
+    else snprintf(full, sizeof full, "%s", path);
+    ALLMREC_TRY(config_load(site, full, NULL, 0));
+    // only slurm.* keys, each one the experiment file may have
+    int n;
+    const struct config_key *schema = experiment_schema(&n);
+    for (int i = 0; i < site->n; i++) {
+        const struct config_entry *se = &site->entries[i];
+        if (strncmp(se->key, "slurm.", 6) || !strcmp(se->key, "slurm.site") || !config_schema_find(schema, n, se->key)) {
+            allmrec_status s = ALLMREC_ERR_AT(ALLMREC_ERR_CONFIG, se->file, se->line, se->key,
+                                              "a Slurm site file holds slurm.* keys of an experiment file "
+                                              "(allmrec experiment --schema), not this one");
+            config_free(site);
+            return s;
+        }
+    }
+    allmrec_status s = check_slurm_stages(site);
+    if (s != ALLMREC_OK) {
+        config_free(site);
+        return s;
+    }
+    *have = true;
+    return ALLMREC_OK;
 }
 
 // run sbatch; job id into id
@@ -167,7 +279,12 @@ allmrec_status slurm_write_and_submit(struct experiment *ex, const struct slurm_
     if (sl < 0) return ALLMREC_ERR(ALLMREC_ERR_IO, "cannot find the allmrec binary: %s", strerror(errno));
     self[sl] = '\0';
 
-    // distinct pending stages in plan order; runs blocked by an unavailable stage are left out
+    struct config site;
+    bool have_site = false;
+    ALLMREC_TRY(load_site(ex, &site, &have_site));
+    const struct config *sitep = have_site ? &site : NULL;
+
+    // distinct pending stages in plan order; runs that are not built are left out whole
     int cap = 0;
     for (int i = 0; i < ex->n_runs; i++) cap += ex->runs[i].n_stages;
     struct sjob *jobs = calloc((size_t)(cap + 1), sizeof *jobs);
@@ -178,11 +295,10 @@ allmrec_status slurm_write_and_submit(struct experiment *ex, const struct slurm_
     for (int i = 0; i < ex->n_runs; i++) {
         flat_base[i] = flat;
         struct run *r = &ex->runs[i];
-        bool blocked = false;
+        bool blocked = !run_buildable(r);
         for (int j = 0; j < r->n_stages; j++, flat++) {
             struct run_stage *st = &r->stages[j];
             job_of[flat] = -1;
-            if (st->state == STAGE_UNAVAILABLE) { blocked = true; continue; }
             if (blocked || st->state == STAGE_CACHED || st->state == STAGE_DONE) continue;
             // shared with an earlier job?
             int found = -1;
@@ -215,22 +331,23 @@ allmrec_status slurm_write_and_submit(struct experiment *ex, const struct slurm_
         s = fs_mkdir_p(st->dir);
         if (s != ALLMREC_OK) break;
         snprintf(jb->script, sizeof jb->script, "%s/%03d_%s_%.8s.sbatch", dir, k, st->def->name, st->key);
-        char name[160], logp[RUNNER_PATH + 32], rs[400];
-        snprintf(name, sizeof name, "allmrec-%s-%s", ex->name, st->def->name);
+        char name[600], logp[RUNNER_PATH + 32], rs[400];
+        snprintf(name, sizeof name, "%s:%s:%s", ex->name, r->id, st->def->name);
         snprintf(logp, sizeof logp, "%s/slurm-%%j.out", st->dir);
         snprintf(rs, sizeof rs, "%s:%s", r->id, st->def->name);
-        bool gpu_stage = strcmp(st->def->name, "data") && strcmp(st->def->name, "eval_data");
-        s = write_script(ex, so, self, jb->script, name, logp, st->def->multi_gpu, gpu_stage, rs);
+        struct job_res jr;
+        resolve_job(ex, sitep, so, r, jb->stage, &jr);
+        s = write_script(ex, &jr, self, jb->script, name, logp, rs);
     }
     char report_script[RUNNER_PATH + 32];
     snprintf(report_script, sizeof report_script, "%s/report.sbatch", dir);
     if (s == ALLMREC_OK) {
         char logp[RUNNER_PATH + 32], name[160];
         snprintf(logp, sizeof logp, "%s/report-%%j.out", dir);
-        snprintf(name, sizeof name, "allmrec-%s-report", ex->name);
-        struct slurm_options so2 = *so;
-        so2.gpus_per_run = 0;
-        s = write_script(ex, &so2, self, report_script, name, logp, false, false, NULL);
+        snprintf(name, sizeof name, "%s:report", ex->name);
+        struct job_res jr;
+        resolve_job(ex, sitep, so, NULL, -1, &jr);
+        s = write_script(ex, &jr, self, report_script, name, logp, NULL);
     }
     // submit.sh (the same submission as a shell script)
     if (s == ALLMREC_OK) {
@@ -270,7 +387,7 @@ allmrec_status slurm_write_and_submit(struct experiment *ex, const struct slurm_
         chmod(p, 0755);
         free(sh.p);
     }
-    fprintf(out, "slurm: %d stage jobs (%d runs; %d runs left out: a stage not available in this build), scripts in %s\n",
+    fprintf(out, "slurm: %d stage jobs (%d runs; %d runs left out: not built in this allmrec), scripts in %s\n",
             n_jobs, ex->n_runs, n_blocked, dir);
     if (s == ALLMREC_OK && so->submit) {
         char tsv[RUNNER_PATH + 32];
@@ -325,5 +442,22 @@ allmrec_status slurm_write_and_submit(struct experiment *ex, const struct slurm_
     free(jobs);
     free(job_of);
     free(flat_base);
+    if (have_site) config_free(&site);
     return s;
+}
+
+bool slurm_job_state(const char *job_id, char *state, size_t cap) {
+    state[0] = '\0';
+    for (const char *c = job_id; *c; c++)
+        if ((*c < '0' || *c > '9') && *c != '_') return false;
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "squeue -h -j %s -o '%%T %%M' 2>/dev/null", job_id);
+    FILE *f = popen(cmd, "r");
+    if (f) {
+        if (!fgets(state, (int)cap, f)) state[0] = '\0';
+        pclose(f);
+    }
+    state[strcspn(state, "\r\n")] = '\0';
+    if (!state[0]) snprintf(state, cap, "not in queue");
+    return true;
 }

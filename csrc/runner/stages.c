@@ -19,9 +19,10 @@
 //             pipeline has them, <cf>/cf_export.h5, <stage1>/joint.h5, <stage2>/checkpoint.h5)
 //             -> metrics.json, generations.jsonl
 //   baseline  allmrec train <run.baseline_model> --config ...  (not built yet) -> metrics.json
-// Under Slurm with GPUs (--gpus-per-run), every stage but data/eval_data runs on
-// the GPU: the job exports ALLMREC_STAGE_DEVICE=cuda and stage_config_build sets
-// the stage's device key (train.device, or device for llm_eval) to it.
+// Under Slurm with GPUs (slurm.gpus_per_run > 0, the default), every stage with a
+// device_key is a GPU stage: its job requests a GPU and exports
+// ALLMREC_STAGE_DEVICE=cuda, and stage_config_build sets the stage's device key
+// (train.device, or device for llm_eval) to it. data/eval_data are CPU stages.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -213,40 +214,45 @@ static const struct config_key *schema_llm_eval(const struct run *r, int *n) {
 // lacks leaves its key out; each stage's own section is passed through as is.
 static const struct stage_def STAGES[] = {
     {.name = "data", .section = "data", .available = true, .build = build_data,
+     .slurm = {4, "16G", "02:00:00"},
      .doc = "prepared HDF5 dataset with splits and candidate sets (data synth | prepare + split | a file)"},
     {.name = "eval_data", .section = "eval_data", .available = true, .build = build_eval_data,
+     .slurm = {4, "16G", "02:00:00"},
      .doc = "a second dataset to evaluate on (cross-domain)"},
     {.name = "cf", .section = "cf", .upstream = {"data"}, .available = true, .writes_config = true,
      .result_file = "metrics.json", .build = build_cf,
      .doc = "the CF recommender (train <run.cf_model>): best.h5, cf_export.h5, train_log.jsonl, metrics.json",
      .inject = {{"data.path", "{data}/dataset.h5"}, {"out_dir", "{out}"}}, .schema = schema_cf,
-     .device_key = "train.device"},
+     .device_key = "train.device", .model_key = "run.cf_model", .slurm = {4, "32G", "04:00:00"}},
     // the CF model's own config (section cf) evaluated on another dataset
     {.name = "eval", .section = "cf", .upstream = {"cf", "eval_data|data"}, .available = true, .writes_config = true,
      .result_file = "metrics.json", .result_required = true, .build = build_eval,
      .doc = "Hit@k / NDCG@k of the trained CF model on another dataset's candidate sets (cross-domain)",
      .inject = {{"data.path", "{eval_data|data}/dataset.h5"}, {"out_dir", "{out}"}}, .schema = schema_cf,
-     .device_key = "train.device"},
+     .device_key = "train.device", .model_key = "run.cf_model", .slurm = {4, "32G", "01:00:00"}},
     {.name = "stage1", .section = "stage1", .upstream = {"cf", "data"}, .available = true, .writes_config = true,
-     .device_key = "train.device", .build = build_stage1, .schema = schema_stage1,
+     .device_key = "train.device", .parallel_key = "train.data_parallel", .build = build_stage1, .schema = schema_stage1,
+     .slurm = {8, "64G", "12:00:00"},
      .doc = "Stage 1: SBERT fine-tuning and the item/text autoencoders: checkpoint.h5, joint.h5, sbert/",
      .inject = {{"data.path", "{data}/dataset.h5"}, {"cf.export", "{cf}/cf_export.h5"},
                 {"cf.checkpoint", "{cf}/best.h5"}, {"out_dir", "{out}"}}},
     {.name = "stage2", .section = "stage2", .upstream = {"?stage1", "cf", "data"}, .available = true,
-     .writes_config = true, .multi_gpu = true, .device_key = "train.device", .build = build_stage2,
-     .schema = schema_stage2, .doc = "Stage 2: projections F_U, F_I into the frozen LLM: checkpoint.h5",
+     .writes_config = true, .parallel_key = "train.data_parallel", .device_key = "train.device", .build = build_stage2,
+     .schema = schema_stage2, .slurm = {8, "128G", "24:00:00"}, .doc = "Stage 2: projections F_U, F_I into the frozen LLM: checkpoint.h5",
      .inject = {{"data.path", "{data}/dataset.h5"}, {"cf.export", "{cf}/cf_export.h5"},
                 {"cf.checkpoint", "{cf}/best.h5"}, {"stage1.joint", "{?stage1}/joint.h5"}, {"out_dir", "{out}"}}},
     {.name = "llm_eval", .section = "llm_eval", .upstream = {"?cf", "?stage2", "?stage1", "eval_data|data"},
-     .available = true, .writes_config = true, .multi_gpu = true, .device_key = "device",
+     .available = true, .writes_config = true, .device_key = "device",
      .result_file = "metrics.json", .result_required = true, .build = build_llm_eval, .schema = schema_llm_eval,
+     .slurm = {8, "128G", "12:00:00"},
      .doc = "LLM evaluation: generation (release) and candidate scoring (strict): metrics.json, generations.jsonl",
      .inject = {{"data.path", "{eval_data|data}/dataset.h5"}, {"cf.export", "{?cf}/cf_export.h5"},
                 {"stage1.joint", "{?stage1}/joint.h5"}, {"stage2.checkpoint", "{?stage2}/checkpoint.h5"},
                 {"out_dir", "{out}"}}},
     {.name = "baseline", .section = "baseline", .upstream = {"data", "?eval_data"}, .available = false,
-     .writes_config = true, .multi_gpu = true, .result_file = "metrics.json", .result_required = true,
-     .build = build_baseline,
+     .writes_config = true, .result_file = "metrics.json", .result_required = true,
+     .build = build_baseline, .device_key = "train.device", .model_key = "run.baseline_model",
+     .slurm = {8, "128G", "24:00:00"},
      .doc = "a baseline trained and evaluated in one command (MoRec, CTRL, RECFORMER, TALLRec)",
      .inject = {{"data.path", "{data}/dataset.h5"}, {"eval_data.path", "{?eval_data}/dataset.h5"},
                 {"out_dir", "{out}"}}},
@@ -258,15 +264,19 @@ const struct stage_def *stage_table(int *n) {
     return STAGES;
 }
 
-bool stage_available(const struct stage_def *def) {
-    if (def->available) return true;
+// name listed in ALLMREC_RUNNER_ENABLE_STAGES (comma-separated)?
+static bool enabled_by_env(const char *name) {
     const char *env = getenv("ALLMREC_RUNNER_ENABLE_STAGES");
     if (!env) return false;
-    size_t n = strlen(def->name);
-    for (const char *p = env; (p = strstr(p, def->name)); p += n)
+    size_t n = strlen(name);
+    for (const char *p = env; (p = strstr(p, name)); p += n)
         if ((p == env || p[-1] == ',') && (p[n] == ',' || p[n] == '\0')) return true;
     return false;
 }
+
+bool stage_available(const struct stage_def *def) { return def->available || enabled_by_env(def->name); }
+
+bool model_available(const struct model_def *md) { return md->built || enabled_by_env(md->name); }
 
 const struct stage_def *stage_find(const char *name) {
     for (int i = 0; i < N_STAGES; i++)
@@ -274,23 +284,28 @@ const struct stage_def *stage_find(const char *name) {
     return NULL;
 }
 
+// .built: whether this allmrec runs the model (its training command exists). The
+// runner plans every model but runs and submits only built ones; a new model's
+// command flips its entry here (and `allmrec experiment --list` shows it).
 static const struct model_def MODELS[] = {
     // CF models evaluate on the test candidate sets at the end of training (metrics.json of cf)
-    {"sasrec", "SASRec", {"data", "cf"}, {"run.cf_model=sasrec"}},
-    {"ncf", "NCF", {"data", "cf"}, {"run.cf_model=ncf"}},
-    {"nextitnet", "NextItNet", {"data", "cf"}, {"run.cf_model=nextitnet"}},
-    {"gru4rec", "GRU4Rec", {"data", "cf"}, {"run.cf_model=gru4rec"}},
+    {"sasrec", "SASRec", {"data", "cf"}, {"run.cf_model=sasrec"}, .built = true},
+    {"ncf", "NCF", {"data", "cf"}, {"run.cf_model=ncf"}, .built = false},
+    {"nextitnet", "NextItNet", {"data", "cf"}, {"run.cf_model=nextitnet"}, .built = false},
+    {"gru4rec", "GRU4Rec", {"data", "cf"}, {"run.cf_model=gru4rec"}, .built = false},
     {"a-llmrec", "A-LLMRec", {"data", "cf", "stage1", "stage2", "llm_eval"},
-     {"run.cf_model=sasrec", "llm_eval.item_embedding=joint"}},
+     {"run.cf_model=sasrec", "llm_eval.item_embedding=joint"}, .built = true},
     {"a-llmrec-sbert", "A-LLMRec (SBERT)", {"data", "cf", "stage1", "stage2", "llm_eval"},
-     {"run.cf_model=sasrec", "llm_eval.item_embedding=sbert"}},
-    {"mlp-llm", "MLP-LLM", {"data", "cf", "stage2", "llm_eval"}, {"run.cf_model=sasrec", "stage2.projector=mlp"}},
+     {"run.cf_model=sasrec", "llm_eval.item_embedding=sbert"}, .built = true},
+    {"mlp-llm", "MLP-LLM", {"data", "cf", "stage2", "llm_eval"}, {"run.cf_model=sasrec", "stage2.projector=mlp"},
+     .built = true},
     // LLM-Only (Figure 5): titles only, no user representation, no Stage 1/2
-    {"llm-only", "LLM-Only", {"data", "llm_eval"}, {"llm_eval.item_embedding=none", "llm_eval.use_user_rep=false"}},
-    {"tallrec", "TALLRec", {"data", "baseline"}, {"run.baseline_model=tallrec"}},
-    {"morec", "MoRec", {"data", "baseline"}, {"run.baseline_model=morec"}},
-    {"ctrl", "CTRL", {"data", "baseline"}, {"run.baseline_model=ctrl"}},
-    {"recformer", "RECFORMER", {"data", "baseline"}, {"run.baseline_model=recformer"}},
+    {"llm-only", "LLM-Only", {"data", "llm_eval"}, {"llm_eval.item_embedding=none", "llm_eval.use_user_rep=false"},
+     .built = true},
+    {"tallrec", "TALLRec", {"data", "baseline"}, {"run.baseline_model=tallrec"}, .built = false},
+    {"morec", "MoRec", {"data", "baseline"}, {"run.baseline_model=morec"}, .built = false},
+    {"ctrl", "CTRL", {"data", "baseline"}, {"run.baseline_model=ctrl"}, .built = false},
+    {"recformer", "RECFORMER", {"data", "baseline"}, {"run.baseline_model=recformer"}, .built = false},
 };
 #define N_MODELS (int)(sizeof MODELS / sizeof MODELS[0])
 
@@ -336,8 +351,30 @@ const struct scenario_def *scenario_find(const char *name) {
     return NULL;
 }
 
+const char *run_stage_unbuilt_reason(const struct run *r, int si, char *buf, size_t cap) {
+    const struct stage_def *d = r->stages[si].def;
+    if (!stage_available(d)) {
+        snprintf(buf, cap, "stage %s is not built in this allmrec", d->name);
+        return buf;
+    }
+    bool data = !strcmp(d->name, "data") || !strcmp(d->name, "eval_data");
+    if (!data && r->model && !model_available(r->model)) {
+        snprintf(buf, cap, "model %s is not built in this allmrec", r->model->name);
+        return buf;
+    }
+    const char *m = NULL;
+    if (d->model_key && config_get_string(&r->cfg, d->model_key, &m) == ALLMREC_OK) {
+        const struct model_def *md = model_find(m);
+        if (!md || !model_available(md)) {
+            snprintf(buf, cap, "model %s (%s) is not built in this allmrec", m, d->model_key);
+            return buf;
+        }
+    }
+    return NULL;
+}
+
 const char *stage_state_name(enum stage_state s) {
-    static const char *n[] = {"pending", "cached", "done", "running", "failed", "skipped", "unavailable",
+    static const char *n[] = {"pending", "cached", "done", "running", "failed", "skipped", "not built",
                               "submitted"};
     return (unsigned)s < sizeof n / sizeof n[0] ? n[s] : "?";
 }

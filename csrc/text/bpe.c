@@ -98,13 +98,17 @@ allmrec_status tokenizer_load_bpe(struct tokenizer **out, const char *vocab_json
     if (s == ALLMREC_OK) s = tok_strmap_init(&t->cache, 1 << 14);
     char raw[4096];
     const cJSON *it;
+    // ids index arrays: one far beyond the entry count (999999999) would take gigabytes
+    int64_t n_entries = cJSON_GetArraySize(root), id_limit = n_entries + 1024;
     cJSON_ArrayForEach(it, root) {
         if (s != ALLMREC_OK) break;
-        if (!cJSON_IsNumber(it) || it->valuedouble < 0) {
-            s = ALLMREC_ERR_AT(ALLMREC_ERR_PARSE, vocab_json, 0, it->string, "id is not a non-negative number");
+        double v = cJSON_IsNumber(it) ? it->valuedouble : -1;
+        if (!(v >= 0 && v < (double)id_limit && v == (double)(int32_t)v)) {
+            s = ALLMREC_ERR_AT(ALLMREC_ERR_DATA, vocab_json, 0, it->string, "id %.17g is not a whole number in [0, %lld) "
+                               "(the file has %lld entries)", v, (long long)id_limit, (long long)n_entries);
             break;
         }
-        int32_t id = (int32_t)it->valuedouble;
+        int32_t id = (int32_t)v;
         size_t tl = strlen(it->string), rn = 0;
         s = tok_set_id_text(t, id, it->string, tl);
         if (s != ALLMREC_OK) break;
@@ -361,6 +365,81 @@ static size_t bpe_next_pretoken(const unsigned char *s, size_t n, size_t i) {
 
 // ---------------------------------------------------------------- BPE
 
+// The merge loop: repeatedly merge the adjacent pair of lowest rank, the
+// leftmost one among equal ranks, until no pair has a rule. Done with a
+// doubly linked list of symbols and a min-heap of candidate pairs keyed by
+// rank << 32 | start of the left symbol: O(n log n) in the word's length (the
+// plain rescan is O(n^2): a 5 MB run of letters took minutes). Each symbol
+// keeps the rule of the pair it starts (rank -1: none); a popped entry whose
+// rank is no longer its symbol's is stale (ranks are unique per pair).
+struct bpe_sym {
+    int32_t id, prev, next; // prev/next: indices, -1 at the ends; id -1: merged away
+    int32_t rank, merged;   // the rule of (this, next), rank -1 if none
+};
+
+// a 4-ary min-heap: half the depth of a binary one and its children share a cache line
+static void heap_sift_down(uint64_t *h, size_t n, size_t i) {
+    uint64_t v = h[i];
+    for (;;) {
+        size_t c = 4 * i + 1;
+        if (c >= n) break;
+        size_t best = c;
+        size_t end = c + 4 < n ? c + 4 : n;
+        for (size_t k = c + 1; k < end; k++)
+            if (h[k] < h[best]) best = k;
+        if (h[best] >= v) break;
+        h[i] = h[best];
+        i = best;
+    }
+    h[i] = v;
+}
+
+static void heap_push(uint64_t *h, size_t *n, uint64_t v) {
+    size_t i = (*n)++;
+    while (i > 0 && v < h[(i - 1) / 4]) { h[i] = h[(i - 1) / 4]; i = (i - 1) / 4; }
+    h[i] = v;
+}
+
+// look up the rule of the pair starting at symbol i (i >= 0, alive) and queue it
+static void set_pair(const struct tokenizer *t, struct bpe_sym *sym, int32_t i, uint64_t *h, size_t *nh,
+                     bool push) {
+    const struct bpe_merge_slot *ms = sym[i].next >= 0 ? merge_get(t, sym[i].id, sym[sym[i].next].id) : NULL;
+    sym[i].rank = ms ? ms->rank : -1;
+    sym[i].merged = ms ? ms->merged : -1;
+    if (!ms) return;
+    uint64_t key = (uint64_t)(uint32_t)ms->rank << 32 | (uint32_t)i;
+    if (push) heap_push(h, nh, key);
+    else h[(*nh)++] = key;
+}
+
+// merge the byte symbols of w (n >= 1); the result's ids in order into ids (n slots), their number
+static int64_t bpe_merge(const struct tokenizer *t, const unsigned char *w, int32_t n, struct bpe_sym *sym,
+                         uint64_t *heap, int32_t *ids) {
+    size_t nh = 0;
+    if (n == 0) return 0;
+    for (int32_t i = 0; i < n; i++) sym[i] = (struct bpe_sym){t->byte_id[w[i]], i - 1, i + 1 < n ? i + 1 : -1, -1, -1};
+    for (int32_t i = 0; i + 1 < n; i++) set_pair(t, sym, i, heap, &nh, false);
+    for (size_t i = nh > 1 ? (nh - 2) / 4 + 1 : 0; i-- > 0;) heap_sift_down(heap, nh, i);
+    while (nh > 0) {
+        uint64_t top = heap[0];
+        heap[0] = heap[--nh];
+        if (nh) heap_sift_down(heap, nh, 0);
+        int32_t pos = (int32_t)(uint32_t)top;
+        struct bpe_sym *l = &sym[pos];
+        if (l->id < 0 || l->rank != (int32_t)(top >> 32)) continue; // stale
+        int32_t r = l->next;
+        l->id = l->merged;
+        l->next = sym[r].next;
+        if (l->next >= 0) sym[l->next].prev = pos;
+        sym[r].id = -1;
+        if (l->prev >= 0) set_pair(t, sym, l->prev, heap, &nh, true);
+        set_pair(t, sym, pos, heap, &nh, true);
+    }
+    int64_t m = 0;
+    for (int32_t i = 0; i >= 0; i = sym[i].next) ids[m++] = sym[i].id;
+    return m;
+}
+
 static allmrec_status bpe_word(struct tokenizer *t, const unsigned char *w, size_t n,
                                struct token_ids *out) {
     int32_t c = tok_strmap_get(&t->cache, (const char *)w, n);
@@ -369,43 +448,43 @@ static allmrec_status bpe_word(struct tokenizer *t, const unsigned char *w, size
         for (int32_t k = 0; k < cnt; k++) ALLMREC_TRY(tok_ids_push(out, t->cache_ids[c + 1 + k]));
         return ALLMREC_OK;
     }
-    int32_t stackbuf[256];
-    int32_t *sym = n <= 256 ? stackbuf : malloc(sizeof(int32_t) * n);
-    if (!sym) return ALLMREC_ERR(ALLMREC_ERR_NOMEM, "tokenizer: out of memory");
-    size_t m = n;
-    for (size_t i = 0; i < n; i++) sym[i] = t->byte_id[w[i]];
-    while (m > 1) {
-        int32_t best_rank = INT32_MAX, best_merged = -1;
-        size_t best = 0;
-        for (size_t i = 0; i + 1 < m; i++) {
-            const struct bpe_merge_slot *ms = merge_get(t, sym[i], sym[i + 1]);
-            if (ms && ms->rank < best_rank) { best_rank = ms->rank; best = i; best_merged = ms->merged; }
-        }
-        if (best_merged < 0) break;
-        sym[best] = best_merged;
-        memmove(sym + best + 1, sym + best + 2, sizeof(int32_t) * (m - best - 2));
-        m--;
-    }
+    if (n > INT32_MAX / 4) return ALLMREC_ERR(ALLMREC_ERR_INVALID, "tokenizer: a word of %zu bytes", n);
+    // each merge pushes at most two pairs: n - 1 + 2 (n - 1) heap entries at most
+    struct bpe_sym symbuf[64];
+    uint64_t heapbuf[3 * 64];
+    int32_t idbuf[64];
+    bool small = n <= 64;
+    struct bpe_sym *sym = small ? symbuf : malloc(sizeof *sym * n);
+    uint64_t *heap = small ? heapbuf : malloc(sizeof *heap * 3 * n);
+    int32_t *ids = small ? idbuf : malloc(sizeof *ids * n);
     allmrec_status s = ALLMREC_OK;
-    for (size_t i = 0; i < m && s == ALLMREC_OK; i++) s = tok_ids_push(out, sym[i]);
+    if (!sym || !heap || !ids) s = ALLMREC_ERR(ALLMREC_ERR_NOMEM, "tokenizer: out of memory");
+    int64_t m = s ? 0 : bpe_merge(t, w, (int32_t)n, sym, heap, ids);
+    for (int64_t i = 0; i < m && s == ALLMREC_OK; i++) s = tok_ids_push(out, ids[i]);
     // cache: [count, ids...]
-    if (s == ALLMREC_OK && t->cache.n < t->cache_limit && n <= 64) {
-        if (t->cache_n + (int64_t)m + 1 > t->cache_cap) {
+    if (s == ALLMREC_OK && t->cache.n < t->cache_limit && small) {
+        if (t->cache_n + m + 1 > t->cache_cap) {
             int64_t nc = t->cache_cap ? t->cache_cap * 2 : 1 << 16;
-            while (nc < t->cache_n + (int64_t)m + 1) nc *= 2;
+            while (nc < t->cache_n + m + 1) nc *= 2;
             int32_t *nci = realloc(t->cache_ids, sizeof(int32_t) * (size_t)nc);
             if (nci) { t->cache_ids = nci; t->cache_cap = nc; }
         }
-        if (t->cache_n + (int64_t)m + 1 <= t->cache_cap && t->cache_n < INT32_MAX / 2) {
+        if (t->cache_n + m + 1 <= t->cache_cap && t->cache_n < INT32_MAX / 2) {
             int32_t at = (int32_t)t->cache_n;
             t->cache_ids[t->cache_n++] = (int32_t)m;
-            for (size_t i = 0; i < m; i++) t->cache_ids[t->cache_n++] = sym[i];
+            for (int64_t i = 0; i < m; i++) t->cache_ids[t->cache_n++] = ids[i];
             s = tok_strmap_put(&t->cache, (const char *)w, n, at);
         }
     }
-    if (sym != stackbuf) free(sym);
+    if (!small) { free(sym); free(heap); free(ids); }
     return s;
 }
+
+// A pre-token longer than this is merged in pieces of this many bytes: the
+// heap of a piece stays in cache, so time per byte is bounded (a 5 MB run of
+// letters in about 0.3 s). Hugging Face would merge across the cuts; no word of
+// natural text comes near 16 KiB, so the ids differ only for such runs.
+#define BPE_MAX_PIECE 16384
 
 allmrec_status bpe_encode_segment(struct tokenizer *t, const char *s, size_t n, struct token_ids *out) {
     const unsigned char *u = (const unsigned char *)s;
@@ -413,7 +492,8 @@ allmrec_status bpe_encode_segment(struct tokenizer *t, const char *s, size_t n, 
     while (i < n) {
         size_t k = bpe_next_pretoken(u, n, i);
         if (k == 0) k = 1; // cannot happen; never loop forever
-        ALLMREC_TRY(bpe_word(t, u + i, k, out));
+        for (size_t p = 0; p < k; p += BPE_MAX_PIECE)
+            ALLMREC_TRY(bpe_word(t, u + i + p, k - p < BPE_MAX_PIECE ? k - p : BPE_MAX_PIECE, out));
         i += k;
     }
     return ALLMREC_OK;

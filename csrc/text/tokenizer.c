@@ -147,8 +147,19 @@ static allmrec_status tok_grow_ids(struct tokenizer *t, int64_t n) {
     return ALLMREC_OK;
 }
 
+#define TOK_MAX_ID_GAP 65536
+
+// a JSON token id that converts to int32 exactly (the cast is undefined otherwise)
+static bool json_token_id(const cJSON *x) {
+    double v = x->valuedouble;
+    return v >= 0 && v < 2147483647.0 && v == (double)(int32_t)v;
+}
+
 allmrec_status tok_set_id_text(struct tokenizer *t, int32_t id, const char *text, size_t len) {
     if (id < 0) return ALLMREC_ERR(ALLMREC_ERR_DATA, "tokenizer: negative token id %d", id);
+    if (id > t->n_ids + TOK_MAX_ID_GAP) // an added token's id from a file: never gigabytes of empty slots
+        return ALLMREC_ERR(ALLMREC_ERR_DATA, "tokenizer: token id %d of '%.*s' is far beyond the %lld ids of "
+                           "the vocabulary", id, (int)(len < 64 ? len : 64), text, (long long)t->n_ids);
     ALLMREC_TRY(tok_grow_ids(t, (int64_t)id + 1));
     char *c = malloc(len + 1);
     if (!c) return ALLMREC_ERR(ALLMREC_ERR_NOMEM, "tokenizer: out of memory");
@@ -523,6 +534,11 @@ allmrec_status tokenizer_load_dir(struct tokenizer **out, const char *dir) {
             const char *c = special_text(it);
             const cJSON *idj = cJSON_GetObjectItemCaseSensitive(it, "id");
             if (!c || !cJSON_IsNumber(idj)) continue;
+            if (!json_token_id(idj)) {
+                s = ALLMREC_ERR_AT(ALLMREC_ERR_DATA, p3, 0, c, "added token id %g is not a whole number in "
+                                   "[0, 2^31)", idj->valuedouble);
+                break;
+            }
             int32_t want = (int32_t)idj->valuedouble, got = tokenizer_token_id(t, c);
             if (got < 0) {
                 s = tok_set_id_text(t, want, c, strlen(c));
@@ -543,6 +559,11 @@ allmrec_status tokenizer_load_dir(struct tokenizer **out, const char *dir) {
         const cJSON *it;
         cJSON_ArrayForEach(it, atj) {
             if (!cJSON_IsNumber(it)) continue;
+            if (!json_token_id(it)) {
+                s = ALLMREC_ERR_AT(ALLMREC_ERR_DATA, p3, 0, it->string, "added token id %g is not "
+                                   "a whole number in [0, 2^31)", it->valuedouble);
+                break;
+            }
             int32_t want = (int32_t)it->valuedouble;
             if (tokenizer_token_id(t, it->string) < 0) {
                 s = tok_set_id_text(t, want, it->string, strlen(it->string));

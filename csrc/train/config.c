@@ -453,6 +453,9 @@ allmrec_status config_apply_override(struct config *cfg, const char *assignment)
     ctx.file = CMDLINE_FILE;
     ctx.base_dir = ".";
     const char *val = eq + 1;
+    if (val[strspn(val, " \t")] == '\0') // "key=" is a forgotten value far more often than a wish for null
+        return ALLMREC_ERR_AT(ALLMREC_ERR_CONFIG, CMDLINE_FILE, 0, key,
+                              "override '%s' has no value (write %s='' for an empty string)", assignment, key);
     g_no_lines = true;
     allmrec_status s = parse_text(cfg, val, strlen(val), key, &ctx);
     g_no_lines = false;
@@ -491,10 +494,12 @@ const struct config_key *config_schema_find(const struct config_key *schema, int
     return NULL;
 }
 
+// Edit distance with adjacent swaps counted as one edit (optimal string
+// alignment): "cdua" is 1 from "cuda", 2 from "cpu".
 static int edit_distance(const char *a, const char *b) {
     size_t na = strlen(a), nb = strlen(b);
     if (na > 255 || nb > 255) return INT_MAX / 2;
-    int prev[256], cur[256];
+    int prev2[256], prev[256], cur[256];
     for (size_t j = 0; j <= nb; j++) prev[j] = (int)j;
     for (size_t i = 1; i <= na; i++) {
         cur[0] = (int)i;
@@ -503,7 +508,10 @@ static int edit_distance(const char *a, const char *b) {
             int del = prev[j] + 1, ins = cur[j - 1] + 1;
             int m = sub < del ? sub : del;
             cur[j] = m < ins ? m : ins;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] && prev2[j - 2] + 1 < cur[j])
+                cur[j] = prev2[j - 2] + 1;
         }
+        memcpy(prev2, prev, (nb + 1) * sizeof(int));
         memcpy(prev, cur, (nb + 1) * sizeof(int));
     }
     return prev[nb];
@@ -531,6 +539,107 @@ const char *config_suggest_key(const struct config_key *schema, int n, const cha
     if (limit < 2) limit = 2;
     if (limit > 4) limit = 4;
     return best_d <= limit ? best : NULL;
+}
+
+const char *config_suggest_word(const char *const *words, int n, const char *word) {
+    const char *best = NULL;
+    int best_d = INT_MAX;
+    for (int i = 0; i < n; i++) {
+        int d = edit_distance(word, words[i]);
+        if (d < best_d) { best_d = d; best = words[i]; }
+    }
+    // words of up to 3 letters get 1 edit, longer ones a third of their length, 2..3
+    int len = (int)strlen(word), limit = len <= 3 ? 1 : len / 3 < 2 ? 2 : len / 3 > 3 ? 3 : len / 3;
+    return best_d <= limit ? best : NULL;
+}
+
+// ---------------------------------------------------------------- ranges
+
+// A numeric range "[lo, hi)" parsed: bounds (+-inf for none) and whether each is included.
+struct num_range { double lo, hi; bool lo_in, hi_in; };
+
+static bool is_number_type(enum config_type t) {
+    return t == CONFIG_INT || t == CONFIG_DOUBLE || t == CONFIG_INT_LIST || t == CONFIG_DOUBLE_LIST;
+}
+static bool is_string_type(enum config_type t) { return t == CONFIG_STRING || t == CONFIG_STRING_LIST; }
+
+static bool parse_bound(const char *s, size_t n, double *out) {
+    char tmp[64];
+    while (n && isspace((unsigned char)*s)) { s++; n--; }
+    while (n && isspace((unsigned char)s[n - 1])) n--;
+    if (n == 0 || n >= sizeof tmp) return false;
+    memcpy(tmp, s, n);
+    tmp[n] = '\0';
+    if (!strcmp(tmp, "inf") || !strcmp(tmp, "+inf")) { *out = INFINITY; return true; }
+    if (!strcmp(tmp, "-inf")) { *out = -INFINITY; return true; }
+    return config_parse_double(tmp, out) && isfinite(*out);
+}
+
+static bool parse_num_range(const char *r, struct num_range *out) {
+    size_t n = strlen(r);
+    if (n < 5 || !strchr("[(", r[0]) || !strchr("])", r[n - 1])) return false;
+    const char *comma = strchr(r, ',');
+    if (!comma || strchr(comma + 1, ',')) return false;
+    out->lo_in = r[0] == '[';
+    out->hi_in = r[n - 1] == ']';
+    return parse_bound(r + 1, (size_t)(comma - r - 1), &out->lo) &&
+           parse_bound(comma + 1, (size_t)(r + n - 1 - comma - 1), &out->hi) && out->lo <= out->hi;
+}
+
+static bool in_num_range(const struct num_range *g, double x) {
+    if (isnan(x)) return false;
+    bool lo_ok = g->lo_in ? x >= g->lo : x > g->lo;
+    bool hi_ok = g->hi_in ? x <= g->hi : x < g->hi;
+    return lo_ok && hi_ok;
+}
+
+// Is `v` one of the words of "a|b|c"?
+static bool in_word_range(const char *range, const char *v) {
+    size_t n = strlen(v);
+    for (const char *p = range;;) {
+        const char *bar = strchr(p, '|');
+        size_t len = bar ? (size_t)(bar - p) : strlen(p);
+        if (len == n && !strncmp(p, v, n)) return true;
+        if (!bar) return false;
+        p = bar + 1;
+    }
+}
+
+// The closest word of "a|b|c" to v (for a did-you-mean), copied into out.
+static bool suggest_range_word(const char *range, const char *v, char *out, size_t cap) {
+    char buf[512];
+    const char *words[32];
+    int n = 0;
+    snprintf(buf, sizeof buf, "%s", range);
+    for (char *save = NULL, *w = strtok_r(buf, "|", &save); w && n < 32; w = strtok_r(NULL, "|", &save))
+        words[n++] = w;
+    const char *best = config_suggest_word(words, n, v);
+    if (best) snprintf(out, cap, "%s", best);
+    return best != NULL;
+}
+
+// The first item of `e` outside k->range (NULL when all are inside or k has no range).
+static const char *item_out_of_range(const struct config_entry *e, const struct config_key *k) {
+    if (!k->range) return NULL;
+    struct num_range g;
+    bool numeric = is_number_type(k->type) && parse_num_range(k->range, &g);
+    for (int i = 0; i < e->n_items; i++) {
+        double x;
+        if (numeric && config_parse_double(e->items[i], &x) && !in_num_range(&g, x)) return e->items[i];
+        // "" stays allowed where it is the default ("not set")
+        bool unset = !e->items[i][0] && k->def && !k->def[0];
+        if (is_string_type(k->type) && !unset && !in_word_range(k->range, e->items[i])) return e->items[i];
+    }
+    return NULL;
+}
+
+static allmrec_status range_error(const char *file, int64_t line, const struct config_key *k, const char *bad) {
+    char sug[128];
+    if (is_string_type(k->type) && suggest_range_word(k->range, bad, sug, sizeof sug))
+        return ALLMREC_ERR_AT(ALLMREC_ERR_CONFIG, file, line, k->key,
+                              "must be one of %s, got '%s' (did you mean '%s'?)", k->range, bad, sug);
+    return ALLMREC_ERR_AT(ALLMREC_ERR_CONFIG, file, line, k->key, "must be %s %s, got '%s'",
+                          is_string_type(k->type) ? "one of" : "in", k->range, bad);
 }
 
 static bool value_has_type(const struct config_entry *e, enum config_type t, const char **bad) {
@@ -585,6 +694,7 @@ allmrec_status config_validate(struct config *cfg, const struct config_key *sche
             return ALLMREC_ERR_AT(ALLMREC_ERR_CONFIG, e->file, e->line, e->key, "expected %s, got a list",
                                   config_type_name(k->type));
         }
+        if ((bad = item_out_of_range(e, k))) return range_error(e->file, e->line, k, bad);
     }
     for (int j = 0; j < n_schema; j++) {
         if (!schema[j].required || is_wildcard(&schema[j])) continue;
@@ -695,10 +805,43 @@ allmrec_status config_get_bool_list(const struct config *cfg, const char *key, b
 void config_print_schema(FILE *f, const struct config_key *schema, int n) {
     for (int i = 0; i < n; i++) {
         const struct config_key *k = &schema[i];
-        fprintf(f, "  %-28s %-22s %s%s%s\n", k->key, config_type_name(k->type), k->required ? "(required) " : "",
+        fprintf(f, "  %-28s %-22s %s%s%s", k->key, config_type_name(k->type), k->required ? "(required) " : "",
                 k->def ? "default " : "", k->def ? k->def : "");
+        if (k->range)
+            fprintf(f, "%s%s %s", k->def || k->required ? ", " : "", is_string_type(k->type) ? "one of" : "in",
+                    k->range);
+        fprintf(f, "\n");
         if (k->doc && k->doc[0]) fprintf(f, "  %-28s %s\n", "", k->doc);
     }
+}
+
+allmrec_status config_schema_check(const struct config_key *schema, int n) {
+    for (int i = 0; i < n; i++) {
+        const struct config_key *k = &schema[i];
+        const char *where = "<schema>";
+        struct num_range g;
+        if (k->range && !(is_number_type(k->type) ? parse_num_range(k->range, &g)
+                          : is_string_type(k->type) && k->range[0] && !strstr(k->range, "||")))
+            return ALLMREC_ERR_AT(ALLMREC_ERR_CONFIG, where, 0, k->key, "bad range '%s' for %s", k->range,
+                                  config_type_name(k->type));
+        if (!k->def || is_wildcard(k)) continue;
+        struct config c;
+        config_init(&c);
+        struct load_ctx ctx = {0};
+        ctx.file = where;
+        ctx.base_dir = ".";
+        allmrec_status s = parse_text(&c, k->def, strlen(k->def), k->key, &ctx);
+        const struct config_entry *e = s == ALLMREC_OK ? config_find(&c, k->key) : NULL;
+        const char *bad = NULL;
+        if (s == ALLMREC_OK && e && !value_has_type(e, k->type, &bad))
+            s = ALLMREC_ERR_AT(ALLMREC_ERR_CONFIG, where, 0, k->key, "default '%s' is not %s", k->def,
+                               config_type_name(k->type));
+        if (s == ALLMREC_OK && e && (bad = item_out_of_range(e, k)))
+            s = range_error(where, 0, k, bad);
+        config_free(&c);
+        ALLMREC_TRY(s);
+    }
+    return ALLMREC_OK;
 }
 
 allmrec_status config_get_string_list(const struct config *cfg, const char *key, const char ***out, int *n) {
@@ -773,9 +916,18 @@ allmrec_status config_get_int_range(const struct config *cfg, const char *key, i
                                     int64_t *out) {
     ALLMREC_TRY(config_get_int(cfg, key, out));
     if (*out < lo || *out > hi) {
-        if (hi == INT64_MAX) return config_key_error(cfg, key, "must be >= %lld", (long long)lo);
-        return config_key_error(cfg, key, "must be in %lld..%lld", (long long)lo, (long long)hi);
+        if (hi == INT64_MAX) return config_key_error(cfg, key, "must be >= %lld (got %lld)", (long long)lo,
+                                                     (long long)*out);
+        return config_key_error(cfg, key, "must be in %lld..%lld (got %lld)", (long long)lo, (long long)hi,
+                                (long long)*out);
     }
+    return ALLMREC_OK;
+}
+
+allmrec_status config_get_int32(const struct config *cfg, const char *key, int lo, int hi, int *out) {
+    int64_t v;
+    ALLMREC_TRY(config_get_int_range(cfg, key, lo, hi, &v));
+    *out = (int)v;
     return ALLMREC_OK;
 }
 

@@ -4,11 +4,14 @@
 #include "allmrec/train_loop.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "allmrec/config.h"
 #include "allmrec/fs.h"
 #include "allmrec/h5.h"
 #include "allmrec/log.h"
@@ -35,12 +38,15 @@ void train_loop_log_jsonl(const char *path, const char *line) {
 
 // The loop's position, stored as f64 root attributes of last.h5 (doubles hold
 // every step count exactly up to 2^53).
+// log_bytes is the length of train_log.jsonl when the state was saved: a
+// resume cuts the log back to it, so lines written after the last save by a
+// killed run are not there twice.
 struct loop_state {
-    double epoch, step_in_epoch, global_step, best, best_epoch, bad_evals, finished;
+    double epoch, step_in_epoch, global_step, best, best_epoch, bad_evals, finished, log_bytes;
 };
 static const char *const STATE_KEYS[] = {"epoch",      "step_in_epoch", "global_step", "best_metric",
-                                         "best_epoch", "bad_evals",     "finished"};
-#define N_STATE_KEYS 7
+                                         "best_epoch", "bad_evals",     "finished",    "log_bytes"};
+#define N_STATE_KEYS 8
 
 struct loop {
     const struct train_loop_options *o;
@@ -59,10 +65,38 @@ static volatile sig_atomic_t g_interrupted = 0;
 static void on_signal(int sig) { (void)sig; g_interrupted = 1; }
 
 static allmrec_status save_last(struct loop *L) {
-    const struct loop_state *s = &L->st;
+    struct loop_state *s = &L->st;
+    int64_t log_bytes = 0;
+    if (fs_exists(L->p_log)) ALLMREC_TRY(fs_file_size(L->p_log, &log_bytes));
+    s->log_bytes = (double)log_bytes;
     double vals[N_STATE_KEYS] = {s->epoch,      s->step_in_epoch, s->global_step, s->best,
-                                 s->best_epoch, s->bad_evals,     s->finished};
+                                 s->best_epoch, s->bad_evals,     s->finished,    s->log_bytes};
     return L->t->save(L->t->self, L->p_last, true, N_STATE_KEYS, STATE_KEYS, vals);
+}
+
+// a counter of the state: a whole number in [lo, hi] (a NaN or 1e300 would
+// otherwise reach an int64 cast, a -3 an array index)
+static allmrec_status check_count(const char *path, const char *key, double v, double lo, double hi) {
+    if (!(v >= lo && v <= hi && v == floor(v)))
+        return ALLMREC_ERR_AT(ALLMREC_ERR_DATA, path, 0, key, "corrupt training state: %s = %g is not a whole "
+                              "number in [%.0f, %.0f]; use a new out_dir or train.restart=true", key, v, lo, hi);
+    return ALLMREC_OK;
+}
+
+// every value of last.h5 range-checked before the loop uses it
+static allmrec_status check_state(const char *path, const struct loop_state *st) {
+    const double max_count = 9007199254740992.0; // 2^53: doubles count exactly up to here
+    ALLMREC_TRY(check_count(path, "epoch", st->epoch, 0, INT32_MAX));
+    ALLMREC_TRY(check_count(path, "step_in_epoch", st->step_in_epoch, 0, max_count));
+    ALLMREC_TRY(check_count(path, "global_step", st->global_step, 0, max_count));
+    ALLMREC_TRY(check_count(path, "best_epoch", st->best_epoch, 0, st->epoch));
+    ALLMREC_TRY(check_count(path, "bad_evals", st->bad_evals, 0, st->epoch));
+    ALLMREC_TRY(check_count(path, "finished", st->finished, 0, 1));
+    ALLMREC_TRY(check_count(path, "log_bytes", st->log_bytes, -1, max_count));
+    if (!isfinite(st->best))
+        return ALLMREC_ERR_AT(ALLMREC_ERR_DATA, path, 0, "best_metric", "corrupt training state: best_metric = %g; "
+                              "use a new out_dir or train.restart=true", st->best);
+    return ALLMREC_OK;
 }
 
 static allmrec_status load_state(const char *path, struct loop_state *st) {
@@ -70,18 +104,17 @@ static allmrec_status load_state(const char *path, struct loop_state *st) {
     ALLMREC_TRY(h5_open_read(&f, path));
     allmrec_status s = ALLMREC_OK;
     double *dst[N_STATE_KEYS] = {&st->epoch,      &st->step_in_epoch, &st->global_step, &st->best,
-                                 &st->best_epoch, &st->bad_evals,     &st->finished};
+                                 &st->best_epoch, &st->bad_evals,     &st->finished,    &st->log_bytes};
+    st->log_bytes = -1; // unknown: the log is kept as it is
     for (int i = 0; i < N_STATE_KEYS && !s; i++) {
-        // global_step came with the shared loop; older SASRec states lack it (logs only)
-        if (!strcmp(STATE_KEYS[i], "global_step") && !h5_attr_exists(&f, "/", STATE_KEYS[i])) continue;
+        // global_step came with the shared loop, log_bytes later; older states lack them (logs only)
+        bool optional = !strcmp(STATE_KEYS[i], "global_step") || !strcmp(STATE_KEYS[i], "log_bytes");
+        if (optional && !h5_attr_exists(&f, "/", STATE_KEYS[i])) continue;
         s = h5_attr_get_f64(&f, "/", STATE_KEYS[i], dst[i]);
     }
     h5_close(&f);
     if (s) return allmrec_error_prefix("reading the training state of %s: ", path);
-    if (!(st->epoch >= 0 && st->step_in_epoch >= 0 && st->global_step >= 0))
-        return ALLMREC_ERR_AT(ALLMREC_ERR_DATA, path, 0, "epoch", "corrupt training state (epoch %g, step %g)",
-                              st->epoch, st->step_in_epoch);
-    return ALLMREC_OK;
+    return check_state(path, st);
 }
 
 static allmrec_status read_loss(struct loop *L, double *sum) {
@@ -90,15 +123,124 @@ static allmrec_status read_loss(struct loop *L, double *sum) {
     return L->t->read_loss(L->t->self, sum, true);
 }
 
+// ------------------------------------------------------------------ resume: same config
+
+// keys that do not change what a run computes (a resume may change them)
+static const char *const RESUME_FREE_KEYS[] = {
+    "out_dir",      "train.epochs",      "train.max_minutes", "train.progress",  "train.restart",
+    "train.log_every", "train.checkpoint_every", "train.device", "train.device_index", "eval.final",
+    "eval.scenarios", "eval.kinds",     "export.*",          "run.*",           "paper.*",
+};
+
+static bool resume_free(const char *key) {
+    for (size_t i = 0; i < sizeof RESUME_FREE_KEYS / sizeof RESUME_FREE_KEYS[0]; i++) {
+        const char *k = RESUME_FREE_KEYS[i];
+        size_t n = strlen(k);
+        if (n > 2 && !strcmp(k + n - 2, ".*") ? !strncmp(key, k, n - 1) : !strcmp(key, k)) return true;
+    }
+    return false;
+}
+
+// equal values; numbers compare as numbers (1e-3 == 0.001)
+static bool same_value(const struct config_entry *a, const struct config_entry *b) {
+    if (!a || !b) return a == b;
+    if (a->is_list != b->is_list || a->n_items != b->n_items) return false;
+    for (int i = 0; i < a->n_items; i++) {
+        double x, y;
+        if (strcmp(a->items[i], b->items[i]) &&
+            !(config_parse_double(a->items[i], &x) && config_parse_double(b->items[i], &y) && x == y))
+            return false;
+    }
+    return true;
+}
+
+static void put_value(char *buf, size_t cap, const struct config_entry *e) {
+    if (!e) { snprintf(buf, cap, "(unset)"); return; }
+    size_t n = (size_t)snprintf(buf, cap, "%s", e->is_list ? "[" : "");
+    for (int i = 0; i < e->n_items && n < cap; i++)
+        n += (size_t)snprintf(buf + n, cap - n, "%s%s", i ? ", " : "", e->items[i]);
+    if (e->is_list && n < cap) snprintf(buf + n, cap - n, "]");
+}
+
+// the keys in which saved and now differ, "key (saved -> now), ..." into msg; their number
+static int config_diff(const struct config *saved, const struct config *now, char *msg, size_t cap,
+                       const char **first) {
+    int n_diff = 0;
+    size_t n = 0;
+    msg[0] = '\0';
+    for (int pass = 0; pass < 2; pass++) {
+        const struct config *c = pass ? saved : now;
+        for (int i = 0; i < c->n; i++) {
+            const char *key = c->entries[i].key;
+            if (resume_free(key) || (pass && config_find(now, key))) continue; // pass 2: keys only saved
+            const struct config_entry *a = config_find(saved, key), *b = config_find(now, key);
+            if (same_value(a, b)) continue;
+            char va[96], vb[96];
+            put_value(va, sizeof va, a);
+            put_value(vb, sizeof vb, b);
+            if (n_diff++ == 0) *first = key;
+            if (n < cap) n += (size_t)snprintf(msg + n, cap - n, "%s%s (%s -> %s)", n ? ", " : "", key, va, vb);
+        }
+    }
+    return n_diff;
+}
+
+allmrec_status train_loop_check_resume(const struct train_loop_options *o) {
+    char p_last[1200];
+    fs_join(p_last, sizeof p_last, o->out_dir, "last.h5");
+    if (o->restart || !o->config_yaml || !fs_exists(p_last)) return ALLMREC_OK;
+    struct h5_file f;
+    ALLMREC_TRY(h5_open_read(&f, p_last));
+    char *saved_yaml = NULL;
+    allmrec_status s = h5_attr_exists(&f, "/", "config") ? h5_attr_get_str(&f, "/", "config", &saved_yaml) : ALLMREC_OK;
+    h5_close(&f);
+    if (s || !saved_yaml || !saved_yaml[0]) { free(saved_yaml); return s; }
+    struct config saved, now;
+    config_init(&saved);
+    config_init(&now);
+    s = config_load_string(&saved, saved_yaml, p_last, ".");
+    if (s) s = allmrec_error_prefix("the config saved in %s: ", p_last);
+    if (!s) s = config_load_string(&now, o->config_yaml, "<this run>", ".");
+    char diff[1024];
+    const char *first = NULL;
+    if (!s && config_diff(&saved, &now, diff, sizeof diff, &first) > 0)
+        s = ALLMREC_ERR_AT(ALLMREC_ERR_CONFIG, p_last, 0, first, "this out_dir holds a run with other settings: %s; "
+                           "re-run with the saved settings to resume it, start over with train.restart=true "
+                           "(--restart), or use a new out_dir", diff);
+    config_free(&saved);
+    config_free(&now);
+    free(saved_yaml);
+    return s;
+}
+
+// drop what a killed run logged after its last save (log_bytes < 0: unknown, keep all)
+static allmrec_status cut_log(const char *p_log, double log_bytes) {
+    int64_t size = 0;
+    if (log_bytes < 0 || !fs_exists(p_log)) return ALLMREC_OK;
+    ALLMREC_TRY(fs_file_size(p_log, &size));
+    if (size > (int64_t)log_bytes && truncate(p_log, (off_t)log_bytes) != 0)
+        return ALLMREC_ERR_AT(ALLMREC_ERR_IO, p_log, 0, NULL, "cannot cut the log back to its last saved line");
+    return ALLMREC_OK;
+}
+
 // resume from last.h5, or start over (a stale best.h5 of an earlier run goes)
 static allmrec_status start(struct loop *L, struct train_loop_result *res) {
     const struct train_loop_options *o = L->o;
     char line[512];
-    L->st = (struct loop_state){0, 0, 0, -1, 0, 0, 0};
+    L->st = (struct loop_state){0, 0, 0, -1, 0, 0, 0, 0};
     if (!o->restart && fs_exists(L->p_last)) {
+        ALLMREC_TRY(train_loop_check_resume(o));
         ALLMREC_TRY(L->t->load(L->t->self, L->p_last));
         ALLMREC_TRY(load_state(L->p_last, &L->st));
+        ALLMREC_TRY(cut_log(L->p_log, L->st.log_bytes));
         res->resumed = true;
+        if (L->st.epoch > o->epochs)
+            log_warn("%s already holds %d trained epochs, more than train.epochs=%d: nothing is trained and "
+                     "best.h5 and the metrics are those of the %d-epoch run (train.restart=true trains %d epochs "
+                     "from scratch)", L->p_last, (int)L->st.epoch, o->epochs, (int)L->st.epoch, o->epochs);
+        else if (L->st.finished)
+            log_info("%s holds a finished run of %d epochs: nothing to train%s", L->p_last, (int)L->st.epoch,
+                     L->st.epoch < o->epochs ? " (it ended there; train.restart=true trains anew)" : "");
         log_info("resuming from %s: epoch %d, step %lld of that epoch, global step %lld", L->p_last,
                  (int)L->st.epoch, (long long)L->st.step_in_epoch, (long long)L->st.global_step);
         snprintf(line, sizeof line, "{\"event\": \"resume\", \"epoch\": %lld, \"step_in_epoch\": %lld, "
@@ -288,10 +430,9 @@ static allmrec_status run_epoch(struct loop *L, bool *stop) {
 static allmrec_status loop_body(struct loop *L, struct train_loop_result *res) {
     const struct train_loop_options *o = L->o;
     ALLMREC_TRY(fs_mkdir_p(o->out_dir));
-    // a run killed inside a write leaves its "<file>.tmp.<pid>": tidy them before resuming
     int n_stale = 0;
     ALLMREC_TRY(fs_remove_stale_tmp(o->out_dir, &n_stale));
-    if (n_stale) log_info("removed %d temporary file(s) of an interrupted run in %s", n_stale, o->out_dir);
+    if (n_stale) log_info("removed %d temporary file(s) of a killed run from %s", n_stale, o->out_dir);
     ALLMREC_TRY(start(L, res));
     L->t_start = time_now();
     bool stop = false;
@@ -323,16 +464,20 @@ allmrec_status train_loop_run(const struct train_loop_options *o, const struct t
     fs_join(L.p_best, sizeof L.p_best, o->out_dir, "best.h5");
     fs_join(L.p_log, sizeof L.p_log, o->out_dir, "train_log.jsonl");
 
-    struct sigaction sa, old_int, old_term;
+    // SIGUSR1 as well: what Slurm sends before a time limit (sbatch --signal=USR1@N
+    // reaches job steps, e.g. stages run under srun)
+    struct sigaction sa, old_int, old_term, old_usr1;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
     sigemptyset(&sa.sa_mask);
     g_interrupted = 0;
     sigaction(SIGINT, &sa, &old_int);
     sigaction(SIGTERM, &sa, &old_term);
+    sigaction(SIGUSR1, &sa, &old_usr1);
     allmrec_status s = loop_body(&L, res);
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
+    sigaction(SIGUSR1, &old_usr1, NULL);
 
     res->epochs_done = (int64_t)L.st.epoch;
     res->global_step = (int64_t)L.st.global_step;

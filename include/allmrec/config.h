@@ -31,11 +31,12 @@
 //          config_set, config_set_list, config_unset, config_find, config_has,
 //          config_validate, config_get_int, config_get_double, config_get_bool,
 //          config_get_string, config_get_int_list, config_get_double_list,
-//          config_key_error, config_get_string_into, config_get_int_range, config_get_names,
+//          config_key_error, config_get_string_into, config_get_int_range, config_get_int32, config_get_names,
 //          config_get_string_list, config_get_bool_list, config_get_int_or, config_get_double_or,
 //          config_get_bool_or, config_get_string_or, config_write_resolved,
 //          config_to_yaml, config_copy, config_merge_prefix, config_free, config_type_name,
-//          config_suggest_key, config_print_schema, config_parse_bool, config_parse_int,
+//          config_suggest_key, config_suggest_word, config_schema_check, config_print_schema,
+//          config_parse_bool, config_parse_int,
 //          config_parse_double, config_schema_find
 #ifndef ALLMREC_CONFIG_H
 #define ALLMREC_CONFIG_H
@@ -65,12 +66,18 @@ enum config_type {
 
 // One schema row. `def` is the default as YAML text ("128", "1e-3", "true",
 // "[0.2, 0.5]", NULL = no default). A `required` key must be set by the user.
+// `range` (optional, NULL = any value of the type) limits the value, and every
+// item of a list: an interval for numbers, "[1, inf)", "[0, 1)", "(0, 1]"
+// (brackets include the bound, parentheses exclude it; "inf"/"-inf" for none),
+// or the allowed words of a string, "cpu|cuda". config_validate() checks it,
+// config_print_schema() shows it, so --help and validation share one table.
 struct config_key {
     const char *key;
     enum config_type type;
     const char *def;
     bool required;
     const char *doc;
+    const char *range;
 };
 
 // One resolved key. `items` holds the scalar text (n_items == 1, !is_list) or
@@ -121,6 +128,13 @@ allmrec_status config_validate(struct config *cfg, const struct config_key *sche
 const struct config_key *config_schema_find(const struct config_key *schema, int n, const char *key);
 // The schema key closest to `key` (edit distance), or NULL if none is close.
 const char *config_suggest_key(const struct config_key *schema, int n, const char *key);
+// The word of words[0..n) closest to `word` (edit distance), or NULL if none is
+// close: did-you-mean for commands, options, model names and range words.
+const char *config_suggest_word(const char *const *words, int n, const char *word);
+// Check a schema table itself: every range parses and fits its key's type, and
+// every default has its key's type and lies in its range (ALLMREC_ERR_CONFIG
+// naming the key). A unit test runs it over every command's schema.
+allmrec_status config_schema_check(const struct config_key *schema, int n);
 
 allmrec_status config_get_int(const struct config *cfg, const char *key, int64_t *out);
 allmrec_status config_get_double(const struct config *cfg, const char *key, double *out);
@@ -149,6 +163,9 @@ allmrec_status config_get_string_into(const struct config *cfg, const char *key,
 // an integer within [lo, hi], else an error naming the key and the range
 allmrec_status config_get_int_range(const struct config *cfg, const char *key, int64_t lo, int64_t hi,
                                     int64_t *out);
+// an integer within [lo, hi] (a subrange of int) stored in an int: a value such
+// as 4294967346 is an error naming the key and file, never truncated to 50
+allmrec_status config_get_int32(const struct config *cfg, const char *key, int lo, int hi, int *out);
 // a list of at most `max` names of at most 31 characters each, copied into dst
 allmrec_status config_get_names(const struct config *cfg, const char *key, char (*dst)[32], int max, int *n);
 
@@ -160,7 +177,7 @@ allmrec_status config_write_resolved(const struct config *cfg, const char *path)
 void config_free(struct config *cfg);
 
 const char *config_type_name(enum config_type t);
-// The schema as a table for --help: key, type, default, doc (one line each).
+// The schema as a table for --help: key, type, default, range, then the doc.
 void config_print_schema(FILE *f, const struct config_key *schema, int n);
 bool config_parse_bool(const char *s, bool *out);
 bool config_parse_int(const char *s, int64_t *out);

@@ -42,7 +42,8 @@
 //          dataset_item_title, dataset_item_description, dataset_item_text,
 //          enum history_part, struct history_sets, dataset_history_sets,
 //          history_sets_free, history_contains, sample_negative,
-//          release_llm20_draw, struct candidate_set, dataset_candidates_load, candidate_set_free,
+//          release_llm20_draw, struct candidate_set, dataset_candidates_load, dataset_candidates_exist,
+//          candidate_set_free,
 //          dataset_train_users, struct split_options, split_options_default,
 //          dataset_split_hdf5, enum rating_filter, enum data_format,
 //          struct prepare_options, prepare_options_default, prepare_options_preset,
@@ -167,9 +168,13 @@ struct candidate_set {
     int32_t *items;           // (n_users, n_cands), column 0 = target
     int32_t *display_order;   // (n_users, n_cands) or NULL: release_llm20 only
 };
-// Errors say "run `allmrec data split --dataset <file>`" when absent.
+// Errors say "run `allmrec data split --dataset <file>`" when absent; every
+// user index, item id and display column is range-checked (an error names the
+// file and the dataset).
 allmrec_status dataset_candidates_load(const struct dataset *ds, const char *scenario, const char *split,
                                        const char *kind, struct candidate_set *out);
+// whether the file holds candidates/<scenario>/<split>/<kind>
+bool dataset_candidates_exist(const struct dataset *ds, const char *scenario, const char *split, const char *kind);
 void candidate_set_free(struct candidate_set *c);
 
 // The release_llm20 draw (A-LLMRec's make_candidate_text, AM:244-263), used by

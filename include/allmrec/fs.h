@@ -4,7 +4,7 @@
 //
 // defines: fs_exists, fs_is_dir, fs_mkdir_p, fs_file_size, fs_read_all,
 //          fs_tmp_path, fs_commit, fs_write_atomic, fs_join, fs_remove_stale_tmp,
-//          fs_remove_stale_tmp_beside
+//          fs_same_file
 #ifndef ALLMREC_FS_H
 #define ALLMREC_FS_H
 
@@ -31,12 +31,12 @@ allmrec_status fs_commit(const char *tmp, const char *path);
 allmrec_status fs_write_atomic(const char *path, const void *data, size_t len);
 // a + "/" + b into buf
 const char *fs_join(char *buf, size_t cap, const char *a, const char *b);
-// Remove the "<name>.tmp.<pid>" files in `dir` (not below it) whose writer
-// <pid> no longer runs: what a writer killed before its rename leaves. A run
-// calls it on its output folder before writing there. *n_removed may be NULL.
+// remove the "<name>.tmp.<pid>" files in dir whose process no longer runs (a
+// writer killed before its rename); the count into *n_removed (may be NULL);
+// a missing dir is fine
 allmrec_status fs_remove_stale_tmp(const char *dir, int *n_removed);
-// the same in the folder that holds `path` (a writer about to write path)
-allmrec_status fs_remove_stale_tmp_beside(const char *path, int *n_removed);
+// a and b both exist and are the same file (hard links and other spellings included)
+bool fs_same_file(const char *a, const char *b);
 
 #ifdef __cplusplus
 }

@@ -71,10 +71,13 @@ struct safetensors {
 };
 
 // Open a checkpoint. `path` may be:
-//   - a .safetensors file;
-//   - a model.safetensors.index.json (every shard listed in its weight_map is opened);
-//   - a directory holding model.safetensors or model.safetensors.index.json
-//     (then any single *.safetensors file is accepted too).
+//   - a .safetensors file, or a PyTorch checkpoint (torch.save zip: a .bin or .pt
+//     state dict, read by the restricted unpickler of torch_pickle.h; its tensors
+//     are views into the mapped file like safetensors ones);
+//   - a model.safetensors.index.json or pytorch_model.bin.index.json (every shard
+//     listed in its weight_map is opened);
+//   - a directory holding one of model.safetensors.index.json, model.safetensors,
+//     pytorch_model.bin.index.json, pytorch_model.bin (tried in that order).
 // On failure nothing stays open.
 allmrec_status safetensors_open(struct safetensors *st, const char *path);
 void safetensors_close(struct safetensors *st);

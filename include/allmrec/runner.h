@@ -66,11 +66,16 @@ struct stage_def {
     const char *section;      // run-config section that forms the stage config ("cf" -> cf.*)
     const char *upstream[RUNNER_MAX_UPSTREAM]; // stages it reads (each must precede it in the pipeline;
                                                // "eval_data|data" = first present, "?stage1" = if present)
-    bool available;           // false: "stage X is not available in this build"
+    bool available;           // false: "stage X is not built in this allmrec" (never run or submitted)
+    const char *model_key;    // the run-config key naming the model the stage's command runs
+                              // ("run.cf_model"): the stage is not built unless that model is
     bool writes_config;       // true: stage.yaml is passed as --config
-    bool multi_gpu;           // launched under srun when a run gets more than one GPU
-    const char *device_key;   // the command's device key ("train.device"), set to $ALLMREC_STAGE_DEVICE
-                              // when that is set (Slurm jobs with GPUs: cuda); NULL: runs on the CPU
+    const char *parallel_key; // the command's data-parallel switch ("train.data_parallel"): when the
+                              // stage config turns it on, a Slurm job runs it under srun with
+                              // slurm.gpus_per_run tasks (one GPU each); NULL: one process
+    const char *device_key;   // the command's device key ("train.device"): a GPU stage. Its Slurm job
+                              // requests GPUs and exports ALLMREC_STAGE_DEVICE=cuda, which
+                              // stage_config_build writes to this key; NULL: a CPU stage
     const char *result_file;  // metrics file the stage writes (else NULL); the run's last one is reported
     bool result_required;     // a completed stage without result_file is a failure
     const char *doc;
@@ -82,6 +87,9 @@ struct stage_def {
     // known, every stage config is validated while the plan is built, so a typo in an
     // experiment is an error naming the experiment file's line before anything runs
     const struct config_key *(*schema)(const struct run *r, int *n);
+    // Slurm resources of one job of this stage kind unless the experiment says otherwise
+    // (slurm.cpus_per_task / mem / time, or slurm.stages.<name>.*)
+    struct { int cpus; const char *mem, *time; } slurm;
 };
 
 struct model_def {
@@ -89,6 +97,7 @@ struct model_def {
     const char *label;  // as in the paper's tables
     const char *stages[RUNNER_MAX_STAGES]; // pipeline, in order (NULL-terminated)
     const char *set[6]; // fixed "key=value" settings of the run config
+    bool built;         // false: planned and reported as "not built", never run or submitted
 };
 
 struct scenario_def {
@@ -102,6 +111,11 @@ const struct stage_def *stage_table(int *n);
 // stage command through the runner before flipping its flag; the tests use it)
 bool stage_available(const struct stage_def *def);
 const struct stage_def *stage_find(const char *name);
+// md->built, or named in ALLMREC_RUNNER_ENABLE_STAGES (as for stages)
+bool model_available(const struct model_def *md);
+// NULL when stage si of run r can run in this build; else why not ("model ncf is not built
+// in this allmrec"): the stage itself, the run's model, or the model its command trains
+const char *run_stage_unbuilt_reason(const struct run *r, int si, char *buf, size_t cap);
 const struct model_def *model_find(const char *name);
 const struct model_def *model_table(int *n);
 const struct scenario_def *scenario_find(const char *name);
@@ -115,7 +129,7 @@ enum stage_state {
     STAGE_RUNNING,      // another process holds its lock
     STAGE_FAILED,       // failed.json present / failed now
     STAGE_SKIPPED,      // an upstream stage failed
-    STAGE_UNAVAILABLE,  // not built in this allmrec
+    STAGE_UNAVAILABLE,  // not built in this allmrec (shown as "not built")
     STAGE_SUBMITTED,    // a Slurm job is queued for it
 };
 const char *stage_state_name(enum stage_state s);
@@ -127,7 +141,7 @@ struct run_stage {
     char *key_text;             // the canonical text hashed into key (malloc'ed)
     enum stage_state state;
     double seconds;             // wall time of the completed stage (from done.json)
-    char message[256];          // failure reason
+    char message[512];          // failure reason (the stage's own error line) or why it is not built
 };
 
 // Axes of a run, in this order; ids are what table specs and paper values use.
@@ -141,6 +155,7 @@ struct run {
     char sweep_key[4][96];
     char sweep_val[4][48];
     struct config cfg;                    // resolved run config
+    const struct model_def *model;        // the model-table entry the run builds on
     int n_stages;
     struct run_stage stages[RUNNER_MAX_STAGES];
     char dir[RUNNER_PATH];                // <out_dir>/runs/<id>
@@ -162,6 +177,8 @@ struct experiment {
 };
 
 const struct config_key *experiment_schema(int *n);
+// slurm.stages.<stage>.<key> of an experiment or a Slurm site file: a known stage, a known key
+allmrec_status check_slurm_stages(const struct config *cfg);
 // Load and validate the file, expand the plan, compute stage keys and states.
 allmrec_status experiment_load(struct experiment *ex, const char *path, char *const *overrides, int n_overrides);
 void experiment_free(struct experiment *ex);
@@ -184,12 +201,17 @@ struct run_options {
 };
 
 void experiment_print_plan(const struct experiment *ex, FILE *f);
+// false when a stage of the run is not built (the run is planned and reported, never run)
+bool run_buildable(const struct run *r);
 // Run every pending stage of every run in plan order. Returns OK when every
 // run completed; ALLMREC_ERR_DATA naming the failed runs otherwise (the
 // report is still written by the caller).
 allmrec_status experiment_execute(struct experiment *ex, const struct run_options *opt);
 // Run one stage of one run (Slurm jobs call this through --run-stage).
 allmrec_status experiment_run_stage(struct experiment *ex, const char *run_id, const char *stage, FILE *out);
+// What --run-stage would run, without running it: the command lines and the stage config
+// (with the device a Slurm job's ALLMREC_STAGE_DEVICE gives it).
+allmrec_status experiment_preview_stage(struct experiment *ex, const char *run_id, const char *stage, FILE *out);
 void experiment_print_status(const struct experiment *ex, FILE *f);
 
 // ---------------------------------------------------------------- reports
@@ -216,19 +238,22 @@ allmrec_status svg_heatmap(char **buf, size_t *len, const char *title, const cha
 
 // ---------------------------------------------------------------- Slurm
 
-struct slurm_options {
-    const char *partition, *account, *time;
-    int gpus_per_run;
-    int cpus_per_task;
-    const char *mem;
+struct slurm_options {       // command-line settings; NULL / -1: the experiment's (or site file's)
+    const char *partition, *cpu_partition, *account, *time, *mem;
+    int gpus_per_run;         // -1: slurm.gpus_per_run
+    int cpus_per_task;        // -1: slurm.cpus_per_task / the stage kind's default
     bool submit;              // false: --no-submit (write scripts and submit.sh only)
-    bool array;               // reserved: one script per stage job is what is written
 };
-// Write one sbatch script per pending stage (deduplicated by key) with
-// --dependency=afterok on its upstream jobs, plus a report job after all
-// (afterany), and submit them with sbatch (unless !submit). Scripts and
-// submit.sh go to <out_dir>/slurm/.
+// Write one sbatch script per pending stage of the runs that are built (deduplicated by
+// key): GPU stages (stage_def.device_key) on slurm.partition with their GPUs and
+// ALLMREC_STAGE_DEVICE=cuda, CPU stages on slurm.cpu_partition without; resources per
+// stage kind; --requeue and --signal=B:USR1@slurm.signal_seconds (the job saves and
+// requeues itself before its time limit); --dependency=afterok on its upstream jobs;
+// a report job after all (afterany). Submit with sbatch unless !submit. Scripts,
+// submit.sh and jobs.tsv go to <out_dir>/slurm/.
 allmrec_status slurm_write_and_submit(struct experiment *ex, const struct slurm_options *so, FILE *out);
+// The "STATE elapsed" of a Slurm job from squeue ("not in queue" when it has left it).
+bool slurm_job_state(const char *job_id, char *state, size_t cap);
 
 #ifdef __cplusplus
 }

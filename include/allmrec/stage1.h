@@ -137,6 +137,7 @@ enum stage1_user_rep { STAGE1_USER_REP_EXPORT = 0, STAGE1_USER_REP_RELEASE_DROPO
 struct stage1_options {
     char data_path[1024], train_scenario[32], out_dir[1024];
     char cf_export[1024], cf_checkpoint[1024], sbert_path[1024];
+    char init_checkpoint[1024]; // "" = the release's random init; else the nets of this checkpoint.h5
     char device[8];
     int device_index;
     enum stage1_user_rep user_rep;

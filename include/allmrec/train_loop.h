@@ -12,7 +12,7 @@
 //     `checkpoint_every` steps inside an epoch, on SIGINT/SIGTERM and when a
 //     stop is asked; re-running the same command resumes at the exact step
 //     (`restart` ignores it and starts over, removing a stale best.h5).
-//   - SIGINT/SIGTERM: finish the running step, save last.h5, return
+//   - SIGINT/SIGTERM/SIGUSR1 (Slurm's time-limit warning): finish the running step, save last.h5, return
 //     ALLMREC_ERR_INTERRUPTED ("run the same command again to resume").
 //   - max_minutes: a time budget; after the epoch that passes it the loop
 //     validates, saves and stops, not finished (a re-run resumes). With
@@ -63,7 +63,7 @@
 //       state before train_loop_run; load overwrites it on resume.
 //
 // defines: struct trainer, struct train_loop_options, train_loop_options_default,
-//          struct train_loop_result, train_loop_run, train_loop_log_jsonl
+//          struct train_loop_result, train_loop_run, train_loop_check_resume, train_loop_log_jsonl
 #ifndef ALLMREC_TRAIN_LOOP_H
 #define ALLMREC_TRAIN_LOOP_H
 
@@ -102,6 +102,7 @@ struct train_loop_options {
     bool restart;              // ignore last.h5
     bool progress;             // progress line on stderr
     int64_t stop_after_steps;  // > 0: save and stop (ALLMREC_ERR_INTERRUPTED) after that many steps (tests)
+    const char *config_yaml;   // this run's resolved config (or NULL): see train_loop_check_resume
 };
 // defaults: epochs 1, no validation, no budget, checkpoints at epoch ends, progress on
 void train_loop_options_default(struct train_loop_options *o);
@@ -115,6 +116,18 @@ struct train_loop_result {
     bool finished;         // all epochs done or early-stopped (false after the time budget)
     bool resumed;          // this call resumed from last.h5
 };
+
+// Before a resume: the resolved config saved in last.h5 (its "config"
+// attribute) and o->config_yaml must agree in every key that changes what the
+// run computes; all keys may differ except out_dir, train.epochs,
+// train.max_minutes, train.progress, train.restart, train.log_every,
+// train.checkpoint_every, train.device, train.device_index, eval.final,
+// eval.scenarios, eval.kinds, export.*, run.* and paper.*. Otherwise an error
+// names the keys with both values (ALLMREC_ERR_CONFIG). Nothing to check with
+// restart, without last.h5, without o->config_yaml or a saved config.
+// train_loop_run calls it; a trainer that writes files into out_dir first
+// (config.yaml) calls it before that.
+allmrec_status train_loop_check_resume(const struct train_loop_options *o);
 
 // Run the loop for trainer t (see above). On success best.h5 and last.h5 exist in
 // out_dir. Errors from callbacks pass through; SIGINT/SIGTERM and stop_after_steps

@@ -235,6 +235,45 @@ static bool same_file(const char *a, const char *b) {
 }
 
 // a run stopped after 3 steps (mid-epoch) and re-run ends exactly where an uninterrupted run does
+// init.checkpoint + train.epochs=0 (how a converted release run gets its joint.h5): the outputs of
+// a finished run's autoencoders and fine-tuned SBERT, recomputed without training, equal the run's
+static void test_init_checkpoint_encode_only(void) {
+    if (!setup()) TEST_SKIP("setup failed");
+    char p[1200], q[1200], dir[1100], kv[3][1300];
+    snprintf(dir, sizeof dir, "%s/main", test_tmpdir());
+    if (!fs_exists(fs_join(p, sizeof p, dir, "joint.h5"))) CHECK_OK(run("main", NULL, 0, 0));
+    snprintf(kv[0], sizeof kv[0], "init.checkpoint=%s/checkpoint.h5", dir);
+    snprintf(kv[1], sizeof kv[1], "train.epochs=0");
+    snprintf(kv[2], sizeof kv[2], "sbert.path=%s/sbert", dir);
+    const char *extra[3] = {kv[0], kv[1], kv[2]};
+    CHECK_OK(run("encode_only", extra, 3, 0));
+    snprintf(q, sizeof q, "%s/encode_only/joint.h5", test_tmpdir());
+    const char *sets[2] = {"items/e", "items/q"};
+    for (int k = 0; k < 2; k++) {
+        struct h5_file a, b;
+        float *x, *y;
+        int64_t sa[8], sb[8];
+        CHECK_OK(h5_open_read(&a, p));
+        CHECK_OK(h5_open_read(&b, q));
+        CHECK_OK(h5_read_alloc(&a, sets[k], F32, (void **)&x, NULL, sa));
+        CHECK_OK(h5_read_alloc(&b, sets[k], F32, (void **)&y, NULL, sb));
+        h5_close(&a);
+        h5_close(&b);
+        CHECK(sa[0] == sb[0] && sa[1] == sb[1]);
+        CHECK_MSG(test_max_abs_diff(x, y, (size_t)(sa[0] * sa[1])) < 1e-6, "%s differs", sets[k]);
+        free(x), free(y);
+    }
+    // no training without a checkpoint to start from
+    const char *bad[1] = {"train.epochs=0"};
+    struct config cfg;
+    struct stage1_options o;
+    memset(&o, 0, sizeof o);
+    CHECK_STATUS(options(&cfg, &o, "bad", bad, 1), ALLMREC_ERR_CONFIG);
+    CHECK_STR_CONTAINS(allmrec_error_message(), "needs init.checkpoint");
+    stage1_options_free(&o);
+    config_free(&cfg);
+}
+
 static void test_resume_exact(void) {
     if (!setup()) TEST_SKIP("setup failed");
     const char *ov[] = {"train.epochs=2", "user_rep=release_dropout", "train.order=shuffle"};
@@ -396,6 +435,7 @@ static void test_cli(void) {
     CHECK(system(cmd) != 0);
 }
 
-TEST_MAIN(TEST_CASE(test_loss_terms_fall), TEST_CASE(test_outputs), TEST_CASE(test_resume_exact),
+TEST_MAIN(TEST_CASE(test_loss_terms_fall), TEST_CASE(test_outputs), TEST_CASE(test_init_checkpoint_encode_only),
+          TEST_CASE(test_resume_exact),
           TEST_CASE(test_release_dropout_and_options), TEST_CASE(test_all_items), TEST_CASE(test_config_errors),
           TEST_CASE(test_preset_configs), TEST_CASE(test_cli))

@@ -240,5 +240,88 @@ static void test_bad_files(void) {
     CHECK_STR_CONTAINS(allmrec_error_message(), "/nonexistent/dir/x.h5");
 }
 
+// ---------------------------------------------------------------- corruption
+
+#define CORRUPT_N 20000
+// read everything test_flipped_bytes writes; 0 = read and equal, 1 = an error naming the file, -1 = silently different
+static int read_back(const char *p, const float *want, const char *const *words, int n_words) {
+    struct h5_file f;
+    float *x = malloc(CORRUPT_N * sizeof *x);
+    int64_t n = 0;
+    char **got = NULL;
+    double a = 0;
+    allmrec_status s = h5_open_read(&f, p);
+    if (!s) {
+        s = h5_read(&f, "params/w", ALLMREC_DTYPE_F32, x, CORRUPT_N);
+        if (!s) s = h5_read_strings(&f, "words", &n, &got);
+        if (!s) s = h5_attr_get_f64(&f, "/", "epoch", &a);
+        h5_close(&f);
+    }
+    int r = 1;
+    if (!s) {
+        bool same = a == 7 && n == n_words && !memcmp(x, want, CORRUPT_N * sizeof *x);
+        for (int i = 0; same && i < n_words; i++) same = !strcmp(got[i], words[i]);
+        r = same ? 0 : -1;
+    } else if (!strstr(allmrec_error_message(), p)) {
+        r = -2; // an error that does not name the file
+    }
+    h5_free_strings(n, got);
+    free(x);
+    return r;
+}
+
+// issue 16: 60 flipped bytes in best.h5 changed HR@10 with exit 0. Every
+// stored array carries Fletcher-32, string arrays a CRC-32, and the 1.8 format
+// checksums the metadata: 60 flipped bytes anywhere give an error naming the
+// file, or (bytes in unused space) the same values, never different values.
+static void test_flipped_bytes(void) {
+    const char *p = tmp_file("flip.h5"), *q = tmp_file("flip_copy.h5");
+    static const char *const words[] = {"alpha", "beta", "gamma delta", "", "epsilon"};
+    float *w = malloc(CORRUPT_N * sizeof *w);
+    test_fill_uniform(w, CORRUPT_N, -1, 1, 11);
+    struct h5_file f;
+    CHECK_OK(h5_create_atomic(&f, p));
+    int64_t sh[2] = {CORRUPT_N / 100, 100};
+    CHECK_OK(h5_write(&f, "params/w", ALLMREC_DTYPE_F32, 2, sh, w, false));
+    CHECK_OK(h5_write_strings(&f, "words", 5, words, false));
+    CHECK_OK(h5_attr_set_f64(&f, "/", "epoch", 7));
+    CHECK_OK(h5_commit(&f));
+    CHECK_EQ_INT(read_back(p, w, words, 5), 0);
+    char *orig;
+    size_t len;
+    CHECK_OK(fs_read_all(p, &orig, &len));
+    int errors = 0;
+    uint64_t rng = 0x9e3779b97f4a7c15ull;
+    for (int trial = 0; trial < 20; trial++) {
+        char *b = malloc(len);
+        memcpy(b, orig, len);
+        for (int k = 0; k < 60; k++) {
+            rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+            size_t at = (size_t)(rng >> 33) % len;
+            b[at] = (char)(b[at] ^ (char)(1 + (rng >> 20) % 255));
+        }
+        CHECK_OK(fs_write_atomic(q, b, len));
+        free(b);
+        int r = read_back(q, w, words, 5);
+        CHECK_MSG(r >= 0, "trial %d: %s", trial, r == -1 ? "corrupt file read without an error" : allmrec_error_message());
+        errors += r;
+    }
+    CHECK_MSG(errors >= 18, "only %d of 20 corrupted files gave an error", errors);
+    // one flipped bit in the data of the array (the middle of the file's largest object)
+    char *b = malloc(len);
+    memcpy(b, orig, len);
+    const char *hit = NULL;
+    for (size_t i = 0; i + sizeof(float) <= len && !hit; i++)
+        if (!memcmp(orig + i, &w[CORRUPT_N / 2], sizeof(float))) hit = orig + i;
+    CHECK(hit != NULL);
+    b[hit - orig] ^= 1;
+    CHECK_OK(fs_write_atomic(q, b, len));
+    free(b);
+    CHECK_EQ_INT(read_back(q, w, words, 5), 1);
+    CHECK_STR_CONTAINS(allmrec_error_message(), "params/w");
+    free(orig);
+    free(w);
+}
+
 TEST_MAIN(TEST_CASE(test_roundtrip_numeric), TEST_CASE(test_half_and_tensor), TEST_CASE(test_strings),
-          TEST_CASE(test_atomic_abort_and_edit), TEST_CASE(test_bad_files))
+          TEST_CASE(test_atomic_abort_and_edit), TEST_CASE(test_bad_files), TEST_CASE(test_flipped_bytes))

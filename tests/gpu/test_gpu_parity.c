@@ -427,8 +427,12 @@ static void build_cases(void) {
             {2, 37, 37, 3, 50, 1, 0, 0},   {2, 64, 64, 2, 64, 0, 1, 0},  {1, 100, 100, 2, 128, 1, 0, 0},
             {2, 5, 40, 2, 64, 1, 1, 0},    {2, 50, 50, 1, 50, 1, 1, 1},  {1, 130, 130, 1, 32, 1, 0, 0},
             {1, 33, 33, 2, 80, 0, 0, 0},   {3, 20, 20, 1, 50, 1, 1, 0},  {2, 128, 128, 4, 128, 0, 0, 0},
-            {2, 50, 50, 2, 64, 0, 0, 1},   {2, 70, 70, 2, 64, 1, 1, 0}};
-        static const float at_drop[] = {0, 0, 0, 0, 0, 0, 0, 0.3f, 0, 0, 0.2f};
+            {2, 50, 50, 2, 64, 0, 0, 1},   {2, 70, 70, 2, 64, 1, 1, 0},
+            // Tq >= 256 takes the 128-row forward (attn_fwd_mma128): ragged last block, KV-cache offset,
+            // key mask, fused qkv, dropout
+            {1, 300, 300, 2, 128, 1, 1, 0}, {1, 260, 330, 1, 64, 1, 0, 0}, {1, 256, 256, 2, 64, 0, 0, 1},
+            {1, 280, 280, 1, 64, 1, 0, 0}};
+        static const float at_drop[] = {0, 0, 0, 0, 0, 0, 0, 0.3f, 0, 0, 0.2f, 0, 0, 0, 0.1f};
         for (size_t i = 0; i < sizeof at / sizeof at[0]; i++) {
             int64_t B = at[i][0], Tq = at[i][1], Tk = at[i][2], NH = at[i][3], HD = at[i][4];
             snprintf(nm, sizeof nm, "attention_B%lld_Tq%lld_Tk%lld_NH%lld_HD%lld%s%s%s%s", (long long)B,
@@ -971,10 +975,76 @@ static void test_harness_cpu_selftest(void) {
               rs.failed, rs.run);
 }
 
+// ---------------------------------------------------------------- bad ids
+
+// the ops of ctx's backend on host data copied there: 0 when every bad id was an error naming its row
+static void bad_ids_on(struct op_ctx *ctx) {
+    enum allmrec_device dev = ctx->device;
+    const int64_t N = 3, V = 5, C = 4;
+    float table[5 * 4], logits[3 * 5], scale[3] = {1, 1, 1};
+    test_fill_uniform(table, V * C, -1, 1, 3);
+    test_fill_uniform(logits, N * V, -1, 1, 4);
+    // ids: row 1 negative; targets: row 2 past the vocabulary; row 0 negative
+    static const int32_t ids[3] = {1, -2, 0}, past[3] = {1, 0, 7}, neg[3] = {-3, 2, -100};
+    void *d[8] = {0};
+    size_t bytes[8] = {sizeof table, sizeof logits, sizeof scale, sizeof ids, sizeof(float) * N * C,
+                       sizeof(float) * N, sizeof(float) * N, sizeof logits};
+    for (int i = 0; i < 8; i++) CHECK_OK(device_malloc(dev, bytes[i], &d[i]));
+    CHECK_OK(device_memcpy(d[0], dev, table, ALLMREC_DEVICE_CPU, sizeof table));
+    CHECK_OK(device_memcpy(d[1], dev, logits, ALLMREC_DEVICE_CPU, sizeof logits));
+    CHECK_OK(device_memcpy(d[2], dev, scale, ALLMREC_DEVICE_CPU, sizeof scale));
+    struct tensor t_table = tensor_2d(d[0], ALLMREC_DTYPE_F32, dev, V, C);
+    struct tensor t_logits = tensor_2d(d[1], ALLMREC_DTYPE_F32, dev, N, V);
+    struct tensor t_scale = tensor_1d(d[2], ALLMREC_DTYPE_F32, dev, N);
+    struct tensor t_ids = tensor_1d(d[3], ALLMREC_DTYPE_I32, dev, N);
+    struct tensor t_out = tensor_2d(d[4], ALLMREC_DTYPE_F32, dev, N, C);
+    struct tensor t_loss = tensor_1d(d[5], ALLMREC_DTYPE_F32, dev, N);
+    struct tensor t_lse = tensor_1d(d[6], ALLMREC_DTYPE_F32, dev, N);
+    struct tensor t_dlog = tensor_2d(d[7], ALLMREC_DTYPE_F32, dev, N, V);
+
+    CHECK_OK(device_memcpy(d[3], dev, ids, ALLMREC_DEVICE_CPU, sizeof ids));
+    CHECK_STATUS(op_embedding_forward(ctx, t_out, t_ids, t_table, 0), ALLMREC_ERR_DATA);
+    CHECK_STR_CONTAINS(allmrec_error_message(), "op_embedding_forward: id -2 at row 1 is negative");
+    CHECK_OK(device_memcpy(d[3], dev, past, ALLMREC_DEVICE_CPU, sizeof past));
+    CHECK_STATUS(op_cross_entropy_forward(ctx, t_loss, t_lse, t_logits, t_ids, -100), ALLMREC_ERR_DATA);
+    CHECK_STR_CONTAINS(allmrec_error_message(), "op_cross_entropy_forward: target 7 at row 2 is outside");
+    CHECK_OK(device_memcpy(d[3], dev, neg, ALLMREC_DEVICE_CPU, sizeof neg));
+    CHECK_STATUS(op_cross_entropy_forward(ctx, t_loss, t_lse, t_logits, t_ids, -100), ALLMREC_ERR_DATA);
+    CHECK_STR_CONTAINS(allmrec_error_message(), "target -3 at row 0 is");
+    CHECK_STATUS(op_cross_entropy_backward(ctx, t_dlog, t_scale, t_logits, t_lse, t_ids, -100, 0), ALLMREC_ERR_DATA);
+    CHECK_STR_CONTAINS(allmrec_error_message(), "op_cross_entropy_backward: target -3 at row 0 is negative");
+    // the record is cleared: good ids right after a bad one work, with the CPU's numbers
+    static const int32_t good[3] = {4, 0, 2};
+    CHECK_OK(device_memcpy(d[3], dev, good, ALLMREC_DEVICE_CPU, sizeof good));
+    CHECK_OK(op_embedding_forward(ctx, t_out, t_ids, t_table, 0));
+    float out[3 * 4];
+    CHECK_OK(device_memcpy(out, ALLMREC_DEVICE_CPU, d[4], dev, sizeof out));
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t c = 0; c < C; c++) CHECK(out[n * C + c] == table[good[n] * C + c]);
+    CHECK_OK(op_cross_entropy_forward(ctx, t_loss, t_lse, t_logits, t_ids, -100));
+    for (int i = 0; i < 8; i++) device_free(dev, d[i]);
+}
+
+// issue 16: an out-of-range or negative id is ALLMREC_ERR_DATA naming the row
+// on both backends (CUDA wrote a zero row and returned a NaN loss)
+static void test_bad_ids_both_backends(void) {
+    struct op_ctx cpu;
+    CHECK_OK(op_ctx_init(&cpu, ALLMREC_DEVICE_CPU, 0));
+    bad_ids_on(&cpu);
+    op_ctx_free(&cpu);
+    if (test_failed_flag) return;
+    if (!allmrec_cuda_compiled() || allmrec_cuda_device_count() == 0)
+        TEST_SKIP("no CUDA device: the CPU half of the bad-id case passed");
+    struct op_ctx gpu;
+    CHECK_OK(op_ctx_init(&gpu, ALLMREC_DEVICE_CUDA, 0));
+    bad_ids_on(&gpu);
+    op_ctx_free(&gpu);
+}
+
 static void setup(void) { init_seed(); }
 
 static void test_setup(void) { setup(); }
 
 TEST_MAIN(TEST_CASE(test_setup), TEST_CASE(test_harness_cpu_selftest), TEST_CASE(test_parity_f32),
           TEST_CASE(test_parity_f16), TEST_CASE(test_parity_bf16), TEST_CASE(test_parity_cudnn_f16),
-          TEST_CASE(test_parity_cudnn_bf16))
+          TEST_CASE(test_parity_cudnn_bf16), TEST_CASE(test_bad_ids_both_backends))

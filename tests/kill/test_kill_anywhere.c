@@ -438,14 +438,18 @@ static void test_kill_trainers(void) {
         snprintf(cfg[i], sizeof cfg[i], "%s/%s/config.yaml", g_qs, stages[i]);
         CHECK_MSG(fs_exists(cfg[i]), "%s: the quickstart wrote no config.yaml", cfg[i]);
     }
-    // checkpoints every step, so that kills land on writes as often as on steps
+    // resuming (the quickstart's configs say restart), checkpoints every step so that kills land on
+    // writes as often as on steps; Stage 1 and 2 on the stored few-shot users (seconds, not minutes)
     struct job jobs[3] = {
-        {"sasrec", {(char *)cli, "train", "sasrec", "--config", cfg[0], "--out", "@OUT@", "train.epochs=3",
-                    "train.eval_every=1", "train.checkpoint_every=1", "train.progress=false", NULL}, false},
-        {"stage1", {(char *)cli, "train", "stage1", "--config", cfg[1], "--out", "@OUT@", "train.epochs=2",
-                    "train.checkpoint_every=1", "train.progress=false", NULL}, false},
-        {"stage2", {(char *)cli, "train", "stage2", "--config", cfg[2], "--out", "@OUT@", "train.epochs=1",
-                    "train.checkpoint_every=1", "train.progress=false", NULL}, false},
+        {"sasrec", {(char *)cli, "train", "sasrec", "--config", cfg[0], "--out", "@OUT@", "train.restart=false",
+                    "train.epochs=3", "train.eval_every=1", "train.checkpoint_every=1", "train.progress=false",
+                    NULL}, false},
+        {"stage1", {(char *)cli, "train", "stage1", "--config", cfg[1], "--out", "@OUT@", "train.restart=false",
+                    "data.train_scenario=fewshot_256", "train.epochs=2", "train.checkpoint_every=1",
+                    "train.progress=false", NULL}, false},
+        {"stage2", {(char *)cli, "train", "stage2", "--config", cfg[2], "--out", "@OUT@", "train.restart=false",
+                    "data.train_scenario=fewshot_128", "train.epochs=2", "train.checkpoint_every=1",
+                    "train.progress=false", NULL}, false},
     };
     unsigned seed = kill_seed();
     for (int i = 0; i < 3; i++) {

@@ -40,12 +40,6 @@ static void test_stale_tmp_removed_live_kept(void) {
     CHECK_EQ_INT(n, 1);
     CHECK(!present(dir, dead));
     CHECK(present(dir, live) && present(dir, parent) && present(dir, "notes.tmp.txt") && present(dir, "last.h5"));
-    // beside a file: the same folder
-    touch(dir, dead);
-    char file[1200];
-    CHECK_OK(fs_remove_stale_tmp_beside(fs_join(file, sizeof file, dir, "last.h5"), &n));
-    CHECK_EQ_INT(n, 1);
-    CHECK(!present(dir, dead));
     // a folder that does not exist yet: nothing to do
     CHECK_OK(fs_remove_stale_tmp("/nonexistent/allmrec", &n));
     CHECK_EQ_INT(n, 0);

@@ -13,6 +13,7 @@
 // split: test, kind, hit@1, ndcg@10}]} with hit@1 = 0.3 + 10 lr (all),
 // 0.2 + 10 lr (cold_items), 0.4 + 10 lr (other scenarios), for kinds neg19, neg100.
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,6 +56,12 @@ static const struct config_key SCHEMA[] = {
     {"train.lr", CONFIG_DOUBLE, "0.001", false, "lr"},
     {"train.num_epochs", CONFIG_INT, "3", false, "epochs"},
     {"train.seed", CONFIG_INT, "1", false, "seed"},
+    {"train.data_parallel", CONFIG_BOOL, "false", false, "stage 1/2: run under srun (the runner's contract)"},
+    {"test.wait_for_signal", CONFIG_BOOL, "false", false, "train until SIGTERM, save last.h5, resume from it"},
+    {"projector", CONFIG_STRING, "linear", false, "stage 2 (MLP-LLM)"},
+    {"train.device", CONFIG_STRING, "cpu", false, "device (the runner sets cuda in GPU jobs)"},
+    {"device", CONFIG_STRING, "cpu", false, "llm_eval device"},
+    {"test.fail_usage", CONFIG_BOOL, "false", false, "fail like a command's usage error: an error line, then usage"},
     {"test.fail", CONFIG_BOOL, "false", false, "fail on purpose"},
     {"eval.k", CONFIG_INT, "10", false, "anything"},
     // Stage 1 / Stage 2 / LLM evaluation (the contract in experiments/README.md)
@@ -69,7 +76,46 @@ static const struct config_key SCHEMA[] = {
     {"stage2.checkpoint", CONFIG_STRING, "", false, "llm_eval input"},
     {"prompt.*", CONFIG_ANY, NULL, false, "prompt words"},
     {"model.*", CONFIG_ANY, NULL, false, "model sizes"},
+    {"llm.*", CONFIG_ANY, NULL, false, "the LLM's folder (stage 2, llm_eval)"},
+    {"sbert.*", CONFIG_ANY, NULL, false, "the sentence encoder's folder (stage 1)"},
 };
+
+static volatile sig_atomic_t g_sig;
+static void on_term(int sig) { g_sig = sig; }
+
+// test.wait_for_signal: the training loop's contract with a job at its time limit.
+// Without <out>/last.h5: "train" (a progress line every 0.5 s) until SIGTERM, then
+// write last.h5 (the step reached) and exit 1. With it: note the resume (stderr and
+// <out>/resumed_from) and return -1 to finish normally.
+static int wait_for_signal(const char *out) {
+    char p[2048], text[128];
+    snprintf(p, sizeof p, "%s/last.h5", out);
+    char *t = NULL;
+    if (fs_read_all(p, &t, NULL) == ALLMREC_OK) {
+        int step = 0;
+        sscanf(t, "step=%d", &step);
+        free(t);
+        fprintf(stderr, "fake train: resumed from %s at step %d\n", p, step);
+        snprintf(p, sizeof p, "%s/resumed_from", out);
+        snprintf(text, sizeof text, "%d\n", step);
+        return write_text(p, text) ? 1 : -1;
+    }
+    struct sigaction sa = {0};
+    sa.sa_handler = on_term;
+    sigaction(SIGTERM, &sa, NULL);
+    for (int step = 1; step <= 600; step++) {
+        usleep(500000);
+        fprintf(stderr, "epoch 1/3  %4.1f%%  %d/600 steps  2.0 steps/s  ETA %ds\n", step / 6.0, step, (600 - step) / 2);
+        if (g_sig) {
+            snprintf(text, sizeof text, "step=%d\n", step);
+            if (write_text(p, text)) return 1;
+            fprintf(stderr, "fake train: stopped at step %d; state saved to %s\n", step, p);
+            return 1;
+        }
+    }
+    fprintf(stderr, "fake train: no signal in 300 s\n");
+    return 4;
+}
 
 // everything after the config is loaded: one stage's work (main frees the config
 // on every path, so that the sanitizer run finds no leak of ours)
@@ -89,6 +135,7 @@ static int run_stage(struct config *cfg, int argc, char **argv) {
     if (!strcmp(argv[1], "train") && argc > 2 && (!strcmp(argv[2], "stage1") || !strcmp(argv[2], "stage2"))) {
         const char *in = NULL;
         config_get_string(cfg, !strcmp(argv[2], "stage1") ? "cf.export" : "stage1.joint", &in);
+        if (!in[0]) config_get_string(cfg, "cf.export", &in); // Stage 2 without Stage 1 (MLP-LLM)
         if (!in[0] || !fs_exists(in)) { fprintf(stderr, "fake %s: input '%s' missing\n", argv[2], in); return 1; }
         const char *ck = NULL;
         config_get_string(cfg, "cf.checkpoint", &ck);
@@ -110,15 +157,19 @@ static int run_stage(struct config *cfg, int argc, char **argv) {
         const char *in = NULL, *ex = NULL, *joint = NULL;
         config_get_string(cfg, "cf.export", &ex);
         config_get_string(cfg, "stage1.joint", &joint);
-        if (!ex[0] || !fs_exists(ex) || !joint[0] || !fs_exists(joint)) {
+        // each input the pipeline has must exist (LLM-Only has none of them)
+        if ((ex[0] && !fs_exists(ex)) || (joint[0] && !fs_exists(joint))) {
             fprintf(stderr, "fake eval llm: cf.export '%s' or stage1.joint '%s' missing\n", ex, joint);
             return 1;
         }
         config_get_string(cfg, "stage2.checkpoint", &in);
         char *t = NULL;
         double alpha = 0, s2lr = 0;
-        if (fs_read_all(in, &t, NULL) != ALLMREC_OK) { fprintf(stderr, "fake eval llm: %s\n", allmrec_error_message()); return 1; }
-        sscanf(t, "alpha=%lf lr=%lf", &alpha, &s2lr);
+        if (in[0] && fs_read_all(in, &t, NULL) != ALLMREC_OK) {
+            fprintf(stderr, "fake eval llm: %s\n", allmrec_error_message());
+            return 1;
+        }
+        if (t) sscanf(t, "alpha=%lf lr=%lf", &alpha, &s2lr);
         free(t);
         // hit@1 = 0.5 + alpha / 10 + 100 * stage-2 lr
         snprintf(text, sizeof text, "{\"hit@1\": %.6f, \"inference_sec_per_batch\": 1.5}\n", 0.5 + alpha / 10 + 100 * s2lr);
@@ -128,10 +179,23 @@ static int run_stage(struct config *cfg, int argc, char **argv) {
         return write_text(p, "{\"user\": 1, \"answer\": \"\\\"Item <7>\\\"\"}\n");
     }
     if (!strcmp(argv[1], "train")) {
+        bool wait_sig = false;
+        config_get_bool(cfg, "test.wait_for_signal", &wait_sig);
+        if (wait_sig) {
+            int rc = wait_for_signal(out);
+            if (rc >= 0) return rc;
+        }
         const char *sl = getenv("FAKE_SLEEP");
         fprintf(stderr, "fake train %s: epochs %lld\n", argc > 2 ? argv[2] : "?", (long long)epochs);
         if (sl && atof(sl) > 0) usleep((useconds_t)(atof(sl) * 1e6));
         if (fail) { fprintf(stderr, "fake train: failing on purpose (test.fail)\n"); return 3; }
+        bool usage = false;
+        config_get_bool(cfg, "test.fail_usage", &usage);
+        if (usage) {
+            fprintf(stderr, "allmrec train: error: fake: model.d must be even (test.fail_usage) [config error]\n"
+                            "usage: allmrec train <model> --config FILE\n  --config FILE  YAML config\n");
+            return 2;
+        }
         size_t n = 0;
         for (int64_t e = 1; e <= epochs; e++)
             n += (size_t)snprintf(text + n, sizeof text - n, "{\"epoch\": %lld, \"loss\": %.6f, \"valid_hr10\": %.4f}\n",
@@ -163,6 +227,7 @@ static int run_stage(struct config *cfg, int argc, char **argv) {
     if (!strcmp(argv[1], "eval")) {
         const char *ck;
         config_get_string(cfg, "checkpoint", &ck);
+        if (!ck[0] && flag(argc, argv, "--checkpoint")) ck = flag(argc, argv, "--checkpoint"); // as `allmrec eval`
         char *t = NULL;
         if (fs_read_all(ck, &t, NULL) != ALLMREC_OK) { fprintf(stderr, "fake eval: %s\n", allmrec_error_message()); return 1; }
         double clr = 0;

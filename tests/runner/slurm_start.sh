@@ -10,6 +10,8 @@ DIR=${1:?usage: slurm_start.sh DIR}
 for b in munged slurmctld slurmd sbatch squeue scontrol sinfo; do
   command -v "$b" >/dev/null 2>&1 || { echo "slurm_start: $b not found (apt-get install -y slurm-wlm munge)"; exit 77; }
 done
+# the daemons run as root (SlurmUser=root, jobs of any user); elsewhere, skip
+[ "$(id -u)" = 0 ] || { echo "slurm_start: needs root (slurmd starts jobs as their user)"; exit 77; }
 mkdir -p "$DIR"/{munge,state,spool,log,run}
 DIR=$(cd "$DIR" && pwd)
 chmod 700 "$DIR/munge"
@@ -35,7 +37,8 @@ SlurmdPort=$((PORT + 1))
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
-AuthInfo=socket=$DIR/munge/munge.socket
+# cred_expire: a requeued job may start again this many seconds after it stopped (default 120)
+AuthInfo=socket=$DIR/munge/munge.socket,cred_expire=10
 CryptoType=crypto/munge
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none

@@ -247,6 +247,47 @@ static void test_set_and_unset(void) {
     config_free(&c);
 }
 
+// issue 16: model.maxlen=4294967346 trained with maxlen 50 (an int cast) while
+// config.yaml recorded the large value; "key=" silently set nothing
+static void test_int_bounds_and_empty_override(void) {
+    struct config c;
+    const char *p = write_file("big.yaml", "data:\n  path: x\n  maxlen: 4294967346\n");
+    CHECK_OK(config_load(&c, p, NULL, 0));
+    c.schema = SCHEMA;
+    c.n_schema = N_SCHEMA;
+    int v = -1;
+    CHECK_STATUS(config_get_int32(&c, "data.maxlen", 1, 65536, &v), ALLMREC_ERR_CONFIG);
+    CHECK_STR_CONTAINS(allmrec_error_message(), "big.yaml:3: key 'data.maxlen': must be in 1..65536 (got 4294967346)");
+    CHECK_EQ_INT(v, -1);
+    config_free(&c);
+    char *ov[] = {"data.maxlen=4294967346"};
+    CHECK_OK(config_load(&c, p, ov, 1));
+    c.schema = SCHEMA;
+    c.n_schema = N_SCHEMA;
+    CHECK_STATUS(config_get_int32(&c, "data.maxlen", 1, 65536, &v), ALLMREC_ERR_CONFIG);
+    CHECK_STR_CONTAINS(allmrec_error_message(), "<command line>: key 'data.maxlen': must be in 1..65536");
+    config_free(&c);
+    // beyond int64: an error, not a clamp
+    char *ov_huge[] = {"data.maxlen=99999999999999999999"};
+    CHECK_OK(config_load(&c, p, ov_huge, 1));
+    CHECK_STATUS(config_get_int32(&c, "data.maxlen", 1, 65536, &v), ALLMREC_ERR_CONFIG);
+    CHECK_STR_CONTAINS(allmrec_error_message(), "expected an integer, got '99999999999999999999'");
+    config_free(&c);
+    CHECK_OK(config_load(&c, p, NULL, 0));
+    CHECK_STATUS(config_get_int32(&c, "data.path", 0, 0, &v), ALLMREC_ERR_CONFIG); // "x"
+    config_free(&c);
+    // an empty override is an error naming it; '' is the way to an empty string
+    char *ov_empty[] = {"train.lr="};
+    expect_error("e_empty.yaml", "data:\n  path: x\n", ov_empty, 1, ALLMREC_ERR_CONFIG,
+                 "<command line>: key 'train.lr': override 'train.lr=' has no value", NULL);
+    char *ov_blank[] = {"run.name=''"};
+    CHECK_OK(config_load(&c, p, ov_blank, 1));
+    const char *name = NULL;
+    CHECK_OK(config_get_string(&c, "run.name", &name));
+    CHECK(name && !strcmp(name, ""));
+    config_free(&c);
+}
+
 TEST_MAIN(TEST_CASE(test_base_inheritance_and_overrides), TEST_CASE(test_resolved_round_trip),
           TEST_CASE(test_errors), TEST_CASE(test_parsers_and_suggest), TEST_CASE(test_set_and_unset),
-          TEST_CASE(test_bool_list_and_schema_print))
+          TEST_CASE(test_bool_list_and_schema_print), TEST_CASE(test_int_bounds_and_empty_override))

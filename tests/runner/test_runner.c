@@ -152,7 +152,7 @@ static void test_plan_expansion(void) {
     fclose(f);
     // instances: 16 SASRec runs x 2 + 16 A-LLMRec runs x 5; distinct: data 2, cf 8 (dataset x lr x seed),
     // stage1 8, stage2 8, llm_eval 16 (x scenario)
-    CHECK_STR_CONTAINS(buf, "32 runs, 112 stage instances, 42 distinct stages: 0 cached, 42 to run, 0 not available");
+    CHECK_STR_CONTAINS(buf, "32 runs (0 not built), 112 stage instances, 42 distinct stages: 0 cached, 42 to run, 0 left out");
     CHECK_STR_CONTAINS(buf, "(shared with 3 other runs)");
     free(buf);
     experiment_free(&ex);
@@ -163,7 +163,12 @@ static void test_plan_errors(void) {
     struct experiment ex;
     const char *p = write_file("bad1.yaml", experiment_text("bad1", "models: [sasrec, sasrek]\n"));
     CHECK_STATUS(experiment_load(&ex, p, NULL, 0), ALLMREC_ERR_CONFIG);
-    CHECK_STR_CONTAINS(allmrec_error_message(), "unknown model 'sasrek' (known: sasrec, ncf");
+    CHECK_STR_CONTAINS(allmrec_error_message(), "unknown model 'sasrek' (did you mean 'sasrec'? known: sasrec, ncf");
+    // issue 16: a repeated entry quoted the freed list in its error (use after free)
+    p = write_file("twice.yaml", experiment_text("twice", "models: [sasrec, sasrec]\n"));
+    CHECK_STATUS(experiment_load(&ex, p, NULL, 0), ALLMREC_ERR_CONFIG);
+    CHECK_STR_CONTAINS(allmrec_error_message(), "twice.yaml");
+    CHECK_STR_CONTAINS(allmrec_error_message(), "key 'models': 'sasrec' appears twice (entries 1 and 2)");
     p = write_file("bad2.yaml", experiment_text("bad2", "modles: [sasrec]\n"));
     CHECK_STATUS(experiment_load(&ex, p, NULL, 0), ALLMREC_ERR_CONFIG);
     CHECK_STR_CONTAINS(allmrec_error_message(), "bad2.yaml:12: key 'modles': unknown key (did you mean 'models'?)");
@@ -281,13 +286,13 @@ static void test_execute_cache_and_report(void) {
     opt.out = quiet();
     allmrec_status s = experiment_execute(&ex, &opt);
     fclose(opt.out);
-    // the TALLRec runs fail (the baseline stage is not built), the SASRec runs complete
-    CHECK_STATUS(s, ALLMREC_ERR_DATA);
-    CHECK_STR_CONTAINS(allmrec_error_message(), "4 of 8 runs failed: tiny__tallrec__lr0.001");
+    // the TALLRec runs are not built (planned and reported, never run), the SASRec runs complete
+    CHECK_OK(s);
     struct run *r = find_run(&ex, "tiny__tallrec__lr0.001");
+    CHECK(!run_buildable(r));
     CHECK_EQ_INT(stage_of(r, "data")->state, STAGE_DONE);  // shared with SASRec, ran once
     CHECK_EQ_INT(stage_of(r, "baseline")->state, STAGE_UNAVAILABLE);
-    CHECK_STR_CONTAINS(stage_of(r, "baseline")->message, "stage baseline is not available in this build");
+    CHECK_STR_CONTAINS(stage_of(r, "baseline")->message, "stage baseline is not built in this allmrec");
     // executions: 2 data, 4 cf (2 datasets x 2 lr), each once
     CHECK_EQ_INT(count_lines(tmp("fake.log"), "data synth"), 2);
     CHECK_EQ_INT(count_lines(tmp("fake.log"), "train sasrec"), 4);
@@ -320,7 +325,8 @@ static void test_execute_cache_and_report(void) {
     CHECK_STR_CONTAINS(md, "| model | Tiny / lr=0.001 | Tiny / lr=0.02 | Small / lr=0.001 | Small / lr=0.02 |");
     CHECK_STR_CONTAINS(md, "| SASRec | 0.5000 / 0.3100 (-0.1900) | – / 0.5000 | – / 0.3100 | 0.2500 / 0.5000 (+0.2500) |");
     CHECK_STR_CONTAINS(md, "| TALLRec | 0.1000 / – | – / – | – / – | – / – |");
-    CHECK_STR_CONTAINS(md, "stage baseline is not available in this build");
+    CHECK_STR_CONTAINS(md, "| `tiny__tallrec__lr0.001` | not built |");
+    CHECK_STR_CONTAINS(md, "stage baseline is not built in this allmrec");
     free(md);
     char *csv = NULL;
     snprintf(q, sizeof q, "%s/out/exec/report.csv", g_dir);
@@ -387,7 +393,7 @@ static void test_failure_is_per_run(void) {
     CHECK_STR_CONTAINS(buf, "FAILED      tiny__sasrec__broken");
     CHECK_STR_CONTAINS(buf, "cf failed: exit code 3: fake train: failing on purpose");
     CHECK_STR_CONTAINS(buf, "complete    small__sasrec__ok");
-    CHECK_STR_CONTAINS(buf, "4 runs: 2 complete, 0 running or queued, 2 failed, 0 pending or not available");
+    CHECK_STR_CONTAINS(buf, "4 runs: 2 complete, 0 running or queued, 2 failed, 0 pending or not built");
     free(buf);
     experiment_free(&ex);
 }
@@ -470,9 +476,9 @@ static void test_full_pipeline_reuse_and_srun(void) {
     unlink(tmp("fake.log"));
     char cache_ov[1300];
     snprintf(cache_ov, sizeof cache_ov, "experiment.cache_dir=%s/cache_full", g_dir); // a fresh cache
-    char *ov0[] = {cache_ov};
+    char *ov0[] = {cache_ov, "defaults.stage2.train.data_parallel=true"};
     struct experiment ex;
-    allmrec_status s = experiment_load(&ex, p, ov0, 1);
+    allmrec_status s = experiment_load(&ex, p, ov0, 2);
     if (s == ALLMREC_OK) {
         struct run_options opt = {.keep_going = true, .out = quiet()};
         s = experiment_execute(&ex, &opt);
@@ -487,9 +493,9 @@ static void test_full_pipeline_reuse_and_srun(void) {
     CHECK_EQ_INT(count_lines(tmp("fake.log"), "train stage1"), 2);
     CHECK_EQ_INT(count_lines(tmp("fake.log"), "train stage2"), 4);
     CHECK_EQ_INT(count_lines(tmp("fake.log"), "eval llm"), 4);
-    CHECK_EQ_INT(count_lines(tmp("fake.log"), "srun --ntasks=2"), 8); // stage2 and llm_eval only
+    CHECK_EQ_INT(count_lines(tmp("fake.log"), "srun --ntasks=2"), 4); // stage2 only: the data-parallel one
     // the keys the runner injected into each stage's config (the commands' own key names)
-    CHECK_OK(experiment_load(&ex, p, ov0, 1));
+    CHECK_OK(experiment_load(&ex, p, ov0, 2));
     struct run *r = find_run(&ex, "tiny__a-llmrec__s2");
     CHECK(r != NULL);
     const struct run_stage *cf = stage_of(r, "cf"), *s1 = stage_of(r, "stage1"), *s2 = stage_of(r, "stage2"),
@@ -640,7 +646,50 @@ static void test_svg_pieces(void) {
     free(svg);
 }
 
+// A command that fails with its error line and then its usage text (as cli_usage_error
+// and commands that print usage after an error do): the failure recorded, shown by
+// status and the report is the error line, with the log path, not the usage's last line.
+static void test_failure_message_is_the_error_line(void) {
+    setup();
+    if (!getenv("ALLMREC_FAKE_STAGES")) TEST_SKIP("ALLMREC_FAKE_STAGES not set (run through ctest)");
+    const char *p = write_file("usage.yaml", experiment_text("usage", ""));
+    char *ov[] = {"defaults.cf.test.fail_usage=true"};
+    struct experiment ex;
+    CHECK_OK(experiment_load(&ex, p, ov, 1));
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    struct run_options opt = {.keep_going = true, .out = f};
+    CHECK_STATUS(experiment_execute(&ex, &opt), ALLMREC_ERR_DATA);
+    fclose(f);
+    const struct run_stage *cf = stage_of(find_run(&ex, "tiny__sasrec"), "cf");
+    CHECK_EQ_INT(cf->state, STAGE_FAILED);
+    CHECK(!strcmp(cf->message, "exit code 2: allmrec train: error: fake: model.d must be even (test.fail_usage) "
+                               "[config error]"));
+    CHECK_STR_CONTAINS(buf, "    log: "); // the experiment's output names each stage's log
+    free(buf);
+    CHECK_OK(experiment_report(&ex, NULL));
+    experiment_free(&ex);
+    CHECK_OK(experiment_load(&ex, p, ov, 1)); // status reads failed.json back
+    buf = NULL;
+    f = open_memstream(&buf, &len);
+    experiment_print_status(&ex, f);
+    fclose(f);
+    CHECK_STR_CONTAINS(buf, "cf failed: exit code 2: allmrec train: error: fake: model.d must be even");
+    CHECK(buf && !strstr(buf, "YAML config"));
+    free(buf);
+    char q[1200], *md = NULL;
+    snprintf(q, sizeof q, "%s/report.md", ex.out_dir);
+    CHECK_OK(fs_read_all(q, &md, NULL));
+    CHECK_STR_CONTAINS(md, "stage cf failed: exit code 2: allmrec train: error: fake: model.d must be even");
+    CHECK_STR_CONTAINS(md, "/log.txt)");
+    CHECK(md && !strstr(md, "YAML config"));
+    free(md);
+    experiment_free(&ex);
+}
+
 TEST_MAIN(TEST_CASE(test_plan_expansion), TEST_CASE(test_plan_errors), TEST_CASE(test_cache_keys),
           TEST_CASE(test_execute_cache_and_report), TEST_CASE(test_failure_is_per_run),
+          TEST_CASE(test_failure_message_is_the_error_line),
           TEST_CASE(test_resume_after_kill), TEST_CASE(test_full_pipeline_reuse_and_srun), TEST_CASE(test_shipped_experiments),
           TEST_CASE(test_svg_pieces))

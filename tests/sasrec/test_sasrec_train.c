@@ -226,6 +226,86 @@ static void test_resume_is_bitwise(void) {
     config_free(&cb);
 }
 
+// issue 16: re-running with another train.lr resumed silently and rewrote
+// config.yaml; now the keys that change results must match last.h5's config
+static void test_resume_refuses_other_config(void) {
+    if (!dataset_path()) TEST_SKIP("could not make the synthetic dataset");
+    char *ov[] = {"train.epochs=2", "train.eval_every=0", "eval.final=false", "export.enabled=false"};
+    struct config ca, cb, cc, cd;
+    struct sasrec_run_options oa, ob, oc, od;
+    CHECK_OK(options(&ca, &oa, "run_cfgcheck", ov, 4));
+    oa.stop_after_steps = 3;
+    CHECK_STATUS(sasrec_run_train(&oa, NULL, 0, NULL), ALLMREC_ERR_INTERRUPTED);
+    char p_cfg[1200], *before, *after;
+    snprintf(p_cfg, sizeof p_cfg, "%s/run_cfgcheck/config.yaml", test_tmpdir());
+    CHECK_OK(fs_read_all(p_cfg, &before, NULL));
+    // another lr and d: refused, both named with their values, config.yaml untouched
+    char *ov2[] = {"train.epochs=2", "train.eval_every=0", "eval.final=false", "export.enabled=false",
+                   "train.lr=2.0e-3", "model.dropout=0.3"};
+    CHECK_OK(options(&cb, &ob, "run_cfgcheck", ov2, 6));
+    CHECK_STATUS(sasrec_run_train(&ob, NULL, 0, NULL), ALLMREC_ERR_CONFIG);
+    CHECK_STR_CONTAINS(allmrec_error_message(), "run_cfgcheck/last.h5");
+    CHECK_STR_CONTAINS(allmrec_error_message(), "train.lr (5.0e-3 -> 2.0e-3)");
+    CHECK_STR_CONTAINS(allmrec_error_message(), "model.dropout (0.2 -> 0.3)");
+    CHECK_STR_CONTAINS(allmrec_error_message(), "train.restart=true");
+    CHECK_OK(fs_read_all(p_cfg, &after, NULL));
+    CHECK_MSG(!strcmp(before, after), "config.yaml was rewritten by the refused run");
+    free(after);
+    // more epochs and progress/logging settings may change: resumes
+    char *ov3[] = {"train.epochs=3", "train.eval_every=0", "eval.final=false", "export.enabled=false",
+                   "train.log_every=5", "train.lr=5e-3"};
+    CHECK_OK(options(&cc, &oc, "run_cfgcheck", ov3, 6));
+    CHECK_OK(sasrec_run_train(&oc, NULL, 0, NULL));
+    // train.restart=true starts over with the new settings
+    char *ov4[] = {"train.epochs=1", "train.eval_every=0", "eval.final=false", "export.enabled=false",
+                   "train.lr=2.0e-3", "train.restart=true"};
+    CHECK_OK(options(&cd, &od, "run_cfgcheck", ov4, 6));
+    CHECK_OK(sasrec_run_train(&od, NULL, 0, NULL));
+    free(before);
+    sasrec_run_options_free(&oa);
+    sasrec_run_options_free(&ob);
+    sasrec_run_options_free(&oc);
+    sasrec_run_options_free(&od);
+    config_free(&ca);
+    config_free(&cb);
+    config_free(&cc);
+    config_free(&cd);
+}
+
+// issue 16: a bad test candidate set failed only after the last epoch; now before the first
+static void test_bad_test_set_fails_first(void) {
+    if (!dataset_path()) TEST_SKIP("could not make the synthetic dataset");
+    char bad[1200], cmd[2600];
+    snprintf(bad, sizeof bad, "%s/bad_cands.h5", test_tmpdir());
+    snprintf(cmd, sizeof cmd, "cp '%s' '%s'", dataset_path(), bad);
+    CHECK(system(cmd) == 0);
+    struct h5_file f;
+    int32_t *users = NULL;
+    int nd;
+    int64_t sh[H5_MAX_DIMS];
+    CHECK_OK(h5_edit_atomic(&f, bad));
+    CHECK_OK(h5_read_alloc(&f, "candidates/cold_items/test/neg100/users", ALLMREC_DTYPE_I32, (void **)&users, &nd, sh));
+    users[0] = -4;
+    CHECK_OK(h5_delete(&f, "candidates/cold_items/test/neg100/users"));
+    CHECK_OK(h5_write(&f, "candidates/cold_items/test/neg100/users", ALLMREC_DTYPE_I32, 1, sh, users, false));
+    CHECK_OK(h5_commit(&f));
+    free(users);
+    char data_ov[1300];
+    snprintf(data_ov, sizeof data_ov, "data.path=%s", bad);
+    char *ov[] = {"train.epochs=1", "export.enabled=false", data_ov};
+    struct config c;
+    struct sasrec_run_options o;
+    CHECK_OK(options(&c, &o, "run_badset", ov, 3));
+    CHECK_STATUS(sasrec_run_train(&o, NULL, 0, NULL), ALLMREC_ERR_DATA);
+    CHECK_STR_CONTAINS(allmrec_error_message(), "candidates/cold_items/test/neg100");
+    CHECK_STR_CONTAINS(allmrec_error_message(), "row 0: user -4");
+    char p_last[1300];
+    snprintf(p_last, sizeof p_last, "%s/run_badset/last.h5", test_tmpdir());
+    CHECK_MSG(!fs_exists(p_last), "training ran before the bad test set was found");
+    sasrec_run_options_free(&o);
+    config_free(&c);
+}
+
 static void test_checkpoint_errors(void) {
     struct op_ctx ctx;
     CHECK_OK(op_ctx_init(&ctx, ALLMREC_DEVICE_CPU, 0));
@@ -243,6 +323,18 @@ static void test_checkpoint_errors(void) {
     struct sasrec_config r;
     CHECK_OK(sasrec_checkpoint_read_config(p, &r));
     CHECK(r.d == 8 && r.maxlen == 6 && r.n_items == 50 && r.n_blocks == 2);
+    {   // a stored maxlen of 2^32 + 6 was read as 6 by an int cast; now refused, naming the attribute
+        char p2[1300], cmd[2700];
+        snprintf(p2, sizeof p2, "%s/small_bad.h5", test_tmpdir());
+        snprintf(cmd, sizeof cmd, "cp '%s' '%s'", p, p2);
+        CHECK(system(cmd) == 0);
+        struct h5_file fb;
+        CHECK_OK(h5_edit_atomic(&fb, p2));
+        CHECK_OK(h5_attr_set_i64(&fb, "/", "maxlen", (1LL << 32) + 6));
+        CHECK_OK(h5_commit(&fb));
+        CHECK_STATUS(sasrec_checkpoint_read_config(p2, &r), ALLMREC_ERR_DATA);
+        CHECK_STR_CONTAINS(allmrec_error_message(), "small_bad.h5: key 'maxlen': checkpoint attribute out of range");
+    }
     c.d = 16; // the config asks for another width
     CHECK_OK(sasrec_init(&m2, &c, &ctx, 2));
     CHECK_STATUS(sasrec_checkpoint_load(&m2, p, false), ALLMREC_ERR_SHAPE);
@@ -282,6 +374,12 @@ static void test_config_errors(void) {
     CHECK_STATUS(sasrec_run_options_from_config(&cfg, &o), ALLMREC_ERR_CONFIG);
     CHECK_STR_CONTAINS(allmrec_error_message(), "train.device");
     config_free(&cfg);
+    // issue 16: 4294967346 was cast to int (maxlen 50) while config.yaml kept the large value
+    config_init(&cfg);
+    CHECK_OK(config_load_string(&cfg, "model: {maxlen: 4294967346}\ndata: {path: x.h5}\n", "maxlen.yaml", "."));
+    CHECK_STATUS(sasrec_run_options_from_config(&cfg, &o), ALLMREC_ERR_CONFIG);
+    CHECK_STR_CONTAINS(allmrec_error_message(), "maxlen.yaml:1: key 'model.maxlen': must be in [1, 65536], got '4294967346'");
+    config_free(&cfg);
     config_init(&cfg);
     CHECK_OK(config_load_string(&cfg, "data: {path: /nonexistent/x.h5}\n", "ok.yaml", "."));
     CHECK_OK(sasrec_run_options_from_config(&cfg, &o));
@@ -292,4 +390,5 @@ static void test_config_errors(void) {
 }
 
 TEST_MAIN(TEST_CASE(test_quickstart_yaml_matches_file), TEST_CASE(test_config_errors), TEST_CASE(test_checkpoint_errors),
-          TEST_CASE(test_train_eval_export), TEST_CASE(test_resume_is_bitwise))
+          TEST_CASE(test_train_eval_export), TEST_CASE(test_resume_is_bitwise), TEST_CASE(test_resume_refuses_other_config),
+          TEST_CASE(test_bad_test_set_fails_first))

@@ -135,6 +135,36 @@ static void test_errors_truncated_and_dtype(void) {
     CHECK_STATUS(safetensors_open(&st, tmp_file("does_not_exist.safetensors")), ALLMREC_ERR_IO);
 }
 
+// issue 16: hostile headers. [2^58, 64] F32 wraps to 0 bytes in 64-bit size_t
+// arithmetic; overlapping offsets alias two tensors; fractional dims truncate.
+static void test_errors_hostile_shapes(void) {
+    float x[16] = {0};
+    struct safetensors st;
+    const char *p1 = tmp_file("wrap.safetensors");
+    write_raw(p1, "{\"x\":{\"dtype\":\"F32\",\"shape\":[288230376151711744,64],\"data_offsets\":[0,0]}}", x, 0);
+    CHECK_STATUS(safetensors_open(&st, p1), ALLMREC_ERR_SHAPE);
+    CHECK_STR_CONTAINS(allmrec_error_message(), "wrap.safetensors");
+    CHECK_STR_CONTAINS(allmrec_error_message(), "overflows");
+
+    const char *p2 = tmp_file("overlap.safetensors");
+    write_raw(p2, "{\"a\":{\"dtype\":\"F32\",\"shape\":[8],\"data_offsets\":[0,32]},"
+              "\"b\":{\"dtype\":\"F32\",\"shape\":[8],\"data_offsets\":[16,48]}}", x, sizeof x);
+    CHECK_STATUS(safetensors_open(&st, p2), ALLMREC_ERR_DATA);
+    CHECK_STR_CONTAINS(allmrec_error_message(), "overlap");
+    CHECK_STR_CONTAINS(allmrec_error_message(), "overlap.safetensors");
+
+    const char *p3 = tmp_file("frac.safetensors");
+    write_raw(p3, "{\"a\":{\"dtype\":\"F32\",\"shape\":[2.5],\"data_offsets\":[0,8]}}", x, sizeof x);
+    CHECK_STATUS(safetensors_open(&st, p3), ALLMREC_ERR_PARSE);
+    CHECK_STR_CONTAINS(allmrec_error_message(), "shape entry 0");
+
+    const char *p4 = tmp_file("bigoff.safetensors"); // 2^64 as an offset: no cast to size_t
+    write_raw(p4, "{\"a\":{\"dtype\":\"U8\",\"shape\":[0],\"data_offsets\":[18446744073709551616,"
+              "18446744073709551616]}}", x, sizeof x);
+    CHECK_STATUS(safetensors_open(&st, p4), ALLMREC_ERR_PARSE);
+    CHECK_STR_CONTAINS(allmrec_error_message(), "data_offsets");
+}
+
 static void test_writer_roundtrip_and_shards(void) {
     float w[12];
     test_fill_uniform(w, 12, -1, 1, 3);
@@ -232,4 +262,5 @@ static void test_hf_config(void) {
 }
 
 TEST_MAIN(TEST_CASE(test_read_handmade_file), TEST_CASE(test_errors_truncated_and_dtype),
+          TEST_CASE(test_errors_hostile_shapes),
           TEST_CASE(test_writer_roundtrip_and_shards), TEST_CASE(test_hf_config))

@@ -11,6 +11,8 @@
 #include "allmrec/fs.h"
 #include "allmrec/text.h"
 #include "testing.h"
+#include "text/tok_internal.h"
+#include <time.h>
 #include "text_test_util.h"
 
 static struct tokenizer *load_bert(void) {
@@ -406,6 +408,87 @@ static void test_random_bytes_robust(void) {
     tokenizer_free(gpt2);
 }
 
+// the merge rule of (l, r) in the tokenizer's table (its open-addressing probe)
+static const struct bpe_merge_slot *ref_merge(const struct tokenizer *t, int32_t l, int32_t r) {
+    uint64_t key = (uint64_t)(uint32_t)l << 32 | (uint32_t)r, h = key, mask = (uint64_t)t->merges_cap - 1;
+    h ^= h >> 33; h *= 0xff51afd7ed558ccdull; h ^= h >> 33; h *= 0xc4ceb9fe1a85ec53ull; h ^= h >> 33;
+    for (uint64_t i = h & mask;; i = (i + 1) & mask) {
+        if (t->merges[i].key == key) return &t->merges[i];
+        if (t->merges[i].key == UINT64_MAX) return NULL;
+    }
+}
+
+// the plain BPE loop (the former implementation, O(n^2)): merge the leftmost
+// pair of lowest rank until none has a rule; the reference for long words
+static int64_t naive_bpe(const struct tokenizer *t, const unsigned char *w, int64_t n, int32_t *sym) {
+    int64_t m = n;
+    for (int64_t i = 0; i < n; i++) sym[i] = t->byte_id[w[i]];
+    for (;;) {
+        int32_t best_rank = INT32_MAX, merged = -1;
+        int64_t best = 0;
+        for (int64_t i = 0; i + 1 < m; i++) {
+            const struct bpe_merge_slot *ms = ref_merge(t, sym[i], sym[i + 1]);
+            if (ms && ms->rank < best_rank) { best_rank = ms->rank; best = i; merged = ms->merged; }
+        }
+        if (merged < 0) return m;
+        sym[best] = merged;
+        memmove(sym + best + 1, sym + best + 2, sizeof(int32_t) * (size_t)(m - best - 2));
+        m--;
+    }
+}
+
+// issue 16: BPE was quadratic in the length of a word (a space-free 5 MB line
+// took over 3 minutes); the heap merge gives the plain loop's ids on long
+// words and encodes 5 MB of one word in well under a second
+static void test_bpe_long_words(void) {
+    struct tokenizer *t = load_gpt2();
+    if (!t) TEST_SKIP("../shared tokenizer files not found");
+    uint64_t x = 0x2545F4914F6CDD1Dull;
+    static unsigned char w[3000];
+    static int32_t ref[3000];
+    for (int it = 0; it < 12; it++) {
+        int64_t n = 65 + it * 120; // beyond the word cache's 64 bytes
+        for (int64_t i = 0; i < n; i++) {
+            x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+            w[i] = it % 3 == 0 ? 'a' : it % 3 == 1 ? (unsigned char)("etaoinshrdlu"[x % 12]) : (unsigned char)('a' + x % 26);
+        }
+        int64_t m = naive_bpe(t, w, n, ref);
+        struct token_ids got = {0};
+        CHECK_OK(tokenizer_encode(t, (const char *)w, (size_t)n, &got));
+        CHECK_MSG(got.n == m && !memcmp(got.ids, ref, sizeof(int32_t) * (size_t)m),
+                  "word %d (%lld bytes): %lld ids, the plain loop gives %lld", it, (long long)n, (long long)got.n,
+                  (long long)m);
+        token_ids_free(&got);
+    }
+    // 5 MiB without a space: one pre-token of letters. Linear: 10x the bytes
+    // costs about 10x the time (quadratic was 100x: minutes). The absolute bound
+    // is loose so that a loaded CI machine passes; unloaded it takes ~0.4 s.
+    size_t n = 5u << 20;
+    char *big = malloc(n);
+    for (size_t i = 0; i < n; i++) { x ^= x << 13; x ^= x >> 7; x ^= x << 17; big[i] = (char)('a' + x % 26); }
+    double sec[2];
+    struct token_ids ids = {0};
+    for (int k = 0; k < 2; k++) {
+        size_t len = k ? n : n / 10;
+        token_ids_free(&ids);
+        memset(&ids, 0, sizeof ids);
+        clock_t c0 = clock();
+        CHECK_OK(tokenizer_encode(t, big, len, &ids));
+        sec[k] = (double)(clock() - c0) / CLOCKS_PER_SEC;
+    }
+    char *dec = NULL;
+    CHECK_OK(tokenizer_decode(t, ids.ids, ids.n, false, &dec));
+    CHECK(strlen(dec) == n && !memcmp(dec, big, n));
+    free(dec);
+    fprintf(stderr, "  space-free line: 512 KiB in %.3f s, 5 MiB in %.3f s CPU (%lld tokens)\n", sec[0], sec[1],
+            (long long)ids.n);
+    CHECK_MSG(sec[1] < 25 * sec[0] + 0.05, "10x the bytes took %.1fx the time: not linear", sec[1] / sec[0]);
+    CHECK_MSG(sec[1] < 3.0, "5 MiB space-free line took %.2f s CPU", sec[1]);
+    token_ids_free(&ids);
+    free(big);
+    tokenizer_free(t);
+}
+
 static void test_bad_files(void) {
     struct tokenizer *t = NULL;
     CHECK_STATUS(tokenizer_load_wordpiece(&t, "/nonexistent/vocab.txt"), ALLMREC_ERR_IO);
@@ -415,8 +498,24 @@ static void test_bad_files(void) {
     CHECK_STATUS(tokenizer_load_bpe(&t, p, p), ALLMREC_ERR_PARSE);
     CHECK_STR_CONTAINS(allmrec_error_message(), "bad_vocab.json");
     CHECK_STATUS(tokenizer_load_dir(&t, test_tmpdir()), ALLMREC_ERR_IO);
+    // issue 16: an id far beyond the entry count took 20 GB and 45 s; refused at once, naming file and token
+    char merges[1024];
+    snprintf(merges, sizeof merges, "%s/far_merges.txt", test_tmpdir());
+    CHECK_OK(fs_write_atomic(merges, "#version: 0.2\n", 14));
+    snprintf(p, sizeof p, "%s/far_vocab.json", test_tmpdir());
+    const char *far = "{\"a\": 0, \"b\": 999999999}";
+    CHECK_OK(fs_write_atomic(p, far, strlen(far)));
+    clock_t c0 = clock();
+    CHECK_STATUS(tokenizer_load_bpe(&t, p, merges), ALLMREC_ERR_DATA);
+    CHECK((double)(clock() - c0) / CLOCKS_PER_SEC < 0.5);
+    CHECK_STR_CONTAINS(allmrec_error_message(), "far_vocab.json");
+    CHECK_STR_CONTAINS(allmrec_error_message(), "key 'b': id 999999999 is not a whole number in [0, 1026)");
+    const char *frac = "{\"a\": 0.5}";
+    CHECK_OK(fs_write_atomic(p, frac, strlen(frac)));
+    CHECK_STATUS(tokenizer_load_bpe(&t, p, merges), ALLMREC_ERR_DATA);
 }
 
 TEST_MAIN(TEST_CASE(test_golden_fixture_both_tokenizers), TEST_CASE(test_published_bert_vectors),
           TEST_CASE(test_published_gpt2_and_opt_vectors), TEST_CASE(test_batch_padding_truncation),
-          TEST_CASE(test_load_minilm_dir), TEST_CASE(test_opt_model_dir), TEST_CASE(test_random_bytes_robust), TEST_CASE(test_bad_files))
+          TEST_CASE(test_load_minilm_dir), TEST_CASE(test_opt_model_dir), TEST_CASE(test_random_bytes_robust), TEST_CASE(test_bpe_long_words),
+          TEST_CASE(test_bad_files))

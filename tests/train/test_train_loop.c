@@ -4,7 +4,8 @@
 //    state of a straight run; checkpoints every N steps record the position;
 //    early stopping after `patience` validations without improvement keeps
 //    best.h5 = the state of the best epoch; without validation best.h5 is the
-//    final state; a restart removes a stale best.h5; the JSON-lines log.
+//    final state; a restart removes a stale best.h5; the JSON-lines log;
+//    SIGUSR1 (Slurm's time-limit warning) and SIGTERM save and resume.
 //  - SASRec killed with SIGKILL at a random step (a forked child, killed after
 //    it has logged k steps, k random; twice), re-run on the same out_dir, ends
 //    with parameters and Adam moments bit-identical to an uninterrupted run.
@@ -36,6 +37,7 @@ struct toy {
     double steps;            // its own counter (saved, like Adam's t)
     const double *metrics;   // validation metric after epoch e (1-based): metrics[e - 1]
     int n_validations;
+    int signal_at, signal;   // raise(signal) during global step signal_at (1-based; 0 = never)
 };
 
 static allmrec_status toy_begin(void *self, int64_t epoch, int64_t *n_steps) {
@@ -51,6 +53,7 @@ static allmrec_status toy_step(void *self, int64_t epoch, int64_t step, int64_t 
     t->steps += 1;
     for (int i = 0; i < TOY_N; i++) t->w[i] = t->w[i] * 0.75f + (float)(epoch * 7 + step * 3 + i) * 0.01f;
     *n_examples = 5;
+    if (t->signal_at && (int)t->steps == t->signal_at) raise(t->signal);
     return ALLMREC_OK;
 }
 
@@ -215,6 +218,114 @@ static void test_toy_no_validation_and_restart(void) {
     CHECK_STATUS(train_loop_run(&o, &broken, &r), ALLMREC_ERR_INVALID);
 }
 
+// set one f64 attribute of a state file in place (a hand-corrupted last.h5)
+static allmrec_status set_state_attr(const char *path, const char *key, double v) {
+    struct h5_file f;
+    ALLMREC_TRY(h5_edit_atomic(&f, path));
+    allmrec_status s = h5_attr_set_f64(&f, "/", key, v);
+    if (s) { h5_abort(&f); return s; }
+    return h5_commit(&f);
+}
+
+// issue 16: a last.h5 whose step_in_epoch is -3 read out of bounds, -1e8
+// segfaulted, epoch -5 trained "-4/3"; every loop counter is range-checked
+// now and named in the error with the file
+static void test_toy_corrupt_state_refused(void) {
+    static const struct { const char *key; double v; } bad[] = {
+        {"step_in_epoch", -3},  {"step_in_epoch", -1e8}, {"step_in_epoch", 1e300}, {"step_in_epoch", 0.5},
+        {"step_in_epoch", NAN}, {"epoch", -5},            {"epoch", 1e12},          {"global_step", -1},
+        {"best_epoch", 7},      {"bad_evals", -1},        {"finished", 2},          {"best_metric", INFINITY},
+        {"log_bytes", -2},
+    };
+    char dir[1100], p_last[1200], p_good[1200], buf[2600];
+    snprintf(dir, sizeof dir, "%s/toy_corrupt", test_tmpdir());
+    fs_join(p_last, sizeof p_last, dir, "last.h5");
+    fs_join(p_good, sizeof p_good, dir, "good.h5");
+    struct train_loop_options o;
+    train_loop_options_default(&o);
+    o.out_dir = dir;
+    o.epochs = 3;
+    o.progress = false;
+    o.stop_after_steps = 4;
+    struct toy a = {0};
+    struct trainer ta = toy_trainer(&a, false);
+    CHECK_STATUS(train_loop_run(&o, &ta, NULL), ALLMREC_ERR_INTERRUPTED);
+    o.stop_after_steps = 0;
+    snprintf(buf, sizeof buf, "cp '%s' '%s'", p_last, p_good);
+    CHECK(system(buf) == 0);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(buf, sizeof buf, "cp '%s' '%s'", p_good, p_last);
+        CHECK(system(buf) == 0);
+        CHECK_OK(set_state_attr(p_last, bad[i].key, bad[i].v));
+        struct toy b = {0};
+        struct trainer tb = toy_trainer(&b, false);
+        struct train_loop_result r;
+        allmrec_status s = train_loop_run(&o, &tb, &r);
+        CHECK_MSG(s == ALLMREC_ERR_DATA, "%s = %g: %s (%s)", bad[i].key, bad[i].v, allmrec_status_name(s),
+                  allmrec_error_message());
+        CHECK_EQ_INT(r.steps_run, 0);
+        CHECK_STR_CONTAINS(allmrec_error_message(), bad[i].key);
+        CHECK_STR_CONTAINS(allmrec_error_message(), "last.h5");
+    }
+}
+
+static int count_lines_with(const char *text, const char *needle) {
+    int n = 0;
+    for (const char *q = text; (q = strstr(q, needle)); q++) n++;
+    return n;
+}
+
+// a run killed after it logged steps but before it saved them: the resume must
+// not log those steps (or that epoch) a second time
+static void test_toy_resume_log_has_no_repeats(void) {
+    char dir[1100], p_last[1200], p_keep[1200], p_log[1200], buf[2600], key[96];
+    snprintf(dir, sizeof dir, "%s/toy_logrep", test_tmpdir());
+    fs_join(p_last, sizeof p_last, dir, "last.h5");
+    fs_join(p_keep, sizeof p_keep, dir, "keep.h5");
+    fs_join(p_log, sizeof p_log, dir, "train_log.jsonl");
+    struct train_loop_options o;
+    train_loop_options_default(&o);
+    o.out_dir = dir;
+    o.epochs = 3;
+    o.progress = false;
+    o.log_every = 1;
+    o.stop_after_steps = 2; // saved at global step 2
+    struct toy a = {0}, b = {0}, c = {0};
+    struct trainer ta = toy_trainer(&a, false), tb = toy_trainer(&b, false), tc = toy_trainer(&c, false);
+    CHECK_STATUS(train_loop_run(&o, &ta, NULL), ALLMREC_ERR_INTERRUPTED);
+    snprintf(buf, sizeof buf, "cp '%s' '%s'", p_last, p_keep);
+    CHECK(system(buf) == 0);
+    // steps 3..5 and epoch 1 logged, then "killed": last.h5 goes back to step 2
+    CHECK_STATUS(train_loop_run(&o, &tb, NULL), ALLMREC_ERR_INTERRUPTED);
+    snprintf(buf, sizeof buf, "mv '%s' '%s'", p_keep, p_last);
+    CHECK(system(buf) == 0);
+    o.stop_after_steps = 0;
+    // a temporary file of a killed writer (pid 999999999 runs nowhere) is removed by the resume;
+    // one of a live process (ours) stays
+    char p_dead[1300], p_live[1300];
+    snprintf(p_dead, sizeof p_dead, "%s.tmp.999999999", p_last);
+    snprintf(p_live, sizeof p_live, "%s/other.h5.tmp.%ld", dir, (long)getppid());
+    CHECK_OK(fs_write_atomic(p_dead, "x", 1));
+    CHECK_OK(fs_write_atomic(p_live, "x", 1));
+    CHECK_OK(train_loop_run(&o, &tc, NULL));
+    CHECK_MSG(!fs_exists(p_dead), "the stale %s is still there", p_dead);
+    CHECK(fs_exists(p_live));
+    unlink(p_live);
+    char *log;
+    CHECK_OK(fs_read_all(p_log, &log, NULL));
+    for (int g = 1; g <= 3 * TOY_STEPS; g++) {
+        snprintf(key, sizeof key, "\"global_step\": %d, \"loss\"", g);
+        int n = count_lines_with(log, key);
+        CHECK_MSG(n == 1, "step line of global step %d appears %d times:\n%s", g, n, log);
+    }
+    for (int e = 1; e <= 3; e++) {
+        snprintf(key, sizeof key, "{\"event\": \"epoch\", \"epoch\": %d,", e);
+        int n = count_lines_with(log, key);
+        CHECK_MSG(n == 1, "epoch line %d appears %d times:\n%s", e, n, log);
+    }
+    free(log);
+}
+
 // ------------------------------------------------------------------ SASRec, SIGKILL
 
 static const char *SASREC_YAML =
@@ -320,5 +431,38 @@ static void test_sasrec_sigkill_resume_is_bitwise(void) {
     free(log);
 }
 
-TEST_MAIN(TEST_CASE(test_toy_resume_early_stop), TEST_CASE(test_toy_no_validation_and_restart),
+// SIGUSR1 (Slurm's warning before a job's time limit) and SIGTERM mid-epoch: the loop
+// finishes the step, saves last.h5 there, returns INTERRUPTED; the re-run resumes and
+// ends with the straight run's state.
+static void test_toy_signal_saves_and_resumes(void) {
+    static const int SIGS[] = {SIGUSR1, SIGTERM};
+    for (int k = 0; k < 2; k++) {
+        char straight[1100], stopped[1100], p[1200];
+        snprintf(straight, sizeof straight, "%s/sig%d_straight", test_tmpdir(), k);
+        snprintf(stopped, sizeof stopped, "%s/sig%d_stopped", test_tmpdir(), k);
+        struct train_loop_options o;
+        train_loop_options_default(&o);
+        o.epochs = 3;
+        o.progress = false;
+        struct toy a = {0}, b = {.signal_at = 5, .signal = SIGS[k]}, c = {0};
+        struct trainer ta = toy_trainer(&a, false), tb = toy_trainer(&b, false), tc = toy_trainer(&c, false);
+        struct train_loop_result r;
+        o.out_dir = straight;
+        CHECK_OK(train_loop_run(&o, &ta, &r));
+        o.out_dir = stopped;
+        CHECK_STATUS(train_loop_run(&o, &tb, &r), ALLMREC_ERR_INTERRUPTED);
+        CHECK_STR_CONTAINS(allmrec_error_message(), "state saved to");
+        CHECK_EQ_INT(r.global_step, 5); // the step that was running finished, then the loop stopped
+        fs_join(p, sizeof p, stopped, "last.h5");
+        CHECK(fs_exists(p));
+        CHECK_OK(train_loop_run(&o, &tc, &r)); // a fresh process: state only from last.h5
+        CHECK(r.resumed && r.finished);
+        CHECK_EQ_INT(r.steps_run, 3 * TOY_STEPS - 5);
+        CHECK_MSG(!memcmp(a.w, c.w, sizeof a.w) && a.steps == c.steps, "signal %d: resumed state differs", SIGS[k]);
+    }
+}
+
+TEST_MAIN(TEST_CASE(test_toy_resume_early_stop), TEST_CASE(test_toy_signal_saves_and_resumes),
+          TEST_CASE(test_toy_no_validation_and_restart),
+          TEST_CASE(test_toy_corrupt_state_refused), TEST_CASE(test_toy_resume_log_has_no_repeats),
           TEST_CASE(test_sasrec_sigkill_resume_is_bitwise))
