@@ -33,7 +33,9 @@ struct dropout_memo *dropout_memo_claim(int kind, uint64_t seed, uint32_t stream
         g_next_slot = (g_next_slot + 1) % DROPOUT_MEMO_SLOTS;
     }
     m->n = 0; // invalid until filled in below
-    size_t need = (size_t)n + (size_t)rows * sizeof(int32_t);
+    // row_len follows the n flags at the next 8-byte boundary (an int32 store needs 4-byte alignment)
+    size_t off = ((size_t)n + 7) & ~(size_t)7;
+    size_t need = off + (size_t)rows * sizeof(int32_t);
     if (need > m->cap) {
         if (g_bytes - m->cap + need > DROPOUT_MEMO_MAX_BYTES) return NULL;
         uint8_t *nb = realloc(m->keep, need);
@@ -47,7 +49,7 @@ struct dropout_memo *dropout_memo_claim(int kind, uint64_t seed, uint32_t stream
     m->stream = stream;
     m->threshold = threshold;
     m->rows = rows;
-    m->row_len = rows > 0 ? (int32_t *)(m->keep + n) : NULL;
+    m->row_len = rows > 0 ? (int32_t *)(m->keep + off) : NULL;
     if (rows > 0) memset(m->row_len, 0, (size_t)rows * sizeof(int32_t));
     m->n = n;
     return m;

@@ -73,9 +73,15 @@ static const cJSON *cfg_get(const struct hf_config *c, const char *key) {
 
 bool hf_config_has(const struct hf_config *c, const char *key) { return cfg_get(c, key) != NULL; }
 
+// JSON numbers arrive as doubles: an integer is one with no fraction within
+// +-2^53 (every such double is exact; converting a larger one to int64 is undefined)
+static bool json_integer(const cJSON *v) {
+    return cJSON_IsNumber(v) && v->valuedouble == floor(v->valuedouble) && fabs(v->valuedouble) <= 9007199254740992.0;
+}
+
 int64_t hf_config_int(const struct hf_config *c, const char *key, int64_t def) {
     const cJSON *v = cfg_get(c, key);
-    if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble)) return def;
+    if (!json_integer(v)) return def;
     return (int64_t)v->valuedouble;
 }
 
@@ -102,8 +108,8 @@ allmrec_status hf_config_require_int(const struct hf_config *c, const char *key,
     if (!v)
         return ALLMREC_ERR_AT(ALLMREC_ERR_CONFIG, c ? c->path : "config.json", 0, key,
                               "required key is missing");
-    if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble))
-        return ALLMREC_ERR_AT(ALLMREC_ERR_CONFIG, c->path, 0, key, "must be an integer");
+    if (!json_integer(v))
+        return ALLMREC_ERR_AT(ALLMREC_ERR_CONFIG, c->path, 0, key, "must be an integer within +-2^53");
     *out = (int64_t)v->valuedouble;
     return ALLMREC_OK;
 }

@@ -623,6 +623,9 @@ static allmrec_status write_sbert_dir(struct s1 *t, const char *dir) {
                                   "tokenizer.json", "sentence_bert_config.json", "modules.json", "1_Pooling/config.json"};
     char src[1200], dst[1200], sub[1200];
     ALLMREC_TRY(fs_mkdir_p(dir));
+    // the train loop tidies out_dir; this folder is below it (a killed earlier write's temporary files)
+    ALLMREC_TRY(fs_remove_stale_tmp(dir, NULL));
+    ALLMREC_TRY(fs_remove_stale_tmp(fs_join(sub, sizeof sub, dir, "1_Pooling"), NULL));
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         fs_join(src, sizeof src, t->o->sbert_path, files[i]);
         if (!fs_exists(src)) continue;

@@ -310,9 +310,10 @@ static allmrec_status flatten(struct config *cfg, yaml_document_t *doc, yaml_nod
                 return ALLMREC_ERR_AT(ALLMREC_ERR_CONFIG, ctx->file, node_line(k), prefix[0] ? prefix : NULL,
                                       "keys must be plain names, not lists or mappings");
             const char *name = (const char *)k->data.scalar.value;
-            if (!name[0])
+            // a dotted key is a path ("train.lr: 1"): none of its parts may be empty
+            if (!name[0] || name[0] == '.' || name[strlen(name) - 1] == '.' || strstr(name, ".."))
                 return ALLMREC_ERR_AT(ALLMREC_ERR_CONFIG, ctx->file, node_line(k), prefix[0] ? prefix : NULL,
-                                      "empty key");
+                                      "empty key '%s' (or an empty part between dots)", name);
             if (!prefix[0] && !strcmp(name, "base")) continue;
             for (int j = 0; j < i; j++) {
                 yaml_node_t *kj = yaml_document_get_node(doc, p[j].key);
@@ -425,11 +426,13 @@ allmrec_status config_load_string(struct config *cfg, const char *yaml_text, con
     return parse_text(cfg, yaml_text, strlen(yaml_text), "", &ctx);
 }
 
+// an override's key: printable ASCII (every schema key is; a control byte or
+// invalid UTF-8 from argv would reach config.yaml, which then does not load)
 static bool valid_key_text(const char *k, size_t n) {
     if (n == 0 || k[0] == '.' || k[n - 1] == '.') return false;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)k[i];
-        if (isspace(c) || c == '=' || (c == '.' && i + 1 < n && k[i + 1] == '.')) return false;
+        if (c <= ' ' || c >= 0x7f || c == '=' || (c == '.' && i + 1 < n && k[i + 1] == '.')) return false;
     }
     return true;
 }
@@ -443,7 +446,7 @@ allmrec_status config_apply_override(struct config *cfg, const char *assignment)
     char key[512];
     if (kn >= sizeof key || !valid_key_text(assignment, kn))
         return ALLMREC_ERR_AT(ALLMREC_ERR_CONFIG, CMDLINE_FILE, 0, NULL,
-                              "bad key in override '%s' (expected key.sub=value)", assignment);
+                              "bad key in override '%s' (expected key.sub=value, the key in printable ASCII)", assignment);
     memcpy(key, assignment, kn);
     key[kn] = '\0';
     struct load_ctx ctx = {0};
