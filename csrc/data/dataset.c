@@ -220,6 +220,24 @@ allmrec_status dataset_load_hdf5(struct dataset *ds, const char *path) {
         st = ALLMREC_ERR_AT(ALLMREC_ERR_DATA, path, 0, NULL, "bad sizes in the attributes");
         goto fail;
     }
+    { // the attributes must match the stored arrays before they size an allocation (an
+      // n_interactions of 2^31 asked for 8 GB before h5_read refused it; fuzz finding)
+        int nd = 0;
+        int64_t shp[H5_MAX_DIMS], n_off = -1, n_it = -1;
+        S(h5_shape(&f, "users/offsets", &nd, shp, NULL));
+        if (nd == 1) {
+            n_off = shp[0];
+            S(h5_shape(&f, "users/items", &nd, shp, NULL));
+            if (nd == 1) n_it = shp[0];
+        }
+        if (nd != 1 || n_off != ds->n_users + 1 || n_it != ds->n_interactions) {
+            st = ALLMREC_ERR_AT(ALLMREC_ERR_DATA, path, 0, NULL, "the attributes n_users %lld / n_interactions %lld "
+                                "do not match the stored arrays users/offsets (%lld) / users/items (%lld)",
+                                (long long)ds->n_users, (long long)ds->n_interactions, (long long)n_off,
+                                (long long)n_it);
+            goto fail;
+        }
+    }
     ds->offsets = malloc(((size_t)ds->n_users + 1) * sizeof *ds->offsets);
     ds->items = malloc(((size_t)ds->n_interactions + 1) * sizeof *ds->items);
     if (!ds->offsets || !ds->items) { st = ALLMREC_ERR(ALLMREC_ERR_NOMEM, "out of memory loading %s", path); goto fail; }

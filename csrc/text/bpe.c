@@ -109,12 +109,15 @@ allmrec_status tokenizer_load_bpe(struct tokenizer **out, const char *vocab_json
             break;
         }
         int32_t id = (int32_t)v;
+        if (id < t->n_ids && t->id_bytes[id]) { // which token an id decodes to would depend on the file's order
+            s = ALLMREC_ERR_AT(ALLMREC_ERR_DATA, vocab_json, 0, it->string, "id %d is given to two tokens", (int)id);
+            break;
+        }
         size_t tl = strlen(it->string), rn = 0;
         s = tok_set_id_text(t, id, it->string, tl);
         if (s != ALLMREC_OK) break;
         if (tl < sizeof raw && u2b_string(it->string, tl, raw, &rn)) {
             s = tok_strmap_put(&t->vocab, raw, rn, id);
-            free(t->id_bytes[id]);
             t->id_bytes[id] = malloc(rn + 1);
             if (!t->id_bytes[id]) { s = ALLMREC_ERR(ALLMREC_ERR_NOMEM, "tokenizer: out of memory"); break; }
             memcpy(t->id_bytes[id], raw, rn);

@@ -113,8 +113,12 @@ static allmrec_status load_state(const char *path, struct loop_state *st) {
         s = h5_attr_get_f64(&f, "/", STATE_KEYS[i], dst[i]);
     }
     h5_close(&f);
-    if (s) return allmrec_error_prefix("reading the training state of %s: ", path);
-    return check_state(path, st);
+    if (!s) s = check_state(path, st);
+    else s = allmrec_error_prefix("reading the training state of %s: ", path);
+    // a refused state must not outlive the error: the caller's result fields are
+    // int64 casts of it (an epoch of inf was undefined behaviour; fuzz finding)
+    if (s) memset(st, 0, sizeof *st);
+    return s;
 }
 
 static allmrec_status read_loss(struct loop *L, double *sum) {
