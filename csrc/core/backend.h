@@ -49,6 +49,18 @@ extern "C" {
                            struct tensor k, struct tensor v, struct tensor out,                   \
                            struct tensor lse, struct tensor key_mask,                             \
                            const struct attention_params *p))                                     \
+    X(sliding_attention_forward, (struct op_ctx * ctx, struct tensor out, struct tensor lse,      \
+                                  struct tensor q, struct tensor k, struct tensor v,              \
+                                  struct tensor qg, struct tensor kg, struct tensor vg,           \
+                                  struct tensor key_mask,                                         \
+                                  const struct sliding_attention_params *p))                      \
+    X(sliding_attention_backward, (struct op_ctx * ctx, struct tensor dq, struct tensor dk,       \
+                                   struct tensor dv, struct tensor dqg, struct tensor dkg,        \
+                                   struct tensor dvg, struct tensor dout, struct tensor q,        \
+                                   struct tensor k, struct tensor v, struct tensor qg,            \
+                                   struct tensor kg, struct tensor vg, struct tensor out,         \
+                                   struct tensor lse, struct tensor key_mask,                     \
+                                   const struct sliding_attention_params *p))                     \
     X(softmax_forward, (struct op_ctx * ctx, struct tensor out, struct tensor inp))               \
     X(softmax_backward, (struct op_ctx * ctx, struct tensor dinp, struct tensor dout,             \
                          struct tensor out))                                                      \

@@ -474,6 +474,90 @@ allmrec_status op_attention_backward(struct op_ctx *ctx, struct tensor dq, struc
     CALL(attention_backward, ctx, dq, dk, dv, dout, q, k, v, out, lse, key_mask, p);
 }
 
+// ------------------------------------------------------------------ sliding-window attention
+
+// the params, q (B, T, NH, HD) and the key mask
+static allmrec_status sattn_common(struct op_ctx *ctx, const char *op, struct tensor q, struct tensor key_mask,
+                                   const struct sliding_attention_params *p) {
+    if (!p) return ALLMREC_ERR(ALLMREC_ERR_INVALID, "%s: sliding_attention_params are required", op);
+    if (!(p->dropout_p >= 0 && p->dropout_p < 1))
+        return ALLMREC_ERR(ALLMREC_ERR_INVALID, "%s: dropout_p must be in [0, 1), got %g", op, p->dropout_p);
+    if (p->window < 0 || p->n_global < 0)
+        return ALLMREC_ERR(ALLMREC_ERR_INVALID, "%s: window (%lld) and n_global (%lld) must be >= 0", op,
+                           (long long)p->window, (long long)p->n_global);
+    ALLMREC_TRY(arg(ctx, op, "q", q, false, ANY, false));
+    if (q.ndim != 4) return shape_err(op, "q must be (B, T, NH, HD)", q, q);
+    if (p->n_global > q.shape[1])
+        return ALLMREC_ERR(ALLMREC_ERR_INVALID, "%s: n_global %lld exceeds T %lld", op, (long long)p->n_global,
+                           (long long)q.shape[1]);
+    ALLMREC_TRY(arg(ctx, op, "key_mask", key_mask, true, U8, true));
+    if (!tensor_is_none(key_mask)) {
+        int64_t s[2] = {q.shape[0], q.shape[1]};
+        ALLMREC_TRY(tensor_expect(key_mask, op, "key_mask", U8, 2, s));
+    }
+    return ALLMREC_OK;
+}
+
+// t[i] is (B, T, NH, HD) as q, q's dtype, head dim contiguous; none allowed
+// unless required[i]
+static allmrec_status sattn_views(struct op_ctx *ctx, const char *op, struct tensor q, const struct tensor *t,
+                                  const char *const *names, const bool *required, int n) {
+    for (int i = 0; i < n; i++) {
+        ALLMREC_TRY(arg(ctx, op, names[i], t[i], !required[i], ANY, false));
+        ALLMREC_TRY(same_dtype(op, "q", q, names[i], t[i]));
+        ALLMREC_TRY(attn_qkv(op, names[i], t[i], q.shape[0], q.shape[1], q.shape[2], q.shape[3]));
+    }
+    return ALLMREC_OK;
+}
+
+allmrec_status op_sliding_attention_forward(struct op_ctx *ctx, struct tensor out, struct tensor lse,
+                                            struct tensor q, struct tensor k, struct tensor v,
+                                            struct tensor qg, struct tensor kg, struct tensor vg,
+                                            struct tensor key_mask,
+                                            const struct sliding_attention_params *p) {
+    const char *op = "op_sliding_attention_forward";
+    ALLMREC_TRY(sattn_common(ctx, op, q, key_mask, p));
+    bool g = p->n_global > 0;
+    static const char *const names[5] = {"k", "v", "qg", "kg", "vg"};
+    struct tensor in[5] = {k, v, qg, kg, vg};
+    bool req[5] = {true, true, g, g, g};
+    ALLMREC_TRY(sattn_views(ctx, op, q, in, names, req, 5));
+    ALLMREC_TRY(arg(ctx, op, "out", out, false, ANY, true));
+    ALLMREC_TRY(arg(ctx, op, "lse", lse, true, F32, true));
+    ALLMREC_TRY(same_dtype(op, "out", out, "q", q));
+    int64_t B = q.shape[0], T = q.shape[1], NH = q.shape[2], HD = q.shape[3];
+    ALLMREC_TRY(attn_qkv(op, "out", out, B, T, NH, HD));
+    if (!tensor_is_none(lse)) {
+        int64_t s[3] = {B, NH, T};
+        ALLMREC_TRY(tensor_expect(lse, op, "lse", F32, 3, s));
+    }
+    CALL(sliding_attention_forward, ctx, out, lse, q, k, v, qg, kg, vg, key_mask, p);
+}
+
+allmrec_status op_sliding_attention_backward(struct op_ctx *ctx, struct tensor dq, struct tensor dk,
+                                             struct tensor dv, struct tensor dqg, struct tensor dkg,
+                                             struct tensor dvg, struct tensor dout, struct tensor q,
+                                             struct tensor k, struct tensor v, struct tensor qg,
+                                             struct tensor kg, struct tensor vg, struct tensor out,
+                                             struct tensor lse, struct tensor key_mask,
+                                             const struct sliding_attention_params *p) {
+    const char *op = "op_sliding_attention_backward";
+    ALLMREC_TRY(sattn_common(ctx, op, q, key_mask, p));
+    bool g = p->n_global > 0;
+    static const char *const names[13] = {"k", "v", "qg", "kg", "vg", "dq", "dk", "dv", "dqg", "dkg", "dvg",
+                                          "dout", "out"};
+    struct tensor in[13] = {k, v, qg, kg, vg, dq, dk, dv, dqg, dkg, dvg, dout, out};
+    bool req[13] = {true, true, g, g, g, false, false, false, false, false, false, true, true};
+    ALLMREC_TRY(sattn_views(ctx, op, q, in, names, req, 13));
+    ALLMREC_TRY(arg(ctx, op, "dout", dout, false, ANY, true));
+    ALLMREC_TRY(arg(ctx, op, "out", out, false, ANY, true));
+    ALLMREC_TRY(arg(ctx, op, "lse", lse, false, F32, true));
+    int64_t s[3] = {q.shape[0], q.shape[2], q.shape[1]};
+    ALLMREC_TRY(tensor_expect(lse, op, "lse", F32, 3, s));
+    CALL(sliding_attention_backward, ctx, dq, dk, dv, dqg, dkg, dvg, dout, q, k, v, qg, kg, vg, out, lse,
+         key_mask, p);
+}
+
 // ------------------------------------------------------------------ softmax / cross-entropy
 
 allmrec_status op_softmax_forward(struct op_ctx *ctx, struct tensor out, struct tensor inp) {

@@ -33,6 +33,7 @@
 //   op_act_forward, op_act_backward,
 //   op_layernorm_forward, op_layernorm_backward,
 //   op_attention_forward, op_attention_backward,
+//   struct sliding_attention_params, op_sliding_attention_forward, op_sliding_attention_backward,
 //   op_softmax_forward, op_softmax_backward,
 //   op_row_max, op_xent_partial, op_xent_finish,
 //   op_cross_entropy_forward, op_cross_entropy_backward,
@@ -185,6 +186,46 @@ allmrec_status op_attention_backward(struct op_ctx *ctx, struct tensor dq, struc
                                      struct tensor k, struct tensor v, struct tensor out,
                                      struct tensor lse, struct tensor key_mask,
                                      const struct attention_params *p);
+
+// ------------------------------------------------------------------ sliding-window attention
+// Longformer's self-attention (HF LongformerSelfAttention) after its
+// projections: local attention in a symmetric window plus global attention
+// on the first n_global positions.
+struct sliding_attention_params {
+    float scale;      // 1/sqrt(head_dim)
+    int64_t window;   // one-sided window w (HF attention_window / 2): |i - j| <= w
+    int64_t n_global; // positions [0, n_global) are global (RECFORMER / Longformer CLS: 1)
+    float dropout_p;  // dropout on the probabilities of both parts
+    uint64_t seed;    // keep flag = Philox(seed, stream, ((b*NH + h)*T + i)*T + j)
+    uint32_t stream;
+};
+// q, k, v (B, T, NH, HD): the local projections; qg, kg, vg (B, T, NH, HD):
+// the global ones (HF query_global / key_global / value_global; none when
+// n_global is 0). Last axis contiguous, other strides free (views into one
+// fused projection buffer). key_mask (B, T) U8 optional (0 = padding).
+// With G = n_global and u(j) = key_mask[b, j] (1 without a mask):
+//   local row i >= G: keys {j : u(j), |i - j| <= w or j < G}, scores
+//     q_i . k_j * scale, out_i = sum_j P_ij v_j (the global keys seen with the
+//     local k, v: HF's attn_probs_from_global_key)
+//   global row i < G: keys {j : u(j)}, scores qg_i . kg_j * scale,
+//     out_i = sum_j P_ij vg_j
+//   a padded query row (u(i) = 0) gets out = 0 and lse = -inf (HF zeroes its
+//   probabilities).
+// out (B, T, NH, HD) contiguous; lse (B, NH, T) F32 saved for backward.
+allmrec_status op_sliding_attention_forward(struct op_ctx *ctx, struct tensor out, struct tensor lse,
+                                            struct tensor q, struct tensor k, struct tensor v,
+                                            struct tensor qg, struct tensor kg, struct tensor vg,
+                                            struct tensor key_mask,
+                                            const struct sliding_attention_params *p);
+// dq, dk, dv, dqg, dkg, dvg +=; any may be none. Needs the forward's out and
+// lse; the same dropout flags are regenerated.
+allmrec_status op_sliding_attention_backward(struct op_ctx *ctx, struct tensor dq, struct tensor dk,
+                                             struct tensor dv, struct tensor dqg, struct tensor dkg,
+                                             struct tensor dvg, struct tensor dout, struct tensor q,
+                                             struct tensor k, struct tensor v, struct tensor qg,
+                                             struct tensor kg, struct tensor vg, struct tensor out,
+                                             struct tensor lse, struct tensor key_mask,
+                                             const struct sliding_attention_params *p);
 
 // ------------------------------------------------------------------ softmax and cross-entropy
 // out (N, C) = softmax over the last axis of inp (N, C)

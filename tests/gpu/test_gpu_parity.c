@@ -227,6 +227,26 @@ static allmrec_status run_attention(struct op_ctx *ctx, struct tensor *t, const 
     return op_attention_backward(ctx, dq, dk, dv, t[5], q, k, v, t[3], t[4], mask, &p);
 }
 
+// sliding-window attention: p = {B, T, NH, HD, window, n_global, masked}; f = {dropout_p}.
+// Slots: x6 (B, T, 6 NH HD) = q | k | v | qg | kg | vg fused, out, lse, dout, dx6, key_mask
+static void sattn_views(struct tensor x, const struct pcase *c, struct tensor *v6) {
+    int64_t B = c->p[0], T = c->p[1], NH = c->p[2], HD = c->p[3];
+    int64_t sh[4] = {B, T, NH, HD}, st[4] = {T * 6 * NH * HD, 6 * NH * HD, HD, 1};
+    for (int i = 0; i < 6; i++) v6[i] = i >= 3 && c->p[5] == 0 ? tensor_none() : tensor_view(x, i * NH * HD, 4, sh, st);
+}
+
+static allmrec_status run_sliding_attention(struct op_ctx *ctx, struct tensor *t, const struct pcase *c) {
+    struct tensor x[6], d[6];
+    sattn_views(t[0], c, x);
+    sattn_views(t[4], c, d);
+    struct sliding_attention_params p = {1.0f / sqrtf((float)c->p[3]), c->p[4], c->p[5], c->f[0],
+                                         7654321ull + (uint64_t)c->p[1], 3u};
+    struct tensor mask = c->p[6] ? t[5] : tensor_none();
+    ALLMREC_TRY(op_sliding_attention_forward(ctx, t[1], t[2], x[0], x[1], x[2], x[3], x[4], x[5], mask, &p));
+    return op_sliding_attention_backward(ctx, d[0], d[1], d[2], d[3], d[4], d[5], t[3], x[0], x[1], x[2], x[3],
+                                         x[4], x[5], t[1], t[2], mask, &p);
+}
+
 static allmrec_status run_softmax(struct op_ctx *ctx, struct tensor *t, const struct pcase *c) {
     // inp, out, dout, dinp
     ALLMREC_TRY(op_softmax_forward(ctx, t[1], t[0]));
@@ -480,6 +500,27 @@ static void build_cases(void) {
             }
             MASK_IN(c, "key_mask", 0.8f, 2, B, Tk, 0, 0);
             c->naive_attn_slot = 3;
+            c->tol32 = 2e-5;
+        }
+        // sliding-window attention (Longformer): {B, T, NH, HD, window, n_global, masked}, dropout;
+        // the CUDA kernel takes F32 only (the op refuses F16/BF16 there)
+        static const int64_t sa[][7] = {{2, 37, 3, 16, 4, 1, 1}, {2, 64, 2, 64, 8, 1, 0}, {1, 130, 2, 64, 16, 2, 1},
+                                        {3, 20, 1, 32, 2, 0, 1},  {1, 300, 12, 64, 32, 1, 1}, {2, 50, 2, 128, 100, 1, 0}};
+        static const float sa_drop[] = {0, 0, 0.1f, 0, 0, 0.2f};
+        for (size_t i = 0; dt == ALLMREC_DTYPE_F32 && i < sizeof sa / sizeof sa[0]; i++) {
+            int64_t B = sa[i][0], T = sa[i][1], NH = sa[i][2], HD = sa[i][3];
+            snprintf(nm, sizeof nm, "sliding_attention_B%lld_T%lld_NH%lld_HD%lld_w%lld_G%lld%s%s", (long long)B,
+                     (long long)T, (long long)NH, (long long)HD, (long long)sa[i][4], (long long)sa[i][5],
+                     sa[i][6] ? "_mask" : "", sa_drop[i] > 0 ? "_dropout" : "");
+            c = add_case(nm, run_sliding_attention, dt);
+            for (int j = 0; j < 7; j++) c->p[j] = sa[i][j];
+            c->f[0] = sa_drop[i];
+            IN(c, "x6", 3, B, T, 6 * NH * HD, 0);
+            OUT(c, "out", 4, B, T, NH, HD);
+            OUT32(c, "lse", 3, B, NH, T, 0);
+            IN(c, "dout", 4, B, T, NH, HD);
+            INOUT(c, "dx6", 3, B, T, 6 * NH * HD, 0);
+            MASK_IN(c, "key_mask", 0.85f, 2, B, T, 0, 0);
             c->tol32 = 2e-5;
         }
         // softmax
