@@ -13,11 +13,10 @@
 #include "allmrec/io.h"
 #include "allmrec/log.h"
 #include "allmrec/text.h"
+#include "models/bert_block.h"
 
 // dropout streams (Philox stream ids); layer l adds l
 enum { S_EMB = 1, S_ATT = 100, S_AO = 200, S_FO = 300 };
-// per-layer parameter slots
-enum { L_WQKV = 0, L_BQKV, L_WO, L_BO, L_LN1W, L_LN1B, L_W1, L_B1, L_W2, L_B2, L_LN2W, L_LN2B, L_COUNT };
 
 // ---------------------------------------------------------------- config
 
@@ -470,11 +469,6 @@ allmrec_status bert_model_save(const struct bert_model *m, const char *path) {
 
 // ---------------------------------------------------------------- views
 
-static inline struct tensor rows_view(struct tensor t, int64_t n) {
-    int64_t cols = t.ndim == 2 ? t.shape[1] : 1;
-    if (t.ndim == 1) return tensor_1d(t.data, t.dtype, t.device, n);
-    return tensor_2d(t.data, t.dtype, t.device, n, cols);
-}
 
 // q, k or v (which = 0, 1, 2) of a (B*T, 3C) buffer as (B, T, NH, HD)
 static struct tensor qkv_part(struct tensor qkv, int which, int64_t B, int64_t T, int64_t NH, int64_t HD) {
@@ -530,7 +524,7 @@ allmrec_status bert_forward(struct bert_model *m, const int32_t *ids, const uint
     struct tensor ttv = tensor_1d(m->type_ids.data, ALLMREC_DTYPE_I32, dev, N);
     struct tensor maskv = tensor_2d(m->mask.data, ALLMREC_DTYPE_U8, dev, B, T);
     struct tensor *w = m->weights;
-    struct tensor emb = rows_view(m->emb_sum, N), sc = rows_view(m->scratch_c, N), x0 = rows_view(m->x0, N);
+    struct tensor emb = bert_rows_view(m->emb_sum, N), sc = bert_rows_view(m->scratch_c, N), x0 = bert_rows_view(m->x0, N);
 
     // embeddings
     ALLMREC_TRY(op_embedding_forward(ctx, emb, idv, w[0], 0));
@@ -541,8 +535,8 @@ allmrec_status bert_forward(struct bert_model *m, const int32_t *ids, const uint
         ALLMREC_TRY(op_add(ctx, emb, emb, sc));
     }
     int lw = p_ln0w(c);
-    ALLMREC_TRY(op_layernorm_forward(ctx, x0, m->training ? rows_view(m->ln0_mean, N) : tensor_none(),
-                                     m->training ? rows_view(m->ln0_rstd, N) : tensor_none(), emb, w[lw],
+    ALLMREC_TRY(op_layernorm_forward(ctx, x0, m->training ? bert_rows_view(m->ln0_mean, N) : tensor_none(),
+                                     m->training ? bert_rows_view(m->ln0_rstd, N) : tensor_none(), emb, w[lw],
                                      w[lw + 1], c->ln_eps));
     if (ph > 0) ALLMREC_TRY(op_dropout_forward(ctx, x0, x0, ph, seed, S_EMB));
 
@@ -550,9 +544,7 @@ allmrec_status bert_forward(struct bert_model *m, const int32_t *ids, const uint
     struct tensor x = x0;
     for (int l = 0; l < (int)c->n_layers; l++) {
         struct bert_layer_acts *A = layer_acts(m, l);
-        struct tensor qkv = rows_view(A->qkv, N), att = rows_view(A->att, N), res1 = rows_view(A->res1, N);
-        struct tensor x1 = rows_view(A->x1, N), h = rows_view(A->h, N), res2 = rows_view(A->res2, N);
-        struct tensor x2 = rows_view(A->x2, N);
+        struct tensor qkv = bert_rows_view(A->qkv, N), att = bert_rows_view(A->att, N), x2 = bert_rows_view(A->x2, N);
         ALLMREC_TRY(op_linear_forward(ctx, qkv, tensor_none(), x, w[p_layer(c, l, L_WQKV)],
                                       w[p_layer(c, l, L_BQKV)], none));
         struct attention_params ap = {1.0f / sqrtf((float)HD), false, m->last_p_attn, seed,
@@ -561,26 +553,12 @@ allmrec_status bert_forward(struct bert_model *m, const int32_t *ids, const uint
         ALLMREC_TRY(op_attention_forward(ctx, as_bthd(att, B, T, NH, HD), lse, qkv_part(qkv, 0, B, T, NH, HD),
                                          qkv_part(qkv, 1, B, T, NH, HD), qkv_part(qkv, 2, B, T, NH, HD),
                                          maskv, &ap));
-        ALLMREC_TRY(op_linear_forward(ctx, sc, tensor_none(), att, w[p_layer(c, l, L_WO)],
-                                      w[p_layer(c, l, L_BO)], none));
-        if (ph > 0) ALLMREC_TRY(op_dropout_forward(ctx, sc, sc, ph, seed, (uint32_t)(S_AO + l)));
-        ALLMREC_TRY(op_add(ctx, res1, x, sc));
-        ALLMREC_TRY(op_layernorm_forward(ctx, x1, m->training ? rows_view(A->ln1_mean, N) : tensor_none(),
-                                         m->training ? rows_view(A->ln1_rstd, N) : tensor_none(), res1,
-                                         w[p_layer(c, l, L_LN1W)], w[p_layer(c, l, L_LN1B)], c->ln_eps));
-        ALLMREC_TRY(op_linear_forward(ctx, h, m->training ? rows_view(A->hpre, N) : tensor_none(), x1,
-                                      w[p_layer(c, l, L_W1)], w[p_layer(c, l, L_B1)], gelu));
-        ALLMREC_TRY(op_linear_forward(ctx, sc, tensor_none(), h, w[p_layer(c, l, L_W2)],
-                                      w[p_layer(c, l, L_B2)], none));
-        if (ph > 0) ALLMREC_TRY(op_dropout_forward(ctx, sc, sc, ph, seed, (uint32_t)(S_FO + l)));
-        ALLMREC_TRY(op_add(ctx, res2, x1, sc));
-        ALLMREC_TRY(op_layernorm_forward(ctx, x2, m->training ? rows_view(A->ln2_mean, N) : tensor_none(),
-                                         m->training ? rows_view(A->ln2_rstd, N) : tensor_none(), res2,
-                                         w[p_layer(c, l, L_LN2W)], w[p_layer(c, l, L_LN2B)], c->ln_eps));
+        ALLMREC_TRY(bert_block_tail_forward(ctx, A, &w[p_layer(c, l, 0)], N, x, sc, gelu, c->ln_eps, ph, seed,
+                                            (uint32_t)(S_AO + l), (uint32_t)(S_FO + l), m->training));
         x = x2;
     }
     // mean pooling over the mask, then F32 output
-    struct tensor pooled = rows_view(m->pooled, B), o = rows_view(m->out, B);
+    struct tensor pooled = bert_rows_view(m->pooled, B), o = bert_rows_view(m->out, B);
     ALLMREC_TRY(op_masked_mean_forward(ctx, pooled, tensor_3d(x.data, x.dtype, dev, B, T, C), maskv));
     ALLMREC_TRY(op_copy(ctx, o, pooled));
     if (c->normalize) {
@@ -600,6 +578,68 @@ allmrec_status bert_forward(struct bert_model *m, const int32_t *ids, const uint
     }
     *out = o;
     return ALLMREC_OK;
+}
+
+// ---------------------------------------------------------------- the layer after attention (bert_block.h)
+
+allmrec_status bert_block_tail_forward(struct op_ctx *ctx, struct bert_layer_acts *A, const struct tensor *lw,
+                                       int64_t N, struct tensor x, struct tensor sc, struct act gelu,
+                                       float ln_eps, float ph, uint64_t seed, uint32_t s_ao, uint32_t s_fo,
+                                       bool training) {
+    struct act none = {ACT_NONE, 0};
+    struct tensor att = bert_rows_view(A->att, N), res1 = bert_rows_view(A->res1, N);
+    struct tensor x1 = bert_rows_view(A->x1, N), h = bert_rows_view(A->h, N), res2 = bert_rows_view(A->res2, N);
+    struct tensor x2 = bert_rows_view(A->x2, N), no = tensor_none();
+    ALLMREC_TRY(op_linear_forward(ctx, sc, no, att, lw[L_WO], lw[L_BO], none));
+    if (ph > 0) ALLMREC_TRY(op_dropout_forward(ctx, sc, sc, ph, seed, s_ao));
+    ALLMREC_TRY(op_add(ctx, res1, x, sc));
+    ALLMREC_TRY(op_layernorm_forward(ctx, x1, training ? bert_rows_view(A->ln1_mean, N) : no,
+                                     training ? bert_rows_view(A->ln1_rstd, N) : no, res1, lw[L_LN1W], lw[L_LN1B],
+                                     ln_eps));
+    ALLMREC_TRY(op_linear_forward(ctx, h, training ? bert_rows_view(A->hpre, N) : no, x1, lw[L_W1], lw[L_B1], gelu));
+    ALLMREC_TRY(op_linear_forward(ctx, sc, no, h, lw[L_W2], lw[L_B2], none));
+    if (ph > 0) ALLMREC_TRY(op_dropout_forward(ctx, sc, sc, ph, seed, s_fo));
+    ALLMREC_TRY(op_add(ctx, res2, x1, sc));
+    return op_layernorm_forward(ctx, x2, training ? bert_rows_view(A->ln2_mean, N) : no,
+                                training ? bert_rows_view(A->ln2_rstd, N) : no, res2, lw[L_LN2W], lw[L_LN2B], ln_eps);
+}
+
+allmrec_status bert_block_tail_backward(struct op_ctx *ctx, const struct bert_layer_acts *A,
+                                        const struct tensor *lw, const struct tensor *lg, int64_t N,
+                                        struct tensor dx, struct tensor dxin, struct tensor datt,
+                                        const struct bert_block_bwd_scratch *s, struct act gelu, float ph,
+                                        uint64_t seed, uint32_t s_ao, uint32_t s_fo) {
+    struct tensor dres = s->dres, dx1 = s->dx1, dh = s->dh, dhpre = s->dhpre, da = s->da;
+    // LN2: res2 = x1 + drop(f)
+    ALLMREC_TRY(op_fill(ctx, dres, 0));
+    ALLMREC_TRY(op_layernorm_backward(ctx, dres, lg[L_LN2W], lg[L_LN2B], dx, bert_rows_view(A->res2, N), lw[L_LN2W],
+                                      bert_rows_view(A->ln2_mean, N), bert_rows_view(A->ln2_rstd, N)));
+    ALLMREC_TRY(op_copy(ctx, dx1, dres));
+    struct tensor df = dres;
+    if (ph > 0) {
+        ALLMREC_TRY(op_fill(ctx, da, 0));
+        ALLMREC_TRY(op_dropout_backward(ctx, da, dres, ph, seed, s_fo));
+        df = da;
+    }
+    // FFN
+    ALLMREC_TRY(op_fill(ctx, dh, 0));
+    ALLMREC_TRY(op_linear_backward(ctx, dh, lg[L_W2], lg[L_B2], df, bert_rows_view(A->h, N), lw[L_W2]));
+    ALLMREC_TRY(op_fill(ctx, dhpre, 0));
+    ALLMREC_TRY(op_act_backward(ctx, dhpre, tensor_none(), dh, bert_rows_view(A->hpre, N), tensor_none(), gelu));
+    ALLMREC_TRY(op_linear_backward(ctx, dx1, lg[L_W1], lg[L_B1], dhpre, bert_rows_view(A->x1, N), lw[L_W1]));
+    // LN1: res1 = x + drop(a)
+    ALLMREC_TRY(op_fill(ctx, dres, 0));
+    ALLMREC_TRY(op_layernorm_backward(ctx, dres, lg[L_LN1W], lg[L_LN1B], dx1, bert_rows_view(A->res1, N), lw[L_LN1W],
+                                      bert_rows_view(A->ln1_mean, N), bert_rows_view(A->ln1_rstd, N)));
+    ALLMREC_TRY(op_copy(ctx, dxin, dres));
+    struct tensor dao = dres;
+    if (ph > 0) {
+        ALLMREC_TRY(op_fill(ctx, da, 0));
+        ALLMREC_TRY(op_dropout_backward(ctx, da, dres, ph, seed, s_ao));
+        dao = da;
+    }
+    ALLMREC_TRY(op_fill(ctx, datt, 0));
+    return op_linear_backward(ctx, datt, lg[L_WO], lg[L_BO], dao, bert_rows_view(A->att, N), lw[L_WO]);
 }
 
 // ---------------------------------------------------------------- backward
@@ -625,7 +665,7 @@ allmrec_status bert_backward(struct bert_model *m, struct tensor dout) {
     struct tensor posv = tensor_1d(m->pos_ids.data, ALLMREC_DTYPE_I32, dev, N);
     struct tensor ttv = tensor_1d(m->type_ids.data, ALLMREC_DTYPE_I32, dev, N);
     struct tensor maskv = tensor_2d(m->mask.data, ALLMREC_DTYPE_U8, dev, B, T);
-    struct tensor dpool = rows_view(m->d_pooled, B);
+    struct tensor dpool = bert_rows_view(m->d_pooled, B);
 
     // through the normalisation: dp = (g - y (y . g)) / ||p||
     if (c->normalize) {
@@ -639,7 +679,7 @@ allmrec_status bert_backward(struct bert_model *m, struct tensor dout) {
                 hp[b * C + j] = (float)((hg[b * C + j] - hy[b * C + j] * d) / hn[b]);
         }
         // stage through the F32 output buffer (its forward value is no longer needed here)
-        struct tensor o = rows_view(m->out, B);
+        struct tensor o = bert_rows_view(m->out, B);
         ALLMREC_TRY(tensor_copy_any(o, tensor_2d(hp, ALLMREC_DTYPE_F32, ALLMREC_DEVICE_CPU, B, C)));
         // restore y into out after the copy below
         ALLMREC_TRY(op_copy(ctx, dpool, o));
@@ -647,9 +687,9 @@ allmrec_status bert_backward(struct bert_model *m, struct tensor dout) {
     } else {
         ALLMREC_TRY(op_copy(ctx, dpool, dout));
     }
-    struct tensor dx = rows_view(m->d_x, N), dxin = rows_view(m->d_xin, N), dres = rows_view(m->d_res, N);
-    struct tensor dx1 = rows_view(m->d_x1, N), dh = rows_view(m->d_h, N), dhpre = rows_view(m->d_hpre, N);
-    struct tensor da = rows_view(m->d_a, N), datt = rows_view(m->d_att, N), dqkv = rows_view(m->d_qkv, N);
+    struct tensor dx = bert_rows_view(m->d_x, N), dxin = bert_rows_view(m->d_xin, N), dres = bert_rows_view(m->d_res, N);
+    struct tensor dx1 = bert_rows_view(m->d_x1, N), dh = bert_rows_view(m->d_h, N), dhpre = bert_rows_view(m->d_hpre, N);
+    struct tensor da = bert_rows_view(m->d_a, N), datt = bert_rows_view(m->d_att, N), dqkv = bert_rows_view(m->d_qkv, N);
     ALLMREC_TRY(op_fill(ctx, dx, 0));
     ALLMREC_TRY(op_masked_mean_backward(ctx, tensor_3d(dx.data, dx.dtype, dev, B, T, C), dpool, maskv));
 
@@ -657,43 +697,11 @@ allmrec_status bert_backward(struct bert_model *m, struct tensor dout) {
     (void)none;
     for (int l = (int)c->n_layers - 1; l >= 0; l--) {
         struct bert_layer_acts *A = &m->layer[l];
-        struct tensor x = l > 0 ? rows_view(m->layer[l - 1].x2, N) : rows_view(m->x0, N);
-        struct tensor qkv = rows_view(A->qkv, N), att = rows_view(A->att, N);
-        // LN2: res2 = x1 + drop(f)
-        ALLMREC_TRY(op_fill(ctx, dres, 0));
-        ALLMREC_TRY(op_layernorm_backward(ctx, dres, g[p_layer(c, l, L_LN2W)], g[p_layer(c, l, L_LN2B)], dx,
-                                          rows_view(A->res2, N), w[p_layer(c, l, L_LN2W)],
-                                          rows_view(A->ln2_mean, N), rows_view(A->ln2_rstd, N)));
-        ALLMREC_TRY(op_copy(ctx, dx1, dres));
-        struct tensor df = dres;
-        if (ph > 0) {
-            ALLMREC_TRY(op_fill(ctx, da, 0));
-            ALLMREC_TRY(op_dropout_backward(ctx, da, dres, ph, seed, (uint32_t)(S_FO + l)));
-            df = da;
-        }
-        // FFN
-        ALLMREC_TRY(op_fill(ctx, dh, 0));
-        ALLMREC_TRY(op_linear_backward(ctx, dh, g[p_layer(c, l, L_W2)], g[p_layer(c, l, L_B2)], df,
-                                       rows_view(A->h, N), w[p_layer(c, l, L_W2)]));
-        ALLMREC_TRY(op_fill(ctx, dhpre, 0));
-        ALLMREC_TRY(op_act_backward(ctx, dhpre, tensor_none(), dh, rows_view(A->hpre, N), tensor_none(), gelu));
-        ALLMREC_TRY(op_linear_backward(ctx, dx1, g[p_layer(c, l, L_W1)], g[p_layer(c, l, L_B1)], dhpre,
-                                       rows_view(A->x1, N), w[p_layer(c, l, L_W1)]));
-        // LN1: res1 = x + drop(a)
-        ALLMREC_TRY(op_fill(ctx, dres, 0));
-        ALLMREC_TRY(op_layernorm_backward(ctx, dres, g[p_layer(c, l, L_LN1W)], g[p_layer(c, l, L_LN1B)], dx1,
-                                          rows_view(A->res1, N), w[p_layer(c, l, L_LN1W)],
-                                          rows_view(A->ln1_mean, N), rows_view(A->ln1_rstd, N)));
-        ALLMREC_TRY(op_copy(ctx, dxin, dres));
-        struct tensor dao = dres;
-        if (ph > 0) {
-            ALLMREC_TRY(op_fill(ctx, da, 0));
-            ALLMREC_TRY(op_dropout_backward(ctx, da, dres, ph, seed, (uint32_t)(S_AO + l)));
-            dao = da;
-        }
-        ALLMREC_TRY(op_fill(ctx, datt, 0));
-        ALLMREC_TRY(op_linear_backward(ctx, datt, g[p_layer(c, l, L_WO)], g[p_layer(c, l, L_BO)], dao, att,
-                                       w[p_layer(c, l, L_WO)]));
+        struct tensor x = l > 0 ? bert_rows_view(m->layer[l - 1].x2, N) : bert_rows_view(m->x0, N);
+        struct tensor qkv = bert_rows_view(A->qkv, N), att = bert_rows_view(A->att, N);
+        struct bert_block_bwd_scratch bs = {dres, dx1, dh, dhpre, da};
+        ALLMREC_TRY(bert_block_tail_backward(ctx, A, &w[p_layer(c, l, 0)], &g[p_layer(c, l, 0)], N, dx, dxin, datt,
+                                             &bs, gelu, ph, seed, (uint32_t)(S_AO + l), (uint32_t)(S_FO + l)));
         // attention
         struct attention_params ap = {1.0f / sqrtf((float)HD), false, m->last_p_attn, seed,
                                       (uint32_t)(S_ATT + l)};
@@ -718,8 +726,8 @@ allmrec_status bert_backward(struct bert_model *m, struct tensor dout) {
     }
     int lw = p_ln0w(c);
     ALLMREC_TRY(op_fill(ctx, da, 0));
-    ALLMREC_TRY(op_layernorm_backward(ctx, da, g[lw], g[lw + 1], dsrc, rows_view(m->emb_sum, N), w[lw],
-                                      rows_view(m->ln0_mean, N), rows_view(m->ln0_rstd, N)));
+    ALLMREC_TRY(op_layernorm_backward(ctx, da, g[lw], g[lw + 1], dsrc, bert_rows_view(m->emb_sum, N), w[lw],
+                                      bert_rows_view(m->ln0_mean, N), bert_rows_view(m->ln0_rstd, N)));
     ALLMREC_TRY(op_embedding_backward(ctx, g[0], da, idv, 0));
     ALLMREC_TRY(op_embedding_backward(ctx, g[1], da, posv, 0));
     if (p_wtt(c) >= 0) ALLMREC_TRY(op_embedding_backward(ctx, g[p_wtt(c)], da, ttv, 0));
