@@ -2,7 +2,8 @@
 // SASRec (csrc/models/sasrec*.c), NCF (csrc/models/ncf*.c), GRU4Rec and
 // NextItNet (csrc/models/seqcf*.c, gru4rec.c, nextitnet.c) and A-LLMRec Stage 1
 // and Stage 2 (csrc/models/stage1*.c, stage2*.c) and TALLRec (LoRA on OPT,
-// csrc/models/tallrec_run.c) are built. `allmrec train
+// csrc/models/tallrec_run.c) and RECFORMER (Longformer,
+// csrc/models/recformer_run.c) are built. `allmrec train
 // <model> --help` lists the model's config keys from the schema that
 // validates its configs.
 #include <stdio.h>
@@ -11,6 +12,7 @@
 
 #include "allmrec/config.h"
 #include "allmrec/ncf_train.h"
+#include "allmrec/recformer.h"
 #include "allmrec/sasrec_train.h"
 #include "allmrec/seqcf_train.h"
 #include "allmrec/stage1.h"
@@ -19,11 +21,12 @@
 #include "cli/commands.h"
 
 static const char *USAGE =
-    "usage: allmrec train <sasrec|ncf|gru4rec|nextitnet|stage1|stage2|tallrec> --config FILE [key=value ...]\n"
+    "usage: allmrec train <sasrec|ncf|gru4rec|nextitnet|stage1|stage2|tallrec|recformer> --config FILE [key=value ...]\n"
     "                     [--out DIR] [--restart] [--device cpu|cuda]\n"
     "  <model>        sasrec | ncf | gru4rec | nextitnet | stage1 | stage2 (A-LLMRec Stages 1, 2) | tallrec (LoRA\n"
-    "                 on OPT, then the LLM evaluation)\n"
-    "  --config FILE  YAML config (configs/{sasrec,ncf,gru4rec,nextitnet,stage1,stage2,tallrec}/*.yaml; `base:`\n"
+    "                 on OPT, then the LLM evaluation) | recformer (Longformer over item attribute text)\n"
+    "  --config FILE  YAML config (configs/{sasrec,ncf,gru4rec,nextitnet,stage1,stage2,tallrec,recformer}/*.yaml;\n"
+    "                 `base:`\n"
     "                 inheritance)\n"
     "  key=value      override any config key, e.g. train.epochs=50 train.device=cuda\n"
     "  --out DIR      same as out_dir=DIR\n"
@@ -34,7 +37,8 @@ static const char *USAGE =
     "sbert/, joint.h5, metrics.json, metrics.txt} (docs/stage1.md); stage2 writes <out_dir>/{config.yaml,\n"
     "train_log.jsonl, last.h5, best.h5, checkpoint.h5} (docs/stage2.md); tallrec writes <out_dir>/{config.yaml,\n"
     "train_log.jsonl, last.h5, best.h5, adapter/ (peft's layout), metrics.json, generations.jsonl}\n"
-    "(docs/tallrec.md). Interrupt with Ctrl-C: the state is\n"
+    "(docs/tallrec.md); recformer writes <out_dir>/{config.yaml, train_log.jsonl, last.h5, best.h5, metrics.json,\n"
+    "metrics.txt} (docs/recformer.md). Interrupt with Ctrl-C: the state is\n"
     "saved; re-run the same command to resume.\n"
     "`allmrec train <model> --help` lists the model's config keys (type, default, range, meaning).\n";
 
@@ -72,6 +76,9 @@ static const struct train_model MODELS[] = {
      "  " CLI_EXAMPLE_QUICKSTART "\n"
      "  allmrec train tallrec --config configs/tallrec/paper.yaml data.path=qs/synth.h5 llm.path=qs/models/opt "
      "train.epochs=1 train.valid_users=8 eval.num_users=4 eval.generation.max_new_tokens=8 --out runs/tallrec\n"},
+    {"recformer", recformer_config_schema,
+     "  " EXAMPLE_SYNTH "\n  allmrec train recformer --config configs/recformer/tiny.yaml data.path=synth.h5 "
+     "tokenizer.path=../shared/data/tokenizer_gpt2_opt train.epochs=1 --out runs/recformer\n"},
 };
 #define N_MODELS (int)(sizeof MODELS / sizeof MODELS[0])
 
@@ -113,6 +120,7 @@ int cmd_train(int argc, char **argv) {
         if (is_help(argv[i])) { print_help(m); return 0; }
     bool stage1 = !strcmp(model, "stage1"), stage2 = !strcmp(model, "stage2"), ncf = !strcmp(model, "ncf");
     bool gru4rec = !strcmp(model, "gru4rec"), nextitnet = !strcmp(model, "nextitnet"), tallrec = !strcmp(model, "tallrec");
+    bool recformer = !strcmp(model, "recformer");
     const char *config_path = NULL;
     char **ov = calloc((size_t)argc + 4, sizeof(char *));
     char extra[3][1100];
@@ -168,6 +176,12 @@ int cmd_train(int argc, char **argv) {
         if (!s) s = tallrec_options_from_config(&cfg, &ot);
         if (!s) s = tallrec_run(&ot, NULL, NULL);
         tallrec_options_free(&ot);
+    } else if (recformer) {
+        struct recformer_options orf;
+        memset(&orf, 0, sizeof orf);
+        if (!s) s = recformer_options_from_config(&cfg, &orf);
+        if (!s) s = recformer_run(&orf, NULL, 0, NULL);
+        recformer_options_free(&orf);
     } else if (gru4rec || nextitnet) {
         struct seqcf_run_options o3;
         memset(&o3, 0, sizeof o3);

@@ -363,6 +363,10 @@ allmrec_status longformer_model_load(struct longformer_model *m, const char *pat
         char nm[6][256];
         int parts = hf_names(&m->cfg, i, prefix, nm);
         struct tensor t = m->params[i];
+        if (i == p_wip(&m->cfg) && !safetensors_find(&st, nm[0])) { // longformer-base: RECFORMER adds the table
+            log_info("%s has no %s: it keeps its initial values", path, nm[0]);
+            continue;
+        }
         for (int j = 0; j < parts && !s; j++)
             s = safetensors_load(&st, nm[j], parts == 1 ? t : tensor_slice(t, 0, j * (t.shape[0] / 6), t.shape[0] / 6));
     }

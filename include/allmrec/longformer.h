@@ -87,7 +87,8 @@ void longformer_model_free(struct longformer_model *m);
 allmrec_status longformer_model_init_random(struct longformer_model *m, uint64_t seed);
 // a HF LongformerModel safetensors file (prefixes '', 'longformer.', 'model.'
 // are found by themselves); the item-position table is
-// embeddings.item_position_embeddings.weight (RECFORMER) when the config has one
+// embeddings.item_position_embeddings.weight (RECFORMER) when the config has
+// one; a file without it (longformer-base) leaves the table as it was
 allmrec_status longformer_model_load(struct longformer_model *m, const char *path);
 // the same names, loadable by HF (atomic write)
 allmrec_status longformer_model_save(const struct longformer_model *m, const char *path);

@@ -1,0 +1,73 @@
+// recformer.h: RECFORMER (Li et al. 2023, "Text Is All You Need: Learning
+// Language Representations for Sequential Recommendation") as a baseline
+// (`allmrec train recformer`; the runner's `baseline` stage with
+// run.baseline_model=recformer).
+//
+// Items are key-value attribute sentences: for every attribute the dataset
+// holds (model.attributes of title, brand, category) the BPE tokens of the
+// key ("title") then of the value, at most model.max_attr_tokens tokens per
+// attribute, token type 1 for key tokens and 2 for value tokens. A user is
+// <s> followed by the sentences of the input items most recent first, at
+// most model.max_items - 1 items and model.max_tokens tokens; item position
+// k (1-based, most recent = 1) for the tokens of the k-th item, 0 for <s>.
+// An item alone is <s> + its sentence at item position 1. Both go through
+// the Longformer encoder (longformer.h; global attention on <s>) and are
+// represented by the first token's last hidden state; scores are cosine
+// similarities / model.temperature.
+//
+// Training (the shared loop, train_loop.h; users, order, validation sets,
+// early stopping and test evaluation are SASRec's run, sasrec_train.h): one
+// row per training user, input = its train part without the last item,
+// target = the last item; the loss is the contrastive next-item loss over
+// the batch's target items (cross-entropy of the user against the B
+// in-batch targets, repeats of the row's own target masked), gradients
+// through both the user and the item encodings. The item-embedding table
+// (every item encoded alone) is refreshed from the current encoder whenever
+// the model is evaluated: at each validation (between epochs) and for the
+// test evaluation of best.h5.
+//
+// The encoder is random (model.hidden ...) or a Hugging Face Longformer /
+// RECFORMER checkpoint (model.path: config.json + model.safetensors; a
+// checkpoint without an item-position table gets a random one).
+//
+// defines: recformer_config_schema, struct recformer_options, recformer_options_from_config,
+//          recformer_options_free, recformer_run, RECFORMER_CHECKPOINT_FORMAT
+#ifndef ALLMREC_RECFORMER_H
+#define ALLMREC_RECFORMER_H
+
+#include "allmrec/config.h"
+#include "allmrec/eval.h"
+#include "allmrec/longformer.h"
+#include "allmrec/sasrec_train.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define RECFORMER_CHECKPOINT_FORMAT "allmrec-recformer"
+enum { RECFORMER_MAX_ATTRS = 3 };
+
+const struct config_key *recformer_config_schema(int *n);
+
+struct recformer_options {
+    char model_path[1024], tokenizer_path[1024], fairseq_dict[1024];
+    struct longformer_config enc;  // from model.path or the model.* sizes
+    int n_attrs;
+    char attrs[RECFORMER_MAX_ATTRS][16]; // title | brand | category
+    int64_t max_attr_tokens, max_items, max_tokens;
+    float temperature;
+    int64_t encode_batch;          // sequences per forward when encoding items / users
+    struct sasrec_run_options run; // every non-model option (its .model is unused)
+};
+
+allmrec_status recformer_options_from_config(const struct config *cfg, struct recformer_options *o);
+void recformer_options_free(struct recformer_options *o);
+
+// train, then evaluate best.h5 on the test sets (final_metrics: up to n_max rows, *n_out written)
+allmrec_status recformer_run(struct recformer_options *o, struct eval_metrics *final_metrics, int n_max,
+                             int *n_out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
