@@ -42,10 +42,12 @@ static const struct config_key OWN_KEYS[] = {
     {"model.temperature", CONFIG_DOUBLE, "0.05", false, "cosine-similarity temperature (RECFORMER 0.05)"},
     {"model.encode_batch", CONFIG_INT, "0", false, "sequences per forward when encoding the item table and users "
      "(0 = 2 x train.batch_size; the activations are sized for the larger of the two)", "[0, 1000000]"},
-    {"tokenizer.path", CONFIG_STRING, NULL, true, "BPE tokenizer folder (vocab.json + merges.txt; RoBERTa's ids "
-     "with tokenizer.fairseq_dict)"},
+    {"tokenizer.path", CONFIG_STRING, "", false, "BPE tokenizer folder (vocab.json + merges.txt; RoBERTa's ids "
+     "with tokenizer.fairseq_dict); required (not marked so because the runner plans every table's runs)"},
     {"tokenizer.fairseq_dict", CONFIG_STRING, "", false, "renumber a GPT-2 vocab.json into RoBERTa's ids (dict.txt)"},
     {"export.enabled", CONFIG_BOOL, "false", false, "RECFORMER writes no CF export file (must stay false)"},
+    {"scenario", CONFIG_STRING, "", false, "one test scenario (the runner's contract); \"\" = eval.scenarios"},
+    {"eval_data.path", CONFIG_STRING, "", false, "cross-domain evaluation: not supported by RECFORMER (must be \"\")"},
 };
 
 #define N_MAX_SCHEMA 64
@@ -121,6 +123,18 @@ allmrec_status recformer_options_from_config(const struct config *cfg_in, struct
     ALLMREC_TRY(model_options(cfg, o));
     ALLMREC_TRY(sasrec_run_options_common_from_config(cfg, &o->run));
     if (o->run.export_cf) return config_key_error(cfg, "export.enabled", "%s", "RECFORMER has no CF export");
+    const char *v;
+    ALLMREC_TRY(config_get_string(cfg, "eval_data.path", &v));
+    if (v[0]) return config_key_error(cfg, "eval_data.path", "%s", "RECFORMER has no cross-domain evaluation yet");
+    ALLMREC_TRY(config_get_string(cfg, "scenario", &v));
+    if (v[0]) { // the runner's one scenario replaces eval.scenarios
+        if (strlen(v) >= sizeof o->run.scenarios[0]) return config_key_error(cfg, "scenario", "%s", "too long");
+        snprintf(o->run.scenarios[0], sizeof o->run.scenarios[0], "%s", v);
+        o->run.n_scenarios = 1;
+    }
+    if (!o->tokenizer_path[0])
+        return config_key_error(cfg, "tokenizer.path", "%s", "is required: a BPE tokenizer folder (vocab.json + "
+                                "merges.txt), e.g. ../shared/data/tokenizer_gpt2_opt");
     return ALLMREC_OK;
 }
 
@@ -402,14 +416,13 @@ static struct eval_scorer make_scorer(struct recformer *R) {
 
 // ------------------------------------------------------------------ the contrastive step
 
-// rows 0..B-1 users, B..2B-1 their targets; reps normalised in place; the
-// in-batch loss and d(loss)/d(first-token states) into R->grad
-static double contrastive_grad(struct recformer *R, const int32_t *targets, int64_t B) {
-    int64_t C = R->enc.cfg.hidden;
-    float *x = R->reps, *g = R->grad;
-    double norms[2 * 4096], *dz = calloc((size_t)(B * B), sizeof(double));
+double recformer_contrastive_loss(float *reps, const int32_t *targets, int64_t B, int64_t C, float temperature,
+                                  float *grad) {
+    float *x = reps, *g = grad;
+    double *norms = malloc(sizeof(double) * (size_t)(2 * B)), *dz = malloc(sizeof(double) * (size_t)(B * B));
+    if (!norms || !dz) { free(norms); free(dz); return NAN; }
     for (int64_t r = 0; r < 2 * B; r++) normalise(x + r * C, C, &norms[r]);
-    double inv_t = 1.0 / R->o->temperature, loss = 0;
+    double inv_t = 1.0 / temperature, loss = 0;
     memset(g, 0, sizeof(float) * (size_t)(2 * B * C));
     for (int64_t i = 0; i < B; i++) { // softmax over the in-batch targets; repeats of target i masked
         double mx = -INFINITY, sum = 0;
@@ -440,6 +453,7 @@ static double contrastive_grad(struct recformer *R, const int32_t *targets, int6
         float d = cosine(x + r * C, g + r * C, C);
         for (int64_t c = 0; c < C; c++) g[r * C + c] = (float)((g[r * C + c] - x[r * C + c] * d) / norms[r]);
     }
+    free(norms);
     free(dz);
     return loss / (double)B;
 }
@@ -466,7 +480,7 @@ static allmrec_status tr_step(void *self, int64_t epoch, int64_t step, int64_t *
     for (int64_t r = 0; r < B; r++) seq_add(&R->sb, R->o, &R->text, &targets[r], 1, R->bos);
     uint64_t seed = (R->o->run.seed ^ SEED_DROPOUT) + (uint64_t)R->enc.adam_step;
     ALLMREC_TRY(encode_batch(R, true, seed));
-    double loss = contrastive_grad(R, targets, B);
+    double loss = recformer_contrastive_loss(R->reps, targets, B, R->enc.cfg.hidden, R->o->temperature, R->grad);
     if (!isfinite(loss)) return ALLMREC_ERR(ALLMREC_ERR_NUMERIC, "recformer: the loss is %g at step %lld", loss,
                                             (long long)step);
     int64_t C = R->enc.cfg.hidden;

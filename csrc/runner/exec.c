@@ -78,7 +78,7 @@ static allmrec_status expand_template(const struct run *r, int si, const char *t
 allmrec_status stage_config_build(const struct run *r, int si, struct config *out) {
     config_init(out);
     const struct stage_def *d = r->stages[si].def;
-    ALLMREC_TRY(config_merge_prefix(out, &r->cfg, d->section));
+    ALLMREC_TRY(config_merge_prefix(out, &r->cfg, stage_section(r, d)));
     for (int k = 0; k < 6 && d->inject[k][0]; k++) {
         char v[RUNNER_PATH * 2];
         bool absent;

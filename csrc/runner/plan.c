@@ -292,13 +292,14 @@ allmrec_status stage_key_compute(const struct experiment *ex, struct run *r, int
         tb_add(&b, line);
     }
     // the stage's section, sorted
-    size_t pn = strlen(d->section);
+    const char *section = stage_section(r, d);
+    size_t pn = strlen(section);
     int n = 0;
     char **lines = malloc(sizeof(char *) * (size_t)(r->cfg.n + 1));
     if (!lines) { free(b.p); return ALLMREC_ERR(ALLMREC_ERR_NOMEM, "runner: out of memory"); }
     for (int i = 0; i < r->cfg.n; i++) {
         const struct config_entry *e = &r->cfg.entries[i];
-        if (strncmp(e->key, d->section, pn) || e->key[pn] != '.') continue;
+        if (strncmp(e->key, section, pn) || e->key[pn] != '.') continue;
         struct tbuf l = {0};
         tb_add(&l, e->key);
         tb_add(&l, e->is_list ? "=[" : "=");
@@ -432,7 +433,7 @@ static allmrec_status build_run(struct experiment *ex, struct run *r, const stru
                               hint, known);
     }
     r->model = md;
-    ALLMREC_TRY(apply_assignments(c, md->set, 6));
+    ALLMREC_TRY(apply_assignments(c, md->set, (int)(sizeof md->set / sizeof md->set[0])));
     if (mo->set_prefix[0]) ALLMREC_TRY(config_merge_prefix(c, &ex->cfg, mo->set_prefix));
     // 4. scenario
     const struct scenario_def *sd = scenario_find(sc->id);
@@ -440,7 +441,7 @@ static allmrec_status build_run(struct experiment *ex, struct run *r, const stru
         return ALLMREC_ERR_AT(ALLMREC_ERR_CONFIG, ex->path, 0, "scenarios",
                               "unknown scenario '%s' (known: default, cold_item, warm_item, cold_user, few_shot_256, "
                               "few_shot_128, cross_domain; or give it a set: mapping)", sc->id);
-    if (sd) ALLMREC_TRY(apply_assignments(c, sd->set, 8));
+    if (sd) ALLMREC_TRY(apply_assignments(c, sd->set, (int)(sizeof sd->set / sizeof sd->set[0])));
     if (sc->set_prefix[0]) ALLMREC_TRY(config_merge_prefix(c, &ex->cfg, sc->set_prefix));
     // 5. variant
     if (va && va->set_prefix[0]) ALLMREC_TRY(config_merge_prefix(c, &ex->cfg, va->set_prefix));
@@ -551,7 +552,7 @@ static allmrec_status build_run(struct experiment *ex, struct run *r, const stru
         if (s != ALLMREC_OK) {
             struct allmrec_error e = *allmrec_error_last();
             char full[256];
-            if (e.key[0]) snprintf(full, sizeof full, "%s.%s", d->section, e.key);
+            if (e.key[0]) snprintf(full, sizeof full, "%s.%s", stage_section(r, d), e.key);
             else full[0] = '\0';
             // a did-you-mean names the stage-local key: give it the section too
             char msg[1024];
@@ -560,7 +561,7 @@ static allmrec_status build_run(struct experiment *ex, struct run *r, const stru
             char fixed[1200];
             if (q) {
                 q += strlen("did you mean '");
-                snprintf(fixed, sizeof fixed, "%.*s%s.%s", (int)(q - msg), msg, d->section, q);
+                snprintf(fixed, sizeof fixed, "%.*s%s.%s", (int)(q - msg), msg, stage_section(r, d), q);
             } else {
                 snprintf(fixed, sizeof fixed, "%s", msg);
             }

@@ -18,7 +18,8 @@
 //   llm_eval  allmrec eval llm --config <dir>/stage.yaml  (reads the evaluation dataset and, where the
 //             pipeline has them, <cf>/cf_export.h5, <stage1>/joint.h5, <stage2>/checkpoint.h5)
 //             -> metrics.json, generations.jsonl
-//   baseline  allmrec train <run.baseline_model> --config ...  (tallrec; the others not built yet)
+//   baseline  allmrec train <run.baseline_model> --config ...  (tallrec: the baseline.* section;
+//             recformer: the recformer.* section; the others not built yet)
 //             -> metrics.json (TALLRec: that of its LLM evaluation), adapter/, best.h5
 // Under Slurm with GPUs (slurm.gpus_per_run > 0, the default), every stage with a
 // device_key is a GPU stage: its job requests a GPU and exports
@@ -35,6 +36,7 @@
 #include "allmrec/seqcf_train.h"
 #include "allmrec/stage1.h"
 #include "allmrec/stage2.h"
+#include "allmrec/recformer.h"
 #include "allmrec/tallrec.h"
 
 static char *dupf(const char *fmt, const char *a, const char *b) {
@@ -210,13 +212,24 @@ static const struct config_key *schema_stage2(const struct run *r, int *n) {
     (void)r;
     return stage2_config_schema(n);
 }
-// the baseline command's schema: TALLRec's (csrc/models/tallrec_run.c); the
-// other baselines are not built yet
+// the baseline command's schema: TALLRec's (csrc/models/tallrec_run.c) or
+// RECFORMER's (csrc/models/recformer_run.c); the other baselines are not built yet
 static const struct config_key *schema_baseline(const struct run *r, int *n) {
     const char *m = NULL;
     if (config_get_string(&r->cfg, "run.baseline_model", &m) != ALLMREC_OK) return NULL;
     if (!strcmp(m, "tallrec")) return tallrec_config_schema(n);
+    if (!strcmp(m, "recformer")) return recformer_config_schema(n);
     return NULL;
+}
+
+// RECFORMER's keys are not TALLRec's, so its baseline stage reads its own
+// section (recformer.*) instead of the baseline.* that TALLRec's presets fill
+const char *stage_section(const struct run *r, const struct stage_def *d) {
+    const char *m = NULL;
+    if (!strcmp(d->name, "baseline") && config_get_string(&r->cfg, "run.baseline_model", &m) == ALLMREC_OK &&
+        !strcmp(m, "recformer"))
+        return "recformer";
+    return d->section;
 }
 
 static const struct config_key *schema_llm_eval(const struct run *r, int *n) {
@@ -324,7 +337,7 @@ static const struct model_def MODELS[] = {
     {"tallrec", "TALLRec", {"data", "baseline"}, {"run.baseline_model=tallrec"}, .built = true},
     {"morec", "MoRec", {"data", "baseline"}, {"run.baseline_model=morec"}, .built = false},
     {"ctrl", "CTRL", {"data", "baseline"}, {"run.baseline_model=ctrl"}, .built = false},
-    {"recformer", "RECFORMER", {"data", "baseline"}, {"run.baseline_model=recformer"}, .built = false},
+    {"recformer", "RECFORMER", {"data", "baseline"}, {"run.baseline_model=recformer"}, .built = true},
 };
 #define N_MODELS (int)(sizeof MODELS / sizeof MODELS[0])
 
@@ -346,20 +359,24 @@ const struct model_def *model_find(const char *name) {
 // (data.train_scenario) and so get their own CF and Stage-1/2 artifacts.
 #define TRAIN_ON(sc)                                                                                  \
     "cf.data.train_scenario=" sc, "stage1.data.train_scenario=" sc, "stage2.data.train_scenario=" sc, \
-        "baseline.data.train_scenario=" sc
+        "baseline.data.train_scenario=" sc, "recformer.data.train_scenario=" sc
 static const struct scenario_def SCENARIOS[] = {
     {"default", "All", {"run.eval_scenario=all"}},
-    {"cold_item", "Cold", {"run.eval_scenario=cold_items", "llm_eval.scenario=cold_items", "baseline.scenario=cold_items"}},
-    {"warm_item", "Warm", {"run.eval_scenario=warm_items", "llm_eval.scenario=warm_items", "baseline.scenario=warm_items"}},
+    {"cold_item", "Cold",
+     {"run.eval_scenario=cold_items", "llm_eval.scenario=cold_items", "baseline.scenario=cold_items",
+      "recformer.scenario=cold_items"}},
+    {"warm_item", "Warm",
+     {"run.eval_scenario=warm_items", "llm_eval.scenario=warm_items", "baseline.scenario=warm_items",
+      "recformer.scenario=warm_items"}},
     {"cold_user", "Cold user",
      {TRAIN_ON("cold_users"), "run.eval_scenario=cold_users", "llm_eval.scenario=cold_users",
-      "baseline.scenario=cold_users"}},
+      "baseline.scenario=cold_users", "recformer.scenario=cold_users"}},
     {"few_shot_256", "K=256",
      {TRAIN_ON("fewshot_256"), "cf.eval.scenarios=[fewshot_256]", "run.eval_scenario=fewshot_256",
-      "llm_eval.scenario=fewshot_256", "baseline.scenario=fewshot_256"}},
+      "llm_eval.scenario=fewshot_256", "baseline.scenario=fewshot_256", "recformer.scenario=fewshot_256"}},
     {"few_shot_128", "K=128",
      {TRAIN_ON("fewshot_128"), "cf.eval.scenarios=[fewshot_128]", "run.eval_scenario=fewshot_128",
-      "llm_eval.scenario=fewshot_128", "baseline.scenario=fewshot_128"}},
+      "llm_eval.scenario=fewshot_128", "baseline.scenario=fewshot_128", "recformer.scenario=fewshot_128"}},
     {"cross_domain", "Cross-domain", {"run.eval_scenario=all", "llm_eval.scenario=all"}},
 };
 #define N_SCENARIOS (int)(sizeof SCENARIOS / sizeof SCENARIOS[0])

@@ -31,7 +31,7 @@
 // checkpoint without an item-position table gets a random one).
 //
 // defines: recformer_config_schema, struct recformer_options, recformer_options_from_config,
-//          recformer_options_free, recformer_run, RECFORMER_CHECKPOINT_FORMAT
+//          recformer_options_free, recformer_run, recformer_contrastive_loss, RECFORMER_CHECKPOINT_FORMAT
 #ifndef ALLMREC_RECFORMER_H
 #define ALLMREC_RECFORMER_H
 
@@ -66,6 +66,14 @@ void recformer_options_free(struct recformer_options *o);
 // train, then evaluate best.h5 on the test sets (final_metrics: up to n_max rows, *n_out written)
 allmrec_status recformer_run(struct recformer_options *o, struct eval_metrics *final_metrics, int n_max,
                              int *n_out);
+
+// The training loss of one batch: reps (2B, C) = B user then B target
+// first-token states (normalised in place); loss = mean over users i of
+// -log softmax_j(cos(u_i, v_j) / temperature)[i] over the B targets, the
+// other rows whose target equals row i's masked; grad (2B, C) = d loss / d
+// reps (before normalisation). NaN if out of memory.
+double recformer_contrastive_loss(float *reps, const int32_t *targets, int64_t B, int64_t C, float temperature,
+                                  float *grad);
 
 #ifdef __cplusplus
 }

@@ -103,10 +103,14 @@ struct model_def {
 struct scenario_def {
     const char *name;
     const char *label;
-    const char *set[8];
+    const char *set[12];
 };
 
 const struct stage_def *stage_table(int *n);
+// the run-config section that forms stage d's config in run r: d->section,
+// except the baseline stage of a baseline with its own section (RECFORMER:
+// "recformer"; TALLRec keeps "baseline")
+const char *stage_section(const struct run *r, const struct stage_def *d);
 // def->available, or named in ALLMREC_RUNNER_ENABLE_STAGES (comma-separated: wire a new
 // stage command through the runner before flipping its flag; the tests use it)
 bool stage_available(const struct stage_def *def);
