@@ -84,6 +84,7 @@ static const struct config_key SCHEMA[] = {
     {"model.*", CONFIG_ANY, NULL, false, "model sizes"},
     {"llm.*", CONFIG_ANY, NULL, false, "the LLM's folder (stage 2, llm_eval)"},
     {"sbert.*", CONFIG_ANY, NULL, false, "the sentence encoder's folder (stage 1)"},
+    {"tokenizer.*", CONFIG_ANY, NULL, false, "the tokenizer's folder (RECFORMER baseline)"},
 };
 
 static volatile sig_atomic_t g_sig;
