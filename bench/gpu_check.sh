@@ -19,7 +19,8 @@
 #      CUDA-step-vs-CPU check
 #   4. kernel benches (attention, layernorm, cross-entropy, ceilings) and
 #      bench/pytorch/bench_torch.py on the same shapes
-#   5. SASRec, DistilBERT and OPT-6.7B-dims model benches, each after its
+#   5. SASRec, DistilBERT, OPT-6.7B-dims (Stage 2, TALLRec, inference) and
+#      RECFORMER (longformer-base) model benches, each after its
 #      PyTorch/transformers side script of the same run
 #   6. the table: phases, parity counts, benchmark rows side by side, targets
 #      ($OUT/table.txt; ALLMREC_GPU_PACK_LOGS=1 packs the logs into $OUT/logs.tar.gz)
@@ -210,6 +211,10 @@ if [ $BUILD_OK -eq 1 ]; then
     [ -n "$PY" ] && { run_phase torch_tallrec 120 "$PY" "$ROOT/bench/tallrec/pytorch_tallrec_step.py"; collect torch_tallrec; }
     run_phase bench_tallrec_step 120 "$B/tallrec/bench_tallrec_step" --gpu-summary --steps 6
     collect bench_tallrec_step
+    # RECFORMER step (longformer-base, window 64, 8 users x 1024 + 8 items x 128 tokens, f32), transformers beside it
+    [ -n "$PY" ] && { run_phase torch_recformer 120 "$PY" "$ROOT/bench/recformer/pytorch_recformer_step.py" --device cuda --steps 10; collect torch_recformer; }
+    run_phase bench_recformer_step 120 "$B/recformer/bench_recformer_step" --device cuda --size base --steps 10 --warmup 2
+    collect bench_recformer_step
     # A-LLMRec LLM inference per batch (generation B2 x 64 new tokens, scoring 20 candidates), OPT-6.7B dims fp16
     [ -n "$PY" ] && { run_phase torch_llm_infer 120 "$PY" "$ROOT/bench/llmeval/pytorch_llm_infer.py"; collect torch_llm_infer; }
     run_phase bench_llm_infer 120 "$B/llmeval/bench_llm_infer" --device cuda --gpu-summary
@@ -286,6 +291,8 @@ fi
             show("A-LLMRec Stage-2 step B4 T600 (OPT-6.7B dims): ours / transformers", ratio(k "/ours", k "/torch"), 0.82, "<=");
             k="tallrec_step/B4_T500_opt6.7b_f16";
             show("TALLRec LoRA step B4 T500 (OPT-6.7B dims): ours / transformers+peft", ratio(k "/ours", k "/torch"), 1.0, "<=");
+            k="recformer_step/B8_T1024_w64_base";
+            show("RECFORMER step B8 T1024 w64 (longformer-base f32): ours / transformers", ratio(k "/ours", k "/torch"), 1.0, "<=");
             # A-LLMRec at Beauty scale (issue targets): a Stage-2 epoch = 9,930 users / batch 4 steps of
             # the measured step (model + host part), in minutes; inference by scoring per batch of 2 users
             # (two one-prefill scorings of 20 candidates) against the published 1.98 s of the paper (Table 8)

@@ -25,7 +25,8 @@ cmake -S "$ROOT" -B "$BUILD" -DALLMREC_CUDA_ARCHS="$ARCHS" -DCMAKE_BUILD_TYPE=Re
 GPU_TESTS=$(cd "$BUILD" && ctest -L gpu -N | sed -nE 's/^ *Test +#[0-9]+: +([A-Za-z0-9_]+).*/\1/p' | sort -u)
 # test executables are named after the test; the SASRec CUDA step check lives in test_sasrec_grad
 TARGETS="allmrec_cli test_sasrec_grad $GPU_TESTS bench_ceilings bench_attention bench_layernorm \
-bench_xent bench_ops bench_sasrec_step bench_bert_step bench_tokenize bench_opt bench_stage2_step bench_tallrec_step bench_llm_infer"
+bench_xent bench_ops bench_sasrec_step bench_bert_step bench_tokenize bench_opt bench_stage2_step bench_tallrec_step bench_llm_infer \
+bench_recformer_step"
 cmake --build "$BUILD" -j"${JOBS:-$(nproc)}" --target $TARGETS
 mkdir -p .gpu-carry
 cd "$BUILD"
