@@ -119,7 +119,7 @@ __global__ void sa_forward_kernel(sa_args a) {
     mx = block_max(mx, red);
     float sum = 0;
     for (int64_t t = threadIdx.x; t < n; t += blockDim.x) {
-        float e = s[t] == -INFINITY ? 0.0f : __expf(s[t] - mx);
+        float e = s[t] == -INFINITY ? 0.0f : expf(s[t] - mx);
         s[t] = e;
         sum += e;
     }
@@ -157,9 +157,11 @@ __global__ void sa_backward_rows_kernel(sa_args a) {
     bool glob = i < a.G;
     const sa_view &v = glob ? a.vg : a.v, &k = glob ? a.kg : a.k, &dq = glob ? a.dqg : a.dq;
     for (int64_t t = warp; t < n; t += SA_WARPS) {
-        if (s[t] == -INFINITY) { if (lane == 0) s[t] = 0.0f; continue; }
+        float st = s[t]; // every lane reads before lane 0 overwrites it
+        __syncwarp();
+        if (st == -INFINITY) { if (lane == 0) s[t] = 0.0f; continue; }
         int64_t j = sa_key(a, i, t, j0);
-        float P = __expf(s[t] - L), c = sa_keep(a, b, h, i, j);
+        float P = expf(st - L), c = sa_keep(a, b, h, i, j);
         float dP = sa_wdot(doi, sa_ptr<T>(v, b, j, h), a.HD, lane);
         if (lane == 0) s[t] = P * (c * dP - D) * a.scale;
     }
@@ -188,7 +190,7 @@ __device__ void sa_key_rows(const sa_args &a, bool glob, int64_t b, int64_t h, i
         const T *qi = sa_ptr<T>(q, b, i, h);
         const T *doi = (const T *)a.dout + ((b * a.T + i) * a.NH + h) * a.HD;
         const T *oi = (const T *)a.out + ((b * a.T + i) * a.NH + h) * a.HD;
-        float P = __expf(sa_wdot(qi, kj, a.HD, lane) * a.scale - L), c = sa_keep(a, b, h, i, j);
+        float P = expf(sa_wdot(qi, kj, a.HD, lane) * a.scale - L), c = sa_keep(a, b, h, i, j);
         float dP = sa_wdot(doi, vj, a.HD, lane), D = sa_wdot(doi, oi, a.HD, lane);
         float dS = P * (c * dP - D) * a.scale, pc = P * c;
         for (int m = 0; m * 32 + lane < a.HD; m++) {
