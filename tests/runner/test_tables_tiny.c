@@ -72,8 +72,9 @@ static void run_table_failing(const char *table, const char *extra, int n_runs, 
     char tk[8192];
     snprintf(tk, sizeof tk,
              "defaults.stage2.tokenizer.path=%s defaults.stage2.tokenizer.fairseq_dict=%s/fairseq_gpt2_dict.txt "
-             "defaults.llm_eval.tokenizer.path=%s defaults.llm_eval.tokenizer.fairseq_dict=%s/fairseq_gpt2_dict.txt",
-             tokdir, tokdir, tokdir, tokdir);
+             "defaults.llm_eval.tokenizer.path=%s defaults.llm_eval.tokenizer.fairseq_dict=%s/fairseq_gpt2_dict.txt "
+             "defaults.recformer.tokenizer.path=%s defaults.recformer.tokenizer.fairseq_dict=%s/fairseq_gpt2_dict.txt",
+             tokdir, tokdir, tokdir, tokdir, tokdir, tokdir);
     int rc = sh("cd '%s' && '%s' experiment experiments/%s.yaml --preset tiny 'datasets=[beauty]' %s %s "
                 "experiment.out_dir=%s/out experiment.cache_dir=%s/cache > %s/log.txt 2>&1",
                 src, bin, table, extra, tk, g_out, g_out, g_out);
@@ -93,10 +94,11 @@ static void run_table_failing(const char *table, const char *extra, int n_runs, 
     *rep = j;
 }
 
-// the run's metrics.json (its last evaluation stage: llm_eval, or cf for a CF row)
+// the run's metrics.json (its last evaluation stage: llm_eval, cf for a CF row, baseline for RECFORMER)
 static cJSON *run_metrics(const char *run_id) {
     char *t = slurp("%s/out/runs/%s/llm_eval/metrics.json", g_out, run_id);
     if (!t) t = slurp("%s/out/runs/%s/cf/metrics.json", g_out, run_id);
+    if (!t) t = slurp("%s/out/runs/%s/baseline/metrics.json", g_out, run_id);
     cJSON *j = t ? cJSON_Parse(t) : NULL;
     free(t);
     return j;
@@ -240,9 +242,9 @@ static void check_stage2(const char *run_id, int64_t d_user, int64_t d_item, con
 
 static void test_table1_tiny(void) {
     cJSON *rep;
-    run_table("table1", "'models=[sasrec, a-llmrec, mlp-llm, llm-only]'", 4, &rep);
+    run_table("table1", "'models=[sasrec, a-llmrec, mlp-llm, llm-only, recformer]'", 5, &rep);
     if (!rep) return;
-    check_cells(rep, 4);
+    check_cells(rep, 5);
     check_stage2("beauty__a-llmrec", 16, 128, "joint", "joint");
     check_stage2("beauty__mlp-llm", 16, 16, "joint", "mlp"); // F_I over E_i (d = 16 in the tiny SASRec)
     check_prompts("beauty__a-llmrec", "beauty__mlp-llm", SAME);
@@ -255,9 +257,9 @@ static void test_table1_tiny(void) {
 
 static void test_table2_tiny(void) {
     cJSON *rep;
-    run_table("table2", "'models=[sasrec, a-llmrec, a-llmrec-sbert]'", 6, &rep);
+    run_table("table2", "'models=[sasrec, a-llmrec, a-llmrec-sbert, recformer]'", 8, &rep);
     if (!rep) return;
-    check_cells(rep, 6);
+    check_cells(rep, 8);
     // A-LLMRec (SBERT) shares A-LLMRec's Stage 2 and differs at inference only (q_i)
     char a[1400], b[1400];
     snprintf(a, sizeof a, "%s/out/runs/beauty__a-llmrec__cold_item/stage2", g_out);
