@@ -48,6 +48,7 @@ static const struct config_key OWN_KEYS[] = {
     {"export.enabled", CONFIG_BOOL, "false", false, "RECFORMER writes no CF export file (must stay false)"},
     {"scenario", CONFIG_STRING, "", false, "one test scenario (the runner's contract); \"\" = eval.scenarios"},
     {"eval_data.path", CONFIG_STRING, "", false, "cross-domain evaluation: not supported by RECFORMER (must be \"\")"},
+    {"out_dir", CONFIG_STRING, "runs/recformer", false, "run folder (checkpoints, logs, metrics)"},
 };
 
 #define N_MAX_SCHEMA 64
@@ -60,7 +61,8 @@ const struct config_key *recformer_config_schema(int *n) {
         for (size_t i = 0; i < sizeof OWN_KEYS / sizeof OWN_KEYS[0]; i++) g_schema[m++] = OWN_KEYS[i];
         const struct config_key *sas = sasrec_config_schema(&n_sas);
         for (int i = 0; i < n_sas && m < N_MAX_SCHEMA; i++)
-            if (strncmp(sas[i].key, "model.", 6) && strcmp(sas[i].key, "export.enabled")) g_schema[m++] = sas[i];
+            if (strncmp(sas[i].key, "model.", 6) && strcmp(sas[i].key, "export.enabled") && strcmp(sas[i].key, "out_dir"))
+                g_schema[m++] = sas[i];
         g_schema_n = m;
     }
     *n = g_schema_n;

@@ -226,6 +226,22 @@ static void test_cpu_config_errors(void) {
     }
 }
 
+// model.path: a HF Longformer folder is read (the RECFORMER fixture of tests/longformer: its 50-id vocabulary
+// cannot hold the BPE tokenizer's ids, which is refused by name)
+static void test_cpu_model_path_checked(void) {
+    if (!make_data()) TEST_SKIP("needs the allmrec command and ../shared/data/tokenizer_gpt2_opt");
+    const char *src = getenv("ALLMREC_SOURCE");
+    char ov[1200];
+    snprintf(ov, sizeof ov, "model.path=%s/tests/fixtures/longformer/recformer", src && *src ? src : ALLMREC_SOURCE_DIR);
+    const char *o1[] = {ov};
+    allmrec_status s = run("frompath", o1, 1, 0);
+    CHECK_EQ_INT(s, ALLMREC_ERR_CONFIG);
+    CHECK_STR_CONTAINS(allmrec_error_message(), "tokenizer.path");
+    const char *o2[] = {"model.path=/nonexistent/longformer"};
+    CHECK(run("frompath2", o2, 1, 0) != ALLMREC_OK);
+    CHECK_STR_CONTAINS(allmrec_error_message(), "/nonexistent/longformer");
+}
+
 // ------------------------------------------------------------------ Beauty 2014 through the runner
 
 static void test_slow_beauty_runner(void) {
@@ -270,4 +286,5 @@ static void test_slow_beauty_runner(void) {
 }
 
 TEST_MAIN(TEST_CASE(test_cpu_contrastive_loss_gradient), TEST_CASE(test_cpu_trains_and_evaluates),
-          TEST_CASE(test_cpu_resume_is_exact), TEST_CASE(test_cpu_config_errors), TEST_CASE(test_slow_beauty_runner))
+          TEST_CASE(test_cpu_resume_is_exact), TEST_CASE(test_cpu_config_errors), TEST_CASE(test_cpu_model_path_checked),
+          TEST_CASE(test_slow_beauty_runner))
