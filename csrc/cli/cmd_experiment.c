@@ -73,7 +73,8 @@ static void print_tables(void) {
     for (int i = 0; i < 7; i++) {
         const struct scenario_def *sd = scenario_find(scen[i]);
         printf("  %-15s %-14s", sd->name, sd->label);
-        for (int j = 0; j < 8 && sd->set[j]; j++) printf("%s%s", j ? ", " : "", sd->set[j]);
+        int n_set = (int)(sizeof sd->set / sizeof sd->set[0]);
+        for (int j = 0; j < n_set && sd->set[j]; j++) printf("%s%s", j ? ", " : "", sd->set[j]);
         printf("\n");
     }
     const struct stage_def *st = stage_table(&n);
