@@ -46,6 +46,11 @@ static const struct config_key OWN_KEYS[] = {
      "with tokenizer.fairseq_dict); required (not marked so because the runner plans every table's runs)"},
     {"tokenizer.fairseq_dict", CONFIG_STRING, "", false, "renumber a GPT-2 vocab.json into RoBERTa's ids (dict.txt)"},
     {"export.enabled", CONFIG_BOOL, "false", false, "RECFORMER writes no CF export file (must stay false)"},
+    {"train.loss", CONFIG_STRING, "inbatch", false, "inbatch: contrastive over the batch's target items, gradients "
+     "through users and items | item_table: RECFORMER's finetuning, softmax over every item of the item table "
+     "(encoded at epoch starts), gradients through the users"},
+    {"train.table_stage1_epochs", CONFIG_INT, "0", false, "item_table: epochs whose start re-encodes the table "
+     "(the paper's stage 1); later epochs keep it frozen (stage 2); 0 = re-encode at every epoch", "[0, 1000000]"},
     {"scenario", CONFIG_STRING, "", false, "one test scenario (the runner's contract); \"\" = eval.scenarios"},
     {"eval_data.path", CONFIG_STRING, "", false, "cross-domain evaluation: not supported by RECFORMER (must be \"\")"},
     {"out_dir", CONFIG_STRING, "runs/recformer", false, "run folder (checkpoints, logs, metrics)"},
@@ -126,6 +131,11 @@ allmrec_status recformer_options_from_config(const struct config *cfg_in, struct
     ALLMREC_TRY(sasrec_run_options_common_from_config(cfg, &o->run));
     if (o->run.export_cf) return config_key_error(cfg, "export.enabled", "%s", "RECFORMER has no CF export");
     const char *v;
+    ALLMREC_TRY(config_get_string(cfg, "train.loss", &v));
+    if (strcmp(v, "inbatch") && strcmp(v, "item_table"))
+        return config_key_error(cfg, "train.loss", "%s", "must be inbatch or item_table");
+    o->item_table_loss = !strcmp(v, "item_table");
+    ALLMREC_TRY(config_get_int_range(cfg, "train.table_stage1_epochs", 0, 1000000, &o->table_stage1_epochs));
     ALLMREC_TRY(config_get_string(cfg, "eval_data.path", &v));
     if (v[0]) return config_key_error(cfg, "eval_data.path", "%s", "RECFORMER has no cross-domain evaluation yet");
     ALLMREC_TRY(config_get_string(cfg, "scenario", &v));
@@ -303,6 +313,8 @@ struct recformer {
     struct tensor d_first; // (2 B, C) device
     float *table;          // (n_items + 1, C) normalised item embeddings (row 0 unused)
     bool table_fresh;
+    float *train_table;    // item_table loss: the table the model trains and is scored against
+    int64_t table_epoch;   // the epoch whose start encoded train_table (-1: none yet)
     // trainer
     const int32_t *users;
     int64_t n_users;
@@ -334,8 +346,8 @@ static void normalise(float *x, int64_t C, double *norm) {
     if (norm) *norm = n;
 }
 
-// the item-embedding table from the current encoder (every item alone)
-static allmrec_status refresh_table(struct recformer *R) {
+// dst (n_items + 1, C) = every item alone through the current encoder, normalised
+static allmrec_status encode_items(struct recformer *R, float *dst) {
     int64_t C = R->enc.cfg.hidden, nb = R->sb.cap;
     for (int64_t i0 = 1; i0 <= R->ds->n_items; i0 += nb) {
         R->sb.n = 0;
@@ -345,12 +357,26 @@ static allmrec_status refresh_table(struct recformer *R) {
         }
         ALLMREC_TRY(encode_batch(R, false, 0));
         for (int64_t r = 0; r < R->sb.n; r++) {
-            float *dst = R->table + (i0 + r) * C;
-            memcpy(dst, R->reps + r * C, sizeof(float) * (size_t)C);
-            normalise(dst, C, NULL);
+            float *row = dst + (i0 + r) * C;
+            memcpy(row, R->reps + r * C, sizeof(float) * (size_t)C);
+            normalise(row, C, NULL);
         }
     }
-    R->table_fresh = true;
+    return ALLMREC_OK;
+}
+
+// the table scores are taken against: with the item_table loss the one the model trains against (as
+// RECFORMER's finetuning scores with its item-embedding matrix), else the current encoder's
+static allmrec_status scoring_table(struct recformer *R, const float **tab) {
+    if (R->o->item_table_loss && R->table_epoch >= 0) {
+        *tab = R->train_table;
+        return ALLMREC_OK;
+    }
+    if (!R->table_fresh) {
+        ALLMREC_TRY(encode_items(R, R->table));
+        R->table_fresh = true;
+    }
+    *tab = R->table;
     return ALLMREC_OK;
 }
 
@@ -385,7 +411,8 @@ static allmrec_status score_cands(void *model, const struct dataset *ds, enum ev
     (void)ds;
     struct recformer *R = model;
     int64_t C = R->enc.cfg.hidden;
-    if (!R->table_fresh) ALLMREC_TRY(refresh_table(R));
+    const float *tab;
+    ALLMREC_TRY(scoring_table(R, &tab));
     ALLMREC_TRY(user_reps(R, in, users, n, R->grad));
     for (int r = 0; r < n; r++)
         for (int64_t k = 0; k < n_cands; k++) {
@@ -393,7 +420,7 @@ static allmrec_status score_cands(void *model, const struct dataset *ds, enum ev
             if (it < 1 || it > R->ds->n_items)
                 return ALLMREC_ERR(ALLMREC_ERR_DATA, "eval: candidate item %d outside 1..%lld", it,
                                    (long long)R->ds->n_items);
-            scores[r * n_cands + k] = cosine(R->grad + r * C, R->table + it * C, C) / R->o->temperature;
+            scores[r * n_cands + k] = cosine(R->grad + r * C, tab + it * C, C) / R->o->temperature;
         }
     return ALLMREC_OK;
 }
@@ -402,11 +429,12 @@ static allmrec_status score_all(void *model, const struct dataset *ds, enum eval
                                 int n, float *scores) {
     struct recformer *R = model;
     int64_t C = R->enc.cfg.hidden, N = ds->n_items + 1;
-    if (!R->table_fresh) ALLMREC_TRY(refresh_table(R));
+    const float *tab;
+    ALLMREC_TRY(scoring_table(R, &tab));
     ALLMREC_TRY(user_reps(R, in, users, n, R->grad));
     for (int r = 0; r < n; r++) {
         scores[r * N] = 0;
-        for (int64_t it = 1; it < N; it++) scores[r * N + it] = cosine(R->grad + r * C, R->table + it * C, C) / R->o->temperature;
+        for (int64_t it = 1; it < N; it++) scores[r * N + it] = cosine(R->grad + r * C, tab + it * C, C) / R->o->temperature;
     }
     return ALLMREC_OK;
 }
@@ -460,8 +488,45 @@ double recformer_contrastive_loss(float *reps, const int32_t *targets, int64_t B
     return loss / (double)B;
 }
 
+double recformer_table_loss(float *reps, const int32_t *targets, int64_t B, int64_t C, const float *table,
+                            int64_t n_items, float temperature, float *grad) {
+    double *norms = malloc(sizeof(double) * (size_t)B), *z = malloc(sizeof(double) * (size_t)(n_items + 1));
+    if (!norms || !z) { free(norms); free(z); return NAN; }
+    double inv_t = 1.0 / temperature, loss = 0;
+    for (int64_t i = 0; i < B; i++) {
+        float *u = reps + i * C, *g = grad + i * C;
+        normalise(u, C, &norms[i]);
+        double mx = -INFINITY, sum = 0;
+        for (int64_t j = 1; j <= n_items; j++) {
+            z[j] = cosine(u, table + j * C, C) * inv_t;
+            if (z[j] > mx) mx = z[j];
+        }
+        for (int64_t j = 1; j <= n_items; j++) sum += exp(z[j] - mx);
+        loss += -(z[targets[i]] - mx - log(sum));
+        // d loss / d u (unit) = sum_j (p_j - [j = target]) t_j / (temperature B)
+        double acc[4096];
+        for (int64_t c = 0; c < C; c++) acc[c] = 0;
+        for (int64_t j = 1; j <= n_items; j++) {
+            double a = (exp(z[j] - mx) / sum - (j == targets[i])) * inv_t / (double)B;
+            for (int64_t c = 0; c < C; c++) acc[c] += a * table[j * C + c];
+        }
+        double d = 0;
+        for (int64_t c = 0; c < C; c++) d += acc[c] * u[c];
+        for (int64_t c = 0; c < C; c++) g[c] = (float)((acc[c] - u[c] * d) / norms[i]);
+    }
+    free(norms);
+    free(z);
+    return loss / (double)B;
+}
+
 static allmrec_status tr_begin_epoch(void *self, int64_t epoch, int64_t *n_steps) {
     struct recformer *R = self;
+    // item_table: re-encode the table at the start of a stage-1 epoch (kept across a resume inside it)
+    int64_t n1 = R->o->table_stage1_epochs;
+    if (R->o->item_table_loss && (R->table_epoch < 0 || (epoch != R->table_epoch && (n1 == 0 || epoch < n1)))) {
+        ALLMREC_TRY(encode_items(R, R->train_table));
+        R->table_epoch = epoch;
+    }
     sasrec_run_epoch_permutation(R->o->run.seed, epoch, R->users, R->n_users, R->perm);
     *n_steps = (R->n_users + R->o->run.batch_size - 1) / R->o->run.batch_size;
     return ALLMREC_OK;
@@ -479,15 +544,19 @@ static allmrec_status tr_step(void *self, int64_t epoch, int64_t step, int64_t *
         seq_add(&R->sb, R->o, &R->text, sp.train, sp.train_len - 1, R->bos); // the input: all but the last
         targets[r] = sp.train[sp.train_len - 1];
     }
-    for (int64_t r = 0; r < B; r++) seq_add(&R->sb, R->o, &R->text, &targets[r], 1, R->bos);
+    bool tl = R->o->item_table_loss; // the table's items need no encoding in the step
+    for (int64_t r = 0; r < B && !tl; r++) seq_add(&R->sb, R->o, &R->text, &targets[r], 1, R->bos);
     uint64_t seed = (R->o->run.seed ^ SEED_DROPOUT) + (uint64_t)R->enc.adam_step;
     ALLMREC_TRY(encode_batch(R, true, seed));
-    double loss = recformer_contrastive_loss(R->reps, targets, B, R->enc.cfg.hidden, R->o->temperature, R->grad);
+    double loss = tl ? recformer_table_loss(R->reps, targets, B, R->enc.cfg.hidden, R->train_table, R->ds->n_items,
+                                            R->o->temperature, R->grad)
+                     : recformer_contrastive_loss(R->reps, targets, B, R->enc.cfg.hidden, R->o->temperature, R->grad);
+    int64_t rows = tl ? B : 2 * B;
     if (!isfinite(loss)) return ALLMREC_ERR(ALLMREC_ERR_NUMERIC, "recformer: the loss is %g at step %lld", loss,
                                             (long long)step);
     int64_t C = R->enc.cfg.hidden;
-    struct tensor dfirst = tensor_2d(R->d_first.data, ALLMREC_DTYPE_F32, R->ctx->device, 2 * B, C);
-    ALLMREC_TRY(tensor_copy_any(dfirst, tensor_2d(R->grad, ALLMREC_DTYPE_F32, ALLMREC_DEVICE_CPU, 2 * B, C)));
+    struct tensor dfirst = tensor_2d(R->d_first.data, ALLMREC_DTYPE_F32, R->ctx->device, rows, C);
+    ALLMREC_TRY(tensor_copy_any(dfirst, tensor_2d(R->grad, ALLMREC_DTYPE_F32, ALLMREC_DEVICE_CPU, rows, C)));
     ALLMREC_TRY(longformer_zero_grad(&R->enc));
     ALLMREC_TRY(longformer_backward_first(&R->enc, dfirst));
     ALLMREC_TRY(longformer_adam_step(&R->enc, &R->o->run.adam, 1.0f));
@@ -511,7 +580,7 @@ static allmrec_status tr_validate(void *self, int64_t epoch, double *metric, cha
     struct recformer *R = self;
     struct eval_scorer s = make_scorer(R);
     struct eval_metrics vm;
-    ALLMREC_TRY(refresh_table(R)); // the item table from this epoch's encoder
+    R->table_fresh = false; // inbatch: the item table from this epoch's encoder
     ALLMREC_TRY(eval_candidate_set(&s, R->ds, R->vc, false, &vm));
     sasrec_run_valid_summary(&R->o->run, R->vc, &vm, metric, summary, summary_cap, json, json_cap);
     return ALLMREC_OK;
@@ -569,6 +638,11 @@ static allmrec_status tr_save(void *self, const char *path, bool with_optimizer,
     if (!s) s = h5_attr_set_i64(&f, "/", "vocab_size", m->cfg.vocab_size);
     for (int i = 0; i < n_extra && !s; i++) s = h5_attr_set_f64(&f, "/", keys[i], vals[i]);
     if (!s) s = write_set(&f, m, m->params, "params", host);
+    if (!s && R->o->item_table_loss && R->table_epoch >= 0) { // the table the model is trained and scored against
+        s = h5_attr_set_i64(&f, "/", "table_epoch", R->table_epoch);
+        if (!s) s = h5_write_tensor(&f, "item_table", tensor_2d(R->train_table, ALLMREC_DTYPE_F32, ALLMREC_DEVICE_CPU,
+                                                                R->ds->n_items + 1, m->cfg.hidden));
+    }
     if (!s && with_optimizer) {
         s = h5_attr_set_i64(&f, "/", "adam_step", m->adam_step);
         if (!s) s = write_set(&f, m, m->adam_m, "adam_m", host);
@@ -603,6 +677,11 @@ static allmrec_status load_ckpt(struct recformer *R, const char *path, bool with
     float *host = s ? NULL : malloc(max_param_bytes(m));
     if (!s && !host) s = ALLMREC_ERR(ALLMREC_ERR_NOMEM, "recformer: checkpoint buffer");
     if (!s) s = read_set(&f, path, m, m->params, "params", host);
+    if (!s && R->o->item_table_loss && h5_exists(&f, "item_table")) {
+        s = h5_attr_get_i64(&f, "/", "table_epoch", &R->table_epoch);
+        if (!s) s = h5_read_tensor(&f, "item_table", tensor_2d(R->train_table, ALLMREC_DTYPE_F32, ALLMREC_DEVICE_CPU,
+                                                               R->ds->n_items + 1, m->cfg.hidden));
+    }
     if (!s && with_optimizer) {
         s = h5_attr_get_i64(&f, "/", "adam_step", &m->adam_step);
         if (!s) s = read_set(&f, path, m, m->adam_m, "adam_m", host);
@@ -673,7 +752,11 @@ static allmrec_status recformer_setup(struct recformer *R, struct recformer_opti
     R->reps = malloc(sizeof(float) * (size_t)(rows * C));
     R->grad = malloc(sizeof(float) * (size_t)(rows * C));
     R->table = calloc((size_t)(ds->n_items + 1) * (size_t)C, sizeof(float));
-    if (!R->reps || !R->grad || !R->table) return ALLMREC_ERR(ALLMREC_ERR_NOMEM, "recformer: host buffers");
+    R->train_table = o->item_table_loss ? calloc((size_t)(ds->n_items + 1) * (size_t)C, sizeof(float)) : NULL;
+    R->table_epoch = -1;
+    if (C > 4096) return ALLMREC_ERR(ALLMREC_ERR_CONFIG, "recformer: hidden size %lld > 4096", (long long)C);
+    if (!R->reps || !R->grad || !R->table || (o->item_table_loss && !R->train_table))
+        return ALLMREC_ERR(ALLMREC_ERR_NOMEM, "recformer: host buffers");
     return device_malloc(ctx->device, sizeof(float) * (size_t)(rows * C), &R->d_first.data);
 }
 
@@ -684,6 +767,7 @@ static void recformer_free(struct recformer *R) {
     free(R->reps);
     free(R->grad);
     free(R->table);
+    free(R->train_table);
     if (R->d_first.data) device_free(R->ctx->device, R->d_first.data);
     free(R->perm);
 }
@@ -693,8 +777,8 @@ static allmrec_status final_eval(struct recformer *R, int64_t best_epoch, struct
     const struct sasrec_run_options *r = &R->o->run;
     char p_best[1200];
     fs_join(p_best, sizeof p_best, r->out_dir, "best.h5");
-    ALLMREC_TRY(load_ckpt(R, p_best, false));
-    ALLMREC_TRY(refresh_table(R)); // the item table of best.h5's encoder
+    ALLMREC_TRY(load_ckpt(R, p_best, false)); // item_table: with the table best.h5 was scored against
+    R->table_fresh = false;                    // inbatch: the item table of best.h5's encoder
     struct eval_metrics local[64];
     struct eval_metrics *mt = final_metrics ? final_metrics : local;
     int cap = final_metrics ? n_max : 64, n = 0;

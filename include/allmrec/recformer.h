@@ -24,14 +24,19 @@
 // through both the user and the item encodings. The item-embedding table
 // (every item encoded alone) is refreshed from the current encoder whenever
 // the model is evaluated: at each validation (between epochs) and for the
-// test evaluation of best.h5.
+// test evaluation of best.h5. train.loss = item_table is RECFORMER's own
+// finetuning: each user against every item of the table (gradients through
+// the user only), the table re-encoded at the start of the first
+// train.table_stage1_epochs epochs and frozen after (stages 1 and 2), scores
+// taken against it, the table saved in the checkpoints.
 //
 // The encoder is random (model.hidden ...) or a Hugging Face Longformer /
 // RECFORMER checkpoint (model.path: config.json + model.safetensors; a
 // checkpoint without an item-position table gets a random one).
 //
 // defines: recformer_config_schema, struct recformer_options, recformer_options_from_config,
-//          recformer_options_free, recformer_run, recformer_contrastive_loss, RECFORMER_CHECKPOINT_FORMAT
+//          recformer_options_free, recformer_run, recformer_contrastive_loss, recformer_table_loss,
+//          RECFORMER_CHECKPOINT_FORMAT
 #ifndef ALLMREC_RECFORMER_H
 #define ALLMREC_RECFORMER_H
 
@@ -56,6 +61,8 @@ struct recformer_options {
     char attrs[RECFORMER_MAX_ATTRS][16]; // title | brand | category
     int64_t max_attr_tokens, max_items, max_tokens;
     float temperature;
+    bool item_table_loss;          // train.loss = item_table (RECFORMER's finetuning)
+    int64_t table_stage1_epochs;   // item_table: epochs that re-encode the table at their start (0 = all)
     int64_t encode_batch;          // sequences per forward when encoding items / users
     struct sasrec_run_options run; // every non-model option (its .model is unused)
 };
@@ -74,6 +81,12 @@ allmrec_status recformer_run(struct recformer_options *o, struct eval_metrics *f
 // reps (before normalisation). NaN if out of memory.
 double recformer_contrastive_loss(float *reps, const int32_t *targets, int64_t B, int64_t C, float temperature,
                                   float *grad);
+// train.loss = item_table: reps (B, C) user first-token states (normalised in
+// place), table (n_items + 1, C) unit item embeddings (row 0 unused); loss =
+// mean over users of -log softmax_j(cos(u_i, t_j) / temperature)[target_i]
+// over items 1..n_items; grad (B, C) = d loss / d reps. C <= 4096. NaN if out of memory.
+double recformer_table_loss(float *reps, const int32_t *targets, int64_t B, int64_t C, const float *table,
+                            int64_t n_items, float temperature, float *grad);
 
 #ifdef __cplusplus
 }
