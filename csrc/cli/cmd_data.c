@@ -81,6 +81,9 @@ static const char *USAGE_SYNTH =
     "  --users N (1000) --items M (500) --categories C (8) --dim D (8) --mean-len L (12)\n"
     "  --zipf A (1.0) --seq-dep P (0.3) --cold-user-frac F (0.1) --seed S (1)\n"
     "  --split-seed S (42) --max-eval-users N (10000) --no-split\n"
+    "  --vocab-offset K (0): category c draws its words from vocabulary (K + c) mod 12 (0 Beauty, 1 Toys,\n"
+    "                  2 Video Games, 3 Movies, 4 Kitchen, 5 Books, ...)\n"
+    "  --item-id-prefix P (S): original item ids P00000001...; other prefixes give disjoint item sets\n"
     "Writes the dataset WITH its splits and candidate sets (unless --no-split).\n"
     "examples:\n"
     "  " EXAMPLE_SYNTH "\n";
@@ -327,6 +330,10 @@ static int data_synth(int argc, char **argv) {
         else if (!strcmp(a.key, "--zipf") && parse_dbl(v, &d)) o.zipf = d;
         else if (!strcmp(a.key, "--seq-dep") && parse_dbl(v, &d)) o.seq_dep = d;
         else if (!strcmp(a.key, "--cold-user-frac") && parse_dbl(v, &d)) o.cold_user_frac = d;
+        else if (!strcmp(a.key, "--vocab-offset") && parse_int(v, &x) && x >= 0 && x <= 11) o.vocab_offset = (int)x;
+        else if (!strcmp(a.key, "--item-id-prefix") && v[0] && strlen(v) < sizeof o.item_id_prefix &&
+                 !strpbrk(v, " \t\n\"\\"))
+            snprintf(o.item_id_prefix, sizeof o.item_id_prefix, "%s", v);
         else if (strstr(USAGE_SYNTH, a.key))
             return cli_usage_error(cmd, USAGE_SYNTH, "bad value for %s: '%s'", a.key, v);
         else return cli_unknown_option(cmd, USAGE_SYNTH, a.key);
@@ -338,9 +345,10 @@ static int data_synth(int argc, char **argv) {
     char params[512];
     snprintf(params, sizeof params,
              "{\"format\":\"synth\",\"users\":%lld,\"items\":%lld,\"categories\":%d,\"dim\":%d,\"mean_len\":%g,"
-             "\"zipf\":%g,\"seq_dep\":%g,\"cold_user_frac\":%g,\"seed\":%llu}",
+             "\"zipf\":%g,\"seq_dep\":%g,\"cold_user_frac\":%g,\"seed\":%llu,\"vocab_offset\":%d,"
+             "\"item_id_prefix\":\"%s\"}",
              (long long)o.n_users, (long long)o.n_items, o.n_categories, o.dim, o.mean_len, o.zipf, o.seq_dep,
-             o.cold_user_frac, (unsigned long long)o.seed);
+             o.cold_user_frac, (unsigned long long)o.seed, o.vocab_offset, o.item_id_prefix);
     st = dataset_save_hdf5(&ds, out, params, 0, NULL, NULL, NULL);
     int64_t nu = ds.n_users, ni = ds.n_items, nn = ds.n_interactions;
     dataset_free(&ds);

@@ -433,6 +433,7 @@ allmrec_status report_write_html_file(const struct report *rep, const char *path
     }
 
     report_genre_answers(&b, ex, true);
+    report_cross_domain(&b, ex, true);
     generation_samples(&b, ex);
 
     // runs

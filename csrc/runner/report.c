@@ -516,6 +516,7 @@ static allmrec_status write_markdown(const struct report *rep, const char *path)
         sb_printf(&b, " | %s |\n", why);
     }
     report_genre_answers(&b, ex, false);
+    report_cross_domain(&b, ex, false);
     sb_printf(&b, "\nStage artifacts: `%s/<stage>/<key>/` (stage.yaml, log.txt, done.json). Per-run resolved configs: "
                   "`%s/runs/<run>/run.yaml`.\n", ex->cache_dir, ex->out_dir);
     if (b.oom) { free(b.p); return ALLMREC_ERR(ALLMREC_ERR_NOMEM, "oom"); }
@@ -636,6 +637,71 @@ void report_genre_answers(struct strbuf *b, const struct experiment *ex, bool ht
     for (int k = 0; k < n; k++) cJSON_Delete(gens[k]);
 }
 
+// ---------------------------------------------------------------- cross-domain mapping
+
+// The metrics.json of each distinct completed xdomain stage (paper Table 5),
+// in plan order; the caller deletes the array. NULL when the plan has none.
+static cJSON *cross_domain_maps(const struct experiment *ex) {
+    cJSON *arr = NULL;
+    for (int i = 0; i < ex->n_runs; i++)
+        for (int j = 0; j < ex->runs[i].n_stages; j++) {
+            const struct run_stage *st = &ex->runs[i].stages[j];
+            if (strcmp(st->def->name, "xdomain") || (st->state != STAGE_DONE && st->state != STAGE_CACHED)) continue;
+            bool seen = false;
+            for (int k = 0; arr && k < cJSON_GetArraySize(arr); k++)
+                seen |= !strcmp(cJSON_GetObjectItem(cJSON_GetArrayItem(arr, k), "key")->valuestring, st->key);
+            if (seen) continue;
+            char p[RUNNER_PATH + 32], *text = NULL;
+            snprintf(p, sizeof p, "%s/metrics.json", st->dir);
+            if (fs_read_all(p, &text, NULL) != ALLMREC_OK) continue;
+            cJSON *m = cJSON_Parse(text);
+            free(text);
+            if (!m || !cJSON_IsString(cJSON_GetObjectItem(m, "rule"))) { cJSON_Delete(m); continue; }
+            cJSON_DeleteItemFromObject(m, "results");
+            const char *dsid = NULL, *dslabel = NULL;
+            report_axis_of_run(&ex->runs[i], "dataset", &dsid, &dslabel);
+            cJSON_AddStringToObject(m, "dataset", dslabel ? dslabel : "");
+            cJSON_AddStringToObject(m, "key", st->key);
+            cJSON_AddStringToObject(m, "dir", st->dir);
+            if (!arr) arr = cJSON_CreateArray();
+            cJSON_AddItemToArray(arr, m);
+        }
+    return arr;
+}
+
+static double num_of(const cJSON *o, const char *k) {
+    const cJSON *v = cJSON_GetObjectItem(o, k);
+    return cJSON_IsNumber(v) ? v->valuedouble : NAN;
+}
+
+// Table 5: the mapping rule the cross-domain runs used, with its counts
+void report_cross_domain(struct strbuf *b, const struct experiment *ex, bool html) {
+    cJSON *maps = cross_domain_maps(ex);
+    const cJSON *m;
+    cJSON_ArrayForEach(m, maps) {
+        const cJSON *src = cJSON_GetObjectItem(m, "source"), *tgt = cJSON_GetObjectItem(m, "target");
+        sb_printf(b, html ? "<h2>Cross-domain mapping: " : "\n## Cross-domain mapping: ");
+        put_text(b, cJSON_GetObjectItem(m, "dataset")->valuestring, html);
+        sb_printf(b, " (datasets ");
+        put_text(b, cJSON_IsString(src) ? src->valuestring : "?", html);
+        sb_printf(b, " → ");
+        put_text(b, cJSON_IsString(tgt) ? tgt->valuestring : "?", html);
+        sb_printf(b, ")");
+        sb_printf(b, html ? "</h2>\n<p style=\"max-width:1100px\"><b>Rule:</b> " : "\n\n**Rule:** ");
+        put_text(b, cJSON_GetObjectItem(m, "rule")->valuestring, html);
+        sb_printf(b, html ? ".</p>\n<p>" : ".\n\n");
+        sb_printf(b, "%.0f target items (%.0f source items): %.0f mapped by original id, %.0f to the nearest source "
+                     "item by q_i (mean squared distance %.4g), onto %.0f distinct source items. Candidates mapped to "
+                     "one source item tie: release kinds give ties to the target, strict kinds count them against it. "
+                     "Item map: ", num_of(m, "target_items"), num_of(m, "source_items"), num_of(m, "items_by_id"),
+                  num_of(m, "items_nearest"), num_of(m, "mean_sq_distance"), num_of(m, "distinct_sources"));
+        sb_printf(b, html ? "<code>" : "`");
+        put_text(b, cJSON_GetObjectItem(m, "dir")->valuestring, html);
+        sb_printf(b, html ? "/item_map.tsv</code>.</p>\n" : "/item_map.tsv`.\n");
+    }
+    cJSON_Delete(maps);
+}
+
 // ---------------------------------------------------------------- CSV
 
 static void csv_field(struct strbuf *b, const char *s) {
@@ -752,6 +818,8 @@ static allmrec_status write_json(const struct report *rep, const char *path) {
         }
         cJSON_AddItemToArray(runs, o);
     }
+    cJSON *maps = cross_domain_maps(ex);
+    if (maps) cJSON_AddItemToObject(j, "cross_domain", maps);
     char *text = cJSON_Print(j);
     cJSON_Delete(j);
     if (!text) return ALLMREC_ERR(ALLMREC_ERR_NOMEM, "oom");

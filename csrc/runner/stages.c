@@ -15,8 +15,12 @@
 //             <cf>/cf_export.h5 and <cf>/best.h5) -> checkpoint.h5, joint.h5 (/items/e, /items/q), sbert/
 //   stage2    allmrec train stage2 --config <dir>/stage.yaml   (reads the dataset, <cf>/cf_export.h5,
 //             <stage1>/joint.h5 when the pipeline has Stage 1) -> checkpoint.h5 (F_U, F_I)
+//   xdomain   allmrec eval xdomain --config <dir>/stage.yaml  (cross-domain, paper Table 5: reads the
+//             source dataset, the eval_data target, <cf>/ and <stage1>/) -> cf_export.h5, joint.h5 in
+//             the target's numbering, item_map.tsv, metrics.json (the source SASRec through the map)
 //   llm_eval  allmrec eval llm --config <dir>/stage.yaml  (reads the evaluation dataset and, where the
-//             pipeline has them, <cf>/cf_export.h5, <stage1>/joint.h5, <stage2>/checkpoint.h5)
+//             pipeline has them, <xdomain or cf>/cf_export.h5, <xdomain or stage1>/joint.h5,
+//             <stage2>/checkpoint.h5)
 //             -> metrics.json, generations.jsonl
 //   baseline  allmrec train <run.baseline_model> --config ...  (tallrec; the others not built yet)
 //             -> metrics.json (TALLRec: that of its LLM evaluation), adapter/, best.h5
@@ -36,6 +40,7 @@
 #include "allmrec/stage1.h"
 #include "allmrec/stage2.h"
 #include "allmrec/tallrec.h"
+#include "allmrec/xdomain.h"
 
 static char *dupf(const char *fmt, const char *a, const char *b) {
     char buf[RUNNER_PATH * 2];
@@ -185,6 +190,9 @@ static allmrec_status build_stage1(const struct run *r, int si, struct stage_cmd
 static allmrec_status build_stage2(const struct run *r, int si, struct stage_cmd *c, int *n) {
     return build_config_cmd(r, si, c, n, "train", NULL, "stage2");
 }
+static allmrec_status build_xdomain(const struct run *r, int si, struct stage_cmd *c, int *n) {
+    return build_config_cmd(r, si, c, n, "eval", NULL, "xdomain");
+}
 static allmrec_status build_llm_eval(const struct run *r, int si, struct stage_cmd *c, int *n) {
     return build_config_cmd(r, si, c, n, "eval", NULL, "llm");
 }
@@ -217,6 +225,11 @@ static const struct config_key *schema_baseline(const struct run *r, int *n) {
     if (config_get_string(&r->cfg, "run.baseline_model", &m) != ALLMREC_OK) return NULL;
     if (!strcmp(m, "tallrec")) return tallrec_config_schema(n);
     return NULL;
+}
+
+static const struct config_key *schema_xdomain(const struct run *r, int *n) {
+    (void)r;
+    return xdomain_config_schema(n);
 }
 
 static const struct config_key *schema_llm_eval(const struct run *r, int *n) {
@@ -258,13 +271,22 @@ static const struct stage_def STAGES[] = {
      .schema = schema_stage2, .slurm = {8, "128G", "24:00:00"}, .doc = "Stage 2: projections F_U, F_I into the frozen LLM: checkpoint.h5",
      .inject = {{"data.path", "{data}/dataset.h5"}, {"cf.export", "{cf}/cf_export.h5"},
                 {"cf.checkpoint", "{cf}/best.h5"}, {"stage1.joint", "{?stage1}/joint.h5"}, {"out_dir", "{out}"}}},
-    {.name = "llm_eval", .section = "llm_eval", .upstream = {"?cf", "?stage2", "?stage1", "eval_data|data"},
+    // cross-domain (a run with eval_data whose pipeline has Stage 1, or a SASRec-only run): plan.c adds it
+    {.name = "xdomain", .section = "xdomain", .upstream = {"cf", "stage1", "data", "eval_data"}, .available = true,
+     .writes_config = true, .device_key = "device", .result_file = "metrics.json", .result_required = true,
+     .build = build_xdomain, .schema = schema_xdomain, .slurm = {4, "32G", "02:00:00"},
+     .doc = "cross-domain map (RELEASE.md 6.5): target items' q_i through the source SBERT, nearest source item, "
+            "x_u from the source SASRec: cf_export.h5, joint.h5, item_map.tsv, metrics.json (SASRec row)",
+     .inject = {{"data.path", "{data}/dataset.h5"}, {"target.path", "{eval_data}/dataset.h5"}, {"cf.dir", "{cf}"},
+                {"stage1.dir", "{stage1}"}, {"out_dir", "{out}"}}},
+    {.name = "llm_eval", .section = "llm_eval",
+     .upstream = {"?xdomain", "?cf", "?stage2", "?stage1", "eval_data|data"},
      .available = true, .writes_config = true, .device_key = "device",
      .result_file = "metrics.json", .result_required = true, .build = build_llm_eval, .schema = schema_llm_eval,
      .slurm = {8, "128G", "12:00:00"},
      .doc = "LLM evaluation: generation (release) and candidate scoring (strict): metrics.json, generations.jsonl",
-     .inject = {{"data.path", "{eval_data|data}/dataset.h5"}, {"cf.export", "{?cf}/cf_export.h5"},
-                {"stage1.joint", "{?stage1}/joint.h5"}, {"stage2.checkpoint", "{?stage2}/checkpoint.h5"},
+     .inject = {{"data.path", "{eval_data|data}/dataset.h5"}, {"cf.export", "{?xdomain|cf}/cf_export.h5"},
+                {"stage1.joint", "{?xdomain|stage1}/joint.h5"}, {"stage2.checkpoint", "{?stage2}/checkpoint.h5"},
                 {"out_dir", "{out}"}}},
     // built: the models of run.baseline_model that are (model_key: the others stay "not built")
     {.name = "baseline", .section = "baseline", .upstream = {"data", "?eval_data"}, .available = true,

@@ -282,6 +282,10 @@ struct synth_options {
     double seq_dep;           // probability of a "next in series" item (0.3)
     double cold_user_frac;    // users with exactly 3 interactions (0.1)
     uint64_t seed;            // 1
+    int vocab_offset;         // category c uses vocabulary (vocab_offset + c) mod 12 (0: Beauty, Toys,
+                              // Video Games, Movies, ...; 2: Video Games first, 3: Movies first)
+    char item_id_prefix[16];  // original item ids are <prefix><8 digits> ("S"); two datasets with
+                              // other prefixes have disjoint item sets (cross-domain tests)
 };
 void synth_options_default(struct synth_options *o);
 allmrec_status dataset_synth(const struct synth_options *o, struct dataset *out);

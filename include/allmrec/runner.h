@@ -49,7 +49,7 @@ extern "C" {
 #define RUNNER_MAX_CMDS 3
 #define RUNNER_MAX_ARGS 64
 #define RUNNER_PATH 1024
-#define RUNNER_MAX_UPSTREAM 4
+#define RUNNER_MAX_UPSTREAM 5
 
 // ---------------------------------------------------------------- the stage table
 

@@ -477,6 +477,163 @@ static void test_table12_tiny(void) {
     cJSON_Delete(rep);
 }
 
+// ---------------------------------------------------------------- Table 5: cross-domain
+
+// a (rows, cols) f32 dataset of an HDF5 file (malloc'ed)
+static float *read_f32(const char *path, const char *name, int64_t *rows, int64_t *cols) {
+    struct h5_file f;
+    float *v = NULL;
+    int nd = 0;
+    int64_t sh[8] = {0};
+    if (h5_open_read(&f, path) != ALLMREC_OK) return NULL;
+    allmrec_status s = h5_read_alloc(&f, name, ALLMREC_DTYPE_F32, (void **)&v, &nd, sh);
+    h5_close(&f);
+    if (s || nd != 2) { free(v); return NULL; }
+    *rows = sh[0], *cols = sh[1];
+    return v;
+}
+
+// max |a - b| over n floats
+static double max_diff(const float *a, const float *b, int64_t n) {
+    double m = 0;
+    for (int64_t i = 0; i < n; i++) m = fmax(m, fabs((double)a[i] - (double)b[i]));
+    return m;
+}
+
+// the source item of every target item in item_map.tsv (column 3); n: rows read
+static int32_t *read_map(const char *dir, int64_t cap, int64_t *n) {
+    char *t = slurp("%s/item_map.tsv", dir);
+    int32_t *m = calloc((size_t)cap + 1, sizeof(int32_t));
+    *n = 0;
+    char *save = NULL;
+    for (char *line = t ? strtok_r(t, "\n", &save) : NULL; line; line = strtok_r(NULL, "\n", &save)) {
+        long long ti;
+        int si;
+        if (sscanf(line, "%lld\t%*s\t%d", &ti, &si) == 2 && ti >= 1 && ti <= cap) { m[ti] = si; (*n)++; }
+    }
+    free(t);
+    return m;
+}
+
+// Table 5 on a Movies-like source and a Games-like target with disjoint items
+// (experiments/presets/tiny/datasets/movies_to_games.yaml): every built run
+// completes; the report states the rule; the map is the nearest source q_i
+// (recomputed here in double precision); the target's CF export holds the
+// mapped source rows of E; every cell = its run's metrics.json. Then the
+// mapping of the source onto itself: every item maps by its id and the outputs
+// equal the source's own (Stage 1's q_i, the CF export's x_u and its metrics).
+static void test_table5_tiny(void) {
+    cJSON *rep;
+    run_table_failing("table5", "'datasets=[movies_to_games]'", 6, -1, &rep);
+    if (!rep) return;
+    char *log = slurp("%s/log.txt", g_out);
+    CHECK_MSG(log && strstr(log, "4 of 6 runs complete, 0 failed, 2 not built"), "%s", log ? log : "");
+    free(log);
+    const char *run_a = "movies_to_games__a-llmrec__cross_domain";
+    char xd[1400], s1[1400], cf[1400], data[1400], tgt[1400], p[1600], q[1600];
+    snprintf(xd, sizeof xd, "%s/out/runs/%s/xdomain", g_out, run_a);
+    snprintf(s1, sizeof s1, "%s/out/runs/%s/stage1", g_out, run_a);
+    snprintf(cf, sizeof cf, "%s/out/runs/%s/cf", g_out, run_a);
+    snprintf(data, sizeof data, "%s/out/runs/%s/data/dataset.h5", g_out, run_a);
+    snprintf(tgt, sizeof tgt, "%s/out/runs/%s/eval_data/dataset.h5", g_out, run_a);
+    // the report states the rule, in the Markdown, the HTML and the JSON
+    const cJSON *maps = cJSON_GetObjectItem(rep, "cross_domain");
+    CHECK_EQ_INT(cJSON_GetArraySize(maps), 1);
+    const cJSON *m0 = cJSON_GetArrayItem(maps, 0);
+    const char *rule = m0 ? cJSON_GetObjectItem(m0, "rule")->valuestring : "";
+    CHECK(strstr(rule, "nearest by q_i") && strstr(rule, "x_u = the source SASRec"));
+    CHECK(m0 && cJSON_GetObjectItem(m0, "items_by_id")->valuedouble == 0);       // disjoint item sets
+    CHECK(m0 && cJSON_GetObjectItem(m0, "items_nearest")->valuedouble == 70);
+    char *md = slurp("%s/out/report.md", g_out), *html = slurp("%s/out/report.html", g_out);
+    CHECK(md && strstr(md, "## Cross-domain mapping") && strstr(md, rule));
+    CHECK(html && strstr(html, "Cross-domain mapping"));
+    free(md), free(html);
+    // the map: nearest source q_i (squared L2, ties to the lower id), recomputed here
+    int64_t ns = 0, dj = 0, nt = 0, dj2 = 0;
+    snprintf(p, sizeof p, "%s/joint.h5", s1);
+    float *qs = read_f32(p, "items/q", &ns, &dj);
+    snprintf(p, sizeof p, "%s/joint.h5", xd);
+    float *qt = read_f32(p, "items/q", &nt, &dj2), *et = read_f32(p, "items/e", &nt, &dj2);
+    CHECK(qs && qt && et && ns == 81 && nt == 71 && dj == dj2);
+    int64_t n_map = 0;
+    int32_t *map = read_map(xd, 70, &n_map);
+    CHECK_EQ_INT((int)n_map, 70);
+    int wrong = 0;
+    for (int64_t t = 1; qs && qt && t < nt; t++) {
+        double best = INFINITY;
+        int32_t arg = 0;
+        for (int64_t s2 = 1; s2 < ns; s2++) {
+            double acc = 0;
+            for (int64_t k = 0; k < dj; k++) acc += ((double)qt[t * dj + k] - qs[s2 * dj + k]) * ((double)qt[t * dj + k] - qs[s2 * dj + k]);
+            if (acc < best) best = acc, arg = (int32_t)s2;
+        }
+        wrong += arg != map[t];
+    }
+    CHECK_EQ_INT(wrong, 0);
+    CHECK(qt && et && max_diff(qt, et, nt * dj) == 0); // e_i = q_i (RELEASE.md 6.5)
+    // the target's E rows are the source's rows of the mapped items
+    int64_t r1 = 0, d1 = 0, r2 = 0, d2 = 0;
+    snprintf(p, sizeof p, "%s/cf_export.h5", cf);
+    snprintf(q, sizeof q, "%s/cf_export.h5", xd);
+    float *Es = read_f32(p, "items/embedding", &r1, &d1), *Et = read_f32(q, "items/embedding", &r2, &d2);
+    CHECK(Es && Et && r1 == 81 && r2 == 71 && d1 == d2);
+    double dmax = 0;
+    for (int64_t t = 1; Es && Et && t < r2; t++) dmax = fmax(dmax, max_diff(Et + t * d2, Es + (int64_t)map[t] * d1, d1));
+    CHECK(dmax == 0);
+    // cells: SASRec's = the xdomain stage's release_neg19 Hit@1; A-LLMRec's = its LLM evaluation's
+    const cJSON *r;
+    cJSON_ArrayForEach(r, cJSON_GetObjectItem(rep, "runs")) {
+        const char *id = cJSON_GetObjectItem(r, "id")->valuestring;
+        if (strstr(id, "morec") || strstr(id, "recformer")) {
+            CHECK(!strcmp(cJSON_GetObjectItem(r, "state")->valuestring, "not built"));
+            continue;
+        }
+        CHECK_MSG(!strcmp(cJSON_GetObjectItem(r, "state")->valuestring, "complete"), "run %s not complete", id);
+        if (strstr(id, "tallrec")) continue;
+        char *t = strstr(id, "__sasrec__") ? slurp("%s/out/runs/%s/xdomain/metrics.json", g_out, id)
+                                            : slurp("%s/out/runs/%s/llm_eval/metrics.json", g_out, id);
+        cJSON *mj = t ? cJSON_Parse(t) : NULL;
+        free(t);
+        double want = mj ? entry_hit1(mj, "all") : NAN;
+        double got = cJSON_GetObjectItem(cJSON_GetObjectItem(r, "metrics"), "hit@1")->valuedouble;
+        fprintf(stderr, "  %-48s Hit@1 %.4f (metrics.json %.4f)\n", id, got, want);
+        CHECK(isfinite(want) && fabs(got - want) < 1e-12);
+        cJSON_Delete(mj);
+    }
+    // the source onto itself: every item by its id; q_i = Stage 1's, x_u and E = the source export's,
+    // Hit@1 = the CF stage's own metrics.json
+    char self[1400];
+    snprintf(self, sizeof self, "%s/self", g_out);
+    int rc = sh("'%s' eval xdomain --config /dev/null data.path=%s target.path=%s cf.dir=%s stage1.dir=%s out_dir=%s "
+                "'eval.kinds=[neg19, release_neg19]' > %s.log 2>&1", getenv("ALLMREC_BIN"), data, data, cf, s1, self, self);
+    CHECK_EQ_INT(rc, 0);
+    char *sm = slurp("%s/metrics.json", self);
+    cJSON *smj = sm ? cJSON_Parse(sm) : NULL;
+    free(sm);
+    CHECK(smj && cJSON_GetObjectItem(smj, "items_by_id")->valuedouble == 80);
+    snprintf(p, sizeof p, "%s/joint.h5", self);
+    float *qself = read_f32(p, "items/q", &r1, &d1);
+    CHECK(qself && r1 == ns && d1 == dj);
+    double dq = qself && qs ? max_diff(qself, qs, ns * dj) : 1;
+    snprintf(p, sizeof p, "%s/cf_export.h5", cf);
+    snprintf(q, sizeof q, "%s/cf_export.h5", self);
+    int64_t u1 = 0, u2 = 0;
+    float *xs = read_f32(p, "users/x_train_valid", &u1, &d1), *xt = read_f32(q, "users/x_train_valid", &u2, &d2);
+    CHECK(xs && xt && u1 == u2 && d1 == d2);
+    double dx = xs && xt ? max_diff(xs, xt, u1 * d1) : 1;
+    fprintf(stderr, "  source onto itself: max |q - Stage 1's q| %.3g, max |x_u - export's x_u| %.3g\n", dq, dx);
+    CHECK(dq < 1e-5 && dx < 1e-5);
+    char *cm = slurp("%s/metrics.json", cf);
+    cJSON *cmj = cm ? cJSON_Parse(cm) : NULL;
+    free(cm);
+    double h_self = smj ? entry_hit1(smj, "all") : NAN, h_cf = cmj ? entry_hit1(cmj, "all") : NAN;
+    fprintf(stderr, "  source onto itself: Hit@1 %.4f, the CF stage's %.4f\n", h_self, h_cf);
+    CHECK(isfinite(h_cf) && fabs(h_self - h_cf) < 1e-12);
+    cJSON_Delete(smj), cJSON_Delete(cmj);
+    free(qs), free(qt), free(et), free(map), free(Es), free(Et), free(qself), free(xs), free(xt);
+    cJSON_Delete(rep);
+}
+
 TEST_MAIN(TEST_CASE(test_table1_tiny), TEST_CASE(test_table2_tiny), TEST_CASE(test_table6_tiny), TEST_CASE(test_table7_tiny),
           TEST_CASE(test_figure4_tiny), TEST_CASE(test_table3_tiny), TEST_CASE(test_table4_tiny), TEST_CASE(test_table8_tiny),
-          TEST_CASE(test_table12_tiny))
+          TEST_CASE(test_table12_tiny), TEST_CASE(test_table5_tiny))
