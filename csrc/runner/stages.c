@@ -142,6 +142,22 @@ static allmrec_status build_data_common(const struct run *r, int si, struct stag
                           "unknown data source '%s' (expected synth, prepare or file)", source);
 }
 
+// `allmrec data stats --dataset <data>/dataset.h5 --out <dir>/metrics.json` (paper Table 10)
+static allmrec_status build_stats(const struct run *r, int si, struct stage_cmd *cmds, int *n) {
+    int di = -1;
+    for (int i = 0; i < si; i++)
+        if (!strcmp(r->stages[i].def->name, "data")) di = i;
+    if (di < 0) return ALLMREC_ERR(ALLMREC_ERR_INTERNAL, "run %s: stats without a data stage", r->id);
+    struct stage_cmd *c = &cmds[0];
+    *n = 1;
+    ALLMREC_TRY(push(c, strdup("data")));
+    ALLMREC_TRY(push(c, strdup("stats")));
+    ALLMREC_TRY(push(c, strdup("--dataset")));
+    ALLMREC_TRY(push(c, dupf("%s/dataset.h5", r->stages[di].dir, NULL)));
+    ALLMREC_TRY(push(c, strdup("--out")));
+    return push(c, dupf("%s/metrics.json", r->stages[si].dir, NULL));
+}
+
 static allmrec_status build_data(const struct run *r, int si, struct stage_cmd *cmds, int *n) {
     return build_data_common(r, si, cmds, n, "data");
 }
@@ -246,6 +262,9 @@ static const struct stage_def STAGES[] = {
     {.name = "data", .section = "data", .available = true, .build = build_data,
      .slurm = {4, "16G", "02:00:00"},
      .doc = "prepared HDF5 dataset with splits and candidate sets (data synth | prepare + split | a file)"},
+    {.name = "stats", .section = "stats", .upstream = {"data"}, .available = true, .build = build_stats,
+     .result_file = "metrics.json", .result_required = true, .slurm = {1, "16G", "00:30:00"},
+     .doc = "dataset statistics (data stats: users, items, interactions, avg_len; paper Table 10): metrics.json"},
     {.name = "eval_data", .section = "eval_data", .available = true, .build = build_eval_data,
      .slurm = {4, "16G", "02:00:00"},
      .doc = "a second dataset to evaluate on (cross-domain)"},
@@ -344,6 +363,8 @@ static const struct model_def MODELS[] = {
     {"llm-only", "LLM-Only", {"data", "llm_eval"}, {"llm_eval.item_embedding=none", "llm_eval.use_user_rep=false"},
      .built = true},
     {"tallrec", "TALLRec", {"data", "baseline"}, {"run.baseline_model=tallrec"}, .built = true},
+    // Table 10: the prepared dataset's statistics (no model)
+    {"data-stats", "Dataset statistics", {"data", "stats"}, {NULL}, .built = true},
     {"morec", "MoRec", {"data", "baseline"}, {"run.baseline_model=morec"}, .built = false},
     {"ctrl", "CTRL", {"data", "baseline"}, {"run.baseline_model=ctrl"}, .built = false},
     {"recformer", "RECFORMER", {"data", "baseline"}, {"run.baseline_model=recformer"}, .built = false},

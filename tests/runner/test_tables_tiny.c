@@ -96,6 +96,7 @@ static void run_table_failing(const char *table, const char *extra, int n_runs, 
 // the run's metrics.json (its last evaluation stage: llm_eval, or cf for a CF row)
 static cJSON *run_metrics(const char *run_id) {
     char *t = slurp("%s/out/runs/%s/llm_eval/metrics.json", g_out, run_id);
+    if (!t) t = slurp("%s/out/runs/%s/baseline/metrics.json", g_out, run_id);
     if (!t) t = slurp("%s/out/runs/%s/cf/metrics.json", g_out, run_id);
     cJSON *j = t ? cJSON_Parse(t) : NULL;
     free(t);
@@ -326,20 +327,19 @@ static void test_table7_tiny(void) {
 // Figure 4: the favourite-genre task; valid answers recounted from the lines;
 // LLM-Only's prompts = A-LLMRec's without the sentence and the markers; the
 // report shows each user's history and both answers
-static void test_figure4_tiny(void) {
-    cJSON *rep;
-    run_table("figure4", "'datasets=[movies]'", 2, &rep);
-    if (!rep) return;
-    const char *ids[2] = {"movies__a-llmrec", "movies__llm-only"};
+// the favourite-genre runs of a figure: prompts, answers in the report, validity rate recounted
+static void check_genre_runs(const char *const *ids, int n_ids) {
     char *md = slurp("%s/out/report.md", g_out);
     CHECK(md && strstr(md, "## Favourite genres: each model's answer per sampled user"));
-    for (int k = 0; k < 2; k++) {
-        char *t = slurp("%s/out/runs/%s/llm_eval/generations.jsonl", g_out, ids[k]);
+    for (int k = 0; k < n_ids; k++) {
+        bool base = strstr(ids[k], "tallrec") != NULL; // TALLRec's evaluation runs inside its baseline stage
+        char *t = slurp("%s/out/runs/%s/%s/generations.jsonl", g_out, ids[k], base ? "baseline" : "llm_eval");
         CHECK(t != NULL);
         int n = 0, valid = 0;
-        for (char *line = strtok(t, "\n"); line; line = strtok(NULL, "\n")) {
+        for (char *line = t ? strtok(t, "\n") : NULL; line; line = strtok(NULL, "\n")) {
             cJSON *j = cJSON_Parse(line);
-            CHECK(j && strstr(cJSON_GetObjectItem(j, "prompt")->valuestring, "? The favorite genres are "));
+            CHECK(j && strstr(cJSON_GetObjectItem(j, "prompt")->valuestring, "movie genres would this user enjoy? "
+                                                                                  "The favorite genres are "));
             CHECK(cJSON_IsArray(cJSON_GetObjectItem(j, "history")) && !cJSON_GetObjectItem(j, "candidates"));
             valid += cJSON_IsTrue(cJSON_GetObjectItem(j, "valid"));
             if (n < 5 && md) { // shown in the report
@@ -361,11 +361,31 @@ static void test_figure4_tiny(void) {
         CHECK(!strcmp(cJSON_GetObjectItem(e, "task")->valuestring, "favorite_genre"));
         cJSON_Delete(m);
     }
-    check_prompts(ids[0], ids[1], NEITHER);
     free(md);
+}
+
+static void test_figure4_tiny(void) {
+    cJSON *rep;
+    run_table("figure4", "'datasets=[movies]'", 2, &rep);
+    if (!rep) return;
+    const char *ids[2] = {"movies__a-llmrec", "movies__llm-only"};
+    check_genre_runs(ids, 2);
+    check_prompts(ids[0], ids[1], NEITHER);
     cJSON_Delete(rep);
 }
 
+// Figure 6: Figure 4 plus TALLRec (LoRA on the tiny OPT), whose answers sit beside the others
+static void test_figure6_tiny(void) {
+    cJSON *rep;
+    run_table("figure6", "'datasets=[movies]'", 3, &rep);
+    if (!rep) return;
+    const char *ids[3] = {"movies__a-llmrec", "movies__llm-only", "movies__tallrec"};
+    check_genre_runs(ids, 3);
+    char *md = slurp("%s/out/report.md", g_out);
+    CHECK(md && strstr(md, "| A-LLMRec | LLM-Only | TALLRec |"));
+    free(md);
+    cJSON_Delete(rep);
+}
 
 // a value of a stage's stage.yaml ("key: value" line), "" when absent
 static void stage_value(const char *run_id, const char *stage, const char *key, char *out, size_t cap) {
@@ -634,6 +654,53 @@ static void test_table5_tiny(void) {
     cJSON_Delete(rep);
 }
 
+// ---------------------------------------------------------------- Table 10: dataset statistics
+
+// Table 10 on the four tiny datasets: every cell = the count read here from the
+// run's dataset.h5 (users = offsets - 1, interactions = the item array's
+// length, items = the item table's rows - 1, avg_len = their ratio), the
+// paper's value beside it.
+static void test_table10_tiny(void) {
+    cJSON *rep;
+    run_table("table10", "'datasets=[movies, games, beauty, toys]'", 4, &rep);
+    if (!rep) return;
+    const cJSON *r;
+    int n = 0;
+    cJSON_ArrayForEach(r, cJSON_GetObjectItem(rep, "runs")) {
+        const char *id = cJSON_GetObjectItem(r, "id")->valuestring;
+        char p[1400];
+        snprintf(p, sizeof p, "%s/out/runs/%s/data/dataset.h5", g_out, id);
+        struct h5_file f;
+        CHECK_OK(h5_open_read(&f, p));
+        int nd = 0;
+        int64_t so[8] = {0}, si[8] = {0}, sc[8] = {0};
+        CHECK_OK(h5_shape(&f, "users/offsets", &nd, so, NULL));
+        CHECK_OK(h5_shape(&f, "users/items", &nd, si, NULL));
+        CHECK_OK(h5_shape(&f, "items/count", &nd, sc, NULL));
+        h5_close(&f);
+        double users = (double)(so[0] - 1), inter = (double)si[0], items = (double)(sc[0] - 1);
+        const cJSON *m = cJSON_GetObjectItem(r, "metrics");
+        double gu = cJSON_GetObjectItem(m, "users")->valuedouble, gi = cJSON_GetObjectItem(m, "items")->valuedouble,
+               gn = cJSON_GetObjectItem(m, "interactions")->valuedouble, ga = cJSON_GetObjectItem(m, "avg_len")->valuedouble;
+        fprintf(stderr, "  %-22s users %g/%g items %g/%g interactions %g/%g avg_len %.4f/%.4f\n", id, gu, users, gi,
+                items, gn, inter, ga, inter / users);
+        CHECK(gu == users && gi == items && gn == inter && fabs(ga - inter / users) < 1e-9 && users > 0);
+        n++;
+    }
+    CHECK_EQ_INT(n, 4);
+    int filled = 0;
+    const cJSON *c;
+    cJSON_ArrayForEach(c, cJSON_GetObjectItem(rep, "cells")) {
+        filled += cJSON_IsNumber(cJSON_GetObjectItem(c, "ours"));
+        CHECK(cJSON_IsNumber(cJSON_GetObjectItem(c, "paper")));
+    }
+    CHECK_EQ_INT(filled, 16);
+    char *md = slurp("%s/out/report.md", g_out);
+    CHECK(md && strstr(md, "#Interactions") && strstr(md, "297498"));
+    free(md);
+    cJSON_Delete(rep);
+}
+
 TEST_MAIN(TEST_CASE(test_table1_tiny), TEST_CASE(test_table2_tiny), TEST_CASE(test_table6_tiny), TEST_CASE(test_table7_tiny),
           TEST_CASE(test_figure4_tiny), TEST_CASE(test_table3_tiny), TEST_CASE(test_table4_tiny), TEST_CASE(test_table8_tiny),
-          TEST_CASE(test_table12_tiny), TEST_CASE(test_table5_tiny))
+          TEST_CASE(test_table12_tiny), TEST_CASE(test_table5_tiny), TEST_CASE(test_table10_tiny), TEST_CASE(test_figure6_tiny))
