@@ -41,6 +41,8 @@ static const struct config_key EXPERIMENT_SCHEMA[] = {
     {"seeds", CONFIG_INT_LIST, "[]", false, "one run per seed (results averaged); none: the commands' own seeds"},
     {"sweep.*", CONFIG_ANY, NULL, false, "run-config key: [values] (a grid)"},
     {"defaults.*", CONFIG_ANY, NULL, false, "run config shared by every run"},
+    {"protocol.*", CONFIG_ANY, NULL, false, "run config set after the dataset files, before the model, scenario, "
+     "variant and sweep settings: what a protocol preset changes whatever the dataset says (release: stage1.beta 0.2)"},
     {"table.rows", CONFIG_STRING_LIST, "[model]", false, "axes of the table's rows"},
     {"table.columns", CONFIG_STRING_LIST, "[dataset]", false, "axes of the table's columns"},
     {"table.digits", CONFIG_INT, "4", false, "decimals shown"},
@@ -440,6 +442,8 @@ static allmrec_status build_run(struct experiment *ex, struct run *r, const stru
                               dfile);
     }
     if (ds->set_prefix[0]) ALLMREC_TRY(config_merge_prefix(c, &ex->cfg, ds->set_prefix));
+    // 2b. protocol: a preset's keys that win over the dataset files (not over models, variants, sweeps)
+    ALLMREC_TRY(config_merge_prefix(c, &ex->cfg, "protocol"));
     // 3. model
     const char *model_name = mo->base[0] ? mo->base : mo->id;
     const struct model_def *md = model_find(model_name);

@@ -50,6 +50,7 @@ static char *slurp(const char *fmt, ...) {
 }
 
 static char g_out[1200];
+static const char *g_report = "out"; // the folder of report.json under g_out ("out-protocols" with --protocols)
 
 // run `allmrec experiment experiments/<table>.yaml --preset tiny datasets=[beauty] <extra>`
 // from the source root; *rep: report.json parsed (NULL: skipped or failed)
@@ -86,7 +87,7 @@ static void run_table_failing(const char *table, const char *extra, int n_runs, 
     else snprintf(want, sizeof want, "%d of %d runs complete, %d failed", n_runs - n_failed, n_runs, n_failed);
     CHECK_MSG(log && strstr(log, want), "%s: expected '%s' in:\n%s", table, want, log ? log : "");
     free(log);
-    char *js = slurp("%s/out/report.json", g_out);
+    char *js = slurp("%s/%s/report.json", g_out, g_report);
     cJSON *j = js ? cJSON_Parse(js) : NULL;
     free(js);
     CHECK(j != NULL);
@@ -701,6 +702,148 @@ static void test_table10_tiny(void) {
     cJSON_Delete(rep);
 }
 
+// ---------------------------------------------------------------- both protocols in one invocation
+
+// the Hit@1 of a metrics.json entry (scenario, kind, test split, mode or "" for any)
+static double entry_of(const cJSON *m, const char *scenario, const char *kind, const char *mode) {
+    const cJSON *e;
+    cJSON_ArrayForEach(e, cJSON_GetObjectItem(m, "results")) {
+        const cJSON *md = cJSON_GetObjectItem(e, "mode");
+        if (strcmp(cJSON_GetObjectItem(e, "scenario")->valuestring, scenario) ||
+            strcmp(cJSON_GetObjectItem(e, "kind")->valuestring, kind) ||
+            strcmp(cJSON_GetObjectItem(e, "split")->valuestring, "test") ||
+            (mode[0] && (!cJSON_IsString(md) || strcmp(md->valuestring, mode))))
+            continue;
+        return cJSON_GetObjectItem(e, "hit@1")->valuedouble;
+    }
+    return NAN;
+}
+
+// `--protocols`: Table 2 under release and strict in one invocation and one report;
+// each protocol's cells = the entries its preset names (release: release_neg19 /
+// release_llm20 by generation; strict: neg19, the LLM rows by scoring), read here
+// from the runs' metrics.json; one CF stage serves both.
+static void test_protocols_tiny(void) {
+    cJSON *rep;
+    g_report = "out-protocols";
+    run_table_failing("table2", "--protocols 'models=[sasrec, a-llmrec]'", 4, -1, &rep);
+    g_report = "out";
+    if (!rep) return;
+    char *log = slurp("%s/log.txt", g_out);
+    CHECK(log && strstr(log, "== preset release") && strstr(log, "== preset strict"));
+    free(log);
+    char *md = slurp("%s/out-protocols/report.md", g_out), *html = slurp("%s/out-protocols/report.html", g_out);
+    CHECK(md && strstr(md, "## Preset `release`") && strstr(md, "## Preset `strict`"));
+    CHECK(html && strstr(html, "<h2>Preset <code>release</code></h2>") && strstr(html, "<h2>Preset <code>strict</code></h2>"));
+    free(md), free(html);
+    const cJSON *prot = cJSON_GetObjectItem(rep, "protocols");
+    CHECK_EQ_INT(cJSON_GetArraySize(prot), 2);
+    char cf_key[2][32] = {"", ""};
+    for (int k = 0; k < 2 && k < cJSON_GetArraySize(prot); k++) {
+        const cJSON *pk = cJSON_GetArrayItem(prot, k), *r;
+        bool strict = !strcmp(cJSON_GetObjectItem(pk, "preset")->valuestring, "strict");
+        CHECK_EQ_INT(strict, k);
+        const char *dir = cJSON_GetObjectItem(pk, "out_dir")->valuestring;
+        int n = 0;
+        cJSON_ArrayForEach(r, cJSON_GetObjectItem(cJSON_GetObjectItem(pk, "report"), "runs")) {
+            const char *id = cJSON_GetObjectItem(r, "id")->valuestring;
+            bool llm = strstr(id, "a-llmrec") != NULL;
+            const char *sc = item_scenario(cJSON_GetObjectItem(cJSON_GetObjectItem(r, "axes"), "scenario")->valuestring);
+            char *t = slurp("%s/runs/%s/%s/metrics.json", dir, id, llm ? "llm_eval" : "cf");
+            cJSON *m = t ? cJSON_Parse(t) : NULL;
+            free(t);
+            double want = !m ? NAN : strict ? entry_of(m, sc, "neg19", llm ? "score" : "")
+                                            : entry_of(m, sc, llm ? "release_llm20" : "release_neg19", llm ? "generate" : "");
+            double got = cJSON_GetObjectItem(cJSON_GetObjectItem(r, "metrics"), "hit@1")->valuedouble;
+            fprintf(stderr, "  %-7s %-32s Hit@1 %.4f (metrics.json %.4f)\n", strict ? "strict" : "release", id, got, want);
+            CHECK(isfinite(want) && fabs(got - want) < 1e-12);
+            cJSON_Delete(m);
+            const cJSON *st;
+            cJSON_ArrayForEach(st, cJSON_GetObjectItem(r, "stages"))
+                if (!strcmp(cJSON_GetObjectItem(st, "stage")->valuestring, "cf"))
+                    snprintf(cf_key[k], sizeof cf_key[k], "%s", cJSON_GetObjectItem(st, "key")->valuestring);
+            n++;
+        }
+        CHECK_EQ_INT(n, 4);
+    }
+    CHECK(cf_key[0][0] && !strcmp(cf_key[0], cf_key[1])); // SASRec trained once for both
+    cJSON_Delete(rep);
+}
+
+// ---------------------------------------------------------------- Table 11's beta (RELEASE.md 6.2)
+
+// the value of run `id`'s metric in a report.json
+static double run_value(const cJSON *rep, const char *id, const char *metric) {
+    const cJSON *r;
+    cJSON_ArrayForEach(r, cJSON_GetObjectItem(rep, "runs"))
+        if (!strcmp(cJSON_GetObjectItem(r, "id")->valuestring, id)) {
+            const cJSON *v = cJSON_GetObjectItem(cJSON_GetObjectItem(r, "metrics"), metric);
+            return cJSON_IsNumber(v) ? v->valuedouble : NAN;
+        }
+    return NAN;
+}
+
+// beta: configs/table11 keep the paper's values (strict, and no preset), the
+// release preset sets 0.2 for every dataset, and models and variants still set
+// their own (Table 12's alpha/beta models, Table 6's w/o reconstruction). Read
+// from the resolved run configs (config: metrics, --report-only: nothing runs).
+static void test_table11_beta(void) {
+    const char *bin = getenv("ALLMREC_BIN"), *src = getenv("ALLMREC_SOURCE");
+    if (!bin || !src) TEST_SKIP("run through ctest (ALLMREC_BIN, ALLMREC_SOURCE)");
+    snprintf(g_out, sizeof g_out, "%s/table11", test_tmpdir());
+    fs_mkdir_p(g_out);
+    int rc = sh("cd '%s' && '%s' experiment experiments/table11.yaml --protocols --report-only experiment.out_dir=%s/t11 "
+                "experiment.cache_dir=%s/cache > %s/log.txt 2>&1 && '%s' experiment experiments/table12.yaml --preset "
+                "release --report-only 'experiment.metrics=[config:stage1.alpha, config:stage1.beta]' "
+                "experiment.out_dir=%s/t12 experiment.cache_dir=%s/cache >> %s/log.txt 2>&1 && '%s' experiment "
+                "experiments/table6.yaml --preset release --report-only 'experiment.metrics=[config:stage1.beta]' "
+                "experiment.out_dir=%s/t6 experiment.cache_dir=%s/cache >> %s/log.txt 2>&1",
+                src, bin, g_out, g_out, g_out, bin, g_out, g_out, g_out, bin, g_out, g_out, g_out);
+    char *log = slurp("%s/log.txt", g_out);
+    CHECK_MSG(rc == 0, "exit %d:\n%s", rc, log ? log : "");
+    free(log);
+    const char *ds[4] = {"movies", "games", "beauty", "toys"};
+    const double paper[4] = {0.5, 0.5, 0.2, 0.2};
+    const char *pr[2] = {"release", "strict"};
+    for (int p = 0; p < 2; p++) {
+        char *t = slurp("%s/t11-%s/report.json", g_out, pr[p]);
+        cJSON *j = t ? cJSON_Parse(t) : NULL;
+        free(t);
+        CHECK(j != NULL);
+        for (int d = 0; d < 4 && j; d++) {
+            char id[64];
+            snprintf(id, sizeof id, "%s__a-llmrec", ds[d]);
+            double beta = run_value(j, id, "config:stage1.beta"), want = p == 0 ? 0.2 : paper[d];
+            fprintf(stderr, "  %-7s %-8s beta %.2f (want %.2f)\n", pr[p], ds[d], beta, want);
+            CHECK(beta == want);
+        }
+        cJSON_Delete(j);
+    }
+    char *md = slurp("%s/t11-protocols/report.md", g_out);
+    CHECK(md && strstr(md, "hard-codes 0.2 for every dataset"));
+    free(md);
+    char *t = slurp("%s/t12/report.json", g_out);
+    cJSON *j = t ? cJSON_Parse(t) : NULL;
+    free(t);
+    CHECK(j && run_value(j, "beauty__a1-b1", "config:stage1.beta") == 1.0 &&
+          run_value(j, "beauty__a05-b05", "config:stage1.beta") == 0.5);
+    cJSON_Delete(j);
+    t = slurp("%s/t6/report.json", g_out);
+    j = t ? cJSON_Parse(t) : NULL;
+    free(t);
+    const cJSON *r;
+    int n0 = 0, n02 = 0;
+    cJSON_ArrayForEach(r, cJSON_GetObjectItem(j, "runs")) {
+        const char *id = cJSON_GetObjectItem(r, "id")->valuestring;
+        double b = cJSON_GetObjectItem(cJSON_GetObjectItem(r, "metrics"), "config:stage1.beta")->valuedouble;
+        if (strstr(id, "recon")) n0 += b == 0;
+        else n02 += b == 0.2;
+    }
+    fprintf(stderr, "  table6 --preset release: %d w/o-reconstruction runs at beta 0, %d others at 0.2\n", n0, n02);
+    CHECK(n0 == 3 && n02 == 12);
+    cJSON_Delete(j);
+}
+
 TEST_MAIN(TEST_CASE(test_table1_tiny), TEST_CASE(test_table2_tiny), TEST_CASE(test_table6_tiny), TEST_CASE(test_table7_tiny),
           TEST_CASE(test_figure4_tiny), TEST_CASE(test_table3_tiny), TEST_CASE(test_table4_tiny), TEST_CASE(test_table8_tiny),
-          TEST_CASE(test_table12_tiny), TEST_CASE(test_table5_tiny), TEST_CASE(test_table10_tiny), TEST_CASE(test_figure6_tiny))
+          TEST_CASE(test_table12_tiny), TEST_CASE(test_table5_tiny), TEST_CASE(test_table10_tiny), TEST_CASE(test_figure6_tiny), TEST_CASE(test_protocols_tiny), TEST_CASE(test_table11_beta))
