@@ -49,6 +49,9 @@ static const char *USAGE_PREPARE =
     "  --sep SEP              csv/tsv field separator (default by extension: .tsv/.txt tab, else comma)\n"
     "  --split                also run `data split` (default seed 42) on the result\n"
     "  --seed S               seed for --split\n"
+    "  --top-items N          keep only the N most frequent items (ties: the lower id; renumbered 1..N in\n"
+    "                         id order; users left empty dropped): the same real data, smaller, for small\n"
+    "                         machines; any format\n"
     "  --max-reported N       bad lines reported in full before only counting (default 5)\n"
     "  --no-progress          no progress line\n"
     "examples (data/example: a tiny dataset in the csv format):\n"
@@ -191,6 +194,9 @@ static int data_prepare(int argc, char **argv) {
             if (!parse_int(v, &min_item) || min_item < 0) return cli_usage_error(cmd, USAGE_PREPARE, "--min-item needs an integer >= 0");
         } else if (!strcmp(a.key, "--seed")) {
             if (!parse_int(v, &seed)) return cli_usage_error(cmd, USAGE_PREPARE, "--seed needs an integer");
+        } else if (!strcmp(a.key, "--top-items")) {
+            if (!parse_int(v, &o.top_items) || o.top_items < 1)
+                return cli_usage_error(cmd, USAGE_PREPARE, "--top-items needs an integer >= 1");
         } else if (!strcmp(a.key, "--max-reported")) {
             int64_t m;
             if (!parse_int(v, &m)) return cli_usage_error(cmd, USAGE_PREPARE, "--max-reported needs an integer");
