@@ -387,6 +387,11 @@ void report_html_cells(struct strbuf *b, const struct report *rep) {
             fmt(p, sizeof p, cell->paper, rep->digits);
             sb_printf(b, "<td><span class=\"ours\">%s</span>", o);
             if (cell->n > 1) sb_printf(b, " <span class=\"paper\">&plusmn;%.*f (n=%d)</span>", rep->digits, cell->std, cell->n);
+            if (isnan(cell->ours) && cell->empty[0]) {
+                sb_printf(b, "<br><span class=\"paper\">");
+                html_escape_into(b, cell->empty);
+                sb_printf(b, "</span>");
+            }
             sb_printf(b, "<br><span class=\"paper\">paper %s", p);
             if (!isnan(cell->ours) && !isnan(cell->paper)) {
                 double d = cell->ours - cell->paper;

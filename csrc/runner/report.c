@@ -244,6 +244,20 @@ static double parse_paper_value(const char *s) {
     return config_parse_double(s, &v) ? v : NAN;
 }
 
+static const char *run_state(const struct run *r, char *why, size_t cap);
+
+// why a planned cell has no value (the first reason wins): its model is not
+// built (named), its run failed, or it has not run
+static void cell_empty_reason(struct report_cell *cell, const struct run *r) {
+    if (cell->empty[0]) return;
+    char why[2048];
+    const char *st = run_state(r, why, sizeof why);
+    if (!strcmp(st, "not built"))
+        snprintf(cell->empty, sizeof cell->empty, "not built: %s", r->model ? r->model->label : "?");
+    else if (strcmp(st, "complete"))
+        snprintf(cell->empty, sizeof cell->empty, "%s", st);
+}
+
 allmrec_status report_build(struct report *rep, const struct experiment *ex) {
     memset(rep, 0, sizeof *rep);
     rep->ex = ex;
@@ -380,7 +394,10 @@ allmrec_status report_build(struct report *rep, const struct experiment *ex) {
             struct report_cell *cell = &rep->cells[ri * rep->n_cols + ci];
             cell->n_runs++;
             double v = report_run_metric(rep, i, metric);
-            if (isnan(v)) continue;
+            if (isnan(v)) {
+                cell_empty_reason(cell, &ex->runs[i]);
+                continue;
+            }
             cell->n++;
             sum[ri * rep->n_cols + ci] += v;
             sum2[ri * rep->n_cols + ci] += v * v;
@@ -454,6 +471,8 @@ static void fmt_cell_md(char *buf, size_t cap, const struct report_cell *c, int 
         else snprintf(d, sizeof d, "%+.*f", digits, diff);
         snprintf(buf, cap, "%s / %s (%s)", p, o, d);
     }
+    else if (isnan(c->ours) && c->empty[0])
+        snprintf(buf, cap, "%s / – (%s)", p, c->empty);
     else
         snprintf(buf, cap, "%s / %s", p, o);
 }
@@ -791,6 +810,7 @@ static allmrec_status write_json(const struct report *rep, const char *path) {
             cJSON_AddItemToObject(o, "std", cell->n ? num_or_null(cell->std) : cJSON_CreateNull());
             cJSON_AddNumberToObject(o, "n_done", cell->n);
             cJSON_AddNumberToObject(o, "n_runs", cell->n_runs);
+            if (cell->empty[0]) cJSON_AddStringToObject(o, "empty", cell->empty);
             cJSON_AddItemToArray(cells, o);
         }
     cJSON *runs = cJSON_AddArrayToObject(j, "runs");

@@ -34,6 +34,7 @@ struct report_cell {
     double std;
     int n;         // completed runs averaged
     int n_runs;    // runs in the plan for this cell
+    char empty[48]; // why a cell of the plan has no value: "not built: MoRec", "failed", "pending", ""
 };
 
 struct report {
