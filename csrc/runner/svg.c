@@ -87,10 +87,10 @@ allmrec_status svg_line_chart(char **buf, size_t *len, const char *title, const 
         sb_printf(&b, "</svg>\n");
         return finish(&b, buf, len);
     }
-    if (xhi <= xlo) xhi = xlo + 1;
-    double pad = (yhi - ylo) * 0.05;
+    if (xhi <= xlo) xlo -= 0.5, xhi += 0.5; // one epoch: the point in the middle
+    double pad = yhi > ylo ? (yhi - ylo) * 0.05 : fmax(fabs(yhi) * 0.05, 0.05);
     double y0, y1;
-    y_axis(&b, ylo - pad, yhi + pad, L, T, W, H, ylabel, &y0, &y1);
+    y_axis(&b, ylo >= 0 && ylo - pad < 0 ? 0 : ylo - pad, yhi + pad, L, T, W, H, ylabel, &y0, &y1); // no negative axis for >= 0 data
     double xs = nice_step(xhi - xlo, 6);
     for (double v = ceil(xlo / xs) * xs; v <= xhi + xs * 1e-9; v += xs) {
         double x = L + (v - xlo) / (xhi - xlo) * W;
@@ -113,8 +113,9 @@ allmrec_status svg_line_chart(char **buf, size_t *len, const char *title, const 
             for (int i = 0; i < series[s].n; i++) {
                 double x = series[s].x[i], y = series[s].y[i];
                 if (!isfinite(x) || !isfinite(y)) continue;
-                sb_printf(&b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"2.5\" fill=\"%s\"/>\n",
-                          L + (x - xlo) / (xhi - xlo) * W, T + H - (y - y0) / (y1 - y0) * H, col);
+                sb_printf(&b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"%s\" fill=\"%s\"/>\n",
+                          L + (x - xlo) / (xhi - xlo) * W, T + H - (y - y0) / (y1 - y0) * H,
+                          series[s].n <= 2 ? "4" : "2.5", col);
             }
         if (s < 14) {
             double ly = T + 8 + s * 18;
