@@ -78,8 +78,9 @@ struct xd {
 
 // source items by original id, for the "same original id" part of the rule
 static const struct dataset *cmp_ds;
+static const char *id_of(const struct dataset *ds, int32_t i) { return ds->item_ids[i] ? ds->item_ids[i] : ""; }
 static int cmp_ids(const void *a, const void *b) {
-    return strcmp(cmp_ds->item_ids[*(const int32_t *)a], cmp_ds->item_ids[*(const int32_t *)b]);
+    return strcmp(id_of(cmp_ds, *(const int32_t *)a), id_of(cmp_ds, *(const int32_t *)b));
 }
 
 static allmrec_status map_by_id(struct xd *x) {
@@ -96,11 +97,11 @@ static allmrec_status map_by_id(struct xd *x) {
         int64_t lo = 0, hi = ns;
         while (lo < hi) {
             int64_t mid = (lo + hi) / 2;
-            int c = strcmp(x->src.item_ids[order[mid]], id);
+            int c = strcmp(id_of(&x->src, order[mid]), id);
             if (c < 0) lo = mid + 1;
             else hi = mid;
         }
-        if (lo < ns && !strcmp(x->src.item_ids[order[lo]], id)) {
+        if (lo < ns && !strcmp(id_of(&x->src, order[lo]), id)) {
             x->map[t] = order[lo];
             x->by_id[t] = true;
             x->dist[t] = 0;
@@ -303,7 +304,7 @@ static allmrec_status write_map(struct xd *x, const char *path) {
     for (int64_t t = 1; t <= x->tgt.n_items; t++) {
         char line[2048], tt[512], st[512];
         int k = snprintf(line, sizeof line, "%lld\t%s\t%d\t%s\t%.6g\t%s\t%s\n", (long long)t,
-                         x->tgt.item_ids ? x->tgt.item_ids[t] : "", x->map[t], x->by_id[t] ? "id" : "nearest",
+                         x->tgt.item_ids ? id_of(&x->tgt, (int32_t)t) : "", x->map[t], x->by_id[t] ? "id" : "nearest",
                          x->dist[t], one_field(tt, sizeof tt, dataset_item_title(&x->tgt, (int32_t)t)),
                          one_field(st, sizeof st, dataset_item_title(&x->src, x->map[t])));
         if (k < 0) continue;
