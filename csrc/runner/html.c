@@ -356,8 +356,8 @@ void report_html_head(struct strbuf *b, const char *title) {
                   "th{background:#f4f6f8} td.l,th.l{text-align:left}\n"
                   ".ours{font-weight:600;font-size:14px} .paper{color:#666;font-size:11px} .up{color:#17803d} .down{color:#b42318}\n"
                   ".state-complete{color:#17803d} .state-failed{color:#b42318;font-weight:600} .state-unbuilt,.state-pending{color:#8a6d00}\n"
-                  "figure{display:inline-block;margin:8px 16px 8px 0;border:1px solid #eee;max-width:100%}\n"
-                  "figure svg{max-width:100%;height:auto;display:block}\n"
+                  "figure{display:inline-block;margin:8px 16px 8px 0;border:1px solid #eee;max-width:100%%}\n"
+                  "figure svg{max-width:100%%;height:auto;display:block}\n"
                   "code{font-size:12px;background:#f6f6f6;padding:1px 3px}\n"
                   "</style>\n</head>\n<body>\n<h1>");
     html_escape_into(b, title);
@@ -435,6 +435,7 @@ allmrec_status report_write_html_file(const struct report *rep, const char *path
     if (rep->paper_note[0]) { sb_printf(&b, " Paper values: "); html_escape_into(&b, rep->paper_note); }
     sb_printf(&b, "</p>\n");
     report_html_cells(&b, rep);
+    report_cross_domain(&b, ex, true); // Table 5: the mapping rule belongs to its numbers
 
     if (plot_enabled(ex, "bars")) {
         sb_printf(&b, "<h2>Bar charts</h2>\n");
@@ -450,7 +451,6 @@ allmrec_status report_write_html_file(const struct report *rep, const char *path
     }
 
     report_genre_answers(&b, ex, true);
-    report_cross_domain(&b, ex, true);
     generation_samples(&b, ex);
 
     // runs

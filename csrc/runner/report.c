@@ -514,6 +514,7 @@ static allmrec_status write_markdown(const struct report *rep, const char *path)
     if (note[0]) sb_printf(&b, "%s\n\n", note);
     if (rep->paper_note[0]) sb_printf(&b, "Paper values: %s\n\n", rep->paper_note);
     report_md_cells(&b, rep);
+    report_cross_domain(&b, ex, false); // Table 5: the mapping rule belongs to its numbers
     // runs
     int n_done = 0;
     for (int i = 0; i < ex->n_runs; i++) n_done += report_run_done(&ex->runs[i]);
@@ -540,7 +541,6 @@ static allmrec_status write_markdown(const struct report *rep, const char *path)
         sb_printf(&b, " | %s |\n", why);
     }
     report_genre_answers(&b, ex, false);
-    report_cross_domain(&b, ex, false);
     sb_printf(&b, "\nStage artifacts: `%s/<stage>/<key>/` (stage.yaml, log.txt, done.json). Per-run resolved configs: "
                   "`%s/runs/<run>/run.yaml`.\n", ex->cache_dir, ex->out_dir);
     if (b.oom) { free(b.p); return ALLMREC_ERR(ALLMREC_ERR_NOMEM, "oom"); }
