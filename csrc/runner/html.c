@@ -338,8 +338,10 @@ static void generation_samples(struct strbuf *b, const struct experiment *ex) {
 
 // ---------------------------------------------------------------- the page
 
+// counts and dimensions (whole numbers >= 1) without decimals, as the Markdown report
 static void fmt(char *buf, size_t cap, double v, int digits) {
     if (isnan(v)) snprintf(buf, cap, "–");
+    else if (v == floor(v) && fabs(v) >= 1 && fabs(v) < 1e12) snprintf(buf, cap, "%.0f", v);
     else snprintf(buf, cap, "%.*f", digits, v);
 }
 
@@ -396,7 +398,8 @@ void report_html_cells(struct strbuf *b, const struct report *rep) {
             sb_printf(b, "<br><span class=\"paper\">paper %s", p);
             if (!isnan(cell->ours) && !isnan(cell->paper)) {
                 double d = cell->ours - cell->paper;
-                sb_printf(b, " <span class=\"%s\">(%+.*f)</span>", d >= 0 ? "up" : "down", rep->digits, d);
+                bool whole = d == floor(d) && cell->paper == floor(cell->paper) && fabs(cell->paper) >= 1;
+                sb_printf(b, " <span class=\"%s\">(%+.*f)</span>", d >= 0 ? "up" : "down", whole ? 0 : rep->digits, d);
             }
             sb_printf(b, "</span></td>");
         }
