@@ -352,6 +352,7 @@ void report_html_head(struct strbuf *b, const char *title) {
     sb_printf(b, "</title>\n<style>\n"
                   "body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:24px 32px;color:#222;max-width:1280px}\n"
                   "h1{font-size:22px;margin-bottom:4px} h2{font-size:17px;margin-top:28px;border-bottom:1px solid #ddd;padding-bottom:4px}\n"
+                  "h3{font-size:15px;margin:16px 0 4px}\n"
                   ".meta{color:#666;font-size:13px} .note{color:#555;font-size:13px}\n"
                   "table{border-collapse:collapse;font-size:13px;margin:8px 0}\n"
                   "th,td{border:1px solid #ddd;padding:4px 8px;text-align:right;vertical-align:top}\n"

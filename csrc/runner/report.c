@@ -617,13 +617,14 @@ void report_genre_answers(struct strbuf *b, const struct experiment *ex, bool ht
         title_done = true;
         sb_printf(b, html ? "<h3>" : "\n### ");
         put_text(b, dl, html);
-        sb_printf(b, html ? "</h3>\n<table>\n<tr><th>user</th><th>history (oldest first)</th>" : "\n| user | history (oldest first) |");
+        sb_printf(b, html ? "</h3>\n<table>\n<tr><th class=\"l\">user</th><th class=\"l\">history (oldest first)</th>"
+                          : "\n| user | history (oldest first) |");
         for (int k = a; k < n; k++) {
             const char *d2 = NULL, *l2 = NULL, *m = NULL, *ml = NULL;
             report_axis_of_run(runs[k], "dataset", &d2, &l2);
             if (strcmp(ds, d2)) continue;
             report_axis_of_run(runs[k], "model", &m, &ml);
-            sb_printf(b, html ? "<th>" : " ");
+            sb_printf(b, html ? "<th class=\"l\">" : " ");
             put_text(b, ml, html);
             sb_printf(b, html ? "</th>" : " |");
         }
