@@ -135,7 +135,10 @@ allmrec_status svg_bar_chart(char **buf, size_t *len, const char *title, const c
                              const char *ylabel) {
     struct strbuf b = {0};
     double gw = n_bars * 22.0 + 26;
-    const double L = 64, R = 170, T = 34, B = 62, H = 250;
+    size_t longest = 14; // "paper's value"
+    for (int k = 0; k < n_bars && k < 14; k++) longest = strlen(bars[k]) > longest ? strlen(bars[k]) : longest;
+    const double L = 64, R = fmax(170, 44 + 6.4 * (double)longest), T = 34, B = 62, H = 250; // the legend fits
+
     double W = fmax(260, gw * n_groups);
     double Wt = L + W + R, Ht = T + H + B;
     double hi = 0;
@@ -157,7 +160,7 @@ allmrec_status svg_bar_chart(char **buf, size_t *len, const char *title, const c
             double v = values[g * n_bars + k];
             double x = gx + k * 22.0;
             if (isfinite(v)) {
-                double h = (v - y0) / (y1 - y0) * H;
+                double h = fmax((v - y0) / (y1 - y0) * H, 1.5); // a zero stays visible
                 sb_printf(&b, "<rect x=\"%.1f\" y=\"%.1f\" width=\"18\" height=\"%.1f\" fill=\"%s\"><title>", x,
                           T + H - h, h, PALETTE[k % N_PALETTE]);
                 html_escape_into(&b, bars[k]);
