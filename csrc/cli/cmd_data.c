@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "allmrec/data.h"
+#include "allmrec/fs.h"
 #include "allmrec/h5.h"
 #include "allmrec/log.h"
 #include "allmrec/status.h"
@@ -48,6 +49,9 @@ static const char *USAGE_PREPARE =
     "  --sep SEP              csv/tsv field separator (default by extension: .tsv/.txt tab, else comma)\n"
     "  --split                also run `data split` (default seed 42) on the result\n"
     "  --seed S               seed for --split\n"
+    "  --top-items N          keep only the N most frequent items (ties: the lower id; renumbered 1..N in\n"
+    "                         id order; users left empty dropped): the same real data, smaller, for small\n"
+    "                         machines; any format\n"
     "  --max-reported N       bad lines reported in full before only counting (default 5)\n"
     "  --no-progress          no progress line\n"
     "examples (data/example: a tiny dataset in the csv format):\n"
@@ -71,7 +75,10 @@ static const char *USAGE_SPLIT =
     "  allmrec data split --dataset synth.h5 --seed 7 --fewshot 0 --max-eval-users 100\n";
 
 static const char *USAGE_STATS =
-    "usage: allmrec data stats --dataset PATH.h5 [--json]\n"
+    "usage: allmrec data stats --dataset PATH.h5 [--json] [--out FILE.json]\n"
+    "  --json           the statistics as one JSON object on stdout (paper Table 10: users, items,\n"
+    "                   interactions, avg_len; with cold/warm items, cold users, text coverage)\n"
+    "  --out FILE.json  write that JSON object to FILE.json (atomically) instead\n"
     "examples:\n"
     "  " EXAMPLE_SYNTH "\n"
     "  allmrec data stats --dataset synth.h5 --json\n";
@@ -81,6 +88,9 @@ static const char *USAGE_SYNTH =
     "  --users N (1000) --items M (500) --categories C (8) --dim D (8) --mean-len L (12)\n"
     "  --zipf A (1.0) --seq-dep P (0.3) --cold-user-frac F (0.1) --seed S (1)\n"
     "  --split-seed S (42) --max-eval-users N (10000) --no-split\n"
+    "  --vocab-offset K (0): category c draws its words from vocabulary (K + c) mod 12 (0 Beauty, 1 Toys,\n"
+    "                  2 Video Games, 3 Movies, 4 Kitchen, 5 Books, ...)\n"
+    "  --item-id-prefix P (S): original item ids P00000001...; other prefixes give disjoint item sets\n"
     "Writes the dataset WITH its splits and candidate sets (unless --no-split).\n"
     "examples:\n"
     "  " EXAMPLE_SYNTH "\n";
@@ -184,6 +194,9 @@ static int data_prepare(int argc, char **argv) {
             if (!parse_int(v, &min_item) || min_item < 0) return cli_usage_error(cmd, USAGE_PREPARE, "--min-item needs an integer >= 0");
         } else if (!strcmp(a.key, "--seed")) {
             if (!parse_int(v, &seed)) return cli_usage_error(cmd, USAGE_PREPARE, "--seed needs an integer");
+        } else if (!strcmp(a.key, "--top-items")) {
+            if (!parse_int(v, &o.top_items) || o.top_items < 1)
+                return cli_usage_error(cmd, USAGE_PREPARE, "--top-items needs an integer >= 1");
         } else if (!strcmp(a.key, "--max-reported")) {
             int64_t m;
             if (!parse_int(v, &m)) return cli_usage_error(cmd, USAGE_PREPARE, "--max-reported needs an integer");
@@ -273,7 +286,7 @@ static int data_split(int argc, char **argv) {
 
 static int data_stats(int argc, char **argv) {
     const char *cmd = "data stats";
-    const char *path = NULL;
+    const char *path = NULL, *out = NULL;
     bool json = false;
     struct argp a = {argc, 1, argv, NULL, NULL, {0}};
     while (arg_next(&a)) {
@@ -281,6 +294,7 @@ static int data_stats(int argc, char **argv) {
         if (!strcmp(a.key, "--json")) { json = true; continue; }
         NEED_VAL(&a, USAGE_STATS, cmd);
         if (!strcmp(a.key, "--dataset")) path = v;
+        else if (!strcmp(a.key, "--out")) out = v;
         else return cli_unknown_option(cmd, USAGE_STATS, a.key);
     }
     if (!path) return cli_usage_error(cmd, USAGE_STATS, "--dataset is required");
@@ -289,6 +303,14 @@ static int data_stats(int argc, char **argv) {
     if (st != ALLMREC_OK) return cli_report_error(cmd, st);
     struct dataset_stats s;
     dataset_compute_stats(&ds, &s);
+    if (out) {
+        char *j = dataset_stats_json(&ds, &s);
+        st = j ? fs_write_atomic(out, j, strlen(j)) : ALLMREC_ERR(ALLMREC_ERR_NOMEM, "data stats: json");
+        free(j);
+        if (st == ALLMREC_OK) dataset_print_stats(stdout, &ds, &s);
+        dataset_free(&ds);
+        return st == ALLMREC_OK ? 0 : cli_report_error(cmd, st);
+    }
     if (json) {
         char *j = dataset_stats_json(&ds, &s);
         printf("%s\n", j ? j : "{}");
@@ -327,6 +349,10 @@ static int data_synth(int argc, char **argv) {
         else if (!strcmp(a.key, "--zipf") && parse_dbl(v, &d)) o.zipf = d;
         else if (!strcmp(a.key, "--seq-dep") && parse_dbl(v, &d)) o.seq_dep = d;
         else if (!strcmp(a.key, "--cold-user-frac") && parse_dbl(v, &d)) o.cold_user_frac = d;
+        else if (!strcmp(a.key, "--vocab-offset") && parse_int(v, &x) && x >= 0 && x <= 11) o.vocab_offset = (int)x;
+        else if (!strcmp(a.key, "--item-id-prefix") && v[0] && strlen(v) < sizeof o.item_id_prefix &&
+                 !strpbrk(v, " \t\n\"\\"))
+            snprintf(o.item_id_prefix, sizeof o.item_id_prefix, "%s", v);
         else if (strstr(USAGE_SYNTH, a.key))
             return cli_usage_error(cmd, USAGE_SYNTH, "bad value for %s: '%s'", a.key, v);
         else return cli_unknown_option(cmd, USAGE_SYNTH, a.key);
@@ -338,9 +364,10 @@ static int data_synth(int argc, char **argv) {
     char params[512];
     snprintf(params, sizeof params,
              "{\"format\":\"synth\",\"users\":%lld,\"items\":%lld,\"categories\":%d,\"dim\":%d,\"mean_len\":%g,"
-             "\"zipf\":%g,\"seq_dep\":%g,\"cold_user_frac\":%g,\"seed\":%llu}",
+             "\"zipf\":%g,\"seq_dep\":%g,\"cold_user_frac\":%g,\"seed\":%llu,\"vocab_offset\":%d,"
+             "\"item_id_prefix\":\"%s\"}",
              (long long)o.n_users, (long long)o.n_items, o.n_categories, o.dim, o.mean_len, o.zipf, o.seq_dep,
-             o.cold_user_frac, (unsigned long long)o.seed);
+             o.cold_user_frac, (unsigned long long)o.seed, o.vocab_offset, o.item_id_prefix);
     st = dataset_save_hdf5(&ds, out, params, 0, NULL, NULL, NULL);
     int64_t nu = ds.n_users, ni = ds.n_items, nn = ds.n_interactions;
     dataset_free(&ds);

@@ -12,6 +12,7 @@
 #include "allmrec/llm_eval.h"
 #include "allmrec/ncf_train.h"
 #include "allmrec/sasrec_train.h"
+#include "allmrec/xdomain.h"
 #include "cli/commands.h"
 
 static const char *USAGE =
@@ -26,6 +27,7 @@ static const char *USAGE =
     "Candidate sets are those stored by `allmrec data split`; missing ones are skipped with a note.\n"
     "The config is a SASRec run's: its keys are listed by `allmrec train sasrec --help`.\n"
     "`allmrec eval llm --config FILE` evaluates A-LLMRec with its LLM (see `allmrec eval llm --help`).\n"
+    "`allmrec eval xdomain --config FILE` maps another dataset onto a trained model's items (cross-domain).\n"
     "examples:\n"
     "  allmrec data synth --out synth.h5 --users 300 --items 150\n"
     "  allmrec train sasrec --config configs/quickstart.yaml data.path=synth.h5 train.epochs=2 --out runs/sasrec\n"
@@ -84,8 +86,60 @@ static int cmd_eval_llm(int argc, char **argv) {
     return 0;
 }
 
+static const char *USAGE_XDOMAIN =
+    "usage: allmrec eval xdomain --config FILE [key=value ...]\n"
+    "The cross-domain mapping of paper Table 5 (RELEASE.md 6.5): a SASRec and Stage 1 trained on a source\n"
+    "dataset (data.path) evaluated on a target dataset (target.path) with other items. Target items get q_i\n"
+    "through the source's fine-tuned SBERT and text encoder; each is mapped to the source item with its\n"
+    "original id, else to the nearest source item by q_i (squared L2); x_u = the source SASRec over the\n"
+    "mapped history. Writes, in the target's numbering, <out_dir>/cf_export.h5, joint.h5 (e_i = q_i) for\n"
+    "`allmrec eval llm`, item_map.tsv, and metrics.json (the source SASRec scored on the target's\n"
+    "candidates through the map: Table 5's SASRec row). The runner's xdomain stage runs it.\n"
+    "example (a source run's folders):\n"
+    "  allmrec eval xdomain --config x.yaml data.path=movies.h5 target.path=games.h5 cf.dir=runs/sasrec "
+    "stage1.dir=runs/stage1 out_dir=runs/xdomain\n"
+    "\nconfig keys (key, type, default, range; then what it means):\n";
+
+// `allmrec eval xdomain --config FILE [k=v ...]`
+static int cmd_eval_xdomain(int argc, char **argv) {
+    const char *cmd = "eval xdomain", *config_path = NULL;
+    char **ov = calloc((size_t)argc + 1, sizeof(char *));
+    int n_ov = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs(USAGE_XDOMAIN, stdout);
+            int n;
+            const struct config_key *schema = xdomain_config_schema(&n);
+            config_print_schema(stdout, schema, n);
+            free(ov);
+            return 0;
+        }
+        if (!strcmp(a, "--config") && i + 1 < argc) config_path = argv[++i];
+        else if (strchr(a, '=') && a[0] != '-') ov[n_ov++] = argv[i];
+        else {
+            free(ov);
+            if (a[0] == '-') return cli_unknown_option(cmd, USAGE_XDOMAIN, a);
+            return cli_usage_error(cmd, USAGE_XDOMAIN, "unexpected argument '%s'", a);
+        }
+    }
+    if (!config_path) {
+        free(ov);
+        return cli_usage_error(cmd, USAGE_XDOMAIN, "--config FILE is required");
+    }
+    struct config cfg;
+    config_init(&cfg);
+    allmrec_status s = config_load(&cfg, config_path, ov, n_ov);
+    free(ov);
+    if (!s) s = xdomain_run(&cfg);
+    config_free(&cfg);
+    if (s) return cli_report_error(cmd, s);
+    return 0;
+}
+
 int cmd_eval(int argc, char **argv) {
     if (argc > 1 && !strcmp(argv[1], "llm")) return cmd_eval_llm(argc - 1, argv + 1);
+    if (argc > 1 && !strcmp(argv[1], "xdomain")) return cmd_eval_xdomain(argc - 1, argv + 1);
     const char *cmd = "eval";
     const char *config_path = NULL, *ckpt = NULL, *split = "test", *json = NULL;
     char **ov = calloc((size_t)argc + 4, sizeof(char *));

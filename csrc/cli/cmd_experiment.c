@@ -20,6 +20,9 @@ static const char *EXPERIMENT_USAGE =
     "  --preset NAME        apply presets/NAME.yaml next to the experiment file first, in the order\n"
     "                       given (tiny: tiny models on small data on the CPU; release | strict: the\n"
     "                       two protocols); reports go to results/<name>-<preset>...; overrides win\n"
+    "  --protocols          run the experiment under the release preset, then under the strict one\n"
+    "                       (after the --preset flags; RELEASE.md 6.1), each into <out_dir>-<preset>,\n"
+    "                       and write one report with both tables to <out_dir>-protocols\n"
     "  --report-only        write the report from what is complete; run nothing\n"
     "  --stop-on-failure    stop at the first failed run (default: report it and go on)\n"
     "  --run-stage RUN:STAGE  run one stage of one run (what Slurm jobs do); with --dry-run, print its\n"
@@ -42,7 +45,8 @@ static const char *EXPERIMENT_USAGE =
     "  allmrec experiment --list\n"
     "  allmrec experiment experiments/table1.yaml --dry-run\n"
     "  allmrec experiment experiments/quickstart.yaml defaults.cf.train.epochs=2 seeds=[1,2] --dry-run\n"
-    "  allmrec experiment experiments/quickstart.yaml defaults.cf.train.epochs=2\n";
+    "  allmrec experiment experiments/quickstart.yaml defaults.cf.train.epochs=2\n"
+    "  allmrec experiment experiments/table2.yaml --preset tiny --protocols\n";
 
 static const char *STATUS_USAGE =
     "usage: allmrec status <experiments/x.yaml> [--preset NAME] [key.sub=value ...]\n"
@@ -125,6 +129,56 @@ static allmrec_status load_with_presets(struct experiment *ex, const char *path,
     return s;
 }
 
+// --protocols: the experiment under `release`, then under `strict` (each after
+// the given presets, each into <out_dir>-<preset>), then one report of both
+static int run_protocols(const char *cmd, const char *path, const char **presets, int n_presets, char **ov, int n_ov,
+                         bool dry, bool report_only, bool stop) {
+    static const char *NAMES[2] = {"release", "strict"};
+    if (n_presets + 1 > MAX_PRESETS) return cli_usage_error(cmd, EXPERIMENT_USAGE, "--protocols: at most %d presets "
+                                                            "besides it", MAX_PRESETS - 1);
+    struct experiment base;
+    allmrec_status s = load_with_presets(&base, path, presets, n_presets, ov, n_ov);
+    if (s != ALLMREC_OK) return cli_report_error(cmd, s);
+    char base_out[RUNNER_PATH], out_ov[2][RUNNER_PATH + 32], both[RUNNER_PATH + 16];
+    snprintf(base_out, sizeof base_out, "%s", base.out_dir);
+    experiment_free(&base);
+    snprintf(both, sizeof both, "%s-protocols", base_out);
+    char **ov2 = calloc((size_t)n_ov + 2, sizeof *ov2);
+    if (!ov2) return cli_report_error(cmd, ALLMREC_ERR(ALLMREC_ERR_NOMEM, "out of memory"));
+    memcpy(ov2, ov, sizeof *ov * (size_t)n_ov);
+    const char *pr[MAX_PRESETS];
+    memcpy(pr, presets, sizeof *pr * (size_t)n_presets);
+    struct experiment exs[2];
+    int loaded = 0, rc = 0;
+    for (int k = 0; k < 2 && s == ALLMREC_OK; k++) {
+        pr[n_presets] = NAMES[k];
+        snprintf(out_ov[k], sizeof out_ov[k], "experiment.out_dir=%s-%s", base_out, NAMES[k]);
+        ov2[n_ov] = out_ov[k];
+        if ((s = load_with_presets(&exs[k], path, pr, n_presets + 1, ov2, n_ov + 1)) != ALLMREC_OK) break;
+        loaded++;
+        printf("== preset %s: %s\n", NAMES[k], exs[k].out_dir);
+        if (dry) { experiment_print_plan(&exs[k], stdout); continue; }
+        if (!report_only) {
+            struct run_options opt = {0};
+            opt.keep_going = !stop;
+            opt.out = stdout;
+            s = experiment_execute(&exs[k], &opt);
+            if (s == ALLMREC_ERR_INTERRUPTED) break;
+            if (s != ALLMREC_OK) rc = cli_report_error(cmd, s), s = ALLMREC_OK;
+        }
+        allmrec_status rs = experiment_report(&exs[k], stdout);
+        if (rs != ALLMREC_OK) rc = cli_report_error(cmd, rs);
+    }
+    if (s == ALLMREC_OK && !dry && loaded == 2) {
+        const struct experiment *ep[2] = {&exs[0], &exs[1]};
+        s = experiment_report_protocols(ep, NAMES, 2, both, stdout);
+    }
+    if (s != ALLMREC_OK) rc = cli_report_error(cmd, s);
+    for (int k = 0; k < loaded; k++) experiment_free(&exs[k]);
+    free(ov2);
+    return rc;
+}
+
 int cmd_experiment(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--list")) { print_tables(); return 0; }
@@ -133,7 +187,7 @@ int cmd_experiment(int argc, char **argv) {
     const char *path = NULL;
     char **ov = calloc((size_t)argc + 1, sizeof(char *));
     int n_ov = 0;
-    bool dry = false, report_only = false, stop = false, slurm = false;
+    bool dry = false, report_only = false, stop = false, slurm = false, protocols = false;
     const char *run_stage = NULL, *presets[MAX_PRESETS];
     int n_presets = 0;
     struct slurm_options so = {0};
@@ -150,6 +204,7 @@ int cmd_experiment(int argc, char **argv) {
         }
         else if (!strcmp(a, "--dry-run")) dry = true;
         else if (!strcmp(a, "--report-only")) report_only = true;
+        else if (!strcmp(a, "--protocols")) protocols = true;
         else if (!strcmp(a, "--stop-on-failure")) stop = true;
         else if (!strcmp(a, "--slurm")) slurm = true;
         else if (!strcmp(a, "--no-submit")) so.submit = false;
@@ -189,6 +244,14 @@ int cmd_experiment(int argc, char **argv) {
         }
     }
     if (!path) { free(ov); return cli_usage_error(argv[0], EXPERIMENT_USAGE, "which experiment? (experiments/*.yaml)"); }
+    if (protocols) {
+        int rc = slurm || run_stage ? cli_usage_error(argv[0], EXPERIMENT_USAGE, "--protocols runs locally: with "
+                                                      "--slurm or --run-stage, give --preset release and --preset "
+                                                      "strict one at a time")
+                                    : run_protocols(argv[0], path, presets, n_presets, ov, n_ov, dry, report_only, stop);
+        free(ov);
+        return rc;
+    }
     struct experiment ex;
     allmrec_status s = load_with_presets(&ex, path, presets, n_presets, ov, n_ov);
     free(ov);

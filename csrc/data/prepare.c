@@ -1529,6 +1529,13 @@ static allmrec_status prepare_impl(const struct prepare_options *oin, struct dat
     case DATA_FORMAT_CSV: st = prepare_csv(&o, ds, rep, src); break;
     default: st = ALLMREC_ERR(ALLMREC_ERR_INVALID, "unknown format");
     }
+    if (st == ALLMREC_OK && o.top_items > 0) {
+        int64_t before = ds->n_items;
+        st = dataset_keep_top_items(ds, o.top_items);
+        if (st == ALLMREC_OK && before > ds->n_items)
+            log_info("kept the %lld most frequent of %lld items (--top-items): %lld users, %lld interactions",
+                     (long long)ds->n_items, (long long)before, (long long)ds->n_users, (long long)ds->n_interactions);
+    }
     if (st != ALLMREC_OK) { dataset_free(ds); return st; }
     if (ds->n_interactions == 0) {
         dataset_free(ds);
@@ -1589,6 +1596,7 @@ allmrec_status dataset_prepare_to_file(const struct prepare_options *o, const ch
     cJSON_AddNumberToObject(p, "min_item", o->min_item >= 0 ? o->min_item : (amazon ? 5 : 0));
     cJSON_AddStringToObject(p, "thresholds", o->kcore ? "iterated k-core" : "single pass (the release)");
     cJSON_AddBoolToObject(p, "dedup", o->dedup);
+    if (o->top_items > 0) cJSON_AddNumberToObject(p, "top_items", (double)o->top_items);
     cJSON_AddNumberToObject(p, "skipped_bad_json", (double)rep->bad_json);
     cJSON_AddNumberToObject(p, "skipped_missing_fields", (double)rep->missing_fields);
     cJSON_AddNumberToObject(p, "skipped_bad_utf8", (double)rep->bad_utf8);

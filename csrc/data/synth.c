@@ -12,6 +12,7 @@
 // every item occurs at least once (tail items are the cold items). All draws
 // come from Philox streams keyed by the seed.
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,6 +30,8 @@ void synth_options_default(struct synth_options *o) {
     o->seq_dep = 0.3;
     o->cold_user_frac = 0.1;
     o->seed = 1;
+    o->vocab_offset = 0;
+    snprintf(o->item_id_prefix, sizeof o->item_id_prefix, "S");
 }
 
 struct vocab {
@@ -80,6 +83,8 @@ allmrec_status dataset_synth(const struct synth_options *o, struct dataset *ds) 
     if (o->n_users < 1 || o->n_items < 25 || o->n_categories < 1 || o->dim < 1 || o->mean_len < 3)
         return ALLMREC_ERR(ALLMREC_ERR_INVALID, "synth: need users >= 1, items >= 25, categories >= 1, dim >= 1, "
                                                 "mean length >= 3");
+    if (o->vocab_offset < 0 || o->vocab_offset > 11)
+        return ALLMREC_ERR(ALLMREC_ERR_INVALID, "synth: vocabulary offset %d is outside 0..11", o->vocab_offset);
     if (o->n_items >= INT32_MAX || o->n_users >= INT32_MAX)
         return ALLMREC_ERR(ALLMREC_ERR_INVALID, "synth: sizes too large");
     const uint64_t seed = o->seed;
@@ -113,7 +118,7 @@ allmrec_status dataset_synth(const struct synth_options *o, struct dataset *ds) 
             int run = 1 + (int)philox_below(seed, ST_ITEM + 100, ctr++, 4);
             if (philox_uniform(seed, ST_ITEM + 100, ctr++) < 0.5f) run = 1;
             int c = (int)philox_below(seed, ST_ITEM + 100, ctr++, (uint32_t)nc);
-            const struct vocab *v = &VOCABS[c];
+            const struct vocab *v = &VOCABS[(o->vocab_offset + c) % 12];
             const char *noun = v->nouns[philox_below(seed, ST_ITEM + 100, ctr++, 6)];
             const char *adj = v->adjs[philox_below(seed, ST_ITEM + 100, ctr++, 6)];
             const char *brand = BRANDS[philox_below(seed, ST_ITEM + 100, ctr++, 16)];
@@ -129,7 +134,7 @@ allmrec_status dataset_synth(const struct synth_options *o, struct dataset *ds) 
                 snprintf(desc, sizeof desc,
                          "A %s %s from %s, made for %s. Part of our %s range%s.", adj, noun, brand, use, v->name,
                          run > 1 ? "; collect the whole series" : "");
-                snprintf(id, sizeof id, "S%08lld", (long long)i);
+                snprintf(id, sizeof id, "%s%08lld", o->item_id_prefix, (long long)i);
                 ds->titles[i] = strdup(t);
                 ds->descriptions[i] = strdup(desc);
                 ds->item_ids[i] = strdup(id);

@@ -251,11 +251,11 @@ struct llm_eval_ctx {
 };
 
 // Models trained on one dataset and evaluated on another (paper Table 5) need
-// the target's items mapped into the source's spaces; not built yet
+// the target's items mapped into the source's spaces first (xdomain.h)
 #define CROSS_DOMAIN_NOT_BUILT                                                                              \
-    " (evaluating on another dataset, the cross-domain setting of paper Table 5, needs the mapping rule of " \
-    "RELEASE.md section 6, decision 5: target items' q_i through the source's fine-tuned SBERT, x_u from the " \
-    "source SASRec over histories mapped to the nearest source item; it is not built)"
+    " (to evaluate on another dataset, the cross-domain setting of paper Table 5, map it first with "     \
+    "`allmrec eval xdomain` -- the runner's xdomain stage, for pipelines with Stage 1 -- and pass its "    \
+    "cf_export.h5 and joint.h5)"
 
 // a root string attribute of the Stage-2 checkpoint (what it was trained with)
 static allmrec_status stage2_attr(const char *path, const char *key, char *dst, size_t cap) {

@@ -338,9 +338,75 @@ static void generation_samples(struct strbuf *b, const struct experiment *ex) {
 
 // ---------------------------------------------------------------- the page
 
+// counts and dimensions (whole numbers >= 1) without decimals, as the Markdown report
 static void fmt(char *buf, size_t cap, double v, int digits) {
     if (isnan(v)) snprintf(buf, cap, "–");
+    else if (v == floor(v) && fabs(v) >= 1 && fabs(v) < 1e12) snprintf(buf, cap, "%.0f", v);
     else snprintf(buf, cap, "%.*f", digits, v);
+}
+
+// <!DOCTYPE html> ... <body><h1>title (the page head and the styles every report page shares)
+void report_html_head(struct strbuf *b, const char *title) {
+    sb_printf(b, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>");
+    html_escape_into(b, title);
+    sb_printf(b, "</title>\n<style>\n"
+                  "body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:24px 32px;color:#222;max-width:1280px}\n"
+                  "h1{font-size:22px;margin-bottom:4px} h2{font-size:17px;margin-top:28px;border-bottom:1px solid #ddd;padding-bottom:4px}\n"
+                  "h3{font-size:15px;margin:16px 0 4px}\n"
+                  ".meta{color:#666;font-size:13px} .note{color:#555;font-size:13px}\n"
+                  "table{border-collapse:collapse;font-size:13px;margin:8px 0}\n"
+                  "th,td{border:1px solid #ddd;padding:4px 8px;text-align:right;vertical-align:top}\n"
+                  "th{background:#f4f6f8} td.l,th.l{text-align:left}\n"
+                  ".ours{font-weight:600;font-size:14px} .paper{color:#666;font-size:11px} .up{color:#17803d} .down{color:#b42318}\n"
+                  ".state-complete{color:#17803d} .state-failed{color:#b42318;font-weight:600} .state-unbuilt,.state-pending{color:#8a6d00}\n"
+                  "figure{display:inline-block;margin:8px 16px 8px 0;border:1px solid #eee;max-width:100%%}\n"
+                  "figure svg{max-width:100%%;height:auto;display:block}\n"
+                  "code{font-size:12px;background:#f6f6f6;padding:1px 3px}\n"
+                  "</style>\n</head>\n<body>\n<h1>");
+    html_escape_into(b, title);
+}
+
+// the cell table: rows x columns, ours large, the paper's value and the difference small
+void report_html_cells(struct strbuf *b, const struct report *rep) {
+    sb_printf(b, "<table>\n<tr><th class=\"l\">");
+    for (int a = 0; a < rep->n_row_axes; a++) {
+        if (a) sb_printf(b, " / ");
+        html_escape_into(b, rep->row_axes[a]);
+    }
+    sb_printf(b, "</th>");
+    for (int c = 0; c < rep->n_cols; c++) {
+        sb_printf(b, "<th>");
+        html_escape_into(b, rep->cols[c].label);
+        sb_printf(b, "</th>");
+    }
+    sb_printf(b, "</tr>\n");
+    for (int r = 0; r < rep->n_rows; r++) {
+        sb_printf(b, "<tr><td class=\"l\">");
+        html_escape_into(b, rep->rows[r].label);
+        sb_printf(b, "</td>");
+        for (int c = 0; c < rep->n_cols; c++) {
+            const struct report_cell *cell = &rep->cells[r * rep->n_cols + c];
+            char o[32], p[32];
+            fmt(o, sizeof o, cell->ours, rep->digits);
+            fmt(p, sizeof p, cell->paper, rep->digits);
+            sb_printf(b, "<td><span class=\"ours\">%s</span>", o);
+            if (cell->n > 1) sb_printf(b, " <span class=\"paper\">&plusmn;%.*f (n=%d)</span>", rep->digits, cell->std, cell->n);
+            if (isnan(cell->ours) && cell->empty[0]) {
+                sb_printf(b, "<br><span class=\"paper\">");
+                html_escape_into(b, cell->empty);
+                sb_printf(b, "</span>");
+            }
+            sb_printf(b, "<br><span class=\"paper\">paper %s", p);
+            if (!isnan(cell->ours) && !isnan(cell->paper)) {
+                double d = cell->ours - cell->paper;
+                bool whole = d == floor(d) && cell->paper == floor(cell->paper) && fabs(cell->paper) >= 1;
+                sb_printf(b, " <span class=\"%s\">(%+.*f)</span>", d >= 0 ? "up" : "down", whole ? 0 : rep->digits, d);
+            }
+            sb_printf(b, "</span></td>");
+        }
+        sb_printf(b, "</tr>\n");
+    }
+    sb_printf(b, "</table>\n");
 }
 
 allmrec_status report_write_html_file(const struct report *rep, const char *path) {
@@ -357,21 +423,7 @@ allmrec_status report_write_html_file(const struct report *rep, const char *path
     int n_done = 0;
     for (int i = 0; i < ex->n_runs; i++) n_done += report_run_done(&ex->runs[i]);
 
-    sb_printf(&b, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>");
-    html_escape_into(&b, rep->title);
-    sb_printf(&b, "</title>\n<style>\n"
-                  "body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:24px 32px;color:#222;max-width:1280px}\n"
-                  "h1{font-size:22px;margin-bottom:4px} h2{font-size:17px;margin-top:28px;border-bottom:1px solid #ddd;padding-bottom:4px}\n"
-                  ".meta{color:#666;font-size:13px} .note{color:#555;font-size:13px}\n"
-                  "table{border-collapse:collapse;font-size:13px;margin:8px 0}\n"
-                  "th,td{border:1px solid #ddd;padding:4px 8px;text-align:right;vertical-align:top}\n"
-                  "th{background:#f4f6f8} td.l,th.l{text-align:left}\n"
-                  ".ours{font-weight:600;font-size:14px} .paper{color:#666;font-size:11px} .up{color:#17803d} .down{color:#b42318}\n"
-                  ".state-complete{color:#17803d} .state-failed{color:#b42318;font-weight:600} .state-unbuilt,.state-pending{color:#8a6d00}\n"
-                  "figure{display:inline-block;margin:8px 16px 8px 0;border:1px solid #eee}\n"
-                  "code{font-size:12px;background:#f6f6f6;padding:1px 3px}\n"
-                  "</style>\n</head>\n<body>\n<h1>");
-    html_escape_into(&b, rep->title);
+    report_html_head(&b, rep->title);
     sb_printf(&b, "</h1>\n<p class=\"meta\">experiment <code>");
     html_escape_into(&b, ex->name);
     sb_printf(&b, "</code> from <code>");
@@ -385,39 +437,9 @@ allmrec_status report_write_html_file(const struct report *rep, const char *path
     sb_printf(&b, "<h2>Results: ours vs the paper</h2>\n<p class=\"note\">Each cell: ours (large), the paper's value "
                   "and the difference ours &minus; paper (small).");
     if (rep->paper_note[0]) { sb_printf(&b, " Paper values: "); html_escape_into(&b, rep->paper_note); }
-    sb_printf(&b, "</p>\n<table>\n<tr><th class=\"l\">");
-    for (int a = 0; a < rep->n_row_axes; a++) {
-        if (a) sb_printf(&b, " / ");
-        html_escape_into(&b, rep->row_axes[a]);
-    }
-    sb_printf(&b, "</th>");
-    for (int c = 0; c < rep->n_cols; c++) {
-        sb_printf(&b, "<th>");
-        html_escape_into(&b, rep->cols[c].label);
-        sb_printf(&b, "</th>");
-    }
-    sb_printf(&b, "</tr>\n");
-    for (int r = 0; r < rep->n_rows; r++) {
-        sb_printf(&b, "<tr><td class=\"l\">");
-        html_escape_into(&b, rep->rows[r].label);
-        sb_printf(&b, "</td>");
-        for (int c = 0; c < rep->n_cols; c++) {
-            const struct report_cell *cell = &rep->cells[r * rep->n_cols + c];
-            char o[32], p[32];
-            fmt(o, sizeof o, cell->ours, rep->digits);
-            fmt(p, sizeof p, cell->paper, rep->digits);
-            sb_printf(&b, "<td><span class=\"ours\">%s</span>", o);
-            if (cell->n > 1) sb_printf(&b, " <span class=\"paper\">&plusmn;%.*f (n=%d)</span>", rep->digits, cell->std, cell->n);
-            sb_printf(&b, "<br><span class=\"paper\">paper %s", p);
-            if (!isnan(cell->ours) && !isnan(cell->paper)) {
-                double d = cell->ours - cell->paper;
-                sb_printf(&b, " <span class=\"%s\">(%+.*f)</span>", d >= 0 ? "up" : "down", rep->digits, d);
-            }
-            sb_printf(&b, "</span></td>");
-        }
-        sb_printf(&b, "</tr>\n");
-    }
-    sb_printf(&b, "</table>\n");
+    sb_printf(&b, "</p>\n");
+    report_html_cells(&b, rep);
+    report_cross_domain(&b, ex, true); // Table 5: the mapping rule belongs to its numbers
 
     if (plot_enabled(ex, "bars")) {
         sb_printf(&b, "<h2>Bar charts</h2>\n");

@@ -41,6 +41,8 @@ static const struct config_key EXPERIMENT_SCHEMA[] = {
     {"seeds", CONFIG_INT_LIST, "[]", false, "one run per seed (results averaged); none: the commands' own seeds"},
     {"sweep.*", CONFIG_ANY, NULL, false, "run-config key: [values] (a grid)"},
     {"defaults.*", CONFIG_ANY, NULL, false, "run config shared by every run"},
+    {"protocol.*", CONFIG_ANY, NULL, false, "run config set after the dataset files, before the model, scenario, "
+     "variant and sweep settings: what a protocol preset changes whatever the dataset says (release: stage1.beta 0.2)"},
     {"table.rows", CONFIG_STRING_LIST, "[model]", false, "axes of the table's rows"},
     {"table.columns", CONFIG_STRING_LIST, "[dataset]", false, "axes of the table's columns"},
     {"table.digits", CONFIG_INT, "4", false, "decimals shown"},
@@ -379,6 +381,34 @@ static void read_stage_state(struct run *r, int si) {
 
 static const char *axis_names[N_RUN_AXES] = {"dataset", "model", "scenario", "variant", "sweep", "seed"};
 
+// A second dataset (eval_data: cross-domain, paper Table 5) adds the stages
+// that evaluate the trained models on it (RELEASE.md 6.5): a pipeline with
+// Stage 1 gets the xdomain map (the target's q_i, item map, x_u) before its LLM
+// evaluation; a SASRec-only pipeline gets Stage 1 and the map (its metrics.json
+// is the SASRec row, scored through the map); another CF-only pipeline gets
+// `eval` on the target (which refuses another dataset's item table).
+static allmrec_status add_cross_domain_stages(const struct config *c, struct run *r) {
+    if (stage_index(r, "eval_data") < 0 || r->n_stages + 2 > RUNNER_MAX_STAGES) return ALLMREC_OK;
+    int s1 = stage_index(r, "stage1"), le = stage_index(r, "llm_eval");
+    if (s1 >= 0 && le >= 0) {
+        for (int i = r->n_stages; i > le; i--) r->stages[i] = r->stages[i - 1];
+        memset(&r->stages[le], 0, sizeof r->stages[le]);
+        r->stages[le].def = stage_find("xdomain");
+        r->n_stages++;
+        return ALLMREC_OK;
+    }
+    if (strcmp(r->stages[r->n_stages - 1].def->name, "cf")) return ALLMREC_OK;
+    const char *cf_model = "";
+    if (config_get_string(c, "run.cf_model", &cf_model) != ALLMREC_OK) cf_model = "";
+    if (!strcmp(cf_model, "sasrec")) {
+        r->stages[r->n_stages++].def = stage_find("stage1");
+        r->stages[r->n_stages++].def = stage_find("xdomain");
+    } else {
+        r->stages[r->n_stages++].def = stage_find("eval");
+    }
+    return ALLMREC_OK;
+}
+
 static allmrec_status build_run(struct experiment *ex, struct run *r, const struct axis_entry *ds,
                                 const struct axis_entry *mo, const struct axis_entry *sc,
                                 const struct axis_entry *va, int n_sweep, char sweep_keys[][96],
@@ -413,6 +443,8 @@ static allmrec_status build_run(struct experiment *ex, struct run *r, const stru
                               dfile);
     }
     if (ds->set_prefix[0]) ALLMREC_TRY(config_merge_prefix(c, &ex->cfg, ds->set_prefix));
+    // 2b. protocol: a preset's keys that win over the dataset files (not over models, variants, sweeps)
+    ALLMREC_TRY(config_merge_prefix(c, &ex->cfg, "protocol"));
     // 3. model
     const char *model_name = mo->base[0] ? mo->base : mo->id;
     const struct model_def *md = model_find(model_name);
@@ -528,10 +560,7 @@ static allmrec_status build_run(struct experiment *ex, struct run *r, const stru
             if (has_eval_data) r->stages[r->n_stages++].def = stage_find("eval_data");
         }
     }
-    // a CF-only pipeline with a second dataset evaluates the trained model on it
-    bool has_eval_data = stage_index(r, "eval_data") >= 0;
-    if (has_eval_data && r->n_stages < RUNNER_MAX_STAGES && !strcmp(r->stages[r->n_stages - 1].def->name, "cf"))
-        r->stages[r->n_stages++].def = stage_find("eval");
+    ALLMREC_TRY(add_cross_domain_stages(c, r));
     for (int i = 0; i < r->n_stages; i++) {
         ALLMREC_TRY(stage_key_compute(ex, r, i));
         read_stage_state(r, i);
@@ -567,8 +596,10 @@ static allmrec_status build_run(struct experiment *ex, struct run *r, const stru
             }
             return ALLMREC_ERR_AT(e.status, e.path, e.line_no, full[0] ? full : NULL,
                                   "%s (stage %s of run %s is checked against `allmrec %s`'s schema)", fixed, d->name,
-                                  r->id, !strcmp(d->name, "eval") ? "eval" : !strcmp(d->name, "llm_eval") ? "eval llm"
-                                                                           : "train");
+                                  r->id, !strcmp(d->name, "eval")       ? "eval"
+                                  : !strcmp(d->name, "llm_eval") ? "eval llm"
+                                  : !strcmp(d->name, "xdomain")  ? "eval xdomain"
+                                                                 : "train");
         }
     }
     return ALLMREC_OK;

@@ -244,6 +244,20 @@ static double parse_paper_value(const char *s) {
     return config_parse_double(s, &v) ? v : NAN;
 }
 
+static const char *run_state(const struct run *r, char *why, size_t cap);
+
+// why a planned cell has no value (the first reason wins): its model is not
+// built (named), its run failed, or it has not run
+static void cell_empty_reason(struct report_cell *cell, const struct run *r) {
+    if (cell->empty[0]) return;
+    char why[2048];
+    const char *st = run_state(r, why, sizeof why);
+    if (!strcmp(st, "not built"))
+        snprintf(cell->empty, sizeof cell->empty, "not built: %s", r->model ? r->model->label : "?");
+    else if (strcmp(st, "complete"))
+        snprintf(cell->empty, sizeof cell->empty, "%s", st);
+}
+
 allmrec_status report_build(struct report *rep, const struct experiment *ex) {
     memset(rep, 0, sizeof *rep);
     rep->ex = ex;
@@ -380,7 +394,10 @@ allmrec_status report_build(struct report *rep, const struct experiment *ex) {
             struct report_cell *cell = &rep->cells[ri * rep->n_cols + ci];
             cell->n_runs++;
             double v = report_run_metric(rep, i, metric);
-            if (isnan(v)) continue;
+            if (isnan(v)) {
+                cell_empty_reason(cell, &ex->runs[i]);
+                continue;
+            }
             cell->n++;
             sum[ri * rep->n_cols + ci] += v;
             sum2[ri * rep->n_cols + ci] += v * v;
@@ -454,8 +471,31 @@ static void fmt_cell_md(char *buf, size_t cap, const struct report_cell *c, int 
         else snprintf(d, sizeof d, "%+.*f", digits, diff);
         snprintf(buf, cap, "%s / %s (%s)", p, o, d);
     }
+    else if (isnan(c->ours) && c->empty[0])
+        snprintf(buf, cap, "%s / – (%s)", p, c->empty);
     else
         snprintf(buf, cap, "%s / %s", p, o);
+}
+
+// the cell table in Markdown ("paper / ours (ours - paper)" per cell)
+static void report_md_cells(struct strbuf *b, const struct report *rep) {
+    // header
+    sb_printf(b, "|");
+    for (int a = 0; a < rep->n_row_axes; a++) sb_printf(b, "%s%s", a ? " / " : " ", rep->row_axes[a]);
+    sb_printf(b, " |");
+    for (int c = 0; c < rep->n_cols; c++) sb_printf(b, " %s |", rep->cols[c].label);
+    sb_printf(b, "\n|---|");
+    for (int c = 0; c < rep->n_cols; c++) sb_printf(b, "---|");
+    sb_printf(b, "\n");
+    for (int r = 0; r < rep->n_rows; r++) {
+        sb_printf(b, "| %s |", rep->rows[r].label);
+        for (int c = 0; c < rep->n_cols; c++) {
+            char cell[160];
+            fmt_cell_md(cell, sizeof cell, &rep->cells[r * rep->n_cols + c], rep->digits);
+            sb_printf(b, " %s |", cell);
+        }
+        sb_printf(b, "\n");
+    }
 }
 
 static allmrec_status write_markdown(const struct report *rep, const char *path) {
@@ -473,23 +513,8 @@ static allmrec_status write_markdown(const struct report *rep, const char *path)
     sb_printf(&b, ". – = no value.\n\n");
     if (note[0]) sb_printf(&b, "%s\n\n", note);
     if (rep->paper_note[0]) sb_printf(&b, "Paper values: %s\n\n", rep->paper_note);
-    // header
-    sb_printf(&b, "|");
-    for (int a = 0; a < rep->n_row_axes; a++) sb_printf(&b, "%s%s", a ? " / " : " ", rep->row_axes[a]);
-    sb_printf(&b, " |");
-    for (int c = 0; c < rep->n_cols; c++) sb_printf(&b, " %s |", rep->cols[c].label);
-    sb_printf(&b, "\n|---|");
-    for (int c = 0; c < rep->n_cols; c++) sb_printf(&b, "---|");
-    sb_printf(&b, "\n");
-    for (int r = 0; r < rep->n_rows; r++) {
-        sb_printf(&b, "| %s |", rep->rows[r].label);
-        for (int c = 0; c < rep->n_cols; c++) {
-            char cell[160];
-            fmt_cell_md(cell, sizeof cell, &rep->cells[r * rep->n_cols + c], rep->digits);
-            sb_printf(&b, " %s |", cell);
-        }
-        sb_printf(&b, "\n");
-    }
+    report_md_cells(&b, rep);
+    report_cross_domain(&b, ex, false); // Table 5: the mapping rule belongs to its numbers
     // runs
     int n_done = 0;
     for (int i = 0; i < ex->n_runs; i++) n_done += report_run_done(&ex->runs[i]);
@@ -592,13 +617,14 @@ void report_genre_answers(struct strbuf *b, const struct experiment *ex, bool ht
         title_done = true;
         sb_printf(b, html ? "<h3>" : "\n### ");
         put_text(b, dl, html);
-        sb_printf(b, html ? "</h3>\n<table>\n<tr><th>user</th><th>history (oldest first)</th>" : "\n| user | history (oldest first) |");
+        sb_printf(b, html ? "</h3>\n<table>\n<tr><th class=\"l\">user</th><th class=\"l\">history (oldest first)</th>"
+                          : "\n| user | history (oldest first) |");
         for (int k = a; k < n; k++) {
             const char *d2 = NULL, *l2 = NULL, *m = NULL, *ml = NULL;
             report_axis_of_run(runs[k], "dataset", &d2, &l2);
             if (strcmp(ds, d2)) continue;
             report_axis_of_run(runs[k], "model", &m, &ml);
-            sb_printf(b, html ? "<th>" : " ");
+            sb_printf(b, html ? "<th class=\"l\">" : " ");
             put_text(b, ml, html);
             sb_printf(b, html ? "</th>" : " |");
         }
@@ -634,6 +660,71 @@ void report_genre_answers(struct strbuf *b, const struct experiment *ex, bool ht
         if (html) sb_printf(b, "</table>\n");
     }
     for (int k = 0; k < n; k++) cJSON_Delete(gens[k]);
+}
+
+// ---------------------------------------------------------------- cross-domain mapping
+
+// The metrics.json of each distinct completed xdomain stage (paper Table 5),
+// in plan order; the caller deletes the array. NULL when the plan has none.
+static cJSON *cross_domain_maps(const struct experiment *ex) {
+    cJSON *arr = NULL;
+    for (int i = 0; i < ex->n_runs; i++)
+        for (int j = 0; j < ex->runs[i].n_stages; j++) {
+            const struct run_stage *st = &ex->runs[i].stages[j];
+            if (strcmp(st->def->name, "xdomain") || (st->state != STAGE_DONE && st->state != STAGE_CACHED)) continue;
+            bool seen = false;
+            for (int k = 0; arr && k < cJSON_GetArraySize(arr); k++)
+                seen |= !strcmp(cJSON_GetObjectItem(cJSON_GetArrayItem(arr, k), "key")->valuestring, st->key);
+            if (seen) continue;
+            char p[RUNNER_PATH + 32], *text = NULL;
+            snprintf(p, sizeof p, "%s/metrics.json", st->dir);
+            if (fs_read_all(p, &text, NULL) != ALLMREC_OK) continue;
+            cJSON *m = cJSON_Parse(text);
+            free(text);
+            if (!m || !cJSON_IsString(cJSON_GetObjectItem(m, "rule"))) { cJSON_Delete(m); continue; }
+            cJSON_DeleteItemFromObject(m, "results");
+            const char *dsid = NULL, *dslabel = NULL;
+            report_axis_of_run(&ex->runs[i], "dataset", &dsid, &dslabel);
+            cJSON_AddStringToObject(m, "dataset", dslabel ? dslabel : "");
+            cJSON_AddStringToObject(m, "key", st->key);
+            cJSON_AddStringToObject(m, "dir", st->dir);
+            if (!arr) arr = cJSON_CreateArray();
+            cJSON_AddItemToArray(arr, m);
+        }
+    return arr;
+}
+
+static double num_of(const cJSON *o, const char *k) {
+    const cJSON *v = cJSON_GetObjectItem(o, k);
+    return cJSON_IsNumber(v) ? v->valuedouble : NAN;
+}
+
+// Table 5: the mapping rule the cross-domain runs used, with its counts
+void report_cross_domain(struct strbuf *b, const struct experiment *ex, bool html) {
+    cJSON *maps = cross_domain_maps(ex);
+    const cJSON *m;
+    cJSON_ArrayForEach(m, maps) {
+        const cJSON *src = cJSON_GetObjectItem(m, "source"), *tgt = cJSON_GetObjectItem(m, "target");
+        sb_printf(b, html ? "<h2>Cross-domain mapping: " : "\n## Cross-domain mapping: ");
+        put_text(b, cJSON_GetObjectItem(m, "dataset")->valuestring, html);
+        sb_printf(b, " (datasets ");
+        put_text(b, cJSON_IsString(src) ? src->valuestring : "?", html);
+        sb_printf(b, " → ");
+        put_text(b, cJSON_IsString(tgt) ? tgt->valuestring : "?", html);
+        sb_printf(b, ")");
+        sb_printf(b, html ? "</h2>\n<p style=\"max-width:1100px\"><b>Rule:</b> " : "\n\n**Rule:** ");
+        put_text(b, cJSON_GetObjectItem(m, "rule")->valuestring, html);
+        sb_printf(b, html ? ".</p>\n<p>" : ".\n\n");
+        sb_printf(b, "%.0f target items (%.0f source items): %.0f mapped by original id, %.0f to the nearest source "
+                     "item by q_i (mean squared distance %.4g), onto %.0f distinct source items. Candidates mapped to "
+                     "one source item tie: release kinds give ties to the target, strict kinds count them against it. "
+                     "Item map: ", num_of(m, "target_items"), num_of(m, "source_items"), num_of(m, "items_by_id"),
+                  num_of(m, "items_nearest"), num_of(m, "mean_sq_distance"), num_of(m, "distinct_sources"));
+        sb_printf(b, html ? "<code>" : "`");
+        put_text(b, cJSON_GetObjectItem(m, "dir")->valuestring, html);
+        sb_printf(b, html ? "/item_map.tsv</code>.</p>\n" : "/item_map.tsv`.\n");
+    }
+    cJSON_Delete(maps);
 }
 
 // ---------------------------------------------------------------- CSV
@@ -720,6 +811,7 @@ static allmrec_status write_json(const struct report *rep, const char *path) {
             cJSON_AddItemToObject(o, "std", cell->n ? num_or_null(cell->std) : cJSON_CreateNull());
             cJSON_AddNumberToObject(o, "n_done", cell->n);
             cJSON_AddNumberToObject(o, "n_runs", cell->n_runs);
+            if (cell->empty[0]) cJSON_AddStringToObject(o, "empty", cell->empty);
             cJSON_AddItemToArray(cells, o);
         }
     cJSON *runs = cJSON_AddArrayToObject(j, "runs");
@@ -752,6 +844,8 @@ static allmrec_status write_json(const struct report *rep, const char *path) {
         }
         cJSON_AddItemToArray(runs, o);
     }
+    cJSON *maps = cross_domain_maps(ex);
+    if (maps) cJSON_AddItemToObject(j, "cross_domain", maps);
     char *text = cJSON_Print(j);
     cJSON_Delete(j);
     if (!text) return ALLMREC_ERR(ALLMREC_ERR_NOMEM, "oom");
@@ -776,5 +870,127 @@ allmrec_status experiment_report(const struct experiment *ex, FILE *log) {
         if (s == ALLMREC_OK && log) fprintf(log, "report: %s\n", p);
     }
     report_free(&rep);
+    return s;
+}
+
+// ---------------------------------------------------------------- release and strict in one report
+
+// what a protocol preset's cells read (presets/<name>.yaml)
+static const char *protocol_note(const char *name) {
+    if (!strcmp(name, "release"))
+        return "the authors' release (RELEASE.md 6.1): x_u with SASRec's train-mode dropout, id-order Stage-1 users, "
+               "the release's candidates; LLM rows by generation read by the release's substring parser on "
+               "release_llm20, CF rows on release_neg19 (ties go to the target)";
+    if (!strcmp(name, "strict"))
+        return "strict (RELEASE.md 6.1): x_u from the eval-mode CF export, shuffled Stage-1 users, short users "
+               "skipped; every row on the seeded neg19 candidates, LLM rows by candidate scoring (ties count against "
+               "the target)";
+    return "";
+}
+
+static allmrec_status protocols_md(const struct report *reps, const char *const *names, int n, const char *path) {
+    struct strbuf b = {0};
+    const struct experiment *ex = reps[0].ex;
+    const char *note = "";
+    config_get_string(&ex->cfg, "experiment.note", &note);
+    sb_printf(&b, "# %s\n\nExperiment `%s` (`%s`) under %d protocol presets, one table each (RELEASE.md section 6, "
+                  "decision 1: the paper tables run `release` and report `strict` beside it). Each cell: **paper / "
+                  "ours (ours − paper)**", reps[0].title, ex->name, ex->path, n);
+    if (!has_axis((char(*)[64])reps[0].row_axes, reps[0].n_row_axes, "metric") &&
+        !has_axis((char(*)[64])reps[0].col_axes, reps[0].n_col_axes, "metric"))
+        sb_printf(&b, "; metric: %s", reps[0].metric_labels[0]);
+    sb_printf(&b, ". – = no value.\n");
+    if (note[0]) sb_printf(&b, "\n%s\n", note);
+    for (int k = 0; k < n; k++) {
+        const struct report *rep = &reps[k];
+        int n_done = 0;
+        for (int i = 0; i < rep->ex->n_runs; i++) n_done += report_run_done(&rep->ex->runs[i]);
+        sb_printf(&b, "\n## Preset `%s`\n\n%s%s%d of %d runs complete; the full report (runs, curves): `%s/report.md`.\n\n",
+                  names[k], protocol_note(names[k]), protocol_note(names[k])[0] ? ". " : "", n_done, rep->ex->n_runs,
+                  rep->ex->out_dir);
+        report_md_cells(&b, rep);
+        report_cross_domain(&b, rep->ex, false);
+    }
+    if (b.oom) { free(b.p); return ALLMREC_ERR(ALLMREC_ERR_NOMEM, "oom"); }
+    allmrec_status s = fs_write_atomic(path, b.p, b.n);
+    free(b.p);
+    return s;
+}
+
+static allmrec_status protocols_html(const struct report *reps, const char *const *names, int n, const char *path) {
+    struct strbuf b = {0};
+    const struct experiment *ex = reps[0].ex;
+    report_html_head(&b, reps[0].title);
+    sb_printf(&b, "</h1>\n<p class=\"meta\">experiment <code>");
+    html_escape_into(&b, ex->name);
+    sb_printf(&b, "</code> under %d protocol presets, one table each (RELEASE.md section 6, decision 1: the paper "
+                  "tables run <code>release</code> and report <code>strict</code> beside it)</p>\n", n);
+    const char *note = "";
+    config_get_string(&ex->cfg, "experiment.note", &note);
+    if (note[0]) { sb_printf(&b, "<p class=\"note\">"); html_escape_into(&b, note); sb_printf(&b, "</p>\n"); }
+    for (int k = 0; k < n; k++) {
+        const struct report *rep = &reps[k];
+        int n_done = 0;
+        for (int i = 0; i < rep->ex->n_runs; i++) n_done += report_run_done(&rep->ex->runs[i]);
+        sb_printf(&b, "<h2>Preset <code>");
+        html_escape_into(&b, names[k]);
+        sb_printf(&b, "</code></h2>\n<p class=\"note\">");
+        html_escape_into(&b, protocol_note(names[k]));
+        sb_printf(&b, "%s%d of %d runs complete; the full report: <code>", protocol_note(names[k])[0] ? ". " : "",
+                  n_done, rep->ex->n_runs);
+        html_escape_into(&b, rep->ex->out_dir);
+        sb_printf(&b, "/report.html</code>.</p>\n");
+        report_html_cells(&b, rep);
+        report_cross_domain(&b, rep->ex, true);
+    }
+    sb_printf(&b, "</body>\n</html>\n");
+    if (b.oom) { free(b.p); return ALLMREC_ERR(ALLMREC_ERR_NOMEM, "oom"); }
+    allmrec_status s = fs_write_atomic(path, b.p, b.n);
+    free(b.p);
+    return s;
+}
+
+static allmrec_status protocols_json(const struct experiment *const *exs, const char *const *names, int n,
+                                     const char *path) {
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "experiment", exs[0]->name);
+    cJSON *arr = cJSON_AddArrayToObject(j, "protocols");
+    for (int k = 0; k < n; k++) {
+        char p[RUNNER_PATH + 32], *text = NULL;
+        snprintf(p, sizeof p, "%s/report.json", exs[k]->out_dir);
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "preset", names[k]);
+        cJSON_AddStringToObject(o, "out_dir", exs[k]->out_dir);
+        cJSON *rj = fs_read_all(p, &text, NULL) == ALLMREC_OK ? cJSON_Parse(text) : NULL;
+        free(text);
+        cJSON_AddItemToObject(o, "report", rj ? rj : cJSON_CreateNull());
+        cJSON_AddItemToArray(arr, o);
+    }
+    char *t = cJSON_Print(j);
+    cJSON_Delete(j);
+    if (!t) return ALLMREC_ERR(ALLMREC_ERR_NOMEM, "oom");
+    allmrec_status s = fs_write_atomic(path, t, strlen(t));
+    free(t);
+    return s;
+}
+
+allmrec_status experiment_report_protocols(const struct experiment *const *exs, const char *const *names, int n,
+                                           const char *out_dir, FILE *log) {
+    if (n < 1 || n > 4) return ALLMREC_ERR(ALLMREC_ERR_INVALID, "report: 1 to 4 protocols");
+    ALLMREC_TRY(fs_mkdir_p(out_dir));
+    struct report reps[4];
+    memset(reps, 0, sizeof reps);
+    allmrec_status s = ALLMREC_OK;
+    int built = 0;
+    for (; built < n && s == ALLMREC_OK; built++) s = report_build(&reps[built], exs[built]);
+    char p[RUNNER_PATH + 32];
+    const char *ext[3] = {"md", "html", "json"};
+    for (int k = 0; k < 3 && s == ALLMREC_OK; k++) {
+        snprintf(p, sizeof p, "%s/report.%s", out_dir, ext[k]);
+        s = k == 0 ? protocols_md(reps, names, n, p) : k == 1 ? protocols_html(reps, names, n, p)
+                                                               : protocols_json(exs, names, n, p);
+        if (s == ALLMREC_OK && log) fprintf(log, "report: %s\n", p);
+    }
+    for (int k = 0; k < built; k++) report_free(&reps[k]);
     return s;
 }

@@ -3,7 +3,8 @@
 //
 // defines: struct report_axis_value, struct report_cell, struct report, struct strbuf,
 //          report_build, report_free, report_run_metric, report_run_done, report_axis_of_run,
-//          sb_printf, sb_append, html_escape_into, report_write_html_file
+//          sb_printf, sb_append, html_escape_into, report_write_html_file,
+//          report_genre_answers, report_cross_domain, report_html_head, report_html_cells
 #ifndef ALLMREC_RUNNER_REPORT_INTERNAL_H
 #define ALLMREC_RUNNER_REPORT_INTERNAL_H
 
@@ -33,6 +34,7 @@ struct report_cell {
     double std;
     int n;         // completed runs averaged
     int n_runs;    // runs in the plan for this cell
+    char empty[48]; // why a cell of the plan has no value: "not built: MoRec", "failed", "pending", ""
 };
 
 struct report {
@@ -61,6 +63,12 @@ bool report_axis_of_run(const struct run *r, const char *axis, const char **id, 
 // Figures 4/6: per dataset, sampled users' history titles and each model's favourite-genre
 // answer side by side (Markdown or HTML); nothing when no run did that task
 void report_genre_answers(struct strbuf *b, const struct experiment *ex, bool html);
+// HTML page head (styles shared by the report pages) ending in <body><h1>title
+void report_html_head(struct strbuf *b, const char *title);
+// the HTML cell table of a report
+void report_html_cells(struct strbuf *b, const struct report *rep);
+// Table 5: the mapping rule of each completed xdomain stage (its metrics.json), with its counts
+void report_cross_domain(struct strbuf *b, const struct experiment *ex, bool html);
 allmrec_status report_write_html_file(const struct report *rep, const char *path);
 
 #endif

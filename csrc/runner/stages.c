@@ -15,8 +15,12 @@
 //             <cf>/cf_export.h5 and <cf>/best.h5) -> checkpoint.h5, joint.h5 (/items/e, /items/q), sbert/
 //   stage2    allmrec train stage2 --config <dir>/stage.yaml   (reads the dataset, <cf>/cf_export.h5,
 //             <stage1>/joint.h5 when the pipeline has Stage 1) -> checkpoint.h5 (F_U, F_I)
+//   xdomain   allmrec eval xdomain --config <dir>/stage.yaml  (cross-domain, paper Table 5: reads the
+//             source dataset, the eval_data target, <cf>/ and <stage1>/) -> cf_export.h5, joint.h5 in
+//             the target's numbering, item_map.tsv, metrics.json (the source SASRec through the map)
 //   llm_eval  allmrec eval llm --config <dir>/stage.yaml  (reads the evaluation dataset and, where the
-//             pipeline has them, <cf>/cf_export.h5, <stage1>/joint.h5, <stage2>/checkpoint.h5)
+//             pipeline has them, <xdomain or cf>/cf_export.h5, <xdomain or stage1>/joint.h5,
+//             <stage2>/checkpoint.h5)
 //             -> metrics.json, generations.jsonl
 //   baseline  allmrec train <run.baseline_model> --config ...  (tallrec: the baseline.* section;
 //             recformer: the recformer.* section; the others not built yet)
@@ -38,6 +42,7 @@
 #include "allmrec/stage2.h"
 #include "allmrec/recformer.h"
 #include "allmrec/tallrec.h"
+#include "allmrec/xdomain.h"
 
 static char *dupf(const char *fmt, const char *a, const char *b) {
     char buf[RUNNER_PATH * 2];
@@ -139,6 +144,22 @@ static allmrec_status build_data_common(const struct run *r, int si, struct stag
                           "unknown data source '%s' (expected synth, prepare or file)", source);
 }
 
+// `allmrec data stats --dataset <data>/dataset.h5 --out <dir>/metrics.json` (paper Table 10)
+static allmrec_status build_stats(const struct run *r, int si, struct stage_cmd *cmds, int *n) {
+    int di = -1;
+    for (int i = 0; i < si; i++)
+        if (!strcmp(r->stages[i].def->name, "data")) di = i;
+    if (di < 0) return ALLMREC_ERR(ALLMREC_ERR_INTERNAL, "run %s: stats without a data stage", r->id);
+    struct stage_cmd *c = &cmds[0];
+    *n = 1;
+    ALLMREC_TRY(push(c, strdup("data")));
+    ALLMREC_TRY(push(c, strdup("stats")));
+    ALLMREC_TRY(push(c, strdup("--dataset")));
+    ALLMREC_TRY(push(c, dupf("%s/dataset.h5", r->stages[di].dir, NULL)));
+    ALLMREC_TRY(push(c, strdup("--out")));
+    return push(c, dupf("%s/metrics.json", r->stages[si].dir, NULL));
+}
+
 static allmrec_status build_data(const struct run *r, int si, struct stage_cmd *cmds, int *n) {
     return build_data_common(r, si, cmds, n, "data");
 }
@@ -187,6 +208,9 @@ static allmrec_status build_stage1(const struct run *r, int si, struct stage_cmd
 static allmrec_status build_stage2(const struct run *r, int si, struct stage_cmd *c, int *n) {
     return build_config_cmd(r, si, c, n, "train", NULL, "stage2");
 }
+static allmrec_status build_xdomain(const struct run *r, int si, struct stage_cmd *c, int *n) {
+    return build_config_cmd(r, si, c, n, "eval", NULL, "xdomain");
+}
 static allmrec_status build_llm_eval(const struct run *r, int si, struct stage_cmd *c, int *n) {
     return build_config_cmd(r, si, c, n, "eval", NULL, "llm");
 }
@@ -232,6 +256,11 @@ const char *stage_section(const struct run *r, const struct stage_def *d) {
     return d->section;
 }
 
+static const struct config_key *schema_xdomain(const struct run *r, int *n) {
+    (void)r;
+    return xdomain_config_schema(n);
+}
+
 static const struct config_key *schema_llm_eval(const struct run *r, int *n) {
     (void)r;
     return llm_eval_config_schema(n);
@@ -246,6 +275,9 @@ static const struct stage_def STAGES[] = {
     {.name = "data", .section = "data", .available = true, .build = build_data,
      .slurm = {4, "16G", "02:00:00"},
      .doc = "prepared HDF5 dataset with splits and candidate sets (data synth | prepare + split | a file)"},
+    {.name = "stats", .section = "stats", .upstream = {"data"}, .available = true, .build = build_stats,
+     .result_file = "metrics.json", .result_required = true, .slurm = {1, "16G", "00:30:00"},
+     .doc = "dataset statistics (data stats: users, items, interactions, avg_len; paper Table 10): metrics.json"},
     {.name = "eval_data", .section = "eval_data", .available = true, .build = build_eval_data,
      .slurm = {4, "16G", "02:00:00"},
      .doc = "a second dataset to evaluate on (cross-domain)"},
@@ -271,13 +303,22 @@ static const struct stage_def STAGES[] = {
      .schema = schema_stage2, .slurm = {8, "128G", "24:00:00"}, .doc = "Stage 2: projections F_U, F_I into the frozen LLM: checkpoint.h5",
      .inject = {{"data.path", "{data}/dataset.h5"}, {"cf.export", "{cf}/cf_export.h5"},
                 {"cf.checkpoint", "{cf}/best.h5"}, {"stage1.joint", "{?stage1}/joint.h5"}, {"out_dir", "{out}"}}},
-    {.name = "llm_eval", .section = "llm_eval", .upstream = {"?cf", "?stage2", "?stage1", "eval_data|data"},
+    // cross-domain (a run with eval_data whose pipeline has Stage 1, or a SASRec-only run): plan.c adds it
+    {.name = "xdomain", .section = "xdomain", .upstream = {"cf", "stage1", "data", "eval_data"}, .available = true,
+     .writes_config = true, .device_key = "device", .result_file = "metrics.json", .result_required = true,
+     .build = build_xdomain, .schema = schema_xdomain, .slurm = {4, "32G", "02:00:00"},
+     .doc = "cross-domain map (RELEASE.md 6.5): target items' q_i through the source SBERT, nearest source item, "
+            "x_u from the source SASRec: cf_export.h5, joint.h5, item_map.tsv, metrics.json (SASRec row)",
+     .inject = {{"data.path", "{data}/dataset.h5"}, {"target.path", "{eval_data}/dataset.h5"}, {"cf.dir", "{cf}"},
+                {"stage1.dir", "{stage1}"}, {"out_dir", "{out}"}}},
+    {.name = "llm_eval", .section = "llm_eval",
+     .upstream = {"?xdomain", "?cf", "?stage2", "?stage1", "eval_data|data"},
      .available = true, .writes_config = true, .device_key = "device",
      .result_file = "metrics.json", .result_required = true, .build = build_llm_eval, .schema = schema_llm_eval,
      .slurm = {8, "128G", "12:00:00"},
      .doc = "LLM evaluation: generation (release) and candidate scoring (strict): metrics.json, generations.jsonl",
-     .inject = {{"data.path", "{eval_data|data}/dataset.h5"}, {"cf.export", "{?cf}/cf_export.h5"},
-                {"stage1.joint", "{?stage1}/joint.h5"}, {"stage2.checkpoint", "{?stage2}/checkpoint.h5"},
+     .inject = {{"data.path", "{eval_data|data}/dataset.h5"}, {"cf.export", "{?xdomain|cf}/cf_export.h5"},
+                {"stage1.joint", "{?xdomain|stage1}/joint.h5"}, {"stage2.checkpoint", "{?stage2}/checkpoint.h5"},
                 {"out_dir", "{out}"}}},
     // built: the models of run.baseline_model that are (model_key: the others stay "not built")
     {.name = "baseline", .section = "baseline", .upstream = {"data", "?eval_data"}, .available = true,
@@ -335,6 +376,8 @@ static const struct model_def MODELS[] = {
     {"llm-only", "LLM-Only", {"data", "llm_eval"}, {"llm_eval.item_embedding=none", "llm_eval.use_user_rep=false"},
      .built = true},
     {"tallrec", "TALLRec", {"data", "baseline"}, {"run.baseline_model=tallrec"}, .built = true},
+    // Table 10: the prepared dataset's statistics (no model)
+    {"data-stats", "Dataset statistics", {"data", "stats"}, {NULL}, .built = true},
     {"morec", "MoRec", {"data", "baseline"}, {"run.baseline_model=morec"}, .built = false},
     {"ctrl", "CTRL", {"data", "baseline"}, {"run.baseline_model=ctrl"}, .built = false},
     {"recformer", "RECFORMER", {"data", "baseline"}, {"run.baseline_model=recformer"}, .built = true},

@@ -87,10 +87,10 @@ allmrec_status svg_line_chart(char **buf, size_t *len, const char *title, const 
         sb_printf(&b, "</svg>\n");
         return finish(&b, buf, len);
     }
-    if (xhi <= xlo) xhi = xlo + 1;
-    double pad = (yhi - ylo) * 0.05;
+    if (xhi <= xlo) xlo -= 0.5, xhi += 0.5; // one epoch: the point in the middle
+    double pad = yhi > ylo ? (yhi - ylo) * 0.05 : fmax(fabs(yhi) * 0.05, 0.05);
     double y0, y1;
-    y_axis(&b, ylo - pad, yhi + pad, L, T, W, H, ylabel, &y0, &y1);
+    y_axis(&b, ylo >= 0 && ylo - pad < 0 ? 0 : ylo - pad, yhi + pad, L, T, W, H, ylabel, &y0, &y1); // no negative axis for >= 0 data
     double xs = nice_step(xhi - xlo, 6);
     for (double v = ceil(xlo / xs) * xs; v <= xhi + xs * 1e-9; v += xs) {
         double x = L + (v - xlo) / (xhi - xlo) * W;
@@ -113,8 +113,9 @@ allmrec_status svg_line_chart(char **buf, size_t *len, const char *title, const 
             for (int i = 0; i < series[s].n; i++) {
                 double x = series[s].x[i], y = series[s].y[i];
                 if (!isfinite(x) || !isfinite(y)) continue;
-                sb_printf(&b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"2.5\" fill=\"%s\"/>\n",
-                          L + (x - xlo) / (xhi - xlo) * W, T + H - (y - y0) / (y1 - y0) * H, col);
+                sb_printf(&b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"%s\" fill=\"%s\"/>\n",
+                          L + (x - xlo) / (xhi - xlo) * W, T + H - (y - y0) / (y1 - y0) * H,
+                          series[s].n <= 2 ? "4" : "2.5", col);
             }
         if (s < 14) {
             double ly = T + 8 + s * 18;
@@ -134,7 +135,10 @@ allmrec_status svg_bar_chart(char **buf, size_t *len, const char *title, const c
                              const char *ylabel) {
     struct strbuf b = {0};
     double gw = n_bars * 22.0 + 26;
-    const double L = 64, R = 170, T = 34, B = 62, H = 250;
+    size_t longest = 14; // "paper's value"
+    for (int k = 0; k < n_bars && k < 14; k++) longest = strlen(bars[k]) > longest ? strlen(bars[k]) : longest;
+    const double L = 64, R = fmax(170, 44 + 6.4 * (double)longest), T = 34, B = 62, H = 250; // the legend fits
+
     double W = fmax(260, gw * n_groups);
     double Wt = L + W + R, Ht = T + H + B;
     double hi = 0;
@@ -156,7 +160,7 @@ allmrec_status svg_bar_chart(char **buf, size_t *len, const char *title, const c
             double v = values[g * n_bars + k];
             double x = gx + k * 22.0;
             if (isfinite(v)) {
-                double h = (v - y0) / (y1 - y0) * H;
+                double h = fmax((v - y0) / (y1 - y0) * H, 1.5); // a zero stays visible
                 sb_printf(&b, "<rect x=\"%.1f\" y=\"%.1f\" width=\"18\" height=\"%.1f\" fill=\"%s\"><title>", x,
                           T + H - h, h, PALETTE[k % N_PALETTE]);
                 html_escape_into(&b, bars[k]);

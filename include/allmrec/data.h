@@ -48,7 +48,7 @@
 //          dataset_split_hdf5, enum rating_filter, enum data_format,
 //          struct prepare_options, prepare_options_default, prepare_options_preset,
 //          data_format_from_name, data_format_name, struct prepare_report,
-//          dataset_prepare, dataset_prepare_to_file, struct synth_options, synth_options_default,
+//          dataset_prepare, dataset_prepare_to_file, dataset_keep_top_items, struct synth_options, synth_options_default,
 //          dataset_synth, struct dataset_stats, dataset_compute_stats,
 //          dataset_print_stats, dataset_stats_json, dataset_validate
 #ifndef ALLMREC_DATA_H
@@ -252,8 +252,13 @@ struct prepare_options {
     const char *sep;          // csv: field separator ("," or "\t"; default: by extension)
     bool progress;            // progress line on stderr (default true)
     int max_reported;         // bad lines reported in full before only counting (default 5)
+    int64_t top_items;        // > 0: keep only the top_items most frequent items (dataset_keep_top_items)
 };
 void prepare_options_default(struct prepare_options *o);
+// Keep the n most frequent items (ties: the lower id), renumbered 1..n in id
+// order; other interactions removed, pre-split counts recounted, users left
+// empty dropped. Before `data split`. (csrc/data/subset.c)
+allmrec_status dataset_keep_top_items(struct dataset *ds, int64_t n);
 // Apply the release's presets for a category name: Beauty/Luxury_Beauty and
 // Toys/Toys_and_Games -> counts_only, thresholds 4; others -> thresholds 5.
 void prepare_options_preset(struct prepare_options *o, const char *category);
@@ -282,6 +287,10 @@ struct synth_options {
     double seq_dep;           // probability of a "next in series" item (0.3)
     double cold_user_frac;    // users with exactly 3 interactions (0.1)
     uint64_t seed;            // 1
+    int vocab_offset;         // category c uses vocabulary (vocab_offset + c) mod 12 (0: Beauty, Toys,
+                              // Video Games, Movies, ...; 2: Video Games first, 3: Movies first)
+    char item_id_prefix[16];  // original item ids are <prefix><8 digits> ("S"); two datasets with
+                              // other prefixes have disjoint item sets (cross-domain tests)
 };
 void synth_options_default(struct synth_options *o);
 allmrec_status dataset_synth(const struct synth_options *o, struct dataset *out);

@@ -26,7 +26,7 @@
 //          stage_table, stage_available, stage_find, model_find, scenario_find,
 //          experiment_load, experiment_free, experiment_schema, plan_expand,
 //          stage_key_compute, stage_config_build, experiment_print_plan, experiment_execute,
-//          experiment_run_stage, experiment_collect, experiment_report,
+//          experiment_run_stage, experiment_collect, experiment_report, experiment_report_protocols,
 //          report_write_markdown, report_write_csv, report_write_json, report_write_html,
 //          slurm_write_and_submit, experiment_print_status, stage_state_name,
 //          runner_hash64, svg_line_chart, svg_bar_chart, svg_heatmap
@@ -49,7 +49,7 @@ extern "C" {
 #define RUNNER_MAX_CMDS 3
 #define RUNNER_MAX_ARGS 64
 #define RUNNER_PATH 1024
-#define RUNNER_MAX_UPSTREAM 4
+#define RUNNER_MAX_UPSTREAM 5
 
 // ---------------------------------------------------------------- the stage table
 
@@ -226,6 +226,13 @@ void experiment_print_status(const struct experiment *ex, FILE *f);
 
 // Read every completed run's metrics and write <out_dir>/report.{md,csv,json,html}.
 allmrec_status experiment_report(const struct experiment *ex, FILE *log);
+// One report of the same experiment under n protocol presets (RELEASE.md 6.1:
+// release and strict), each experiment already reported in its own out_dir:
+// <out_dir>/report.md and .html hold each protocol's cell table (and the
+// cross-domain rule, where there is one) one after the other, report.json
+// {"experiment", "protocols": [{"preset", "out_dir", "report": <its report.json>}]}.
+allmrec_status experiment_report_protocols(const struct experiment *const *exs, const char *const *names, int n,
+                                           const char *out_dir, FILE *log);
 
 // SVG pieces (self-contained <svg> elements appended to *buf)
 struct svg_series {
