@@ -1,6 +1,7 @@
 // cmd_train.c: `allmrec train <model> --config FILE [key=value ...]`.
 // SASRec (csrc/models/sasrec*.c), NCF (csrc/models/ncf*.c), GRU4Rec and
-// NextItNet (csrc/models/seqcf*.c, gru4rec.c, nextitnet.c) and A-LLMRec Stage 1
+// NextItNet (csrc/models/seqcf*.c, gru4rec.c, nextitnet.c), MoRec (morec.c:
+// SASRec over projected frozen text embeddings) and A-LLMRec Stage 1
 // and Stage 2 (csrc/models/stage1*.c, stage2*.c) and TALLRec (LoRA on OPT,
 // csrc/models/tallrec_run.c) are built. `allmrec train
 // <model> --help` lists the model's config keys from the schema that
@@ -10,6 +11,7 @@
 #include <string.h>
 
 #include "allmrec/config.h"
+#include "allmrec/morec.h"
 #include "allmrec/ncf_train.h"
 #include "allmrec/sasrec_train.h"
 #include "allmrec/seqcf_train.h"
@@ -19,17 +21,18 @@
 #include "cli/commands.h"
 
 static const char *USAGE =
-    "usage: allmrec train <sasrec|ncf|gru4rec|nextitnet|stage1|stage2|tallrec> --config FILE [key=value ...]\n"
+    "usage: allmrec train <sasrec|ncf|gru4rec|nextitnet|morec|stage1|stage2|tallrec> --config FILE [key=value ...]\n"
     "                     [--out DIR] [--restart] [--device cpu|cuda]\n"
-    "  <model>        sasrec | ncf | gru4rec | nextitnet | stage1 | stage2 (A-LLMRec Stages 1, 2) | tallrec (LoRA\n"
-    "                 on OPT, then the LLM evaluation)\n"
-    "  --config FILE  YAML config (configs/{sasrec,ncf,gru4rec,nextitnet,stage1,stage2,tallrec}/*.yaml; `base:`\n"
-    "                 inheritance)\n"
+    "  <model>        sasrec | ncf | gru4rec | nextitnet | morec (SASRec over projected frozen SBERT item-text\n"
+    "                 embeddings) | stage1 | stage2 (A-LLMRec Stages 1, 2) | tallrec (LoRA on OPT, then the LLM\n"
+    "                 evaluation)\n"
+    "  --config FILE  YAML config (configs/{sasrec,ncf,gru4rec,nextitnet,morec,stage1,stage2,tallrec}/*.yaml;\n"
+    "                 `base:` inheritance)\n"
     "  key=value      override any config key, e.g. train.epochs=50 train.device=cuda\n"
     "  --out DIR      same as out_dir=DIR\n"
     "  --restart      ignore <out_dir>/last.h5 (default: resume from it)\n"
     "  --device D     same as train.device=D\n"
-    "sasrec, ncf, gru4rec and nextitnet write <out_dir>/{config.yaml, train_log.jsonl, last.h5, best.h5,\n"
+    "sasrec, ncf, gru4rec, nextitnet and morec write <out_dir>/{config.yaml, train_log.jsonl, last.h5, best.h5,\n"
     "metrics.json, metrics.txt, cf_export.h5}; stage1 writes <out_dir>/{config.yaml, train_log.jsonl, last.h5, best.h5, checkpoint.h5,\n"
     "sbert/, joint.h5, metrics.json, metrics.txt} (docs/stage1.md); stage2 writes <out_dir>/{config.yaml,\n"
     "train_log.jsonl, last.h5, best.h5, checkpoint.h5} (docs/stage2.md); tallrec writes <out_dir>/{config.yaml,\n"
@@ -68,6 +71,11 @@ static const struct train_model MODELS[] = {
     {"nextitnet", nextitnet_schema,
      "  " EXAMPLE_SYNTH "\n  allmrec train nextitnet --config configs/nextitnet/base.yaml data.path=synth.h5 "
      "train.epochs=2 --out runs/nextitnet\n"},
+    {"morec", morec_config_schema,
+     "  " EXAMPLE_SYNTH "\n  allmrec data split --dataset synth.h5\n"
+     "  allmrec encode --dataset synth.h5 --model tests/fixtures/allmrec/stage1 --out synth_text.h5\n"
+     "  allmrec train morec --config configs/morec/base.yaml data.path=synth.h5 morec.text_embeddings=synth_text.h5 "
+     "train.epochs=2 --out runs/morec\n"},
     {"tallrec", tallrec_config_schema,
      "  " CLI_EXAMPLE_QUICKSTART "\n"
      "  allmrec train tallrec --config configs/tallrec/paper.yaml data.path=qs/synth.h5 llm.path=qs/models/opt "
@@ -113,6 +121,7 @@ int cmd_train(int argc, char **argv) {
         if (is_help(argv[i])) { print_help(m); return 0; }
     bool stage1 = !strcmp(model, "stage1"), stage2 = !strcmp(model, "stage2"), ncf = !strcmp(model, "ncf");
     bool gru4rec = !strcmp(model, "gru4rec"), nextitnet = !strcmp(model, "nextitnet"), tallrec = !strcmp(model, "tallrec");
+    bool morec = !strcmp(model, "morec");
     const char *config_path = NULL;
     char **ov = calloc((size_t)argc + 4, sizeof(char *));
     char extra[3][1100];
@@ -168,6 +177,12 @@ int cmd_train(int argc, char **argv) {
         if (!s) s = tallrec_options_from_config(&cfg, &ot);
         if (!s) s = tallrec_run(&ot, NULL, NULL);
         tallrec_options_free(&ot);
+    } else if (morec) {
+        struct morec_run_options om;
+        memset(&om, 0, sizeof om);
+        if (!s) s = morec_run_options_from_config(&cfg, &om);
+        if (!s) s = morec_run_train(&om, NULL, 0, NULL);
+        morec_run_options_free(&om);
     } else if (gru4rec || nextitnet) {
         struct seqcf_run_options o3;
         memset(&o3, 0, sizeof o3);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "allmrec/fs.h"
+#include "allmrec/morec.h"
 #include "allmrec/ncf_train.h"
 #include "allmrec/sasrec_train.h"
 #include "allmrec/seqcf_train.h"
@@ -65,6 +66,16 @@ static allmrec_status eval_seqcf(const struct eval_args *a) {
     return s;
 }
 
+static allmrec_status eval_morec(const struct eval_args *a) {
+    struct morec_run_options o;
+    memset(&o, 0, sizeof o);
+    allmrec_status s = morec_run_options_from_config(a->cfg, &o);
+    if (!s) s = resolve_ckpt(a->checkpoint, o.run.out_dir, a->model, a->config_path, a->used, a->cap);
+    if (!s) s = morec_run_eval(&o, a->used, a->split, a->out, a->n_max, a->n_out);
+    morec_run_options_free(&o);
+    return s;
+}
+
 struct cf_eval_model {
     const char *name, *label;
     allmrec_status (*eval)(const struct eval_args *a);
@@ -74,10 +85,11 @@ static const struct cf_eval_model MODELS[] = {
     {"ncf", "NCF", eval_ncf},
     {"gru4rec", "GRU4Rec", eval_seqcf},
     {"nextitnet", "NextItNet", eval_seqcf},
+    {"morec", "MoRec", eval_morec},
 };
 #define N_MODELS (int)(sizeof MODELS / sizeof MODELS[0])
 
-const char *cf_eval_model_names(void) { return "sasrec|ncf|gru4rec|nextitnet"; }
+const char *cf_eval_model_names(void) { return "sasrec|ncf|gru4rec|nextitnet|morec"; }
 
 static const struct cf_eval_model *find(const char *name) {
     for (int i = 0; i < N_MODELS; i++)

@@ -850,6 +850,13 @@ static int64_t max_tensor_numel(const struct sasrec_model *m) {
 allmrec_status sasrec_checkpoint_save(struct sasrec_model *m, const char *path, bool with_optimizer,
                                       const char *config_yaml, int n_extra,
                                       const char *const *extra_keys, const double *extra_vals) {
+    return sasrec_checkpoint_save_with(m, path, with_optimizer, config_yaml, n_extra, extra_keys, extra_vals, NULL,
+                                       NULL);
+}
+
+allmrec_status sasrec_checkpoint_save_with(struct sasrec_model *m, const char *path, bool with_optimizer,
+                                           const char *config_yaml, int n_extra, const char *const *extra_keys,
+                                           const double *extra_vals, sasrec_ckpt_writer writer, void *user) {
     ALLMREC_TRY(op_ctx_sync(m->ctx));
     float *host = malloc((size_t)max_tensor_numel(m) * sizeof(float));
     if (!host) return ALLMREC_ERR(ALLMREC_ERR_NOMEM, "sasrec_checkpoint_save: host buffer");
@@ -876,6 +883,7 @@ allmrec_status sasrec_checkpoint_save(struct sasrec_model *m, const char *path, 
         if (!s) s = write_set(&f, m, &m->m, "adam/m", host);
         if (!s) s = write_set(&f, m, &m->v, "adam/v", host);
     }
+    if (!s && writer) s = writer(user, &f, with_optimizer);
     free(host);
     if (s) {
         allmrec_error_prefix("writing checkpoint %s: ", path);

@@ -49,7 +49,7 @@
 //   sasrec_upload, sasrec_forward, sasrec_loss_forward, sasrec_backward, sasrec_adam_step,
 //   sasrec_user_reps_dropout,
 //   sasrec_train_step, sasrec_read_loss, sasrec_user_reps, sasrec_score_candidates,
-//   sasrec_score_all, sasrec_scorer, sasrec_checkpoint_save, sasrec_checkpoint_load,
+//   sasrec_score_all, sasrec_scorer, sasrec_checkpoint_save, sasrec_checkpoint_save_with, sasrec_checkpoint_load,
 //   sasrec_checkpoint_read_config, sasrec_tensor_to_host
 #ifndef ALLMREC_SASREC_H
 #define ALLMREC_SASREC_H
@@ -249,6 +249,13 @@ allmrec_status sasrec_tensor_to_host(const struct tensor t, float *out);
 allmrec_status sasrec_checkpoint_save(struct sasrec_model *m, const char *path, bool with_optimizer,
                                       const char *config_yaml, int n_extra,
                                       const char *const *extra_keys, const double *extra_vals);
+// The same, with `writer` (may be NULL) adding its own datasets/attributes to
+// the open file before it is committed (MoRec's projection, morec.h).
+struct h5_file;
+typedef allmrec_status (*sasrec_ckpt_writer)(void *user, struct h5_file *f, bool with_optimizer);
+allmrec_status sasrec_checkpoint_save_with(struct sasrec_model *m, const char *path, bool with_optimizer,
+                                           const char *config_yaml, int n_extra, const char *const *extra_keys,
+                                           const double *extra_vals, sasrec_ckpt_writer writer, void *user);
 // Read the architecture attributes of a checkpoint (to size a model before loading).
 allmrec_status sasrec_checkpoint_read_config(const char *path, struct sasrec_config *cfg);
 // Load parameters (and the optimizer state when `with_optimizer`); every

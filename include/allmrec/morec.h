@@ -1,0 +1,86 @@
+// morec.h: MoRec (Yuan et al., SIGIR 2023, "Where to Go Next for Recommender
+// Systems? ID- vs. Modality-based Recommender Models Revisited"), the paper's
+// modality-aware baseline: SASRec (sasrec.h) whose item table is not free but
+// a learned projection of each item's text embedding,
+//
+//   T  (n_items + 1, C)  Sentence-BERT embeddings of "<title>, <description>"
+//                        (`allmrec encode`: bert.h, mean pooling [+ L2 norm]; row 0 = padding)
+//   E[i] = T[i] W^T + b  (i >= 1), E[0] = 0      W (d, C), b (d): one nn.Linear
+//
+// and everything else SASRec's (blocks, loss, negatives, evaluation). E is the
+// SASRec model's item_emb.weight, rewritten after every step, so validation,
+// test evaluation, checkpoints and the CF export are SASRec's (sasrec_train.c's
+// loop with a struct sasrec_item_hook).
+// Backward: dW = dE[1:]^T T[1:], db = sum_i dE[i] (i >= 1), from the dE = grad
+// of item_emb.weight sasrec_backward leaves; Adam (the run's train.*) on W, b.
+// Encoder mode morec.encoder_mode = frozen: T is read once from
+// morec.text_embeddings (the HDF5 file `allmrec encode` writes: /embeddings
+// (n_items + 1, C) F32). end_to_end (the encoder trained with the recommender)
+// is not built: the config refuses it.
+// Checkpoints: a SASRec checkpoint (E = the projection at save time) plus
+// /morec/proj.{weight, bias} (and adam_m/, adam_v/, attribute proj.adam_t in
+// last.h5), so best.h5 also evaluates as a plain SASRec.
+// Init: W, b ~ U(+-1/sqrt(C)) (nn.Linear's default), Philox(seed, ALIGN_STREAM_INIT + MOREC_INIT_SALT * 16 + i).
+//
+// defines: struct morec_proj, morec_proj_init, morec_proj_free, morec_proj_forward,
+//          morec_proj_backward, morec_text_load, morec_config_schema, struct morec_run_options,
+//          morec_run_options_from_config, morec_run_options_free, morec_run_train, morec_run_eval
+#ifndef ALLMREC_MOREC_H
+#define ALLMREC_MOREC_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "allmrec/align.h"
+#include "allmrec/config.h"
+#include "allmrec/eval.h"
+#include "allmrec/sasrec_train.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define MOREC_INIT_SALT 7u
+
+// the projection and its input table, on the op_ctx's device
+struct morec_proj {
+    struct op_ctx *ctx;          // not owned
+    int64_t n_items, C, d;
+    struct arena a_text;
+    struct tensor text;          // (n_items + 1, C) F32, row 0 = padding
+    struct align_net lin;        // prefix "proj": weight (d, C), bias (d)
+    const struct adam_params *adam; // the run's (not owned); set before training
+};
+
+// text: host (n_items + 1, C) F32 (copied)
+allmrec_status morec_proj_init(struct morec_proj *p, struct op_ctx *ctx, const float *text, int64_t n_items,
+                               int64_t C, int64_t d, bool training);
+void morec_proj_free(struct morec_proj *p);
+// E (n_items + 1, d) on the device: E[0] = 0, E[1:] = T[1:] W^T + b
+allmrec_status morec_proj_forward(struct morec_proj *p, struct tensor E);
+// zero the projection's gradients, then dW, db from dE (n_items + 1, d) (row 0 ignored)
+allmrec_status morec_proj_backward(struct morec_proj *p, struct tensor dE);
+
+// /embeddings of an `allmrec encode` file, which must have n_items + 1 rows:
+// *text (malloc'ed, (n_items + 1, *C)); errors name the file and the config key
+allmrec_status morec_text_load(const char *path, int64_t n_items, float **text, int64_t *C);
+
+const struct config_key *morec_config_schema(int *n);
+
+struct morec_run_options {
+    char text_embeddings[1024]; // morec.text_embeddings
+    struct sasrec_run_options run; // SASRec's keys (model.*, data.*, train.*, eval.*, ...)
+};
+allmrec_status morec_run_options_from_config(const struct config *cfg, struct morec_run_options *o);
+void morec_run_options_free(struct morec_run_options *o);
+// train (sasrec_run_train with the projection as its item hook), then test metrics and the CF export
+allmrec_status morec_run_train(struct morec_run_options *o, struct eval_metrics *final_metrics, int n_max,
+                               int *n_out);
+// best.h5 holds E: SASRec's evaluation of it
+allmrec_status morec_run_eval(const struct morec_run_options *o, const char *checkpoint, const char *split,
+                              struct eval_metrics *out, int n_max, int *n_out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
