@@ -356,8 +356,9 @@ static allmrec_status tr_step(void *self, int64_t epoch, int64_t step, int64_t *
     struct sasrec_trainer *tr = self;
     *n_examples = sasrec_run_fill_train_batch(tr->o, tr->ds, tr->hist, tr->perm, tr->n_users, epoch, step,
                                               &tr->m->batch);
-    ALLMREC_TRY(sasrec_train_step(tr->m, tr->o->seed, &tr->o->adam, tr->o->l2_emb));
     const struct sasrec_item_hook *h = tr->o->item_hook;
+    if (h && h->before_step) ALLMREC_TRY(h->before_step(h->self, tr->m));
+    ALLMREC_TRY(sasrec_train_step(tr->m, tr->o->seed, &tr->o->adam, tr->o->l2_emb));
     return h ? h->after_step(h->self, tr->m) : ALLMREC_OK;
 }
 
@@ -394,6 +395,8 @@ static allmrec_status tr_validate(void *self, int64_t epoch, double *metric, cha
     (void)epoch;
     struct sasrec_trainer *tr = self;
     struct eval_metrics vm;
+    const struct sasrec_item_hook *h = tr->o->item_hook;
+    if (h && h->refresh) ALLMREC_TRY(h->refresh(h->self, tr->m));
     ALLMREC_TRY(validate(tr->m, tr->ds, tr->vc, &vm, false));
     sasrec_run_valid_summary(tr->o, tr->vc, &vm, metric, summary, summary_cap, json, json_cap);
     return ALLMREC_OK;
@@ -422,6 +425,7 @@ static allmrec_status tr_save(void *self, const char *path, bool with_optimizer,
     for (int i = 0; i < n_extra; i++) { k[i] = keys[i]; v[i] = vals[i]; }
     if (with_optimizer) { k[n_extra] = "seed"; v[n_extra] = (double)tr->o->seed; n_extra++; }
     const struct sasrec_item_hook *h = tr->o->item_hook;
+    if (h && h->refresh) ALLMREC_TRY(h->refresh(h->self, tr->m));
     return sasrec_checkpoint_save_with(tr->m, path, with_optimizer, tr->o->config_yaml, n_extra, k, v,
                                        h ? h->save : NULL, h ? h->self : NULL);
 }

@@ -58,6 +58,8 @@ const char *sasrec_quickstart_yaml(void);
 // A run whose item table E = item_emb.weight is computed rather than free
 // (MoRec: a projection of text embeddings, morec.h). The trainer calls:
 //   init       after sasrec_init_weights (a resume then calls load): own init, write E
+//   before_step (may be NULL) after the batch is filled (m->batch), before the step
+//   refresh    (may be NULL) before every validation and checkpoint write: make E exact
 //   after_step after each sasrec_train_step: m->grads.item_emb holds dloss/dE of
 //              the step; update own parameters and rewrite E (the Adam update
 //              sasrec_train_step made to E itself is overwritten)
@@ -71,6 +73,8 @@ struct sasrec_item_hook {
     const char *x_u_definition;  // the CF export's (NULL: SASRec's)
     allmrec_status (*init)(void *self, struct sasrec_model *m, uint64_t seed);
     allmrec_status (*after_step)(void *self, struct sasrec_model *m);
+    allmrec_status (*before_step)(void *self, struct sasrec_model *m);
+    allmrec_status (*refresh)(void *self, struct sasrec_model *m);
     sasrec_ckpt_writer save;
     allmrec_status (*load)(void *self, struct sasrec_model *m, const char *path, bool with_optimizer);
 };

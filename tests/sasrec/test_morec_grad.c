@@ -133,7 +133,7 @@ static void run_case(float dropout, int impl) {
     CHECK_OK(sasrec_forward(&m, true, q.r.seed));
     CHECK_OK(sasrec_loss_forward(&m));
     CHECK_OK(sasrec_backward(&m, q.r.seed, 0.0f));
-    CHECK_OK(morec_proj_backward(&p, m.grads.item_emb));
+    CHECK_OK(morec_proj_backward(&p, m.grads.item_emb, tensor_none()));
     float loss32 = *(float *)m.acts.loss.data;
     double loss64;
     mref_loss(&loss64, q.x, &q);
@@ -205,4 +205,54 @@ static void test_text_table_errors(void) {
     CHECK(t == NULL);
 }
 
-TEST_MAIN(TEST_CASE(test_grad_no_dropout), TEST_CASE(test_grad_dropout), TEST_CASE(test_text_table_errors))
+// end_to_end's encoder backward stops above the frozen layers (bert.h train_top_layers = 1):
+// the top layer's gradients equal the full backward's, every other gradient is exactly 0
+static void test_encoder_top_layers(void) {
+    char dir[1200];
+    const char *src = getenv("ALLMREC_SOURCE");
+    snprintf(dir, sizeof dir, "%s/tests/fixtures/allmrec/stage1", src && *src ? src : ALLMREC_SOURCE_DIR);
+    struct op_ctx ctx;
+    CHECK_OK(op_ctx_init(&ctx, ALLMREC_DEVICE_CPU, 0));
+    struct bert_config bc;
+    CHECK_OK(bert_config_from_dir(&bc, dir));
+    CHECK(bc.n_layers == 2);
+    struct bert_model full, top;
+    CHECK_OK(bert_model_init(&full, &bc, &ctx, ALLMREC_DTYPE_F32, true, 3, 6));
+    CHECK_OK(bert_model_init(&top, &bc, &ctx, ALLMREC_DTYPE_F32, true, 3, 6));
+    CHECK_OK(bert_model_load(&full, dir));
+    CHECK_OK(bert_model_load(&top, dir));
+    top.train_top_layers = 1;
+    const int32_t ids[3 * 6] = {2, 10, 11, 12, 3, 0, 2, 20, 3, 0, 0, 0, 2, 30, 31, 32, 33, 3};
+    const uint8_t mask[3 * 6] = {1, 1, 1, 1, 1, 0, 1, 1, 1, 0, 0, 0, 1, 1, 1, 1, 1, 1};
+    float dout[3 * 32];
+    test_fill_uniform(dout, sizeof dout / sizeof dout[0], -1.0f, 1.0f, 9);
+    struct bert_model *ms[2] = {&full, &top};
+    for (int k = 0; k < 2; k++) {
+        struct tensor out;
+        CHECK_OK(bert_forward(ms[k], ids, mask, 3, 6, false, 0, &out));
+        CHECK_OK(bert_zero_grad(ms[k]));
+        CHECK_OK(bert_backward(ms[k], tensor_2d(dout, ALLMREC_DTYPE_F32, ALLMREC_DEVICE_CPU, 3, 32)));
+    }
+    int n_top = 0, n_zero = 0;
+    for (int i = 0; i < full.n_params; i++) {
+        int64_t n = tensor_numel(full.grads[i]);
+        const float *gf = full.grads[i].data, *gt = top.grads[i].data;
+        if (bert_param_layer(&full, i) == 1) {
+            CHECK_MSG(!memcmp(gf, gt, (size_t)n * sizeof(float)), "top-layer gradient %s differs from the full "
+                      "backward's", full.param_names[i]);
+            n_top++;
+        } else {
+            double mx = 0, mf = 0;
+            for (int64_t j = 0; j < n; j++) { mx = fmax(mx, fabs(gt[j])); mf = fmax(mf, fabs(gf[j])); }
+            CHECK_MSG(mx == 0.0, "frozen %s got a gradient (max %.3g)", full.param_names[i], mx);
+            n_zero += mf > 0; // the full backward does reach it
+        }
+    }
+    CHECK(n_top >= 10 && n_zero >= 10);
+    bert_model_free(&full);
+    bert_model_free(&top);
+    op_ctx_free(&ctx);
+}
+
+TEST_MAIN(TEST_CASE(test_grad_no_dropout), TEST_CASE(test_grad_dropout), TEST_CASE(test_text_table_errors),
+          TEST_CASE(test_encoder_top_layers))
