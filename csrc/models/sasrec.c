@@ -594,11 +594,8 @@ allmrec_status sasrec_backward(struct sasrec_model *m, uint64_t step_seed, float
     struct op_ctx *ctx = m->ctx;
     const struct sasrec_config *c = &m->cfg;
     struct sasrec_acts *A = &m->acts;
-    struct sasrec_weights *P = &m->params, *G = &m->grads;
-    const int64_t B = m->B, T = c->maxlen, d = c->d, NH = c->n_heads, HD = d / NH, BT = B * T;
-    const float p = c->dropout;
-    struct tensor key_mask = c->key_padding_mask ? m->mask : tensor_none();
-    struct act relu = {ACT_RELU, 0};
+    struct sasrec_weights *G = &m->grads;
+    const int64_t B = m->B, T = c->maxlen, d = c->d, BT = B * T;
 
     ALLMREC_TRY(zero(ctx, m->grads_flat));
 
@@ -614,7 +611,18 @@ allmrec_status sasrec_backward(struct sasrec_model *m, uint64_t step_seed, float
                                        rows_of(A->pn_emb, half * BT, BT, d)));
     struct tensor pn_ids = tensor_1d((int32_t *)m->ids.data + BT, I32, m->ids.device, 2 * BT);
     ALLMREC_TRY(op_embedding_backward(ctx, G->item_emb, A->dpn_emb, pn_ids, 0));
+    return sasrec_backward_hidden(m, step_seed, l2_emb);
+}
 
+allmrec_status sasrec_backward_hidden(struct sasrec_model *m, uint64_t step_seed, float l2_emb) {
+    struct op_ctx *ctx = m->ctx;
+    const struct sasrec_config *c = &m->cfg;
+    struct sasrec_acts *A = &m->acts;
+    struct sasrec_weights *P = &m->params, *G = &m->grads;
+    const int64_t B = m->B, T = c->maxlen, d = c->d, NH = c->n_heads, HD = d / NH, BT = B * T;
+    const float p = c->dropout;
+    struct tensor key_mask = c->key_padding_mask ? m->mask : tensor_none();
+    struct act relu = {ACT_RELU, 0};
     // final LN
     struct tensor dx = A->dx, dx_in = A->dx_in;
     ALLMREC_TRY(zero(ctx, dx));

@@ -46,7 +46,7 @@
 //   sasrec_init, sasrec_free, sasrec_init_weights, sasrec_n_params, sasrec_weights_at, sasrec_step_seed,
 //   sasrec_stream_attn, sasrec_stream_ffn1, sasrec_stream_ffn2,
 //   struct sasrec_batch, sasrec_batch_clear, sasrec_batch_fill_row, sasrec_batch_finish,
-//   sasrec_upload, sasrec_forward, sasrec_loss_forward, sasrec_backward, sasrec_adam_step,
+//   sasrec_upload, sasrec_forward, sasrec_loss_forward, sasrec_backward, sasrec_backward_hidden, sasrec_adam_step,
 //   sasrec_user_reps_dropout,
 //   sasrec_train_step, sasrec_read_loss, sasrec_user_reps, sasrec_score_candidates,
 //   sasrec_score_all, sasrec_scorer, sasrec_checkpoint_save, sasrec_checkpoint_save_with, sasrec_checkpoint_load,
@@ -212,6 +212,10 @@ allmrec_status sasrec_forward(struct sasrec_model *m, bool train, uint64_t step_
 allmrec_status sasrec_loss_forward(struct sasrec_model *m);
 // zero grads, then every gradient of the loss (+ l2_emb term)
 allmrec_status sasrec_backward(struct sasrec_model *m, uint64_t step_seed, float l2_emb);
+// the part of sasrec_backward below the final hidden states: given acts.dh (B, T, d)
+// = dloss/dH, ACCUMULATE every gradient (caller zeroes grads_flat first) (CTRL's
+// contrastive stage starts here)
+allmrec_status sasrec_backward_hidden(struct sasrec_model *m, uint64_t step_seed, float l2_emb);
 allmrec_status sasrec_adam_step(struct sasrec_model *m, const struct adam_params *p);
 // upload + forward + loss + backward + Adam, with dropout keyed by
 // sasrec_step_seed(seed, m->adam_t + 1)
