@@ -1,6 +1,6 @@
 // cmd_eval.c: `allmrec eval --config FILE [--checkpoint PATH] ...`: Hit@k / NDCG@k
 // (k = 1, 5, 10, 20) and MRR of a CF checkpoint (SASRec, NCF, GRU4Rec,
-// NextItNet, MoRec: the config's model.name, cf_eval.h) on the stored candidate sets,
+// NextItNet, MoRec, CTRL: the config's model.name, cf_eval.h) on the stored candidate sets,
 // as a table and as JSON; `allmrec eval llm --config FILE`: A-LLMRec's LLM
 // evaluation (llm_eval.h).
 #include <stdio.h>
@@ -17,6 +17,7 @@ static const char *USAGE =
     "usage: allmrec eval --config FILE [key=value ...] [options]\n"
     "  --config FILE      the run's config (e.g. <out_dir>/config.yaml or configs/<model>/*.yaml); its\n"
     "                     model.name picks the model: sasrec (default) | ncf | gru4rec | nextitnet | morec\n"
+    "                     | ctrl\n"
     "  --checkpoint PATH  checkpoint to evaluate (default <out_dir>/best.h5)\n"
     "  --split S          test (default) | valid\n"
     "  --scenarios LIST   e.g. all,cold_items,warm_items,cold_users (default: eval.scenarios)\n"

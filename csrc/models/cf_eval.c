@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "allmrec/ctrl.h"
 #include "allmrec/fs.h"
 #include "allmrec/morec.h"
 #include "allmrec/ncf_train.h"
@@ -76,6 +77,16 @@ static allmrec_status eval_morec(const struct eval_args *a) {
     return s;
 }
 
+static allmrec_status eval_ctrl(const struct eval_args *a) {
+    struct ctrl_run_options o;
+    memset(&o, 0, sizeof o);
+    allmrec_status s = ctrl_run_options_from_config(a->cfg, &o);
+    if (!s) s = resolve_ckpt(a->checkpoint, o.run.out_dir, a->model, a->config_path, a->used, a->cap);
+    if (!s) s = ctrl_run_eval(&o, a->used, a->split, a->out, a->n_max, a->n_out);
+    ctrl_run_options_free(&o);
+    return s;
+}
+
 struct cf_eval_model {
     const char *name, *label;
     allmrec_status (*eval)(const struct eval_args *a);
@@ -86,10 +97,11 @@ static const struct cf_eval_model MODELS[] = {
     {"gru4rec", "GRU4Rec", eval_seqcf},
     {"nextitnet", "NextItNet", eval_seqcf},
     {"morec", "MoRec", eval_morec},
+    {"ctrl", "CTRL", eval_ctrl},
 };
 #define N_MODELS (int)(sizeof MODELS / sizeof MODELS[0])
 
-const char *cf_eval_model_names(void) { return "sasrec|ncf|gru4rec|nextitnet|morec"; }
+const char *cf_eval_model_names(void) { return "sasrec|ncf|gru4rec|nextitnet|morec|ctrl"; }
 
 static const struct cf_eval_model *find(const char *name) {
     for (int i = 0; i < N_MODELS; i++)

@@ -70,19 +70,19 @@ allmrec_status morec_proj_backward(struct morec_proj *p, struct tensor dE, struc
     return align_linear_backward(&p->lin, dT, rows_from_1(dE), rows_from_1(p->text));
 }
 
-allmrec_status morec_text_load(const char *path, int64_t n_items, float **text, int64_t *C) {
+allmrec_status morec_text_load(const char *path, const char *key, int64_t n_items, float **text, int64_t *C) {
     *text = NULL;
     struct h5_file f;
     allmrec_status s = h5_open_read(&f, path);
-    if (s) return allmrec_error_prefix("morec.text_embeddings: ");
+    if (s) return allmrec_error_prefix("%s: ", key);
     int nd = 0;
     int64_t sh[H5_MAX_DIMS];
     if (!h5_exists(&f, "embeddings"))
-        s = ALLMREC_ERR_AT(ALLMREC_ERR_DATA, path, 0, "morec.text_embeddings", "no /embeddings dataset: make the "
+        s = ALLMREC_ERR_AT(ALLMREC_ERR_DATA, path, 0, key, "no /embeddings dataset: make the "
                            "file with `allmrec encode --dataset <data.path> --model <sbert dir> --out %s`", path);
     if (!s) s = h5_shape(&f, "embeddings", &nd, sh, NULL);
     if (!s && (nd != 2 || sh[0] != n_items + 1 || sh[1] < 1 || sh[1] > 65536))
-        s = ALLMREC_ERR_AT(ALLMREC_ERR_SHAPE, path, 0, "morec.text_embeddings", "/embeddings must be (n_items + 1 = "
+        s = ALLMREC_ERR_AT(ALLMREC_ERR_SHAPE, path, 0, key, "/embeddings must be (n_items + 1 = "
                            "%lld, dim) for this dataset; got %d axes (%lld, %lld): encoded from another dataset?",
                            (long long)n_items + 1, nd, (long long)sh[0], nd > 1 ? (long long)sh[1] : 0LL);
     if (!s) {
@@ -102,7 +102,7 @@ allmrec_status morec_text_load(const char *path, int64_t n_items, float **text, 
         if (!isfinite((*text)[i])) {
             free(*text);
             *text = NULL;
-            return ALLMREC_ERR_AT(ALLMREC_ERR_DATA, path, 0, "morec.text_embeddings", "/embeddings row %lld holds a "
+            return ALLMREC_ERR_AT(ALLMREC_ERR_DATA, path, 0, key, "/embeddings row %lld holds a "
                                   "non-finite value", (long long)(i / sh[1]));
         }
     return ALLMREC_OK;
@@ -282,7 +282,7 @@ allmrec_status morec_run_train(struct morec_run_options *o, struct eval_metrics 
     struct morec_hook h = {.o = o, .ds = &ds, .n_items = ds.n_items};
     float *text = NULL;
     if (!o->end_to_end) {
-        s = morec_text_load(o->text_embeddings, ds.n_items, &text, &h.C);
+        s = morec_text_load(o->text_embeddings, "morec.text_embeddings", ds.n_items, &text, &h.C);
         h.text = text;
         if (!s) log_info("morec: frozen text embeddings %s (%lld x %lld), projection %lld -> %d", o->text_embeddings,
                          (long long)ds.n_items + 1, (long long)h.C, (long long)h.C, o->run.model.d);

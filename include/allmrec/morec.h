@@ -106,9 +106,9 @@ allmrec_status morec_proj_forward(struct morec_proj *p, struct tensor E);
 // ignored); dT (n_items, C) (may be none) receives dloss/dT[1:] (overwritten)
 allmrec_status morec_proj_backward(struct morec_proj *p, struct tensor dE, struct tensor dT);
 
-// /embeddings of an `allmrec encode` file, which must have n_items + 1 rows:
+// /embeddings of an `allmrec encode` file, which must have n_items + 1 rows (errors name `key`):
 // *text (malloc'ed, (n_items + 1, *C)); errors name the file and the config key
-allmrec_status morec_text_load(const char *path, int64_t n_items, float **text, int64_t *C);
+allmrec_status morec_text_load(const char *path, const char *key, int64_t n_items, float **text, int64_t *C);
 
 const struct config_key *morec_config_schema(int *n);
 

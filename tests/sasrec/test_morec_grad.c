@@ -196,10 +196,10 @@ static void test_text_table_errors(void) {
     CHECK_OK(h5_commit(&f));
     float *t = NULL;
     int64_t C = 0;
-    CHECK_OK(morec_text_load(p, 4, &t, &C));
+    CHECK_OK(morec_text_load(p, "morec.text_embeddings", 4, &t, &C));
     CHECK(C == 3 && t);
     free(t);
-    CHECK_STATUS(morec_text_load(p, 9, &t, &C), ALLMREC_ERR_SHAPE);
+    CHECK_STATUS(morec_text_load(p, "morec.text_embeddings", 9, &t, &C), ALLMREC_ERR_SHAPE);
     CHECK_STR_CONTAINS(allmrec_error_message(), "morec.text_embeddings");
     CHECK_STR_CONTAINS(allmrec_error_message(), "morec_text_bad.h5");
     CHECK(t == NULL);

@@ -115,7 +115,7 @@ static void test_frozen_train_and_eval(void) {
     CHECK_OK(h5_read_alloc(&f, "params/item_emb.weight", ALLMREC_DTYPE_F32, (void **)&E, NULL, NULL));
     h5_close(&f);
     int64_t C = 0;
-    CHECK_OK(morec_text_load(g_text, N_ITEMS, &T, &C));
+    CHECK_OK(morec_text_load(g_text, "morec.text_embeddings", N_ITEMS, &T, &C));
     double worst = 0;
     for (int i = 1; i <= N_ITEMS; i++)
         for (int o2 = 0; o2 < 16; o2++) {
