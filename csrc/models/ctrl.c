@@ -292,12 +292,18 @@ allmrec_status ctrl_contrastive_step(struct sasrec_model *m, struct ctrl_heads *
 
 static const struct config_key OWN_KEYS[] = {
     {"model.name", CONFIG_STRING, "ctrl", false, "CF model (ctrl: SASRec pre-trained contrastively against text)"},
-    {"ctrl.text_embeddings", CONFIG_STRING, NULL, true,
+    {"ctrl.text_embeddings", CONFIG_STRING, "", false,
      "item text embeddings (frozen Sentence-BERT), the HDF5 file of `allmrec encode --dataset <data.path> "
-     "--model <sbert dir>`; a prefix's text representation is the mean over its items"},
+     "--model <sbert dir>`; a prefix's text representation is the mean over its items; empty: encoded from "
+     "ctrl.encoder into <out_dir>/item_text.h5"},
+    {"ctrl.encoder", CONFIG_STRING, "", false, "Sentence-BERT directory used when ctrl.text_embeddings is empty"},
+    {"ctrl.max_tokens", CONFIG_INT, "32", false, "tokens per item text when ctrl.encoder encodes the items",
+     "[2, 512]"},
     {"ctrl.pretrain_epochs", CONFIG_INT, "10", false, "stage 1 (contrastive pre-training) epochs", "[1, 1000000]"},
     {"ctrl.pretrain_lr", CONFIG_DOUBLE, "1e-3", false, "stage 1 Adam learning rate (betas, eps: train.*)"},
     {"ctrl.chunk", CONFIG_INT, "32", false, "rows per contrastive chunk (the release's 32)", "[1, 64]"},
+    {"eval_data.path", CONFIG_STRING, "", false,
+     "cross-domain evaluation (another dataset): not built for CTRL; must stay empty"},
 };
 #define N_MAX_SCHEMA 64
 static struct config_key g_schema[N_MAX_SCHEMA];
@@ -324,7 +330,14 @@ allmrec_status ctrl_run_options_from_config(const struct config *cfg, struct ctr
     const char *s;
     ALLMREC_TRY(config_get_string(cfg, "model.name", &s));
     if (strcmp(s, "ctrl")) return config_key_error(cfg, "model.name", "%s", "this command trains 'ctrl'");
+    ALLMREC_TRY(config_get_string(cfg, "eval_data.path", &s));
+    if (s[0]) return config_key_error(cfg, "eval_data.path", "%s", "cross-domain evaluation is not built for CTRL");
     ALLMREC_TRY(config_get_string_into(cfg, "ctrl.text_embeddings", o->text_embeddings, sizeof o->text_embeddings));
+    ALLMREC_TRY(config_get_string_into(cfg, "ctrl.encoder", o->encoder, sizeof o->encoder));
+    ALLMREC_TRY(config_get_int32(cfg, "ctrl.max_tokens", 2, 512, &o->max_tokens));
+    if (!o->text_embeddings[0] && !o->encoder[0])
+        return config_key_error(cfg, "ctrl.text_embeddings", "%s", "required (make it with `allmrec encode --dataset "
+                                "<data.path> --model <sbert dir> --out FILE`), or give ctrl.encoder");
     ALLMREC_TRY(config_get_int32(cfg, "ctrl.pretrain_epochs", 1, 1000000, &o->pretrain_epochs));
     ALLMREC_TRY(config_get_int32(cfg, "ctrl.chunk", 1, CTRL_MAX_CHUNK, &o->chunk));
     double lr;
@@ -499,7 +512,11 @@ allmrec_status ctrl_run_train(struct ctrl_run_options *o, struct eval_metrics *f
     allmrec_status s = cf_load_dataset(o->run.data_path, &ds);
     float *text = NULL;
     int64_t C = 0;
-    if (!s) s = morec_text_load(o->text_embeddings, "ctrl.text_embeddings", ds.n_items, &text, &C);
+    char cache[1200];
+    fs_join(cache, sizeof cache, o->run.out_dir, "item_text.h5");
+    if (!s && o->text_embeddings[0]) s = morec_text_load(o->text_embeddings, "ctrl.text_embeddings", ds.n_items, &text, &C);
+    else if (!s && !(s = fs_mkdir_p(o->run.out_dir)))
+        s = morec_text_encode(&ds, o->encoder, o->max_tokens, cache, "ctrl.encoder", &text, &C);
     if (!s) o->run.model.n_items = ds.n_items;
     char dir[1200];
     fs_join(dir, sizeof dir, o->run.out_dir, "pretrain");

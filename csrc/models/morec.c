@@ -10,6 +10,7 @@
 
 #include "allmrec/cf_run.h"
 #include "allmrec/device.h"
+#include "allmrec/fs.h"
 #include "allmrec/h5.h"
 #include "allmrec/log.h"
 
@@ -212,15 +213,19 @@ static const struct config_key OWN_KEYS[] = {
      "frozen|end_to_end"},
     {"morec.text_embeddings", CONFIG_STRING, "", false,
      "frozen: item text embeddings, the HDF5 file of `allmrec encode --dataset <data.path> --model <sbert dir>` "
-     "(/embeddings (n_items + 1, dim))"},
-    {"morec.encoder", CONFIG_STRING, "", false, "end_to_end: Sentence-BERT directory (config.json, "
-     "model.safetensors, vocab.txt), e.g. all-MiniLM-L6-v2"},
+     "(/embeddings (n_items + 1, dim)); empty: encoded from morec.encoder into <out_dir>/item_text.h5"},
+    {"morec.encoder", CONFIG_STRING, "", false, "Sentence-BERT directory (config.json, model.safetensors, "
+     "vocab.txt), e.g. all-MiniLM-L6-v2: trained in end_to_end; frozen: encodes the items once when "
+     "morec.text_embeddings is empty"},
     {"morec.finetune_layers", CONFIG_INT, "1", false, "end_to_end: top encoder layers trained (the rest frozen)",
      "[1, 48]"},
-    {"morec.max_tokens", CONFIG_INT, "32", false, "end_to_end: tokens per item text incl. [CLS]/[SEP]", "[2, 512]"},
+    {"morec.max_tokens", CONFIG_INT, "32", false, "tokens per item text incl. [CLS]/[SEP] when morec.encoder "
+     "encodes the items", "[2, 512]"},
     {"morec.encoder_lr", CONFIG_DOUBLE, "1e-4", false, "end_to_end: Adam learning rate of the encoder layers"},
     {"morec.encoder_rows", CONFIG_INT, "4096", false,
      "end_to_end: most distinct items one step encodes (activation memory)", "[1, 1000000]"},
+    {"eval_data.path", CONFIG_STRING, "", false,
+     "cross-domain evaluation (another dataset): not built for MoRec; must stay empty"},
 };
 #define N_MAX_SCHEMA 64
 static struct config_key g_schema[N_MAX_SCHEMA];
@@ -247,6 +252,8 @@ allmrec_status morec_run_options_from_config(const struct config *cfg, struct mo
     const char *s;
     ALLMREC_TRY(config_get_string(cfg, "model.name", &s));
     if (strcmp(s, "morec")) return config_key_error(cfg, "model.name", "%s", "this command trains 'morec'");
+    ALLMREC_TRY(config_get_string(cfg, "eval_data.path", &s));
+    if (s[0]) return config_key_error(cfg, "eval_data.path", "%s", "cross-domain evaluation is not built for MoRec");
     ALLMREC_TRY(config_get_string(cfg, "morec.encoder_mode", &s));
     o->end_to_end = !strcmp(s, "end_to_end"); // the schema allows frozen|end_to_end
     ALLMREC_TRY(config_get_string_into(cfg, "morec.text_embeddings", o->text_embeddings, sizeof o->text_embeddings));
@@ -257,9 +264,10 @@ allmrec_status morec_run_options_from_config(const struct config *cfg, struct mo
     double lr;
     ALLMREC_TRY(config_get_double(cfg, "morec.encoder_lr", &lr));
     if (!(lr > 0)) return config_key_error(cfg, "morec.encoder_lr", "%s", "must be > 0");
-    if (!o->end_to_end && !o->text_embeddings[0])
-        return config_key_error(cfg, "morec.text_embeddings", "%s", "required with encoder_mode frozen: make it with "
-                                "`allmrec encode --dataset <data.path> --model <sbert dir> --out FILE`");
+    if (!o->end_to_end && !o->text_embeddings[0] && !o->encoder[0])
+        return config_key_error(cfg, "morec.text_embeddings", "%s", "encoder_mode frozen needs the text embeddings "
+                                "(make them with `allmrec encode --dataset <data.path> --model <sbert dir> --out FILE`) "
+                                "or morec.encoder (a Sentence-BERT directory: encoded at the start of the run)");
     if (o->end_to_end && !o->encoder[0])
         return config_key_error(cfg, "morec.encoder", "%s", "required with encoder_mode end_to_end (a Sentence-BERT "
                                 "directory)");
@@ -281,7 +289,13 @@ allmrec_status morec_run_train(struct morec_run_options *o, struct eval_metrics 
     if (s) { dataset_free(&ds); return s; }
     struct morec_hook h = {.o = o, .ds = &ds, .n_items = ds.n_items};
     float *text = NULL;
-    if (!o->end_to_end) {
+    if (!o->end_to_end && !o->text_embeddings[0]) {
+        char cache[1200];
+        s = fs_mkdir_p(o->run.out_dir);
+        fs_join(cache, sizeof cache, o->run.out_dir, "item_text.h5");
+        if (!s) s = morec_text_encode(&ds, o->encoder, o->max_tokens, cache, "morec.encoder", &text, &h.C);
+        h.text = text;
+    } else if (!o->end_to_end) {
         s = morec_text_load(o->text_embeddings, "morec.text_embeddings", ds.n_items, &text, &h.C);
         h.text = text;
         if (!s) log_info("morec: frozen text embeddings %s (%lld x %lld), projection %lld -> %d", o->text_embeddings,

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "allmrec/device.h"
+#include "allmrec/fs.h"
 #include "allmrec/h5.h"
 #include "allmrec/log.h"
 #include "allmrec/text.h"
@@ -193,4 +194,56 @@ allmrec_status morec_encoder_read(struct morec_encoder *e, struct h5_file *f, bo
     }
     if (with_optimizer) ALLMREC_TRY(h5_attr_get_i64(f, "morec", "encoder_adam_step", &e->bert.adam_step));
     return ALLMREC_OK;
+}
+
+// ------------------------------------------------------------------ frozen text table from an encoder
+
+static allmrec_status write_text_table(const char *path, const float *text, int64_t rows, int64_t C,
+                                       const char *encoder) {
+    struct h5_file f;
+    ALLMREC_TRY(h5_create_atomic(&f, path));
+    int64_t sh[2] = {rows, C};
+    allmrec_status s = h5_write(&f, "embeddings", F32, 2, sh, text, false);
+    if (!s) s = h5_attr_set_str(&f, "/", "format", "allmrec-text-embeddings");
+    if (!s) s = h5_attr_set_str(&f, "/", "model", encoder);
+    if (s) { h5_abort(&f); return s; }
+    return h5_commit(&f);
+}
+
+allmrec_status morec_text_encode(const struct dataset *ds, const char *encoder, int max_tokens, const char *cache,
+                                 const char *key, float **text, int64_t *C) {
+    *text = NULL;
+    if (fs_exists(cache)) return morec_text_load(cache, key, ds->n_items, text, C);
+    struct bert_config bc;
+    ALLMREC_TRY(bert_config_from_dir(&bc, encoder));
+    if (max_tokens > 0 && max_tokens < bc.max_seq_length) bc.max_seq_length = max_tokens;
+    struct tokenizer *tok = NULL;
+    ALLMREC_TRY(tokenizer_load_dir(&tok, encoder));
+    const int64_t n = ds->n_items;
+    *C = bc.hidden;
+    char **texts = calloc((size_t)n, sizeof(char *));
+    *text = calloc((size_t)((n + 1) * bc.hidden), sizeof(float));
+    allmrec_status s = texts && *text ? ALLMREC_OK : ALLMREC_ERR(ALLMREC_ERR_NOMEM, "%s: text table", key);
+    char buf[4096];
+    for (int64_t i = 0; i < n && !s; i++)
+        if (!(texts[i] = strdup(dataset_item_text(ds, (int32_t)(i + 1), buf, sizeof buf))))
+            s = ALLMREC_ERR(ALLMREC_ERR_NOMEM, "%s: item texts", key);
+    struct op_ctx ctx;
+    memset(&ctx, 0, sizeof ctx);
+    struct bert_model m;
+    memset(&m, 0, sizeof m);
+    if (!s) s = op_ctx_init(&ctx, ALLMREC_DEVICE_CPU, 0);
+    if (!s) s = bert_model_init(&m, &bc, &ctx, F32, false, 64, bc.max_seq_length);
+    if (!s) s = bert_model_load(&m, encoder);
+    if (!s) log_info("%s: encoding %lld item texts with %s (%lld tokens at most) -> %s", key, (long long)n, encoder,
+                     (long long)bc.max_seq_length, cache);
+    if (!s) s = bert_encode_texts(&m, tok, n, (const char *const *)texts, 64, *text + bc.hidden, NULL);
+    if (!s) s = write_text_table(cache, *text, n + 1, bc.hidden, encoder);
+    if (m.ctx) bert_model_free(&m);
+    if (ctx.be) op_ctx_free(&ctx);
+    for (int64_t i = 0; texts && i < n; i++) free(texts[i]);
+    free(texts);
+    tokenizer_free(tok);
+    if (s) { free(*text); *text = NULL; }
+    return s;
 }

@@ -291,14 +291,20 @@ allmrec_status stage_key_compute(const struct experiment *ex, struct run *r, int
         snprintf(line, sizeof line, "upstream %s %s\n", r->stages[ui].def->name, r->stages[ui].key);
         tb_add(&b, line);
     }
-    // the stage's section, sorted
+    // the stage's section, sorted; another model's for_<model> keys do not apply (exec.c)
     size_t pn = strlen(d->section);
+    const char *model = NULL;
+    if (d->model_key && config_get_string(&r->cfg, d->model_key, &model) != ALLMREC_OK) model = NULL;
+    char mine[96];
+    snprintf(mine, sizeof mine, "for_%s.", model ? model : "");
     int n = 0;
     char **lines = malloc(sizeof(char *) * (size_t)(r->cfg.n + 1));
     if (!lines) { free(b.p); return ALLMREC_ERR(ALLMREC_ERR_NOMEM, "runner: out of memory"); }
     for (int i = 0; i < r->cfg.n; i++) {
         const struct config_entry *e = &r->cfg.entries[i];
         if (strncmp(e->key, d->section, pn) || e->key[pn] != '.') continue;
+        const char *local = e->key + pn + 1;
+        if (!strncmp(local, "for_", 4) && strncmp(local, mine, strlen(mine))) continue;
         struct tbuf l = {0};
         tb_add(&l, e->key);
         tb_add(&l, e->is_list ? "=[" : "=");

@@ -18,8 +18,10 @@
 //   llm_eval  allmrec eval llm --config <dir>/stage.yaml  (reads the evaluation dataset and, where the
 //             pipeline has them, <cf>/cf_export.h5, <stage1>/joint.h5, <stage2>/checkpoint.h5)
 //             -> metrics.json, generations.jsonl
-//   baseline  allmrec train <run.baseline_model> --config ...  (tallrec; the others not built yet)
+//   baseline  allmrec train <run.baseline_model> --config ...  (tallrec, morec, ctrl; recformer not built)
 //             -> metrics.json (TALLRec: that of its LLM evaluation), adapter/, best.h5
+//             The baseline section is shared: "for_<model>.<key>" keys apply to that model only
+//             (exec.c), e.g. baseline.for_tallrec.llm.path, baseline.for_morec.morec.encoder.
 // Under Slurm with GPUs (slurm.gpus_per_run > 0, the default), every stage with a
 // device_key is a GPU stage: its job requests a GPU and exports
 // ALLMREC_STAGE_DEVICE=cuda, and stage_config_build sets the stage's device key
@@ -28,7 +30,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "allmrec/ctrl.h"
 #include "allmrec/llm_eval.h"
+#include "allmrec/morec.h"
 #include "allmrec/ncf_train.h"
 #include "allmrec/runner.h"
 #include "allmrec/sasrec_train.h"
@@ -210,12 +214,14 @@ static const struct config_key *schema_stage2(const struct run *r, int *n) {
     (void)r;
     return stage2_config_schema(n);
 }
-// the baseline command's schema: TALLRec's (csrc/models/tallrec_run.c); the
-// other baselines are not built yet
+// the baseline command's schema: TALLRec's (csrc/models/tallrec_run.c), MoRec's
+// (morec.c), CTRL's (ctrl.c); RECFORMER is not built yet
 static const struct config_key *schema_baseline(const struct run *r, int *n) {
     const char *m = NULL;
     if (config_get_string(&r->cfg, "run.baseline_model", &m) != ALLMREC_OK) return NULL;
     if (!strcmp(m, "tallrec")) return tallrec_config_schema(n);
+    if (!strcmp(m, "morec")) return morec_config_schema(n);
+    if (!strcmp(m, "ctrl")) return ctrl_config_schema(n);
     return NULL;
 }
 
@@ -322,8 +328,8 @@ static const struct model_def MODELS[] = {
     {"llm-only", "LLM-Only", {"data", "llm_eval"}, {"llm_eval.item_embedding=none", "llm_eval.use_user_rep=false"},
      .built = true},
     {"tallrec", "TALLRec", {"data", "baseline"}, {"run.baseline_model=tallrec"}, .built = true},
-    {"morec", "MoRec", {"data", "baseline"}, {"run.baseline_model=morec"}, .built = false},
-    {"ctrl", "CTRL", {"data", "baseline"}, {"run.baseline_model=ctrl"}, .built = false},
+    {"morec", "MoRec", {"data", "baseline"}, {"run.baseline_model=morec"}, .built = true},
+    {"ctrl", "CTRL", {"data", "baseline"}, {"run.baseline_model=ctrl"}, .built = true},
     {"recformer", "RECFORMER", {"data", "baseline"}, {"run.baseline_model=recformer"}, .built = false},
 };
 #define N_MODELS (int)(sizeof MODELS / sizeof MODELS[0])
@@ -349,17 +355,17 @@ const struct model_def *model_find(const char *name) {
         "baseline.data.train_scenario=" sc
 static const struct scenario_def SCENARIOS[] = {
     {"default", "All", {"run.eval_scenario=all"}},
-    {"cold_item", "Cold", {"run.eval_scenario=cold_items", "llm_eval.scenario=cold_items", "baseline.scenario=cold_items"}},
-    {"warm_item", "Warm", {"run.eval_scenario=warm_items", "llm_eval.scenario=warm_items", "baseline.scenario=warm_items"}},
+    {"cold_item", "Cold", {"run.eval_scenario=cold_items", "llm_eval.scenario=cold_items", "baseline.for_tallrec.scenario=cold_items"}},
+    {"warm_item", "Warm", {"run.eval_scenario=warm_items", "llm_eval.scenario=warm_items", "baseline.for_tallrec.scenario=warm_items"}},
     {"cold_user", "Cold user",
      {TRAIN_ON("cold_users"), "run.eval_scenario=cold_users", "llm_eval.scenario=cold_users",
-      "baseline.scenario=cold_users"}},
+      "baseline.for_tallrec.scenario=cold_users"}},
     {"few_shot_256", "K=256",
      {TRAIN_ON("fewshot_256"), "cf.eval.scenarios=[fewshot_256]", "run.eval_scenario=fewshot_256",
-      "llm_eval.scenario=fewshot_256", "baseline.scenario=fewshot_256"}},
+      "llm_eval.scenario=fewshot_256", "baseline.for_tallrec.scenario=fewshot_256"}},
     {"few_shot_128", "K=128",
      {TRAIN_ON("fewshot_128"), "cf.eval.scenarios=[fewshot_128]", "run.eval_scenario=fewshot_128",
-      "llm_eval.scenario=fewshot_128", "baseline.scenario=fewshot_128"}},
+      "llm_eval.scenario=fewshot_128", "baseline.for_tallrec.scenario=fewshot_128"}},
     {"cross_domain", "Cross-domain", {"run.eval_scenario=all", "llm_eval.scenario=all"}},
 };
 #define N_SCENARIOS (int)(sizeof SCENARIOS / sizeof SCENARIOS[0])

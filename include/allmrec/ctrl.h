@@ -21,7 +21,7 @@
 // recently watched ..." + every title of the prefix with Sentence-BERT per
 // position and step; here x = the mean of the prefix items' frozen
 // Sentence-BERT embeddings (ctrl.text_embeddings, the file `allmrec encode`
-// writes): one encoder pass per item instead of one per (user, position,
+// writes, or encoded once from ctrl.encoder into <out_dir>/item_text.h5): one encoder pass per item instead of one per (user, position,
 // step), which a CPU can afford. The encoder is not trained (the release's
 // optimiser is not in the release).
 // Stage 2 (fine-tuning, <out_dir>): SASRec's run (sasrec_train.h: BCE with one
@@ -80,7 +80,8 @@ struct ctrl_step_buf {
 
 struct ctrl_run_options {
     char text_embeddings[1024]; // ctrl.text_embeddings
-    int pretrain_epochs, chunk;
+    char encoder[1024];         // ctrl.encoder (when text_embeddings is empty)
+    int pretrain_epochs, chunk, max_tokens;
     struct adam_params pretrain_adam;
     struct sasrec_run_options run; // SASRec's keys; stage 2 is this run
 };

@@ -15,7 +15,9 @@
 // of item_emb.weight sasrec_backward leaves; Adam (the run's train.*) on W, b.
 // Encoder modes (morec.encoder_mode):
 //   frozen:     T is read once from morec.text_embeddings (the HDF5 file
-//               `allmrec encode` writes: /embeddings (n_items + 1, C) F32).
+//               `allmrec encode` writes: /embeddings (n_items + 1, C) F32), or,
+//               when that key is empty, encoded once from morec.encoder into
+//               <out_dir>/item_text.h5 (what the runner does).
 //   end_to_end: the encoder (morec.encoder, a Sentence-BERT directory) is
 //               trained with the recommender, as MoRec does, its top
 //               morec.finetune_layers layers only (default 1; the CPU cannot
@@ -35,7 +37,7 @@
 // defines: struct morec_encoder, morec_encoder_init, morec_encoder_free, morec_encoder_encode_all,
 //          morec_encoder_forward_batch, morec_encoder_backward, morec_encoder_write, morec_encoder_read,
 //          struct morec_proj, morec_proj_init, morec_proj_free, morec_proj_forward,
-//          morec_proj_backward, morec_text_load, morec_config_schema, struct morec_run_options,
+//          morec_proj_backward, morec_text_load, morec_text_encode, morec_config_schema, struct morec_run_options,
 //          morec_run_options_from_config, morec_run_options_free, morec_run_train, morec_run_eval
 #ifndef ALLMREC_MOREC_H
 #define ALLMREC_MOREC_H
@@ -109,6 +111,12 @@ allmrec_status morec_proj_backward(struct morec_proj *p, struct tensor dE, struc
 // /embeddings of an `allmrec encode` file, which must have n_items + 1 rows (errors name `key`):
 // *text (malloc'ed, (n_items + 1, *C)); errors name the file and the config key
 allmrec_status morec_text_load(const char *path, const char *key, int64_t n_items, float **text, int64_t *C);
+
+// The frozen text table made from a Sentence-BERT directory (eval mode, each
+// item's "<title>, <description>" up to max_tokens tokens), written to `cache`
+// (an `allmrec encode` file); read from `cache` when it exists (resume). Errors name `key`.
+allmrec_status morec_text_encode(const struct dataset *ds, const char *encoder, int max_tokens, const char *cache,
+                                 const char *key, float **text, int64_t *C);
 
 const struct config_key *morec_config_schema(int *n);
 

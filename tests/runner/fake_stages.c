@@ -84,6 +84,8 @@ static const struct config_key SCHEMA[] = {
     {"model.*", CONFIG_ANY, NULL, false, "model sizes"},
     {"llm.*", CONFIG_ANY, NULL, false, "the LLM's folder (stage 2, llm_eval)"},
     {"sbert.*", CONFIG_ANY, NULL, false, "the sentence encoder's folder (stage 1)"},
+    {"morec.*", CONFIG_ANY, NULL, false, "MoRec's text encoder (baseline, experiments/_paper.yaml)"},
+    {"ctrl.*", CONFIG_ANY, NULL, false, "CTRL's text encoder (baseline, experiments/_paper.yaml)"},
 };
 
 static volatile sig_atomic_t g_sig;

@@ -274,10 +274,10 @@ static void test_execute_cache_and_report(void) {
     setup();
     if (!getenv("ALLMREC_FAKE_STAGES")) TEST_SKIP("ALLMREC_FAKE_STAGES not set (run through ctest)");
     const char *p = write_file("exec.yaml", experiment_text("exec",
-        "models: [sasrec, morec]\nsweep:\n  cf.train.lr: [0.001, 0.02]\n"
+        "models: [sasrec, recformer]\nsweep:\n  cf.train.lr: [0.001, 0.02]\n"
         "table: {rows: [model], columns: [dataset, sweep]}\n"
         "paper:\n  columns: [tiny/cf.train.lr=0.001, small/cf.train.lr=0.02]\n"
-        "  rows:\n    - {row: sasrec, values: [0.5, 0.25]}\n    - {row: morec, label: MoRec, values: [0.1, -]}\n"));
+        "  rows:\n    - {row: sasrec, values: [0.5, 0.25]}\n    - {row: recformer, label: RECFORMER, values: [0.1, -]}\n"));
     unlink(tmp("fake.log"));
     struct experiment ex;
     CHECK_OK(experiment_load(&ex, p, NULL, 0));
@@ -286,13 +286,13 @@ static void test_execute_cache_and_report(void) {
     opt.out = quiet();
     allmrec_status s = experiment_execute(&ex, &opt);
     fclose(opt.out);
-    // the MoRec runs are not built (planned and reported, never run), the SASRec runs complete
+    // the RECFORMER runs are not built (planned and reported, never run), the SASRec runs complete
     CHECK_OK(s);
-    struct run *r = find_run(&ex, "tiny__morec__lr0.001");
+    struct run *r = find_run(&ex, "tiny__recformer__lr0.001");
     CHECK(!run_buildable(r));
     CHECK_EQ_INT(stage_of(r, "data")->state, STAGE_DONE);  // shared with SASRec, ran once
     CHECK_EQ_INT(stage_of(r, "baseline")->state, STAGE_UNAVAILABLE);
-    CHECK_STR_CONTAINS(stage_of(r, "baseline")->message, "model morec is not built in this allmrec");
+    CHECK_STR_CONTAINS(stage_of(r, "baseline")->message, "model recformer is not built in this allmrec");
     // executions: 2 data, 4 cf (2 datasets x 2 lr), each once
     CHECK_EQ_INT(count_lines(tmp("fake.log"), "data synth"), 2);
     CHECK_EQ_INT(count_lines(tmp("fake.log"), "train sasrec"), 4);
@@ -324,9 +324,9 @@ static void test_execute_cache_and_report(void) {
     CHECK_OK(fs_read_all(q, &md, NULL));
     CHECK_STR_CONTAINS(md, "| model | Tiny / lr=0.001 | Tiny / lr=0.02 | Small / lr=0.001 | Small / lr=0.02 |");
     CHECK_STR_CONTAINS(md, "| SASRec | 0.5000 / 0.3100 (-0.1900) | – / 0.5000 | – / 0.3100 | 0.2500 / 0.5000 (+0.2500) |");
-    CHECK_STR_CONTAINS(md, "| MoRec | 0.1000 / – | – / – | – / – | – / – |");
-    CHECK_STR_CONTAINS(md, "| `tiny__morec__lr0.001` | not built |");
-    CHECK_STR_CONTAINS(md, "model morec is not built in this allmrec");
+    CHECK_STR_CONTAINS(md, "| RECFORMER | 0.1000 / – | – / – | – / – | – / – |");
+    CHECK_STR_CONTAINS(md, "| `tiny__recformer__lr0.001` | not built |");
+    CHECK_STR_CONTAINS(md, "model recformer is not built in this allmrec");
     free(md);
     char *csv = NULL;
     snprintf(q, sizeof q, "%s/out/exec/report.csv", g_dir);
