@@ -74,14 +74,14 @@ static const struct train_model MODELS[] = {
      "  " EXAMPLE_SYNTH "\n  allmrec train nextitnet --config configs/nextitnet/base.yaml data.path=synth.h5 "
      "train.epochs=2 --out runs/nextitnet\n"},
     {"morec", morec_config_schema,
-     "  " EXAMPLE_SYNTH "\n  allmrec data split --dataset synth.h5\n"
-     "  allmrec encode --dataset synth.h5 --model tests/fixtures/allmrec/stage1 --out synth_text.h5\n"
-     "  allmrec train morec --config configs/morec/base.yaml data.path=synth.h5 morec.text_embeddings=synth_text.h5 "
+     "  " CLI_EXAMPLE_QUICKSTART "\n"
+     "  allmrec encode --dataset qs/synth.h5 --model qs/models/sbert --out runs/qs_text.h5\n"
+     "  allmrec train morec --config configs/morec/base.yaml data.path=qs/synth.h5 morec.text_embeddings=runs/qs_text.h5 "
      "train.epochs=2 --out runs/morec\n"},
     {"ctrl", ctrl_config_schema,
-     "  " EXAMPLE_SYNTH "\n  allmrec data split --dataset synth.h5\n"
-     "  allmrec encode --dataset synth.h5 --model tests/fixtures/allmrec/stage1 --out synth_text.h5\n"
-     "  allmrec train ctrl --config configs/ctrl/base.yaml data.path=synth.h5 ctrl.text_embeddings=synth_text.h5 "
+     "  " CLI_EXAMPLE_QUICKSTART "\n"
+     "  allmrec encode --dataset qs/synth.h5 --model qs/models/sbert --out runs/qs_text.h5\n"
+     "  allmrec train ctrl --config configs/ctrl/base.yaml data.path=qs/synth.h5 ctrl.text_embeddings=runs/qs_text.h5 "
      "ctrl.pretrain_epochs=1 train.epochs=2 --out runs/ctrl\n"},
     {"tallrec", tallrec_config_schema,
      "  " CLI_EXAMPLE_QUICKSTART "\n"
