@@ -1,12 +1,13 @@
 // cmd_eval.c: `allmrec eval --config FILE [--checkpoint PATH] ...`: Hit@k / NDCG@k
-// (k = 1, 5, 10, 20) and MRR of a SASRec or NCF checkpoint (the config's
-// model.name) on the stored candidate sets,
+// (k = 1, 5, 10, 20) and MRR of a CF checkpoint (SASRec, NCF, GRU4Rec,
+// NextItNet, MoRec, CTRL: the config's model.name, cf_eval.h) on the stored candidate sets,
 // as a table and as JSON; `allmrec eval llm --config FILE`: A-LLMRec's LLM
 // evaluation (llm_eval.h).
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "allmrec/cf_eval.h"
 #include "allmrec/config.h"
 #include "allmrec/fs.h"
 #include "allmrec/llm_eval.h"
@@ -17,7 +18,9 @@
 
 static const char *USAGE =
     "usage: allmrec eval --config FILE [key=value ...] [options]\n"
-    "  --config FILE      the run's config (e.g. <out_dir>/config.yaml or configs/{sasrec,ncf}/*.yaml)\n"
+    "  --config FILE      the run's config (e.g. <out_dir>/config.yaml or configs/<model>/*.yaml); its\n"
+    "                     model.name picks the model: sasrec (default) | ncf | gru4rec | nextitnet | morec\n"
+    "                     | ctrl\n"
     "  --checkpoint PATH  checkpoint to evaluate (default <out_dir>/best.h5)\n"
     "  --split S          test (default) | valid\n"
     "  --scenarios LIST   e.g. all,cold_items,warm_items,cold_users (default: eval.scenarios)\n"
@@ -25,7 +28,7 @@ static const char *USAGE =
     "  --json PATH        also write the metrics as JSON (\"-\" = stdout, then no table)\n"
     "  --device D         cpu | cuda (train.device)\n"
     "Candidate sets are those stored by `allmrec data split`; missing ones are skipped with a note.\n"
-    "The config is a SASRec run's: its keys are listed by `allmrec train sasrec --help`.\n"
+    "The config is the run's: its keys are listed by `allmrec train <model> --help`.\n"
     "`allmrec eval llm --config FILE` evaluates A-LLMRec with its LLM (see `allmrec eval llm --help`).\n"
     "`allmrec eval xdomain --config FILE` maps another dataset onto a trained model's items (cross-domain).\n"
     "examples:\n"
@@ -183,28 +186,15 @@ int cmd_eval(int argc, char **argv) {
     free(ov);
     const char *model = "sasrec";
     if (!s) s = config_get_string_or(&cfg, "model.name", "sasrec", &model);
-    bool ncf = !s && !strcmp(model, "ncf");
-    struct sasrec_run_options o;
-    struct ncf_run_options on;
-    memset(&o, 0, sizeof o);
-    memset(&on, 0, sizeof on);
-    if (!s) s = ncf ? ncf_run_options_from_config(&cfg, &on) : sasrec_run_options_from_config(&cfg, &o);
-    char def_ckpt[1200];
-    if (!s && !ckpt) {
-        ckpt = fs_join(def_ckpt, sizeof def_ckpt, ncf ? on.out_dir : o.out_dir, "best.h5");
-        if (!fs_exists(ckpt))
-            s = ALLMREC_ERR_AT(ALLMREC_ERR_IO, ckpt, 0, "out_dir", "no checkpoint here: train first "
-                               "(`allmrec train %s --config %s`) or pass --checkpoint", ncf ? "ncf" : "sasrec",
-                               config_path);
-    }
     struct eval_metrics mt[64];
     int n = 0;
-    if (!s) s = ncf ? ncf_run_eval(&on, ckpt, split, mt, 64, &n) : sasrec_run_eval(&o, ckpt, split, mt, 64, &n);
+    char used[1200];
+    if (!s) s = cf_eval_checkpoint(&cfg, config_path, ckpt, split, mt, 64, &n, used, sizeof used);
     if (!s) {
         bool json_stdout = json && !strcmp(json, "-");
         if (!json_stdout) {
-            printf("%s %s metrics of %s (strict kinds: ties count against the target)\n", ncf ? "NCF" : "SASRec",
-                   split, ckpt);
+            printf("%s %s metrics of %s (strict kinds: ties count against the target)\n",
+                   cf_eval_model_label(model), split, used);
             eval_print_table(stdout, mt, n);
         }
         if (json) {
@@ -214,8 +204,6 @@ int cmd_eval(int argc, char **argv) {
             free(js);
         }
     }
-    sasrec_run_options_free(&o);
-    ncf_run_options_free(&on);
     config_free(&cfg);
     if (s) return cli_report_error(cmd, s);
     return 0;

@@ -1,6 +1,7 @@
 // cmd_train.c: `allmrec train <model> --config FILE [key=value ...]`.
 // SASRec (csrc/models/sasrec*.c), NCF (csrc/models/ncf*.c), GRU4Rec and
-// NextItNet (csrc/models/seqcf*.c, gru4rec.c, nextitnet.c) and A-LLMRec Stage 1
+// NextItNet (csrc/models/seqcf*.c, gru4rec.c, nextitnet.c), MoRec (morec.c,
+// morec_encoder.c: SASRec over projected text embeddings), CTRL (ctrl.c) and A-LLMRec Stage 1
 // and Stage 2 (csrc/models/stage1*.c, stage2*.c) and TALLRec (LoRA on OPT,
 // csrc/models/tallrec_run.c) and RECFORMER (Longformer,
 // csrc/models/recformer_run.c) are built. `allmrec train
@@ -11,6 +12,8 @@
 #include <string.h>
 
 #include "allmrec/config.h"
+#include "allmrec/ctrl.h"
+#include "allmrec/morec.h"
 #include "allmrec/ncf_train.h"
 #include "allmrec/recformer.h"
 #include "allmrec/sasrec_train.h"
@@ -21,18 +24,19 @@
 #include "cli/commands.h"
 
 static const char *USAGE =
-    "usage: allmrec train <sasrec|ncf|gru4rec|nextitnet|stage1|stage2|tallrec|recformer> --config FILE [key=value ...]\n"
-    "                     [--out DIR] [--restart] [--device cpu|cuda]\n"
-    "  <model>        sasrec | ncf | gru4rec | nextitnet | stage1 | stage2 (A-LLMRec Stages 1, 2) | tallrec (LoRA\n"
-    "                 on OPT, then the LLM evaluation) | recformer (Longformer over item attribute text)\n"
-    "  --config FILE  YAML config (configs/{sasrec,ncf,gru4rec,nextitnet,stage1,stage2,tallrec,recformer}/*.yaml;\n"
-    "                 `base:`\n"
-    "                 inheritance)\n"
+    "usage: allmrec train <sasrec|ncf|gru4rec|nextitnet|morec|ctrl|stage1|stage2|tallrec|recformer> --config FILE\n"
+    "                     [key=value ...] [--out DIR] [--restart] [--device cpu|cuda]\n"
+    "  <model>        sasrec | ncf | gru4rec | nextitnet | morec (SASRec over projected frozen SBERT item-text\n"
+    "                 embeddings; frozen or end to end) | ctrl (SASRec pre-trained contrastively against SBERT text,\n"
+    "                 then fine-tuned) | stage1 | stage2 (A-LLMRec Stages 1, 2) | tallrec (LoRA on OPT, then the\n"
+    "                 LLM evaluation) | recformer (Longformer over item attribute text)\n"
+    "  --config FILE  YAML config (configs/{sasrec,ncf,gru4rec,nextitnet,morec,ctrl,stage1,stage2,tallrec,recformer}/\n"
+    "                 *.yaml; `base:` inheritance)\n"
     "  key=value      override any config key, e.g. train.epochs=50 train.device=cuda\n"
     "  --out DIR      same as out_dir=DIR\n"
     "  --restart      ignore <out_dir>/last.h5 (default: resume from it)\n"
     "  --device D     same as train.device=D\n"
-    "sasrec, ncf, gru4rec and nextitnet write <out_dir>/{config.yaml, train_log.jsonl, last.h5, best.h5,\n"
+    "sasrec, ncf, gru4rec, nextitnet, morec and ctrl (+ pretrain/ of its stage 1) write <out_dir>/{config.yaml, train_log.jsonl, last.h5, best.h5,\n"
     "metrics.json, metrics.txt, cf_export.h5}; stage1 writes <out_dir>/{config.yaml, train_log.jsonl, last.h5, best.h5, checkpoint.h5,\n"
     "sbert/, joint.h5, metrics.json, metrics.txt} (docs/stage1.md); stage2 writes <out_dir>/{config.yaml,\n"
     "train_log.jsonl, last.h5, best.h5, checkpoint.h5} (docs/stage2.md); tallrec writes <out_dir>/{config.yaml,\n"
@@ -72,6 +76,16 @@ static const struct train_model MODELS[] = {
     {"nextitnet", nextitnet_schema,
      "  " EXAMPLE_SYNTH "\n  allmrec train nextitnet --config configs/nextitnet/base.yaml data.path=synth.h5 "
      "train.epochs=2 --out runs/nextitnet\n"},
+    {"morec", morec_config_schema,
+     "  " CLI_EXAMPLE_QUICKSTART "\n"
+     "  allmrec encode --dataset qs/synth.h5 --model qs/models/sbert --out runs/qs_text.h5\n"
+     "  allmrec train morec --config configs/morec/base.yaml data.path=qs/synth.h5 morec.text_embeddings=runs/qs_text.h5 "
+     "train.epochs=2 --out runs/morec\n"},
+    {"ctrl", ctrl_config_schema,
+     "  " CLI_EXAMPLE_QUICKSTART "\n"
+     "  allmrec encode --dataset qs/synth.h5 --model qs/models/sbert --out runs/qs_text.h5\n"
+     "  allmrec train ctrl --config configs/ctrl/base.yaml data.path=qs/synth.h5 ctrl.text_embeddings=runs/qs_text.h5 "
+     "ctrl.pretrain_epochs=1 train.epochs=2 --out runs/ctrl\n"},
     {"tallrec", tallrec_config_schema,
      "  " CLI_EXAMPLE_QUICKSTART "\n"
      "  allmrec train tallrec --config configs/tallrec/paper.yaml data.path=qs/synth.h5 llm.path=qs/models/opt "
@@ -121,6 +135,7 @@ int cmd_train(int argc, char **argv) {
     bool stage1 = !strcmp(model, "stage1"), stage2 = !strcmp(model, "stage2"), ncf = !strcmp(model, "ncf");
     bool gru4rec = !strcmp(model, "gru4rec"), nextitnet = !strcmp(model, "nextitnet"), tallrec = !strcmp(model, "tallrec");
     bool recformer = !strcmp(model, "recformer");
+    bool morec = !strcmp(model, "morec"), ctrl = !strcmp(model, "ctrl");
     const char *config_path = NULL;
     char **ov = calloc((size_t)argc + 4, sizeof(char *));
     char extra[3][1100];
@@ -182,6 +197,18 @@ int cmd_train(int argc, char **argv) {
         if (!s) s = recformer_options_from_config(&cfg, &orf);
         if (!s) s = recformer_run(&orf, NULL, 0, NULL);
         recformer_options_free(&orf);
+    } else if (ctrl) {
+        struct ctrl_run_options oc;
+        memset(&oc, 0, sizeof oc);
+        if (!s) s = ctrl_run_options_from_config(&cfg, &oc);
+        if (!s) s = ctrl_run_train(&oc, NULL, 0, NULL);
+        ctrl_run_options_free(&oc);
+    } else if (morec) {
+        struct morec_run_options om;
+        memset(&om, 0, sizeof om);
+        if (!s) s = morec_run_options_from_config(&cfg, &om);
+        if (!s) s = morec_run_train(&om, NULL, 0, NULL);
+        morec_run_options_free(&om);
     } else if (gru4rec || nextitnet) {
         struct seqcf_run_options o3;
         memset(&o3, 0, sizeof o3);

@@ -31,6 +31,9 @@ static void build_specs(struct align_net *n, struct tensor_spec *specs) {
         add_param(n, specs, "fc1.bias", 1, h, 0);
         add_param(n, specs, "fc2.weight", 2, in, h);
         add_param(n, specs, "fc2.bias", 1, in, 0);
+    } else if (n->kind == ALIGN_LINEAR) {
+        add_param(n, specs, "weight", 2, h, in);
+        add_param(n, specs, "bias", 1, h, 0);
     } else { // nn.Sequential indices: 0 Linear, 1 LayerNorm, 2 activation, 3 Linear
         add_param(n, specs, "0.weight", 2, h, in);
         add_param(n, specs, "0.bias", 1, h, 0);
@@ -51,7 +54,7 @@ static allmrec_status alloc_set(struct align_net *n, struct arena *a, const char
 
 static allmrec_status alloc_acts(struct align_net *n) {
     const int64_t R = n->max_rows, h = n->d_hidden, o = n->kind == ALIGN_AE ? n->d_in : n->d_hidden;
-    const bool proj = n->kind != ALIGN_AE;
+    const bool proj = n->kind == ALIGN_PROJ_USER || n->kind == ALIGN_PROJ_ITEM;
     struct tensor_spec s[9];
     struct tensor *dst[9];
     int k = 0;
@@ -130,6 +133,11 @@ allmrec_status align_proj_init(struct align_net *n, enum align_kind kind, const 
     return net_init(n, kind, prefix, d_in, H, ctx, training, max_rows);
 }
 
+allmrec_status align_linear_init(struct align_net *n, const char *prefix, int64_t d_in, int64_t H,
+                                 struct op_ctx *ctx, bool training, int64_t max_rows) {
+    return net_init(n, ALIGN_LINEAR, prefix, d_in, H, ctx, training, max_rows);
+}
+
 void align_net_free(struct align_net *n) {
     arena_free(&n->a_params);
     arena_free(&n->a_grads);
@@ -162,10 +170,11 @@ allmrec_status align_net_init_weights(struct align_net *n, uint64_t seed, uint32
         uint32_t stream = ALIGN_STREAM_INIT + salt * 16u + (uint32_t)i;
         // fan_in of the Linear a tensor belongs to: weights (out, in) -> in; biases share their weight's
         int64_t fan_in = n->params[i & ~1].shape[1];
-        bool is_ln = n->kind != ALIGN_AE && (i == 2 || i == 3);
+        bool proj = n->kind == ALIGN_PROJ_USER || n->kind == ALIGN_PROJ_ITEM;
+        bool is_ln = proj && (i == 2 || i == 3);
         if (is_ln) {
             ALLMREC_TRY(op_fill(n->ctx, t, i == 2 ? 1.0f : 0.0f));
-        } else if (n->kind != ALIGN_AE && t.ndim == 2) {
+        } else if (proj && t.ndim == 2) {
             ALLMREC_TRY(op_init_xavier_normal(n->ctx, t, seed, stream));
         } else {
             // nn.Linear.reset_parameters: kaiming_uniform_(a=sqrt 5) = U(+-1/sqrt(fan_in)); bias the same bound
@@ -239,8 +248,24 @@ static struct act proj_act(const struct align_net *n) {
     return n->kind == ALIGN_PROJ_USER ? (struct act){ACT_LEAKY_RELU, ALIGN_LEAKY_SLOPE} : (struct act){ACT_GELU_ERF, 0};
 }
 
+allmrec_status align_linear_forward(struct align_net *n, struct tensor x, struct tensor *out) {
+    if (n->kind != ALIGN_LINEAR) return ALLMREC_ERR(ALLMREC_ERR_CONFIG, "align_linear_forward: %s is not a linear", n->prefix);
+    ALLMREC_TRY(check_input(n, x, "align_linear_forward"));
+    const int64_t R = x.shape[0];
+    struct tensor o = rows2(n->out, R, n->d_hidden);
+    ALLMREC_TRY(op_linear_forward(n->ctx, o, tensor_none(), x, n->params[0], n->params[1], (struct act){ACT_NONE, 0}));
+    n->last_rows = R;
+    *out = o;
+    return ALLMREC_OK;
+}
+
+allmrec_status align_linear_backward(struct align_net *n, struct tensor dx, struct tensor dout, struct tensor x) {
+    ALLMREC_TRY(check_backward(n, x, "align_linear_backward"));
+    return op_linear_backward(n->ctx, dx, n->grads[0], n->grads[1], dout, x, n->params[0]);
+}
+
 allmrec_status align_proj_forward(struct align_net *n, struct tensor x, struct tensor *out) {
-    if (n->kind == ALIGN_AE) return ALLMREC_ERR(ALLMREC_ERR_CONFIG, "align_proj_forward: %s is an autoencoder", n->prefix);
+    if (n->kind != ALIGN_PROJ_USER && n->kind != ALIGN_PROJ_ITEM) return ALLMREC_ERR(ALLMREC_ERR_CONFIG, "align_proj_forward: %s is an autoencoder", n->prefix);
     ALLMREC_TRY(check_input(n, x, "align_proj_forward"));
     struct op_ctx *ctx = n->ctx;
     const int64_t R = x.shape[0], H = n->d_hidden;

@@ -125,6 +125,11 @@ static int p_wtt(const struct bert_config *c) { return c->type_vocab_size > 0 ? 
 static int p_ln0w(const struct bert_config *c) { return n_emb_params(c) - 2; }
 static int p_layer(const struct bert_config *c, int l, int k) { return n_emb_params(c) + L_COUNT * l + k; }
 
+int bert_param_layer(const struct bert_model *m, int i) {
+    int ne = n_emb_params(&m->cfg);
+    return i < ne ? -1 : (i - ne) / L_COUNT;
+}
+
 static void param_specs(const struct bert_config *c, struct tensor_spec *sp, int *n) {
     int64_t C = c->hidden, I = c->intermediate;
     int k = 0;
@@ -695,7 +700,8 @@ allmrec_status bert_backward(struct bert_model *m, struct tensor dout) {
 
     struct act none = {ACT_NONE, 0}, gelu = {c->act, 0};
     (void)none;
-    for (int l = (int)c->n_layers - 1; l >= 0; l--) {
+    int l_stop = m->train_top_layers > 0 && m->train_top_layers < c->n_layers ? (int)(c->n_layers - m->train_top_layers) : 0;
+    for (int l = (int)c->n_layers - 1; l >= l_stop; l--) {
         struct bert_layer_acts *A = &m->layer[l];
         struct tensor x = l > 0 ? bert_rows_view(m->layer[l - 1].x2, N) : bert_rows_view(m->x0, N);
         struct tensor qkv = bert_rows_view(A->qkv, N), att = bert_rows_view(A->att, N);
@@ -717,6 +723,7 @@ allmrec_status bert_backward(struct bert_model *m, struct tensor dout) {
         dx = dxin;
         dxin = tmp;
     }
+    if (l_stop > 0) return ALLMREC_OK; // the layers below (and the embeddings) are frozen
     // embeddings: x0 = drop(LN0(emb))
     struct tensor dsrc = dx;
     if (ph > 0) {

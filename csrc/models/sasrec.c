@@ -594,11 +594,8 @@ allmrec_status sasrec_backward(struct sasrec_model *m, uint64_t step_seed, float
     struct op_ctx *ctx = m->ctx;
     const struct sasrec_config *c = &m->cfg;
     struct sasrec_acts *A = &m->acts;
-    struct sasrec_weights *P = &m->params, *G = &m->grads;
-    const int64_t B = m->B, T = c->maxlen, d = c->d, NH = c->n_heads, HD = d / NH, BT = B * T;
-    const float p = c->dropout;
-    struct tensor key_mask = c->key_padding_mask ? m->mask : tensor_none();
-    struct act relu = {ACT_RELU, 0};
+    struct sasrec_weights *G = &m->grads;
+    const int64_t B = m->B, T = c->maxlen, d = c->d, BT = B * T;
 
     ALLMREC_TRY(zero(ctx, m->grads_flat));
 
@@ -614,7 +611,18 @@ allmrec_status sasrec_backward(struct sasrec_model *m, uint64_t step_seed, float
                                        rows_of(A->pn_emb, half * BT, BT, d)));
     struct tensor pn_ids = tensor_1d((int32_t *)m->ids.data + BT, I32, m->ids.device, 2 * BT);
     ALLMREC_TRY(op_embedding_backward(ctx, G->item_emb, A->dpn_emb, pn_ids, 0));
+    return sasrec_backward_hidden(m, step_seed, l2_emb);
+}
 
+allmrec_status sasrec_backward_hidden(struct sasrec_model *m, uint64_t step_seed, float l2_emb) {
+    struct op_ctx *ctx = m->ctx;
+    const struct sasrec_config *c = &m->cfg;
+    struct sasrec_acts *A = &m->acts;
+    struct sasrec_weights *P = &m->params, *G = &m->grads;
+    const int64_t B = m->B, T = c->maxlen, d = c->d, NH = c->n_heads, HD = d / NH, BT = B * T;
+    const float p = c->dropout;
+    struct tensor key_mask = c->key_padding_mask ? m->mask : tensor_none();
+    struct act relu = {ACT_RELU, 0};
     // final LN
     struct tensor dx = A->dx, dx_in = A->dx_in;
     ALLMREC_TRY(zero(ctx, dx));
@@ -850,6 +858,13 @@ static int64_t max_tensor_numel(const struct sasrec_model *m) {
 allmrec_status sasrec_checkpoint_save(struct sasrec_model *m, const char *path, bool with_optimizer,
                                       const char *config_yaml, int n_extra,
                                       const char *const *extra_keys, const double *extra_vals) {
+    return sasrec_checkpoint_save_with(m, path, with_optimizer, config_yaml, n_extra, extra_keys, extra_vals, NULL,
+                                       NULL);
+}
+
+allmrec_status sasrec_checkpoint_save_with(struct sasrec_model *m, const char *path, bool with_optimizer,
+                                           const char *config_yaml, int n_extra, const char *const *extra_keys,
+                                           const double *extra_vals, sasrec_ckpt_writer writer, void *user) {
     ALLMREC_TRY(op_ctx_sync(m->ctx));
     float *host = malloc((size_t)max_tensor_numel(m) * sizeof(float));
     if (!host) return ALLMREC_ERR(ALLMREC_ERR_NOMEM, "sasrec_checkpoint_save: host buffer");
@@ -876,6 +891,7 @@ allmrec_status sasrec_checkpoint_save(struct sasrec_model *m, const char *path, 
         if (!s) s = write_set(&f, m, &m->m, "adam/m", host);
         if (!s) s = write_set(&f, m, &m->v, "adam/v", host);
     }
+    if (!s && writer) s = writer(user, &f, with_optimizer);
     free(host);
     if (s) {
         allmrec_error_prefix("writing checkpoint %s: ", path);

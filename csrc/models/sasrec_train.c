@@ -75,27 +75,34 @@ allmrec_status sasrec_run_options_from_config(const struct config *cfg_in, struc
     const struct config_key *schema = sasrec_config_schema(&n_schema);
     struct config *cfg = (struct config *)cfg_in;
     ALLMREC_TRY(config_validate(cfg, schema, n_schema)); // types and ranges
-    double x;
-    bool b;
     const char *s;
     ALLMREC_TRY(config_get_string(cfg, "model.name", &s));
     if (strcmp(s, "sasrec")) return config_key_error(cfg, "model.name", "%s", "this command trains 'sasrec' only");
-    sasrec_config_default(&o->model);
-    // bounds: what one (T, T) attention score block per head and an int index can hold
-    ALLMREC_TRY(config_get_int32(cfg, "model.d", 1, 65536, &o->model.d));
-    ALLMREC_TRY(config_get_int32(cfg, "model.blocks", 0, SASREC_MAX_BLOCKS, &o->model.n_blocks));
-    ALLMREC_TRY(config_get_int32(cfg, "model.heads", 1, 65536, &o->model.n_heads));
-    ALLMREC_TRY(config_get_int32(cfg, "model.maxlen", 1, 65536, &o->model.maxlen));
-    ALLMREC_TRY(config_get_double(cfg, "model.dropout", &x)); o->model.dropout = (float)x;
-    ALLMREC_TRY(config_get_double(cfg, "model.ln_eps", &x)); o->model.ln_eps = (float)x;
-    ALLMREC_TRY(config_get_bool(cfg, "model.key_padding_mask", &b)); o->model.key_padding_mask = b;
-    ALLMREC_TRY(config_get_string(cfg, "model.attention", &s));
-    if (!strcmp(s, "auto")) o->model.attention_impl = SASREC_ATTN_AUTO;
-    else if (!strcmp(s, "fused")) o->model.attention_impl = SASREC_ATTN_FUSED;
-    else o->model.attention_impl = SASREC_ATTN_GEMM; // the schema allows auto|fused|gemm
-    if (o->model.d % o->model.n_heads)
-        return config_key_error(cfg, "model.d", "%s", "model.d must be a positive multiple of model.heads");
+    ALLMREC_TRY(sasrec_model_from_config(cfg, &o->model));
     return sasrec_run_options_common_from_config(cfg, o);
+}
+
+allmrec_status sasrec_model_from_config(const struct config *cfg_in, struct sasrec_config *mc) {
+    struct config *cfg = (struct config *)cfg_in;
+    double x;
+    bool b;
+    const char *s;
+    sasrec_config_default(mc);
+    // bounds: what one (T, T) attention score block per head and an int index can hold
+    ALLMREC_TRY(config_get_int32(cfg, "model.d", 1, 65536, &mc->d));
+    ALLMREC_TRY(config_get_int32(cfg, "model.blocks", 0, SASREC_MAX_BLOCKS, &mc->n_blocks));
+    ALLMREC_TRY(config_get_int32(cfg, "model.heads", 1, 65536, &mc->n_heads));
+    ALLMREC_TRY(config_get_int32(cfg, "model.maxlen", 1, 65536, &mc->maxlen));
+    ALLMREC_TRY(config_get_double(cfg, "model.dropout", &x)); mc->dropout = (float)x;
+    ALLMREC_TRY(config_get_double(cfg, "model.ln_eps", &x)); mc->ln_eps = (float)x;
+    ALLMREC_TRY(config_get_bool(cfg, "model.key_padding_mask", &b)); mc->key_padding_mask = b;
+    ALLMREC_TRY(config_get_string(cfg, "model.attention", &s));
+    if (!strcmp(s, "auto")) mc->attention_impl = SASREC_ATTN_AUTO;
+    else if (!strcmp(s, "fused")) mc->attention_impl = SASREC_ATTN_FUSED;
+    else mc->attention_impl = SASREC_ATTN_GEMM; // the schema allows auto|fused|gemm
+    if (mc->d % mc->n_heads)
+        return config_key_error(cfg, "model.d", "%s", "model.d must be a positive multiple of model.heads");
+    return ALLMREC_OK;
 }
 
 allmrec_status sasrec_run_options_common_from_config(const struct config *cfg_in, struct sasrec_run_options *o) {
@@ -237,8 +244,9 @@ static allmrec_status rep_fn(void *model, int n, const int32_t *const *items, co
     return sasrec_user_reps(model, n, items, lens, out);
 }
 
-allmrec_status sasrec_export_cf(struct sasrec_model *m, const struct dataset *ds, const char *path,
-                                const char *checkpoint, const char *config_yaml, bool progress) {
+static allmrec_status export_cf(struct sasrec_model *m, const struct dataset *ds, const char *path,
+                                const char *checkpoint, const char *config_yaml, bool progress, const char *model,
+                                const char *x_u_definition) {
     struct cf_export e;
     memset(&e, 0, sizeof e);
     int64_t ne = (m->cfg.n_items + 1) * m->cfg.d;
@@ -247,16 +255,22 @@ allmrec_status sasrec_export_cf(struct sasrec_model *m, const struct dataset *ds
     allmrec_status s = sasrec_tensor_to_host(m->params.item_emb, e.item_emb);
     if (!s) s = cf_export_compute(ds, rep_fn, m, m->B, m->cfg.d, progress, &e);
     struct cf_export_info info = {
-        .model = "sasrec",
+        .model = model,
         .checkpoint = checkpoint,
         .config_yaml = config_yaml,
-        .x_u_definition = "SASRec final hidden state (after the last LayerNorm) at the last position of the "
-                          "left-padded input window (eval mode, no dropout)",
+        .x_u_definition = x_u_definition ? x_u_definition
+                                         : "SASRec final hidden state (after the last LayerNorm) at the last position "
+                                           "of the left-padded input window (eval mode, no dropout)",
         .maxlen = m->cfg.maxlen,
     };
     if (!s) s = cf_export_write(path, ds, &info, &e);
     cf_export_free(&e);
     return s;
+}
+
+allmrec_status sasrec_export_cf(struct sasrec_model *m, const struct dataset *ds, const char *path,
+                                const char *checkpoint, const char *config_yaml, bool progress) {
+    return export_cf(m, ds, path, checkpoint, config_yaml, progress, "sasrec", NULL);
 }
 
 // ------------------------------------------------------------------ training data
@@ -342,7 +356,10 @@ static allmrec_status tr_step(void *self, int64_t epoch, int64_t step, int64_t *
     struct sasrec_trainer *tr = self;
     *n_examples = sasrec_run_fill_train_batch(tr->o, tr->ds, tr->hist, tr->perm, tr->n_users, epoch, step,
                                               &tr->m->batch);
-    return sasrec_train_step(tr->m, tr->o->seed, &tr->o->adam, tr->o->l2_emb);
+    const struct sasrec_item_hook *h = tr->o->item_hook;
+    if (h && h->before_step) ALLMREC_TRY(h->before_step(h->self, tr->m));
+    ALLMREC_TRY(sasrec_train_step(tr->m, tr->o->seed, &tr->o->adam, tr->o->l2_emb));
+    return h ? h->after_step(h->self, tr->m) : ALLMREC_OK;
 }
 
 int sasrec_run_fill_train_batch(const struct sasrec_run_options *o, const struct dataset *ds,
@@ -378,6 +395,8 @@ static allmrec_status tr_validate(void *self, int64_t epoch, double *metric, cha
     (void)epoch;
     struct sasrec_trainer *tr = self;
     struct eval_metrics vm;
+    const struct sasrec_item_hook *h = tr->o->item_hook;
+    if (h && h->refresh) ALLMREC_TRY(h->refresh(h->self, tr->m));
     ALLMREC_TRY(validate(tr->m, tr->ds, tr->vc, &vm, false));
     sasrec_run_valid_summary(tr->o, tr->vc, &vm, metric, summary, summary_cap, json, json_cap);
     return ALLMREC_OK;
@@ -405,7 +424,10 @@ static allmrec_status tr_save(void *self, const char *path, bool with_optimizer,
     if (n_extra > 15) return ALLMREC_ERR(ALLMREC_ERR_INVALID, "sasrec save: too many attributes (%d)", n_extra);
     for (int i = 0; i < n_extra; i++) { k[i] = keys[i]; v[i] = vals[i]; }
     if (with_optimizer) { k[n_extra] = "seed"; v[n_extra] = (double)tr->o->seed; n_extra++; }
-    return sasrec_checkpoint_save(tr->m, path, with_optimizer, tr->o->config_yaml, n_extra, k, v);
+    const struct sasrec_item_hook *h = tr->o->item_hook;
+    if (h && h->refresh) ALLMREC_TRY(h->refresh(h->self, tr->m));
+    return sasrec_checkpoint_save_with(tr->m, path, with_optimizer, tr->o->config_yaml, n_extra, k, v,
+                                       h ? h->save : NULL, h ? h->self : NULL);
 }
 
 static allmrec_status tr_load(void *self, const char *path) {
@@ -419,7 +441,9 @@ static allmrec_status tr_load(void *self, const char *path) {
                               "this out_dir holds a run of another model shape (n_items %lld, d %d, maxlen %d, "
                               "blocks %d); use a new out_dir or train.restart=true",
                               (long long)fc.n_items, fc.d, fc.maxlen, fc.n_blocks);
-    return sasrec_checkpoint_load(tr->m, path, true);
+    ALLMREC_TRY(sasrec_checkpoint_load(tr->m, path, true));
+    const struct sasrec_item_hook *h = tr->o->item_hook;
+    return h ? h->load(h->self, tr->m, path, true) : ALLMREC_OK;
 }
 
 void sasrec_run_loop_options(const struct sasrec_run_options *o, struct train_loop_options *lo) {
@@ -473,23 +497,28 @@ static allmrec_status check_test_sets(const struct sasrec_run_options *o, const 
 static allmrec_status final_outputs(struct sasrec_run_options *o, struct sasrec_model *m, const struct dataset *ds,
                                     int64_t best_epoch, struct eval_metrics *final_metrics, int n_max, int *n_out) {
     char p_best[1200], p_exp[1200];
+    const struct sasrec_item_hook *h = o->item_hook;
     fs_join(p_best, sizeof p_best, o->out_dir, "best.h5");
     fs_join(p_exp, sizeof p_exp, o->out_dir, "cf_export.h5");
-    if (o->final_eval || o->export_cf) ALLMREC_TRY(sasrec_checkpoint_load(m, p_best, false));
+    if (o->final_eval || o->export_cf) {
+        ALLMREC_TRY(sasrec_checkpoint_load(m, p_best, false));
+        if (h) ALLMREC_TRY(h->load(h->self, m, p_best, false));
+    }
     if (o->final_eval) {
         struct eval_metrics local[64];
         struct eval_metrics *mt = final_metrics ? final_metrics : local;
         int cap = final_metrics ? n_max : 64, n = 0;
         ALLMREC_TRY(eval_sets(m, ds, o, "test", mt, cap, &n));
-        printf("\nSASRec test metrics (%s, best.h5 from epoch %d; strict kinds rank ties against the target)\n",
-               ds->name, (int)best_epoch);
+        printf("\n%s test metrics (%s, best.h5 from epoch %d; strict kinds rank ties against the target)\n",
+               h ? h->label : "SASRec", ds->name, (int)best_epoch);
         eval_print_table(stdout, mt, n);
         fflush(stdout);
-        ALLMREC_TRY(cf_write_metrics(o->out_dir, "sasrec", mt, n, p_best));
+        ALLMREC_TRY(cf_write_metrics(o->out_dir, h ? h->model : "sasrec", mt, n, p_best));
         if (n_out) *n_out = n;
     }
     if (o->export_cf) {
-        ALLMREC_TRY(sasrec_export_cf(m, ds, p_exp, p_best, o->config_yaml, o->progress));
+        ALLMREC_TRY(export_cf(m, ds, p_exp, p_best, o->config_yaml, o->progress, h ? h->model : "sasrec",
+                              h ? h->x_u_definition : NULL));
         log_info("wrote %s", p_exp);
     }
     return ALLMREC_OK;
@@ -536,6 +565,7 @@ allmrec_status sasrec_run_train(struct sasrec_run_options *o, struct eval_metric
         goto done;
     if (o->final_eval && (s = check_test_sets(o, &ds))) goto done; // before the first epoch, not after the last
     if ((s = sasrec_init_weights(&m, o->seed))) goto done; // a resume overwrites it from last.h5
+    if (o->item_hook && (s = o->item_hook->init(o->item_hook->self, &m, o->seed))) goto done;
 
     struct sasrec_trainer tr = {o, &m, &ds, &hist, &vc, users, n_users, perm};
     struct trainer t = {&tr, tr_begin_epoch, tr_step, tr_read_loss, o->eval_every > 0 ? tr_validate : NULL,

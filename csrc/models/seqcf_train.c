@@ -196,6 +196,44 @@ allmrec_status seqcf_export_cf(struct seqcf_model *m, const struct dataset *ds, 
     return s;
 }
 
+allmrec_status seqcf_run_eval(const struct seqcf_run_options *o, const char *checkpoint, const char *split,
+                              struct eval_metrics *out, int n_max, int *n_out) {
+    const struct sasrec_run_options *r = &o->run;
+    *n_out = 0;
+    struct dataset ds;
+    allmrec_status s = cf_load_dataset(r->data_path, &ds);
+    if (s) { dataset_free(&ds); return s; }
+    struct seqcf_config cfg;
+    if (!(s = seqcf_checkpoint_read_config(checkpoint, &cfg)) && cfg.kind != o->model.kind)
+        s = ALLMREC_ERR_AT(ALLMREC_ERR_CONFIG, checkpoint, 0, "model.name", "the checkpoint holds %s, the config "
+                           "names %s", seqcf_kind_name(cfg.kind), seqcf_kind_name(o->model.kind));
+    if (!s && cfg.n_items != ds.n_items)
+        s = ALLMREC_ERR_AT(ALLMREC_ERR_SHAPE, checkpoint, 0, "n_items", "checkpoint has %lld items but the dataset "
+                           "%s has %lld: it was trained on another dataset", (long long)cfg.n_items, r->data_path,
+                           (long long)ds.n_items);
+    if (s) { dataset_free(&ds); return s; }
+    struct op_ctx ctx;
+    memset(&ctx, 0, sizeof ctx);
+    struct seqcf_model *m = calloc(1, sizeof *m); // big (activation slots) and must not move
+    if (!m) s = ALLMREC_ERR(ALLMREC_ERR_NOMEM, "seqcf model");
+    if (!s) s = sasrec_run_open_ctx(r, &ctx);
+    if (!s) s = seqcf_init(m, &cfg, &ctx, r->batch_size);
+    if (!s) s = seqcf_checkpoint_load(m, checkpoint, false);
+    if (!s) {
+        struct seqcf_scorer sc;
+        struct eval_scorer es;
+        s = make_scorer(m, &sc, &es);
+        if (!s) s = cf_eval_sets(&es, &ds, r->n_scenarios, (const char (*)[32])r->scenarios, r->n_kinds,
+                                 (const char (*)[24])r->kinds, split, r->progress, out, n_max, n_out);
+        scorer_free(&sc);
+    }
+    if (m) seqcf_free(m);
+    free(m);
+    if (ctx.be) op_ctx_free(&ctx);
+    dataset_free(&ds);
+    return s;
+}
+
 // ------------------------------------------------------------------ the trainer
 
 struct seqcf_trainer {

@@ -75,10 +75,34 @@ static allmrec_status expand_template(const struct run *r, int si, const char *t
 // The stage's section of the run config (prefix stripped) plus injected paths,
 // and the device of a Slurm job with GPUs (ALLMREC_STAGE_DEVICE; not part of
 // the stage key: a stage computed on either device is the same artifact).
+// Per-model keys of a shared section: "for_<model>.<key>" applies <key> when the
+// stage's model (d->model_key) is <model> and is dropped otherwise (the baseline
+// section serves TALLRec, MoRec and CTRL, whose keys differ).
+static allmrec_status apply_for_model(const struct run *r, const struct stage_def *d, struct config *out) {
+    const char *m = NULL;
+    if (d->model_key && config_get_string(&r->cfg, d->model_key, &m) != ALLMREC_OK) m = NULL;
+    char mine[96];
+    snprintf(mine, sizeof mine, "for_%s.", m ? m : "");
+    for (int i = 0; i < out->n;) {
+        const struct config_entry *e = &out->entries[i];
+        if (strncmp(e->key, "for_", 4)) { i++; continue; }
+        char key[512];
+        snprintf(key, sizeof key, "%s", e->key);
+        if (m && !strncmp(key, mine, strlen(mine))) {
+            const char *k = key + strlen(mine);
+            if (e->is_list) ALLMREC_TRY(config_set_list(out, k, (const char *const *)e->items, e->n_items));
+            else ALLMREC_TRY(config_set(out, k, e->n_items ? e->items[0] : ""));
+        }
+        config_unset(out, key); // entries shift down: i stays
+    }
+    return ALLMREC_OK;
+}
+
 allmrec_status stage_config_build(const struct run *r, int si, struct config *out) {
     config_init(out);
     const struct stage_def *d = r->stages[si].def;
     ALLMREC_TRY(config_merge_prefix(out, &r->cfg, stage_section(r, d)));
+    ALLMREC_TRY(apply_for_model(r, d, out));
     for (int k = 0; k < 6 && d->inject[k][0]; k++) {
         char v[RUNNER_PATH * 2];
         bool absent;

@@ -293,15 +293,21 @@ allmrec_status stage_key_compute(const struct experiment *ex, struct run *r, int
         snprintf(line, sizeof line, "upstream %s %s\n", r->stages[ui].def->name, r->stages[ui].key);
         tb_add(&b, line);
     }
-    // the stage's section, sorted
+    // the stage's section, sorted; another model's for_<model> keys do not apply (exec.c)
     const char *section = stage_section(r, d);
     size_t pn = strlen(section);
+    const char *model = NULL;
+    if (d->model_key && config_get_string(&r->cfg, d->model_key, &model) != ALLMREC_OK) model = NULL;
+    char mine[96];
+    snprintf(mine, sizeof mine, "for_%s.", model ? model : "");
     int n = 0;
     char **lines = malloc(sizeof(char *) * (size_t)(r->cfg.n + 1));
     if (!lines) { free(b.p); return ALLMREC_ERR(ALLMREC_ERR_NOMEM, "runner: out of memory"); }
     for (int i = 0; i < r->cfg.n; i++) {
         const struct config_entry *e = &r->cfg.entries[i];
         if (strncmp(e->key, section, pn) || e->key[pn] != '.') continue;
+        const char *local = e->key + pn + 1;
+        if (!strncmp(local, "for_", 4) && strncmp(local, mine, strlen(mine))) continue;
         struct tbuf l = {0};
         tb_add(&l, e->key);
         tb_add(&l, e->is_list ? "=[" : "=");
@@ -386,7 +392,8 @@ static const char *axis_names[N_RUN_AXES] = {"dataset", "model", "scenario", "va
 // Stage 1 gets the xdomain map (the target's q_i, item map, x_u) before its LLM
 // evaluation; a SASRec-only pipeline gets Stage 1 and the map (its metrics.json
 // is the SASRec row, scored through the map); another CF-only pipeline gets
-// `eval` on the target (which refuses another dataset's item table).
+// `eval` on the target, but its model is marked no_xdomain (stages.c), so the
+// run is planned and reported as not built instead of failing.
 static allmrec_status add_cross_domain_stages(const struct config *c, struct run *r) {
     if (stage_index(r, "eval_data") < 0 || r->n_stages + 2 > RUNNER_MAX_STAGES) return ALLMREC_OK;
     int s1 = stage_index(r, "stage1"), le = stage_index(r, "llm_eval");

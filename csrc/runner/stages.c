@@ -22,9 +22,11 @@
 //             pipeline has them, <xdomain or cf>/cf_export.h5, <xdomain or stage1>/joint.h5,
 //             <stage2>/checkpoint.h5)
 //             -> metrics.json, generations.jsonl
-//   baseline  allmrec train <run.baseline_model> --config ...  (tallrec: the baseline.* section;
-//             recformer: the recformer.* section; the others not built yet)
+//   baseline  allmrec train <run.baseline_model> --config ...  (tallrec, morec, ctrl: the baseline.*
+//             section; recformer: the recformer.* section)
 //             -> metrics.json (TALLRec: that of its LLM evaluation), adapter/, best.h5
+//             The baseline section is shared: "for_<model>.<key>" keys apply to that model only
+//             (exec.c), e.g. baseline.for_tallrec.llm.path, baseline.for_morec.morec.encoder.
 // Under Slurm with GPUs (slurm.gpus_per_run > 0, the default), every stage with a
 // device_key is a GPU stage: its job requests a GPU and exports
 // ALLMREC_STAGE_DEVICE=cuda, and stage_config_build sets the stage's device key
@@ -33,7 +35,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "allmrec/ctrl.h"
 #include "allmrec/llm_eval.h"
+#include "allmrec/morec.h"
 #include "allmrec/ncf_train.h"
 #include "allmrec/runner.h"
 #include "allmrec/sasrec_train.h"
@@ -236,13 +240,15 @@ static const struct config_key *schema_stage2(const struct run *r, int *n) {
     (void)r;
     return stage2_config_schema(n);
 }
-// the baseline command's schema: TALLRec's (csrc/models/tallrec_run.c) or
-// RECFORMER's (csrc/models/recformer_run.c); the other baselines are not built yet
+// the baseline command's schema: TALLRec's (csrc/models/tallrec_run.c), MoRec's
+// (morec.c), CTRL's (ctrl.c) or RECFORMER's (csrc/models/recformer_run.c)
 static const struct config_key *schema_baseline(const struct run *r, int *n) {
     const char *m = NULL;
     if (config_get_string(&r->cfg, "run.baseline_model", &m) != ALLMREC_OK) return NULL;
     if (!strcmp(m, "tallrec")) return tallrec_config_schema(n);
     if (!strcmp(m, "recformer")) return recformer_config_schema(n);
+    if (!strcmp(m, "morec")) return morec_config_schema(n);
+    if (!strcmp(m, "ctrl")) return ctrl_config_schema(n);
     return NULL;
 }
 
@@ -336,9 +342,9 @@ const struct stage_def *stage_table(int *n) {
     return STAGES;
 }
 
-// name listed in ALLMREC_RUNNER_ENABLE_STAGES (comma-separated)?
-static bool enabled_by_env(const char *name) {
-    const char *env = getenv("ALLMREC_RUNNER_ENABLE_STAGES");
+// name listed in the comma-separated environment variable var?
+static bool listed_in_env(const char *var, const char *name) {
+    const char *env = getenv(var);
     if (!env) return false;
     size_t n = strlen(name);
     for (const char *p = env; (p = strstr(p, name)); p += n)
@@ -346,9 +352,19 @@ static bool enabled_by_env(const char *name) {
     return false;
 }
 
-bool stage_available(const struct stage_def *def) { return def->available || enabled_by_env(def->name); }
+// ALLMREC_RUNNER_ENABLE_STAGES wires a new stage or model through the runner before its flag
+// flips; ALLMREC_RUNNER_DISABLE switches a built one off (a site without a model's weights
+// plans and reports its rows as not built instead of failing them; the tests use it to
+// exercise the not-built path now that every model is built)
+static bool disabled_by_env(const char *name) { return listed_in_env("ALLMREC_RUNNER_DISABLE", name); }
 
-bool model_available(const struct model_def *md) { return md->built || enabled_by_env(md->name); }
+bool stage_available(const struct stage_def *def) {
+    return (def->available || listed_in_env("ALLMREC_RUNNER_ENABLE_STAGES", def->name)) && !disabled_by_env(def->name);
+}
+
+bool model_available(const struct model_def *md) {
+    return (md->built || listed_in_env("ALLMREC_RUNNER_ENABLE_STAGES", md->name)) && !disabled_by_env(md->name);
+}
 
 const struct stage_def *stage_find(const char *name) {
     for (int i = 0; i < N_STAGES; i++)
@@ -362,25 +378,25 @@ const struct stage_def *stage_find(const char *name) {
 static const struct model_def MODELS[] = {
     // CF models evaluate on the test candidate sets at the end of training (metrics.json of cf)
     {"sasrec", "SASRec", {"data", "cf"}, {"run.cf_model=sasrec"}, .built = true},
-    {"ncf", "NCF", {"data", "cf"}, {"run.cf_model=ncf"}, .built = true},
-    {"nextitnet", "NextItNet", {"data", "cf"}, {"run.cf_model=nextitnet"}, .built = true},
-    {"gru4rec", "GRU4Rec", {"data", "cf"}, {"run.cf_model=gru4rec"}, .built = true},
+    {"ncf", "NCF", {"data", "cf"}, {"run.cf_model=ncf"}, .built = true, .no_xdomain = true},
+    {"nextitnet", "NextItNet", {"data", "cf"}, {"run.cf_model=nextitnet"}, .built = true, .no_xdomain = true},
+    {"gru4rec", "GRU4Rec", {"data", "cf"}, {"run.cf_model=gru4rec"}, .built = true, .no_xdomain = true},
     {"a-llmrec", "A-LLMRec", {"data", "cf", "stage1", "stage2", "llm_eval"},
      {"run.cf_model=sasrec", "llm_eval.item_embedding=joint"}, .built = true},
     {"a-llmrec-sbert", "A-LLMRec (SBERT)", {"data", "cf", "stage1", "stage2", "llm_eval"},
      {"run.cf_model=sasrec", "llm_eval.item_embedding=sbert"}, .built = true},
     {"mlp-llm", "MLP-LLM", {"data", "cf", "stage2", "llm_eval"}, {"run.cf_model=sasrec", "stage2.projector=mlp",
       "llm_eval.item_embedding=cf"},
-     .built = true},
+     .built = true, .no_xdomain = true},
     // LLM-Only (Figure 5): titles only, no user representation, no Stage 1/2
     {"llm-only", "LLM-Only", {"data", "llm_eval"}, {"llm_eval.item_embedding=none", "llm_eval.use_user_rep=false"},
      .built = true},
     {"tallrec", "TALLRec", {"data", "baseline"}, {"run.baseline_model=tallrec"}, .built = true},
     // Table 10: the prepared dataset's statistics (no model)
     {"data-stats", "Dataset statistics", {"data", "stats"}, {NULL}, .built = true},
-    {"morec", "MoRec", {"data", "baseline"}, {"run.baseline_model=morec"}, .built = false},
-    {"ctrl", "CTRL", {"data", "baseline"}, {"run.baseline_model=ctrl"}, .built = false},
-    {"recformer", "RECFORMER", {"data", "baseline"}, {"run.baseline_model=recformer"}, .built = true},
+    {"morec", "MoRec", {"data", "baseline"}, {"run.baseline_model=morec"}, .built = true, .no_xdomain = true},
+    {"ctrl", "CTRL", {"data", "baseline"}, {"run.baseline_model=ctrl"}, .built = true, .no_xdomain = true},
+    {"recformer", "RECFORMER", {"data", "baseline"}, {"run.baseline_model=recformer"}, .built = true, .no_xdomain = true},
 };
 #define N_MODELS (int)(sizeof MODELS / sizeof MODELS[0])
 
@@ -408,17 +424,17 @@ const struct model_def *model_find(const char *name) {
         "baseline.data.train_scenario=" sc, "recformer.data.train_scenario=" sc
 static const struct scenario_def SCENARIOS[] = {
     {"default", "All", {"run.eval_scenario=all"}},
-    {"cold_item", "Cold", {"run.eval_scenario=cold_items", "llm_eval.scenario=cold_items", "baseline.scenario=cold_items"}},
-    {"warm_item", "Warm", {"run.eval_scenario=warm_items", "llm_eval.scenario=warm_items", "baseline.scenario=warm_items"}},
+    {"cold_item", "Cold", {"run.eval_scenario=cold_items", "llm_eval.scenario=cold_items", "baseline.for_tallrec.scenario=cold_items"}},
+    {"warm_item", "Warm", {"run.eval_scenario=warm_items", "llm_eval.scenario=warm_items", "baseline.for_tallrec.scenario=warm_items"}},
     {"cold_user", "Cold user",
      {TRAIN_ON("cold_users"), "run.eval_scenario=cold_users", "llm_eval.scenario=cold_users",
-      "baseline.scenario=cold_users"}},
+      "baseline.for_tallrec.scenario=cold_users"}},
     {"few_shot_256", "K=256",
      {TRAIN_ON("fewshot_256"), "cf.eval.scenarios=[fewshot_256]", "run.eval_scenario=fewshot_256",
-      "llm_eval.scenario=fewshot_256", "baseline.scenario=fewshot_256", "recformer.scenario=fewshot_256"}},
+      "llm_eval.scenario=fewshot_256", "baseline.for_tallrec.scenario=fewshot_256", "recformer.scenario=fewshot_256"}},
     {"few_shot_128", "K=128",
      {TRAIN_ON("fewshot_128"), "cf.eval.scenarios=[fewshot_128]", "run.eval_scenario=fewshot_128",
-      "llm_eval.scenario=fewshot_128", "baseline.scenario=fewshot_128", "recformer.scenario=fewshot_128"}},
+      "llm_eval.scenario=fewshot_128", "baseline.for_tallrec.scenario=fewshot_128", "recformer.scenario=fewshot_128"}},
     {"cross_domain", "Cross-domain", {"run.eval_scenario=all", "llm_eval.scenario=all"}},
 };
 #define N_SCENARIOS (int)(sizeof SCENARIOS / sizeof SCENARIOS[0])
@@ -432,19 +448,29 @@ const struct scenario_def *scenario_find(const char *name) {
 const char *run_stage_unbuilt_reason(const struct run *r, int si, char *buf, size_t cap) {
     const struct stage_def *d = r->stages[si].def;
     if (!stage_available(d)) {
-        snprintf(buf, cap, "stage %s is not built in this allmrec", d->name);
+        snprintf(buf, cap, "stage %s is not built in this allmrec%s", d->name,
+                 disabled_by_env(d->name) ? " (switched off by ALLMREC_RUNNER_DISABLE)" : "");
         return buf;
     }
     bool data = !strcmp(d->name, "data") || !strcmp(d->name, "eval_data");
     if (!data && r->model && !model_available(r->model)) {
-        snprintf(buf, cap, "model %s is not built in this allmrec", r->model->name);
+        snprintf(buf, cap, "model %s is not built in this allmrec%s", r->model->name,
+                 disabled_by_env(r->model->name) ? " (switched off by ALLMREC_RUNNER_DISABLE)" : "");
+        return buf;
+    }
+    bool cross_domain = false;
+    for (int i = 0; i < r->n_stages; i++)
+        if (!strcmp(r->stages[i].def->name, "eval_data")) cross_domain = true;
+    if (!data && cross_domain && r->model && r->model->no_xdomain) {
+        snprintf(buf, cap, "cross-domain evaluation of %s is not built in this allmrec", r->model->label);
         return buf;
     }
     const char *m = NULL;
     if (d->model_key && config_get_string(&r->cfg, d->model_key, &m) == ALLMREC_OK) {
         const struct model_def *md = model_find(m);
         if (!md || !model_available(md)) {
-            snprintf(buf, cap, "model %s (%s) is not built in this allmrec", m, d->model_key);
+            snprintf(buf, cap, "model %s (%s) is not built in this allmrec%s", m, d->model_key,
+                     md && disabled_by_env(m) ? " (switched off by ALLMREC_RUNNER_DISABLE)" : "");
             return buf;
         }
     }

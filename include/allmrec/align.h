@@ -12,6 +12,8 @@
 //     params: 0.weight (H, d_in), 0.bias, 1.weight (H), 1.bias, 3.weight (H, H), 3.bias
 //     init:   xavier_normal_ on 0.weight and 3.weight, biases U(+-1/sqrt(fan_in)),
 //             LayerNorm weight 1, bias 0
+//   linear (MoRec's item projection, CTRL's heads), d_in -> H:
+//     out = x W^T + b   params: weight (H, d_in), bias (H); init nn.Linear default U(+-1/sqrt(fan_in))
 //
 // Each net is named by the release's state_dict prefix ("mlp", "mlp2",
 // "log_emb_proj", "item_emb_proj"); its tensors are saved as
@@ -27,7 +29,8 @@
 // defines: enum align_kind, struct align_net, align_ae_init, align_proj_init,
 //          align_net_free, align_net_init_weights, align_net_param_count,
 //          align_ae_forward, align_ae_backward, align_proj_forward,
-//          align_proj_backward, align_net_zero_grad, align_net_adam_step,
+//          align_proj_backward, align_linear_init, align_linear_forward, align_linear_backward,
+//          align_net_zero_grad, align_net_adam_step,
 //          align_net_write, align_net_read, ALIGN_STREAM_INIT
 #ifndef ALLMREC_ALIGN_H
 #define ALLMREC_ALIGN_H
@@ -50,6 +53,7 @@ enum align_kind {
     ALIGN_AE = 0,       // two_layer_mlp: Linear-sigmoid-Linear
     ALIGN_PROJ_USER,    // F_U: Linear-LayerNorm-LeakyReLU(0.01)-Linear
     ALIGN_PROJ_ITEM,    // F_I: Linear-LayerNorm-GELU(erf)-Linear
+    ALIGN_LINEAR,       // one nn.Linear
 };
 
 enum { ALIGN_MAX_PARAMS = 6 };
@@ -90,6 +94,9 @@ allmrec_status align_ae_init(struct align_net *n, const char *prefix, int64_t d_
 allmrec_status align_proj_init(struct align_net *n, enum align_kind kind, const char *prefix,
                                int64_t d_in, int64_t H, struct op_ctx *ctx, bool training,
                                int64_t max_rows);
+// One nn.Linear d_in -> H (kind ALIGN_LINEAR).
+allmrec_status align_linear_init(struct align_net *n, const char *prefix, int64_t d_in, int64_t H,
+                                 struct op_ctx *ctx, bool training, int64_t max_rows);
 void align_net_free(struct align_net *n);
 int64_t align_net_param_count(const struct align_net *n);
 // The release's initialisation (see the header comment), Philox(seed,
@@ -114,6 +121,11 @@ allmrec_status align_proj_forward(struct align_net *n, struct tensor x, struct t
 // ACCUMULATES into the parameter gradients and into dx (none = not wanted).
 allmrec_status align_proj_backward(struct align_net *n, struct tensor dx, struct tensor dout,
                                    struct tensor x);
+
+// Linear forward of x (rows, d_in): out (rows, H), a view valid until the next forward;
+// backward ACCUMULATES into the parameter gradients and into dx (none = not wanted).
+allmrec_status align_linear_forward(struct align_net *n, struct tensor x, struct tensor *out);
+allmrec_status align_linear_backward(struct align_net *n, struct tensor dx, struct tensor dout, struct tensor x);
 
 allmrec_status align_net_zero_grad(struct align_net *n);
 // One Adam step on every tensor (t = ++adam_t), gradients times grad_scale.

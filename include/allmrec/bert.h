@@ -27,7 +27,7 @@
 //          struct bert_model, bert_model_init, bert_model_free, bert_model_load,
 //          bert_model_init_random, bert_model_save, bert_forward, bert_backward,
 //          bert_zero_grad, bert_adam_step, bert_encode_texts, bert_param_count,
-//          bert_param_hf_names
+//          bert_param_hf_names, bert_param_layer
 #ifndef ALLMREC_BERT_H
 #define ALLMREC_BERT_H
 
@@ -85,6 +85,9 @@ struct bert_model {
     struct tensor *grads;     // compute dtype (training only)
     struct tensor *adam_m, *adam_v; // F32 (training only)
     int64_t adam_step;
+    int64_t train_top_layers; // 0: backward reaches every layer and the embeddings; k > 0: only the
+                              // top k layers (the others' gradients stay 0: with no weight decay
+                              // bert_adam_step leaves them unchanged)
 
     struct arena a_params, a_lowp, a_grads, a_opt, a_acts;
 
@@ -111,6 +114,8 @@ allmrec_status bert_model_init(struct bert_model *m, const struct bert_config *c
 void bert_model_free(struct bert_model *m);
 // number of scalar parameters
 int64_t bert_param_count(const struct bert_model *m);
+// the transformer layer parameter i belongs to; -1 for the embeddings
+int bert_param_layer(const struct bert_model *m, int i);
 // The Hugging Face name(s) of parameter i (3 for the fused QKV weight/bias:
 // rows [0, C), [C, 2C), [2C, 3C) are query, key, value); returns the count.
 int bert_param_hf_names(const struct bert_model *m, int i, char names[3][256]);

@@ -98,6 +98,8 @@ struct model_def {
     const char *stages[RUNNER_MAX_STAGES]; // pipeline, in order (NULL-terminated)
     const char *set[6]; // fixed "key=value" settings of the run config
     bool built;         // false: planned and reported as "not built", never run or submitted
+    bool no_xdomain;    // true: its commands refuse another dataset (eval_data), so its
+                        // cross-domain runs are planned and reported as not built
 };
 
 struct scenario_def {
@@ -112,10 +114,11 @@ const struct stage_def *stage_table(int *n);
 // "recformer"; TALLRec keeps "baseline")
 const char *stage_section(const struct run *r, const struct stage_def *d);
 // def->available, or named in ALLMREC_RUNNER_ENABLE_STAGES (comma-separated: wire a new
-// stage command through the runner before flipping its flag; the tests use it)
+// stage command through the runner before flipping its flag; the tests use it), and not
+// named in ALLMREC_RUNNER_DISABLE (comma-separated: switch a built stage or model off)
 bool stage_available(const struct stage_def *def);
 const struct stage_def *stage_find(const char *name);
-// md->built, or named in ALLMREC_RUNNER_ENABLE_STAGES (as for stages)
+// md->built, or named in ALLMREC_RUNNER_ENABLE_STAGES, and not in ALLMREC_RUNNER_DISABLE (as for stages)
 bool model_available(const struct model_def *md);
 // NULL when stage si of run r can run in this build; else why not ("model ncf is not built
 // in this allmrec"): the stage itself, the run's model, or the model its command trains

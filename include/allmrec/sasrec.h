@@ -46,10 +46,10 @@
 //   sasrec_init, sasrec_free, sasrec_init_weights, sasrec_n_params, sasrec_weights_at, sasrec_step_seed,
 //   sasrec_stream_attn, sasrec_stream_ffn1, sasrec_stream_ffn2,
 //   struct sasrec_batch, sasrec_batch_clear, sasrec_batch_fill_row, sasrec_batch_finish,
-//   sasrec_upload, sasrec_forward, sasrec_loss_forward, sasrec_backward, sasrec_adam_step,
+//   sasrec_upload, sasrec_forward, sasrec_loss_forward, sasrec_backward, sasrec_backward_hidden, sasrec_adam_step,
 //   sasrec_user_reps_dropout,
 //   sasrec_train_step, sasrec_read_loss, sasrec_user_reps, sasrec_score_candidates,
-//   sasrec_score_all, sasrec_scorer, sasrec_checkpoint_save, sasrec_checkpoint_load,
+//   sasrec_score_all, sasrec_scorer, sasrec_checkpoint_save, sasrec_checkpoint_save_with, sasrec_checkpoint_load,
 //   sasrec_checkpoint_read_config, sasrec_tensor_to_host
 #ifndef ALLMREC_SASREC_H
 #define ALLMREC_SASREC_H
@@ -212,6 +212,10 @@ allmrec_status sasrec_forward(struct sasrec_model *m, bool train, uint64_t step_
 allmrec_status sasrec_loss_forward(struct sasrec_model *m);
 // zero grads, then every gradient of the loss (+ l2_emb term)
 allmrec_status sasrec_backward(struct sasrec_model *m, uint64_t step_seed, float l2_emb);
+// the part of sasrec_backward below the final hidden states: given acts.dh (B, T, d)
+// = dloss/dH, ACCUMULATE every gradient (caller zeroes grads_flat first) (CTRL's
+// contrastive stage starts here)
+allmrec_status sasrec_backward_hidden(struct sasrec_model *m, uint64_t step_seed, float l2_emb);
 allmrec_status sasrec_adam_step(struct sasrec_model *m, const struct adam_params *p);
 // upload + forward + loss + backward + Adam, with dropout keyed by
 // sasrec_step_seed(seed, m->adam_t + 1)
@@ -249,6 +253,13 @@ allmrec_status sasrec_tensor_to_host(const struct tensor t, float *out);
 allmrec_status sasrec_checkpoint_save(struct sasrec_model *m, const char *path, bool with_optimizer,
                                       const char *config_yaml, int n_extra,
                                       const char *const *extra_keys, const double *extra_vals);
+// The same, with `writer` (may be NULL) adding its own datasets/attributes to
+// the open file before it is committed (MoRec's projection, morec.h).
+struct h5_file;
+typedef allmrec_status (*sasrec_ckpt_writer)(void *user, struct h5_file *f, bool with_optimizer);
+allmrec_status sasrec_checkpoint_save_with(struct sasrec_model *m, const char *path, bool with_optimizer,
+                                           const char *config_yaml, int n_extra, const char *const *extra_keys,
+                                           const double *extra_vals, sasrec_ckpt_writer writer, void *user);
 // Read the architecture attributes of a checkpoint (to size a model before loading).
 allmrec_status sasrec_checkpoint_read_config(const char *path, struct sasrec_config *cfg);
 // Load parameters (and the optimizer state when `with_optimizer`); every

@@ -33,7 +33,7 @@
 //          sasrec_run_train, sasrec_run_eval, struct sasrec_scorer_ctx, sasrec_make_scorer,
 //          sasrec_export_cf, sasrec_run_options_common_from_config, sasrec_run_open_ctx,
 //          sasrec_run_train_users, sasrec_run_epoch_permutation, sasrec_run_fill_train_batch,
-//          sasrec_run_loop_options, sasrec_run_valid_summary
+//          sasrec_run_loop_options, sasrec_run_valid_summary, struct sasrec_item_hook, sasrec_model_from_config
 #ifndef ALLMREC_SASREC_TRAIN_H
 #define ALLMREC_SASREC_TRAIN_H
 
@@ -54,6 +54,30 @@ extern "C" {
 const struct config_key *sasrec_config_schema(int *n);
 // the embedded quickstart config (the text of configs/quickstart.yaml)
 const char *sasrec_quickstart_yaml(void);
+
+// A run whose item table E = item_emb.weight is computed rather than free
+// (MoRec: a projection of text embeddings, morec.h). The trainer calls:
+//   init       after sasrec_init_weights (a resume then calls load): own init, write E
+//   before_step (may be NULL) after the batch is filled (m->batch), before the step
+//   refresh    (may be NULL) before every validation and checkpoint write: make E exact
+//   after_step after each sasrec_train_step: m->grads.item_emb holds dloss/dE of
+//              the step; update own parameters and rewrite E (the Adam update
+//              sasrec_train_step made to E itself is overwritten)
+//   save       inside every checkpoint write (own tensors and optimizer state)
+//   load       after sasrec_checkpoint_load (resume, best.h5): read them, rewrite E
+// best.h5's item_emb.weight is the computed E, so the checkpoint also
+// evaluates as a plain SASRec.
+struct sasrec_item_hook {
+    void *self;
+    const char *model, *label;   // "morec", "MoRec": metrics.json, the CF export, the test table
+    const char *x_u_definition;  // the CF export's (NULL: SASRec's)
+    allmrec_status (*init)(void *self, struct sasrec_model *m, uint64_t seed);
+    allmrec_status (*after_step)(void *self, struct sasrec_model *m);
+    allmrec_status (*before_step)(void *self, struct sasrec_model *m);
+    allmrec_status (*refresh)(void *self, struct sasrec_model *m);
+    sasrec_ckpt_writer save;
+    allmrec_status (*load)(void *self, struct sasrec_model *m, const char *path, bool with_optimizer);
+};
 
 #define SASREC_MAX_LIST 8
 struct sasrec_run_options {
@@ -78,6 +102,7 @@ struct sasrec_run_options {
     bool final_eval, export_cf, restart, progress;
     int64_t stop_after_steps;        // > 0: save and stop after that many steps (tests)
     char *config_yaml;               // resolved config text (owned)
+    const struct sasrec_item_hook *item_hook; // NULL: SASRec's own item table (not owned)
 };
 
 // Read and validate every key (errors name file, line, key).
@@ -111,6 +136,8 @@ allmrec_status sasrec_export_cf(struct sasrec_model *m, const struct dataset *ds
 // ---- pieces shared with the other sequential CF runs (seqcf_train.c: GRU4Rec, NextItNet),
 // which reuse struct sasrec_run_options for every key but model.* (evaluation sets,
 // metrics files and the dataset load are cf_run.h's) ----
+// the model.* keys of SASRec's schema into mc (validated by the caller's schema)
+allmrec_status sasrec_model_from_config(const struct config *cfg, struct sasrec_config *mc);
 // every non-model key (data.*, train.*, eval.*, export.*, out_dir) into o
 allmrec_status sasrec_run_options_common_from_config(const struct config *cfg, struct sasrec_run_options *o);
 allmrec_status sasrec_run_open_ctx(const struct sasrec_run_options *o, struct op_ctx *ctx);

@@ -11,7 +11,7 @@
 // metrics.json, metrics.txt, cf_export.h5.
 //
 // defines: seqcf_config_schema, struct seqcf_run_options, seqcf_run_options_from_config,
-//          seqcf_run_options_free, seqcf_run_train, seqcf_export_cf
+//          seqcf_run_options_free, seqcf_run_train, seqcf_run_eval, seqcf_export_cf
 #ifndef ALLMREC_SEQCF_TRAIN_H
 #define ALLMREC_SEQCF_TRAIN_H
 
@@ -39,6 +39,10 @@ allmrec_status seqcf_run_options_from_config(const struct config *cfg, enum seqc
 void seqcf_run_options_free(struct seqcf_run_options *o);
 
 allmrec_status seqcf_run_train(struct seqcf_run_options *o, struct eval_metrics *final_metrics, int n_max, int *n_out);
+// evaluate a checkpoint (its architecture read from the file) on `split` for
+// every scenario x kind stored in the dataset; missing sets are skipped with a note
+allmrec_status seqcf_run_eval(const struct seqcf_run_options *o, const char *checkpoint, const char *split,
+                              struct eval_metrics *out, int n_max, int *n_out);
 
 // E and x_u of a trained model into a CF export file (docs/cf_export.md)
 allmrec_status seqcf_export_cf(struct seqcf_model *m, const struct dataset *ds, const char *path,

@@ -279,6 +279,8 @@ static void test_execute_cache_and_report(void) {
         "paper:\n  columns: [tiny/cf.train.lr=0.001, small/cf.train.lr=0.02]\n"
         "  rows:\n    - {row: sasrec, values: [0.5, 0.25]}\n    - {row: morec, label: MoRec, values: [0.1, -]}\n"));
     unlink(tmp("fake.log"));
+    // every model is built: MoRec is switched off to exercise the not-built path
+    setenv("ALLMREC_RUNNER_DISABLE", "morec", 1);
     struct experiment ex;
     CHECK_OK(experiment_load(&ex, p, NULL, 0));
     struct run_options opt = {0};
@@ -292,7 +294,8 @@ static void test_execute_cache_and_report(void) {
     CHECK(!run_buildable(r));
     CHECK_EQ_INT(stage_of(r, "data")->state, STAGE_DONE);  // shared with SASRec, ran once
     CHECK_EQ_INT(stage_of(r, "baseline")->state, STAGE_UNAVAILABLE);
-    CHECK_STR_CONTAINS(stage_of(r, "baseline")->message, "model morec is not built in this allmrec");
+    CHECK_STR_CONTAINS(stage_of(r, "baseline")->message,
+                       "model morec is not built in this allmrec (switched off by ALLMREC_RUNNER_DISABLE)");
     // executions: 2 data, 4 cf (2 datasets x 2 lr), each once
     CHECK_EQ_INT(count_lines(tmp("fake.log"), "data synth"), 2);
     CHECK_EQ_INT(count_lines(tmp("fake.log"), "train sasrec"), 4);
@@ -324,7 +327,7 @@ static void test_execute_cache_and_report(void) {
     CHECK_OK(fs_read_all(q, &md, NULL));
     CHECK_STR_CONTAINS(md, "| model | Tiny / lr=0.001 | Tiny / lr=0.02 | Small / lr=0.001 | Small / lr=0.02 |");
     CHECK_STR_CONTAINS(md, "| SASRec | 0.5000 / 0.3100 (-0.1900) | – / 0.5000 | – / 0.3100 | 0.2500 / 0.5000 (+0.2500) |");
-    // a cell whose model is not built says which
+    // a cell whose model is not built says which (MoRec, switched off by ALLMREC_RUNNER_DISABLE)
     CHECK_STR_CONTAINS(md, "| MoRec | 0.1000 / – (not built: MoRec) | – / – (not built: MoRec) | – / – (not built: MoRec) "
                            "| – / – (not built: MoRec) |");
     CHECK_STR_CONTAINS(md, "| `tiny__morec__lr0.001` | not built |");
@@ -364,6 +367,7 @@ static void test_execute_cache_and_report(void) {
     fclose(opt.out);
     CHECK_EQ_INT(count_lines(tmp("fake.log"), ""), 0);
     experiment_free(&ex);
+    unsetenv("ALLMREC_RUNNER_DISABLE");
 }
 
 static void test_failure_is_per_run(void) {

@@ -357,20 +357,20 @@ static void test_table1_submits_only_built_runs(void) {
     char ov[3000];
     snprintf(ov, sizeof ov, "'%s/experiments/table1.yaml' 'datasets=[synthetic]' experiment.out_dir='%s/results/t1' "
              "experiment.cache_dir='%s/results/cache'", src, dir, dir);
-    int rc = sh("cd '%s' && . slurm/env.sh && ALLMREC_STAGE_EXE='%s' FAKE_LOG='%s/fake.log' '%s' experiment %s --slurm "
+    int rc = sh("cd '%s' && . slurm/env.sh && ALLMREC_RUNNER_DISABLE=ctrl ALLMREC_STAGE_EXE='%s' FAKE_LOG='%s/fake.log' "
+                "'%s' experiment %s --slurm "
                 "--gpus-per-run 0 --cpus-per-task 1 --mem 200M > submit.txt 2>&1", dir, getenv("ALLMREC_FAKE_STAGES"), dir,
                 bin(), ov);
     char *out = file_of(dir, "submit.txt");
     CHECK_MSG(rc == 0, "table1 --slurm: %s", out ? out : "");
     fprintf(stderr, "%s", out ? out : "");
-    // built: sasrec, ncf, nextitnet, gru4rec, recformer, llm-only, tallrec, mlp-llm, a-llmrec; not built: two
-    // baselines
-    CHECK_STR_CONTAINS(out, "(11 runs; 2 runs left out: not built in this allmrec)");
+    // built: every model of Table 1; CTRL is switched off (ALLMREC_RUNNER_DISABLE) to exercise the not-built path
+    CHECK_STR_CONTAINS(out, "(11 runs; 1 runs left out: not built in this allmrec)");
     free(out);
     char *tsv = file_of(dir, "results/t1/slurm/jobs.tsv");
     CHECK(tsv != NULL);
-    static const char *UNBUILT[] = {"morec", "ctrl"};
-    for (int i = 0; i < 2; i++) {
+    static const char *UNBUILT[] = {"ctrl"};
+    for (int i = 0; i < 1; i++) {
         char pat[64];
         snprintf(pat, sizeof pat, "synthetic__%s\t", UNBUILT[i]);
         CHECK_MSG(tsv && !strstr(tsv, pat), "a job was submitted for %s", UNBUILT[i]);
@@ -378,25 +378,27 @@ static void test_table1_submits_only_built_runs(void) {
     CHECK_STR_CONTAINS(tsv, "synthetic__a-llmrec\tstage1\t");
     CHECK_STR_CONTAINS(tsv, "synthetic__tallrec\tbaseline\t"); // the baselines built
     CHECK_STR_CONTAINS(tsv, "synthetic__recformer\tbaseline\t");
+    CHECK_STR_CONTAINS(tsv, "synthetic__morec\tbaseline\t");
     free(tsv);
     CHECK_MSG(wait_jobs(dir, 180), "Slurm jobs did not finish in time");
     char *md = file_of(dir, "results/t1/report.md");
     CHECK_MSG(md != NULL, "no report.md");
     CHECK_STR_CONTAINS(md, "| `synthetic__ctrl` | not built |");
-    CHECK_STR_CONTAINS(md, "model ctrl is not built in this allmrec");
-    CHECK_STR_CONTAINS(md, "| `synthetic__morec` | not built |");
+    CHECK_STR_CONTAINS(md, "model ctrl is not built in this allmrec (switched off by ALLMREC_RUNNER_DISABLE)");
+    CHECK_STR_CONTAINS(md, "| `synthetic__morec` | complete |");
+    CHECK_STR_CONTAINS(md, "| `synthetic__recformer` | complete |");
     CHECK_STR_CONTAINS(md, "| `synthetic__a-llmrec` | complete |");
     CHECK_STR_CONTAINS(md, "| `synthetic__llm-only` | complete |");
     free(md);
-    rc = sh("cd '%s' && . slurm/env.sh && ALLMREC_STAGE_EXE='%s' '%s' status %s > status.txt 2>&1", dir,
+    rc = sh("cd '%s' && . slurm/env.sh && ALLMREC_RUNNER_DISABLE=ctrl ALLMREC_STAGE_EXE='%s' '%s' status %s > status.txt 2>&1", dir,
             getenv("ALLMREC_FAKE_STAGES"), bin(), ov);
     char *st = file_of(dir, "status.txt");
-    CHECK_STR_CONTAINS(st, "11 runs: 9 complete, 0 running or queued, 0 failed, 2 pending or not built");
+    CHECK_STR_CONTAINS(st, "11 runs: 10 complete, 0 running or queued, 0 failed, 1 pending or not built");
     CHECK_STR_CONTAINS(st, "not built   synthetic__ctrl");
     free(st);
     // nothing of an unbuilt model ever ran
     char *log = file_of(dir, "fake.log");
-    CHECK(log && !strstr(log, "train morec") && !strstr(log, "train ctrl"));
+    CHECK(log && !strstr(log, "train ctrl"));
     free(log);
     char sd[1200];
     snprintf(sd, sizeof sd, "%s/slurm", dir);
@@ -460,8 +462,8 @@ static void test_time_limit_requeue_and_failure(void) {
     CHECK(sh("grep -q '^    log: .*/log.txt' '%s'/results/rq/runs/synth__sasrec__ok/cf/slurm-*.out", dir) == 0);
     CHECK(sh("grep -q '^    cf synth__sasrec__ok \\[.*\\]: epoch 1/3 .*steps/s  ETA' "
              "'%s'/results/rq/runs/synth__sasrec__ok/cf/slurm-*.out", dir) == 0);
-    CHECK(sh("test -f '%s'/results/rq/runs/synth__sasrec__ok/eval/done.json", dir) == 0);
-    CHECK(sh("test '%s'/results/rq/runs/synth__sasrec__ok/eval/done.json -nt "
+    CHECK(sh("test -f '%s'/results/rq/runs/synth__sasrec__ok/xdomain/done.json", dir) == 0);
+    CHECK(sh("test '%s'/results/rq/runs/synth__sasrec__ok/stage1/done.json -nt "
              "'%s'/results/rq/runs/synth__sasrec__ok/cf/done.json", dir, dir) == 0);
     // the failing stage: its own error line and its log, not the usage text
     CHECK_STR_CONTAINS(st, "FAILED      synth__sasrec__broken");
@@ -502,9 +504,12 @@ static void test_real_trainer_requeue_resumes(void) {
                "models: [sasrec]\n"
                "defaults:\n  cf:\n    model: {d: 8, blocks: 1, maxlen: 10}\n"
                "    train: {epochs: 600, batch_size: 32, eval_every: 1000}\n"
+               // eval_data makes the run cross-domain: Stage 1 and the xdomain map run after the CF model
+               "  stage1:\n    sbert.path: %s/tests/fixtures/allmrec/stage1\n    user_rep: export\n"
+               "    train: {epochs: 1, batch_size: 32, chunk: 60, progress: false}\n    eval: {final: false}\n"
                // a warning 560 s before a 10-minute limit is due from the start (the runner ignores
                // one that comes far earlier than its job's lead time)
-               "slurm: {signal_seconds: 560, stages: {cf: {time: \"10\"}}}\n", dir, dir);
+               "slurm: {signal_seconds: 560, stages: {cf: {time: \"10\"}}}\n", dir, dir, getenv("ALLMREC_SOURCE"));
     fclose(f);
     if (!start_slurm(dir)) {
         if (!test_failed_flag) TEST_SKIP("Slurm or munge is not installed (apt-get install -y slurm-wlm munge), or not root");
@@ -540,7 +545,7 @@ static void test_real_trainer_requeue_resumes(void) {
     free(log);
     free(tl);
     CHECK(sh("cd '%s' && . slurm/env.sh && scontrol show job %s | grep -q 'Restarts=1'", dir, job) == 0);
-    CHECK(sh("test '%s'/results/rq2/runs/synth__sasrec/eval/done.json -nt '%s'/results/rq2/runs/synth__sasrec/cf/done.json",
+    CHECK(sh("test '%s'/results/rq2/runs/synth__sasrec/xdomain/done.json -nt '%s'/results/rq2/runs/synth__sasrec/cf/done.json",
              dir, dir) == 0);
     char *md = file_of(dir, "results/rq2/report.md");
     CHECK_STR_CONTAINS(md, "## Runs (1 of 1 complete)");

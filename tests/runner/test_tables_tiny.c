@@ -259,9 +259,32 @@ static void test_table1_tiny(void) {
 
 static void test_table2_tiny(void) {
     cJSON *rep;
-    run_table("table2", "'models=[sasrec, a-llmrec, a-llmrec-sbert, recformer]'", 8, &rep);
+    run_table("table2", "'models=[sasrec, morec, ctrl, a-llmrec, a-llmrec-sbert, recformer]'", 12, &rep);
     if (!rep) return;
-    check_cells(rep, 8);
+    check_cells(rep, 12);
+    // MoRec and CTRL: the baseline stage, one training for both scenarios (the scenario's TALLRec-only
+    // key for_tallrec.scenario does not enter their stage key), the items encoded by the preset's
+    // SBERT, CTRL's stage 1 before its fine-tuning, and no other baseline's keys in their configs
+    static const char *BASE[2] = {"morec", "ctrl"};
+    for (int k = 0; k < 2; k++) {
+        char a0[1400], b0[1400], ra0[4096], rb0[4096];
+        snprintf(a0, sizeof a0, "%s/out/runs/beauty__%s__cold_item/baseline", g_out, BASE[k]);
+        snprintf(b0, sizeof b0, "%s/out/runs/beauty__%s__warm_item/baseline", g_out, BASE[k]);
+        CHECK_MSG(realpath(a0, ra0) && realpath(b0, rb0) && !strcmp(ra0, rb0), "%s: cold and warm runs do not "
+                  "share the baseline stage", BASE[k]);
+        char *yaml = slurp("%s/stage.yaml", a0), *mj = slurp("%s/metrics.json", a0);
+        CHECK(yaml && !strstr(yaml, "for_") && !strstr(yaml, "\nllm") && !strstr(yaml, "scenario: cold"));
+        char want[64];
+        snprintf(want, sizeof want, "\"model\": \"%s\"", BASE[k]);
+        CHECK(mj && strstr(mj, want));
+        free(yaml);
+        free(mj);
+        char f[1500];
+        snprintf(f, sizeof f, "%s/item_text.h5", a0);
+        CHECK(fs_exists(f));
+        snprintf(f, sizeof f, "%s/pretrain/best.h5", a0);
+        CHECK(fs_exists(f) == (k == 1));
+    }
     // A-LLMRec (SBERT) shares A-LLMRec's Stage 2 and differs at inference only (q_i)
     char a[1400], b[1400];
     snprintf(a, sizeof a, "%s/out/runs/beauty__a-llmrec__cold_item/stage2", g_out);

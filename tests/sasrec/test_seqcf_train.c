@@ -1,13 +1,15 @@
 // test_seqcf_train.c: GRU4Rec and NextItNet runs on a small synthetic dataset
 // (the same one as test_sasrec_train): training learns (well above the random
 // baseline) with both losses, the files of a run, the CF export (shapes,
-// provenance, x_u recomputed from best.h5), bitwise resume after an
-// interruption mid-epoch, and config errors.
+// provenance, x_u recomputed from best.h5), `allmrec eval`'s dispatch reading
+// the run back (the same test metrics), bitwise resume after an interruption
+// mid-epoch, and config errors.
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "allmrec/cf_eval.h"
 #include "allmrec/cf_export.h"
 #include "allmrec/config.h"
 #include "allmrec/data.h"
@@ -118,6 +120,49 @@ static void check_export(enum seqcf_kind kind, const char *run) {
     dataset_free(&ds);
 }
 
+// `allmrec eval`'s dispatch (cf_eval.h) reads the run's config.yaml and best.h5 and
+// gives the test metrics the run wrote; a SASRec config cannot read the checkpoint
+static void check_eval_dispatch(enum seqcf_kind kind, const char *run, const struct eval_metrics *want, int n_want) {
+    char p_cfg[1200], used[1200];
+    snprintf(p_cfg, sizeof p_cfg, "%s/%s/config.yaml", test_tmpdir(), run);
+    struct config cfg;
+    config_init(&cfg);
+    CHECK_OK(config_load(&cfg, p_cfg, NULL, 0));
+    struct eval_metrics got[16];
+    int n = 0;
+    CHECK_OK(cf_eval_checkpoint(&cfg, p_cfg, NULL, "test", got, 16, &n, used, sizeof used));
+    CHECK_STR_CONTAINS(used, "best.h5");
+    CHECK_EQ_INT(n, n_want);
+    for (int i = 0; i < n && i < n_want; i++) {
+        CHECK(!strcmp(got[i].scenario, want[i].scenario) && !strcmp(got[i].kind, want[i].kind));
+        CHECK_EQ_INT((int)got[i].n_users, (int)want[i].n_users);
+        for (int k = 0; k < 4; k++)
+            CHECK_MSG(got[i].hit[k] == want[i].hit[k] && got[i].ndcg[k] == want[i].ndcg[k],
+                      "%s %s/%s: eval's Hit/NDCG differ from the run's", seqcf_kind_name(kind), got[i].scenario,
+                      got[i].kind);
+    }
+    const char *label = cf_eval_model_label(seqcf_kind_name(kind));
+    CHECK(label && !strcmp(label, kind == SEQCF_GRU4REC ? "GRU4Rec" : "NextItNet"));
+    config_free(&cfg);
+    // the same checkpoint under a SASRec config: refused, naming the file
+    char best[1200];
+    snprintf(best, sizeof best, "%s/%s/best.h5", test_tmpdir(), run);
+    struct config sas;
+    config_init(&sas);
+    char yaml[1400];
+    snprintf(yaml, sizeof yaml, "model: {name: sasrec, d: 16, maxlen: 10}\ndata: {path: %s}\n", dataset_path());
+    CHECK_OK(config_load_string(&sas, yaml, "<test>", "."));
+    CHECK(cf_eval_checkpoint(&sas, "<test>", best, "test", got, 16, &n, used, sizeof used) != ALLMREC_OK);
+    CHECK_STR_CONTAINS(allmrec_error_message(), "best.h5");
+    config_free(&sas);
+    // a model eval does not read
+    config_init(&cfg);
+    CHECK_OK(config_load_string(&cfg, "model: {name: recformer}\n", "<test>", "."));
+    CHECK_STATUS(cf_eval_checkpoint(&cfg, "<test>", NULL, "test", got, 16, &n, used, sizeof used), ALLMREC_ERR_CONFIG);
+    CHECK_STR_CONTAINS(allmrec_error_message(), "model.name");
+    config_free(&cfg);
+}
+
 static void train_case(enum seqcf_kind kind, const char *loss) {
     if (!dataset_path()) TEST_SKIP("could not make the synthetic dataset");
     char run[64], ov[32];
@@ -152,6 +197,7 @@ static void train_case(enum seqcf_kind kind, const char *loss) {
     CHECK_STR_CONTAINS(text, "\"event\": \"valid\", \"epoch\": 8");
     free(text);
     check_export(kind, run);
+    check_eval_dispatch(kind, run, mt, n);
     seqcf_run_options_free(&o);
     config_free(&cfg);
 }
