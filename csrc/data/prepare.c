@@ -1326,6 +1326,57 @@ static int cmp_key_num(const void *a, const void *b) {
     return (lx > ly) - (lx < ly);
 }
 
+static int cmp_i32(const void *a, const void *b) {
+    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    return (x > y) - (x < y);
+}
+
+// The 1-based line of the first `"key":` in text (0 if not found: a key written with escapes).
+static int64_t json_key_line(const char *text, size_t len, const char *key) {
+    size_t kl = strlen(key);
+    for (const char *p = text; p + kl + 2 <= text + len; p++) {
+        if (*p != '"' || memcmp(p + 1, key, kl) || p[kl + 1] != '"') continue;
+        const char *q = p + kl + 2;
+        while (q < text + len && (*q == ' ' || *q == '\t' || *q == '\r' || *q == '\n')) q++;
+        if (q >= text + len || *q != ':') continue;
+        int64_t line = 1;
+        for (const char *c = text; c < p; c++) line += *c == '\n';
+        return line;
+    }
+    return 0;
+}
+
+// LC-Rec item ids are dense 0-based indices (0 .. n-1, the rows of its item.json and of its
+// semantic-id index) and are kept as published (item id = source id + 1), so the largest id
+// sizes every per-item array. A sparse id (4444441 among five items) would size a 4.4M-item
+// dataset, one near 2^31 tens of GB: at most half of the id range (plus 64 ids, for a subset
+// of users) may be unused; beyond that it is an error naming the user's line.
+#define LCREC_SPARE_IDS 64
+static allmrec_status lcrec_check_dense(const struct prepare_options *o, const struct seq_acc *a,
+                                        const char *text, size_t len) {
+    if (a->n == 0) return ALLMREC_OK;
+    int32_t *sorted = malloc((size_t)a->n * sizeof *sorted);
+    if (!sorted) return ALLMREC_ERR(ALLMREC_ERR_NOMEM, "out of memory");
+    memcpy(sorted, a->items, (size_t)a->n * sizeof *sorted);
+    qsort(sorted, (size_t)a->n, sizeof *sorted, cmp_i32);
+    int64_t distinct = 1;
+    for (int64_t i = 1; i < a->n; i++) distinct += sorted[i] != sorted[i - 1];
+    free(sorted);
+    int64_t limit = 2 * distinct + LCREC_SPARE_IDS; // largest 1-based item id accepted
+    if (a->max_item <= limit) return ALLMREC_OK;
+    for (int64_t u = 0; u < a->n_users; u++)
+        for (int64_t j = a->offsets[u]; j < a->offsets[u + 1]; j++)
+            if (a->items[j] > limit)
+                return ALLMREC_ERR_AT(ALLMREC_ERR_DATA, o->reviews, json_key_line(text, len, a->user_ids[u]),
+                                      a->user_ids[u],
+                                      "item id %lld would make a dataset of %lld items, but the file uses %lld "
+                                      "distinct ids: LC-Rec item ids are dense 0-based indices (at most %lld "
+                                      "here); renumber the items, or use --format csv for sparse ids",
+                                      (long long)a->items[j] - 1, (long long)a->max_item, (long long)distinct,
+                                      (long long)limit - 1);
+    return ALLMREC_OK;
+}
+
 static allmrec_status prepare_lcrec(const struct prepare_options *o, struct dataset *ds, struct prepare_report *rep,
                                     struct sources *src) {
     char *text = NULL;
@@ -1342,10 +1393,9 @@ static allmrec_status prepare_lcrec(const struct prepare_options *o, struct data
         return ALLMREC_ERR_AT(ALLMREC_ERR_PARSE, o->reviews, line, NULL,
                               "not a JSON object of user -> item list (LC-Rec <name>.inter.json)");
     }
-    free(text);
     int64_t n = cJSON_GetArraySize(inter);
     cJSON **users = malloc(((size_t)n + 1) * sizeof *users);
-    if (!users) { cJSON_Delete(inter); return ALLMREC_ERR(ALLMREC_ERR_NOMEM, "out of memory"); }
+    if (!users) { cJSON_Delete(inter); free(text); return ALLMREC_ERR(ALLMREC_ERR_NOMEM, "out of memory"); }
     int64_t k = 0;
     cJSON *e;
     cJSON_ArrayForEach(e, inter) users[k++] = e;
@@ -1355,13 +1405,16 @@ static allmrec_status prepare_lcrec(const struct prepare_options *o, struct data
     allmrec_status st = ALLMREC_OK;
     for (k = 0; k < n && st == ALLMREC_OK; k++) {
         if (!cJSON_IsArray(users[k])) {
-            st = ALLMREC_ERR_AT(ALLMREC_ERR_DATA, o->reviews, 0, users[k]->string, "value is not a list of item ids");
+            st = ALLMREC_ERR_AT(ALLMREC_ERR_DATA, o->reviews, json_key_line(text, len, users[k]->string),
+                                users[k]->string, "value is not a list of item ids");
             break;
         }
         cJSON *x;
         cJSON_ArrayForEach(x, users[k]) {
-            if (!cJSON_IsNumber(x) || x->valuedouble < 0 || x->valuedouble >= INT32_MAX - 1) {
-                st = ALLMREC_ERR_AT(ALLMREC_ERR_DATA, o->reviews, 0, users[k]->string, "item ids must be integers >= 0");
+            if (!cJSON_IsNumber(x) || x->valuedouble < 0 || x->valuedouble >= INT32_MAX - 1 ||
+                x->valuedouble != (double)(int32_t)x->valuedouble) {
+                st = ALLMREC_ERR_AT(ALLMREC_ERR_DATA, o->reviews, json_key_line(text, len, users[k]->string),
+                                    users[k]->string, "item ids must be integers >= 0");
                 break;
             }
             st = seq_push_item(&a, (int32_t)x->valuedouble + 1); // LC-Rec ids are 0-based
@@ -1371,6 +1424,9 @@ static allmrec_status prepare_lcrec(const struct prepare_options *o, struct data
     }
     free(users);
     cJSON_Delete(inter);
+    if (st == ALLMREC_OK) st = lcrec_check_dense(o, &a, text, len);
+    free(text);
+    text = NULL;
     if (st == ALLMREC_OK) {
         int64_t n_items = a.max_item;
         st = seq_to_dataset(&a, n_items, ds);

@@ -75,6 +75,10 @@ allmrec_status h5_open_read(struct h5_file *f, const char *path);
 // Close a read-only file; an uncommitted atomic file is aborted (tmp removed).
 void h5_close(struct h5_file *f);
 allmrec_status h5_flush(struct h5_file *f);
+// HDF5 objects (files, datasets, groups, committed types, attributes) this
+// process holds open: 0 between calls once every h5_file is closed (tests check it
+// after error paths, where an identifier left open would leak).
+int64_t h5_open_ids(void);
 
 // ---- objects -------------------------------------------------------------
 // true if every component of the slash path exists (group or dataset)

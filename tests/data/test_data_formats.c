@@ -162,6 +162,16 @@ static void test_lcrec(void) {
     base_opts(&o, DATA_FORMAT_LCREC, write_text("bad.inter.json", "{\"0\": [0, 1,\n"), NULL);
     CHECK_STATUS(dataset_prepare(&o, &ds, NULL), ALLMREC_ERR_PARSE);
     CHECK_STR_CONTAINS(allmrec_error_message(), "bad.inter.json");
+    // issue 16 (fuzz finding): one sparse id among five sized a 4.4M-item dataset
+    base_opts(&o, DATA_FORMAT_LCREC, write_text("sparse.inter.json", "{\"0\": [1],\n \"1\": [3, 4444441],\n \"2\": [2, 0]}"), NULL);
+    CHECK_STATUS(dataset_prepare(&o, &ds, NULL), ALLMREC_ERR_DATA);
+    CHECK_STR_CONTAINS(allmrec_error_message(), "sparse.inter.json:2");
+    CHECK_STR_CONTAINS(allmrec_error_message(), "item id 4444441");
+    // a subset of users (unused ids within the bound) still loads with the source's numbering
+    base_opts(&o, DATA_FORMAT_LCREC, write_text("subset.inter.json", "{\"7\": [0, 40], \"8\": [12]}"), NULL);
+    CHECK_OK(dataset_prepare(&o, &ds, NULL));
+    CHECK_EQ_INT(ds.n_items, 41);
+    dataset_free(&ds);
 }
 
 static void test_csv_interchange(void) {

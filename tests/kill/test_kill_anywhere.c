@@ -1,6 +1,7 @@
 // test_kill_anywhere.c: kill-anywhere safety of every command that writes
-// state. Each job (`allmrec train sasrec|stage1|stage2`, `allmrec data
-// prepare --split`) is first run to the end once (the reference, timing it as
+// state. Each job (`allmrec train sasrec|ncf|nextitnet|gru4rec|stage1|stage2|
+// tallrec`, `allmrec data prepare --split`) is first run to the end once (the
+// reference, timing it as
 // W seconds); then the same command into another output is started again and
 // again and sent SIGKILL at a random moment, uniform in [0, W), until 20 kills
 // have landed on a running process (a trainer resumes, so its later starts
@@ -11,15 +12,19 @@
 //   - every HDF5 output (last.h5, best.h5, cf_export.h5, checkpoint.h5,
 //     joint.h5, the prepared dataset) holds exactly the reference's datasets,
 //     bit for bit, and its numeric attributes (epoch, step counters, best
-//     metric, Adam steps); a JSON output (metrics.json) holds the same
-//     values (its "seconds" timings and the output folder in paths aside);
+//     metric, Adam steps; not log_bytes, the length of the timed log); a
+//     JSON output (metrics.json) holds the same values (its "seconds"
+//     timings and the output folder in paths aside);
 //     every other output (model.safetensors, ...) is byte-identical, except
 //     config.yaml, train_log.jsonl and metrics.txt (they name the folder or
 //     carry times; metrics.txt is metrics.json as a table);
 //   - no "*.tmp.*" file is left anywhere in the output, and every HDF5 file
 //     present after a kill opens (atomic writes: nothing truncated).
 // The inputs of the trainers come from one `allmrec quickstart` run (tiny
-// models, a few epochs). ALLMREC_TEST_KILL_SEED=s replays the kill moments.
+// models, a few epochs: its dataset, SASRec / Stage 1 / Stage 2 configs and
+// tiny OPT) and, for TALLRec, a 40-user `allmrec data synth` dataset; the CF
+// baselines get tiny configs written here. ALLMREC_TEST_KILL_SEED=s replays the
+// kill moments; ALLMREC_TEST_KILL_JOBS=ncf,tallrec,... runs only those trainers.
 #include <cjson/cJSON.h>
 #include <dirent.h>
 #include <hdf5.h>
@@ -78,7 +83,9 @@ static bool same_attrs(struct h5_file *fa, struct h5_file *fb, const char *obj, 
         H5T_class_t c = H5Tget_class(t);
         H5Tclose(t);
         H5Aclose(a);
-        if (c != H5T_INTEGER && c != H5T_FLOAT) continue;
+        // log_bytes is the length train_log.jsonl had when the state was saved (the log carries
+        // times, so its length differs from run to run); every other number must be equal
+        if ((c != H5T_INTEGER && c != H5T_FLOAT) || !strcmp(l.names[i], "log_bytes")) continue;
         double x, y;
         if (h5_attr_get_f64(fa, obj, l.names[i], &x) || h5_attr_get_f64(fb, obj, l.names[i], &y) ||
             memcmp(&x, &y, sizeof x)) {
@@ -396,7 +403,8 @@ static bool quickstart(const char *cli) {
     snprintf(log, sizeof log, "%s/quickstart.log", test_tmpdir());
     snprintf(out, sizeof out, "%s", g_qs);
     char *argv[] = {(char *)cli, "quickstart", "--out", out, "--sbert", "tiny", "train.epochs=2",
-                    "stage1.train.epochs=1", "stage2.train.epochs=1", "llm_eval.num_users=2",
+                    "stage1.train.epochs=1", "stage2.train.epochs=1", "stage1.data.train_scenario=fewshot_256",
+                    "stage2.data.train_scenario=fewshot_128", "llm_eval.num_users=2",
                     "llm_eval.scenarios=[all]", NULL};
     return test_wait_exit(spawn_argv(argv, log)) == 0;
 }
@@ -427,6 +435,26 @@ static unsigned kill_seed(void) {
     return seed;
 }
 
+// a config file in the test folder; returns its path (static, one per name)
+static const char *write_config(const char *name, const char *yaml) {
+    static char paths[8][1200];
+    static int n = 0;
+    char *p = paths[n++ % 8];
+    snprintf(p, sizeof paths[0], "%s/%s.yaml", test_tmpdir(), name);
+    if (fs_write_atomic(p, yaml, strlen(yaml)) != ALLMREC_OK) return NULL;
+    return p;
+}
+
+// is job `name` selected by ALLMREC_TEST_KILL_JOBS (unset: every job)
+static bool job_selected(const char *name) {
+    const char *sel = getenv("ALLMREC_TEST_KILL_JOBS");
+    if (!sel || !*sel) return true;
+    size_t n = strlen(name);
+    for (const char *p = sel; (p = strstr(p, name)); p += n)
+        if ((p == sel || p[-1] == ',') && (p[n] == ',' || p[n] == '\0')) return true;
+    return false;
+}
+
 static void test_kill_trainers(void) {
     const char *cli = test_cli_path();
     if (!cli) TEST_SKIP("the allmrec command is not built beside this test (build target allmrec_cli)");
@@ -438,25 +466,65 @@ static void test_kill_trainers(void) {
         snprintf(cfg[i], sizeof cfg[i], "%s/%s/config.yaml", g_qs, stages[i]);
         CHECK_MSG(fs_exists(cfg[i]), "%s: the quickstart wrote no config.yaml", cfg[i]);
     }
+    // the CF baselines on the quickstart's dataset: tiny models, 2 epochs, one scenario
+    char yaml[4096], s40[1200], log[1200];
+    snprintf(yaml, sizeof yaml,
+             "model: {name: ncf, d: 8, mlp_hidden: [16, 8], dropout: 0.1}\ndata: {path: %s/synth.h5}\n"
+             "train: {batch_size: 128, epochs: 2, eval_every: 1, seed: 42}\n"
+             "eval: {valid_kind: neg100, kinds: [neg100], scenarios: [all]}\n", g_qs);
+    const char *ncf = write_config("ncf", yaml);
+    snprintf(yaml, sizeof yaml,
+             "data: {path: %s/synth.h5, train_scenario: all}\ntrain: {batch_size: 128, epochs: 2, eval_every: 1, "
+             "seed: 42}\neval: {valid_kind: neg100, kinds: [neg100], scenarios: [all]}\n", g_qs);
+    const char *seqcf = write_config("seqcf", yaml);
+    // TALLRec on 40 users (a minute per epoch on the 1000-user quickstart data) with the quickstart's OPT
+    snprintf(s40, sizeof s40, "%s/synth40.h5", test_tmpdir());
+    snprintf(log, sizeof log, "%s/synth40.log", test_tmpdir());
+    char *synth[] = {(char *)cli, "data", "synth", "--out", s40, "--users", "40", "--items", "150", "--mean-len", "8",
+                     NULL};
+    CHECK_MSG(test_wait_exit(spawn_argv(synth, log)) == 0, "allmrec data synth failed (%s)", log);
+    snprintf(yaml, sizeof yaml,
+             "data: {path: %s}\nllm: {path: %s/models/opt}\nprompt: {verb_past: bought, verb: buy, noun: item}\n"
+             "history_len: 5\ntrain: {batch_size: 4, epochs: 3, lr: 1.0e-3, seed: 7, valid_users: 4}\n"
+             "evaluate: false\n", s40, g_qs);
+    const char *tallrec = write_config("tallrec", yaml);
+    CHECK(ncf && seqcf && tallrec);
     // resuming (the quickstart's configs say restart), checkpoints every step so that kills land on
     // writes as often as on steps; Stage 1 and 2 on the stored few-shot users (seconds, not minutes)
-    struct job jobs[3] = {
+    struct job jobs[] = {
         {"sasrec", {(char *)cli, "train", "sasrec", "--config", cfg[0], "--out", "@OUT@", "train.restart=false",
                     "train.epochs=3", "train.eval_every=1", "train.checkpoint_every=1", "train.progress=false",
                     NULL}, false},
+        {"ncf", {(char *)cli, "train", "ncf", "--config", (char *)ncf, "--out", "@OUT@", "train.restart=false",
+                 "train.checkpoint_every=1", "train.progress=false", NULL}, false},
+        {"nextitnet", {(char *)cli, "train", "nextitnet", "--config", (char *)seqcf, "--out", "@OUT@",
+                       "model.name=nextitnet", "model.d=8", "model.maxlen=20", "model.blocks=1",
+                       "model.dilations=[1,2]", "train.epochs=4", "train.restart=false", "train.checkpoint_every=1",
+                       "train.progress=false", NULL}, false},
+        {"gru4rec", {(char *)cli, "train", "gru4rec", "--config", (char *)seqcf, "--out", "@OUT@",
+                     "model.name=gru4rec", "model.d=8", "model.maxlen=20", "train.epochs=4", "train.restart=false",
+                     "train.checkpoint_every=1", "train.progress=false", NULL}, false},
         {"stage1", {(char *)cli, "train", "stage1", "--config", cfg[1], "--out", "@OUT@", "train.restart=false",
                     "data.train_scenario=fewshot_256", "train.epochs=2", "train.checkpoint_every=1",
                     "train.progress=false", NULL}, false},
         {"stage2", {(char *)cli, "train", "stage2", "--config", cfg[2], "--out", "@OUT@", "train.restart=false",
                     "data.train_scenario=fewshot_128", "train.epochs=2", "train.checkpoint_every=1",
                     "train.progress=false", NULL}, false},
+        {"tallrec", {(char *)cli, "train", "tallrec", "--config", (char *)tallrec, "--out", "@OUT@",
+                     "train.restart=false", "train.checkpoint_every=1", "train.progress=false", NULL}, false},
     };
     unsigned seed = kill_seed();
-    for (int i = 0; i < 3; i++) {
+    int ran = 0;
+    for (int i = 0; i < (int)(sizeof jobs / sizeof jobs[0]); i++) {
+        if (!job_selected(jobs[i].name)) continue;
         char fail[2048] = "";
+        double t0 = time_now();
         kill_job(&jobs[i], seed + (unsigned)i, fail, sizeof fail);
+        fprintf(stderr, "  %s: %.0f s in all\n", jobs[i].name, time_now() - t0);
         CHECK_MSG(!fail[0], "%s", fail);
+        ran++;
     }
+    CHECK_MSG(ran > 0, "ALLMREC_TEST_KILL_JOBS=%s selects no trainer", getenv("ALLMREC_TEST_KILL_JOBS"));
 }
 
 static void test_kill_data_prepare(void) {

@@ -129,6 +129,11 @@ static int wait_for_signal(const char *out) {
     return 4;
 }
 
+// the stage config, freed at exit (main returns from many places; LeakSanitizer
+// checks after the atexit handlers registered later than its own)
+static struct config g_cfg;
+static void free_cfg(void) { config_free(&g_cfg); }
+
 int main(int argc, char **argv) {
     log_call(argc, argv);
     if (argc < 2) return 2;
@@ -144,9 +149,10 @@ int main(int argc, char **argv) {
     }
     const char *cfg_path = flag(argc, argv, "--config");
     if (!cfg_path) { fprintf(stderr, "fake: no --config\n"); return 2; }
-    struct config c;
-    if (config_load(&c, cfg_path, NULL, 0) != ALLMREC_OK ||
-        config_validate(&c, SCHEMA, (int)(sizeof SCHEMA / sizeof SCHEMA[0])) != ALLMREC_OK) {
+    allmrec_status ls = config_load(&g_cfg, cfg_path, NULL, 0);
+    if (ls == ALLMREC_OK) atexit(free_cfg);
+    if (ls != ALLMREC_OK ||
+        config_validate(&g_cfg, SCHEMA, (int)(sizeof SCHEMA / sizeof SCHEMA[0])) != ALLMREC_OK) {
         fprintf(stderr, "fake: %s\n", allmrec_error_message());
         return 1;
     }
@@ -154,25 +160,25 @@ int main(int argc, char **argv) {
     double lr;
     int64_t epochs;
     bool fail;
-    config_get_string(&c, "out_dir", &out);
-    config_get_string(&c, "data.path", &data);
-    config_get_double(&c, "train.lr", &lr);
-    config_get_int(&c, "train.num_epochs", &epochs);
-    config_get_bool(&c, "test.fail", &fail);
+    config_get_string(&g_cfg, "out_dir", &out);
+    config_get_string(&g_cfg, "data.path", &data);
+    config_get_double(&g_cfg, "train.lr", &lr);
+    config_get_int(&g_cfg, "train.num_epochs", &epochs);
+    config_get_bool(&g_cfg, "test.fail", &fail);
     if (!fs_exists(data)) { fprintf(stderr, "fake: dataset %s missing\n", data); return 1; }
     char p[2048], text[8192];
     // the alignment stages: check the inputs the runner injected, write a checkpoint
     if (!strcmp(argv[1], "train") && argc > 2 && (!strcmp(argv[2], "stage1") || !strcmp(argv[2], "stage2"))) {
         const char *in = NULL;
-        config_get_string(&c, !strcmp(argv[2], "stage1") ? "cf.export" : "stage1.joint", &in);
-        if (!in[0]) config_get_string(&c, "cf.export", &in); // Stage 2 without Stage 1 (MLP-LLM)
+        config_get_string(&g_cfg, !strcmp(argv[2], "stage1") ? "cf.export" : "stage1.joint", &in);
+        if (!in[0]) config_get_string(&g_cfg, "cf.export", &in); // Stage 2 without Stage 1 (MLP-LLM)
         if (!in[0] || !fs_exists(in)) { fprintf(stderr, "fake %s: input '%s' missing\n", argv[2], in); return 1; }
         const char *ck = NULL;
-        config_get_string(&c, "cf.checkpoint", &ck);
+        config_get_string(&g_cfg, "cf.checkpoint", &ck);
         if (!ck[0] || !fs_exists(ck)) { fprintf(stderr, "fake %s: cf.checkpoint '%s' missing\n", argv[2], ck); return 1; }
         double alpha = 0;
         char *t = NULL;
-        if (!strcmp(argv[2], "stage1")) config_get_double(&c, "alpha", &alpha);
+        if (!strcmp(argv[2], "stage1")) config_get_double(&g_cfg, "alpha", &alpha);
         else if (fs_read_all(in, &t, NULL) == ALLMREC_OK) { sscanf(t, "alpha=%lf", &alpha); free(t); }
         snprintf(text, sizeof text, "{\"epoch\": 1, \"loss\": %.4f}\n{\"epoch\": 2, \"loss\": %.4f}\n", 1.0, 0.5 + lr);
         snprintf(p, sizeof p, "%s/train_log.jsonl", out);
@@ -185,14 +191,14 @@ int main(int argc, char **argv) {
     }
     if (!strcmp(argv[1], "eval") && argc > 2 && !strcmp(argv[2], "llm")) {
         const char *in = NULL, *ex = NULL, *joint = NULL;
-        config_get_string(&c, "cf.export", &ex);
-        config_get_string(&c, "stage1.joint", &joint);
+        config_get_string(&g_cfg, "cf.export", &ex);
+        config_get_string(&g_cfg, "stage1.joint", &joint);
         // each input the pipeline has must exist (LLM-Only has none of them)
         if ((ex[0] && !fs_exists(ex)) || (joint[0] && !fs_exists(joint))) {
             fprintf(stderr, "fake eval llm: cf.export '%s' or stage1.joint '%s' missing\n", ex, joint);
             return 1;
         }
-        config_get_string(&c, "stage2.checkpoint", &in);
+        config_get_string(&g_cfg, "stage2.checkpoint", &in);
         char *t = NULL;
         double alpha = 0, s2lr = 0;
         if (in[0] && fs_read_all(in, &t, NULL) != ALLMREC_OK) {
@@ -210,7 +216,7 @@ int main(int argc, char **argv) {
     }
     if (!strcmp(argv[1], "train")) {
         bool wait_sig = false;
-        config_get_bool(&c, "test.wait_for_signal", &wait_sig);
+        config_get_bool(&g_cfg, "test.wait_for_signal", &wait_sig);
         if (wait_sig) {
             int rc = wait_for_signal(out);
             if (rc >= 0) return rc;
@@ -220,7 +226,7 @@ int main(int argc, char **argv) {
         if (sl && atof(sl) > 0) usleep((useconds_t)(atof(sl) * 1e6));
         if (fail) { fprintf(stderr, "fake train: failing on purpose (test.fail)\n"); return 3; }
         bool usage = false;
-        config_get_bool(&c, "test.fail_usage", &usage);
+        config_get_bool(&g_cfg, "test.fail_usage", &usage);
         if (usage) {
             fprintf(stderr, "allmrec train: error: fake: model.d must be even (test.fail_usage) [config error]\n"
                             "usage: allmrec train <model> --config FILE\n  --config FILE  YAML config\n");
@@ -239,7 +245,7 @@ int main(int argc, char **argv) {
         if (write_text(p, text)) return 1;
         const char **sc;
         int nsc;
-        config_get_string_list(&c, "eval.scenarios", &sc, &nsc);
+        config_get_string_list(&g_cfg, "eval.scenarios", &sc, &nsc);
         size_t m = (size_t)snprintf(text, sizeof text, "{\"model\": \"fake\", \"results\": [");
         for (int i = 0; i < nsc; i++) {
             double h = (!strcmp(sc[i], "all") ? 0.3 : !strcmp(sc[i], "cold_items") ? 0.2 : 0.4) + 10 * lr;
@@ -279,7 +285,7 @@ int main(int argc, char **argv) {
     }
     if (!strcmp(argv[1], "eval")) {
         const char *ck;
-        config_get_string(&c, "checkpoint", &ck);
+        config_get_string(&g_cfg, "checkpoint", &ck);
         if (!ck[0] && flag(argc, argv, "--checkpoint")) ck = flag(argc, argv, "--checkpoint"); // as `allmrec eval`
         char *t = NULL;
         if (fs_read_all(ck, &t, NULL) != ALLMREC_OK) { fprintf(stderr, "fake eval: %s\n", allmrec_error_message()); return 1; }

@@ -1,11 +1,10 @@
 // test_bert.c: the BERT-family encoder.
 // - all-MiniLM-L6-v2 (installed PyPI package) sentence embeddings vs
 //   sentence-transformers' on 512 real item texts: cosine >= 0.9999 each;
-// - backward vs Richardson-extrapolated central finite differences of a scalar
-//   loss on a tiny config, against a bound derived from fp32 rounding and the
-//   estimated truncation (checked under the OpenBLAS kernels OPENBLAS_CORETYPE =
-//   Haswell, SkylakeX, Zen, Sandybridge and the default; knobs BERT_FD_H, BERT_FD_VERBOSE,
-//   BERT_FD_MUTATE)
+// - every gradient entry of a tiny config vs central finite differences of a
+//   double-precision forward written here (tests/ops/gradcheck.h), against a bound
+//   derived from fp32 rounding (check_backward; run with OPENBLAS_CORETYPE = Haswell,
+//   SkylakeX, Zen and without OpenBLAS; knobs BERT_FD_VERBOSE, BERT_FD_MUTATE)
 //   (BERT with token types and normalisation; DistilBERT shape without);
 // - save -> load round trip; config errors.
 #include <cJSON.h>
@@ -20,6 +19,7 @@
 #include "allmrec/io.h"
 #include "allmrec/log.h"
 #include "allmrec/text.h"
+#include "gradcheck.h"
 #include "testing.h"
 #include "text_test_util.h"
 
@@ -104,28 +104,125 @@ static struct bert_config tiny_config(enum bert_arch arch, bool normalize) {
     return c;
 }
 
-// loss = sum R * out (double)
-static double fd_loss(struct bert_model *m, const int32_t *ids, const uint8_t *mask, int B, int T,
-                      const float *R) {
-    struct tensor out;
-    if (bert_forward(m, ids, mask, B, T, false, 0, &out) != ALLMREC_OK) return NAN;
-    double L = 0;
-    const float *o = out.data;
-    for (int64_t i = 0; i < B * m->cfg.hidden; i++) L += (double)R[i] * o[i];
-    return L;
+// ---------------------------------------------------------------- double-precision reference
+// The tiny models' forward written again in double precision, straight from the
+// definitions (BERT / DistilBERT post-LN encoder, key-padding mask, mean pooling,
+// optional L2 normalisation), reading every parameter from one flat double array x
+// (the parameters in bert.c's order). gradcheck (tests/ops/gradcheck.h) perturbs x
+// and differentiates sum(out * R) centrally: the numeric side has no fp32 noise.
+struct bert_ref {
+    const struct bert_config *c;
+    int n_params;
+    int64_t off[64]; // start of parameter i in x (off[n_params] = total)
+    const int32_t *ids;
+    const uint8_t *mask;
+    int B, T;
+    double *buf; // scratch
+};
+
+static void ref_layernorm(double *y, const double *x, const double *w, const double *b, int64_t C, double eps) {
+    double mu = 0, var = 0;
+    for (int64_t j = 0; j < C; j++) mu += x[j];
+    mu /= (double)C;
+    for (int64_t j = 0; j < C; j++) var += (x[j] - mu) * (x[j] - mu);
+    double rstd = 1.0 / sqrt(var / (double)C + eps);
+    for (int64_t j = 0; j < C; j++) y[j] = (x[j] - mu) * rstd * w[j] + b[j];
 }
 
-// sum |R * out| at the current weights: the scale of the rounding error of fd_loss
-static double fd_scale(struct bert_model *m, const int32_t *ids, const uint8_t *mask, int B, int T,
-                       const float *R) {
-    struct tensor out;
-    if (bert_forward(m, ids, mask, B, T, false, 0, &out) != ALLMREC_OK) return NAN;
-    double S = 0;
-    const float *o = out.data;
-    for (int64_t i = 0; i < B * m->cfg.hidden; i++) S += fabs((double)R[i] * o[i]);
-    return S;
+// y (out) = W (out x in) x + b
+static void ref_linear(double *y, const double *x, const double *W, const double *b, int64_t in, int64_t out) {
+    for (int64_t o = 0; o < out; o++) {
+        double acc = b[o];
+        for (int64_t i = 0; i < in; i++) acc += W[o * in + i] * x[i];
+        y[o] = acc;
+    }
 }
 
+// one head of one sequence: att_i = sum_j softmax_j(q_i . k_j / sqrt(HD)) v_j over unmasked keys j
+static void ref_attention_head(double *att, const double *qkv, const uint8_t *mask, int64_t T, int64_t C,
+                               int64_t HD, int64_t hh) {
+    for (int64_t i = 0; i < T; i++) {
+        const double *qi = qkv + i * 3 * C + hh * HD;
+        double mx = -INFINITY, sc[64], z = 0;
+        for (int64_t j = 0; j < T; j++) {
+            const double *kj = qkv + j * 3 * C + C + hh * HD;
+            double d = 0;
+            for (int64_t e = 0; e < HD; e++) d += qi[e] * kj[e];
+            sc[j] = mask[j] ? d / sqrt((double)HD) : -INFINITY;
+            if (sc[j] > mx) mx = sc[j];
+        }
+        for (int64_t j = 0; j < T; j++) z += sc[j] = exp(sc[j] - mx);
+        for (int64_t e = 0; e < HD; e++) {
+            double acc = 0;
+            for (int64_t j = 0; j < T; j++) acc += sc[j] / z * qkv[j * 3 * C + 2 * C + hh * HD + e];
+            att[i * C + hh * HD + e] = acc;
+        }
+    }
+}
+
+static void bert_ref_forward(double *out, const double *x, void *user) {
+    struct bert_ref *r = user;
+    const struct bert_config *c = r->c;
+    int64_t B = r->B, T = r->T, N = B * T, C = c->hidden, I = c->intermediate, NH = c->n_heads, HD = C / NH;
+    double eps = (double)c->ln_eps;
+    int ne = c->type_vocab_size > 0 ? 5 : 4;
+#define P(i) (x + r->off[i])
+    double *h = r->buf, *qkv = h + N * C, *att = qkv + N * 3 * C, *t1 = att + N * C, *t2 = t1 + C;
+    for (int64_t n = 0; n < N; n++) {
+        for (int64_t j = 0; j < C; j++) // token type 0
+            t1[j] = P(0)[r->ids[n] * C + j] + P(1)[(n % T) * C + j] + (ne == 5 ? P(2)[j] : 0.0);
+        ref_layernorm(h + n * C, t1, P(ne - 2), P(ne - 1), C, eps);
+    }
+    for (int l = 0; l < (int)c->n_layers; l++) {
+        int q = ne + 12 * l; // wqkv bqkv wo bo ln1_w ln1_b w1 b1 w2 b2 ln2_w ln2_b
+        for (int64_t n = 0; n < N; n++) ref_linear(qkv + n * 3 * C, h + n * C, P(q), P(q + 1), C, 3 * C);
+        for (int64_t b = 0; b < B; b++)
+            for (int64_t hh = 0; hh < NH; hh++)
+                ref_attention_head(att + b * T * C, qkv + b * T * 3 * C, r->mask + b * T, T, C, HD, hh);
+        for (int64_t n = 0; n < N; n++) {
+            double *hn = h + n * C;
+            ref_linear(t1, att + n * C, P(q + 2), P(q + 3), C, C);
+            for (int64_t j = 0; j < C; j++) t1[j] += hn[j];
+            ref_layernorm(hn, t1, P(q + 4), P(q + 5), C, eps);
+            ref_linear(t2, hn, P(q + 6), P(q + 7), C, I);
+            for (int64_t j = 0; j < I; j++) t2[j] = 0.5 * t2[j] * (1.0 + erf(t2[j] / sqrt(2.0))); // GELU (erf)
+            ref_linear(t1, t2, P(q + 8), P(q + 9), I, C);
+            for (int64_t j = 0; j < C; j++) t1[j] += hn[j];
+            ref_layernorm(hn, t1, P(q + 10), P(q + 11), C, eps);
+        }
+    }
+#undef P
+    for (int64_t b = 0; b < B; b++) { // mean over the unmasked tokens, then L2-normalised
+        double cnt = 0, ss = 0, *o = out + b * C;
+        for (int64_t j = 0; j < C; j++) o[j] = 0;
+        for (int64_t t = 0; t < T; t++)
+            if (r->mask[b * T + t]) {
+                cnt += 1;
+                for (int64_t j = 0; j < C; j++) o[j] += h[(b * T + t) * C + j];
+            }
+        for (int64_t j = 0; j < C; j++) {
+            o[j] /= cnt;
+            ss += o[j] * o[j];
+        }
+        if (c->normalize)
+            for (int64_t j = 0; j < C; j++) o[j] /= fmax(sqrt(ss), 1e-12);
+    }
+}
+
+// Every gradient entry of the tiny model against central differences of the
+// double-precision forward above (h = 1e-5: truncation ~h^2 |f'''| and double
+// rounding ~1e-16 |L| / h, both below 1e-8 relative here).
+//
+// The bound is derived, not tuned: the fp32 gradient differs from the exact one by
+// the rounding of its own forward and backward. To first order each fp32 op adds at
+// most gamma_k ~ k u relative error (u = 2^-24, k its longest reduction; Higham,
+// Accuracy and Stability of Numerical Algorithms, ch. 3) and the errors of the ops
+// along the path add: n_ops = 2 (forward and backward) x (4 embedding, pooling and
+// normalisation ops + 10 per layer: 4 linears with GELU, attention's two products and
+// softmax, 2 residual adds, 2 layer norms), k = max(hidden, intermediate, T).
+// gradcheck measures |a - n| / max(|n|, 1e-2 max|n|) per tensor, so an entry at that
+// floor may carry 100x the relative error: bound = 100 n_ops k u (tiny BERT: 6.9e-3).
+// A 5% error in every gradient (BERT_FD_MUTATE=1) exceeds it.
 static void check_backward(enum bert_arch arch, bool normalize) {
     struct op_ctx ctx;
     CHECK_OK(op_ctx_init(&ctx, ALLMREC_DEVICE_CPU, 0));
@@ -146,65 +243,73 @@ static void check_backward(enum bert_arch arch, bool normalize) {
     const int B = 3, T = 6;
     int32_t ids[18] = {1, 5, 9, 13, 2, 0, 1, 7, 7, 30, 39, 2, 1, 22, 2, 0, 0, 0};
     uint8_t mask[18] = {1, 1, 1, 1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0};
-    float R[3 * 16];
-    test_fill_uniform(R, 48, -1, 1, 99);
+    const int64_t C = cfg.hidden, n_out = B * C;
+    // R rounded to fp32 once: the backward's dout and the reference's weights are the same numbers
+    double R[3 * 16];
+    float dout[3 * 16];
+    gradcheck_fill_r(R, n_out, 99);
+    gradcheck_to_float(dout, R, n_out);
+    gradcheck_to_double(R, dout, n_out);
     struct tensor out;
     CHECK_OK(bert_zero_grad(&m));
     CHECK_OK(bert_forward(&m, ids, mask, B, T, true, 0, &out)); // dropout rates are 0 in tiny_config
-    float dout[48];
-    memcpy(dout, R, sizeof dout);
-    CHECK_OK(bert_backward(&m, tensor_2d(dout, ALLMREC_DTYPE_F32, ALLMREC_DEVICE_CPU, B, 16)));
-    int checked = 0;
-    double worst = 0;
-    // each fp32 evaluation of the loss is off by at most ~8 u * sum|R o| (u = 2^-24;
-    // the measured noise is 1-2 u |L|); a central difference at step x carries at most
-    // eps_L / x of it, the Richardson combination below (8/3 + 1/3) eps_L / h
-    const double eps_L = 8.0 * ldexp(1.0, -24) * fd_scale(&m, ids, mask, B, T, R);
+    float out32[3 * 16];
+    memcpy(out32, out.data, sizeof out32);
+    CHECK_OK(bert_backward(&m, tensor_2d(dout, ALLMREC_DTYPE_F32, ALLMREC_DEVICE_CPU, B, C)));
+
+    struct bert_ref r = {.c = &cfg, .n_params = m.n_params, .ids = ids, .mask = mask, .B = B, .T = T};
+    CHECK(m.n_params < 64 && T <= 64);
+    for (int i = 0; i < m.n_params; i++) r.off[i + 1] = r.off[i] + tensor_numel(m.params[i]);
+    int64_t total = r.off[m.n_params];
+    double *x = malloc((size_t)total * sizeof *x);
+    float *g = malloc((size_t)total * sizeof *g);
+    r.buf = malloc(sizeof(double) * (size_t)(B * T * 5 * C + C + cfg.intermediate));
     for (int i = 0; i < m.n_params; i++) {
-        float *p = m.params[i].data, *g = m.grads[i].data;
-        int64_t n = tensor_numel(m.params[i]), C = m.params[i].ndim == 2 ? m.params[i].shape[1] : 1;
-        for (int s = 0; s < 5; s++) {
-            int64_t k = (int64_t)((s * 7919 + i * 104729) % n);
-            if (i == 0) k = (int64_t)ids[(s * 5) % 18] * C + s % C;  // a used vocabulary row
-            if (i == 1) k = (int64_t)(s % T) * C + (s * 3) % C;       // a used position
-            if (i == 2 && arch == BERT_ARCH_BERT) k = (s * 5) % C;    // token type 0
-            float save = p[k];
-            double h = getenv("BERT_FD_H") ? atof(getenv("BERT_FD_H")) : 1e-2;
-            // central differences at h and h/2, Richardson-extrapolated: (4 D(h/2) - D(h)) / 3
-            // cancels the O(h^2) truncation term, which with these large weights is what
-            // limits a plain central difference (measured on wte: 3.6e-4 at h = 1e-2,
-            // 8e-5 at h/2, 1.3e-3 at 2h: quadratic in h, not rounding noise)
-            double D[2];
-            for (int r = 0; r < 2; r++) {
-                float hr = (float)(r == 0 ? h : h / 2);
-                p[k] = save + hr;
-                double lp = fd_loss(&m, ids, mask, B, T, R);
-                p[k] = save - hr;
-                double lm = fd_loss(&m, ids, mask, B, T, R);
-                p[k] = save;
-                // the step actually taken in fp32 (save +- hr rounds)
-                D[r] = (lp - lm) / ((double)(save + hr) - (double)(save - hr));
-            }
-            // BERT_FD_MUTATE=1 scales every analytic gradient by 1.05: then this check must fail
-            // (it does, on both architectures: the bound is no wider than a 5% error)
-            double num = (4 * D[1] - D[0]) / 3, ana = g[k] * (getenv("BERT_FD_MUTATE") ? 1.05 : 1.0);
-            // bound: the rounding noise above, the truncation left after extrapolation
-            // (at most what it removed, |D(h/2) - D(h)| / 3, as the h^4 term is smaller
-            // still) and 1e-3 relative; a wrong gradient is off by O(|g|) or more
-            double tol = 3.0 * eps_L / h + fabs(D[1] - D[0]) / 3 + 1e-3 * (fabs(num) + fabs(ana));
-            double err = fabs(num - ana) / tol;
-            if (err > worst) worst = err;
-            if (err > 0.5 || getenv("BERT_FD_VERBOSE"))
-                fprintf(stderr, "  param %s[%lld]: analytic %.6g numeric %.6g (tol %.3g)\n", m.param_names[i],
-                        (long long)k, ana, num, tol);
-            // the tight check of every gradient is test_distilbert_matches_transformers
-            // (<= 1e-5 vs PyTorch); this one checks the backward against the forward alone
-            CHECK(err <= 1.0);
-            checked++;
-        }
+        int64_t n = tensor_numel(m.params[i]);
+        gradcheck_to_double(x + r.off[i], m.params[i].data, n);
+        memcpy(g + r.off[i], m.grads[i].data, (size_t)n * sizeof *g);
+        if (getenv("BERT_FD_MUTATE")) // every analytic gradient 5% off: the check must fail
+            for (int64_t k = 0; k < n; k++) g[r.off[i] + k] *= 1.05f;
     }
-    fprintf(stderr, "  %s%s: %d gradient entries, worst error %.2f of its bound\n",
-            arch == BERT_ARCH_BERT ? "bert" : "distilbert", normalize ? "+normalize" : "", checked, worst);
+    const double u = ldexp(1.0, -24);
+    int64_t kmax = C > cfg.intermediate ? C : cfg.intermediate;
+    if (T > kmax) kmax = T;
+    const int n_ops = 2 * (4 + 10 * (int)cfg.n_layers);
+    const double bound = 100.0 * n_ops * (double)kmax * u;
+    // the reference is the same model: it agrees with the fp32 forward within the
+    // forward's share of that bound (n_ops / 2 ops of gamma_k) on the output's scale
+    double out64[3 * 16], emax = 0, omax = 0;
+    bert_ref_forward(out64, x, &r);
+    for (int64_t i = 0; i < n_out; i++) {
+        emax = fmax(emax, fabs(out64[i] - out32[i]));
+        omax = fmax(omax, fabs(out64[i]));
+    }
+    const double fwd_bound = 0.5 * n_ops * (double)kmax * u * omax;
+    CHECK_MSG(emax <= fwd_bound, "forward: fp32 vs double max abs diff %.3g, bound %.3g", emax, fwd_bound);
+    double worst = 0;
+    int64_t checked = 0;
+    for (int i = 0; i < m.n_params; i++) {
+        int64_t n = tensor_numel(m.params[i]);
+        int64_t *idx = malloc((size_t)n * sizeof *idx);
+        for (int64_t k = 0; k < n; k++) idx[k] = r.off[i] + k;
+        struct gradcheck_result gr = gradcheck_run_subset(bert_ref_forward, &r, x, idx, n, n_out, R, g, 1e-5);
+        free(idx);
+        char buf[256];
+        if (gr.max_rel > bound || getenv("BERT_FD_VERBOSE"))
+            fprintf(stderr, "  %s: %s\n", m.param_names[i], gradcheck_str(&gr, buf, sizeof buf));
+        CHECK_MSG(gr.max_rel <= bound, "%s: %s (bound %.3g)", m.param_names[i],
+                  gradcheck_str(&gr, buf, sizeof buf), bound);
+        worst = fmax(worst, gr.max_rel / bound);
+        checked += n;
+    }
+    fprintf(stderr,
+            "  %s%s: %lld gradient entries vs a double forward; forward diff %.2g (%.3f of its bound); worst "
+            "gradient error %.4f of its bound %.2g (OPENBLAS_CORETYPE=%s)\n",
+            arch == BERT_ARCH_BERT ? "bert" : "distilbert", normalize ? "+normalize" : "", (long long)checked, emax,
+            emax / fwd_bound, worst, bound, getenv("OPENBLAS_CORETYPE") ? getenv("OPENBLAS_CORETYPE") : "default");
+    free(x);
+    free(g);
+    free(r.buf);
     bert_model_free(&m);
     op_ctx_free(&ctx);
 }
