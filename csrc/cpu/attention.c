@@ -24,12 +24,14 @@
 // - row sums (attn_rows_acc: dq, dk, dv): up to 4 output rows x 24 head-dim
 //   columns in registers over the whole sum, from rows packed to a multiple
 //   of 8 floats (zero padded) so every load is a whole vector;
-// - out (attn_pv_row): one row over its compacted nonzero probabilities.
+// - out (attn_pv_row): one row over its compacted nonzero probabilities;
+// - exponentials: a row at a time by cpu_expf_array (expf_vec.h: the bits of
+//   expf, eight at a time).
 // Dropout keep flags come a whole row at a time from a vectorised Philox loop
 // (bit-identical to philox_keep); keys after the last unmasked one (trailing
 // padding) are skipped.
 //
-// Threads (OpenMP): the forward runs (b, h, query block) items in parallel,
+// Threads (OpenMP): the forward runs (b, h) or (b, h, query block) items in parallel,
 // the backward (b, h) tiles; every output element is written by exactly one
 // thread in a fixed order, so results do not depend on the thread count.
 // Scratch is per thread and kept between calls (grown on demand), so a
@@ -42,7 +44,12 @@
 #include "cpu/cpu_ops.h"
 #include "cpu/cpu_parallel.h"
 #include "cpu/dropout_memo.h"
+#include "cpu/expf_vec.h"
 #include "cpu/philox_blocks.h"
+
+#ifdef ALLMREC_HAVE_OPENMP
+#include <omp.h>
+#endif
 
 // the inner loops are inlined into each clone (so they get its vector width)
 #ifdef __GNUC__
@@ -52,7 +59,7 @@
 #endif
 #define ATTN_UNROLL _Pragma("GCC unroll 4")
 
-enum { ATTN_QBLOCK = 64 };   // forward query rows per work item
+enum { ATTN_QBLOCK = 64 };   // forward query rows per work item (when heads are few)
 enum { ATTN_BWD_ROWS = 64 }; // backward query rows whose dS is kept at once
 enum { ATTN_RB = 4 };        // rows per register block
 enum { ATTN_CV = 3 };        // 8-float vectors per register block of attn_rows_acc
@@ -110,6 +117,15 @@ static inline int64_t attn_mask_end(const uint8_t *mask, int64_t Tk) {
     return Tk;
 }
 
+// threads a parallel region may use
+static int attn_threads(void) {
+#ifdef ALLMREC_HAVE_OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
 // ------------------------------------------------------------------ scratch
 
 // This thread's scratch of at least n floats, kept for the next call (the
@@ -136,12 +152,15 @@ static inline int64_t attn_ld(int64_t n) { return (n + 7) & ~(int64_t)7; }
 // [n, attn_ld(n)) zeroed (attn_scores reads whole vectors)
 static void attn_pack_t(float *kt, int64_t ld, struct tensor t, int64_t b, int64_t h, int64_t n,
                         int64_t HD) {
-    for (int64_t j = 0; j < n; j++) {
-        const float *r = attn_row(t, b, j, h);
-        for (int64_t d = 0; d < HD; d++) kt[d * ld + j] = r[d];
+    int64_t j0 = 0;
+    for (; j0 + 8 <= n; j0 += 8) { // 8 keys at a time: 8 contiguous floats per d
+        const float *r[8];
+        for (int jj = 0; jj < 8; jj++) r[jj] = attn_row(t, b, j0 + jj, h);
+        for (int64_t d = 0; d < HD; d++)
+            for (int jj = 0; jj < 8; jj++) kt[d * ld + j0 + jj] = r[jj][d];
     }
     for (int64_t d = 0; d < HD; d++)
-        for (int64_t j = n; j < attn_ld(n); j++) kt[d * ld + j] = 0.0f;
+        for (int64_t j = j0; j < attn_ld(n); j++) kt[d * ld + j] = j < n ? attn_row(t, b, j, h)[d] : 0.0f;
 }
 
 // rows (n, hdp) = the first n rows of head (b, h) of t, each zero-padded
@@ -352,40 +371,53 @@ ATTN_INLINE void attn_forward_row(const struct attn_fwd_args *a, int64_t b, int6
     float *o = (float *)a->out.data + ((b * Tq + i) * NH + h) * HD;
     int64_t jend = attn_key_end(p->causal, i, Tq, Tk, kend);
     float mx = -INFINITY;
-    for (int64_t j = 0; j < jend; j++) {
-        if (mask && !mask[j]) {
-            s[j] = -INFINITY;
-            continue;
+    if (mask) {
+        for (int64_t j = 0; j < jend; j++) {
+            if (!mask[j]) {
+                s[j] = -INFINITY;
+                continue;
+            }
+            s[j] *= p->scale;
+            if (s[j] > mx) mx = s[j];
         }
-        s[j] *= p->scale;
-        if (s[j] > mx) mx = s[j];
+    } else {
+        float scale = p->scale;
+        CPU_SIMD
+        for (int64_t j = 0; j < jend; j++) s[j] *= scale;
+        for (int64_t j = 0; j < jend; j++)
+            if (s[j] > mx) mx = s[j];
     }
     if (mx == -INFINITY) { // no visible key: out = 0, lse = -inf
         memset(o, 0, (size_t)HD * sizeof *o);
         if (a->lse) a->lse[(b * NH + h) * Tq + i] = -INFINITY;
         return;
     }
+    // e_j = expf(s_j - mx), 0 for masked keys (expf(-inf)); summed in double, j ascending
+    CPU_SIMD
+    for (int64_t j = 0; j < jend; j++) s[j] -= mx;
+    cpu_expf_array(s, jend);
     double sum = 0;
-    for (int64_t j = 0; j < jend; j++) {
-        float e = s[j] == -INFINITY ? 0.0f : expf(s[j] - mx);
-        s[j] = e;
-        sum += e;
-    }
+    for (int64_t j = 0; j < jend; j++) sum += s[j];
     if (a->lse) a->lse[(b * NH + h) * Tq + i] = mx + (float)log(sum);
     float inv = (float)(1.0 / sum);
     uint64_t row = (uint64_t)((b * NH + h) * Tq + i), base = row * (uint64_t)Tk;
     uint8_t *kr = a->memo ? a->memo->keep + base : keep; // the row's flags, kept for the backward
     if (dropout) attn_keep_row(kr, words, p->seed, p->stream, philox_dropout_threshold(p->dropout_p), base, jend);
     if (dropout && a->memo) a->memo->row_len[row] = (int32_t)jend;
-    // the nonzero probabilities (after dropout) and their keys, j ascending;
+    // p_ij (after dropout); then the nonzero ones and their keys, j ascending,
     // compacted without branches (dropout makes them random)
+    if (dropout) {
+        CPU_SIMD
+        for (int64_t j = 0; j < jend; j++) s[j] = kr[j] ? s[j] * inv * inv_keep : 0.0f;
+    } else {
+        CPU_SIMD
+        for (int64_t j = 0; j < jend; j++) s[j] *= inv;
+    }
     int64_t m = 0;
     for (int64_t j = 0; j < jend; j++) {
-        float pj = s[j] * inv;
-        if (dropout) pj = kr[j] ? pj * inv_keep : 0.0f;
-        pv[m] = pj;
+        pv[m] = s[j];
         idx[m] = (int32_t)j;
-        m += pj != 0.0f;
+        m += s[j] != 0.0f;
     }
     attn_pv_row(o, HD, pv, idx, m, vp, attn_ld(HD)); // out_i = sum_j p_ij v_j
 }
@@ -425,7 +457,11 @@ allmrec_status cpu_attention_forward(struct op_ctx *ctx, struct tensor out, stru
     if (p->dropout_p > 0 && a.lse) // training: keep the flags for the backward
         a.memo = dropout_memo_claim(DROPOUT_MEMO_ATTENTION, p->seed, p->stream, philox_dropout_threshold(p->dropout_p),
                                     a.B * a.NH * a.Tq * a.Tk, a.B * a.NH * a.Tq);
-    int64_t nqb = (a.Tq + ATTN_QBLOCK - 1) / ATTN_QBLOCK, items = a.B * a.NH * nqb;
+    // whole heads per item when there are enough of them for the threads (K and V
+    // packed once per head), else blocks of ATTN_QBLOCK query rows (same results)
+    int64_t qblock = a.B * a.NH >= 4 * attn_threads() ? a.Tq : ATTN_QBLOCK;
+    if (qblock < 1) qblock = 1;
+    int64_t nqb = (a.Tq + qblock - 1) / qblock, items = a.B * a.NH * nqb;
     size_t need = attn_fwd_scratch(a.Tk, a.HD);
     int failed = 0;
     CPU_PARALLEL(a.B * a.NH * a.Tq * a.Tk * a.HD) {
@@ -437,8 +473,8 @@ allmrec_status cpu_attention_forward(struct op_ctx *ctx, struct tensor out, stru
         CPU_FOR_DYNAMIC
         for (int64_t it = 0; it < items; it++) {
             if (!scratch) continue;
-            int64_t qb = it % nqb, bh = it / nqb, i0 = qb * ATTN_QBLOCK;
-            int64_t i1 = i0 + ATTN_QBLOCK < a.Tq ? i0 + ATTN_QBLOCK : a.Tq;
+            int64_t qb = it % nqb, bh = it / nqb, i0 = qb * qblock;
+            int64_t i1 = i0 + qblock < a.Tq ? i0 + qblock : a.Tq;
             attn_forward_rows(&a, bh / a.NH, bh % a.NH, i0, i1, scratch);
         }
     }
@@ -460,14 +496,15 @@ struct attn_bwd_args {
 
 // floats of scratch for one backward tile: kT, vT (HD, ld); K rows, dk and dv
 // (Tk, hdp); Q and dout rows (Tq, hdp); dS and P*c for a block of rows
-// (ATTN_BWD_ROWS, ld) each; keep flags and Philox words (ld, ld + 8)
+// (ATTN_BWD_ROWS, ld) each; a row of probabilities, of dropout scales, keep
+// flags and Philox words (ld, ld, ld, ld + 8)
 static size_t attn_bwd_scratch(int64_t Tq, int64_t Tk, int64_t HD) {
     int64_t ld = attn_ld(Tk), hdp = attn_ld(HD);
-    return (size_t)(2 * ld * HD + 3 * Tk * hdp + 2 * Tq * hdp + 2 * ATTN_BWD_ROWS * ld + 2 * ld + 8);
+    return (size_t)(2 * ld * HD + 3 * Tk * hdp + 2 * Tq * hdp + 2 * ATTN_BWD_ROWS * ld + 4 * ld + 8);
 }
 
 struct attn_bwd_tile {
-    float *kt, *vt, *kp, *qp, *dop, *dk_acc, *dv_acc, *ds, *pc;
+    float *kt, *vt, *kp, *qp, *dop, *dk_acc, *dv_acc, *ds, *pc, *prow, *crow;
     uint8_t *keep;
     uint32_t *words;
     int64_t ld, hdp, kend;
@@ -511,18 +548,32 @@ ATTN_INLINE void attn_backward_ds(const struct attn_bwd_args *a, int64_t b, int6
         const uint8_t *kr = w->keep;
         if (dropout && a->memo && a->memo->row_len[row] >= jend) kr = a->memo->keep + base;
         else if (dropout) attn_keep_row(w->keep, w->words, p->seed, p->stream, threshold, base, jend);
-        for (int64_t j = 0; j < jend; j++) {
-            if (mask && !mask[j]) {
-                dsr[j] = pcr[j] = 0.0f;
-                continue;
+        float *P = w->prow; // P_ij = expf(scale s_ij - L_i)
+        CPU_SIMD
+        for (int64_t j = 0; j < jend; j++) P[j] = scale * dsr[j] - L;
+        cpu_expf_array(P, jend);
+        // dS_ij = P (c dA - D) scale, P*c (simple loops, so each vectorises)
+        if (dropout) {
+            float *cv = w->crow; // c_ij = keep_ij / (1 - p)
+            CPU_SIMD
+            for (int64_t j = 0; j < jend; j++) cv[j] = kr[j] ? inv_keep : 0.0f;
+            CPU_SIMD
+            for (int64_t j = 0; j < jend; j++) {
+                float c = cv[j], dA = c != 0.0f ? pcr[j] : 0.0f;
+                dsr[j] = P[j] * (c * dA - D) * scale;
+                pcr[j] = P[j] * c;
             }
-            float P = expf(scale * dsr[j] - L);
-            float c = 1.0f;
-            if (dropout) c = kr[j] ? inv_keep : 0.0f;
-            float dA = c != 0.0f ? pcr[j] : 0.0f;
-            dsr[j] = P * (c * dA - D) * scale;
-            pcr[j] = P * c;
+        } else {
+            CPU_SIMD
+            for (int64_t j = 0; j < jend; j++) {
+                float c = 1.0f, dA = pcr[j];
+                dsr[j] = P[j] * (c * dA - D) * scale;
+                pcr[j] = P[j] * c;
+            }
         }
+        if (mask) // masked keys: no gradient
+            for (int64_t j = 0; j < jend; j++)
+                if (!mask[j]) dsr[j] = pcr[j] = 0.0f;
     }
 }
 
@@ -546,8 +597,10 @@ CPU_CLONES static void attn_backward_tile(const struct attn_bwd_args *a, int64_t
     w.dop = w.qp + Tq * hdp;
     w.ds = w.dop + Tq * hdp;
     w.pc = w.ds + ATTN_BWD_ROWS * ld;
-    w.keep = (uint8_t *)(w.pc + ATTN_BWD_ROWS * ld);
-    w.words = (uint32_t *)(w.pc + ATTN_BWD_ROWS * ld + ld);
+    w.prow = w.pc + ATTN_BWD_ROWS * ld;
+    w.crow = w.prow + ld;
+    w.keep = (uint8_t *)(w.crow + ld);
+    w.words = (uint32_t *)(w.crow + 2 * ld);
     w.kend = attn_mask_end(a->mask ? a->mask + b * Tk : NULL, Tk);
     int64_t nk = attn_key_end(p->causal, Tq - 1, Tq, Tk, w.kend); // keys any query of the tile sees
     attn_pack_t(w.kt, ld, a->k, b, h, nk, HD);
