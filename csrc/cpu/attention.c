@@ -89,6 +89,15 @@ ATTN_INLINE float attn_dot(const float *a, const float *b, int64_t n) {
     return s;
 }
 
+// keep ? x : 0.0f for a 0/1 flag, as a bitwise and (so loops with it vectorise)
+ATTN_INLINE float attn_select(uint8_t keep, float x) {
+    uint32_t b;
+    memcpy(&b, &x, 4);
+    b &= 0u - (uint32_t)keep;
+    memcpy(&x, &b, 4);
+    return x;
+}
+
 // keep[j] = philox_keep(seed, stream, base + j, threshold) for j < n: the
 // Philox blocks covering the row are drawn into words (n + 8 entries) by
 // philox_blocks_words (a loop over blocks the compiler vectorises), then compared
@@ -98,7 +107,9 @@ ATTN_INLINE void attn_keep_row(uint8_t *restrict keep, uint32_t *restrict words,
     int64_t nblocks = (int64_t)(((base + (uint64_t)n + 3) >> 2) - first);
     philox_blocks_words(words, seed, stream, first, nblocks);
     const uint32_t *w = words + (base & 3);
-    for (int64_t j = 0; j < n; j++) keep[j] = (w[j] >> 8) >= threshold;
+    int32_t th = (int32_t)threshold; // < 2^24 (p < 1): a signed compare, which vectorises
+    CPU_SIMD
+    for (int64_t j = 0; j < n; j++) keep[j] = (uint8_t)((int32_t)(w[j] >> 8) >= th);
 }
 
 // number of keys query i may see: all up to kend (the end of the unmasked
@@ -148,15 +159,42 @@ static float *attn_scratch(size_t n) {
 // n rounded up to a whole number of 8-float vectors (leading dimensions)
 static inline int64_t attn_ld(int64_t n) { return (n + 7) & ~(int64_t)7; }
 
+// x[i][j] = x[j][i]: an 8x8 block transposed by shuffles (unpack, shuffle,
+// swap of 128-bit halves)
+typedef int32_t attn_v8i __attribute__((vector_size(32)));
+ATTN_INLINE void attn_transpose8(attn_v8 *x) {
+    attn_v8 t[8], u[8];
+    for (int k = 0; k < 4; k++) {
+        t[2 * k] = __builtin_shuffle(x[2 * k], x[2 * k + 1], (attn_v8i){0, 8, 1, 9, 4, 12, 5, 13});
+        t[2 * k + 1] = __builtin_shuffle(x[2 * k], x[2 * k + 1], (attn_v8i){2, 10, 3, 11, 6, 14, 7, 15});
+    }
+    for (int k = 0; k < 2; k++)
+        for (int l = 0; l < 2; l++) {
+            u[4 * k + 2 * l] = __builtin_shuffle(t[4 * k + l], t[4 * k + l + 2], (attn_v8i){0, 1, 8, 9, 4, 5, 12, 13});
+            u[4 * k + 2 * l + 1] = __builtin_shuffle(t[4 * k + l], t[4 * k + l + 2], (attn_v8i){2, 3, 10, 11, 6, 7, 14, 15});
+        }
+    for (int k = 0; k < 4; k++) {
+        x[k] = __builtin_shuffle(u[k], u[k + 4], (attn_v8i){0, 1, 2, 3, 8, 9, 10, 11});
+        x[k + 4] = __builtin_shuffle(u[k], u[k + 4], (attn_v8i){4, 5, 6, 7, 12, 13, 14, 15});
+    }
+}
+
 // kt (HD, ld) = the first n keys of head (b, h) of t, transposed; columns
 // [n, attn_ld(n)) zeroed (attn_scores reads whole vectors)
-static void attn_pack_t(float *kt, int64_t ld, struct tensor t, int64_t b, int64_t h, int64_t n,
+ATTN_INLINE void attn_pack_t(float *kt, int64_t ld, struct tensor t, int64_t b, int64_t h, int64_t n,
                         int64_t HD) {
     int64_t j0 = 0;
-    for (; j0 + 8 <= n; j0 += 8) { // 8 keys at a time: 8 contiguous floats per d
+    for (; j0 + 8 <= n; j0 += 8) { // 8 keys at a time: 8x8 blocks transposed in registers
         const float *r[8];
         for (int jj = 0; jj < 8; jj++) r[jj] = attn_row(t, b, j0 + jj, h);
-        for (int64_t d = 0; d < HD; d++)
+        int64_t d0 = 0;
+        for (; d0 + 8 <= HD; d0 += 8) {
+            attn_v8 x[8];
+            for (int jj = 0; jj < 8; jj++) x[jj] = v8_load(r[jj] + d0);
+            attn_transpose8(x);
+            for (int dd = 0; dd < 8; dd++) v8_store(kt + (d0 + dd) * ld + j0, x[dd]);
+        }
+        for (int64_t d = d0; d < HD; d++)
             for (int jj = 0; jj < 8; jj++) kt[d * ld + j0 + jj] = r[jj][d];
     }
     for (int64_t d = 0; d < HD; d++)
@@ -408,7 +446,7 @@ ATTN_INLINE void attn_forward_row(const struct attn_fwd_args *a, int64_t b, int6
     // compacted without branches (dropout makes them random)
     if (dropout) {
         CPU_SIMD
-        for (int64_t j = 0; j < jend; j++) s[j] = kr[j] ? s[j] * inv * inv_keep : 0.0f;
+        for (int64_t j = 0; j < jend; j++) s[j] = attn_select(kr[j], s[j] * inv * inv_keep);
     } else {
         CPU_SIMD
         for (int64_t j = 0; j < jend; j++) s[j] *= inv;
@@ -556,7 +594,7 @@ ATTN_INLINE void attn_backward_ds(const struct attn_bwd_args *a, int64_t b, int6
         if (dropout) {
             float *cv = w->crow; // c_ij = keep_ij / (1 - p)
             CPU_SIMD
-            for (int64_t j = 0; j < jend; j++) cv[j] = kr[j] ? inv_keep : 0.0f;
+            for (int64_t j = 0; j < jend; j++) cv[j] = attn_select(kr[j], inv_keep);
             CPU_SIMD
             for (int64_t j = 0; j < jend; j++) {
                 float c = cv[j], dA = c != 0.0f ? pcr[j] : 0.0f;

@@ -35,12 +35,14 @@ static void dropout_fwd_chunk(float *o, const float *x, uint8_t *bits, int64_t i
     philox_blocks_words(words, seed, stream, (uint64_t)i0 >> 2, (len + 3) / 4);
     // a bitwise select (branch-free, so it vectorises): exactly `keep ? x * scale :
     // 0.0f`; o may be x (element j reads and writes only index j)
+    // (threshold < 2^24 as p < 1: signed compares, which vectorise)
     float *oc = o + i0;
     const float *xc = x + i0;
+    int32_t th = (int32_t)threshold;
     CPU_SIMD
     for (int64_t j = 0; j < len; j++) {
         float kept = xc[j] * scale;
-        uint32_t b, m = 0u - (uint32_t)((words[j] >> 8) >= threshold);
+        uint32_t b, m = 0u - (uint32_t)((int32_t)(words[j] >> 8) >= th);
         memcpy(&b, &kept, 4);
         b &= m;
         memcpy(&oc[j], &b, 4);
@@ -48,7 +50,7 @@ static void dropout_fwd_chunk(float *o, const float *x, uint8_t *bits, int64_t i
     if (bits) {
         uint8_t *bc = bits + i0;
         CPU_SIMD
-        for (int64_t j = 0; j < len; j++) bc[j] = (uint8_t)((words[j] >> 8) >= threshold);
+        for (int64_t j = 0; j < len; j++) bc[j] = (uint8_t)((int32_t)(words[j] >> 8) >= th);
     }
 }
 
