@@ -396,18 +396,30 @@ static size_t attn_fwd_scratch(int64_t Tk, int64_t HD) {
     return (size_t)(ld * HD + Tk * hdp + ATTN_RB * ld + 4 * ld + 8);
 }
 
-// the softmax of one query row's scores s (jend keys), its dropout, and
-// out_i = sum_j p_ij v_j over the nonzero p_ij
-ATTN_INLINE void attn_forward_row(const struct attn_fwd_args *a, int64_t b, int64_t h, int64_t i, float *s,
-                                  const float *vp, float *pv, int32_t *idx, uint8_t *keep, uint32_t *words,
-                                  int64_t kend) {
-    int64_t Tq = a->Tq, Tk = a->Tk, NH = a->NH, HD = a->HD;
-    const struct attention_params *p = a->p;
-    const uint8_t *mask = a->mask ? a->mask + b * Tk : NULL;
-    bool dropout = p->dropout_p > 0;
-    float inv_keep = dropout ? 1.0f / (1.0f - p->dropout_p) : 1.0f;
-    float *o = (float *)a->out.data + ((b * Tq + i) * NH + h) * HD;
-    int64_t jend = attn_key_end(p->causal, i, Tq, Tk, kend);
+// the largest of s[0..n), as `if (s_j > mx) mx = s_j` keeps it: eight lanes
+// with that rule, then the lanes (so NaN is never taken). Only +0 and -0 may
+// come out the other way round, and the softmax cannot tell: s - mx and
+// mx + log(sum), sum >= 1, are the same for both.
+ATTN_INLINE float attn_row_max(const float *s, int64_t n) {
+    float mx = -INFINITY;
+    int64_t j = 0;
+    if (n >= 8) {
+        attn_v8 m8 = v8_load(s);
+        for (j = 8; j + 8 <= n; j += 8) {
+            attn_v8 v = v8_load(s + j);
+            attn_v8i gt = v > m8;
+            m8 = (attn_v8)(((attn_v8i)v & gt) | ((attn_v8i)m8 & ~gt));
+        }
+        for (int l = 0; l < 8; l++)
+            if (m8[l] > mx) mx = m8[l];
+    }
+    for (; j < n; j++)
+        if (s[j] > mx) mx = s[j];
+    return mx;
+}
+
+// scores of one query row (jend keys) scaled, masked keys -inf; returns their max
+ATTN_INLINE float attn_forward_scale(float *s, int64_t jend, const uint8_t *mask, float scale) {
     float mx = -INFINITY;
     if (mask) {
         for (int64_t j = 0; j < jend; j++) {
@@ -415,27 +427,47 @@ ATTN_INLINE void attn_forward_row(const struct attn_fwd_args *a, int64_t b, int6
                 s[j] = -INFINITY;
                 continue;
             }
-            s[j] *= p->scale;
+            s[j] *= scale;
             if (s[j] > mx) mx = s[j];
         }
-    } else {
-        float scale = p->scale;
-        CPU_SIMD
-        for (int64_t j = 0; j < jend; j++) s[j] *= scale;
-        for (int64_t j = 0; j < jend; j++)
-            if (s[j] > mx) mx = s[j];
+        return mx;
     }
+    CPU_SIMD
+    for (int64_t j = 0; j < jend; j++) s[j] *= scale;
+    return attn_row_max(s, jend);
+}
+
+// sum[r] = sum over j < n[r] of s[r * ld + j] in double, j ascending, for r < R
+// (rows side by side: R independent chains of adds)
+ATTN_INLINE void attn_row_sums(double *sum, const float *s, int64_t ld, const int64_t *n, int R) {
+    int64_t common = n[0];
+    for (int r = 0; r < R; r++) {
+        sum[r] = 0;
+        common = n[r] < common ? n[r] : common;
+    }
+    int64_t j = 0;
+    if (R == ATTN_RB)
+        for (; j < common; j++)
+            ATTN_UNROLL for (int r = 0; r < ATTN_RB; r++) sum[r] += s[r * ld + j];
+    for (int r = 0; r < R; r++)
+        for (int64_t k = j; k < n[r]; k++) sum[r] += s[r * ld + k];
+}
+
+// one query row after its exponentials e (jend keys) and their sum: lse,
+// dropout, and out_i = sum_j p_ij v_j over the nonzero p_ij
+ATTN_INLINE void attn_forward_out(const struct attn_fwd_args *a, int64_t b, int64_t h, int64_t i, float *s,
+                                  int64_t jend, float mx, double sum, const float *vp, float *pv, int32_t *idx,
+                                  uint8_t *keep, uint32_t *words) {
+    int64_t Tq = a->Tq, Tk = a->Tk, NH = a->NH, HD = a->HD;
+    const struct attention_params *p = a->p;
+    bool dropout = p->dropout_p > 0;
+    float inv_keep = dropout ? 1.0f / (1.0f - p->dropout_p) : 1.0f;
+    float *o = (float *)a->out.data + ((b * Tq + i) * NH + h) * HD;
     if (mx == -INFINITY) { // no visible key: out = 0, lse = -inf
         memset(o, 0, (size_t)HD * sizeof *o);
         if (a->lse) a->lse[(b * NH + h) * Tq + i] = -INFINITY;
         return;
     }
-    // e_j = expf(s_j - mx), 0 for masked keys (expf(-inf)); summed in double, j ascending
-    CPU_SIMD
-    for (int64_t j = 0; j < jend; j++) s[j] -= mx;
-    cpu_expf_array(s, jend);
-    double sum = 0;
-    for (int64_t j = 0; j < jend; j++) sum += s[j];
     if (a->lse) a->lse[(b * NH + h) * Tq + i] = mx + (float)log(sum);
     float inv = (float)(1.0 / sum);
     uint64_t row = (uint64_t)((b * NH + h) * Tq + i), base = row * (uint64_t)Tk;
@@ -460,7 +492,9 @@ ATTN_INLINE void attn_forward_row(const struct attn_fwd_args *a, int64_t b, int6
     attn_pv_row(o, HD, pv, idx, m, vp, attn_ld(HD)); // out_i = sum_j p_ij v_j
 }
 
-// query rows [i0, i1) of head (b, h): scores ATTN_RB rows at a time, then row by row
+// query rows [i0, i1) of head (b, h), ATTN_RB at a time: scores; per row the
+// scale, mask and max, e_j = expf(s_j - mx) (0 for masked keys: expf(-inf));
+// the rows' sums of e side by side; then each row's probabilities and out
 CPU_CLONES static void attn_forward_rows(const struct attn_fwd_args *a, int64_t b, int64_t h,
                                           int64_t i0, int64_t i1, float *scratch) {
     int64_t Tq = a->Tq, Tk = a->Tk, HD = a->HD, ld = attn_ld(Tk), hdp = attn_ld(HD);
@@ -469,16 +503,31 @@ CPU_CLONES static void attn_forward_rows(const struct attn_fwd_args *a, int64_t 
     int32_t *idx = (int32_t *)(pv + ld);
     uint8_t *keep = (uint8_t *)(pv + 2 * ld);
     uint32_t *words = (uint32_t *)(pv + 3 * ld);
-    int64_t kend = attn_mask_end(a->mask ? a->mask + b * Tk : NULL, Tk);
+    const uint8_t *mask = a->mask ? a->mask + b * Tk : NULL;
+    int64_t kend = attn_mask_end(mask, Tk);
     int64_t nk = attn_key_end(p->causal, i1 - 1, Tq, Tk, kend);
     attn_pack_t(kt, ld, a->k, b, h, nk, HD);
     attn_pack_rows(vp, hdp, a->v, b, h, nk, HD);
     for (int64_t i = i0; i < i1; i += ATTN_RB) {
         int R = i1 - i < ATTN_RB ? (int)(i1 - i) : ATTN_RB;
         const float *qr[ATTN_RB];
+        int64_t jend[ATTN_RB], n[ATTN_RB];
+        float mx[ATTN_RB];
+        double sum[ATTN_RB];
         for (int r = 0; r < R; r++) qr[r] = attn_row(a->q, b, i + r, h);
         attn_scores(s, ld, qr, R, kt, attn_ld(attn_key_end(p->causal, i + R - 1, Tq, Tk, kend)), HD);
-        for (int r = 0; r < R; r++) attn_forward_row(a, b, h, i + r, s + r * ld, vp, pv, idx, keep, words, kend);
+        for (int r = 0; r < R; r++) {
+            float *sr = s + r * ld;
+            jend[r] = attn_key_end(p->causal, i + r, Tq, Tk, kend);
+            mx[r] = attn_forward_scale(sr, jend[r], mask, p->scale);
+            n[r] = mx[r] == -INFINITY ? 0 : jend[r]; // a row with no visible key needs no sum
+            CPU_SIMD
+            for (int64_t j = 0; j < n[r]; j++) sr[j] -= mx[r];
+            cpu_expf_array(sr, n[r]);
+        }
+        attn_row_sums(sum, s, ld, n, R);
+        for (int r = 0; r < R; r++)
+            attn_forward_out(a, b, h, i + r, s + r * ld, jend[r], mx[r], sum[r], vp, pv, idx, keep, words);
     }
 }
 
