@@ -58,6 +58,14 @@
 #define ATTN_INLINE static inline
 #endif
 #define ATTN_UNROLL _Pragma("GCC unroll 4")
+// the tile functions' clones: CPU_CLONES plus x86-64-v4 (AVX-512 machines: 32
+// vector registers for the register blocks; -ffp-contract=off keeps its FMA
+// unused, so every clone gives the same bits)
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__) && !defined(ALLMREC_NO_TARGET_CLONES)
+#define ATTN_CLONES __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
+#else
+#define ATTN_CLONES CPU_CLONES
+#endif
 
 enum { ATTN_QBLOCK = 64 };   // forward query rows per work item (when heads are few)
 enum { ATTN_BWD_ROWS = 64 }; // backward query rows whose dS is kept at once
@@ -495,7 +503,7 @@ ATTN_INLINE void attn_forward_out(const struct attn_fwd_args *a, int64_t b, int6
 // query rows [i0, i1) of head (b, h), ATTN_RB at a time: scores; per row the
 // scale, mask and max, e_j = expf(s_j - mx) (0 for masked keys: expf(-inf));
 // the rows' sums of e side by side; then each row's probabilities and out
-CPU_CLONES static void attn_forward_rows(const struct attn_fwd_args *a, int64_t b, int64_t h,
+ATTN_CLONES static void attn_forward_rows(const struct attn_fwd_args *a, int64_t b, int64_t h,
                                           int64_t i0, int64_t i1, float *scratch) {
     int64_t Tq = a->Tq, Tk = a->Tk, HD = a->HD, ld = attn_ld(Tk), hdp = attn_ld(HD);
     const struct attention_params *p = a->p;
@@ -669,7 +677,7 @@ ATTN_INLINE void attn_backward_ds(const struct attn_bwd_args *a, int64_t b, int6
 // order, ATTN_RB rows at a time) and the block's share of dk and dv (sums
 // over the block's rows that see the key, in row order, ATTN_RB keys at a
 // time, continuing the sums of the blocks before).
-CPU_CLONES static void attn_backward_tile(const struct attn_bwd_args *a, int64_t b, int64_t h,
+ATTN_CLONES static void attn_backward_tile(const struct attn_bwd_args *a, int64_t b, int64_t h,
                                            float *scratch) {
     int64_t Tq = a->Tq, Tk = a->Tk, HD = a->HD, ld = attn_ld(Tk), hdp = attn_ld(HD);
     const struct attention_params *p = a->p;
