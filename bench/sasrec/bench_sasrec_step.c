@@ -8,7 +8,7 @@
 //
 // usage: bench_sasrec_step [--device cpu|cuda|all] [--shape step|movies|all] [--steps N]
 //                          [--epoch-steps N] [--attention auto|fused|gemm]
-//                          [--pytorch FILE] [--summary] [--gpu-summary]
+//                          [--pytorch FILE] [--summary] [--gpu-summary] [--bits]
 //   --epoch-steps N: time N steps of the Movies shape (0 = run the whole epoch)
 //   --pytorch FILE: the JSON that bench/sasrec/pytorch_sasrec_step.py --json FILE wrote in the same
 //     run (same device, same threads, same shapes); every ratio uses it. Without it no ratio is printed.
@@ -17,6 +17,9 @@
 //     ours, and torch when --pytorch is given) and
 //     SUMMARY_SASREC|sasrec step b128 t200|<ours ms>|<pytorch ms or -1>|<ratio or -1>
 //   --gpu-summary: --summary --device cuda (bench/gpu_check.sh)
+//   --bits: after each shape's steps, print BITS|<shape>|<hash> (FNV-1a 64 of the parameters, their
+//     gradients and both Adam moments): the check that a speed change left every result bit-identical
+//     (same --steps, any thread count, this build against another)
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
@@ -61,6 +64,21 @@ static void fill_batch(struct sasrec_batch *b, const struct shape *s, uint64_t s
 // and the process's CPU time (all threads; on a machine shared with other
 // jobs the CPU time per step is the stable measure of the work done)
 static int g_attention = SASREC_ATTN_AUTO;
+static bool g_bits = false;
+
+// FNV-1a 64 of n bytes of a host copy of t, continuing from h
+static uint64_t fnv_tensor(uint64_t h, struct tensor t, allmrec_status *st) {
+    size_t n = tensor_nbytes(t);
+    unsigned char *b = malloc(n);
+    if (!b) {
+        *st = ALLMREC_ERR(ALLMREC_ERR_NOMEM, "--bits: host copy");
+        return h;
+    }
+    *st = device_memcpy(b, ALLMREC_DEVICE_CPU, t.data, t.device, n);
+    for (size_t i = 0; i < n && !*st; i++) h = (h ^ b[i]) * 0x100000001b3ull;
+    free(b);
+    return h;
+}
 
 static double cpu_now(void) {
     struct timespec ts;
@@ -98,6 +116,12 @@ static allmrec_status time_steps(struct op_ctx *ctx, const struct shape *s, int 
         *cpu_ms_out = tc[steps / 2];
         st = sasrec_read_loss(&m, loss_out, true);
         *loss_out /= (steps + 3);
+    }
+    if (!st && g_bits) {
+        uint64_t h = 0xcbf29ce484222325ull;
+        struct tensor all[4] = {m.params_flat, m.grads_flat, m.m_flat, m.v_flat};
+        for (int i = 0; i < 4 && !st; i++) h = fnv_tensor(h, all[i], &st);
+        if (!st) printf("BITS|%s|%d steps|%016llx\n", s->name, steps + 3, (unsigned long long)h);
     }
     free(t);
     free(tc);
@@ -169,9 +193,10 @@ int main(int argc, char **argv) {
             g_attention = !strcmp(a, "fused") ? SASREC_ATTN_FUSED : !strcmp(a, "gemm") ? SASREC_ATTN_GEMM : SASREC_ATTN_AUTO;
         }
         else if (!strcmp(argv[i], "--pytorch") && i + 1 < argc) pt_path = argv[++i];
+        else if (!strcmp(argv[i], "--bits")) g_bits = true;
         else {
             fprintf(stderr, "usage: %s [--device cpu|cuda|all] [--shape step|movies|all] [--steps N] [--epoch-steps N] "
-                    "[--attention auto|fused|gemm] [--pytorch FILE] [--summary] [--gpu-summary]\n", argv[0]);
+                    "[--attention auto|fused|gemm] [--pytorch FILE] [--summary] [--gpu-summary] [--bits]\n", argv[0]);
             return 2;
         }
     }

@@ -36,7 +36,7 @@ ACT_INLINE void act_row(enum act_kind kind, float alpha, float *y, const float *
 }
 
 // one row of act_row for a runtime kind
-static void act_row_any(enum act_kind kind, float alpha, float *y, const float *x, const float *bias,
+ACT_INLINE void act_row_any(enum act_kind kind, float alpha, float *y, const float *x, const float *bias,
                         int64_t C) {
     switch (kind) {
     case ACT_RELU: act_row(ACT_RELU, alpha, y, x, bias, C); break;
@@ -49,10 +49,20 @@ static void act_row_any(enum act_kind kind, float alpha, float *y, const float *
     }
 }
 
+enum { ACT_ROWS = 64 }; // forward rows per parallel item
+
+// rows [n0, n1) of cpu_bias_act_rows
+CPU_CLONES static void bias_act_range(float *out, const float *inp, const float *bias, int64_t n0, int64_t n1,
+                                      int64_t C, struct act act) {
+    for (int64_t n = n0; n < n1; n++) act_row_any(act.kind, act.alpha, out + n * C, inp + n * C, bias, C);
+}
+
 void cpu_bias_act_rows(float *out, const float *inp, const float *bias, int64_t N, int64_t C,
                        struct act act) {
+    int64_t items = (N + ACT_ROWS - 1) / ACT_ROWS;
     CPU_PARALLEL_FOR(N * C)
-    for (int64_t n = 0; n < N; n++) act_row_any(act.kind, act.alpha, out + n * C, inp + n * C, bias, C);
+    for (int64_t it = 0; it < items; it++)
+        bias_act_range(out, inp, bias, it * ACT_ROWS, (it + 1) * ACT_ROWS < N ? (it + 1) * ACT_ROWS : N, C, act);
 }
 
 allmrec_status cpu_act_forward(struct op_ctx *ctx, struct tensor out, struct tensor inp,
@@ -81,7 +91,7 @@ ACT_INLINE void act_grad_row(enum act_kind kind, float alpha, float *restrict g,
     }
 }
 
-static void act_grad_row_any(enum act_kind kind, float alpha, float *g, const float *dy,
+ACT_INLINE void act_grad_row_any(enum act_kind kind, float alpha, float *g, const float *dy,
                              const float *x, const float *bias, int64_t C) {
     switch (kind) {
     case ACT_RELU: act_grad_row(ACT_RELU, alpha, g, dy, x, bias, C); break;
@@ -92,6 +102,30 @@ static void act_grad_row_any(enum act_kind kind, float alpha, float *g, const fl
     case ACT_NONE:
     default: act_grad_row(ACT_NONE, alpha, g, dy, x, bias, C); break;
     }
+}
+
+// rows [n0, n1) (one ACT_CHUNK) of the backward: dinp += g (dx when not NULL),
+// the chunk's bias-gradient partial (acc, C doubles, when not NULL)
+CPU_CLONES static void act_backward_chunk(float *dx, double *acc, const float *dy, const float *x, const float *b,
+                                          int64_t n0, int64_t n1, int64_t C, struct act act) {
+    if (acc)
+        for (int64_t c = 0; c < C; c++) acc[c] = 0;
+    for (int64_t n = n0; n < n1; n++)
+        for (int64_t c0 = 0; c0 < C; c0 += ACT_COLS) { // g of ACT_COLS columns at a time
+            int64_t nc = C - c0 < ACT_COLS ? C - c0 : ACT_COLS;
+            float g[ACT_COLS];
+            act_grad_row_any(act.kind, act.alpha, g, dy + n * C + c0, x + n * C + c0, b ? b + c0 : NULL, nc);
+            if (dx) {
+                float *dxr = dx + n * C + c0;
+                CPU_SIMD
+                for (int64_t c = 0; c < nc; c++) dxr[c] += g[c];
+            }
+            if (acc) {
+                double *accr = acc + c0;
+                CPU_SIMD
+                for (int64_t c = 0; c < nc; c++) accr[c] += g[c];
+            }
+        }
 }
 
 allmrec_status cpu_act_backward(struct op_ctx *ctx, struct tensor dinp, struct tensor dbias,
@@ -115,29 +149,9 @@ allmrec_status cpu_act_backward(struct op_ctx *ctx, struct tensor dinp, struct t
                                (long long)(nchunks * C));
     }
     CPU_PARALLEL_FOR(N * C)
-    for (int64_t k = 0; k < nchunks; k++) {
-        int64_t n1 = (k + 1) * ACT_CHUNK < N ? (k + 1) * ACT_CHUNK : N;
-        double *acc = db ? part + k * C : NULL;
-        if (acc)
-            for (int64_t c = 0; c < C; c++) acc[c] = 0;
-        for (int64_t n = k * ACT_CHUNK; n < n1; n++)
-            for (int64_t c0 = 0; c0 < C; c0 += ACT_COLS) { // g of ACT_COLS columns at a time
-                int64_t nc = C - c0 < ACT_COLS ? C - c0 : ACT_COLS;
-                float g[ACT_COLS];
-                act_grad_row_any(act.kind, act.alpha, g, dy + n * C + c0, x + n * C + c0,
-                                 b ? b + c0 : NULL, nc);
-                if (dx) {
-                    float *dxr = dx + n * C + c0;
-                    CPU_SIMD
-                    for (int64_t c = 0; c < nc; c++) dxr[c] += g[c];
-                }
-                if (acc) {
-                    double *accr = acc + c0;
-                    CPU_SIMD
-                    for (int64_t c = 0; c < nc; c++) accr[c] += g[c];
-                }
-            }
-    }
+    for (int64_t k = 0; k < nchunks; k++)
+        act_backward_chunk(dx, db ? part + k * C : NULL, dy, x, b, k * ACT_CHUNK,
+                           (k + 1) * ACT_CHUNK < N ? (k + 1) * ACT_CHUNK : N, C, act);
     if (db) // the chunks in order
         for (int64_t c = 0; c < C; c++) {
             double s = 0;

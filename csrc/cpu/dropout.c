@@ -33,9 +33,25 @@ static void dropout_fwd_chunk(float *o, const float *x, uint8_t *bits, int64_t i
                               uint32_t stream, uint32_t threshold, float scale) {
     uint32_t words[DROPOUT_CHUNK];
     philox_blocks_words(words, seed, stream, (uint64_t)i0 >> 2, (len + 3) / 4);
-    for (int64_t j = 0; j < len; j++) o[i0 + j] = (words[j] >> 8) >= threshold ? x[i0 + j] * scale : 0.0f;
-    if (bits)
-        for (int64_t j = 0; j < len; j++) bits[i0 + j] = (words[j] >> 8) >= threshold;
+    // a bitwise select (branch-free, so it vectorises): exactly `keep ? x * scale :
+    // 0.0f`; o may be x (element j reads and writes only index j)
+    // (threshold < 2^24 as p < 1: signed compares, which vectorise)
+    float *oc = o + i0;
+    const float *xc = x + i0;
+    int32_t th = (int32_t)threshold;
+    CPU_SIMD
+    for (int64_t j = 0; j < len; j++) {
+        float kept = xc[j] * scale;
+        uint32_t b, m = 0u - (uint32_t)((int32_t)(words[j] >> 8) >= th);
+        memcpy(&b, &kept, 4);
+        b &= m;
+        memcpy(&oc[j], &b, 4);
+    }
+    if (bits) {
+        uint8_t *bc = bits + i0;
+        CPU_SIMD
+        for (int64_t j = 0; j < len; j++) bc[j] = (uint8_t)((int32_t)(words[j] >> 8) >= th);
+    }
 }
 
 // backward: dx += dy * keep * scale, keep read (bits) or redrawn (bits == NULL)

@@ -5,8 +5,10 @@
 // same key reads them. Every stored flag is keep(seed, stream, index,
 // threshold) of philox.h, a pure function of the key and the index, so a hit
 // gives exactly the bits a redraw would; a miss (evicted, too large) redraws.
-// Per thread (the thread that calls the op), DROPOUT_MEMO_SLOTS keys round
-// robin, DROPOUT_MEMO_MAX_BYTES in all; the memory stays with the thread.
+// Per thread (the thread that calls the op), DROPOUT_MEMO_SLOTS keys, the
+// least recently claimed replaced first (preferring a slot already large enough
+// once DROPOUT_MEMO_MAX_BYTES are in use, so a training loop's keys keep
+// fitting); the memory stays with the thread.
 //
 // defines: enum dropout_memo_kind, struct dropout_memo, dropout_memo_claim, dropout_memo_find
 #ifndef ALLMREC_CPU_DROPOUT_MEMO_H

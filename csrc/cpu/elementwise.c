@@ -99,6 +99,18 @@ allmrec_status cpu_fill(struct op_ctx *ctx, struct tensor x, float value) {
     switch (x.dtype) {
     case ALLMREC_DTYPE_F32: {
         float *p = x.data;
+        uint32_t bits;
+        memcpy(&bits, &value, sizeof bits);
+        if (bits == 0) { // +0.0f is all-zero bytes: memset (string stores, no read of the old lines)
+            enum { FILL_CHUNK = 1 << 16 };
+            int64_t nchunks = (n + FILL_CHUNK - 1) / FILL_CHUNK;
+            CPU_PARALLEL_FOR(n)
+            for (int64_t c = 0; c < nchunks; c++) {
+                int64_t i0 = c * FILL_CHUNK, len = n - i0 < FILL_CHUNK ? n - i0 : FILL_CHUNK;
+                memset(p + i0, 0, (size_t)len * sizeof(float));
+            }
+            break;
+        }
         CPU_PARALLEL_FOR(n)
         for (int64_t i = 0; i < n; i++) p[i] = value;
         break;

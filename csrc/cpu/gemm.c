@@ -259,6 +259,16 @@ allmrec_status cpu_linear_forward(struct op_ctx *ctx, struct tensor out, struct 
 // so the result does not depend on the thread count
 enum { COLSUM_CHUNK = 256 };
 
+// acc (OC) = column sums of rows [n0, n1) of dout in double, rows in order
+CPU_CLONES static void colsum_chunk(double *acc, const float *dout, int64_t n0, int64_t n1, int64_t OC) {
+    for (int64_t j = 0; j < OC; j++) acc[j] = 0;
+    for (int64_t n = n0; n < n1; n++) {
+        const float *row = dout + n * OC;
+        CPU_SIMD
+        for (int64_t j = 0; j < OC; j++) acc[j] += row[j];
+    }
+}
+
 static allmrec_status colsum_accumulate(float *dbias, const float *dout, int64_t N, int64_t OC) {
     int64_t nchunks = (N + COLSUM_CHUNK - 1) / COLSUM_CHUNK;
     enum { STACK_DOUBLES = 4096 }; // partials on the stack when small
@@ -271,16 +281,8 @@ static allmrec_status colsum_accumulate(float *dbias, const float *dout, int64_t
                                (long long)(nchunks * OC));
     }
     CPU_PARALLEL_FOR(N * OC)
-    for (int64_t k = 0; k < nchunks; k++) {
-        int64_t n1 = (k + 1) * COLSUM_CHUNK < N ? (k + 1) * COLSUM_CHUNK : N;
-        double *acc = part + k * OC;
-        for (int64_t j = 0; j < OC; j++) acc[j] = 0;
-        for (int64_t n = k * COLSUM_CHUNK; n < n1; n++) {
-            const float *row = dout + n * OC;
-            CPU_SIMD
-            for (int64_t j = 0; j < OC; j++) acc[j] += row[j];
-        }
-    }
+    for (int64_t k = 0; k < nchunks; k++)
+        colsum_chunk(part + k * OC, dout, k * COLSUM_CHUNK, (k + 1) * COLSUM_CHUNK < N ? (k + 1) * COLSUM_CHUNK : N, OC);
     for (int64_t j = 0; j < OC; j++) {
         double s = 0;
         for (int64_t k = 0; k < nchunks; k++) s += part[k * OC + j];

@@ -590,6 +590,17 @@ allmrec_status sasrec_read_loss(struct sasrec_model *m, double *loss, bool reset
 // ------------------------------------------------------------------ backward
 
 
+// op_linear_backward into a dinp that holds nothing yet: dinp = dout @ weight as
+// one GEMM with beta 0 (what zeroing dinp and accumulating computes, without the
+// separate pass over it), then the weight and bias gradients as before
+static allmrec_status linear_backward_fresh(struct op_ctx *ctx, struct tensor dinp, struct tensor dweight,
+                                            struct tensor dbias, struct tensor dout, struct tensor inp,
+                                            struct tensor weight) {
+    ALLMREC_TRY(op_matmul(ctx, dinp, t2(dout, tensor_numel(dout) / weight.shape[0], weight.shape[0]), weight, false,
+                          false, 1.0f, 0.0f));
+    return op_linear_backward(ctx, tensor_none(), dweight, dbias, dout, inp, weight);
+}
+
 allmrec_status sasrec_backward(struct sasrec_model *m, uint64_t step_seed, float l2_emb) {
     struct op_ctx *ctx = m->ctx;
     const struct sasrec_config *c = &m->cfg;
@@ -646,9 +657,8 @@ allmrec_status sasrec_backward_hidden(struct sasrec_model *m, uint64_t step_seed
         ALLMREC_TRY(zero(ctx, A->dx1));                        // dx1 holds d(conv2 out) for now
         if (p > 0) ALLMREC_TRY(op_dropout_backward(ctx, A->dx1, dx, p, step_seed, sasrec_stream_ffn2(l)));
         else ALLMREC_TRY(op_copy(ctx, A->dx1, dx));
-        ALLMREC_TRY(zero(ctx, A->dh1));
-        ALLMREC_TRY(op_linear_backward(ctx, A->dh1, t2(g->conv2_w, d, d), g->conv2_b, A->dx1, k->h1,
-                                       t2(w->conv2_w, d, d)));
+        ALLMREC_TRY(linear_backward_fresh(ctx, t2(A->dh1, BT, d), t2(g->conv2_w, d, d), g->conv2_b, A->dx1, k->h1,
+                                          t2(w->conv2_w, d, d)));
         // h1 = dropout1(relu(pre)), pre = conv1(F)
         ALLMREC_TRY(zero(ctx, A->dx1));                        // now d(relu out)
         if (p > 0) ALLMREC_TRY(op_dropout_backward(ctx, A->dx1, A->dh1, p, step_seed, sasrec_stream_ffn1(l)));
@@ -663,8 +673,8 @@ allmrec_status sasrec_backward_hidden(struct sasrec_model *m, uint64_t step_seed
                                           k->ln2_mean, k->ln2_rstd));
         // x1 = Q + out_proj(att)
         ALLMREC_TRY(op_copy(ctx, A->dq_ln, A->dx1));
-        ALLMREC_TRY(zero(ctx, A->datt));
-        ALLMREC_TRY(op_linear_backward(ctx, A->datt, g->out_proj_w, g->out_proj_b, A->dx1, k->att, w->out_proj_w));
+        ALLMREC_TRY(linear_backward_fresh(ctx, t2(A->datt, BT, d), g->out_proj_w, g->out_proj_b, A->dx1, k->att,
+                                          w->out_proj_w));
         // att = MHA core(q, k, v)
         ALLMREC_TRY(zero(ctx, A->dqkv));
         if (m->gemm_attention) ALLMREC_TRY(gemm_attention_backward(m, k, dq, dkv, &ap));
@@ -678,8 +688,7 @@ allmrec_status sasrec_backward_hidden(struct sasrec_model *m, uint64_t step_seed
                                           heads_view(k->att, B, T, NH, HD, d, 0), k->lse, key_mask, &ap));
         // q = Q Wq^T + bq ; kv = x Wkv^T + bkv
         ALLMREC_TRY(op_linear_backward(ctx, A->dq_ln, gwq, gbq, dq, k->q_ln, wq));
-        ALLMREC_TRY(zero(ctx, dx_in));
-        ALLMREC_TRY(op_linear_backward(ctx, dx_in, gwkv, gbkv, dkv, x, wkv));
+        ALLMREC_TRY(linear_backward_fresh(ctx, t2(dx_in, BT, d), gwkv, gbkv, dkv, x, wkv));
         // Q = LN1(x)
         ALLMREC_TRY(op_layernorm_backward(ctx, dx_in, g->attn_ln_w, g->attn_ln_b, A->dq_ln, x, w->attn_ln_w,
                                           k->ln1_mean, k->ln1_rstd));
