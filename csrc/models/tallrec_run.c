@@ -579,6 +579,8 @@ static allmrec_status export_best(struct tallrec_trainer *tr, const char *best, 
     ALLMREC_TRY(h5_open_read(&f, best));
     allmrec_status s = lora_read_h5(&f, "/lora", &tr->lora, false);
     h5_close(&f);
+    // the train loop tidies out_dir; adapter/ is below it (a killed earlier export's temporary files)
+    if (!s) s = fs_remove_stale_tmp(adapter, NULL);
     if (!s) s = lora_save_peft(&tr->lora, adapter, tr->o->llm_path);
     return s;
 }

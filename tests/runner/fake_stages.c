@@ -266,8 +266,8 @@ int main(int argc, char **argv) {
         // the cross-domain map: reads the source CF model and Stage 1, writes the target's
         // cf_export.h5 and joint.h5 (what the LLM evaluation reads) and the SASRec row
         const char *cfd = NULL, *s1d = NULL;
-        config_get_string(&c, "cf.dir", &cfd);
-        config_get_string(&c, "stage1.dir", &s1d);
+        config_get_string(&g_cfg, "cf.dir", &cfd);
+        config_get_string(&g_cfg, "stage1.dir", &s1d);
         char in[1200];
         snprintf(in, sizeof in, "%s/best.h5", cfd);
         char in2[1200];
