@@ -46,7 +46,7 @@ static const char *EXPERIMENT_USAGE =
     "  allmrec experiment experiments/table1.yaml --dry-run\n"
     "  allmrec experiment experiments/quickstart.yaml defaults.cf.train.epochs=2 seeds=[1,2] --dry-run\n"
     "  allmrec experiment experiments/quickstart.yaml defaults.cf.train.epochs=2\n"
-    "  allmrec experiment experiments/table2.yaml --preset tiny --protocols\n";
+    "  allmrec experiment experiments/table2.yaml --preset tiny --protocols --dry-run\n";
 
 static const char *STATUS_USAGE =
     "usage: allmrec status <experiments/x.yaml> [--preset NAME] [key.sub=value ...]\n"
