@@ -350,13 +350,16 @@ allmrec_status report_build(struct report *rep, const struct experiment *ex) {
             // paper-only rows/columns are shown too (ours empty)
             struct report_line l = {0};
             snprintf(l.id, sizeof l.id, "%s", re->items[0]);
-            snprintf(l.label, sizeof l.label, "%s", le ? le->items[0] : re->items[0]);
+            // a row of the paper's that this run did not plan: its label, else the model table's
+            const struct model_def *md = le ? NULL : model_find(re->items[0]);
+            snprintf(l.label, sizeof l.label, "%s", le ? le->items[0] : md ? md->label : re->items[0]);
             int before = rep->n_rows;
             add_line(&rep->rows, &rep->n_rows, &l);
             (void)before;
             struct report_line cl = {0};
             snprintf(cl.id, sizeof cl.id, "%s", pcols[j]);
-            snprintf(cl.label, sizeof cl.label, "%s", pcols[j]);
+            const struct model_def *cmd = model_find(pcols[j]);
+            snprintf(cl.label, sizeof cl.label, "%s", cmd ? cmd->label : pcols[j]);
             add_line(&rep->cols, &rep->n_cols, &cl);
         }
     }
@@ -510,7 +513,8 @@ static allmrec_status write_markdown(const struct report *rep, const char *path)
     if (!has_axis((char(*)[64])rep->row_axes, rep->n_row_axes, "metric") &&
         !has_axis((char(*)[64])rep->col_axes, rep->n_col_axes, "metric"))
         sb_printf(&b, "; metric: %s", rep->metric_labels[0]);
-    sb_printf(&b, ". – = no value.\n\n");
+    sb_printf(&b, ". – = no value; paper / – is a cell of the paper's that this invocation did not plan (a row or column the "
+                  "paper has and the plan narrowed away) or whose run has not completed; failed and not-built cells say why.\n\n");
     if (note[0]) sb_printf(&b, "%s\n\n", note);
     if (rep->paper_note[0]) sb_printf(&b, "Paper values: %s\n\n", rep->paper_note);
     report_md_cells(&b, rep);
@@ -899,7 +903,8 @@ static allmrec_status protocols_md(const struct report *reps, const char *const 
     if (!has_axis((char(*)[64])reps[0].row_axes, reps[0].n_row_axes, "metric") &&
         !has_axis((char(*)[64])reps[0].col_axes, reps[0].n_col_axes, "metric"))
         sb_printf(&b, "; metric: %s", reps[0].metric_labels[0]);
-    sb_printf(&b, ". – = no value.\n");
+    sb_printf(&b, ". – = no value; paper / – is a cell of the paper's that this invocation did not plan (a row or column the "
+                  "paper has and the plan narrowed away) or whose run has not completed; failed and not-built cells say why.\n");
     if (note[0]) sb_printf(&b, "\n%s\n", note);
     for (int k = 0; k < n; k++) {
         const struct report *rep = &reps[k];

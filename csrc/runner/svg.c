@@ -139,7 +139,8 @@ allmrec_status svg_bar_chart(char **buf, size_t *len, const char *title, const c
     for (int k = 0; k < n_bars && k < 14; k++) longest = strlen(bars[k]) > longest ? strlen(bars[k]) : longest;
     const double L = 64, R = fmax(170, 44 + 6.4 * (double)longest), T = 34, B = 62, H = 250; // the legend fits
 
-    double W = fmax(260, gw * n_groups);
+    // wide enough for the bold 14 px title (about 8 px a character), centred on the whole chart
+    double W = fmax(fmax(260, gw * n_groups), 8.0 * (double)strlen(title) + 20 - L - R);
     double Wt = L + W + R, Ht = T + H + B;
     double hi = 0;
     for (int i = 0; i < n_groups * n_bars; i++) {
@@ -150,7 +151,7 @@ allmrec_status svg_bar_chart(char **buf, size_t *len, const char *title, const c
     sb_printf(&b, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" "
                   "font-family=\"sans-serif\" role=\"img\">\n<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n",
               Wt, Ht, Wt, Ht);
-    text(&b, L + W / 2, 20, "middle", 14, "font-weight=\"bold\"", title);
+    text(&b, Wt / 2, 20, "middle", 14, "font-weight=\"bold\"", title);
     double y0, y1;
     y_axis(&b, 0, hi * 1.05, L, T, W, H, ylabel, &y0, &y1);
     double gstep = W / n_groups;
