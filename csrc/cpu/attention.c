@@ -169,21 +169,29 @@ static inline int64_t attn_ld(int64_t n) { return (n + 7) & ~(int64_t)7; }
 
 // x[i][j] = x[j][i]: an 8x8 block transposed by shuffles (unpack, shuffle,
 // swap of 128-bit halves)
+// gcc spells a two-vector shuffle __builtin_shuffle(a, b, mask), clang
+// __builtin_shufflevector(a, b, i0, ..., i7) (the fuzz build uses clang)
 typedef int32_t attn_v8i __attribute__((vector_size(32)));
+#if defined(__clang__)
+#define ATTN_SHUF(a, b, i0, i1, i2, i3, i4, i5, i6, i7) __builtin_shufflevector(a, b, i0, i1, i2, i3, i4, i5, i6, i7)
+#else
+#define ATTN_SHUF(a, b, i0, i1, i2, i3, i4, i5, i6, i7) \
+    __builtin_shuffle(a, b, (attn_v8i){i0, i1, i2, i3, i4, i5, i6, i7})
+#endif
 ATTN_INLINE void attn_transpose8(attn_v8 *x) {
     attn_v8 t[8], u[8];
     for (int k = 0; k < 4; k++) {
-        t[2 * k] = __builtin_shuffle(x[2 * k], x[2 * k + 1], (attn_v8i){0, 8, 1, 9, 4, 12, 5, 13});
-        t[2 * k + 1] = __builtin_shuffle(x[2 * k], x[2 * k + 1], (attn_v8i){2, 10, 3, 11, 6, 14, 7, 15});
+        t[2 * k] = ATTN_SHUF(x[2 * k], x[2 * k + 1], 0, 8, 1, 9, 4, 12, 5, 13);
+        t[2 * k + 1] = ATTN_SHUF(x[2 * k], x[2 * k + 1], 2, 10, 3, 11, 6, 14, 7, 15);
     }
     for (int k = 0; k < 2; k++)
         for (int l = 0; l < 2; l++) {
-            u[4 * k + 2 * l] = __builtin_shuffle(t[4 * k + l], t[4 * k + l + 2], (attn_v8i){0, 1, 8, 9, 4, 5, 12, 13});
-            u[4 * k + 2 * l + 1] = __builtin_shuffle(t[4 * k + l], t[4 * k + l + 2], (attn_v8i){2, 3, 10, 11, 6, 7, 14, 15});
+            u[4 * k + 2 * l] = ATTN_SHUF(t[4 * k + l], t[4 * k + l + 2], 0, 1, 8, 9, 4, 5, 12, 13);
+            u[4 * k + 2 * l + 1] = ATTN_SHUF(t[4 * k + l], t[4 * k + l + 2], 2, 3, 10, 11, 6, 7, 14, 15);
         }
     for (int k = 0; k < 4; k++) {
-        x[k] = __builtin_shuffle(u[k], u[k + 4], (attn_v8i){0, 1, 2, 3, 8, 9, 10, 11});
-        x[k + 4] = __builtin_shuffle(u[k], u[k + 4], (attn_v8i){4, 5, 6, 7, 12, 13, 14, 15});
+        x[k] = ATTN_SHUF(u[k], u[k + 4], 0, 1, 2, 3, 8, 9, 10, 11);
+        x[k + 4] = ATTN_SHUF(u[k], u[k + 4], 4, 5, 6, 7, 12, 13, 14, 15);
     }
 }
 
