@@ -90,6 +90,10 @@ extern "C" {
                             struct tensor mask))                                                  \
     X(masked_mean_backward, (struct op_ctx * ctx, struct tensor dx, struct tensor dout,           \
                              struct tensor mask))                                                 \
+    X(subrep_maxsum_forward, (struct op_ctx * ctx, struct tensor R, struct tensor Q,              \
+                              struct tensor S))                                                   \
+    X(subrep_maxsum_backward, (struct op_ctx * ctx, struct tensor dS, struct tensor dR,           \
+                               struct tensor dQ, struct tensor S))                                \
     X(embedding_forward, (struct op_ctx * ctx, struct tensor out, struct tensor ids,              \
                           struct tensor table, int64_t id_offset))                                \
     X(embedding_backward, (struct op_ctx * ctx, struct tensor dtable, struct tensor dout,         \

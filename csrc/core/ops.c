@@ -741,6 +741,41 @@ allmrec_status op_rowdot_backward(struct op_ctx *ctx, struct tensor da, struct t
     CALL(rowdot_backward, ctx, da, db, dout, a, b);
 }
 
+// S (B*M, n, K, n) against R/Q (B, n, n) (or dR/dQ, either may be none, not both)
+static allmrec_status subrep_shapes(const char *op, struct tensor S, struct tensor R, struct tensor Q) {
+    struct tensor r = tensor_is_none(R) ? Q : R;
+    if (tensor_is_none(r)) return ALLMREC_ERR(ALLMREC_ERR_INVALID, "%s: R/dR and Q/dQ are both none", op);
+    if (r.ndim != 3 || r.shape[1] != r.shape[2]) return shape_err(op, "R/Q must be (B, n, n)", r, S);
+    ALLMREC_TRY(same_shape(op, "R", R, "Q", Q));
+    int64_t B = r.shape[0], n = r.shape[1];
+    if (S.ndim != 4 || B < 1 || S.shape[0] % B != 0 || S.shape[0] < B || S.shape[1] != n || S.shape[3] != n ||
+        S.shape[2] < 1)
+        return shape_err(op, "S must be (B*M, n, K, n) for R/Q (B, n, n)", S, r);
+    return ALLMREC_OK;
+}
+
+allmrec_status op_subrep_maxsum_forward(struct op_ctx *ctx, struct tensor R, struct tensor Q,
+                                        struct tensor S) {
+    const char *op = "op_subrep_maxsum_forward";
+    ALLMREC_TRY(arg(ctx, op, "R", R, false, F32, true));
+    ALLMREC_TRY(arg(ctx, op, "Q", Q, false, F32, true));
+    ALLMREC_TRY(arg(ctx, op, "S", S, false, F32, true));
+    ALLMREC_TRY(subrep_shapes(op, S, R, Q));
+    CALL(subrep_maxsum_forward, ctx, R, Q, S);
+}
+
+allmrec_status op_subrep_maxsum_backward(struct op_ctx *ctx, struct tensor dS, struct tensor dR,
+                                         struct tensor dQ, struct tensor S) {
+    const char *op = "op_subrep_maxsum_backward";
+    ALLMREC_TRY(arg(ctx, op, "dS", dS, false, F32, true));
+    ALLMREC_TRY(arg(ctx, op, "dR", dR, true, F32, true));
+    ALLMREC_TRY(arg(ctx, op, "dQ", dQ, true, F32, true));
+    ALLMREC_TRY(arg(ctx, op, "S", S, false, F32, true));
+    ALLMREC_TRY(same_shape(op, "dS", dS, "S", S));
+    ALLMREC_TRY(subrep_shapes(op, S, dR, dQ));
+    CALL(subrep_maxsum_backward, ctx, dS, dR, dQ, S);
+}
+
 static allmrec_status pool_shapes(const char *op, struct tensor out, struct tensor x,
                                   struct tensor mask) {
     if (x.ndim != 3) return shape_err(op, "x must be (B, T, C)", x, out);

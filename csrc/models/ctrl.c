@@ -1,6 +1,7 @@
-// ctrl.c: CTRL (ctrl.h): the fine-grained contrastive loss (host, explicit
-// forward/backward), its heads on the op API, the stage-1 trainer in the
-// shared loop, and stage 2 as SASRec's run started from stage 1.
+// ctrl.c: CTRL (ctrl.h): the host reference of the fine-grained contrastive
+// loss (explicit forward/backward; the training step runs its op-API twin,
+// ctrl_loss.c), the heads on the op API, the stage-1 trainer in the shared
+// loop, and stage 2 as SASRec's run started from stage 1.
 #include "allmrec/ctrl.h"
 
 #include <math.h>
@@ -100,12 +101,13 @@ allmrec_status ctrl_heads_init(struct ctrl_heads *h, struct op_ctx *ctx, int64_t
         if (!s) s = align_linear_init(&h->fine_text[m], name, d, d, ctx, true, max_rows);
     }
     if (!s) {
-        struct tensor_spec sp[6] = {{"hrows", F32, 2, {max_rows, d}}, {"xrows", F32, 2, {max_rows, C}},
+        struct tensor_spec sp[7] = {{"hrows", F32, 2, {max_rows, d}}, {"xrows", F32, 2, {max_rows, C}},
                                     {"dA", F32, 2, {max_rows, d}},    {"dY", F32, 2, {max_rows, d}},
-                                    {"dH", F32, 2, {max_rows, d}},    {"dsub", F32, 2, {max_rows, d}}};
-        struct tensor t[6];
-        s = arena_init_from_specs(&h->a_io, "ctrl.io", ctx->device, sp, 6, t);
-        h->hrows = t[0]; h->xrows = t[1]; h->dA = t[2]; h->dY = t[3]; h->dH = t[4]; h->dsub = t[5];
+                                    {"dH", F32, 2, {max_rows, d}},    {"dL", F32, 2, {NS * max_rows, d}},
+                                    {"dX", F32, 2, {NS * max_rows, d}}};
+        struct tensor t[7];
+        s = arena_init_from_specs(&h->a_io, "ctrl.io", ctx->device, sp, 7, t);
+        h->hrows = t[0]; h->xrows = t[1]; h->dA = t[2]; h->dY = t[3]; h->dH = t[4]; h->dL = t[5]; h->dX = t[6];
     }
     if (s) ctrl_heads_free(h);
     return s;
@@ -126,6 +128,7 @@ void ctrl_heads_free(struct ctrl_heads *h) {
     int n = heads_list(h, l);
     for (int i = 0; i < n; i++) align_net_free(l[i]);
     arena_free(&h->a_io);
+    ctrl_loss_free(&h->loss);
 }
 
 static allmrec_status heads_init_weights(struct ctrl_heads *h, uint64_t seed) {
@@ -150,12 +153,8 @@ allmrec_status ctrl_step_buf_init(struct ctrl_step_buf *sb, int64_t BT, int64_t 
     sb->rows = malloc((size_t)BT * sizeof(int32_t));
     sb->h = malloc((size_t)(BT * d) * sizeof(float));
     sb->x = malloc((size_t)(BT * C) * sizeof(float));
-    sb->L = malloc((size_t)(NS * BT * d) * sizeof(float));
-    sb->X = malloc((size_t)(NS * BT * d) * sizeof(float));
-    sb->dL = malloc((size_t)(NS * BT * d) * sizeof(float));
-    sb->dX = malloc((size_t)(NS * BT * d) * sizeof(float));
     sb->dh = malloc((size_t)(BT * d) * sizeof(float));
-    if (!sb->rows || !sb->h || !sb->x || !sb->L || !sb->X || !sb->dL || !sb->dX || !sb->dh) {
+    if (!sb->rows || !sb->h || !sb->x || !sb->dh) {
         ctrl_step_buf_free(sb);
         return ALLMREC_ERR(ALLMREC_ERR_NOMEM, "ctrl: step buffers");
     }
@@ -163,7 +162,7 @@ allmrec_status ctrl_step_buf_init(struct ctrl_step_buf *sb, int64_t BT, int64_t 
 }
 
 void ctrl_step_buf_free(struct ctrl_step_buf *sb) {
-    free(sb->rows); free(sb->h); free(sb->x); free(sb->L); free(sb->X); free(sb->dL); free(sb->dX); free(sb->dh);
+    free(sb->rows); free(sb->h); free(sb->x); free(sb->dh);
     memset(sb, 0, sizeof *sb);
 }
 
@@ -201,7 +200,13 @@ static int64_t gather_rows(struct sasrec_model *m, struct ctrl_step_buf *sb, con
     return n;
 }
 
-// the heads' outputs L_m, X_k (host, (3, n, d))
+// block m (rows [m * max_rows, m * max_rows + n)) of a (3 * max_rows, d) gradient buffer
+static struct tensor block_of(struct tensor t, int m, int64_t n) {
+    const int64_t max_rows = t.shape[0] / NS, d = t.shape[1];
+    return tensor_2d((float *)t.data + m * max_rows * d, F32, t.device, n, d);
+}
+
+// the heads' outputs L_m = fine_tab[m].out, X_k = fine_text[k].out ((n, d) each, on the device)
 static allmrec_status heads_forward(struct ctrl_heads *hd, struct ctrl_step_buf *sb, int64_t n) {
     struct tensor a, y, o;
     ALLMREC_TRY(to_dev(hd->hrows, sb->h, n));
@@ -210,53 +215,40 @@ static allmrec_status heads_forward(struct ctrl_heads *hd, struct ctrl_step_buf 
     ALLMREC_TRY(align_linear_forward(&hd->proj_text, rows_of(hd->xrows, n), &y));
     for (int m = 0; m < NS; m++) {
         ALLMREC_TRY(align_linear_forward(&hd->fine_tab[m], a, &o));
-        ALLMREC_TRY(to_host(sb->L + m * n * sb->d, o, n));
         ALLMREC_TRY(align_linear_forward(&hd->fine_text[m], y, &o));
-        ALLMREC_TRY(to_host(sb->X + m * n * sb->d, o, n));
     }
     return ALLMREC_OK;
 }
 
-// chunks of `chunk` rows (the release's 32): loss and dL, dX (host)
-static double chunks_loss(struct ctrl_step_buf *sb, int64_t n, int chunk) {
-    const int64_t d = sb->d;
-    static float Lc[NS * CTRL_MAX_CHUNK * 1024], Xc[NS * CTRL_MAX_CHUNK * 1024];
-    static float dLc[NS * CTRL_MAX_CHUNK * 1024], dXc[NS * CTRL_MAX_CHUNK * 1024];
-    double loss = 0;
-    memset(sb->dL, 0, (size_t)(NS * n * d) * sizeof(float));
-    memset(sb->dX, 0, (size_t)(NS * n * d) * sizeof(float));
-    for (int64_t c0 = 0; c0 < n; c0 += chunk) {
-        int nn = (int)(n - c0 < chunk ? n - c0 : chunk);
-        for (int m = 0; m < NS; m++) {
-            memcpy(Lc + m * nn * d, sb->L + (m * n + c0) * d, (size_t)(nn * d) * sizeof(float));
-            memcpy(Xc + m * nn * d, sb->X + (m * n + c0) * d, (size_t)(nn * d) * sizeof(float));
-        }
-        memset(dLc, 0, (size_t)(NS * nn * d) * sizeof(float));
-        memset(dXc, 0, (size_t)(NS * nn * d) * sizeof(float));
-        loss += ctrl_chunk_loss(Lc, Xc, nn, (int)d, 1.0f, dLc, dXc);
-        for (int m = 0; m < NS; m++) {
-            memcpy(sb->dL + (m * n + c0) * d, dLc + m * nn * d, (size_t)(nn * d) * sizeof(float));
-            memcpy(sb->dX + (m * n + c0) * d, dXc + m * nn * d, (size_t)(nn * d) * sizeof(float));
-        }
+// the loss on the heads' device (ctrl_loss.c): hd->dL, hd->dX receive its gradients
+static allmrec_status heads_loss(struct ctrl_heads *hd, int64_t n, int chunk, double *loss) {
+    if (hd->loss.chunk != chunk) { // scratch sized for this chunk (made at the first step)
+        ctrl_loss_free(&hd->loss);
+        ALLMREC_TRY(ctrl_loss_init(&hd->loss, hd->proj_tab.ctx, hd->hrows.shape[0], hd->hrows.shape[1], chunk));
     }
-    return loss;
+    struct tensor L[NS], X[NS], dL[NS], dX[NS];
+    for (int m = 0; m < NS; m++) {
+        L[m] = rows_of(hd->fine_tab[m].out, n);
+        X[m] = rows_of(hd->fine_text[m].out, n);
+        dL[m] = block_of(hd->dL, m, n);
+        dX[m] = block_of(hd->dX, m, n);
+    }
+    return ctrl_loss_forward_backward(&hd->loss, L, X, dL, dX, n, loss);
 }
 
-// dL, dX -> heads' gradients and dH rows (device hd->dH)
-static allmrec_status heads_backward(struct ctrl_heads *hd, struct ctrl_step_buf *sb, int64_t n) {
+// hd->dL, hd->dX -> heads' gradients and dH rows (device hd->dH)
+static allmrec_status heads_backward(struct ctrl_heads *hd, int64_t n) {
     struct op_ctx *ctx = hd->proj_tab.ctx;
     struct align_net *l[8];
     int nl = heads_list(hd, l);
     for (int i = 0; i < nl; i++) ALLMREC_TRY(align_net_zero_grad(l[i]));
-    struct tensor dA = rows_of(hd->dA, n), dY = rows_of(hd->dY, n), ds = rows_of(hd->dsub, n);
+    struct tensor dA = rows_of(hd->dA, n), dY = rows_of(hd->dY, n);
     struct tensor a = rows_of(hd->proj_tab.out, n), y = rows_of(hd->proj_text.out, n);
     ALLMREC_TRY(op_fill(ctx, dA, 0.0f));
     ALLMREC_TRY(op_fill(ctx, dY, 0.0f));
     for (int m = 0; m < NS; m++) {
-        ALLMREC_TRY(to_dev(ds, sb->dL + m * n * sb->d, n));
-        ALLMREC_TRY(align_linear_backward(&hd->fine_tab[m], dA, ds, a));
-        ALLMREC_TRY(to_dev(ds, sb->dX + m * n * sb->d, n));
-        ALLMREC_TRY(align_linear_backward(&hd->fine_text[m], dY, ds, y));
+        ALLMREC_TRY(align_linear_backward(&hd->fine_tab[m], dA, block_of(hd->dL, m, n), a));
+        ALLMREC_TRY(align_linear_backward(&hd->fine_text[m], dY, block_of(hd->dX, m, n), y));
     }
     ALLMREC_TRY(op_fill(ctx, rows_of(hd->dH, n), 0.0f));
     ALLMREC_TRY(align_linear_backward(&hd->proj_tab, rows_of(hd->dH, n), dA, rows_of(hd->hrows, n)));
@@ -266,8 +258,8 @@ static allmrec_status heads_backward(struct ctrl_heads *hd, struct ctrl_step_buf
 allmrec_status ctrl_contrastive_step(struct sasrec_model *m, struct ctrl_heads *hd, struct ctrl_step_buf *sb,
                                      const float *text, int chunk, uint64_t step_seed, double *loss) {
     const int64_t BT = (int64_t)m->B * m->cfg.maxlen, d = m->cfg.d;
-    if (chunk < 1 || chunk > CTRL_MAX_CHUNK || d > 1024)
-        return ALLMREC_ERR(ALLMREC_ERR_CONFIG, "ctrl: chunk must be in [1, %d] and d <= 1024", CTRL_MAX_CHUNK);
+    if (chunk < 1 || chunk > CTRL_MAX_CHUNK)
+        return ALLMREC_ERR(ALLMREC_ERR_CONFIG, "ctrl: chunk must be in [1, %d]", CTRL_MAX_CHUNK);
     ALLMREC_TRY(sasrec_upload(m));
     ALLMREC_TRY(sasrec_forward(m, true, step_seed));
     ALLMREC_TRY(sasrec_tensor_to_host(m->acts.h, sb->dh)); // dh holds H (BT, d) until the backward
@@ -276,8 +268,8 @@ allmrec_status ctrl_contrastive_step(struct sasrec_model *m, struct ctrl_heads *
     *loss = 0;
     if (n == 0) return ALLMREC_OK;
     ALLMREC_TRY(heads_forward(hd, sb, n));
-    *loss = chunks_loss(sb, n, chunk);
-    ALLMREC_TRY(heads_backward(hd, sb, n));
+    ALLMREC_TRY(heads_loss(hd, n, chunk, loss));
+    ALLMREC_TRY(heads_backward(hd, n));
     // dH rows -> acts.dh (B, T, d), zero at the unused positions
     float *dHr = sb->h; // the H rows are no longer needed
     ALLMREC_TRY(to_host(dHr, hd->dH, n));

@@ -30,7 +30,14 @@
 // release's extra final_layer (Linear d -> d on H before the dot product) is
 // not applied: the fine-tuned model is a plain SASRec.
 //
-// defines: ctrl_chunk_loss, struct ctrl_heads, ctrl_heads_init, ctrl_heads_free, ctrl_contrastive_step,
+// The loss runs on the op API (csrc/models/ctrl_loss.c), on the device the
+// heads run on: S by one batched GEMM per group of chunks, R and Q by
+// op_subrep_maxsum_forward, the weighted BCE by op_bce_logits_forward and
+// op_rowdot_forward (read back once per step), the gradients by the ops'
+// backwards. ctrl_chunk_loss is the host reference the tests hold it to.
+//
+// defines: ctrl_chunk_loss, struct ctrl_loss, ctrl_loss_init, ctrl_loss_free, ctrl_loss_forward_backward,
+//          struct ctrl_heads, ctrl_heads_init, ctrl_heads_free, ctrl_contrastive_step,
 //          ctrl_config_schema, struct ctrl_run_options, ctrl_run_options_from_config,
 //          ctrl_run_options_free, ctrl_run_train, ctrl_run_eval
 #ifndef ALLMREC_CTRL_H
@@ -57,14 +64,45 @@ extern "C" {
 // `scale` (ADDED to what they hold). Returns loss_chunk (double accumulation).
 double ctrl_chunk_loss(const float *L, const float *X, int n, int d, float scale, float *dL, float *dX);
 
-// the 8 linears on the SASRec model's op_ctx, for up to max_rows rows
+// The loss of n rows cut into chunks of `chunk` rows on the op API: the
+// device twin of ctrl_chunk_loss summed over the chunks (full chunks as one
+// batch, a last partial chunk as a second). Scratch for up to max_rows rows
+// of width d, on ctx's device (F32).
+struct ctrl_loss {
+    struct op_ctx *ctx;
+    int64_t max_rows, d;
+    int chunk;
+    int64_t tail_n;         // the tail size whose weights w_tail, y_tail hold (0: none yet)
+    float *host;            // (2, 2, chunk, chunk) host staging of the tail weights and targets
+    struct arena a;
+    struct tensor Lc, Xc;   // (3 * max_rows, d) the rows gathered chunk-major: (chunks, 3, n, d)
+    struct tensor dLc, dXc; // (3 * max_rows, d) their gradients
+    struct tensor G, dG;    // (9 * max_rows * chunk) S = (chunks * 3, n, 3, n) and dS
+    struct tensor RQ, dRQ, bce; // (2 * max_rows * chunk) R then Q (chunks, n, n); gradients; BCE terms
+    struct tensor w_full, y_full; // (2 * max_rows * chunk) weights (0.5/n diag, 0.5/(n(n-1)) off) and targets
+    struct tensor w_tail, y_tail; // (2 * chunk * chunk) the same for the tail chunk
+    struct tensor sums;     // (2) the weighted sums of the full chunks and of the tail
+};
+allmrec_status ctrl_loss_init(struct ctrl_loss *cl, struct op_ctx *ctx, int64_t max_rows, int64_t d, int chunk);
+void ctrl_loss_free(struct ctrl_loss *cl);
+// L[m], X[k] (n, d) (rows contiguous, on cl->ctx's device): the heads'
+// outputs; dL[m], dX[k] (n, d) are WRITTEN with d(loss)/d(.). *loss = the sum
+// over chunks of loss_chunk (the one host read of the step). 1 <= n <= max_rows.
+allmrec_status ctrl_loss_forward_backward(struct ctrl_loss *cl, const struct tensor *L, const struct tensor *X,
+                                          const struct tensor *dL, const struct tensor *dX, int64_t n,
+                                          double *loss);
+
+// the 8 linears on the SASRec model's op_ctx, for up to max_rows rows, and the
+// loss's scratch (made for the step's chunk size at the first step)
 struct ctrl_heads {
     struct align_net proj_text, proj_tab;     // "projection" (C -> d), "projection2" (d -> d)
     struct align_net fine_tab[CTRL_SUBREPS];  // "finegrain1_{1,2,3}"
     struct align_net fine_text[CTRL_SUBREPS]; // "finegrain2_{1,2,3}"
     struct arena a_io;
     struct tensor hrows, xrows;  // (max_rows, d), (max_rows, C): the step's inputs
-    struct tensor dA, dY, dH, dsub; // (max_rows, d) gradient scratch
+    struct tensor dA, dY, dH;    // (max_rows, d) gradient scratch
+    struct tensor dL, dX;        // (3 * max_rows, d): d(loss)/d(L_m), d(X_k), block m at row m * max_rows
+    struct ctrl_loss loss;
 };
 allmrec_status ctrl_heads_init(struct ctrl_heads *h, struct op_ctx *ctx, int64_t C, int64_t d, int64_t max_rows);
 void ctrl_heads_free(struct ctrl_heads *h);
@@ -74,7 +112,6 @@ struct ctrl_step_buf {
     int64_t max_rows, C, d;
     int32_t *rows;          // (max_rows) flat b*T + t of the rows used
     float *h, *x;           // (max_rows, d), (max_rows, C)
-    float *L, *X, *dL, *dX; // (3, max_rows, d) each (host copies of the heads' outputs and gradients)
     float *dh;              // (B*T, d)
 };
 

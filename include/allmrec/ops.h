@@ -41,6 +41,7 @@
 //   op_mse_forward, op_mse_backward,
 //   op_rowdot_forward, op_rowdot_backward,
 //   op_masked_mean_forward, op_masked_mean_backward,
+//   op_subrep_maxsum_forward, op_subrep_maxsum_backward,
 //   op_embedding_forward, op_embedding_backward,
 //   op_dropout_forward, op_dropout_backward,
 //   op_conv1d_causal_forward, op_conv1d_causal_backward, op_gru_forward, op_gru_backward,
@@ -295,6 +296,22 @@ allmrec_status op_masked_mean_forward(struct op_ctx *ctx, struct tensor out, str
 // dx (B, T, C) += dout[b] * mask[b,t] / count[b]
 allmrec_status op_masked_mean_backward(struct op_ctx *ctx, struct tensor dx, struct tensor dout,
                                        struct tensor mask);
+
+// ------------------------------------------------------------------ sub-representation max-sum
+// CTRL's fine-grained matching (ctrl.h), F32 only on both backends. For B
+// blocks of M x K score matrices S_mk (n, n), stored as S (B*M, n, K, n)
+// (S[b*M + m][i][k][j] = S_mk[i][j] of block b: exactly the memory of the
+// batched GEMM G (B, M*n, K*n) = L (B, M*n, d) @ X (B, K*n, d)^T):
+//   R (B, n, n)[b][i][j] = sum_m max_k S_mk[i][j]
+//   Q (B, n, n)[b][i][j] = sum_k max_m S_mk[i][j]
+// M is S.shape[0] / B. Ties go to the lowest index.
+allmrec_status op_subrep_maxsum_forward(struct op_ctx *ctx, struct tensor R, struct tensor Q,
+                                        struct tensor S);
+// dS (B*M, n, K, n) += dR at (m, argmax_k) for every m and dQ at (argmax_m, k)
+// for every k; the argmaxes are recomputed from S (no index tensor). dR or dQ
+// may be none (no gradient from that side).
+allmrec_status op_subrep_maxsum_backward(struct op_ctx *ctx, struct tensor dS, struct tensor dR,
+                                         struct tensor dQ, struct tensor S);
 
 // ------------------------------------------------------------------ embeddings
 // out (N, C) = table[ids[n] - id_offset] for table (V, C); ids outside

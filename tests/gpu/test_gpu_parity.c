@@ -285,6 +285,13 @@ static allmrec_status run_rowdot(struct op_ctx *ctx, struct tensor *t, const str
     return op_rowdot_backward(ctx, t[4], t[5], t[3], t[0], t[1]);
 }
 
+static allmrec_status run_subrep(struct op_ctx *ctx, struct tensor *t, const struct pcase *c) {
+    // S (B*M, n, K, n), R, Q (B, n, n), dR, dQ, dS
+    (void)c;
+    ALLMREC_TRY(op_subrep_maxsum_forward(ctx, t[1], t[2], t[0]));
+    return op_subrep_maxsum_backward(ctx, t[5], t[3], t[4], t[0]);
+}
+
 static allmrec_status run_conv1d(struct op_ctx *ctx, struct tensor *t, const struct pcase *c) {
     // inp, weight, bias, out, dout, dinp, dweight, dbias; p[0] = dilation
     int dil = (int)c->p[0];
@@ -589,6 +596,23 @@ static void build_cases(void) {
             IN(c, "dout", 1, N, 0, 0, 0);
             INOUT(c, "da", 2, N, C, 0, 0);
             INOUT(c, "db", 2, N, C, 0, 0);
+        }
+        // CTRL's sub-representation max-sum (F32 only): a batch of full 32-row
+        // chunks, an odd tail chunk, and a non-square M x K
+        if (dt == ALLMREC_DTYPE_F32) {
+            static const int64_t sr[][4] = {{5, 3, 3, 32}, {1, 3, 3, 11}, {2, 2, 4, 7}};
+            for (size_t i = 0; i < 3; i++) {
+                int64_t B = sr[i][0], M = sr[i][1], K = sr[i][2], n = sr[i][3];
+                snprintf(nm, sizeof nm, "subrep_maxsum_B%lld_M%lld_K%lld_n%lld", (long long)B, (long long)M,
+                         (long long)K, (long long)n);
+                c = add_case(nm, run_subrep, dt);
+                IN(c, "S", 4, B * M, n, K, n);
+                OUT(c, "R", 3, B, n, n, 0);
+                OUT(c, "Q", 3, B, n, n, 0);
+                IN(c, "dR", 3, B, n, n, 0);
+                IN(c, "dQ", 3, B, n, n, 0);
+                INOUT(c, "dS", 4, B * M, n, K, n);
+            }
         }
         // sequence layers (F32 only): NextItNet's dilated causal conv, GRU4Rec's GRU
         if (dt == ALLMREC_DTYPE_F32) {

@@ -117,6 +117,92 @@ static void test_chunk_loss_grad(void) {
     chunk_case(1, 4, 5);  // a last chunk of one row: no off-diagonal term
 }
 
+// ------------------------------------------------------------------ the op-API loss vs the host reference
+
+// chunk c's rows of a (3, n, d) array as (3, nn, d)
+static void gather_chunk(float *dst, const float *src, int n, int d, int c0, int nn) {
+    for (int m = 0; m < 3; m++) memcpy(dst + m * nn * d, src + ((size_t)m * n + c0) * d, (size_t)nn * d * sizeof(float));
+}
+
+// ctrl_loss_forward_backward (the training step's loss, on the CPU backend)
+// against ctrl_chunk_loss summed over the same chunks: loss and dL, dX
+static void device_loss_case(int n, int d, int chunk, uint64_t seed) {
+    const size_t nv = (size_t)3 * n * d;
+    float *L = malloc(nv * 4), *X = malloc(nv * 4), *dL = malloc(nv * 4), *dX = malloc(nv * 4);
+    float *rL = calloc(nv, 4), *rX = calloc(nv, 4);
+    float *Lc = malloc((size_t)3 * chunk * d * 4), *Xc = malloc((size_t)3 * chunk * d * 4);
+    float *gL = malloc((size_t)3 * chunk * d * 4), *gX = malloc((size_t)3 * chunk * d * 4);
+    // a draw whose maxima are clear by 1e-6 in every chunk: the GEMM and the
+    // reference's dot loop round S differently, and must pick the same argmax
+    int tries = 0;
+    bool clear;
+    do {
+        test_fill_uniform(L, nv, -0.8f, 0.8f, seed++);
+        test_fill_uniform(X, nv, -0.8f, 0.8f, seed++);
+        clear = true;
+        for (int c0 = 0; c0 < n && clear; c0 += chunk) {
+            int nn = n - c0 < chunk ? n - c0 : chunk;
+            gather_chunk(Lc, L, n, d, c0, nn);
+            gather_chunk(Xc, X, n, d, c0, nn);
+            clear = min_max_gap(Lc, Xc, nn, d) >= 1e-6;
+        }
+    } while (!clear && ++tries < 200);
+    CHECK_MSG(clear, "no draw without a near-tie (n %d, chunk %d)", n, chunk);
+    double ref = 0;
+    for (int c0 = 0; c0 < n; c0 += chunk) {
+        int nn = n - c0 < chunk ? n - c0 : chunk;
+        gather_chunk(Lc, L, n, d, c0, nn);
+        gather_chunk(Xc, X, n, d, c0, nn);
+        memset(gL, 0, (size_t)3 * nn * d * 4);
+        memset(gX, 0, (size_t)3 * nn * d * 4);
+        ref += ctrl_chunk_loss(Lc, Xc, nn, d, 1.0f, gL, gX);
+        for (int m = 0; m < 3; m++) {
+            memcpy(rL + ((size_t)m * n + c0) * d, gL + (size_t)m * nn * d, (size_t)nn * d * 4);
+            memcpy(rX + ((size_t)m * n + c0) * d, gX + (size_t)m * nn * d, (size_t)nn * d * 4);
+        }
+    }
+    struct op_ctx ctx;
+    CHECK_OK(op_ctx_init(&ctx, ALLMREC_DEVICE_CPU, 0));
+    struct ctrl_loss cl;
+    CHECK_OK(ctrl_loss_init(&cl, &ctx, n + 3, d, chunk)); // room to spare: n need not fill it
+    struct tensor tL[3], tX[3], tdL[3], tdX[3];
+    for (int m = 0; m < 3; m++) {
+        size_t o = (size_t)m * n * d;
+        tL[m] = tensor_2d(L + o, ALLMREC_DTYPE_F32, ALLMREC_DEVICE_CPU, n, d);
+        tX[m] = tensor_2d(X + o, ALLMREC_DTYPE_F32, ALLMREC_DEVICE_CPU, n, d);
+        tdL[m] = tensor_2d(dL + o, ALLMREC_DTYPE_F32, ALLMREC_DEVICE_CPU, n, d);
+        tdX[m] = tensor_2d(dX + o, ALLMREC_DTYPE_F32, ALLMREC_DEVICE_CPU, n, d);
+    }
+    double loss = 0;
+    for (int rep = 0; rep < 2; rep++) { // twice: the gradients are written, not accumulated
+        for (size_t i = 0; i < nv; i++) dL[i] = dX[i] = 7.0f;
+        CHECK_OK(ctrl_loss_forward_backward(&cl, tL, tX, tdL, tdX, n, &loss));
+    }
+    double gmax = 0, gerr = 0;
+    for (size_t i = 0; i < nv; i++) {
+        gmax = fmax(gmax, fmax(fabs(rL[i]), fabs(rX[i])));
+        gerr = fmax(gerr, fmax(fabs(dL[i] - rL[i]), fabs(dX[i] - rX[i])));
+    }
+    double lrel = fabs(loss - ref) / fabs(ref);
+    fprintf(stderr, "  op-API loss n %d d %d chunk %d: loss %.9f vs host %.9f (rel %.2g), dL/dX max err %.2g of max %.3g\n",
+            n, d, chunk, loss, ref, lrel, gerr / gmax, gmax);
+    CHECK_MSG(lrel <= 1e-6, "n %d chunk %d: op-API loss %.9g vs host %.9g", n, chunk, loss, ref);
+    CHECK_MSG(gerr <= 1e-5 * gmax, "n %d chunk %d: dL/dX differ by %.3g (max %.3g)", n, chunk, gerr, gmax);
+    // more rows than it was made for: refused
+    CHECK_STATUS(ctrl_loss_forward_backward(&cl, tL, tX, tdL, tdX, n + 4, &loss), ALLMREC_ERR_INVALID);
+    ctrl_loss_free(&cl);
+    op_ctx_free(&ctx);
+    free(L); free(X); free(dL); free(dX); free(rL); free(rX); free(Lc); free(Xc); free(gL); free(gX);
+}
+
+static void test_device_loss_matches_host(void) {
+    device_loss_case(75, 50, 32, 11); // two full chunks and a tail of 11, SASRec's d
+    device_loss_case(64, 8, 32, 12);  // full chunks only
+    device_loss_case(5, 6, 32, 13);   // a tail only
+    device_loss_case(9, 4, 1, 14);    // chunks of one row: no off-diagonal terms
+    device_loss_case(40, 6, 64, 15);  // the largest chunk, larger than the rows
+}
+
 // ------------------------------------------------------------------ runs
 
 static char g_data[1024], g_text[1024];
@@ -284,5 +370,5 @@ static void test_config_errors(void) {
     config_free(&cfg);
 }
 
-TEST_MAIN(TEST_CASE(test_chunk_loss_grad), TEST_CASE(test_config_errors), TEST_CASE(test_run_two_stages),
+TEST_MAIN(TEST_CASE(test_chunk_loss_grad), TEST_CASE(test_device_loss_matches_host), TEST_CASE(test_config_errors), TEST_CASE(test_run_two_stages),
           TEST_CASE(test_pretrain_resume_is_bitwise))
