@@ -49,17 +49,21 @@ static const char *USAGE_LLM =
     "out_dir=runs/llm_eval\n"
     "\nconfig keys (key, type, default, range; then what it means):\n";
 
-static int cmd_eval_llm(int argc, char **argv) {
-    const char *cmd = "eval llm", *config_path = NULL;
+// `<cmd> --config FILE [key=value ...]` of a config-driven subcommand (eval llm, eval
+// xdomain): --help prints its usage and schema. Returns -1 with *cfg loaded (the load's
+// status in *s; cfg to be freed either way), else the exit code to return.
+static int load_config_command(int argc, char **argv, const char *cmd, const char *usage,
+                               const struct config_key *(*schema)(int *), struct config *cfg, allmrec_status *s) {
+    const char *config_path = NULL;
     char **ov = calloc((size_t)argc + 1, sizeof(char *));
     int n_ov = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            fputs(USAGE_LLM, stdout);
+            fputs(usage, stdout);
             int n;
-            const struct config_key *schema = llm_eval_config_schema(&n);
-            config_print_schema(stdout, schema, n);
+            const struct config_key *keys = schema(&n);
+            config_print_schema(stdout, keys, n);
             free(ov);
             return 0;
         }
@@ -67,18 +71,26 @@ static int cmd_eval_llm(int argc, char **argv) {
         else if (strchr(a, '=') && a[0] != '-') ov[n_ov++] = argv[i];
         else {
             free(ov);
-            if (a[0] == '-') return cli_unknown_option(cmd, USAGE_LLM, a);
-            return cli_usage_error(cmd, USAGE_LLM, "unexpected argument '%s'", a);
+            if (a[0] == '-') return cli_unknown_option(cmd, usage, a);
+            return cli_usage_error(cmd, usage, "unexpected argument '%s'", a);
         }
     }
     if (!config_path) {
         free(ov);
-        return cli_usage_error(cmd, USAGE_LLM, "--config FILE is required");
+        return cli_usage_error(cmd, usage, "--config FILE is required");
     }
-    struct config cfg;
-    config_init(&cfg);
-    allmrec_status s = config_load(&cfg, config_path, ov, n_ov);
+    config_init(cfg);
+    *s = config_load(cfg, config_path, ov, n_ov);
     free(ov);
+    return -1;
+}
+
+static int cmd_eval_llm(int argc, char **argv) {
+    const char *cmd = "eval llm";
+    struct config cfg;
+    allmrec_status s;
+    int rc = load_config_command(argc, argv, cmd, USAGE_LLM, llm_eval_config_schema, &cfg, &s);
+    if (rc >= 0) return rc;
     struct llm_eval_options o;
     memset(&o, 0, sizeof o);
     if (!s) s = llm_eval_options_from_config(&cfg, &o);
@@ -105,35 +117,11 @@ static const char *USAGE_XDOMAIN =
 
 // `allmrec eval xdomain --config FILE [k=v ...]`
 static int cmd_eval_xdomain(int argc, char **argv) {
-    const char *cmd = "eval xdomain", *config_path = NULL;
-    char **ov = calloc((size_t)argc + 1, sizeof(char *));
-    int n_ov = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            fputs(USAGE_XDOMAIN, stdout);
-            int n;
-            const struct config_key *schema = xdomain_config_schema(&n);
-            config_print_schema(stdout, schema, n);
-            free(ov);
-            return 0;
-        }
-        if (!strcmp(a, "--config") && i + 1 < argc) config_path = argv[++i];
-        else if (strchr(a, '=') && a[0] != '-') ov[n_ov++] = argv[i];
-        else {
-            free(ov);
-            if (a[0] == '-') return cli_unknown_option(cmd, USAGE_XDOMAIN, a);
-            return cli_usage_error(cmd, USAGE_XDOMAIN, "unexpected argument '%s'", a);
-        }
-    }
-    if (!config_path) {
-        free(ov);
-        return cli_usage_error(cmd, USAGE_XDOMAIN, "--config FILE is required");
-    }
+    const char *cmd = "eval xdomain";
     struct config cfg;
-    config_init(&cfg);
-    allmrec_status s = config_load(&cfg, config_path, ov, n_ov);
-    free(ov);
+    allmrec_status s;
+    int rc = load_config_command(argc, argv, cmd, USAGE_XDOMAIN, xdomain_config_schema, &cfg, &s);
+    if (rc >= 0) return rc;
     if (!s) s = xdomain_run(&cfg);
     config_free(&cfg);
     if (s) return cli_report_error(cmd, s);
