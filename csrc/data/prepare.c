@@ -1170,6 +1170,40 @@ static void seq_rows_free(struct seq_file_rows *s) {
     memset(s, 0, sizeof *s);
 }
 
+// The numeric formats (P5, pre-split, LC-Rec) keep the source's item ids, so the largest id
+// sizes every per-item array. A sparse id (4444441 among five items) would size a 4.4M-item
+// dataset, one near 2^31 tens of GB. At most half of the id range (plus 64 ids, for a subset
+// of users) may be unused; find_sparse_id returns the first user holding an id beyond that
+// (-1 when the ids are dense enough) so that each format names the user's place in its file.
+#define SPARE_ITEM_IDS 64
+struct sparse_id {
+    int64_t user, item, distinct, limit; // item and limit are 1-based dataset ids
+};
+
+static int cmp_i32(const void *a, const void *b) {
+    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    return (x > y) - (x < y);
+}
+
+static allmrec_status find_sparse_id(const struct seq_acc *a, struct sparse_id *out) {
+    memset(out, 0, sizeof *out);
+    out->user = -1;
+    if (a->n == 0) return ALLMREC_OK;
+    int32_t *sorted = malloc((size_t)a->n * sizeof *sorted);
+    if (!sorted) return ALLMREC_ERR(ALLMREC_ERR_NOMEM, "out of memory");
+    memcpy(sorted, a->items, (size_t)a->n * sizeof *sorted);
+    qsort(sorted, (size_t)a->n, sizeof *sorted, cmp_i32);
+    out->distinct = 1;
+    for (int64_t i = 1; i < a->n; i++) out->distinct += sorted[i] != sorted[i - 1];
+    free(sorted);
+    out->limit = 2 * out->distinct + SPARE_ITEM_IDS;
+    if (a->max_item <= out->limit) return ALLMREC_OK;
+    for (int64_t u = 0; u < a->n_users && out->user < 0; u++)
+        for (int64_t j = a->offsets[u]; j < a->offsets[u + 1]; j++)
+            if (a->items[j] > out->limit) { out->user = u; out->item = a->items[j]; break; }
+    return ALLMREC_OK;
+}
+
 // finalize numeric-id sequences into ds (ids kept as in the source)
 static allmrec_status seq_to_dataset(struct seq_acc *a, int64_t n_items, struct dataset *ds) {
     ds->n_users = a->n_users;
@@ -1203,7 +1237,15 @@ static char guess_sep(const struct prepare_options *o, const char *path) {
 static allmrec_status finish_numeric(const struct prepare_options *o, struct seq_acc *a, struct dataset *ds,
                                      struct prepare_report *rep, struct sources *src, const char *note,
                                      int item_offset) {
-    // dedup within users if asked, then store
+    struct sparse_id sp;
+    ALLMREC_TRY(find_sparse_id(a, &sp));
+    if (sp.user >= 0)
+        return ALLMREC_ERR_AT(ALLMREC_ERR_DATA, o->reviews, 0, NULL,
+                              "user '%s' has item id %lld, which would make a dataset of %lld items, but the "
+                              "files use %lld distinct ids: this format keeps the source's ids, so they must be "
+                              "dense (at most %lld here); renumber the items, or use --format csv for sparse ids",
+                              a->user_ids[sp.user], (long long)sp.item, (long long)a->max_item,
+                              (long long)sp.distinct, (long long)sp.limit);
     int64_t n_items = a->max_item;
     ALLMREC_TRY(seq_to_dataset(a, n_items, ds));
     snprintf(ds->order_note, sizeof ds->order_note, "%s", note);
@@ -1326,11 +1368,6 @@ static int cmp_key_num(const void *a, const void *b) {
     return (lx > ly) - (lx < ly);
 }
 
-static int cmp_i32(const void *a, const void *b) {
-    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
-    return (x > y) - (x < y);
-}
-
 // The 1-based line of the first `"key":` in text (0 if not found: a key written with escapes).
 static int64_t json_key_line(const char *text, size_t len, const char *key) {
     size_t kl = strlen(key);
@@ -1344,37 +1381,6 @@ static int64_t json_key_line(const char *text, size_t len, const char *key) {
         return line;
     }
     return 0;
-}
-
-// LC-Rec item ids are dense 0-based indices (0 .. n-1, the rows of its item.json and of its
-// semantic-id index) and are kept as published (item id = source id + 1), so the largest id
-// sizes every per-item array. A sparse id (4444441 among five items) would size a 4.4M-item
-// dataset, one near 2^31 tens of GB: at most half of the id range (plus 64 ids, for a subset
-// of users) may be unused; beyond that it is an error naming the user's line.
-#define LCREC_SPARE_IDS 64
-static allmrec_status lcrec_check_dense(const struct prepare_options *o, const struct seq_acc *a,
-                                        const char *text, size_t len) {
-    if (a->n == 0) return ALLMREC_OK;
-    int32_t *sorted = malloc((size_t)a->n * sizeof *sorted);
-    if (!sorted) return ALLMREC_ERR(ALLMREC_ERR_NOMEM, "out of memory");
-    memcpy(sorted, a->items, (size_t)a->n * sizeof *sorted);
-    qsort(sorted, (size_t)a->n, sizeof *sorted, cmp_i32);
-    int64_t distinct = 1;
-    for (int64_t i = 1; i < a->n; i++) distinct += sorted[i] != sorted[i - 1];
-    free(sorted);
-    int64_t limit = 2 * distinct + LCREC_SPARE_IDS; // largest 1-based item id accepted
-    if (a->max_item <= limit) return ALLMREC_OK;
-    for (int64_t u = 0; u < a->n_users; u++)
-        for (int64_t j = a->offsets[u]; j < a->offsets[u + 1]; j++)
-            if (a->items[j] > limit)
-                return ALLMREC_ERR_AT(ALLMREC_ERR_DATA, o->reviews, json_key_line(text, len, a->user_ids[u]),
-                                      a->user_ids[u],
-                                      "item id %lld would make a dataset of %lld items, but the file uses %lld "
-                                      "distinct ids: LC-Rec item ids are dense 0-based indices (at most %lld "
-                                      "here); renumber the items, or use --format csv for sparse ids",
-                                      (long long)a->items[j] - 1, (long long)a->max_item, (long long)distinct,
-                                      (long long)limit - 1);
-    return ALLMREC_OK;
 }
 
 static allmrec_status prepare_lcrec(const struct prepare_options *o, struct dataset *ds, struct prepare_report *rep,
@@ -1424,7 +1430,16 @@ static allmrec_status prepare_lcrec(const struct prepare_options *o, struct data
     }
     free(users);
     cJSON_Delete(inter);
-    if (st == ALLMREC_OK) st = lcrec_check_dense(o, &a, text, len);
+    struct sparse_id sp;
+    if (st == ALLMREC_OK) st = find_sparse_id(&a, &sp);
+    if (st == ALLMREC_OK && sp.user >= 0)
+        st = ALLMREC_ERR_AT(ALLMREC_ERR_DATA, o->reviews, json_key_line(text, len, a.user_ids[sp.user]),
+                            a.user_ids[sp.user],
+                            "item id %lld would make a dataset of %lld items, but the file uses %lld distinct ids: "
+                            "LC-Rec item ids are dense 0-based indices (at most %lld here); renumber the items, or "
+                            "use --format csv for sparse ids",
+                            (long long)sp.item - 1, (long long)a.max_item, (long long)sp.distinct,
+                            (long long)sp.limit - 1);
     free(text);
     text = NULL;
     if (st == ALLMREC_OK) {
@@ -1450,8 +1465,9 @@ static allmrec_status prepare_lcrec(const struct prepare_options *o, struct data
     int64_t matched = 0;
     cJSON_ArrayForEach(e, items) {
         char *end;
+        errno = 0;
         long id = strtol(e->string, &end, 10);
-        if (*end || id < 0 || id + 1 > ds->n_items) continue;
+        if (*end || errno || id < 0 || id >= ds->n_items) continue;
         int64_t item = id + 1;
         matched++;
         const cJSON *t = cJSON_GetObjectItemCaseSensitive(e, "title");

@@ -122,6 +122,11 @@ static void test_p5_and_presplit(void) {
     base_opts(&o, DATA_FORMAT_P5, write_text("bad_seq.txt", "1 1 2\n2 3 x\n"), NULL);
     CHECK_STATUS(dataset_prepare(&o, &ds, NULL), ALLMREC_ERR_PARSE);
     CHECK_STR_CONTAINS(allmrec_error_message(), "bad_seq.txt:2");
+    // issue 16 (fuzz finding): P5 keeps the source's ids, so one stray id sized a 100M-item dataset
+    base_opts(&o, DATA_FORMAT_P5, write_text("sparse_seq.txt", "1 1 2\n2 99999999 1\n"), NULL);
+    CHECK_STATUS(dataset_prepare(&o, &ds, NULL), ALLMREC_ERR_DATA);
+    CHECK_STR_CONTAINS(allmrec_error_message(), "sparse_seq.txt");
+    CHECK_STR_CONTAINS(allmrec_error_message(), "user '2' has item id 99999999");
     // pre-split: every user in all three files, most valid/test lines empty
     base_opts(&o, DATA_FORMAT_PRESPLIT, write_text("sequential_train.txt", "1 1 2 3\n2 4 5\n3 2\n"), NULL);
     o.valid = write_text("sequential_valid.txt", "1 6\n2\n3\n");
@@ -139,13 +144,20 @@ static void test_p5_and_presplit(void) {
     o.valid = write_text("other_valid.txt", "1 6\n99 1\n");
     CHECK_STATUS(dataset_prepare(&o, &ds, NULL), ALLMREC_ERR_DATA);
     CHECK_STR_CONTAINS(allmrec_error_message(), "not in the train file");
+    // a sparse id in the test file of a pre-split dataset is refused the same way
+    o.valid = write_text("sequential_valid.txt", "1 6\n2\n3\n");
+    o.test = write_text("sparse_test.txt", "1\n3 7\n2 5000000\n");
+    CHECK_STATUS(dataset_prepare(&o, &ds, NULL), ALLMREC_ERR_DATA);
+    CHECK_STR_CONTAINS(allmrec_error_message(), "user '2' has item id 5000000");
 }
 
 static void test_lcrec(void) {
     const char *inter = "{\"0\": [0, 1, 2], \"1\": [3, 1], \"10\": [2, 0], \"2\": [4]}";
     const char *item = "{\"0\": {\"title\": \"Zero.\", \"description\": \"d0\", \"brand\": \"B\", \"categories\": \"x,y\"},"
                        " \"1\": {\"title\": \"One.\", \"description\": \"\", \"brand\": \"\", \"categories\": \"\"},"
-                       " \"4\": {\"title\": \"Four.\", \"description\": \"d4\", \"brand\": \"\", \"categories\": \"\"}}";
+                       " \"4\": {\"title\": \"Four.\", \"description\": \"d4\", \"brand\": \"\", \"categories\": \"\"},"
+                       // issue 16 (fuzz finding): id + 1 overflowed on the largest long; ids outside are skipped
+                       " \"9223372036854775807\": {\"title\": \"Max.\"}, \"99999999999999999999\": {\"title\": \"Huge.\"}}";
     struct prepare_options o;
     base_opts(&o, DATA_FORMAT_LCREC, write_text("S.inter.json", inter), write_text("S.item.json", item));
     struct dataset ds;
