@@ -1029,10 +1029,11 @@ static void emit_level(struct sbuf *b, const struct config *c, const int *idx, i
         const char *k = c->entries[idx[i]].key + off;
         const char *dot = strchr(k, '.');
         size_t clen = dot ? (size_t)(dot - k) : strlen(k);
-        char comp[256];
-        snprintf(comp, sizeof comp, "%.*s", (int)(clen < 255 ? clen : 255), k);
+        char *comp = strndup(k, clen); // a key part may be as long as the key (no fixed buffer to cut it)
+        if (!comp) { b->oom = true; break; }
         for (int s = 0; s < indent; s++) sb_puts(b, " ");
         put_scalar(b, comp, false);
+        free(comp);
         sb_puts(b, ":");
         if (!dot) {
             const struct config_entry *e = &c->entries[idx[i]];

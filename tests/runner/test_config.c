@@ -114,6 +114,30 @@ static void test_resolved_round_trip(void) {
     config_free(&r);
 }
 
+// issue 16 (fuzz finding): the YAML writer cut a key part at 255 characters, so a longer one (with a
+// '#' that forces quoting) did not come back. Written and re-read, it must be the same key.
+static void test_round_trip_long_key_part(void) {
+    char part[301], text[512];
+    for (int i = 0; i < 300; i++) part[i] = i == 150 ? '#' : (char)('a' + i % 26);
+    part[300] = '\0';
+    snprintf(text, sizeof text, "experiment.%s: 10\n", part);
+    struct config c, r;
+    config_init(&c);
+    config_init(&r);
+    CHECK_OK(config_load_string(&c, text, "long.yaml", test_tmpdir()));
+    char *yaml = NULL;
+    CHECK_OK(config_to_yaml(&c, &yaml));
+    CHECK_OK(config_load_string(&r, yaml, "long.resolved.yaml", test_tmpdir()));
+    char key[400];
+    snprintf(key, sizeof key, "experiment.%s", part);
+    const struct config_entry *e = config_find(&r, key);
+    CHECK_MSG(e != NULL, "a 300-character key part was lost in the round trip:\n%s", yaml);
+    if (e) CHECK(e->n_items == 1 && !strcmp(e->items[0], "10"));
+    free(yaml);
+    config_free(&c);
+    config_free(&r);
+}
+
 // Each broken file: the status, and the exact message (file:line: key 'k': ...).
 static void expect_error(const char *name, const char *text, char **ov, int nov, allmrec_status want,
                          const char *msg_part1, const char *msg_part2) {
@@ -288,6 +312,6 @@ static void test_int_bounds_and_empty_override(void) {
     config_free(&c);
 }
 
-TEST_MAIN(TEST_CASE(test_base_inheritance_and_overrides), TEST_CASE(test_resolved_round_trip),
+TEST_MAIN(TEST_CASE(test_base_inheritance_and_overrides), TEST_CASE(test_resolved_round_trip), TEST_CASE(test_round_trip_long_key_part),
           TEST_CASE(test_errors), TEST_CASE(test_parsers_and_suggest), TEST_CASE(test_set_and_unset),
           TEST_CASE(test_bool_list_and_schema_print), TEST_CASE(test_int_bounds_and_empty_override))
