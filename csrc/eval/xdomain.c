@@ -281,11 +281,7 @@ static allmrec_status write_joint(struct xd *x, const char *path) {
     if (!s) s = h5_write(&f, "items/q", ALLMREC_DTYPE_F32, 2, sh, x->q_t, false);
     if (!s) s = h5_attr_set_str(&f, "items/q", "definition", "q_i = sigmoid(fc1(SBERT(text_i))) of the SOURCE's "
                                 "Stage-1 text encoder (mlp2) over its fine-tuned SBERT in eval mode");
-    if (s) {
-        h5_abort(&f);
-        return s;
-    }
-    return h5_commit(&f);
+    return h5_finish(&f, s, NULL);
 }
 
 // a title as one TSV field (tabs and line breaks become spaces)

@@ -324,6 +324,13 @@ void h5_abort(struct h5_file *f) {
     h5_reset(f);
 }
 
+allmrec_status h5_finish(struct h5_file *f, allmrec_status s, const char *what) {
+    if (s == ALLMREC_OK) return h5_commit(f);
+    if (what) allmrec_error_prefix("writing %s%s%s: ", what, what[0] ? " " : "", f->path); // before abort clears it
+    h5_abort(f);
+    return s;
+}
+
 allmrec_status h5_open_read(struct h5_file *f, const char *path) {
     h5_init();
     h5_reset(f);

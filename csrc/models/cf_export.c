@@ -81,12 +81,7 @@ allmrec_status cf_export_write(const char *path, const struct dataset *ds, const
     if (!s) s = h5_write(&f, "users/x_train_prefix", ALLMREC_DTYPE_F32, 2, su, e->x_train_prefix, false);
     if (!s) s = h5_attr_set_str(&f, "users/x_train_prefix", "input", "train part minus its last item");
     if (!s) s = h5_write(&f, "users/train_len", ALLMREC_DTYPE_I64, 1, sl, e->train_len, false);
-    if (s) {
-        allmrec_error_prefix("writing CF export %s: ", path);
-        h5_abort(&f);
-        return s;
-    }
-    return h5_commit(&f);
+    return h5_finish(&f, s, "CF export");
 }
 
 allmrec_status cf_export_read(const char *path, struct cf_export *e) {

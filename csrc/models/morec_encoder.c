@@ -206,8 +206,7 @@ static allmrec_status write_text_table(const char *path, const float *text, int6
     allmrec_status s = h5_write(&f, "embeddings", F32, 2, sh, text, false);
     if (!s) s = h5_attr_set_str(&f, "/", "format", "allmrec-text-embeddings");
     if (!s) s = h5_attr_set_str(&f, "/", "model", encoder);
-    if (s) { h5_abort(&f); return s; }
-    return h5_commit(&f);
+    return h5_finish(&f, s, NULL);
 }
 
 allmrec_status morec_text_encode(const struct dataset *ds, const char *encoder, int max_tokens, const char *cache,

@@ -526,12 +526,7 @@ allmrec_status ncf_checkpoint_save(struct ncf_model *m, const char *path, bool w
         if (!s) s = write_set(&f, m, m->v, "adam/v", host);
     }
     free(host);
-    if (s) {
-        allmrec_error_prefix("writing checkpoint %s: ", path);
-        h5_abort(&f);
-        return s;
-    }
-    return h5_commit(&f);
+    return h5_finish(&f, s, "checkpoint");
 }
 
 allmrec_status ncf_checkpoint_read_config(const char *path, struct ncf_config *cfg) {

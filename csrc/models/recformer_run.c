@@ -649,12 +649,7 @@ static allmrec_status tr_save(void *self, const char *path, bool with_optimizer,
         if (!s) s = write_set(&f, m, m->adam_v, "adam_v", host);
     }
     free(host);
-    if (s) {
-        allmrec_error_prefix("writing checkpoint %s: ", path);
-        h5_abort(&f);
-        return s;
-    }
-    return h5_commit(&f);
+    return h5_finish(&f, s, "checkpoint");
 }
 
 static allmrec_status load_ckpt(struct recformer *R, const char *path, bool with_optimizer) {

@@ -902,12 +902,7 @@ allmrec_status sasrec_checkpoint_save_with(struct sasrec_model *m, const char *p
     }
     if (!s && writer) s = writer(user, &f, with_optimizer);
     free(host);
-    if (s) {
-        allmrec_error_prefix("writing checkpoint %s: ", path);
-        h5_abort(&f);
-        return s;
-    }
-    return h5_commit(&f);
+    return h5_finish(&f, s, "checkpoint");
 }
 
 // an int64 attribute as an int, -1 when it does not fit (refused by check_ckpt_config)

@@ -473,12 +473,7 @@ allmrec_status seqcf_checkpoint_save(struct seqcf_model *m, const char *path, bo
         if (!s) s = write_set(&f, m, m->v, "adam/v", host);
     }
     free(host);
-    if (s) {
-        allmrec_error_prefix("writing checkpoint %s: ", path);
-        h5_abort(&f);
-        return s;
-    }
-    return h5_commit(&f);
+    return h5_finish(&f, s, "checkpoint");
 }
 
 static allmrec_status parse_dilations(const char *path, const char *txt, struct seqcf_config *c) {

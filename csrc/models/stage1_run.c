@@ -581,12 +581,7 @@ static allmrec_status save_state(struct s1 *t, const char *path, bool resume_sta
     if (!s) s = align_net_write(&f, "params", &t->m.mlp, resume_state);
     if (!s) s = align_net_write(&f, "params", &t->m.mlp2, resume_state);
     if (!s && resume_state && !t->m.freeze_sbert) s = sbert_write(&f, &t->m.sbert);
-    if (s) {
-        allmrec_error_prefix("writing %s: ", path);
-        h5_abort(&f);
-        return s;
-    }
-    return h5_commit(&f);
+    return h5_finish(&f, s, "");
 }
 
 static allmrec_status load_state(struct s1 *t, const char *path) {

@@ -685,8 +685,7 @@ static allmrec_status tr_save(void *self, const char *path, bool with_optimizer,
     for (int i = 0; i < n_extra && !s; i++) s = h5_attr_set_f64(&f, "/", keys[i], vals[i]);
     if (!s && tr->net.use_fu) s = align_net_write(&f, "", &tr->net.fu, with_optimizer);
     if (!s && tr->net.use_fi) s = align_net_write(&f, "", &tr->net.fi, with_optimizer);
-    if (s) { h5_abort(&f); return s; }
-    return h5_commit(&f);
+    return h5_finish(&f, s, NULL);
 }
 
 static allmrec_status tr_load(void *self, const char *path) {

@@ -548,8 +548,7 @@ static allmrec_status tr_save(void *self, const char *path, bool with_optimizer,
     if (!s && tr->o->config_yaml) s = h5_attr_set_str(&f, "/", "config", tr->o->config_yaml);
     for (int i = 0; i < n_extra && !s; i++) s = h5_attr_set_f64(&f, "/", keys[i], vals[i]);
     if (!s) s = lora_write_h5(&f, "/lora", &tr->lora, with_optimizer);
-    if (s) { h5_abort(&f); return s; }
-    return h5_commit(&f);
+    return h5_finish(&f, s, NULL);
 }
 
 static allmrec_status tr_load(void *self, const char *path) {

@@ -25,7 +25,7 @@
 // Strings: variable-length UTF-8 (h5py returns them as bytes/str objects).
 //
 // defines: struct h5_file, H5_MAX_DIMS, h5_create_atomic, h5_edit_atomic,
-//          h5_commit, h5_abort, h5_unlink_pending, h5_open_read, h5_close, h5_flush, h5_exists,
+//          h5_commit, h5_abort, h5_finish, h5_unlink_pending, h5_open_read, h5_close, h5_flush, h5_exists,
 //          h5_group_create, h5_delete, h5_list, h5_write, h5_write_tensor, h5_shape,
 //          h5_read, h5_read_alloc, h5_read_rows, h5_read_tensor,
 //          h5_write_strings, h5_read_strings, h5_free_strings,
@@ -64,6 +64,10 @@ allmrec_status h5_edit_atomic(struct h5_file *f, const char *path);
 allmrec_status h5_commit(struct h5_file *f);
 // Close and remove the temporary file (atomic writes); no-op if closed.
 void h5_abort(struct h5_file *f);
+// End a write: with s == ALLMREC_OK commit it (h5_commit's status is returned), otherwise
+// prefix the error with "writing <what> <path>: " (what NULL: no prefix), abort and return s.
+// Every writer's last line: `return h5_finish(&f, s, "checkpoint");`.
+allmrec_status h5_finish(struct h5_file *f, allmrec_status s, const char *what);
 // Remove every temporary file of an uncommitted atomic write of this process
 // (async-signal-safe: only unlink(2); for SIGINT/SIGTERM handlers, so that an
 // interrupted run leaves nothing behind).
