@@ -138,6 +138,12 @@ void config_unset(struct config *cfg, const char *key) {
 // section).
 static allmrec_status store(struct config *cfg, const char *key, const char *const *items, int n_items,
                             bool is_list, bool quoted, const char *file, int64_t line) {
+    // a top-level `base:` is read as the files to inherit from, so a key under it (or one set by an
+    // override) would be written into the resolved config as a base and not come back as a key
+    if (!strcmp(key, "base") || !strncmp(key, "base.", 5))
+        return ALLMREC_ERR_AT(ALLMREC_ERR_CONFIG, file, line, key,
+                              "'base' names the files a config inherits from (a path or a list of paths, "
+                              "at the top of a file); it cannot hold keys or be set another way");
     for (int i = cfg->n - 1; i >= 0; i--) {
         const char *k = cfg->entries[i].key;
         if (key_is_below(k, key) || key_is_below(key, k)) remove_at(cfg, i);

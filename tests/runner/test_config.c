@@ -188,6 +188,13 @@ static void test_errors(void) {
     // missing base file, named with the including line
     expect_error("e11.yaml", "base: nope.yaml\ndata:\n  path: x\n", NULL, 0, ALLMREC_ERR_CONFIG,
                  "e11.yaml:1: key 'base': base file", "nope.yaml' not found");
+    // issue 16 (fuzz finding): a dotted key under 'base' was stored, written back nested under a
+    // top-level `base:` and then read as the base files; it is refused where it is written
+    expect_error("e11b.yaml", "data:\n  path: x\nbase.yaba: >\n", NULL, 0, ALLMREC_ERR_CONFIG,
+                 "e11b.yaml:3: key 'base.yaba': 'base' names the files a config inherits from", NULL);
+    char *ov_base[] = {"base=other.yaml"};
+    expect_error("e11c.yaml", "data:\n  path: x\n", ov_base, 1, ALLMREC_ERR_CONFIG,
+                 "<command line>: key 'base': override 'base=other.yaml'", "cannot hold keys or be set another way");
     // base cycle
     write_file("cyc_b.yaml", "base: cyc_a.yaml\n");
     expect_error("cyc_a.yaml", "base: cyc_b.yaml\ndata:\n  path: x\n", NULL, 0, ALLMREC_ERR_CONFIG,
