@@ -142,6 +142,8 @@ static void register_shared_acts(struct seqcf_model *m) {
     } else {
         seqcf_add_act(m, &m->ce_logits, "ce_logits", 2, BT, m->cfg.n_items + 1, 0);
         seqcf_add_act(m, &m->ce_lse, "ce_lse", 1, BT, 0, 0);
+        seqcf_add_act(m, &m->ce_h, "ce_h", 2, BT, d, 0);
+        seqcf_add_act(m, &m->ce_dh, "ce_dh", 2, BT, d, 0);
         seqcf_add_act(m, &m->losses, "losses", 1, BT, 0, 0);
     }
 }
@@ -156,10 +158,11 @@ static allmrec_status alloc_acts(struct seqcf_model *m) {
     return ALLMREC_OK;
 }
 
-// one device block: ids (3,B,T) i32 | weights (2,B,T) f32 | mask (B,T) u8 (as SASRec)
+// one device block: ids (3,B,T) i32 | weights (2,B,T) f32 | CE rows, items (BT) i32, CE weights (BT) f32 |
+// mask (B,T) u8 (SASRec's, with the CE block before the bytes so that it stays 4-byte aligned)
 static allmrec_status alloc_stage(struct seqcf_model *m) {
     const int64_t B = m->B, T = m->cfg.maxlen, BT = B * T;
-    m->stage_bytes = (size_t)BT * (3 * 4 + 2 * 4 + 1);
+    m->stage_bytes = (size_t)BT * (3 * 4 + 2 * 4 + 3 * 4 + 1);
     ALLMREC_TRY(device_malloc(m->ctx->device, m->stage_bytes, &m->stage_dev));
     m->stage_host = calloc(1, m->stage_bytes);
     if (!m->stage_host) return ALLMREC_ERR(ALLMREC_ERR_NOMEM, "seqcf: host staging");
@@ -167,14 +170,17 @@ static allmrec_status alloc_stage(struct seqcf_model *m) {
     enum allmrec_device dev = m->ctx->device;
     m->ids = tensor_3d(sd, I32, dev, 3, B, T);
     m->weights = tensor_2d(sd + 12 * BT, F32, dev, 2, BT);
-    m->mask = tensor_2d(sd + 20 * BT, U8, dev, B, T);
+    m->ce_rows = tensor_1d(sd + 20 * BT, I32, dev, BT);
+    m->ce_items = tensor_1d(sd + 24 * BT, I32, dev, BT);
+    m->ce_weights = tensor_1d(sd + 28 * BT, F32, dev, BT);
+    m->mask = tensor_2d(sd + 32 * BT, U8, dev, B, T);
     m->batch.B = (int)B;
     m->batch.T = (int)T;
     m->batch.seq = (int32_t *)sh;
     m->batch.pos = (int32_t *)sh + BT;
     m->batch.neg = (int32_t *)sh + 2 * BT;
     m->batch.weights = (float *)(sh + 12 * BT);
-    m->batch.mask = (uint8_t *)(sh + 20 * BT);
+    m->batch.mask = (uint8_t *)(sh + 32 * BT);
     sasrec_batch_clear(&m->batch);
     return device_memcpy(m->stage_dev, dev, m->stage_host, ALLMREC_DEVICE_CPU, m->stage_bytes);
 }
@@ -242,7 +248,26 @@ allmrec_status seqcf_init_uniform(struct seqcf_model *m, struct tensor t, float 
 
 // ------------------------------------------------------------------ step
 
+// the CE block of the staging buffer: every position with a target and a nonzero weight (the
+// others add exactly zero to the loss and to every gradient)
+static void compact_ce_targets(struct seqcf_model *m) {
+    const int64_t BT = (int64_t)m->B * m->cfg.maxlen;
+    char *sh = m->stage_host;
+    int32_t *rows = (int32_t *)(sh + 20 * BT), *items = (int32_t *)(sh + 24 * BT);
+    float *w = (float *)(sh + 28 * BT);
+    int64_t n = 0;
+    for (int64_t r = 0; r < BT; r++) {
+        if (m->batch.pos[r] == 0 || m->batch.weights[r] == 0.0f) continue;
+        rows[n] = (int32_t)r;
+        items[n] = m->batch.pos[r];
+        w[n] = m->batch.weights[r];
+        n++;
+    }
+    m->n_ce = n;
+}
+
 allmrec_status seqcf_upload(struct seqcf_model *m) {
+    if (m->cfg.loss == SEQCF_LOSS_CE) compact_ce_targets(m);
     return device_memcpy(m->stage_dev, m->ctx->device, m->stage_host, ALLMREC_DEVICE_CPU, m->stage_bytes);
 }
 
@@ -271,11 +296,20 @@ allmrec_status seqcf_loss_forward(struct seqcf_model *m) {
         ALLMREC_TRY(op_rowdot_forward(ctx, rows2(m->logits, 1, 1, BT), h, rows2(m->pn_emb, BT, BT, d)));
         ALLMREC_TRY(op_bce_logits_forward(ctx, m->losses, m->logits, m->targets));
         ALLMREC_TRY(op_rowdot_forward(ctx, m->loss, rows2(m->losses, 0, 1, 2 * BT), rows2(m->weights, 0, 1, 2 * BT)));
+    } else if (m->n_ce == 0) {
+        ALLMREC_TRY(op_fill(ctx, m->loss, 0.0f)); // no position has a target
     } else {
-        // logits (BT, V) = out E^T; CE over all items, target = pos (0 = no target, ignored)
-        ALLMREC_TRY(op_matmul(ctx, m->ce_logits, h, seqcf_param(m, "item_embedding.weight"), false, true, 1.0f, 0.0f));
-        ALLMREC_TRY(op_cross_entropy_forward(ctx, m->losses, m->ce_lse, m->ce_logits, ids_row(m, 1, 1), 0));
-        ALLMREC_TRY(op_rowdot_forward(ctx, m->loss, rows2(m->losses, 0, 1, BT), rows2(m->weights, 0, 1, BT)));
+        // the n rows of out with a target (compact_ce_targets), their logits (n, V) = h E^T and CE
+        // over all items against their item
+        const int64_t n = m->n_ce, V = m->cfg.n_items + 1;
+        struct tensor rows = tensor_1d(m->ce_rows.data, I32, m->ce_rows.device, n);
+        struct tensor hn = rows2(m->ce_h, 0, n, d), lg = rows2(m->ce_logits, 0, n, V);
+        ALLMREC_TRY(op_embedding_forward(ctx, hn, rows, h, 0));
+        ALLMREC_TRY(op_matmul(ctx, lg, hn, seqcf_param(m, "item_embedding.weight"), false, true, 1.0f, 0.0f));
+        ALLMREC_TRY(op_cross_entropy_forward(ctx, tensor_1d(m->losses.data, F32, m->losses.device, n),
+                                             tensor_1d(m->ce_lse.data, F32, m->ce_lse.device, n), lg,
+                                             tensor_1d(m->ce_items.data, I32, m->ce_items.device, n), 0));
+        ALLMREC_TRY(op_rowdot_forward(ctx, m->loss, rows2(m->losses, 0, 1, n), rows2(m->ce_weights, 0, 1, n)));
     }
     return op_axpy(ctx, m->loss_acc, 1.0f, m->loss);
 }
@@ -297,11 +331,18 @@ static allmrec_status loss_backward(struct seqcf_model *m) {
                                            rows2(m->dlogits, half, 1, BT), h, rows2(m->pn_emb, half * BT, BT, d)));
         return op_embedding_backward(ctx, dE, m->dpn_emb, ids_row(m, 1, 2), 0);
     }
-    // CE: dlogits (written over the logits) = (softmax - onehot) * weight; then two GEMMs
-    ALLMREC_TRY(op_cross_entropy_backward(ctx, m->ce_logits, tensor_1d(m->weights.data, F32, m->weights.device, BT), m->ce_logits, m->ce_lse,
-                                          ids_row(m, 1, 1), 0, 0));
-    ALLMREC_TRY(op_matmul(ctx, dh, m->ce_logits, E, false, false, 1.0f, 1.0f));
-    return op_matmul(ctx, dE, m->ce_logits, h, true, false, 1.0f, 1.0f);
+    // CE over the n rows with a target: dlogits (written over the logits) = (softmax - onehot) * weight,
+    // dh of those rows = dlogits E (scattered back to their positions of dout), dE += dlogits^T h
+    const int64_t n = m->n_ce, V = m->cfg.n_items + 1;
+    if (n == 0) return ALLMREC_OK;
+    struct tensor rows = tensor_1d(m->ce_rows.data, I32, m->ce_rows.device, n);
+    struct tensor hn = rows2(m->ce_h, 0, n, d), dhn = rows2(m->ce_dh, 0, n, d), lg = rows2(m->ce_logits, 0, n, V);
+    ALLMREC_TRY(op_cross_entropy_backward(ctx, lg, tensor_1d(m->ce_weights.data, F32, m->ce_weights.device, n), lg,
+                                          tensor_1d(m->ce_lse.data, F32, m->ce_lse.device, n),
+                                          tensor_1d(m->ce_items.data, I32, m->ce_items.device, n), 0, 0));
+    ALLMREC_TRY(op_matmul(ctx, dhn, lg, E, false, false, 1.0f, 0.0f));
+    ALLMREC_TRY(op_embedding_backward(ctx, dh, dhn, rows, 0));
+    return op_matmul(ctx, dE, lg, hn, true, false, 1.0f, 1.0f);
 }
 
 allmrec_status seqcf_backward(struct seqcf_model *m) {

@@ -98,11 +98,18 @@ struct seqcf_model {
     struct tensor out, dout, xu;
     struct tensor pn_emb, dpn_emb, logits, dlogits, losses, loss, loss_acc; // BCE: (2BT, d), (2BT)
     struct tensor ce_logits, ce_lse;                                      // CE: (BT, n_items + 1), (BT)
+    struct tensor ce_h, ce_dh; // CE: (BT, d) the rows of out that have a target, gathered, and their gradient
     struct tensor targets;                                                // (2, BT) F32: 1 then 0
     // encoder state (gru4rec.c / nextitnet.c): activations registered by the encoder
     struct tensor enc[SEQCF_MAX_ACTS];
     // staged batch: ids (3, B, T) = seq, pos, neg; weights (2, BT); mask (B, T)
     struct tensor ids, weights, mask;
+    // CE only, staged with the batch: the n_ce positions that have a target (their flat index into
+    // out, their item, their weight), compacted by seqcf_upload. A short history leaves most of
+    // the window padding (Beauty: about 7 targets in a window of 50), and the logits over every
+    // item are the bulk of a CE step, so only these rows get them.
+    struct tensor ce_rows, ce_items, ce_weights; // (BT) i32, i32, f32; the first n_ce are used
+    int64_t n_ce;
     void *stage_dev, *stage_host;
     size_t stage_bytes;
     struct sasrec_batch batch;
