@@ -1006,8 +1006,19 @@ static void put_scalar(struct sbuf *b, const char *s, bool force_quote) {
         case '\t': sb_puts(b, "\\t"); break;
         case '\r': sb_puts(b, "\\r"); break;
         default:
-            if ((unsigned char)*c < 0x20) { snprintf(esc, sizeof esc, "\\x%02x", (unsigned char)*c); sb_puts(b, esc); }
-            else sb_put(b, c, 1);
+            if ((unsigned char)*c < 0x20 || *c == 0x7f) {
+                snprintf(esc, sizeof esc, "\\x%02x", (unsigned char)*c);
+                sb_puts(b, esc);
+            } else if ((unsigned char)c[0] == 0xc2 && (unsigned char)c[1] == 0x85) {
+                sb_puts(b, "\\N"); // U+0085 NEL: a line break to YAML, folded to a space if written raw
+                c++;
+            } else if ((unsigned char)c[0] == 0xe2 && (unsigned char)c[1] == 0x80 &&
+                       ((unsigned char)c[2] == 0xa8 || (unsigned char)c[2] == 0xa9)) {
+                sb_puts(b, (unsigned char)c[2] == 0xa8 ? "\\L" : "\\P"); // U+2028, U+2029 likewise
+                c += 2;
+            } else {
+                sb_put(b, c, 1);
+            }
         }
     }
     sb_puts(b, "\"");
