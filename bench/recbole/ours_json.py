@@ -8,7 +8,10 @@ import json
 import sys
 
 run, out, model, ds, epochs, threads = sys.argv[1:]
-ep = [json.loads(l) for l in open(run + "/train_log.jsonl") if '"event": "epoch"' in l]
+# the log of the last run only: a restarted run (train.restart=true) appends after a new "start" event
+log = [json.loads(l) for l in open(run + "/train_log.jsonl") if l.strip()]
+starts = [i for i, e in enumerate(log) if e.get("event") == "start"]
+ep = [e for e in log[starts[-1] if starts else 0:] if e.get("event") == "epoch"]
 m = json.load(open(run + "/metrics.json"))["results"]
 r = [x for x in m if x["scenario"] == "all" and x["kind"] == "full"][0]
 res = {"model": model, "dataset": ds, "epochs": int(epochs), "threads": int(threads),
