@@ -106,7 +106,7 @@ struct seqcf_model {
     struct tensor ids, weights, mask;
     // CE only, staged with the batch: the n_ce positions that have a target (their flat index into
     // out, their item, their weight), compacted by seqcf_upload. A short history leaves most of
-    // the window padding (Beauty: about 7 targets in a window of 50), and the logits over every
+    // the window padding (Beauty: about 6 targets in a window of 50), and the logits over every
     // item are the bulk of a CE step, so only these rows get them.
     struct tensor ce_rows, ce_items, ce_weights; // (BT) i32, i32, f32; the first n_ce are used
     int64_t n_ce;
