@@ -125,8 +125,7 @@ int cmd_encode(int argc, char **argv) {
         if (s == ALLMREC_OK) s = h5_attr_set_i64(&f, "", "dim", C);
         if (s == ALLMREC_OK) s = h5_attr_set_i64(&f, "", "n_items", n);
         if (s == ALLMREC_OK) s = h5_attr_set_str(&f, "", "dtype", dtype_name(dt));
-        if (s == ALLMREC_OK) s = h5_commit(&f);
-        else h5_abort(&f);
+        s = h5_finish(&f, s, NULL);
     }
     if (s == ALLMREC_OK)
         log_info("encode: %lld items -> %s (%lld x %lld) in %.1f s (%.1f items/s)", (long long)n, out,

@@ -102,8 +102,7 @@ static allmrec_status release_pair(const char *dir, const char *out, const char 
         s = convert_to_h5(&f, pa[i], group, prefix, a[i].names, a[i].n);
     }
     if (!s) s = h5_attr_set_str(&f, "/", "converted_from", dir);
-    if (!s) s = h5_commit(&f);
-    else h5_abort(&f);
+    s = h5_finish(&f, s, NULL);
     *done = s == ALLMREC_OK;
     return s;
 }

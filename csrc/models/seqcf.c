@@ -250,11 +250,15 @@ allmrec_status seqcf_init_uniform(struct seqcf_model *m, struct tensor t, float 
 
 // the CE block of the staging buffer: every position with a target and a nonzero weight (the
 // others add exactly zero to the loss and to every gradient)
+// the host copy of a tensor of the staging block (alloc_stage holds the one layout)
+static void *stage_host_of(const struct seqcf_model *m, struct tensor t) {
+    return (char *)m->stage_host + ((char *)t.data - (char *)m->stage_dev);
+}
+
 static void compact_ce_targets(struct seqcf_model *m) {
     const int64_t BT = (int64_t)m->B * m->cfg.maxlen;
-    char *sh = m->stage_host;
-    int32_t *rows = (int32_t *)(sh + 20 * BT), *items = (int32_t *)(sh + 24 * BT);
-    float *w = (float *)(sh + 28 * BT);
+    int32_t *rows = stage_host_of(m, m->ce_rows), *items = stage_host_of(m, m->ce_items);
+    float *w = stage_host_of(m, m->ce_weights);
     int64_t n = 0;
     for (int64_t r = 0; r < BT; r++) {
         if (m->batch.pos[r] == 0 || m->batch.weights[r] == 0.0f) continue;
