@@ -227,7 +227,28 @@ static allmrec_status cut_log(const char *p_log, double log_bytes) {
     return ALLMREC_OK;
 }
 
-// resume from last.h5, or start over (a stale best.h5 of an earlier run goes)
+// train.restart: the earlier run's log is kept beside the new one as
+// train_log.<k>.jsonl (k = 1, 2, ...: the first free number, oldest first), so
+// train_log.jsonl holds one run from its start event and readers (the runner's
+// curves, bench scripts) never mix two runs' epochs
+static allmrec_status keep_earlier_log(const char *p_log) {
+    if (!fs_exists(p_log)) return ALLMREC_OK;
+    size_t n = strlen(p_log) - strlen(".jsonl"); // p_log ends in "train_log.jsonl"
+    char kept[1300];
+    for (int k = 1; k < 100000; k++) {
+        snprintf(kept, sizeof kept, "%.*s.%d.jsonl", (int)n, p_log, k);
+        if (fs_exists(kept)) continue;
+        if (rename(p_log, kept) != 0)
+            return ALLMREC_ERR_AT(ALLMREC_ERR_IO, p_log, 0, NULL, "cannot keep the earlier run's log as %s", kept);
+        log_info("train.restart: the earlier run's log is now %s", kept);
+        return ALLMREC_OK;
+    }
+    return ALLMREC_ERR_AT(ALLMREC_ERR_IO, p_log, 0, NULL, "no free name train_log.<k>.jsonl to keep it under");
+}
+
+// resume from last.h5, or start over (a stale best.h5 of an earlier run goes;
+// on train.restart its last.h5 too, so an interrupted restart never resumes
+// the run it replaced, and its log is kept aside)
 static allmrec_status start(struct loop *L, struct train_loop_result *res) {
     const struct train_loop_options *o = L->o;
     char line[512];
@@ -253,6 +274,11 @@ static allmrec_status start(struct loop *L, struct train_loop_result *res) {
     } else {
         if (fs_exists(L->p_best) && unlink(L->p_best) != 0)
             return ALLMREC_ERR(ALLMREC_ERR_IO, "cannot remove the stale %s of an earlier run", L->p_best);
+        if (o->restart) {
+            if (fs_exists(L->p_last) && unlink(L->p_last) != 0)
+                return ALLMREC_ERR(ALLMREC_ERR_IO, "cannot remove the %s of the run train.restart replaces", L->p_last);
+            ALLMREC_TRY(keep_earlier_log(L->p_log));
+        }
         snprintf(line, sizeof line, "{\"event\": \"start\", \"n_epochs\": %d}", o->epochs);
     }
     train_loop_log_jsonl(L->p_log, line);

@@ -4,7 +4,8 @@
 //    state of a straight run; checkpoints every N steps record the position;
 //    early stopping after `patience` validations without improvement keeps
 //    best.h5 = the state of the best epoch; without validation best.h5 is the
-//    final state; a restart removes a stale best.h5; the JSON-lines log;
+//    final state; a restart removes a stale best.h5 and keeps the earlier
+//    run's log as train_log.<k>.jsonl; the JSON-lines log;
 //    SIGUSR1 (Slurm's time-limit warning) and SIGTERM save and resume.
 //  - SASRec killed with SIGKILL at a random step (a forked child, killed after
 //    it has logged k steps, k random; twice), re-run on the same out_dir, ends
@@ -209,6 +210,31 @@ static void test_toy_no_validation_and_restart(void) {
     CHECK_OK(train_loop_run(&o, &tb, &r));
     read_w(p, w, &e);
     CHECK(e == 1 && !memcmp(w, b.w, sizeof w));
+    // the earlier run's log is kept as train_log.1.jsonl; train_log.jsonl holds the new run only
+    char *log = NULL;
+    fs_join(p, sizeof p, dir, "train_log.1.jsonl");
+    CHECK_OK(fs_read_all(p, &log, NULL));
+    CHECK_STR_CONTAINS(log, "\"n_epochs\": 2");
+    CHECK(!strstr(log, "\"n_epochs\": 1"));
+    free(log);
+    fs_join(p, sizeof p, dir, "train_log.jsonl");
+    CHECK_OK(fs_read_all(p, &log, NULL));
+    CHECK_STR_CONTAINS(log, "\"n_epochs\": 1");
+    CHECK(!strstr(log, "\"n_epochs\": 2"));
+    free(log);
+    // a second restart keeps the first restart's log as train_log.2.jsonl, the first one untouched
+    struct toy c = {0};
+    struct trainer tc = toy_trainer(&c, false);
+    CHECK_OK(train_loop_run(&o, &tc, &r));
+    fs_join(p, sizeof p, dir, "train_log.2.jsonl");
+    CHECK_OK(fs_read_all(p, &log, NULL));
+    CHECK_STR_CONTAINS(log, "\"n_epochs\": 1");
+    free(log);
+    fs_join(p, sizeof p, dir, "train_log.1.jsonl");
+    CHECK_OK(fs_read_all(p, &log, NULL));
+    CHECK_STR_CONTAINS(log, "\"n_epochs\": 2");
+    free(log);
+    fs_join(p, sizeof p, dir, "best.h5");
     // bad options
     o.epochs = 0;
     CHECK_STATUS(train_loop_run(&o, &tb, &r), ALLMREC_ERR_CONFIG);
