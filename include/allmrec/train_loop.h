@@ -11,7 +11,8 @@
 //     bad_evals, finished). It is written atomically at every epoch end, every
 //     `checkpoint_every` steps inside an epoch, on SIGINT/SIGTERM and when a
 //     stop is asked; re-running the same command resumes at the exact step
-//     (`restart` ignores it and starts over, removing a stale best.h5).
+//     (`restart` ignores it and starts over, removing it and a stale best.h5
+//     and keeping the earlier run's train_log.jsonl as train_log.<k>.jsonl).
 //   - SIGINT/SIGTERM/SIGUSR1 (Slurm's time-limit warning): finish the running step, save last.h5, return
 //     ALLMREC_ERR_INTERRUPTED ("run the same command again to resume").
 //   - max_minutes: a time budget; after the epoch that passes it the loop
@@ -99,7 +100,7 @@ struct train_loop_options {
     bool budget_mid_epoch;     // the budget may stop inside an epoch (see above)
     int64_t checkpoint_every;  // also write last.h5 every N global steps (0 = at epoch ends only)
     int64_t log_every;         // a "step" JSON line every N global steps (0 = none)
-    bool restart;              // ignore last.h5
+    bool restart;              // ignore last.h5 (removed; the old log kept as train_log.<k>.jsonl)
     bool progress;             // progress line on stderr
     int64_t stop_after_steps;  // > 0: save and stop (ALLMREC_ERR_INTERRUPTED) after that many steps (tests)
     const char *config_yaml;   // this run's resolved config (or NULL): see train_loop_check_resume
