@@ -37,7 +37,7 @@ static const struct config_key SCHEMA[] = {
      "time budget: after the epoch that passes it, validate, stop and evaluate best.h5 (0 = none)"},
     {"train.checkpoint_every", CONFIG_INT, "0", false, "also write last.h5 every N steps (0 = at epoch ends only)"},
     {"train.log_every", CONFIG_INT, "0", false, "a step line (mean loss) in train_log.jsonl every N steps (0 = none)"},
-    {"train.restart", CONFIG_BOOL, "false", false, "ignore <out_dir>/last.h5 and start over (the earlier train_log.jsonl is kept as train_log.<k>.jsonl)"},
+    {"train.restart", CONFIG_BOOL, "false", false, TRAIN_LOOP_RESTART_DOC},
     {"train.progress", CONFIG_BOOL, "true", false, "progress lines on stderr"},
     {"eval.valid_scenario", CONFIG_STRING, "all", false, "validation candidate scenario"},
     {"eval.valid_kind", CONFIG_STRING, "full", false, "validation candidate kind (RecBole: full ranking)"},

@@ -72,7 +72,7 @@ static const struct config_key SCHEMA[] = {
     {"train.checkpoint_every", CONFIG_INT, "0", false, "also write last.h5 every N steps (0 = at epoch ends only)",
      "[0, inf)"},
     {"train.log_every", CONFIG_INT, "0", false, "a step line in train_log.jsonl every N steps (0 = none)", "[0, inf)"},
-    {"train.restart", CONFIG_BOOL, "false", false, "ignore <out_dir>/last.h5 and start over (the earlier train_log.jsonl is kept as train_log.<k>.jsonl)"},
+    {"train.restart", CONFIG_BOOL, "false", false, TRAIN_LOOP_RESTART_DOC},
     {"train.progress", CONFIG_BOOL, "true", false, "progress lines on stderr"},
     {"eval.final", CONFIG_BOOL, "true", false,
      "rank the test candidates by x_u . E_i, x_u . fc2(q_i) (text path) and x_u . fc2(e_i) (metrics.json)"},

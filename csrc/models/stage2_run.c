@@ -86,7 +86,7 @@ static const struct config_key SCHEMA[] = {
     {"train.max_minutes", CONFIG_DOUBLE, "0", false, "time budget (0 = none; re-running resumes)"},
     {"train.checkpoint_every", CONFIG_INT, "0", false, "also write last.h5 every N steps (0 = epoch ends)", "[0, inf)"},
     {"train.log_every", CONFIG_INT, "0", false, "a step line in train_log.jsonl every N steps (0 = none)", "[0, inf)"},
-    {"train.restart", CONFIG_BOOL, "false", false, "ignore <out_dir>/last.h5 and start over (the earlier train_log.jsonl is kept as train_log.<k>.jsonl)"},
+    {"train.restart", CONFIG_BOOL, "false", false, TRAIN_LOOP_RESTART_DOC},
     {"train.data_parallel", CONFIG_BOOL, "false", false, "split each batch over the MPI ranks (CPU; launch with "
      "mpirun -np N): gradients pooled as one process's; rank r > 0 writes to <out_dir>/rank<r>"},
     {"train.progress", CONFIG_BOOL, "true", false, "progress lines on stderr"},

@@ -231,12 +231,12 @@ static allmrec_status cut_log(const char *p_log, double log_bytes) {
 // train_log.<k>.jsonl (k = 1, 2, ...: the first free number, oldest first), so
 // train_log.jsonl holds one run from its start event and readers (the runner's
 // curves, bench scripts) never mix two runs' epochs
-static allmrec_status keep_earlier_log(const char *p_log) {
+static allmrec_status keep_earlier_log(const char *out_dir, const char *p_log) {
     if (!fs_exists(p_log)) return ALLMREC_OK;
-    size_t n = strlen(p_log) - strlen(".jsonl"); // p_log ends in "train_log.jsonl"
-    char kept[1300];
+    char name[32], kept[1300];
     for (int k = 1; k < 100000; k++) {
-        snprintf(kept, sizeof kept, "%.*s.%d.jsonl", (int)n, p_log, k);
+        snprintf(name, sizeof name, "train_log.%d.jsonl", k);
+        fs_join(kept, sizeof kept, out_dir, name);
         if (fs_exists(kept)) continue;
         if (rename(p_log, kept) != 0)
             return ALLMREC_ERR_AT(ALLMREC_ERR_IO, p_log, 0, NULL, "cannot keep the earlier run's log as %s", kept);
@@ -277,7 +277,7 @@ static allmrec_status start(struct loop *L, struct train_loop_result *res) {
         if (o->restart) {
             if (fs_exists(L->p_last) && unlink(L->p_last) != 0)
                 return ALLMREC_ERR(ALLMREC_ERR_IO, "cannot remove the %s of the run train.restart replaces", L->p_last);
-            ALLMREC_TRY(keep_earlier_log(L->p_log));
+            ALLMREC_TRY(keep_earlier_log(o->out_dir, L->p_log));
         }
         snprintf(line, sizeof line, "{\"event\": \"start\", \"n_epochs\": %d}", o->epochs);
     }

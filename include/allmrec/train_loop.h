@@ -118,6 +118,10 @@ struct train_loop_result {
     bool resumed;          // this call resumed from last.h5
 };
 
+// the description of the train.restart key in every trainer's key table (what start() does)
+#define TRAIN_LOOP_RESTART_DOC \
+    "ignore <out_dir>/last.h5 and start over (the earlier train_log.jsonl is kept as train_log.<k>.jsonl)"
+
 // Before a resume: the resolved config saved in last.h5 (its "config"
 // attribute) and o->config_yaml must agree in every key that changes what the
 // run computes; all keys may differ except out_dir, train.epochs,

@@ -8,15 +8,15 @@
 // "  allmrec ..." of a section starting with "examples". They run in that
 // order, each distinct command once, in one scratch folder holding copies of
 // configs/, experiments/, data/example/ and tests/fixtures/torch_pickle/ (so
-// paths read as from the repository root) and a link ../shared to the checkout's
-// ../shared (where it is absent, the examples that read ../shared/data are listed as
+// paths read as from the repository root) and a link ../shared to the tests' shared
+// folder (where it is absent, the examples that read ../shared/data are listed as
 // not run), on tiny synthetic data; an example that fails prints its command and output.
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "testing.h"
 
@@ -125,22 +125,21 @@ static void test_every_help_example_runs(void) {
     const char *src = getenv("ALLMREC_SOURCE");
     if (!src) TEST_SKIP("ALLMREC_SOURCE is not set (run through ctest)");
     // the examples run in <tmp>/project, a bare copy of what a checkout holds, with
-    // <tmp>/shared -> the checkout's ../shared: examples name ../shared/data as a user
-    // in the project root does, whatever folder the tests run from
-    char dir[512], cmd[4096];
+    // <tmp>/shared -> the tests' shared folder (test_shared_path): examples name
+    // ../shared/data as a user in the project root does, whatever folder the tests run from
+    char dir[512], cmd[4096], shared[PATH_MAX] = "";
     snprintf(dir, sizeof dir, "%s/project", test_tmpdir());
+    const char *probe = test_shared_path("data/tokenizer_gpt2_opt/vocab.json");
+    bool have_shared = probe && realpath(test_shared_path("."), shared);
+    if (!have_shared)
+        printf("  NOTE: the shared data (data/tokenizer_gpt2_opt) is absent: the examples that read "
+               "../shared/data are not run (listed below)\n");
     snprintf(cmd, sizeof cmd,
              "mkdir -p '%s' && cd '%s' && mkdir -p data tests/fixtures && cp -r '%s/configs' '%s/experiments' . && "
-             "cp -r '%s/data/example' data/ && cp -r '%s/tests/fixtures/torch_pickle' tests/fixtures/ && "
-             "if [ -d '%s/../shared' ]; then ln -sfn \"$(cd '%s/../shared' && pwd)\" ../shared; fi",
-             dir, dir, src, src, src, src, src, src);
+             "cp -r '%s/data/example' data/ && cp -r '%s/tests/fixtures/torch_pickle' tests/fixtures/%s%s%s",
+             dir, dir, src, src, src, src, have_shared ? " && ln -sfn '" : "", have_shared ? shared : "",
+             have_shared ? "' ../shared" : "");
     CHECK_EQ_INT(system(cmd), 0);
-    char shared_probe[600];
-    snprintf(shared_probe, sizeof shared_probe, "%s/../shared/data/tokenizer_gpt2_opt/vocab.json", dir);
-    bool have_shared = access(shared_probe, R_OK) == 0;
-    if (!have_shared)
-        printf("  NOTE: %s is absent: the examples that read ../shared/data are not run (listed below)\n",
-               shared_probe);
 
     static char out[1 << 18];
     add_help("--help");

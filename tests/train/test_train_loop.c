@@ -184,6 +184,19 @@ static void test_toy_resume_early_stop(void) {
     CHECK(rb.resumed && rb.finished && rb.steps_run == 0);
 }
 
+// <dir>/<name> holds the start line of an n_epochs run and (absent > 0) none of an absent-epoch run
+static void check_start_line(const char *dir, const char *name, int n_epochs, int absent) {
+    char p[1200], want[64];
+    char *log = NULL;
+    fs_join(p, sizeof p, dir, name);
+    CHECK_OK(fs_read_all(p, &log, NULL));
+    snprintf(want, sizeof want, "\"n_epochs\": %d", n_epochs);
+    CHECK_MSG(strstr(log, want), "%s lacks %s", p, want);
+    snprintf(want, sizeof want, "\"n_epochs\": %d", absent);
+    CHECK_MSG(absent <= 0 || !strstr(log, want), "%s holds %s, the other run's", p, want);
+    free(log);
+}
+
 static void test_toy_no_validation_and_restart(void) {
     char dir[1100], p[1200];
     snprintf(dir, sizeof dir, "%s/toy_noval", test_tmpdir());
@@ -211,30 +224,14 @@ static void test_toy_no_validation_and_restart(void) {
     read_w(p, w, &e);
     CHECK(e == 1 && !memcmp(w, b.w, sizeof w));
     // the earlier run's log is kept as train_log.1.jsonl; train_log.jsonl holds the new run only
-    char *log = NULL;
-    fs_join(p, sizeof p, dir, "train_log.1.jsonl");
-    CHECK_OK(fs_read_all(p, &log, NULL));
-    CHECK_STR_CONTAINS(log, "\"n_epochs\": 2");
-    CHECK(!strstr(log, "\"n_epochs\": 1"));
-    free(log);
-    fs_join(p, sizeof p, dir, "train_log.jsonl");
-    CHECK_OK(fs_read_all(p, &log, NULL));
-    CHECK_STR_CONTAINS(log, "\"n_epochs\": 1");
-    CHECK(!strstr(log, "\"n_epochs\": 2"));
-    free(log);
+    check_start_line(dir, "train_log.1.jsonl", 2, 1);
+    check_start_line(dir, "train_log.jsonl", 1, 2);
     // a second restart keeps the first restart's log as train_log.2.jsonl, the first one untouched
     struct toy c = {0};
     struct trainer tc = toy_trainer(&c, false);
     CHECK_OK(train_loop_run(&o, &tc, &r));
-    fs_join(p, sizeof p, dir, "train_log.2.jsonl");
-    CHECK_OK(fs_read_all(p, &log, NULL));
-    CHECK_STR_CONTAINS(log, "\"n_epochs\": 1");
-    free(log);
-    fs_join(p, sizeof p, dir, "train_log.1.jsonl");
-    CHECK_OK(fs_read_all(p, &log, NULL));
-    CHECK_STR_CONTAINS(log, "\"n_epochs\": 2");
-    free(log);
-    fs_join(p, sizeof p, dir, "best.h5");
+    check_start_line(dir, "train_log.2.jsonl", 1, 0);
+    check_start_line(dir, "train_log.1.jsonl", 2, 0);
     // bad options
     o.epochs = 0;
     CHECK_STATUS(train_loop_run(&o, &tb, &r), ALLMREC_ERR_CONFIG);
